@@ -1,0 +1,227 @@
+//! `Graph`: a typed graph of primitive ops over petgraph's `StableDiGraph`.
+//!
+//! Every node holds its op and its result type; operands are incoming edges weighted by their
+//! position. Nodes are only added through [`Graph::add`], which runs the op's type rule, so a
+//! graph built through this API is well typed by construction; [`crate::verify`] re-checks
+//! graphs after passes and after parsing. petgraph stays behind this module's wall: the public
+//! API speaks [`NodeId`] only.
+
+use crate::ops::{Op, OpError};
+use crate::types::TensorType;
+use petgraph::stable_graph::{NodeIndex, StableDiGraph};
+use petgraph::visit::{EdgeRef, IntoEdgeReferences, NodeIndexable};
+use petgraph::Direction;
+use smallvec::SmallVec;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fmt;
+
+/// A node of a [`Graph`]. Its `Display` is `%index`; printing a whole graph renumbers densely.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(u32);
+
+impl NodeId {
+    /// The raw index (stable while the node exists).
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+
+    fn ix(self) -> NodeIndex<u32> {
+        NodeIndex::new(self.0 as usize)
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "%{}", self.0)
+    }
+}
+
+/// What a node holds.
+#[derive(Clone, Debug)]
+struct NodeData {
+    op: Op,
+    ty: TensorType,
+    loc: Option<String>,
+}
+
+/// A typed graph of primitive ops with named inputs and ordered outputs.
+#[derive(Clone, Debug)]
+pub struct Graph {
+    name: String,
+    g: StableDiGraph<NodeData, u32, u32>,
+    inputs: Vec<(String, NodeId)>,
+    outputs: Vec<NodeId>,
+}
+
+impl Graph {
+    /// An empty graph called `name` (printed as `graph @name(...)`).
+    pub fn new(name: impl Into<String>) -> Graph {
+        Graph { name: name.into(), g: StableDiGraph::default(), inputs: Vec::new(), outputs: Vec::new() }
+    }
+
+    /// The graph's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Adds an input parameter of type `ty`.
+    pub fn add_input(&mut self, name: impl Into<String>, ty: TensorType) -> NodeId {
+        let index = self.inputs.len();
+        let id = NodeId(
+            self.g.add_node(NodeData { op: Op::Input { index, ty: ty.clone() }, ty, loc: None }).index()
+                as u32,
+        );
+        self.inputs.push((name.into(), id));
+        id
+    }
+
+    /// Adds `op` applied to `args`, inferring its type; fails if the type rule rejects the
+    /// operands or an operand does not exist.
+    pub fn add(&mut self, op: Op, args: &[NodeId]) -> Result<NodeId, OpError> {
+        self.add_at(op, args, None)
+    }
+
+    /// [`Graph::add`], recording the user's source location (printed as a trailing comment).
+    pub fn add_at(&mut self, op: Op, args: &[NodeId], loc: Option<String>) -> Result<NodeId, OpError> {
+        if let Op::Input { .. } = op {
+            return Err(OpError { op: "input", message: "inputs are added with add_input".into() });
+        }
+        let mut tys = Vec::with_capacity(args.len());
+        for &a in args {
+            match self.g.node_weight(a.ix()) {
+                Some(n) => tys.push(&n.ty),
+                None => {
+                    return Err(OpError { op: op.name(), message: format!("operand {a} does not exist") })
+                }
+            }
+        }
+        let ty = op.infer(&tys)?;
+        let id = self.g.add_node(NodeData { op, ty, loc });
+        for (pos, &a) in args.iter().enumerate() {
+            self.g.add_edge(a.ix(), id, pos as u32);
+        }
+        Ok(NodeId(id.index() as u32))
+    }
+
+    /// Sets the graph's outputs, in order.
+    pub fn set_outputs(&mut self, outputs: Vec<NodeId>) {
+        self.outputs = outputs;
+    }
+
+    /// The outputs, in order.
+    pub fn outputs(&self) -> &[NodeId] {
+        &self.outputs
+    }
+
+    /// The inputs with their names, in order.
+    pub fn inputs(&self) -> &[(String, NodeId)] {
+        &self.inputs
+    }
+
+    /// Whether `n` is a node of this graph.
+    pub fn contains(&self, n: NodeId) -> bool {
+        self.g.contains_node(n.ix())
+    }
+
+    /// The op of `n`. Panics if `n` is not in the graph (a bug of the caller).
+    pub fn op(&self, n: NodeId) -> &Op {
+        &self.g[n.ix()].op
+    }
+
+    /// The result type of `n`.
+    pub fn ty(&self, n: NodeId) -> &TensorType {
+        &self.g[n.ix()].ty
+    }
+
+    /// The source location recorded for `n`, if any.
+    pub fn loc(&self, n: NodeId) -> Option<&str> {
+        self.g[n.ix()].loc.as_deref()
+    }
+
+    /// The operands of `n`, in order.
+    pub fn args(&self, n: NodeId) -> SmallVec<[NodeId; 3]> {
+        let mut edges: SmallVec<[(u32, NodeId); 3]> = self
+            .g
+            .edges_directed(n.ix(), Direction::Incoming)
+            .map(|e| (*e.weight(), NodeId(e.source().index() as u32)))
+            .collect();
+        edges.sort_unstable();
+        edges.into_iter().map(|(_, a)| a).collect()
+    }
+
+    /// The nodes that use `n`, each once, in index order.
+    pub fn users(&self, n: NodeId) -> Vec<NodeId> {
+        let mut users: Vec<NodeId> = self
+            .g
+            .neighbors_directed(n.ix(), Direction::Outgoing)
+            .map(|u| NodeId(u.index() as u32))
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        users
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.g.node_count()
+    }
+
+    /// Whether the graph has no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.g.node_count() == 0
+    }
+
+    /// All nodes in index order.
+    pub fn nodes(&self) -> Vec<NodeId> {
+        self.g.node_indices().map(|i| NodeId(i.index() as u32)).collect()
+    }
+
+    /// A deterministic topological order of all nodes (Kahn's algorithm, lowest index first),
+    /// or `None` if the graph has a cycle.
+    pub fn topo_order(&self) -> Option<Vec<NodeId>> {
+        let mut indegree = vec![0usize; self.g.node_bound()];
+        for e in (&self.g).edge_references() {
+            indegree[e.target().index()] += 1;
+        }
+        let mut ready: BinaryHeap<Reverse<usize>> =
+            self.g.node_indices().filter(|i| indegree[i.index()] == 0).map(|i| Reverse(i.index())).collect();
+        let mut order = Vec::with_capacity(self.g.node_count());
+        while let Some(Reverse(i)) = ready.pop() {
+            order.push(NodeId(i as u32));
+            for e in self.g.edges_directed(NodeIndex::new(i), Direction::Outgoing) {
+                let t = e.target().index();
+                indegree[t] -= 1;
+                if indegree[t] == 0 {
+                    ready.push(Reverse(t));
+                }
+            }
+        }
+        (order.len() == self.g.node_count()).then_some(order)
+    }
+
+    /// Nodes from which some output is reachable, in topological order. Printing and
+    /// evaluation walk this list, so dead nodes never reach text.
+    pub fn live_order(&self) -> Option<Vec<NodeId>> {
+        let order = self.topo_order()?;
+        let mut live = vec![false; self.g.node_bound()];
+        for o in &self.outputs {
+            if self.contains(*o) {
+                live[o.index()] = true;
+            }
+        }
+        for &n in order.iter().rev() {
+            if live[n.index()] {
+                for a in self.args(n) {
+                    live[a.index()] = true;
+                }
+            }
+        }
+        Some(
+            order
+                .into_iter()
+                .filter(|n| live[n.index()] || matches!(self.op(*n), Op::Input { .. }))
+                .collect(),
+        )
+    }
+}

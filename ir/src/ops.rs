@@ -1,0 +1,943 @@
+//! The op table: every primitive op of the IR, with its printed name, arity, type rule and
+//! scalar semantics.
+//!
+//! This is the single place where an op is defined (DESIGN.md principle 1). Unary and binary
+//! elementwise ops are rows of [`UnarySpec`] / [`BinarySpec`]: a new elementwise primitive is one
+//! enum variant and one row, and the interpreter, the printer and the parser pick it up. Matches
+//! over [`Op`] elsewhere are exhaustive (no `_ =>`), so the compiler lists every place a new
+//! structural op needs work.
+//!
+//! Floating-point semantics are defined in `f64`: an `f32` op is its `f64` op rounded to `f32`,
+//! which is exact for `+ - * / sqrt` and the best attainable for transcendental functions. This
+//! makes the interpreter an oracle to compare compiled code against. Integer ops wrap on
+//! overflow, as PyTorch's do; integer division or remainder by zero and negative integer powers
+//! are evaluation errors rather than undefined results.
+
+use crate::types::{broadcast_shapes, Category, DType, Shape, TensorType};
+use smallvec::SmallVec;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+/// A small list of axes or sizes.
+pub type Dims = SmallVec<[usize; 4]>;
+/// A small list of signed values (slice starts and steps).
+pub type IDims = SmallVec<[isize; 4]>;
+
+/// A scalar constant. Floats compare and hash by their bits, so ops holding them are `Eq + Hash`
+/// and CSE can hash-cons them.
+#[derive(Clone, Copy, Debug)]
+pub enum Scalar {
+    /// A boolean.
+    Bool(bool),
+    /// An integer (of either integer dtype).
+    Int(i64),
+    /// A float (of either float dtype; an `f32` constant holds a value exact in `f32`).
+    Float(f64),
+}
+
+impl Scalar {
+    /// Converts a value to the representation of `dtype`, rounding to `f32` or wrapping to `i32`
+    /// as a cast would.
+    pub fn cast(self, dtype: DType) -> Scalar {
+        let f = self.as_f64();
+        match dtype {
+            DType::Bool => Scalar::Bool(f != 0.0),
+            DType::I32 => Scalar::Int(match self {
+                Scalar::Int(i) => i as i32 as i64,
+                _ => f as i32 as i64,
+            }),
+            DType::I64 => Scalar::Int(match self {
+                Scalar::Int(i) => i,
+                _ => f as i64,
+            }),
+            DType::F32 => Scalar::Float(f as f32 as f64),
+            DType::F64 => Scalar::Float(f),
+        }
+    }
+
+    /// The value as an `f64` (`true` is 1).
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Scalar::Bool(b) => b as i64 as f64,
+            Scalar::Int(i) => i as f64,
+            Scalar::Float(f) => f,
+        }
+    }
+
+    /// The value as an `i64` (floats truncate toward zero, saturating).
+    pub fn as_i64(self) -> i64 {
+        match self {
+            Scalar::Bool(b) => b as i64,
+            Scalar::Int(i) => i,
+            Scalar::Float(f) => f as i64,
+        }
+    }
+
+    /// The category of the value.
+    pub fn category(self) -> Category {
+        match self {
+            Scalar::Bool(_) => Category::Bool,
+            Scalar::Int(_) => Category::Int,
+            Scalar::Float(_) => Category::Float,
+        }
+    }
+
+    /// Prints the value as the text IR spells it for `dtype`: the shortest text that parses
+    /// back to the same bits (`0.1`, `-inf`, `nan`, `3`, `true`).
+    pub fn text(self, dtype: DType) -> String {
+        match self.cast(dtype) {
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => {
+                if f.is_nan() {
+                    "nan".to_string()
+                } else if f.is_infinite() {
+                    if f > 0.0 { "inf" } else { "-inf" }.to_string()
+                } else if dtype == DType::F32 {
+                    format!("{:?}", f as f32)
+                } else {
+                    format!("{f:?}")
+                }
+            }
+        }
+    }
+
+    /// Parses a constant written for `dtype`, the inverse of [`Scalar::text`].
+    pub fn parse(s: &str, dtype: DType) -> Option<Scalar> {
+        match dtype {
+            DType::Bool => match s {
+                "true" => Some(Scalar::Bool(true)),
+                "false" => Some(Scalar::Bool(false)),
+                _ => None,
+            },
+            DType::I32 => s.parse::<i32>().ok().map(|i| Scalar::Int(i as i64)),
+            DType::I64 => s.parse::<i64>().ok().map(Scalar::Int),
+            DType::F32 => parse_float(s).map(|f| Scalar::Float(f as f32 as f64)),
+            DType::F64 => parse_float(s).map(Scalar::Float),
+        }
+    }
+}
+
+fn parse_float(s: &str) -> Option<f64> {
+    match s {
+        "nan" => Some(f64::NAN),
+        "inf" => Some(f64::INFINITY),
+        "-inf" => Some(f64::NEG_INFINITY),
+        _ if s.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '.') => s.parse().ok(),
+        _ => None,
+    }
+}
+
+impl PartialEq for Scalar {
+    fn eq(&self, other: &Scalar) -> bool {
+        match (self, other) {
+            (Scalar::Bool(a), Scalar::Bool(b)) => a == b,
+            (Scalar::Int(a), Scalar::Int(b)) => a == b,
+            (Scalar::Float(a), Scalar::Float(b)) => a.to_bits() == b.to_bits(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Scalar {}
+
+impl Hash for Scalar {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self {
+            Scalar::Bool(b) => (0u8, *b).hash(state),
+            Scalar::Int(i) => (1u8, *i).hash(state),
+            Scalar::Float(f) => (2u8, f.to_bits()).hash(state),
+        }
+    }
+}
+
+/// Which dtypes an elementwise op accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accepts {
+    /// Integers and floats.
+    Numeric,
+    /// Floats only (the front end casts integers to the default float first, as torch does).
+    Float,
+    /// Booleans only.
+    Bool,
+    /// Every dtype.
+    Any,
+}
+
+impl Accepts {
+    /// Whether `dtype` is accepted.
+    pub fn admits(self, dtype: DType) -> bool {
+        match self {
+            Accepts::Numeric => dtype != DType::Bool,
+            Accepts::Float => dtype.is_float(),
+            Accepts::Bool => dtype == DType::Bool,
+            Accepts::Any => true,
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Accepts::Numeric => "an integer or float dtype",
+            Accepts::Float => "a float dtype",
+            Accepts::Bool => "bool",
+            Accepts::Any => "any dtype",
+        }
+    }
+}
+
+/// An integer evaluation result: `Err` names what is undefined (division by zero, ...).
+pub type IntResult = Result<i64, &'static str>;
+
+/// One row of the unary table.
+pub struct UnarySpec {
+    /// Printed and parsed name; also the Tensor method's name.
+    pub name: &'static str,
+    /// Dtypes the op accepts; the result has the operand's dtype.
+    pub accepts: Accepts,
+    /// Semantics on floats (in `f64`; `f32` rounds the result).
+    pub float: fn(f64) -> f64,
+    /// Semantics on integers (in `i64`, wrapping; `i32` truncates the result). Booleans are
+    /// 0 and 1.
+    pub int: fn(i64) -> i64,
+}
+
+/// Elementwise unary primitives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum UnaryOp {
+    /// `-x`.
+    Neg,
+    /// `|x|`.
+    Abs,
+    /// Square root.
+    Sqrt,
+    /// `e^x`.
+    Exp,
+    /// Natural logarithm.
+    Log,
+    /// Sine.
+    Sin,
+    /// Cosine.
+    Cos,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Round toward -inf.
+    Floor,
+    /// Round toward +inf.
+    Ceil,
+    /// Logical not.
+    Not,
+}
+
+impl UnaryOp {
+    /// Every unary op.
+    pub const ALL: [UnaryOp; 11] = [
+        UnaryOp::Neg,
+        UnaryOp::Abs,
+        UnaryOp::Sqrt,
+        UnaryOp::Exp,
+        UnaryOp::Log,
+        UnaryOp::Sin,
+        UnaryOp::Cos,
+        UnaryOp::Tanh,
+        UnaryOp::Floor,
+        UnaryOp::Ceil,
+        UnaryOp::Not,
+    ];
+
+    /// This op's row of the table.
+    #[rustfmt::skip]
+    pub fn spec(self) -> &'static UnarySpec {
+        const fn float_only(_: i64) -> i64 {
+            0
+        }
+        use Accepts::*;
+        match self {
+            UnaryOp::Neg => &UnarySpec { name: "neg", accepts: Numeric, float: |x| -x, int: i64::wrapping_neg },
+            UnaryOp::Abs => &UnarySpec { name: "abs", accepts: Numeric, float: f64::abs, int: i64::wrapping_abs },
+            UnaryOp::Sqrt => &UnarySpec { name: "sqrt", accepts: Float, float: f64::sqrt, int: float_only },
+            UnaryOp::Exp => &UnarySpec { name: "exp", accepts: Float, float: f64::exp, int: float_only },
+            UnaryOp::Log => &UnarySpec { name: "log", accepts: Float, float: f64::ln, int: float_only },
+            UnaryOp::Sin => &UnarySpec { name: "sin", accepts: Float, float: f64::sin, int: float_only },
+            UnaryOp::Cos => &UnarySpec { name: "cos", accepts: Float, float: f64::cos, int: float_only },
+            UnaryOp::Tanh => &UnarySpec { name: "tanh", accepts: Float, float: f64::tanh, int: float_only },
+            UnaryOp::Floor => &UnarySpec { name: "floor", accepts: Float, float: f64::floor, int: float_only },
+            UnaryOp::Ceil => &UnarySpec { name: "ceil", accepts: Float, float: f64::ceil, int: float_only },
+            UnaryOp::Not => &UnarySpec { name: "not", accepts: Bool, float: |x| (x == 0.0) as i64 as f64, int: |x| (x == 0) as i64 },
+        }
+    }
+}
+
+/// What a binary op's result is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryKind {
+    /// Same dtype as the operands.
+    Arith,
+    /// `bool`.
+    Compare,
+}
+
+/// One row of the binary table.
+pub struct BinarySpec {
+    /// Printed and parsed name.
+    pub name: &'static str,
+    /// Dtypes the op accepts (both operands have the same dtype).
+    pub accepts: Accepts,
+    /// Result kind.
+    pub kind: BinaryKind,
+    /// Semantics on floats (in `f64`); comparisons return 1.0 or 0.0.
+    pub float: fn(f64, f64) -> f64,
+    /// Semantics on integers and booleans (in `i64`, wrapping); comparisons return 1 or 0.
+    pub int: fn(i64, i64) -> IntResult,
+}
+
+/// Elementwise binary primitives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BinaryOp {
+    /// `a + b`.
+    Add,
+    /// `a - b`.
+    Sub,
+    /// `a * b`.
+    Mul,
+    /// `a / b` (floats only: integer `/` is true division in the front end).
+    Div,
+    /// `a ** b`.
+    Pow,
+    /// Elementwise maximum, NaN-propagating.
+    Maximum,
+    /// Elementwise minimum, NaN-propagating.
+    Minimum,
+    /// Floor division with Python's rounding (toward -inf).
+    FloorDiv,
+    /// Remainder with the sign of the divisor, as Python's `%`.
+    Rem,
+    /// `a == b`.
+    Eq,
+    /// `a != b`.
+    Ne,
+    /// `a < b`.
+    Lt,
+    /// `a <= b`.
+    Le,
+    /// `a > b`.
+    Gt,
+    /// `a >= b`.
+    Ge,
+    /// Logical and.
+    And,
+    /// Logical or.
+    Or,
+}
+
+fn nan_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
+}
+
+fn nan_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
+    }
+}
+
+/// Python's `a % b` on floats, as torch.remainder computes it: fmod, then shifted by `b` when
+/// the signs differ.
+fn float_rem(a: f64, b: f64) -> f64 {
+    let m = a % b;
+    if m != 0.0 && ((b < 0.0) != (m < 0.0)) {
+        m + b
+    } else {
+        m
+    }
+}
+
+/// Python's `a // b` on floats, as torch.floor_divide computes it (exact for representable
+/// quotients, and `copysign(0, a/b)` for zero).
+fn float_floor_div(a: f64, b: f64) -> f64 {
+    if b == 0.0 {
+        return a / b;
+    }
+    let m = a % b;
+    let mut div = (a - m) / b;
+    if m != 0.0 && ((b < 0.0) != (m < 0.0)) {
+        div -= 1.0;
+    }
+    if div != 0.0 {
+        let mut f = div.floor();
+        if div - f > 0.5 {
+            f += 1.0;
+        }
+        f
+    } else {
+        0f64.copysign(a / b)
+    }
+}
+
+fn int_floor_div(a: i64, b: i64) -> IntResult {
+    if b == 0 {
+        return Err("integer division by zero");
+    }
+    let q = a.wrapping_div(b);
+    Ok(if (a % b != 0) && ((a < 0) != (b < 0)) { q - 1 } else { q })
+}
+
+fn int_rem(a: i64, b: i64) -> IntResult {
+    if b == 0 {
+        return Err("integer remainder by zero");
+    }
+    let r = a.wrapping_rem(b);
+    Ok(if r != 0 && ((r < 0) != (b < 0)) { r + b } else { r })
+}
+
+fn int_pow(a: i64, b: i64) -> IntResult {
+    if b < 0 {
+        return Err("integers to negative integer powers are not allowed");
+    }
+    Ok(a.wrapping_pow(b.min(u32::MAX as i64) as u32))
+}
+
+impl BinaryOp {
+    /// Every binary op.
+    pub const ALL: [BinaryOp; 17] = [
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Pow,
+        BinaryOp::Maximum,
+        BinaryOp::Minimum,
+        BinaryOp::FloorDiv,
+        BinaryOp::Rem,
+        BinaryOp::Eq,
+        BinaryOp::Ne,
+        BinaryOp::Lt,
+        BinaryOp::Le,
+        BinaryOp::Gt,
+        BinaryOp::Ge,
+        BinaryOp::And,
+        BinaryOp::Or,
+    ];
+
+    /// This op's row of the table.
+    #[rustfmt::skip]
+    pub fn spec(self) -> &'static BinarySpec {
+        use Accepts::*;
+        use BinaryKind::*;
+        fn b(x: bool) -> f64 {
+            x as i64 as f64
+        }
+        fn bi(x: bool) -> IntResult {
+            Ok(x as i64)
+        }
+        match self {
+            BinaryOp::Add => &BinarySpec { name: "add", accepts: Numeric, kind: Arith, float: |a, b| a + b, int: |a, b| Ok(a.wrapping_add(b)) },
+            BinaryOp::Sub => &BinarySpec { name: "sub", accepts: Numeric, kind: Arith, float: |a, b| a - b, int: |a, b| Ok(a.wrapping_sub(b)) },
+            BinaryOp::Mul => &BinarySpec { name: "mul", accepts: Numeric, kind: Arith, float: |a, b| a * b, int: |a, b| Ok(a.wrapping_mul(b)) },
+            BinaryOp::Div => &BinarySpec { name: "div", accepts: Float, kind: Arith, float: |a, b| a / b, int: |_, _| Err("div is defined on floats only") },
+            BinaryOp::Pow => &BinarySpec { name: "pow", accepts: Numeric, kind: Arith, float: f64::powf, int: int_pow },
+            BinaryOp::Maximum => &BinarySpec { name: "maximum", accepts: Numeric, kind: Arith, float: nan_max, int: |a, b| Ok(a.max(b)) },
+            BinaryOp::Minimum => &BinarySpec { name: "minimum", accepts: Numeric, kind: Arith, float: nan_min, int: |a, b| Ok(a.min(b)) },
+            BinaryOp::FloorDiv => &BinarySpec { name: "floor_div", accepts: Numeric, kind: Arith, float: float_floor_div, int: int_floor_div },
+            BinaryOp::Rem => &BinarySpec { name: "rem", accepts: Numeric, kind: Arith, float: float_rem, int: int_rem },
+            BinaryOp::Eq => &BinarySpec { name: "eq", accepts: Any, kind: Compare, float: |x, y| b(x == y), int: |x, y| bi(x == y) },
+            BinaryOp::Ne => &BinarySpec { name: "ne", accepts: Any, kind: Compare, float: |x, y| b(x != y), int: |x, y| bi(x != y) },
+            BinaryOp::Lt => &BinarySpec { name: "lt", accepts: Any, kind: Compare, float: |x, y| b(x < y), int: |x, y| bi(x < y) },
+            BinaryOp::Le => &BinarySpec { name: "le", accepts: Any, kind: Compare, float: |x, y| b(x <= y), int: |x, y| bi(x <= y) },
+            BinaryOp::Gt => &BinarySpec { name: "gt", accepts: Any, kind: Compare, float: |x, y| b(x > y), int: |x, y| bi(x > y) },
+            BinaryOp::Ge => &BinarySpec { name: "ge", accepts: Any, kind: Compare, float: |x, y| b(x >= y), int: |x, y| bi(x >= y) },
+            BinaryOp::And => &BinarySpec { name: "and", accepts: Bool, kind: Compare, float: |x, y| b(x != 0.0 && y != 0.0), int: |x, y| bi(x != 0 && y != 0) },
+            BinaryOp::Or => &BinarySpec { name: "or", accepts: Bool, kind: Compare, float: |x, y| b(x != 0.0 || y != 0.0), int: |x, y| bi(x != 0 || y != 0) },
+        }
+    }
+}
+
+/// Reductions over axes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ReduceOp {
+    /// Sum (identity 0).
+    Sum,
+    /// Product (identity 1).
+    Prod,
+    /// Maximum, NaN-propagating; undefined over an empty axis.
+    Max,
+    /// Minimum, NaN-propagating; undefined over an empty axis.
+    Min,
+}
+
+impl ReduceOp {
+    /// Every reduction.
+    pub const ALL: [ReduceOp; 4] = [ReduceOp::Sum, ReduceOp::Prod, ReduceOp::Max, ReduceOp::Min];
+
+    /// Printed name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReduceOp::Sum => "sum",
+            ReduceOp::Prod => "prod",
+            ReduceOp::Max => "max",
+            ReduceOp::Min => "min",
+        }
+    }
+
+    /// The binary op that combines two partial results.
+    pub fn combine(self) -> BinaryOp {
+        match self {
+            ReduceOp::Sum => BinaryOp::Add,
+            ReduceOp::Prod => BinaryOp::Mul,
+            ReduceOp::Max => BinaryOp::Maximum,
+            ReduceOp::Min => BinaryOp::Minimum,
+        }
+    }
+
+    /// The identity of the combine op, when it has one that an empty reduction may return.
+    pub fn identity(self) -> Option<Scalar> {
+        match self {
+            ReduceOp::Sum => Some(Scalar::Float(0.0)),
+            ReduceOp::Prod => Some(Scalar::Float(1.0)),
+            ReduceOp::Max | ReduceOp::Min => None,
+        }
+    }
+}
+
+/// Index-of-extremum reductions along one axis; the result is `i64`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ArgOp {
+    /// Index of the maximum: the first one on ties, and the first NaN if any (as torch).
+    ArgMax,
+    /// Index of the minimum: the first one on ties, and the first NaN if any (as torch).
+    ArgMin,
+}
+
+impl ArgOp {
+    /// Printed name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ArgOp::ArgMax => "argmax",
+            ArgOp::ArgMin => "argmin",
+        }
+    }
+}
+
+/// A primitive op with its attributes. Attributes that determine the result type (a reshape's
+/// shape, a constant's dtype) are part of the op, so the type of every node can be inferred
+/// from its op and its operands' types.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// The graph input with this index; its type is declared in the graph's signature.
+    Input {
+        /// Position in the graph's input list.
+        index: usize,
+        /// Declared type.
+        ty: TensorType,
+    },
+    /// A tensor filled with one value.
+    Const {
+        /// The value (in the representation of `ty.dtype`).
+        value: Scalar,
+        /// Result type.
+        ty: TensorType,
+    },
+    /// `iota`: each element is its index along `axis`.
+    Iota {
+        /// Result type (an integer or float dtype).
+        ty: TensorType,
+        /// The axis whose index is the value.
+        axis: usize,
+    },
+    /// Uniform random floats in `[0, 1)` from the counter-based Philox4x32-10 generator:
+    /// element `i` (row-major) is drawn from counter `offset + i` under key `seed`, so values
+    /// depend on nothing but `(seed, offset, i)`.
+    Rand {
+        /// Result type (`f32` or `f64`).
+        ty: TensorType,
+        /// Generator key.
+        seed: u64,
+        /// Counter of element 0.
+        offset: u64,
+    },
+    /// Elementwise unary op.
+    Unary(UnaryOp),
+    /// Elementwise binary op on operands of equal dtype and shape.
+    Binary(BinaryOp),
+    /// `where(cond, a, b)`: `a` where `cond` is true, else `b`; equal shapes.
+    Where,
+    /// Convert to another dtype (floats to ints truncate toward zero and saturate).
+    Cast {
+        /// Target dtype.
+        dtype: DType,
+    },
+    /// Reduce over `axes` (sorted, distinct), removing them.
+    Reduce {
+        /// Combine op.
+        op: ReduceOp,
+        /// Reduced axes.
+        axes: Dims,
+    },
+    /// Index of the maximum or minimum along `axis`, removing it; `i64` result.
+    ArgReduce {
+        /// Which extremum.
+        op: ArgOp,
+        /// Reduced axis.
+        axis: usize,
+    },
+    /// Same elements in row-major order, new shape.
+    Reshape {
+        /// Result shape (same element count).
+        shape: Shape,
+    },
+    /// Permute axes: result axis `i` is operand axis `perm[i]`.
+    Permute {
+        /// The permutation.
+        perm: Dims,
+    },
+    /// Broadcast size-1 axes to `shape` (same rank).
+    Expand {
+        /// Result shape.
+        shape: Shape,
+    },
+    /// Strided window: result element `i` on each axis `d` is operand element
+    /// `start[d] + i * step[d]`, for `i < size[d]`. Steps may be negative, never zero.
+    Slice {
+        /// First index per axis.
+        start: IDims,
+        /// Step per axis.
+        step: IDims,
+        /// Result size per axis.
+        size: Dims,
+    },
+    /// Zero padding: `lo[d]` zeros before and `hi[d]` after each axis `d`.
+    Pad {
+        /// Padding before.
+        lo: Dims,
+        /// Padding after.
+        hi: Dims,
+    },
+    /// Concatenation of equally-typed operands along `axis`.
+    Concat {
+        /// Axis joined.
+        axis: usize,
+    },
+    /// Batched matrix product: `[..., m, k] x [..., k, n] -> [..., m, n]`, equal batch dims.
+    Matmul,
+    /// `torch.gather`: `out[i][j] = x[index[i][j]][j]` for `axis = 0`; the result has the
+    /// index's shape; `index` is `i64` of the same rank as `x`.
+    Gather {
+        /// Axis indexed.
+        axis: usize,
+    },
+    /// `scatter_add(base, index, src)`: `base` with each `src` element added at the position
+    /// `index` names along `axis`; `index` and `src` have equal shapes.
+    ScatterAdd {
+        /// Axis indexed.
+        axis: usize,
+    },
+}
+
+/// An error of an op's type rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpError {
+    /// The op's printed name.
+    pub op: &'static str,
+    /// What is wrong, naming the offending types or attributes.
+    pub message: String,
+}
+
+impl fmt::Display for OpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.op, self.message)
+    }
+}
+
+impl std::error::Error for OpError {}
+
+fn check_axes(op: &'static str, axes: &[usize], rank: usize) -> Result<(), OpError> {
+    for (i, &a) in axes.iter().enumerate() {
+        if a >= rank {
+            return Err(OpError { op, message: format!("axis {a} is out of range for rank {rank}") });
+        }
+        if i > 0 && axes[i - 1] >= a {
+            return Err(OpError { op, message: format!("axes {axes:?} must be sorted and distinct") });
+        }
+    }
+    Ok(())
+}
+
+impl Op {
+    /// The printed name of the op.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Input { .. } => "input",
+            Op::Const { .. } => "const",
+            Op::Iota { .. } => "iota",
+            Op::Rand { .. } => "rand",
+            Op::Unary(u) => u.spec().name,
+            Op::Binary(b) => b.spec().name,
+            Op::Where => "where",
+            Op::Cast { .. } => "cast",
+            Op::Reduce { op, .. } => op.name(),
+            Op::ArgReduce { op, .. } => op.name(),
+            Op::Reshape { .. } => "reshape",
+            Op::Permute { .. } => "permute",
+            Op::Expand { .. } => "expand",
+            Op::Slice { .. } => "slice",
+            Op::Pad { .. } => "pad",
+            Op::Concat { .. } => "concat",
+            Op::Matmul => "matmul",
+            Op::Gather { .. } => "gather",
+            Op::ScatterAdd { .. } => "scatter_add",
+        }
+    }
+
+    /// Number of operands, or `None` for variadic ops (concat takes one or more).
+    pub fn arity(&self) -> Option<usize> {
+        match self {
+            Op::Input { .. } | Op::Const { .. } | Op::Iota { .. } | Op::Rand { .. } => Some(0),
+            Op::Unary(_)
+            | Op::Cast { .. }
+            | Op::Reduce { .. }
+            | Op::ArgReduce { .. }
+            | Op::Reshape { .. }
+            | Op::Permute { .. }
+            | Op::Expand { .. }
+            | Op::Slice { .. }
+            | Op::Pad { .. } => Some(1),
+            Op::Binary(_) | Op::Matmul | Op::Gather { .. } => Some(2),
+            Op::Where | Op::ScatterAdd { .. } => Some(3),
+            Op::Concat { .. } => None,
+        }
+    }
+
+    /// The type rule: the result type of this op applied to operands of the given types, or
+    /// an error naming what does not fit.
+    pub fn infer(&self, args: &[&TensorType]) -> Result<TensorType, OpError> {
+        let name = self.name();
+        let err = |message: String| Err(OpError { op: name, message });
+        match self.arity() {
+            Some(n) if n != args.len() => {
+                return err(format!("expects {n} operand(s), got {}", args.len()));
+            }
+            None if args.is_empty() => return err("expects at least one operand".into()),
+            _ => {}
+        }
+        match self {
+            Op::Input { ty, .. } => Ok(ty.clone()),
+            Op::Const { value, ty } => {
+                if value.cast(ty.dtype) != *value {
+                    return err(format!("value {value:?} is not a {} value", ty.dtype));
+                }
+                Ok(ty.clone())
+            }
+            Op::Iota { ty, axis } => {
+                if ty.dtype == DType::Bool {
+                    return err("iota needs an integer or float dtype".into());
+                }
+                check_axes(name, &[*axis], ty.shape.rank())?;
+                Ok(ty.clone())
+            }
+            Op::Rand { ty, .. } => {
+                if !ty.dtype.is_float() {
+                    return err(format!("rand produces floats, not {}", ty.dtype));
+                }
+                Ok(ty.clone())
+            }
+            Op::Unary(u) => {
+                let spec = u.spec();
+                if !spec.accepts.admits(args[0].dtype) {
+                    return err(format!("operand is {}, expected {}", args[0], spec.accepts.describe()));
+                }
+                Ok(args[0].clone())
+            }
+            Op::Binary(b) => {
+                let spec = b.spec();
+                let (l, r) = (args[0], args[1]);
+                if l != r {
+                    return err(format!("operand types {l} and {r} differ"));
+                }
+                if !spec.accepts.admits(l.dtype) {
+                    return err(format!("operands are {l}, expected {}", spec.accepts.describe()));
+                }
+                Ok(match spec.kind {
+                    BinaryKind::Arith => l.clone(),
+                    BinaryKind::Compare => TensorType::new(DType::Bool, l.shape.clone()),
+                })
+            }
+            Op::Where => {
+                let (c, a, b) = (args[0], args[1], args[2]);
+                if c.dtype != DType::Bool {
+                    return err(format!("condition is {c}, expected bool"));
+                }
+                if a != b || c.shape != a.shape {
+                    return err(format!("operand types {c}, {a} and {b} do not match"));
+                }
+                Ok(a.clone())
+            }
+            Op::Cast { dtype } => Ok(TensorType::new(*dtype, args[0].shape.clone())),
+            Op::Reduce { op, axes } => {
+                let x = args[0];
+                if x.dtype == DType::Bool {
+                    return err(format!("operand is {x}, expected an integer or float dtype"));
+                }
+                check_axes(name, axes, x.shape.rank())?;
+                if op.identity().is_none() && axes.iter().any(|&a| x.shape.0[a] == 0) {
+                    return err(format!("cannot reduce an empty axis of {x}: {name} has no identity"));
+                }
+                let shape: Dims = x
+                    .shape
+                    .0
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !axes.contains(i))
+                    .map(|(_, &d)| d)
+                    .collect();
+                Ok(TensorType::new(x.dtype, Shape(shape)))
+            }
+            Op::ArgReduce { axis, .. } => {
+                let x = args[0];
+                if x.dtype == DType::Bool {
+                    return err(format!("operand is {x}, expected an integer or float dtype"));
+                }
+                check_axes(name, &[*axis], x.shape.rank())?;
+                if x.shape.0[*axis] == 0 {
+                    return err(format!("cannot take {name} over an empty axis of {x}"));
+                }
+                let mut shape = x.shape.0.clone();
+                shape.remove(*axis);
+                Ok(TensorType::new(DType::I64, Shape(shape)))
+            }
+            Op::Reshape { shape } => {
+                if shape.numel() != args[0].shape.numel() {
+                    return err(format!(
+                        "cannot reshape {} ({} elements) to {shape}",
+                        args[0],
+                        args[0].shape.numel()
+                    ));
+                }
+                Ok(TensorType::new(args[0].dtype, shape.clone()))
+            }
+            Op::Permute { perm } => {
+                let x = args[0];
+                let mut seen = vec![false; x.shape.rank()];
+                if perm.len() != x.shape.rank()
+                    || perm.iter().any(|&p| p >= seen.len() || std::mem::replace(&mut seen[p], true))
+                {
+                    return err(format!("{perm:?} is not a permutation of the axes of {x}"));
+                }
+                let shape: Dims = perm.iter().map(|&p| x.shape.0[p]).collect();
+                Ok(TensorType::new(x.dtype, Shape(shape)))
+            }
+            Op::Expand { shape } => {
+                let x = args[0];
+                let ok = shape.rank() == x.shape.rank()
+                    && x.shape.0.iter().zip(shape.0.iter()).all(|(&a, &b)| a == b || a == 1);
+                if !ok {
+                    return err(format!("cannot expand {x} to {shape}: only size-1 axes expand, rank kept"));
+                }
+                Ok(TensorType::new(x.dtype, shape.clone()))
+            }
+            Op::Slice { start, step, size } => {
+                let x = args[0];
+                let r = x.shape.rank();
+                if start.len() != r || step.len() != r || size.len() != r {
+                    return err(format!("start, step and size need {r} entries for {x}"));
+                }
+                for d in 0..r {
+                    let n = x.shape.0[d] as isize;
+                    if step[d] == 0 {
+                        return err(format!("step of axis {d} is zero"));
+                    }
+                    if size[d] > 0 {
+                        let last = start[d] + (size[d] as isize - 1) * step[d];
+                        if start[d] < 0 || start[d] >= n || last < 0 || last >= n {
+                            return err(format!(
+                                "axis {d}: start {} step {} size {} leaves 0..{n}",
+                                start[d], step[d], size[d]
+                            ));
+                        }
+                    }
+                }
+                Ok(TensorType::new(x.dtype, Shape(size.clone())))
+            }
+            Op::Pad { lo, hi } => {
+                let x = args[0];
+                if lo.len() != x.shape.rank() || hi.len() != x.shape.rank() {
+                    return err(format!("lo and hi need {} entries for {x}", x.shape.rank()));
+                }
+                let shape: Dims = (0..x.shape.rank()).map(|d| lo[d] + x.shape.0[d] + hi[d]).collect();
+                Ok(TensorType::new(x.dtype, Shape(shape)))
+            }
+            Op::Concat { axis } => {
+                let first = args[0];
+                check_axes(name, &[*axis], first.shape.rank())?;
+                let mut shape = first.shape.clone();
+                shape.0[*axis] = 0;
+                for a in args {
+                    let same = a.dtype == first.dtype
+                        && a.shape.rank() == first.shape.rank()
+                        && (0..a.shape.rank()).all(|d| d == *axis || a.shape.0[d] == first.shape.0[d]);
+                    if !same {
+                        return err(format!("operands {first} and {a} differ outside axis {axis}"));
+                    }
+                    shape.0[*axis] += a.shape.0[*axis];
+                }
+                Ok(TensorType::new(first.dtype, shape))
+            }
+            Op::Matmul => {
+                let (a, b) = (args[0], args[1]);
+                let (ra, rb) = (a.shape.rank(), b.shape.rank());
+                let ok = a.dtype == b.dtype
+                    && a.dtype != DType::Bool
+                    && ra >= 2
+                    && ra == rb
+                    && a.shape.0[..ra - 2] == b.shape.0[..rb - 2]
+                    && a.shape.0[ra - 1] == b.shape.0[rb - 2];
+                if !ok {
+                    return err(format!(
+                        "operands {a} and {b} are not [..., m, k] x [..., k, n] of one numeric dtype"
+                    ));
+                }
+                let mut shape = a.shape.0.clone();
+                shape[ra - 1] = b.shape.0[rb - 1];
+                Ok(TensorType::new(a.dtype, Shape(shape)))
+            }
+            Op::Gather { axis } => {
+                let (x, idx) = (args[0], args[1]);
+                check_axes(name, &[*axis], x.shape.rank())?;
+                let ok = idx.dtype == DType::I64
+                    && idx.shape.rank() == x.shape.rank()
+                    && (0..x.shape.rank()).all(|d| d == *axis || idx.shape.0[d] <= x.shape.0[d]);
+                if !ok {
+                    return err(format!(
+                        "index {idx} does not fit {x} along axis {axis} (i64, same rank, no larger off-axis)"
+                    ));
+                }
+                Ok(TensorType::new(x.dtype, idx.shape.clone()))
+            }
+            Op::ScatterAdd { axis } => {
+                let (base, idx, src) = (args[0], args[1], args[2]);
+                check_axes(name, &[*axis], base.shape.rank())?;
+                let ok = idx.dtype == DType::I64
+                    && src.dtype == base.dtype
+                    && base.dtype != DType::Bool
+                    && idx.shape == src.shape
+                    && idx.shape.rank() == base.shape.rank()
+                    && (0..base.shape.rank()).all(|d| d == *axis || idx.shape.0[d] <= base.shape.0[d]);
+                if !ok {
+                    return err(format!(
+                        "base {base}, index {idx} and src {src} do not fit along axis {axis}"
+                    ));
+                }
+                Ok(base.clone())
+            }
+        }
+    }
+}
+
+/// Broadcasts shapes for the front end, naming the op on failure.
+pub fn broadcast_for(op: &'static str, a: &Shape, b: &Shape) -> Result<Shape, OpError> {
+    broadcast_shapes(a, b)
+        .ok_or_else(|| OpError { op, message: format!("shapes {a} and {b} cannot broadcast") })
+}

@@ -1,0 +1,291 @@
+//! Element types, shapes, broadcasting and type promotion.
+//!
+//! This module is the one place where tenjit's typing rules live:
+//!
+//! * **Broadcasting** follows NumPy: shapes are aligned at their trailing dimension; two sizes
+//!   are compatible when they are equal or one of them is 1; missing leading dimensions count
+//!   as 1. See [`broadcast_shapes`].
+//! * **Type promotion** follows PyTorch: the categories are ordered `bool < integer < float`;
+//!   between two tensors the result is the higher category and, within a category, the wider
+//!   type (`i32 + i64 → i64`, `f32 + f64 → f64`, `i64 + f32 → f32`). A Rust scalar (`t + 2.0`)
+//!   is *weak*: it only contributes its category, so `f32 tensor * 2.0 → f32`,
+//!   `i32 tensor + 1 → i32`, `i64 tensor * 0.5 → f32` (the default float), and
+//!   `bool tensor + 1 → i64` (the default integer). See [`promote`] and [`promote_weak`].
+//!
+//! In the IR itself nothing is implicit: binary operands have equal dtypes and equal shapes,
+//! and the front end inserts `cast` and `expand` nodes to make them so.
+
+use smallvec::SmallVec;
+use std::fmt;
+
+/// The element type of a tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DType {
+    /// Booleans, the result of comparisons.
+    Bool,
+    /// 32-bit signed integers.
+    I32,
+    /// 64-bit signed integers, the default integer type (`torch.long`).
+    I64,
+    /// 32-bit IEEE floats, the default float type.
+    F32,
+    /// 64-bit IEEE floats.
+    F64,
+}
+
+/// The kind of a dtype, ordered as promotion orders them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Category {
+    /// `bool`.
+    Bool,
+    /// `i32`, `i64`.
+    Int,
+    /// `f32`, `f64`.
+    Float,
+}
+
+impl DType {
+    /// Every dtype, in promotion order.
+    pub const ALL: [DType; 5] = [DType::Bool, DType::I32, DType::I64, DType::F32, DType::F64];
+
+    /// The name used in the text IR (`f32`, `i64`, `bool`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::Bool => "bool",
+            DType::I32 => "i32",
+            DType::I64 => "i64",
+            DType::F32 => "f32",
+            DType::F64 => "f64",
+        }
+    }
+
+    /// The name PyTorch prints (`torch.float32`, `torch.int64`, ...).
+    pub fn torch_name(self) -> &'static str {
+        match self {
+            DType::Bool => "torch.bool",
+            DType::I32 => "torch.int32",
+            DType::I64 => "torch.int64",
+            DType::F32 => "torch.float32",
+            DType::F64 => "torch.float64",
+        }
+    }
+
+    /// Parses a text-IR dtype name.
+    pub fn parse(s: &str) -> Option<DType> {
+        DType::ALL.into_iter().find(|d| d.name() == s)
+    }
+
+    /// The category of this dtype.
+    pub fn category(self) -> Category {
+        match self {
+            DType::Bool => Category::Bool,
+            DType::I32 | DType::I64 => Category::Int,
+            DType::F32 | DType::F64 => Category::Float,
+        }
+    }
+
+    /// Whether this is `f32` or `f64`.
+    pub fn is_float(self) -> bool {
+        self.category() == Category::Float
+    }
+
+    /// Whether this is `i32` or `i64`.
+    pub fn is_int(self) -> bool {
+        self.category() == Category::Int
+    }
+
+    /// Size of one element in bytes.
+    pub fn size_bytes(self) -> usize {
+        match self {
+            DType::Bool => 1,
+            DType::I32 | DType::F32 => 4,
+            DType::I64 | DType::F64 => 8,
+        }
+    }
+
+    /// The default dtype of a category: `bool`, `i64`, `f32`.
+    pub fn default_of(category: Category) -> DType {
+        match category {
+            Category::Bool => DType::Bool,
+            Category::Int => DType::I64,
+            Category::Float => DType::F32,
+        }
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Promotes two tensor dtypes as PyTorch does: higher category wins, then the wider type.
+pub fn promote(a: DType, b: DType) -> DType {
+    // DType's declaration order is bool < i32 < i64 < f32 < f64, which is exactly the
+    // promotion lattice for these five types.
+    a.max(b)
+}
+
+/// Promotes a tensor dtype with a weak scalar of the given category (a Rust literal).
+pub fn promote_weak(tensor: DType, scalar: Category) -> DType {
+    if scalar > tensor.category() {
+        DType::default_of(scalar)
+    } else {
+        tensor
+    }
+}
+
+/// A static tensor shape: one size per dimension, outermost first.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub struct Shape(pub SmallVec<[usize; 4]>);
+
+impl Shape {
+    /// A shape from its dimensions.
+    pub fn new(dims: &[usize]) -> Shape {
+        Shape(SmallVec::from_slice(dims))
+    }
+
+    /// The shape of a scalar, `[]`.
+    pub fn scalar() -> Shape {
+        Shape(SmallVec::new())
+    }
+
+    /// Number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The dimensions as a slice.
+    pub fn dims(&self) -> &[usize] {
+        &self.0
+    }
+
+    /// Number of elements (1 for a scalar).
+    pub fn numel(&self) -> usize {
+        self.0.iter().product()
+    }
+
+    /// Row-major (C order) strides in elements.
+    pub fn strides(&self) -> SmallVec<[usize; 4]> {
+        let mut strides: SmallVec<[usize; 4]> = SmallVec::from_elem(1, self.rank());
+        for i in (0..self.rank().saturating_sub(1)).rev() {
+            strides[i] = strides[i + 1] * self.0[i + 1];
+        }
+        strides
+    }
+}
+
+impl From<&[usize]> for Shape {
+    fn from(d: &[usize]) -> Shape {
+        Shape::new(d)
+    }
+}
+
+impl<const N: usize> From<[usize; N]> for Shape {
+    fn from(d: [usize; N]) -> Shape {
+        Shape::new(&d)
+    }
+}
+
+impl From<Vec<usize>> for Shape {
+    fn from(d: Vec<usize>) -> Shape {
+        Shape(SmallVec::from_vec(d))
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{d}")?;
+        }
+        f.write_str("]")
+    }
+}
+
+/// The static type of a value: its dtype and shape.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TensorType {
+    /// Element type.
+    pub dtype: DType,
+    /// Shape.
+    pub shape: Shape,
+}
+
+impl TensorType {
+    /// A type from a dtype and a shape.
+    pub fn new(dtype: DType, shape: impl Into<Shape>) -> TensorType {
+        TensorType { dtype, shape: shape.into() }
+    }
+}
+
+impl fmt::Display for TensorType {
+    /// Prints the text-IR form, `f32[4,1]` (no spaces, so it reads as one token).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[", self.dtype)?;
+        for (i, d) in self.shape.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{d}")?;
+        }
+        f.write_str("]")
+    }
+}
+
+/// Broadcasts two shapes with NumPy's rules, or returns `None` when they are incompatible.
+pub fn broadcast_shapes(a: &Shape, b: &Shape) -> Option<Shape> {
+    let rank = a.rank().max(b.rank());
+    let mut out: SmallVec<[usize; 4]> = SmallVec::with_capacity(rank);
+    for i in 0..rank {
+        // Align at the trailing dimension; missing leading dims are 1.
+        let da = if i + a.rank() >= rank { a.0[i + a.rank() - rank] } else { 1 };
+        let db = if i + b.rank() >= rank { b.0[i + b.rank() - rank] } else { 1 };
+        out.push(match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => return None,
+        });
+    }
+    Some(Shape(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcasting_follows_numpy() {
+        let s = |d: &[usize]| Shape::new(d);
+        assert_eq!(broadcast_shapes(&s(&[3, 1]), &s(&[3, 1])), Some(s(&[3, 1])));
+        assert_eq!(broadcast_shapes(&s(&[2, 3]), &s(&[3])), Some(s(&[2, 3])));
+        assert_eq!(broadcast_shapes(&s(&[4]), &s(&[4, 1])), Some(s(&[4, 4])));
+        assert_eq!(broadcast_shapes(&s(&[]), &s(&[2, 5])), Some(s(&[2, 5])));
+        assert_eq!(broadcast_shapes(&s(&[2, 3]), &s(&[4])), None);
+        assert_eq!(broadcast_shapes(&s(&[0, 3]), &s(&[1, 3])), Some(s(&[0, 3])));
+    }
+
+    #[test]
+    fn promotion_follows_torch() {
+        use DType::*;
+        assert_eq!(promote(I32, I64), I64);
+        assert_eq!(promote(I64, F32), F32);
+        assert_eq!(promote(F32, F64), F64);
+        assert_eq!(promote(Bool, I32), I32);
+        assert_eq!(promote_weak(F32, Category::Float), F32);
+        assert_eq!(promote_weak(I32, Category::Int), I32);
+        assert_eq!(promote_weak(I64, Category::Float), F32);
+        assert_eq!(promote_weak(Bool, Category::Int), I64);
+        assert_eq!(promote_weak(F64, Category::Int), F64);
+    }
+
+    #[test]
+    fn strides_are_row_major() {
+        assert_eq!(Shape::new(&[2, 3, 4]).strides().as_slice(), &[12, 4, 1]);
+        assert_eq!(Shape::scalar().strides().len(), 0);
+    }
+}

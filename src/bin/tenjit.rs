@@ -1,0 +1,3 @@
+//! The tenjit command-line tool.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! tenjit: a lazy tensor compiler.
+
+pub use tenjit_ir as ir;
