@@ -3,11 +3,20 @@
 //! * [`types`]: dtypes, shapes, broadcasting and type promotion.
 //! * [`ops`]: the op table, the one place each primitive op is defined.
 //! * [`Graph`]: a typed graph of primitive ops; [`verify()`] checks one.
-//! * [`Buffer`]: a dense host tensor value.
+//! * [`text`]: the text form of graphs (printer and parser); [`dot`]: Graphviz export.
+//! * [`interp`]: the reference interpreter; [`random`]: the counter-based generator.
+//! * [`Buffer`]: a dense host tensor value; [`format`] prints it as PyTorch does; [`npy`]
+//!   reads and writes `.npy` files.
 
 pub mod buffer;
+pub mod dot;
+pub mod format;
 pub mod graph;
+pub mod interp;
+pub mod npy;
 pub mod ops;
+pub mod random;
+pub mod text;
 pub mod types;
 pub mod verify;
 
