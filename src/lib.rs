@@ -1,3 +1,35 @@
 //! tenjit: a lazy tensor compiler.
+//!
+//! Write the tensor code you know from NumPy and PyTorch; tenjit records it as a graph, checks
+//! shapes and dtypes at every call, and computes values when they are needed.
+//!
+//! ```
+//! use tenjit::prelude::*;
+//! let x = tensor!([[1., 2.], [3., 4.]]);
+//! let w = tensor!([[0.5], [0.25]]);
+//! let y = x.matmul(&w) + 1.0;
+//! assert_eq!(y.to_string(), "tensor([[2.0000],\n        [3.5000]])");
+//! ```
 
+pub mod device;
+pub mod error;
+pub mod realize;
+pub mod tensor;
+
+pub use device::{cuda, Device};
+pub use error::{Error, Result};
+pub use realize::{graph, graph_with, realize, try_realize, TraceOptions};
 pub use tenjit_ir as ir;
+pub use tenjit_ir::DType;
+pub use tensor::creation::{IntoScalar, Literal};
+pub use tensor::elementwise::{IntoOperand, Operand};
+pub use tensor::index::{Ellipsis, NewAxis, SliceItem};
+pub use tensor::random::manual_seed;
+pub use tensor::reduce::Dims;
+pub use tensor::Tensor;
+
+/// Everything a tensor program needs: `use tenjit::prelude::*;`.
+pub mod prelude {
+    pub use crate::{s, tensor};
+    pub use crate::{DType, Device, Ellipsis, NewAxis, SliceItem, Tensor};
+}

@@ -1,0 +1,359 @@
+//! Indexing: basic slicing with the [`s!`](crate::s) macro (ranges with steps and negative
+//! bounds, integer indices that drop a dim, `..`, [`NewAxis`], [`Ellipsis`]), and advanced
+//! indexing with tensors: `index_select`, `gather`, `masked_select`, `one_hot`.
+//!
+//! `t.i(s![1..3, ..;-1])` is NumPy's `t[1:3, ::-1]`: a range is `start..end`, `start..`,
+//! `..end` or `..`, optionally followed by `;step`; bounds may be negative (counted from the
+//! end) and are clamped as Python clamps them; a negative step walks backwards. (PyTorch
+//! rejects negative steps; NumPy's semantics are used.)
+
+use super::{wrap_dim, Strides, Tensor};
+use crate::device::Device;
+use crate::error::{Error, OrPanic, Result};
+use smallvec::SmallVec;
+use std::ops::{Range, RangeFrom, RangeFull, RangeInclusive, RangeTo, RangeToInclusive};
+use tenjit_ir::{Buffer, DType, Op, Shape};
+
+/// One entry of an index expression.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SliceItem {
+    /// An integer index: selects one position and drops the dimension.
+    Index(isize),
+    /// A range with a step: keeps the dimension.
+    Range {
+        /// First index (`None`: from the start, or from the end for a negative step).
+        start: Option<isize>,
+        /// One past the last index (`None`: to the end, or the start for a negative step).
+        end: Option<isize>,
+        /// Step, never zero.
+        step: isize,
+    },
+    /// Inserts a dimension of size 1 (`None` / `np.newaxis` in Python).
+    NewAxis,
+    /// Stands for as many full ranges as needed (`...` in Python).
+    Ellipsis,
+}
+
+/// Inserts a new axis of size 1, as Python's `None` in an index.
+#[derive(Clone, Copy, Debug)]
+pub struct NewAxis;
+/// Python's `...` in an index: as many full ranges as needed.
+#[derive(Clone, Copy, Debug)]
+pub struct Ellipsis;
+
+impl From<NewAxis> for SliceItem {
+    fn from(_: NewAxis) -> SliceItem {
+        SliceItem::NewAxis
+    }
+}
+
+impl From<Ellipsis> for SliceItem {
+    fn from(_: Ellipsis) -> SliceItem {
+        SliceItem::Ellipsis
+    }
+}
+
+impl SliceItem {
+    /// Sets the step of a range (`s!` writes it as `range;step`).
+    pub fn step_by(self, step: isize) -> SliceItem {
+        match self {
+            SliceItem::Range { start, end, .. } => SliceItem::Range { start, end, step },
+            other => other,
+        }
+    }
+}
+
+macro_rules! int_items {
+    ($($t:ty),*) => {$(
+        impl From<$t> for SliceItem {
+            fn from(i: $t) -> SliceItem {
+                SliceItem::Index(i as isize)
+            }
+        }
+        impl From<Range<$t>> for SliceItem {
+            fn from(r: Range<$t>) -> SliceItem {
+                SliceItem::Range { start: Some(r.start as isize), end: Some(r.end as isize), step: 1 }
+            }
+        }
+        impl From<RangeFrom<$t>> for SliceItem {
+            fn from(r: RangeFrom<$t>) -> SliceItem {
+                SliceItem::Range { start: Some(r.start as isize), end: None, step: 1 }
+            }
+        }
+        impl From<RangeTo<$t>> for SliceItem {
+            fn from(r: RangeTo<$t>) -> SliceItem {
+                SliceItem::Range { start: None, end: Some(r.end as isize), step: 1 }
+            }
+        }
+        impl From<RangeInclusive<$t>> for SliceItem {
+            fn from(r: RangeInclusive<$t>) -> SliceItem {
+                let end = *r.end() as isize + 1;
+                // `a..=-1` means "through the last element".
+                let end = if end == 0 { None } else { Some(end) };
+                SliceItem::Range { start: Some(*r.start() as isize), end, step: 1 }
+            }
+        }
+        impl From<RangeToInclusive<$t>> for SliceItem {
+            fn from(r: RangeToInclusive<$t>) -> SliceItem {
+                let end = r.end as isize + 1;
+                SliceItem::Range { start: None, end: if end == 0 { None } else { Some(end) }, step: 1 }
+            }
+        }
+    )*};
+}
+int_items!(i32, i64, isize, usize);
+
+impl From<RangeFull> for SliceItem {
+    fn from(_: RangeFull) -> SliceItem {
+        SliceItem::Range { start: None, end: None, step: 1 }
+    }
+}
+
+/// Builds an index expression for [`Tensor::i`], as NumPy's `t[1:3, ::-1]`:
+/// `s![1..3, ..;-1]`. Entries: `a..b`, `a..`, `..b`, `..`, `a..=b` (each optionally `;step`),
+/// an integer, [`NewAxis`] or [`Ellipsis`].
+///
+/// ```
+/// use tenjit::prelude::*;
+/// let t = Tensor::arange(12).reshape([3, 4]);
+/// assert_eq!(t.i(s![1..3, ..;-1]).to_string(), "tensor([[ 7,  6,  5,  4],\n        [11, 10,  9,  8]])");
+/// assert_eq!(t.i(s![-1]).to_string(), "tensor([ 8,  9, 10, 11])");
+/// assert_eq!(t.i(s![.., 1]).to_string(), "tensor([1, 5, 9])");
+/// assert_eq!(t.i(s![Ellipsis, NewAxis]).shape(), &[3, 4, 1]);
+/// ```
+#[macro_export]
+macro_rules! s {
+    (@item $e:expr ; $step:expr) => { $crate::SliceItem::from($e).step_by($step) };
+    (@item $e:expr) => { $crate::SliceItem::from($e) };
+    ($($e:expr $(; $step:expr)?),* $(,)?) => {
+        [$( $crate::s!(@item $e $(; $step)?) ),*]
+    };
+}
+
+/// Python's `slice.indices`: (start, step, count) of a range over a dimension of size `n`.
+fn resolve(start: Option<isize>, end: Option<isize>, step: isize, n: usize) -> (isize, usize) {
+    let n = n as isize;
+    let clamp = |v: isize, lo: isize, hi: isize| v.max(lo).min(hi);
+    let norm = |v: isize| if v < 0 { v + n } else { v };
+    let (s, e) = if step > 0 {
+        (start.map_or(0, |v| clamp(norm(v), 0, n)), end.map_or(n, |v| clamp(norm(v), 0, n)))
+    } else {
+        (start.map_or(n - 1, |v| clamp(norm(v), -1, n - 1)), end.map_or(-1, |v| clamp(norm(v), -1, n - 1)))
+    };
+    let count = if step > 0 {
+        if e > s {
+            (e - s + step - 1) / step
+        } else {
+            0
+        }
+    } else if s > e {
+        (s - e + (-step) - 1) / (-step)
+    } else {
+        0
+    };
+    (s, count as usize)
+}
+
+impl Tensor {
+    /// Basic indexing with an index expression from [`s!`](crate::s); see the module docs.
+    #[track_caller]
+    pub fn i(&self, index: impl AsRef<[SliceItem]>) -> Tensor {
+        self.try_i(index).or_panic()
+    }
+
+    /// [`Tensor::i`] as a `Result`: fails on too many indices, an index out of bounds, a zero
+    /// step or more than one ellipsis.
+    #[track_caller]
+    pub fn try_i(&self, index: impl AsRef<[SliceItem]>) -> Result<Tensor> {
+        let items = index.as_ref();
+        let consuming =
+            items.iter().filter(|it| matches!(it, SliceItem::Index(_) | SliceItem::Range { .. })).count();
+        let ellipses = items.iter().filter(|it| **it == SliceItem::Ellipsis).count();
+        if ellipses > 1 {
+            return Err(Error::op("index", "an index can only have a single ellipsis ('...')"));
+        }
+        if consuming > self.dim() {
+            return Err(Error::op(
+                "index",
+                format!("too many indices for tensor of dimension {}", self.dim()),
+            ));
+        }
+        // Expand the ellipsis (or pad at the end) with full ranges.
+        let full = SliceItem::Range { start: None, end: None, step: 1 };
+        let mut expanded: Vec<SliceItem> = Vec::new();
+        for it in items {
+            if *it == SliceItem::Ellipsis {
+                expanded.extend(std::iter::repeat_n(full, self.dim() - consuming));
+            } else {
+                expanded.push(*it);
+            }
+        }
+        if ellipses == 0 {
+            expanded.extend(std::iter::repeat_n(full, self.dim() - consuming));
+        }
+        let (mut start, mut step, mut size) = (SmallVec::new(), SmallVec::new(), SmallVec::new());
+        let (mut out_shape, mut out_strides) = (Vec::new(), Strides::new());
+        let mut d = 0;
+        for it in &expanded {
+            match *it {
+                SliceItem::Index(i) => {
+                    let n = self.shape()[d];
+                    let j = if i < 0 { i + n as isize } else { i };
+                    if j < 0 || j >= n as isize {
+                        return Err(Error::op(
+                            "index",
+                            format!("index {i} is out of bounds for dimension {d} with size {n}"),
+                        ));
+                    }
+                    start.push(j);
+                    step.push(1);
+                    size.push(1);
+                    d += 1;
+                }
+                SliceItem::Range { start: s, end: e, step: st } => {
+                    if st == 0 {
+                        return Err(Error::op("index", "slice step cannot be zero"));
+                    }
+                    let (s0, count) = resolve(s, e, st, self.shape()[d]);
+                    start.push(if count == 0 { 0 } else { s0 });
+                    step.push(st);
+                    size.push(count);
+                    out_shape.push(count);
+                    out_strides.push(self.strides()[d] * st);
+                    d += 1;
+                }
+                SliceItem::NewAxis => {
+                    out_shape.push(1);
+                    out_strides.push(1);
+                }
+                SliceItem::Ellipsis => unreachable!("expanded above"),
+            }
+        }
+        let identity = (0..self.dim()).all(|d| start[d] == 0 && step[d] == 1 && size[d] == self.shape()[d]);
+        let sliced = if identity {
+            self.clone()
+        } else {
+            let strides: Strides = (0..self.dim()).map(|d| self.strides()[d] * step[d]).collect();
+            Tensor::from_op_strided(Op::Slice { start, step, size }, &[self], Some(strides))?
+        };
+        let shape = Shape::from(out_shape);
+        if *sliced.ir_shape() == shape {
+            return Ok(sliced);
+        }
+        Tensor::from_op_strided(Op::Reshape { shape }, &[&sliced], Some(out_strides))
+    }
+
+    /// Selects entries along `dim` at the positions of a 1-D integer `index`, as
+    /// `torch.index_select` (one-hot rows: `Tensor::eye(4).index_select(0, &labels)`).
+    ///
+    /// ```
+    /// use tenjit::prelude::*;
+    /// let labels = tensor!([0, 2, 1, 3]);
+    /// let one_hot = Tensor::eye(4).index_select(0, &labels);
+    /// assert_eq!(one_hot.i(s![1]).to_string(), "tensor([0., 0., 1., 0.])");
+    /// ```
+    #[track_caller]
+    pub fn index_select(&self, dim: isize, index: &Tensor) -> Tensor {
+        self.try_index_select(dim, index).or_panic()
+    }
+
+    /// [`Tensor::index_select`] as a `Result`. Indices out of range are reported when the
+    /// value is computed.
+    #[track_caller]
+    pub fn try_index_select(&self, dim: isize, index: &Tensor) -> Result<Tensor> {
+        let d = wrap_dim("index_select", dim, self.dim())?;
+        if index.dim() > 1 || !index.dtype().is_int() {
+            return Err(Error::op(
+                "index_select",
+                format!("index must be a 0-D or 1-D integer tensor, got {}", index.ty()),
+            ));
+        }
+        if self.dim() == 0 {
+            return Err(Error::op("index_select", "cannot index a 0-D tensor along a dimension"));
+        }
+        let k = index.numel();
+        let mut view = vec![1isize; self.dim()];
+        view[d] = k as isize;
+        let mut target: Vec<usize> = self.shape().to_vec();
+        target[d] = k;
+        let idx = index
+            .try_to_dtype(DType::I64)?
+            .try_reshape(view)?
+            .expand_to("index_select", &Shape::from(target))?;
+        Tensor::from_op(Op::Gather { axis: d }, &[self, &idx])
+    }
+
+    /// `torch.gather`: `out[i][j] = self[index[i][j]][j]` for `dim = 0`.
+    #[track_caller]
+    pub fn gather(&self, dim: isize, index: &Tensor) -> Tensor {
+        self.try_gather(dim, index).or_panic()
+    }
+
+    /// [`Tensor::gather`] as a `Result`.
+    #[track_caller]
+    pub fn try_gather(&self, dim: isize, index: &Tensor) -> Result<Tensor> {
+        let d = wrap_dim("gather", dim, self.dim())?;
+        if !index.dtype().is_int() {
+            return Err(Error::op("gather", format!("index must be an integer tensor, got {}", index.ty())));
+        }
+        let idx = index.try_to_dtype(DType::I64)?;
+        Tensor::from_op(Op::Gather { axis: d }, &[self, &idx])
+    }
+
+    /// The elements where `mask` is true, as a 1-D tensor (`t[t > 5]`, `torch.masked_select`).
+    ///
+    /// The result's length depends on the data, so this is a realization boundary: the mask
+    /// and the tensor are computed now, and what follows is built with the concrete shape.
+    ///
+    /// ```
+    /// use tenjit::prelude::*;
+    /// let t = Tensor::arange(10);
+    /// assert_eq!(t.masked_select(&t.gt(5)).to_string(), "tensor([6, 7, 8, 9])");
+    /// ```
+    #[track_caller]
+    pub fn masked_select(&self, mask: &Tensor) -> Tensor {
+        self.try_masked_select(mask).or_panic()
+    }
+
+    /// [`Tensor::masked_select`] as a `Result`.
+    #[track_caller]
+    pub fn try_masked_select(&self, mask: &Tensor) -> Result<Tensor> {
+        if mask.dtype() != DType::Bool {
+            return Err(Error::op("masked_select", format!("mask must be a bool tensor, got {}", mask.ty())));
+        }
+        let shape = tenjit_ir::ops::broadcast_for("masked_select", self.ir_shape(), mask.ir_shape())
+            .map_err(|e| Error::op("masked_select", e.message))?;
+        let x = self.expand_to("masked_select", &shape)?;
+        let m = mask.expand_to("masked_select", &shape)?;
+        crate::realize::try_realize(&[&x, &m])?;
+        let (xb, mb) = (x.buffer()?, m.buffer()?);
+        let keep = mb.as_slice::<bool>().expect("a bool mask");
+        let picked: Vec<_> = (0..xb.numel()).filter(|&i| keep[i]).map(|i| xb.scalar(i)).collect();
+        let n = picked.len();
+        let buf = Buffer::from_scalars(xb.dtype(), Shape::new(&[n]), picked);
+        Ok(Tensor::from_buffer(buf, Device::Cpu))
+    }
+
+    /// One-hot encoding of integer class labels (`i64`, a new last dimension of
+    /// `num_classes`), as `torch.nn.functional.one_hot`.
+    ///
+    /// ```
+    /// use tenjit::prelude::*;
+    /// let oh = tensor!([0, 2]).one_hot(3);
+    /// assert_eq!(oh.to_string(), "tensor([[1, 0, 0],\n        [0, 0, 1]])");
+    /// ```
+    #[track_caller]
+    pub fn one_hot(&self, num_classes: usize) -> Tensor {
+        self.try_one_hot(num_classes).or_panic()
+    }
+
+    /// [`Tensor::one_hot`] as a `Result`.
+    #[track_caller]
+    pub fn try_one_hot(&self, num_classes: usize) -> Result<Tensor> {
+        if !self.dtype().is_int() {
+            return Err(Error::op("one_hot", format!("labels must be an integer tensor, got {}", self.ty())));
+        }
+        let classes = Tensor::arange(num_classes as i64);
+        Ok(self.try_unsqueeze(-1)?.try_eq(&classes)?.to_dtype(DType::I64))
+    }
+}

@@ -1,0 +1,106 @@
+//! PyTorch's in-place style (`add_`, `sub_`, `mul_`, `div_`, `zero_`, `fill_`), functional
+//! under the hood: the method records the new value and points the handle at it. Other handles
+//! to the old value keep the old value, as values are immutable.
+//!
+//! As in PyTorch, the result keeps the tensor's dtype and shape: an update whose result type
+//! would be of a higher category (an `i64` tensor `add_` a float) or a larger shape is an
+//! error.
+
+use super::elementwise::{binary, IntoOperand, Operand};
+use super::Tensor;
+use crate::error::{Error, OrPanic, Result};
+use tenjit_ir::BinaryOp;
+
+impl Tensor {
+    #[track_caller]
+    fn update(&mut self, op: BinaryOp, name: &'static str, other: Operand) -> Result<()> {
+        let r = binary(op, Operand::Tensor(self.clone()), other)?;
+        if r.dtype().category() > self.dtype().category() {
+            return Err(Error::op(
+                name,
+                format!(
+                    "result type {} can't be cast to the desired output type {}",
+                    r.dtype(),
+                    self.dtype()
+                ),
+            ));
+        }
+        if r.shape() != self.shape() {
+            return Err(Error::op(
+                name,
+                format!(
+                    "output with shape {} doesn't match the broadcast shape {}",
+                    self.ir_shape(),
+                    r.ir_shape()
+                ),
+            ));
+        }
+        *self = r.try_to_dtype(self.dtype())?;
+        Ok(())
+    }
+
+    /// `self += other`, as `x.add_(other)`.
+    ///
+    /// ```
+    /// use tenjit::prelude::*;
+    /// let mut x = tensor!([1., 2.]);
+    /// x.add_(1.0);
+    /// assert_eq!(x.to_string(), "tensor([2., 3.])");
+    /// ```
+    #[track_caller]
+    pub fn add_(&mut self, other: impl IntoOperand) -> &mut Tensor {
+        self.update(BinaryOp::Add, "add_", other.into_operand()).or_panic();
+        self
+    }
+
+    /// `self -= other`.
+    #[track_caller]
+    pub fn sub_(&mut self, other: impl IntoOperand) -> &mut Tensor {
+        self.update(BinaryOp::Sub, "sub_", other.into_operand()).or_panic();
+        self
+    }
+
+    /// `self *= other`.
+    #[track_caller]
+    pub fn mul_(&mut self, other: impl IntoOperand) -> &mut Tensor {
+        self.update(BinaryOp::Mul, "mul_", other.into_operand()).or_panic();
+        self
+    }
+
+    /// `self /= other` (float tensors; an integer tensor cannot hold the quotient).
+    #[track_caller]
+    pub fn div_(&mut self, other: impl IntoOperand) -> &mut Tensor {
+        self.update(BinaryOp::Div, "div_", other.into_operand()).or_panic();
+        self
+    }
+
+    /// Sets every element to zero.
+    #[track_caller]
+    pub fn zero_(&mut self) -> &mut Tensor {
+        *self = self.zeros_like();
+        self
+    }
+
+    /// Sets every element to `value` (converted to the tensor's dtype).
+    #[track_caller]
+    pub fn fill_(&mut self, value: impl super::creation::IntoScalar) -> &mut Tensor {
+        *self = self.full_like(value);
+        self
+    }
+}
+
+macro_rules! assign_operator {
+    ($trait:ident, $method:ident, $op:ident, $name:literal) => {
+        impl<O: IntoOperand> std::ops::$trait<O> for Tensor {
+            #[track_caller]
+            fn $method(&mut self, rhs: O) {
+                self.update(BinaryOp::$op, $name, rhs.into_operand()).or_panic();
+            }
+        }
+    };
+}
+
+assign_operator!(AddAssign, add_assign, Add, "add_");
+assign_operator!(SubAssign, sub_assign, Sub, "sub_");
+assign_operator!(MulAssign, mul_assign, Mul, "mul_");
+assign_operator!(DivAssign, div_assign, Div, "div_");

@@ -1,0 +1,124 @@
+//! Linear algebra: `matmul` with every case of `torch.matmul`, and `dot`.
+//!
+//! The IR has one contraction primitive, a batched matrix product with equal batch dims;
+//! the 1-D cases and batch broadcasting are composed here from reshapes and expands.
+
+use super::Tensor;
+use crate::error::{Error, OrPanic, Result};
+use tenjit_ir::types::{broadcast_shapes, promote};
+use tenjit_ir::{DType, Op, Shape};
+
+impl Tensor {
+    /// Matrix product with `torch.matmul`'s rules: 1-D·1-D is a dot product, 2-D@1-D a
+    /// matrix-vector product, 1-D@2-D a vector-matrix product, and higher ranks are batched
+    /// with the batch dims broadcast.
+    ///
+    /// ```
+    /// use tenjit::prelude::*;
+    /// let w = tensor!([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]]);
+    /// let x = tensor!([1., 2., 3.]);
+    /// assert_eq!(w.matmul(&x).to_string(), "tensor([1.4000, 3.2000])");
+    /// ```
+    #[track_caller]
+    pub fn matmul(&self, other: &Tensor) -> Tensor {
+        self.try_matmul(other).or_panic()
+    }
+
+    /// [`Tensor::matmul`] as a `Result`.
+    #[track_caller]
+    pub fn try_matmul(&self, other: &Tensor) -> Result<Tensor> {
+        let (ra, rb) = (self.dim(), other.dim());
+        if ra == 0 || rb == 0 {
+            return Err(Error::op(
+                "matmul",
+                format!(
+                    "both arguments need at least 1 dimension, got {} and {}",
+                    self.ir_shape(),
+                    other.ir_shape()
+                ),
+            ));
+        }
+        if self.dtype() == DType::Bool || other.dtype() == DType::Bool {
+            return Err(Error::op("matmul", "bool tensors are not supported; convert with to_dtype first"));
+        }
+        let dtype = promote(self.dtype(), other.dtype());
+        let a = self.try_to_dtype(dtype)?;
+        let b = other.try_to_dtype(dtype)?;
+        // Promote vectors to matrices, remembering which dims to drop at the end.
+        let a = if ra == 1 { a.try_unsqueeze(0)? } else { a };
+        let b = if rb == 1 { b.try_unsqueeze(-1)? } else { b };
+        let (sa, sb) = (a.shape(), b.shape());
+        let (m, k) = (sa[sa.len() - 2], sa[sa.len() - 1]);
+        let (k2, n) = (sb[sb.len() - 2], sb[sb.len() - 1]);
+        if k != k2 {
+            return Err(Error::op(
+                "matmul",
+                format!(
+                    "shapes {} and {} cannot be multiplied (inner dimensions {k} and {k2} differ)",
+                    self.ir_shape(),
+                    other.ir_shape()
+                ),
+            ));
+        }
+        let batch_a = Shape::new(&sa[..sa.len() - 2]);
+        let batch_b = Shape::new(&sb[..sb.len() - 2]);
+        let batch = broadcast_shapes(&batch_a, &batch_b).ok_or_else(|| {
+            Error::op(
+                "matmul",
+                format!(
+                    "batch dimensions {batch_a} and {batch_b} of {} and {} cannot broadcast",
+                    self.ir_shape(),
+                    other.ir_shape()
+                ),
+            )
+        })?;
+        let full = |rows: usize, cols: usize| {
+            let mut d = batch.dims().to_vec();
+            d.extend([rows, cols]);
+            Shape::from(d)
+        };
+        let a = a.expand_to("matmul", &full(m, k))?;
+        let b = b.expand_to("matmul", &full(k, n))?;
+        let mut out = Tensor::from_op(Op::Matmul, &[&a, &b])?;
+        if rb == 1 {
+            out = out.try_squeeze_dim(-1)?;
+        }
+        if ra == 1 {
+            out = out.try_squeeze_dim(-2)?;
+        }
+        Ok(out)
+    }
+
+    /// Dot product of two 1-D tensors of equal length.
+    ///
+    /// ```
+    /// use tenjit::prelude::*;
+    /// assert_eq!(tensor!([1., 2., 3.]).dot(&tensor!([4., 5., 6.])).to_string(), "tensor(32.)");
+    /// ```
+    #[track_caller]
+    pub fn dot(&self, other: &Tensor) -> Tensor {
+        self.try_dot(other).or_panic()
+    }
+
+    /// [`Tensor::dot`] as a `Result`: fails unless both are 1-D of one length.
+    #[track_caller]
+    pub fn try_dot(&self, other: &Tensor) -> Result<Tensor> {
+        if self.dim() != 1 || other.dim() != 1 {
+            return Err(Error::op(
+                "dot",
+                format!("1D tensors expected, but got {}D and {}D tensors", self.dim(), other.dim()),
+            ));
+        }
+        if self.numel() != other.numel() {
+            return Err(Error::op(
+                "dot",
+                format!(
+                    "inconsistent tensor size, expected tensor [{}] and src [{}] to have the same number of elements",
+                    self.numel(),
+                    other.numel()
+                ),
+            ));
+        }
+        self.try_matmul(other)
+    }
+}

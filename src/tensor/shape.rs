@@ -1,0 +1,352 @@
+//! Shape ops: `reshape` (with `-1`), `view`, `flatten`, `squeeze`, `unsqueeze`, `permute`,
+//! `transpose`, `t`, `expand` / `broadcast_to` and `contiguous`.
+//!
+//! Values are always computed densely, so every shape op is a plain `ir` movement op. What
+//! differs between `view` and `reshape` is only *whether PyTorch allows it*: each tensor
+//! records the strides PyTorch would give it (permutes and expands make them non-contiguous),
+//! and `view` fails where PyTorch's `view` fails, with the same advice to use `reshape`.
+
+use super::{contiguous_strides, wrap_dim, Strides, Tensor};
+use crate::error::{Error, OrPanic, Result};
+use smallvec::SmallVec;
+use tenjit_ir::{Op, Shape};
+
+/// Resolves a shape with at most one `-1` against `numel` elements.
+#[track_caller]
+pub(crate) fn infer_shape(op: &'static str, dims: &[isize], numel: usize, from: &Shape) -> Result<Shape> {
+    let mut infer = None;
+    let mut known = 1usize;
+    for (i, &d) in dims.iter().enumerate() {
+        match d {
+            -1 if infer.is_none() => infer = Some(i),
+            -1 => return Err(Error::op(op, "only one dimension can be inferred")),
+            d if d < 0 => return Err(Error::op(op, format!("invalid shape dimension {d}"))),
+            d => known *= d as usize,
+        }
+    }
+    let mut out: Vec<usize> = dims.iter().map(|&d| d.max(0) as usize).collect();
+    if let Some(i) = infer {
+        if known == 0 || numel % known != 0 {
+            return Err(Error::op(
+                op,
+                format!("shape {dims:?} is invalid for input of size {numel} (shape {from})"),
+            ));
+        }
+        out[i] = numel / known;
+    }
+    let shape = Shape::from(out);
+    if shape.numel() != numel {
+        return Err(Error::op(
+            op,
+            format!("shape {dims:?} is invalid for input of size {numel} (shape {from})"),
+        ));
+    }
+    Ok(shape)
+}
+
+/// PyTorch's `computeStride`: the strides a view of `new` over a tensor of shape `old` and
+/// strides `old_strides` would have, or `None` if no view exists.
+fn view_strides(old: &[usize], old_strides: &[isize], new: &[usize]) -> Option<Strides> {
+    let mut new_strides: Strides = SmallVec::from_elem(0, new.len());
+    if old.iter().product::<usize>() == 0 || old.is_empty() {
+        return Some(contiguous_strides(&Shape::new(new)));
+    }
+    let mut view_d = new.len() as isize - 1;
+    let mut chunk_base_stride = *old_strides.last().unwrap_or(&1);
+    let mut tensor_numel = 1usize;
+    let mut view_numel = 1usize;
+    for tensor_d in (0..old.len()).rev() {
+        tensor_numel *= old[tensor_d];
+        let boundary = tensor_d == 0
+            || (old[tensor_d - 1] != 1
+                && old_strides[tensor_d - 1] != tensor_numel as isize * chunk_base_stride);
+        if boundary {
+            while view_d >= 0 && (view_numel < tensor_numel || new[view_d as usize] == 1) {
+                new_strides[view_d as usize] = view_numel as isize * chunk_base_stride;
+                view_numel *= new[view_d as usize];
+                view_d -= 1;
+            }
+            if view_numel != tensor_numel {
+                return None;
+            }
+            if tensor_d > 0 {
+                chunk_base_stride = old_strides[tensor_d - 1];
+                tensor_numel = 1;
+                view_numel = 1;
+            }
+        }
+    }
+    (view_d == -1).then_some(new_strides)
+}
+
+impl Tensor {
+    #[track_caller]
+    fn reshape_to(&self, shape: Shape, strides: Strides) -> Result<Tensor> {
+        if *self.ir_shape() == shape && *self.strides() == strides {
+            return Ok(self.clone());
+        }
+        Tensor::from_op_strided(Op::Reshape { shape }, &[self], Some(strides))
+    }
+
+    /// The same elements in a new shape; one dimension may be `-1` (inferred), as
+    /// `x.reshape(2, -1)`.
+    ///
+    /// ```
+    /// use tenjit::prelude::*;
+    /// let x = Tensor::arange(6).reshape([2, -1]);
+    /// assert_eq!(x.shape(), &[2, 3]);
+    /// ```
+    #[track_caller]
+    pub fn reshape(&self, dims: impl AsRef<[isize]>) -> Tensor {
+        self.try_reshape(dims).or_panic()
+    }
+
+    /// [`Tensor::reshape`] as a `Result`.
+    #[track_caller]
+    pub fn try_reshape(&self, dims: impl AsRef<[isize]>) -> Result<Tensor> {
+        let shape = infer_shape("reshape", dims.as_ref(), self.numel(), self.ir_shape())?;
+        let strides = view_strides(self.shape(), self.strides(), shape.dims())
+            .unwrap_or_else(|| contiguous_strides(&shape));
+        self.reshape_to(shape, strides)
+    }
+
+    /// A view with a new shape; fails, as PyTorch's `view` does, when the tensor's layout
+    /// (after `transpose`, `permute` or `expand`) cannot be viewed that way.
+    ///
+    /// ```
+    /// use tenjit::prelude::*;
+    /// let x = Tensor::arange(6).reshape([2, 3]);
+    /// assert_eq!(x.view([3, 2]).shape(), &[3, 2]);
+    /// assert!(x.t().try_view([6]).is_err()); // use reshape instead
+    /// ```
+    #[track_caller]
+    pub fn view(&self, dims: impl AsRef<[isize]>) -> Tensor {
+        self.try_view(dims).or_panic()
+    }
+
+    /// [`Tensor::view`] as a `Result`.
+    #[track_caller]
+    pub fn try_view(&self, dims: impl AsRef<[isize]>) -> Result<Tensor> {
+        let shape = infer_shape("view", dims.as_ref(), self.numel(), self.ir_shape())?;
+        let strides = view_strides(self.shape(), self.strides(), shape.dims()).ok_or_else(|| {
+            Error::op(
+                "view",
+                format!(
+                    "view size {shape} is not compatible with input tensor's size {} and stride {:?} \
+                     (at least one dimension spans across two contiguous subspaces). \
+                     Use .reshape(...) instead.",
+                    self.ir_shape(),
+                    self.strides().as_slice()
+                ),
+            )
+        })?;
+        self.reshape_to(shape, strides)
+    }
+
+    /// Flattens all dimensions into one.
+    #[track_caller]
+    pub fn flatten(&self) -> Tensor {
+        self.reshape([-1])
+    }
+
+    /// Flattens dimensions `start..=end` (negative dims count from the end).
+    #[track_caller]
+    pub fn flatten_dims(&self, start: isize, end: isize) -> Tensor {
+        self.try_flatten_dims(start, end).or_panic()
+    }
+
+    /// [`Tensor::flatten_dims`] as a `Result`.
+    #[track_caller]
+    pub fn try_flatten_dims(&self, start: isize, end: isize) -> Result<Tensor> {
+        if self.dim() == 0 {
+            return self.try_reshape([1]);
+        }
+        let (s, e) = (wrap_dim("flatten", start, self.dim())?, wrap_dim("flatten", end, self.dim())?);
+        if s > e {
+            return Err(Error::op("flatten", "start_dim cannot come after end_dim"));
+        }
+        let mut dims: Vec<isize> = self.shape()[..s].iter().map(|&d| d as isize).collect();
+        dims.push(self.shape()[s..=e].iter().product::<usize>() as isize);
+        dims.extend(self.shape()[e + 1..].iter().map(|&d| d as isize));
+        self.try_reshape(dims)
+    }
+
+    /// Removes every dimension of size 1.
+    #[track_caller]
+    pub fn squeeze(&self) -> Tensor {
+        let keep: Vec<usize> = (0..self.dim()).filter(|&d| self.shape()[d] != 1).collect();
+        self.keep_dims(&keep).or_panic()
+    }
+
+    /// Removes dimension `dim` if its size is 1 (otherwise returns the tensor unchanged).
+    #[track_caller]
+    pub fn squeeze_dim(&self, dim: isize) -> Tensor {
+        self.try_squeeze_dim(dim).or_panic()
+    }
+
+    /// [`Tensor::squeeze_dim`] as a `Result`.
+    #[track_caller]
+    pub fn try_squeeze_dim(&self, dim: isize) -> Result<Tensor> {
+        if self.dim() == 0 {
+            return Ok(self.clone());
+        }
+        let d = wrap_dim("squeeze", dim, self.dim())?;
+        if self.shape()[d] != 1 {
+            return Ok(self.clone());
+        }
+        let keep: Vec<usize> = (0..self.dim()).filter(|&i| i != d).collect();
+        self.keep_dims(&keep)
+    }
+
+    #[track_caller]
+    fn keep_dims(&self, keep: &[usize]) -> Result<Tensor> {
+        let shape: Vec<usize> = keep.iter().map(|&d| self.shape()[d]).collect();
+        let strides: Strides = keep.iter().map(|&d| self.strides()[d]).collect();
+        self.reshape_to(Shape::from(shape), strides)
+    }
+
+    /// Inserts a dimension of size 1 at `dim` (`-1` appends).
+    #[track_caller]
+    pub fn unsqueeze(&self, dim: isize) -> Tensor {
+        self.try_unsqueeze(dim).or_panic()
+    }
+
+    /// [`Tensor::unsqueeze`] as a `Result`.
+    #[track_caller]
+    pub fn try_unsqueeze(&self, dim: isize) -> Result<Tensor> {
+        let d = wrap_dim("unsqueeze", dim, self.dim() + 1)?;
+        let mut shape = self.shape().to_vec();
+        let mut strides = self.strides().clone();
+        let stride = if d < self.dim() { self.shape()[d] as isize * self.strides()[d] } else { 1 };
+        shape.insert(d, 1);
+        strides.insert(d, stride);
+        self.reshape_to(Shape::from(shape), strides)
+    }
+
+    /// Reorders dimensions: result dimension `i` is dimension `dims[i]`.
+    ///
+    /// ```
+    /// use tenjit::prelude::*;
+    /// assert_eq!(Tensor::zeros([2, 3, 4]).permute([2, 0, 1]).shape(), &[4, 2, 3]);
+    /// ```
+    #[track_caller]
+    pub fn permute(&self, dims: impl AsRef<[isize]>) -> Tensor {
+        self.try_permute(dims).or_panic()
+    }
+
+    /// [`Tensor::permute`] as a `Result`.
+    #[track_caller]
+    pub fn try_permute(&self, dims: impl AsRef<[isize]>) -> Result<Tensor> {
+        let dims = dims.as_ref();
+        if dims.len() != self.dim() {
+            return Err(Error::op(
+                "permute",
+                format!(
+                    "number of dims {} does not match the tensor's {} ({})",
+                    dims.len(),
+                    self.dim(),
+                    self.ir_shape()
+                ),
+            ));
+        }
+        let perm: SmallVec<[usize; 4]> =
+            dims.iter().map(|&d| wrap_dim("permute", d, self.dim())).collect::<Result<_>>()?;
+        let mut seen = vec![false; self.dim()];
+        for &p in &perm {
+            if std::mem::replace(&mut seen[p], true) {
+                return Err(Error::op("permute", format!("dim {p} repeats in {dims:?}")));
+            }
+        }
+        if perm.iter().enumerate().all(|(i, &p)| i == p) {
+            return Ok(self.clone());
+        }
+        let strides: Strides = perm.iter().map(|&p| self.strides()[p]).collect();
+        Tensor::from_op_strided(Op::Permute { perm }, &[self], Some(strides))
+    }
+
+    /// Swaps two dimensions.
+    #[track_caller]
+    pub fn transpose(&self, dim0: isize, dim1: isize) -> Tensor {
+        self.try_transpose(dim0, dim1).or_panic()
+    }
+
+    /// [`Tensor::transpose`] as a `Result`.
+    #[track_caller]
+    pub fn try_transpose(&self, dim0: isize, dim1: isize) -> Result<Tensor> {
+        if self.dim() == 0 {
+            return Ok(self.clone());
+        }
+        let (a, b) = (wrap_dim("transpose", dim0, self.dim())?, wrap_dim("transpose", dim1, self.dim())?);
+        let mut perm: Vec<isize> = (0..self.dim() as isize).collect();
+        perm.swap(a, b);
+        self.try_permute(perm)
+    }
+
+    /// The transpose of a matrix (`x.T`); vectors and scalars are returned unchanged.
+    #[track_caller]
+    pub fn t(&self) -> Tensor {
+        self.try_t().or_panic()
+    }
+
+    /// [`Tensor::t`] as a `Result`: fails for more than 2 dimensions, as PyTorch's `t()`.
+    #[track_caller]
+    pub fn try_t(&self) -> Result<Tensor> {
+        match self.dim() {
+            0 | 1 => Ok(self.clone()),
+            2 => self.try_transpose(0, 1),
+            n => Err(Error::op("t", format!("expects a tensor with <= 2 dimensions, but self is {n}D"))),
+        }
+    }
+
+    /// Broadcasts to `sizes` (`-1` keeps a size), as `x.expand(3, -1)`.
+    #[track_caller]
+    pub fn expand(&self, sizes: impl AsRef<[isize]>) -> Tensor {
+        self.try_expand(sizes).or_panic()
+    }
+
+    /// [`Tensor::expand`] as a `Result`.
+    #[track_caller]
+    pub fn try_expand(&self, sizes: impl AsRef<[isize]>) -> Result<Tensor> {
+        let sizes = sizes.as_ref();
+        if sizes.len() < self.dim() {
+            return Err(Error::op(
+                "expand",
+                format!(
+                    "the number of sizes {} must be at least the tensor's {} ({})",
+                    sizes.len(),
+                    self.dim(),
+                    self.ir_shape()
+                ),
+            ));
+        }
+        let lead = sizes.len() - self.dim();
+        let mut shape = Vec::with_capacity(sizes.len());
+        for (i, &s) in sizes.iter().enumerate() {
+            shape.push(match s {
+                -1 if i >= lead => self.shape()[i - lead],
+                s if s >= 0 => s as usize,
+                s => return Err(Error::op("expand", format!("invalid size {s} at dim {i}"))),
+            });
+        }
+        self.expand_to("expand", &Shape::from(shape))
+    }
+
+    /// Broadcasts to `shape` with NumPy's rules.
+    #[track_caller]
+    pub fn broadcast_to(&self, shape: impl Into<Shape>) -> Tensor {
+        self.expand_to("broadcast_to", &shape.into()).or_panic()
+    }
+
+    /// A tensor with PyTorch's contiguous layout (the values are the same; `view` then works).
+    #[track_caller]
+    pub fn contiguous(&self) -> Tensor {
+        let strides = contiguous_strides(self.ir_shape());
+        self.reshape_to(self.ir_shape().clone(), strides).or_panic()
+    }
+
+    /// Whether PyTorch would consider this tensor's layout contiguous.
+    pub fn is_contiguous(&self) -> bool {
+        let c = contiguous_strides(self.ir_shape());
+        self.shape().iter().zip(c.iter().zip(self.strides())).all(|(&n, (a, b))| n <= 1 || a == b)
+    }
+}
