@@ -47,6 +47,21 @@ impl Error {
     }
 }
 
+/// Turns an `ir` type-rule error into an [`Error::Op`] at the caller's location.
+pub(crate) trait AtCaller<T> {
+    fn at_caller(self) -> Result<T>;
+}
+
+impl<T> AtCaller<T> for std::result::Result<T, tenjit_ir::OpError> {
+    #[track_caller]
+    fn at_caller(self) -> Result<T> {
+        match self {
+            Ok(v) => Ok(v),
+            Err(e) => Err(Error::op(e.op, e.message)),
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

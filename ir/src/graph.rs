@@ -2,7 +2,7 @@
 //!
 //! Every node holds its op and its result type; operands are incoming edges weighted by their
 //! position. Nodes are only added through [`Graph::add`], which runs the op's type rule, so a
-//! graph built through this API is well typed by construction; [`crate::verify`] re-checks
+//! graph built through this API is well typed by construction; [`crate::verify()`] re-checks
 //! graphs after passes and after parsing. petgraph stays behind this module's wall: the public
 //! API speaks [`NodeId`] only.
 

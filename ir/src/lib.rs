@@ -5,7 +5,7 @@
 //! * [`Graph`]: a typed graph of primitive ops; [`verify()`] checks one.
 //! * [`text`]: the text form of graphs (printer and parser); [`dot`]: Graphviz export.
 //! * [`interp`]: the reference interpreter; [`random`]: the counter-based generator.
-//! * [`Buffer`]: a dense host tensor value; [`format`] prints it as PyTorch does; [`npy`]
+//! * [`Buffer`]: a dense host tensor value; [`format`](mod@format) prints it as PyTorch does; [`npy`]
 //!   reads and writes `.npy` files.
 
 pub mod buffer;

@@ -50,7 +50,11 @@ impl Scalar {
                 Scalar::Int(i) => i,
                 _ => f as i64,
             }),
-            DType::F32 => Scalar::Float(f as f32 as f64),
+            DType::F32 => Scalar::Float(match self {
+                // One rounding: i64 -> f32 directly, not through f64.
+                Scalar::Int(i) => i as f32 as f64,
+                _ => f as f32 as f64,
+            }),
             DType::F64 => Scalar::Float(f),
         }
     }
@@ -513,6 +517,9 @@ pub enum ArgOp {
 }
 
 impl ArgOp {
+    /// Every index-of-extremum reduction.
+    pub const ALL: [ArgOp; 2] = [ArgOp::ArgMax, ArgOp::ArgMin];
+
     /// Printed name.
     pub fn name(self) -> &'static str {
         match self {

@@ -1,3 +1,285 @@
-//! The tenjit command-line tool.
+//! The tenjit command-line tool: reads a graph in the text IR and prints it, draws it, or runs
+//! it on the reference interpreter.
+//!
+//! ```text
+//! tenjit dump FILE                                  parse, verify, print the canonical text
+//! tenjit run FILE [--input NAME=PATH.npy]... [--out DIR]
+//! tenjit dot FILE                                   print Graphviz DOT
+//! ```
+//!
+//! `FILE` may be `-` for standard input. Errors go to standard error as `error: ...`, naming the
+//! file (and `line:col` for parse errors); the exit code is 1 for errors in the files or inputs
+//! given and 2 for a malformed command line. The tool never panics on bad input.
 
-fn main() {}
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use tenjit::ir::format::{format_tensor, PrintOptions};
+use tenjit::ir::{dot, interp, npy, text, verify, Buffer, Graph};
+
+const USAGE: &str = "\
+tenjit: read, draw and run graphs in the tenjit text IR
+
+usage:
+  tenjit dump FILE                   parse and verify FILE, print its canonical text
+  tenjit run FILE [--input NAME=PATH.npy]... [--out DIR]
+                                     run FILE on the reference interpreter
+  tenjit dot FILE                    print FILE as a Graphviz DOT digraph
+  tenjit --help                      print this help
+
+FILE may be '-' to read standard input.
+
+run options:
+  -i, --input NAME=PATH.npy  the value of graph input %NAME, read from a .npy file; every
+                             input of the graph must be given exactly once
+  -o, --out DIR              write output i to DIR/out<i>.npy (DIR is created) and print a
+                             one-line summary per output; without --out the outputs' values
+                             are printed
+
+exit status: 0 on success, 1 on an error in the files or inputs, 2 on a usage error";
+
+/// Why the tool stopped.
+#[derive(Debug)]
+enum Failure {
+    /// The command line is malformed (exit code 2).
+    Usage(String),
+    /// A file, input or graph is wrong (exit code 1).
+    User(String),
+}
+
+fn usage(msg: impl Into<String>) -> Failure {
+    Failure::Usage(msg.into())
+}
+
+fn user(msg: impl Into<String>) -> Failure {
+    Failure::User(msg.into())
+}
+
+/// A parsed command line.
+#[derive(Debug)]
+enum Command {
+    Help,
+    Dump { file: String },
+    Dot { file: String },
+    Run { file: String, inputs: Vec<(String, PathBuf)>, out: Option<PathBuf> },
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match parse_args(&args).and_then(execute) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(msg)) => {
+            eprintln!("error: {msg}");
+            eprintln!("run 'tenjit --help' for usage");
+            ExitCode::from(2)
+        }
+        Err(Failure::User(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Takes the value of option `name`, either from `--name=VALUE` (`inline`) or the next argument.
+fn option_value(
+    name: &str,
+    inline: Option<&str>,
+    rest: &mut std::slice::Iter<'_, String>,
+) -> Result<String, Failure> {
+    match inline {
+        Some(v) => Ok(v.to_string()),
+        None => rest.next().cloned().ok_or_else(|| usage(format!("option '{name}' needs a value"))),
+    }
+}
+
+fn parse_args(args: &[String]) -> Result<Command, Failure> {
+    let Some((cmd, rest)) = args.split_first() else {
+        return Err(usage("no command given (expected dump, run or dot)"));
+    };
+    let cmd = cmd.as_str();
+    match cmd {
+        "-h" | "--help" | "help" => return Ok(Command::Help),
+        "dump" | "run" | "dot" => {}
+        _ => return Err(usage(format!("unknown command '{cmd}' (expected dump, run or dot)"))),
+    }
+    let mut file: Option<String> = None;
+    let mut inputs = Vec::new();
+    let mut out: Option<PathBuf> = None;
+    let mut it = rest.iter();
+    while let Some(arg) = it.next() {
+        if arg == "-h" || arg == "--help" {
+            return Ok(Command::Help);
+        }
+        if arg.len() > 1 && arg.starts_with('-') {
+            let (name, inline) = match arg.split_once('=') {
+                Some((n, v)) if n.starts_with("--") => (n, Some(v)),
+                _ => (arg.as_str(), None),
+            };
+            match (cmd, name) {
+                ("run", "-i" | "--input") => {
+                    let value = option_value(name, inline, &mut it)?;
+                    let Some((input, path)) = value.split_once('=') else {
+                        return Err(usage(format!("'{name} {value}': expected NAME=PATH.npy")));
+                    };
+                    let input = input.strip_prefix('%').unwrap_or(input);
+                    if input.is_empty() || path.is_empty() {
+                        return Err(usage(format!("'{name} {value}': expected NAME=PATH.npy")));
+                    }
+                    inputs.push((input.to_string(), PathBuf::from(path)));
+                }
+                ("run", "-o" | "--out") => {
+                    let value = option_value(name, inline, &mut it)?;
+                    if out.replace(PathBuf::from(value)).is_some() {
+                        return Err(usage("option '--out' given more than once"));
+                    }
+                }
+                _ => return Err(usage(format!("unknown option '{name}' for 'tenjit {cmd}'"))),
+            }
+            continue;
+        }
+        if let Some(first) = &file {
+            return Err(usage(format!("'tenjit {cmd}' takes one FILE, got '{first}' and '{arg}'")));
+        }
+        file = Some(arg.clone());
+    }
+    let Some(file) = file else {
+        return Err(usage(format!("'tenjit {cmd}' needs a FILE ('-' for standard input)")));
+    };
+    Ok(match cmd {
+        "dump" => Command::Dump { file },
+        "dot" => Command::Dot { file },
+        _ => Command::Run { file, inputs, out },
+    })
+}
+
+fn execute(cmd: Command) -> Result<(), Failure> {
+    match cmd {
+        Command::Help => write_stdout(USAGE),
+        Command::Dump { file } => {
+            let g = load_graph(&file)?;
+            write_stdout(&text::print(&g))
+        }
+        Command::Dot { file } => {
+            let g = load_graph(&file)?;
+            write_stdout(&dot::to_dot(&g))
+        }
+        Command::Run { file, inputs, out } => run(&file, &inputs, out.as_deref()),
+    }
+}
+
+/// The name errors use for `file`.
+fn display_name(file: &str) -> &str {
+    if file == "-" {
+        "<stdin>"
+    } else {
+        file
+    }
+}
+
+/// Reads, parses and verifies the graph in `file` (`-` for standard input).
+fn load_graph(file: &str) -> Result<Graph, Failure> {
+    let name = display_name(file);
+    let mut src = String::new();
+    let read = if file == "-" {
+        io::stdin().read_to_string(&mut src).map(drop)
+    } else {
+        std::fs::File::open(file).and_then(|mut f| f.read_to_string(&mut src)).map(drop)
+    };
+    read.map_err(|e| user(format!("cannot read {name}: {e}")))?;
+    let g = text::parse(&src).map_err(|e| user(format!("{name}:{e}")))?;
+    verify(&g).map_err(|e| user(format!("{name}: {}", e.to_string().trim_end())))?;
+    Ok(g)
+}
+
+/// Writes `s` to standard output, ending it with a line break if it has none; a failed write is
+/// an error, not a panic.
+fn write_stdout(s: &str) -> Result<(), Failure> {
+    let mut out = io::stdout().lock();
+    let newline: &[u8] = if s.is_empty() || s.ends_with('\n') { b"" } else { b"\n" };
+    out.write_all(s.as_bytes())
+        .and_then(|()| out.write_all(newline))
+        .and_then(|()| out.flush())
+        .map_err(|e| user(format!("cannot write to standard output: {e}")))
+}
+
+/// A comma-separated list of `%name: type` for the graph's inputs, for error messages.
+fn describe_inputs(g: &Graph) -> String {
+    if g.inputs().is_empty() {
+        return "the graph takes no inputs".to_string();
+    }
+    let list: Vec<String> = g.inputs().iter().map(|(n, id)| format!("%{n}: {}", g.ty(*id))).collect();
+    format!("the graph's inputs are {}", list.join(", "))
+}
+
+fn run(file: &str, given: &[(String, PathBuf)], out: Option<&Path>) -> Result<(), Failure> {
+    let name = display_name(file);
+    let g = load_graph(file)?;
+    // Match the given inputs to the graph's by name.
+    let mut by_name: BTreeMap<&str, &Path> = BTreeMap::new();
+    for (input, path) in given {
+        if !g.inputs().iter().any(|(n, _)| n == input) {
+            return Err(user(format!("{name}: the graph has no input %{input}; {}", describe_inputs(&g))));
+        }
+        if by_name.insert(input, path).is_some() {
+            return Err(user(format!("input %{input} is given more than once")));
+        }
+    }
+    let missing: Vec<String> = g
+        .inputs()
+        .iter()
+        .filter(|(n, _)| !by_name.contains_key(n.as_str()))
+        .map(|(n, _)| format!("%{n}"))
+        .collect();
+    if !missing.is_empty() {
+        return Err(user(format!(
+            "{name}: missing input(s) {} (give each with --input NAME=PATH.npy); {}",
+            missing.join(", "),
+            describe_inputs(&g)
+        )));
+    }
+    // Load each input and check its type against the declared one.
+    let mut buffers: Vec<Buffer> = Vec::with_capacity(g.inputs().len());
+    for (input, id) in g.inputs() {
+        let path = by_name[input.as_str()];
+        let buf = npy::load(path).map_err(|e| user(format!("{e} (the value of input %{input})")))?;
+        let declared = g.ty(*id);
+        if buf.ty() != *declared {
+            return Err(user(format!(
+                "{}: input %{input} of {name} is declared {declared} but the file holds {}",
+                path.display(),
+                buf.ty()
+            )));
+        }
+        buffers.push(buf);
+    }
+    let outputs = interp::eval(&g, &buffers).map_err(|e| user(format!("{name}: {e}")))?;
+    match out {
+        Some(dir) => write_outputs(dir, &outputs),
+        None => print_outputs(&outputs),
+    }
+}
+
+fn io_error(what: impl Display, e: io::Error) -> Failure {
+    user(format!("{what}: {e}"))
+}
+
+fn write_outputs(dir: &Path, outputs: &[Buffer]) -> Result<(), Failure> {
+    std::fs::create_dir_all(dir).map_err(|e| io_error(format_args!("cannot create {}", dir.display()), e))?;
+    let mut summary = String::new();
+    for (i, buf) in outputs.iter().enumerate() {
+        let path = dir.join(format!("out{i}.npy"));
+        npy::save(&path, buf).map_err(|e| io_error(format_args!("cannot write {}", path.display()), e))?;
+        summary.push_str(&format!("out{i}: {} -> {}\n", buf.ty(), path.display()));
+    }
+    write_stdout(&summary)
+}
+
+fn print_outputs(outputs: &[Buffer]) -> Result<(), Failure> {
+    let mut text = String::new();
+    for (i, buf) in outputs.iter().enumerate() {
+        text.push_str(&format!("out{i}: {}\n{}\n", buf.ty(), format_tensor(buf, &PrintOptions::default())));
+    }
+    write_stdout(&text)
+}

@@ -147,7 +147,10 @@ impl Tensor {
     /// [`Tensor::from_vec`], failing when the data does not fill the shape.
     #[track_caller]
     pub fn try_from_vec<T: Element>(data: Vec<T>, shape: impl Into<Shape>) -> Result<Tensor> {
-        let buf = Buffer::from_vec(data, shape).map_err(|e| Error::op("from_vec", e.to_string()))?;
+        let buf = match Buffer::from_vec(data, shape) {
+            Ok(b) => b,
+            Err(e) => return Err(Error::op("from_vec", e.to_string())),
+        };
         Ok(Tensor::from_buffer(buf, Device::Cpu))
     }
 

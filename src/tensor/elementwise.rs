@@ -10,7 +10,7 @@
 
 use super::creation::IntoScalar;
 use super::Tensor;
-use crate::error::{Error, OrPanic, Result};
+use crate::error::{AtCaller, Error, OrPanic, Result};
 use std::ops;
 use tenjit_ir::ops::Accepts;
 use tenjit_ir::types::{promote, promote_weak};
@@ -92,8 +92,7 @@ pub(crate) fn binary(op: BinaryOp, lhs: Operand, rhs: Operand) -> Result<Tensor>
         }
         _ => {}
     }
-    let shape = tenjit_ir::ops::broadcast_for(name, &lhs.shape(), &rhs.shape())
-        .map_err(|e| Error::op(name, e.message))?;
+    let shape = tenjit_ir::ops::broadcast_for(name, &lhs.shape(), &rhs.shape()).at_caller()?;
     let a = lhs.materialize(name, dtype, &shape)?;
     let b = rhs.materialize(name, dtype, &shape)?;
     Tensor::from_op(Op::Binary(op), &[&a, &b])
@@ -346,7 +345,7 @@ impl Tensor {
         let dtype = a.dtype_with(&b);
         let shape = tenjit_ir::ops::broadcast_for("where", &a.shape(), &b.shape())
             .and_then(|s| tenjit_ir::ops::broadcast_for("where", cond.ir_shape(), &s))
-            .map_err(|e| Error::op("where", e.message))?;
+            .at_caller()?;
         let c = cond.try_to_dtype(DType::Bool)?.expand_to("where", &shape)?;
         let a = a.materialize("where", dtype, &shape)?;
         let b = b.materialize("where", dtype, &shape)?;
@@ -361,6 +360,8 @@ impl IntoOperand for Operand {
 }
 
 // Operators: tensor ∘ tensor in all four ownership forms, tensor ∘ scalar and scalar ∘ tensor.
+// Scalars are `f64` and `i64` only, so an unsuffixed literal (`2.0 * &x`, `x / 2`) has exactly
+// one impl to pick.
 macro_rules! operator {
     ($trait:ident, $method:ident, $op:ident) => {
         impl ops::$trait<&Tensor> for &Tensor {
@@ -391,7 +392,7 @@ macro_rules! operator {
                 binary(BinaryOp::$op, Operand::Tensor(self.clone()), Operand::Tensor(rhs)).or_panic()
             }
         }
-        operator!(@scalar $trait, $method, $op, f64, f32, i64, i32);
+        operator!(@scalar $trait, $method, $op, f64, i64);
     };
     (@scalar $trait:ident, $method:ident, $op:ident, $($s:ty),*) => {$(
         impl ops::$trait<$s> for &Tensor {

@@ -9,7 +9,7 @@
 
 use super::{wrap_dim, Strides, Tensor};
 use crate::device::Device;
-use crate::error::{Error, OrPanic, Result};
+use crate::error::{AtCaller, Error, OrPanic, Result};
 use smallvec::SmallVec;
 use std::ops::{Range, RangeFrom, RangeFull, RangeInclusive, RangeTo, RangeToInclusive};
 use tenjit_ir::{Buffer, DType, Op, Shape};
@@ -321,8 +321,8 @@ impl Tensor {
         if mask.dtype() != DType::Bool {
             return Err(Error::op("masked_select", format!("mask must be a bool tensor, got {}", mask.ty())));
         }
-        let shape = tenjit_ir::ops::broadcast_for("masked_select", self.ir_shape(), mask.ir_shape())
-            .map_err(|e| Error::op("masked_select", e.message))?;
+        let shape =
+            tenjit_ir::ops::broadcast_for("masked_select", self.ir_shape(), mask.ir_shape()).at_caller()?;
         let x = self.expand_to("masked_select", &shape)?;
         let m = mask.expand_to("masked_select", &shape)?;
         crate::realize::try_realize(&[&x, &m])?;

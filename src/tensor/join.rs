@@ -47,7 +47,10 @@ impl Tensor {
         if tensors.len() == 1 {
             return first.try_to_dtype(dtype);
         }
-        let cast: Vec<Tensor> = tensors.iter().map(|t| t.try_to_dtype(dtype)).collect::<Result<_>>()?;
+        let mut cast = Vec::with_capacity(tensors.len());
+        for t in tensors {
+            cast.push(t.try_to_dtype(dtype)?);
+        }
         let refs: Vec<&Tensor> = cast.iter().collect();
         Tensor::from_op(Op::Concat { axis: d }, &refs)
     }
@@ -75,8 +78,10 @@ impl Tensor {
             ));
         }
         let d = wrap_dim("stack", dim, first.dim() + 1)?;
-        let expanded: Vec<Tensor> =
-            tensors.iter().map(|t| t.try_unsqueeze(d as isize)).collect::<Result<_>>()?;
+        let mut expanded = Vec::with_capacity(tensors.len());
+        for t in tensors {
+            expanded.push(t.try_unsqueeze(d as isize)?);
+        }
         let refs: Vec<&Tensor> = expanded.iter().collect();
         Tensor::try_cat(&refs, d as isize)
     }

@@ -62,16 +62,16 @@ impl Tensor {
         }
         let batch_a = Shape::new(&sa[..sa.len() - 2]);
         let batch_b = Shape::new(&sb[..sb.len() - 2]);
-        let batch = broadcast_shapes(&batch_a, &batch_b).ok_or_else(|| {
-            Error::op(
+        let Some(batch) = broadcast_shapes(&batch_a, &batch_b) else {
+            return Err(Error::op(
                 "matmul",
                 format!(
                     "batch dimensions {batch_a} and {batch_b} of {} and {} cannot broadcast",
                     self.ir_shape(),
                     other.ir_shape()
                 ),
-            )
-        })?;
+            ));
+        };
         let full = |rows: usize, cols: usize| {
             let mut d = batch.dims().to_vec();
             d.extend([rows, cols]);
@@ -79,13 +79,16 @@ impl Tensor {
         };
         let a = a.expand_to("matmul", &full(m, k))?;
         let b = b.expand_to("matmul", &full(k, n))?;
-        let mut out = Tensor::from_op(Op::Matmul, &[&a, &b])?;
-        if rb == 1 {
-            out = out.try_squeeze_dim(-1)?;
+        let out = Tensor::from_op(Op::Matmul, &[&a, &b])?;
+        // Drop the dims that the vector cases added.
+        let mut dims: Vec<isize> = batch.dims().iter().map(|&d| d as isize).collect();
+        if ra > 1 {
+            dims.push(m as isize);
         }
-        if ra == 1 {
-            out = out.try_squeeze_dim(-2)?;
+        if rb > 1 {
+            dims.push(n as isize);
         }
+        let out = out.try_reshape(dims)?;
         Ok(out)
     }
 

@@ -23,7 +23,7 @@ pub mod reduce;
 pub mod shape;
 
 use crate::device::Device;
-use crate::error::{Error, Result};
+use crate::error::{AtCaller, Error, Result};
 use smallvec::SmallVec;
 use std::panic::Location;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -114,7 +114,7 @@ impl Tensor {
             ));
         }
         let tys: Vec<&TensorType> = inputs.iter().map(|t| &t.0.ty).collect();
-        let ty = op.infer(&tys).map_err(|e| Error::op(e.op, e.message))?;
+        let ty = op.infer(&tys).at_caller()?;
         let strides = strides.unwrap_or_else(|| contiguous_strides(&ty.shape));
         Ok(Tensor(Arc::new(Node {
             op: Some(op),

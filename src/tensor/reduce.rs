@@ -51,7 +51,10 @@ impl Tensor {
     /// Normalized, sorted, distinct axes.
     #[track_caller]
     fn axes(&self, op: &'static str, dims: Dims) -> Result<IrDims> {
-        let mut axes: IrDims = dims.0.iter().map(|&d| wrap_dim(op, d, self.dim())).collect::<Result<_>>()?;
+        let mut axes = IrDims::new();
+        for &d in &dims.0 {
+            axes.push(wrap_dim(op, d, self.dim())?);
+        }
         axes.sort_unstable();
         if axes.windows(2).any(|w| w[0] == w[1]) {
             return Err(Error::op(

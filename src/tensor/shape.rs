@@ -128,8 +128,8 @@ impl Tensor {
     #[track_caller]
     pub fn try_view(&self, dims: impl AsRef<[isize]>) -> Result<Tensor> {
         let shape = infer_shape("view", dims.as_ref(), self.numel(), self.ir_shape())?;
-        let strides = view_strides(self.shape(), self.strides(), shape.dims()).ok_or_else(|| {
-            Error::op(
+        let Some(strides) = view_strides(self.shape(), self.strides(), shape.dims()) else {
+            return Err(Error::op(
                 "view",
                 format!(
                     "view size {shape} is not compatible with input tensor's size {} and stride {:?} \
@@ -138,8 +138,8 @@ impl Tensor {
                     self.ir_shape(),
                     self.strides().as_slice()
                 ),
-            )
-        })?;
+            ));
+        };
         self.reshape_to(shape, strides)
     }
 
@@ -249,8 +249,10 @@ impl Tensor {
                 ),
             ));
         }
-        let perm: SmallVec<[usize; 4]> =
-            dims.iter().map(|&d| wrap_dim("permute", d, self.dim())).collect::<Result<_>>()?;
+        let mut perm: SmallVec<[usize; 4]> = SmallVec::new();
+        for &d in dims {
+            perm.push(wrap_dim("permute", d, self.dim())?);
+        }
         let mut seen = vec![false; self.dim()];
         for &p in &perm {
             if std::mem::replace(&mut seen[p], true) {
