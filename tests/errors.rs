@@ -105,7 +105,7 @@ fn dtype_errors() {
     );
     // A weak integer scalar promotes bool to i64, as torch: `tensor([True]) + 1` is `tensor([2])`.
     assert_eq!((tensor!([true]) + 1).to_string(), "tensor([2])");
-    let e = fails!(tensor!([true]).try_sub(&tensor!([true])));
+    let e = fails!(tensor!([true]).try_sub(tensor!([true])));
     assert_eq!(at_line(e), "sub: bool tensors are not supported here; convert with to_dtype first");
     let e = fails!(tensor!([1, 2]).try_matmul(&tensor!([true, false])));
     assert_eq!(at_line(e), "matmul: bool tensors are not supported; convert with to_dtype first");

@@ -169,7 +169,7 @@ fn s07_broadcasting() {
     assert_eq!((&m + &v).to_string(), "tensor([[11., 22., 33.],\n        [14., 25., 36.]])");
     let row = tensor!([[1., 2., 3.]]);
     assert_eq!((&col + &row).shape(), &[3, 3]);
-    let err = m.try_add(&tensor!([1., 2.])).unwrap_err().to_string();
+    let err = m.try_add(tensor!([1., 2.])).unwrap_err().to_string();
     assert!(err.starts_with("add: shapes [2, 3] and [2] cannot broadcast (at tests/tutorial.rs:"), "{err}");
 }
 

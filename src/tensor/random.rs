@@ -88,7 +88,7 @@ impl Tensor {
         let u1 = Tensor::uniform(shape.clone(), dtype);
         let u2 = Tensor::uniform(shape, dtype);
         let radius = u1.rsub(1.0).log().mul(-2.0).sqrt();
-        radius.mul(&u2.mul(std::f64::consts::TAU).cos())
+        radius.mul(u2.mul(std::f64::consts::TAU).cos())
     }
 
     /// Normal values with the given mean and standard deviation, as `torch.normal`.

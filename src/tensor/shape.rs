@@ -26,7 +26,7 @@ pub(crate) fn infer_shape(op: &'static str, dims: &[isize], numel: usize, from: 
     }
     let mut out: Vec<usize> = dims.iter().map(|&d| d.max(0) as usize).collect();
     if let Some(i) = infer {
-        if known == 0 || numel % known != 0 {
+        if known == 0 || !numel.is_multiple_of(known) {
             return Err(Error::op(
                 op,
                 format!("shape {dims:?} is invalid for input of size {numel} (shape {from})"),

@@ -1,0 +1,620 @@
+//! The parser: recursive descent over the lexer's tokens, rebuilding the graph through
+//! [`Graph::add_input`] and [`Graph::add_at`] so that every type is re-inferred.
+//!
+//! Each statement is first read into a [`Stmt`] (names, literals and attribute values as text),
+//! then turned into an [`Op`] once its type annotation is known, then added to the graph. The
+//! op is found by name among [`prototypes`], which are built from the op table's own lists, so
+//! the text form has no name table of its own.
+
+use super::lexer::{lex, Key, Tok, Token};
+use super::ParseError;
+use crate::graph::{Graph, NodeId};
+use crate::ops::{ArgOp, BinaryOp, Dims, IDims, Op, ReduceOp, Scalar, UnaryOp};
+use crate::types::{DType, Shape, TensorType};
+use crate::verify::verify;
+use std::collections::HashMap;
+
+/// One op of each kind, with placeholder attributes: the parser's list of op names.
+fn prototypes() -> Vec<Op> {
+    let ty = TensorType::new(DType::F32, Shape::scalar());
+    let mut ops = vec![
+        Op::Input { index: 0, ty: ty.clone() },
+        Op::Const { value: Scalar::Float(0.0), ty: ty.clone() },
+        Op::Iota { ty: ty.clone(), axis: 0 },
+        Op::Rand { ty, seed: 0, offset: 0 },
+        Op::Where,
+        Op::Cast { dtype: DType::F32 },
+        Op::Reshape { shape: Shape::scalar() },
+        Op::Permute { perm: Dims::new() },
+        Op::Expand { shape: Shape::scalar() },
+        Op::Slice { start: IDims::new(), step: IDims::new(), size: Dims::new() },
+        Op::Pad { lo: Dims::new(), hi: Dims::new() },
+        Op::Concat { axis: 0 },
+        Op::Matmul,
+        Op::Gather { axis: 0 },
+        Op::ScatterAdd { axis: 0 },
+    ];
+    ops.extend(UnaryOp::ALL.map(Op::Unary));
+    ops.extend(BinaryOp::ALL.map(Op::Binary));
+    ops.extend(ReduceOp::ALL.map(|op| Op::Reduce { op, axes: Dims::new() }));
+    ops.extend(ArgOp::ALL.map(|op| Op::ArgReduce { op, axis: 0 }));
+    ops
+}
+
+/// A position in the text.
+#[derive(Clone, Copy, Debug)]
+struct Pos {
+    line: usize,
+    col: usize,
+}
+
+impl Pos {
+    fn of(t: &Token) -> Pos {
+        Pos { line: t.line, col: t.col }
+    }
+
+    fn err(self, message: impl Into<String>) -> ParseError {
+        ParseError { line: self.line, col: self.col, message: message.into() }
+    }
+}
+
+/// An attribute value as written.
+enum AttrValue {
+    /// One integer.
+    Int(String, Pos),
+    /// A list of integers.
+    List(Vec<(String, Pos)>),
+}
+
+/// A statement as read, before it becomes an op.
+struct Stmt {
+    op_name: String,
+    op_pos: Pos,
+    operands: Vec<NodeId>,
+    literals: Vec<(String, Pos)>,
+    attrs: Vec<(String, Pos, AttrValue)>,
+    ty: TensorType,
+    ty_pos: Pos,
+}
+
+/// The attributes of one statement, taken one by one as the op asks for them.
+struct Attrs {
+    op: &'static str,
+    pos: Pos,
+    attrs: Vec<Option<(String, Pos, AttrValue)>>,
+    expected: Vec<&'static str>,
+}
+
+impl Attrs {
+    fn take(&mut self, key: &'static str) -> Result<(Pos, AttrValue), ParseError> {
+        self.expected.push(key);
+        let slot = self.attrs.iter_mut().find(|a| matches!(a, Some((k, _, _)) if k == key));
+        match slot.and_then(Option::take) {
+            Some((_, pos, value)) => Ok((pos, value)),
+            None => Err(self.pos.err(format!("`{}` needs attribute `{key}`", self.op))),
+        }
+    }
+
+    fn int<T: std::str::FromStr>(&mut self, key: &'static str, what: &str) -> Result<T, ParseError> {
+        match self.take(key)? {
+            (_, AttrValue::Int(text, pos)) => text
+                .parse()
+                .map_err(|_| pos.err(format!("bad attribute `{key}`: expected {what}, found `{text}`"))),
+            (pos, AttrValue::List(_)) => {
+                Err(pos.err(format!("bad attribute `{key}`: expected {what}, found a list")))
+            }
+        }
+    }
+
+    fn list<T: std::str::FromStr>(&mut self, key: &'static str, what: &str) -> Result<Vec<T>, ParseError> {
+        match self.take(key)? {
+            (_, AttrValue::List(items)) => items
+                .into_iter()
+                .map(|(text, pos)| {
+                    text.parse().map_err(|_| {
+                        pos.err(format!("bad attribute `{key}`: expected a list of {what}, found `{text}`"))
+                    })
+                })
+                .collect(),
+            (_, AttrValue::Int(text, pos)) => Err(pos.err(format!(
+                "bad attribute `{key}`: expected a list of {what} like `[0,1]`, found `{text}`"
+            ))),
+        }
+    }
+
+    /// Fails on an attribute no one asked for.
+    fn finish(self) -> Result<(), ParseError> {
+        if let Some((key, pos, _)) = self.attrs.into_iter().flatten().next() {
+            let expected = if self.expected.is_empty() {
+                "none".to_string()
+            } else {
+                self.expected.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+            };
+            return Err(pos.err(format!("unknown attribute `{key}` for `{}` (expected {expected})", self.op)));
+        }
+        Ok(())
+    }
+}
+
+const UINT: &str = "a non-negative integer";
+const UINTS: &str = "non-negative integers";
+
+/// Turns a statement into its op: finds the op by name and reads its attributes.
+fn build_op(stmt: &mut Stmt, protos: &[Op]) -> Result<Op, ParseError> {
+    let Some(proto) = protos.iter().find(|p| p.name() == stmt.op_name) else {
+        return Err(stmt.op_pos.err(format!("unknown op `{}`", stmt.op_name)));
+    };
+    let name = proto.name();
+    let mut a = Attrs {
+        op: name,
+        pos: stmt.op_pos,
+        attrs: std::mem::take(&mut stmt.attrs).into_iter().map(Some).collect(),
+        expected: Vec::new(),
+    };
+    let ty = stmt.ty.clone();
+    // Only `const` takes a literal: its value.
+    let allowed = usize::from(matches!(proto, Op::Const { .. }));
+    if let Some((text, pos)) = stmt.literals.get(allowed) {
+        return Err(
+            pos.err(format!("unexpected `{text}`: `{name}` takes operands `%v` and `key=value` attributes"))
+        );
+    }
+    let literal = stmt.literals.first().cloned();
+    let dims = |v: Vec<usize>| Dims::from_vec(v);
+    let op = match proto {
+        Op::Input { .. } => {
+            return Err(stmt.op_pos.err("inputs are declared in the graph signature, not with `input`"))
+        }
+        Op::Const { .. } => {
+            let Some((text, pos)) = literal else {
+                return Err(stmt.op_pos.err(format!("`const` needs a value, like `const 1.5 : {ty}`")));
+            };
+            let value = Scalar::parse(&text, ty.dtype)
+                .ok_or_else(|| pos.err(format!("bad constant `{text}` for {}", ty.dtype)))?;
+            Op::Const { value, ty }
+        }
+        Op::Iota { .. } => Op::Iota { axis: a.int("axis", UINT)?, ty },
+        Op::Rand { .. } => Op::Rand { seed: a.int("seed", UINT)?, offset: a.int("offset", UINT)?, ty },
+        Op::Unary(u) => Op::Unary(*u),
+        Op::Binary(b) => Op::Binary(*b),
+        Op::Where => Op::Where,
+        Op::Cast { .. } => Op::Cast { dtype: ty.dtype },
+        Op::Reduce { op, .. } => Op::Reduce { op: *op, axes: dims(a.list("axes", UINTS)?) },
+        Op::ArgReduce { op, .. } => Op::ArgReduce { op: *op, axis: a.int("axis", UINT)? },
+        Op::Reshape { .. } => Op::Reshape { shape: Shape::from(a.list::<usize>("shape", UINTS)?) },
+        Op::Permute { .. } => Op::Permute { perm: dims(a.list("perm", UINTS)?) },
+        Op::Expand { .. } => Op::Expand { shape: Shape::from(a.list::<usize>("shape", UINTS)?) },
+        Op::Slice { .. } => Op::Slice {
+            start: IDims::from_vec(a.list("start", "integers")?),
+            step: IDims::from_vec(a.list("step", "integers")?),
+            size: dims(a.list("size", UINTS)?),
+        },
+        Op::Pad { .. } => Op::Pad { lo: dims(a.list("lo", UINTS)?), hi: dims(a.list("hi", UINTS)?) },
+        Op::Concat { .. } => Op::Concat { axis: a.int("axis", UINT)? },
+        Op::Matmul => Op::Matmul,
+        Op::Gather { .. } => Op::Gather { axis: a.int("axis", UINT)? },
+        Op::ScatterAdd { .. } => Op::ScatterAdd { axis: a.int("axis", UINT)? },
+    };
+    a.finish()?;
+    Ok(op)
+}
+
+/// The number of elements of `shape`, or `None` if it overflows `usize`.
+fn checked_numel(dims: &[usize]) -> Option<usize> {
+    dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
+/// Rejects attributes whose arithmetic in the type rule would overflow (the type rules assume
+/// sizes that fit in memory; text can name any size).
+fn check_sizes(op: &Op, args: &[&TensorType], pos: Pos) -> Result<(), ParseError> {
+    let too_big = || Err(pos.err(format!("{}: sizes overflow", op.name())));
+    match op {
+        Op::Reshape { shape } | Op::Expand { shape } => {
+            if checked_numel(shape.dims()).is_none() {
+                return too_big();
+            }
+        }
+        Op::Slice { start, step, size } => {
+            for ((&b, &s), &n) in start.iter().zip(step.iter()).zip(size.iter()) {
+                let last = isize::try_from(n)
+                    .ok()
+                    .and_then(|n| (n.max(1) - 1).checked_mul(s))
+                    .and_then(|span| span.checked_add(b));
+                if last.is_none() {
+                    return too_big();
+                }
+            }
+        }
+        Op::Pad { lo, hi } => {
+            if let Some(x) = args.first() {
+                for ((&l, &h), &d) in lo.iter().zip(hi.iter()).zip(x.shape.dims()) {
+                    if l.checked_add(d).and_then(|n| n.checked_add(h)).is_none() {
+                        return too_big();
+                    }
+                }
+            }
+        }
+        Op::Concat { axis } => {
+            let mut sizes = args.iter().filter_map(|t| t.shape.dims().get(*axis));
+            if sizes.try_fold(0usize, |n, &d| n.checked_add(d)).is_none() {
+                return too_big();
+            }
+        }
+        Op::Input { .. }
+        | Op::Const { .. }
+        | Op::Iota { .. }
+        | Op::Rand { .. }
+        | Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Where
+        | Op::Cast { .. }
+        | Op::Reduce { .. }
+        | Op::ArgReduce { .. }
+        | Op::Permute { .. }
+        | Op::Matmul
+        | Op::Gather { .. }
+        | Op::ScatterAdd { .. } => {}
+    }
+    Ok(())
+}
+
+struct Parser {
+    tokens: Vec<Token>,
+    pos: usize,
+    protos: Vec<Op>,
+    g: Graph,
+    values: HashMap<Key, (NodeId, Pos)>,
+    node_pos: HashMap<NodeId, Pos>,
+}
+
+impl Parser {
+    fn peek(&self) -> &Token {
+        &self.tokens[self.pos.min(self.tokens.len() - 1)]
+    }
+
+    fn next(&mut self) -> Token {
+        let t = self.peek().clone();
+        if self.pos < self.tokens.len() - 1 {
+            self.pos += 1;
+        }
+        t
+    }
+
+    fn expected(&self, what: &str) -> ParseError {
+        let t = self.peek();
+        Pos::of(t).err(format!("expected {what}, found {}", t.describe()))
+    }
+
+    fn is_punct(&self, c: char) -> bool {
+        self.peek().tok == Tok::Punct(c)
+    }
+
+    fn expect_punct(&mut self, c: char, what: &str) -> Result<Token, ParseError> {
+        if self.is_punct(c) {
+            Ok(self.next())
+        } else {
+            Err(self.expected(what))
+        }
+    }
+
+    /// Skips blank lines and comment lines (a location comment on a line of its own is an
+    /// ordinary comment).
+    fn skip_blank(&mut self) {
+        while matches!(self.peek().tok, Tok::Newline | Tok::Loc(_)) {
+            self.next();
+        }
+    }
+
+    /// Ends a line: an optional location comment, then a line break or the end of input.
+    fn end_line(&mut self, what: &str) -> Result<Option<String>, ParseError> {
+        let loc = match &self.peek().tok {
+            Tok::Loc(loc) => {
+                let loc = loc.clone();
+                self.next();
+                Some(loc)
+            }
+            _ => None,
+        };
+        match self.peek().tok {
+            Tok::Newline => {
+                self.next();
+                Ok(loc)
+            }
+            Tok::Eof => Ok(loc),
+            _ => Err(self.expected(&format!("end of line after {what}"))),
+        }
+    }
+
+    /// `dtype[d0,d1,...]`.
+    fn ty(&mut self) -> Result<(TensorType, Pos), ParseError> {
+        let t = self.next();
+        let pos = Pos::of(&t);
+        let dtype = match &t.tok {
+            Tok::Word(w) => DType::parse(w).ok_or_else(|| {
+                pos.err(format!("unknown dtype `{w}` (expected bool, i32, i64, f32 or f64)"))
+            })?,
+            _ => return Err(pos.err(format!("expected a type like `f32[2,3]`, found {}", t.describe()))),
+        };
+        self.expect_punct('[', &format!("`[` after `{dtype}`"))?;
+        let mut dims = Vec::new();
+        if !self.is_punct(']') {
+            loop {
+                let t = self.next();
+                match &t.tok {
+                    Tok::Number(n) => dims.push(n.parse::<usize>().map_err(|_| {
+                        Pos::of(&t).err(format!("bad dimension `{n}`: expected a non-negative integer"))
+                    })?),
+                    _ => return Err(Pos::of(&t).err(format!("expected a dimension, found {}", t.describe()))),
+                }
+                if !self.is_punct(',') {
+                    break;
+                }
+                self.next();
+            }
+        }
+        self.expect_punct(']', "`,` or `]` in the shape")?;
+        let ty = TensorType::new(dtype, dims);
+        if checked_numel(ty.shape.dims()).is_none() {
+            return Err(pos.err(format!("type {ty} has more elements than fit in memory")));
+        }
+        Ok((ty, pos))
+    }
+
+    /// A value reference: `%name`, defined earlier.
+    fn use_value(&mut self, t: &Token) -> Result<NodeId, ParseError> {
+        match &t.tok {
+            Tok::Value(key) => match self.values.get(key) {
+                Some((id, _)) => Ok(*id),
+                None => Err(Pos::of(t).err(format!("undefined value `{}`", t.text))),
+            },
+            _ => Err(Pos::of(t).err(format!("expected a value `%name`, found {}", t.describe()))),
+        }
+    }
+
+    /// Records a definition of `key`, rejecting a second one.
+    fn define(&mut self, t: &Token, key: Key, id: NodeId) -> Result<(), ParseError> {
+        if let Some((_, first)) = self.values.get(&key) {
+            return Err(Pos::of(t).err(format!(
+                "duplicate definition of `{}` (first defined at {}:{})",
+                t.text, first.line, first.col
+            )));
+        }
+        self.values.insert(key, (id, Pos::of(t)));
+        Ok(())
+    }
+
+    /// `graph @name(%a: type, ...) {`.
+    fn header(&mut self) -> Result<(), ParseError> {
+        self.skip_blank();
+        match &self.peek().tok {
+            Tok::Word(w) if w == "graph" => {
+                self.next();
+            }
+            _ => return Err(self.expected("`graph`")),
+        }
+        match &self.peek().tok {
+            Tok::Global(name) => {
+                self.g = Graph::new(name.clone());
+                self.next();
+            }
+            _ => return Err(self.expected("the graph's name `@name`")),
+        }
+        self.expect_punct('(', "`(` after the graph's name")?;
+        self.skip_blank();
+        if !self.is_punct(')') {
+            loop {
+                let t = self.next();
+                let Tok::Value(key) = &t.tok else {
+                    return Err(Pos::of(&t).err(format!("expected an input `%name`, found {}", t.describe())));
+                };
+                let key = key.clone();
+                self.expect_punct(':', &format!("`:` and a type after `{}`", t.text))?;
+                let (ty, _) = self.ty()?;
+                let id = self.g.add_input(key.clone().into_name(), ty);
+                self.node_pos.insert(id, Pos::of(&t));
+                self.define(&t, key, id)?;
+                self.skip_blank();
+                if !self.is_punct(',') {
+                    break;
+                }
+                self.next();
+                self.skip_blank();
+            }
+        }
+        self.expect_punct(')', "`,` or `)` in the inputs")?;
+        self.expect_punct('{', "`{` after the inputs")?;
+        self.end_line("`{`")?;
+        Ok(())
+    }
+
+    /// `%name = op items : type [; at loc]`.
+    fn statement(&mut self, def: Token, key: Key) -> Result<(), ParseError> {
+        self.expect_punct('=', &format!("`=` after `{}`", def.text))?;
+        let t = self.next();
+        let Tok::Word(op_name) = t.tok.clone() else {
+            return Err(Pos::of(&t).err(format!("expected an op name, found {}", t.describe())));
+        };
+        let mut stmt = Stmt {
+            op_name,
+            op_pos: Pos::of(&t),
+            operands: Vec::new(),
+            literals: Vec::new(),
+            attrs: Vec::new(),
+            ty: TensorType::new(DType::F32, Shape::scalar()),
+            ty_pos: Pos::of(&t),
+        };
+        if !self.is_punct(':') {
+            loop {
+                self.item(&mut stmt)?;
+                if self.is_punct(',') {
+                    self.next();
+                } else if self.is_punct(':') {
+                    break;
+                } else {
+                    return Err(self.expected("`,` or `:` and the result type"));
+                }
+            }
+        }
+        self.next();
+        let (ty, ty_pos) = self.ty()?;
+        stmt.ty = ty;
+        stmt.ty_pos = ty_pos;
+        let loc = self.end_line("the result type")?;
+        let op = build_op(&mut stmt, &self.protos)?;
+        let arg_tys: Vec<&TensorType> = stmt.operands.iter().map(|&a| self.g.ty(a)).collect();
+        check_sizes(&op, &arg_tys, stmt.op_pos)?;
+        let arg_text: Vec<String> = arg_tys.iter().map(|t| t.to_string()).collect();
+        let id = self.g.add_at(op, &stmt.operands, loc).map_err(|e| stmt.op_pos.err(e.to_string()))?;
+        let inferred = self.g.ty(id);
+        if *inferred != stmt.ty {
+            let of = match arg_text.len() {
+                0 => String::new(),
+                1 => format!(" of {}", arg_text[0]),
+                n => format!(" of {} and {}", arg_text[..n - 1].join(", "), arg_text[n - 1]),
+            };
+            return Err(stmt
+                .ty_pos
+                .err(format!("annotated {} but {}{of} gives {inferred}", stmt.ty, stmt.op_name)));
+        }
+        self.node_pos.insert(id, Pos::of(&def));
+        self.define(&def, key, id)
+    }
+
+    /// One item after the op name: an operand, a literal or `key=value`.
+    fn item(&mut self, stmt: &mut Stmt) -> Result<(), ParseError> {
+        let t = self.next();
+        let pos = Pos::of(&t);
+        match &t.tok {
+            Tok::Value(_) => {
+                if let Some((key, _, _)) = stmt.attrs.first() {
+                    return Err(
+                        pos.err(format!("operand `{}` after attribute `{key}`: operands come first", t.text))
+                    );
+                }
+                let id = self.use_value(&t)?;
+                stmt.operands.push(id);
+            }
+            Tok::Word(key) if self.is_punct('=') => {
+                self.next();
+                if stmt.attrs.iter().any(|(k, _, _)| k == key) {
+                    return Err(pos.err(format!("duplicate attribute `{key}`")));
+                }
+                let value = self.attr_value(key)?;
+                stmt.attrs.push((key.clone(), pos, value));
+            }
+            Tok::Word(text) | Tok::Number(text) => stmt.literals.push((text.clone(), pos)),
+            _ => {
+                return Err(pos.err(format!(
+                    "expected an operand `%v`, a constant or `key=value`, found {}",
+                    t.describe()
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    /// An attribute's value: an integer or a list `[i, j, ...]`.
+    fn attr_value(&mut self, key: &str) -> Result<AttrValue, ParseError> {
+        let t = self.next();
+        match &t.tok {
+            Tok::Number(n) => Ok(AttrValue::Int(n.clone(), Pos::of(&t))),
+            Tok::Punct('[') => {
+                let mut items = Vec::new();
+                if !self.is_punct(']') {
+                    loop {
+                        let t = self.next();
+                        match &t.tok {
+                            Tok::Number(n) => items.push((n.clone(), Pos::of(&t))),
+                            _ => {
+                                return Err(Pos::of(&t).err(format!(
+                                    "bad attribute `{key}`: expected an integer, found {}",
+                                    t.describe()
+                                )))
+                            }
+                        }
+                        if !self.is_punct(',') {
+                            break;
+                        }
+                        self.next();
+                    }
+                }
+                self.expect_punct(']', &format!("`,` or `]` in attribute `{key}`"))?;
+                Ok(AttrValue::List(items))
+            }
+            _ => Err(Pos::of(&t).err(format!(
+                "bad attribute `{key}`: expected an integer or a list `[...]`, found {}",
+                t.describe()
+            ))),
+        }
+    }
+
+    /// The body: definitions, then `return`, then `}`.
+    fn body(&mut self) -> Result<(), ParseError> {
+        loop {
+            self.skip_blank();
+            match &self.peek().tok {
+                Tok::Value(key) => {
+                    let key = key.clone();
+                    let def = self.next();
+                    self.statement(def, key)?;
+                }
+                Tok::Word(w) if w == "return" => break,
+                Tok::Punct('}') => {
+                    let t = self.peek();
+                    return Err(Pos::of(t).err("missing `return` before `}`"));
+                }
+                _ => return Err(self.expected("a definition `%name = ...` or `return`")),
+            }
+        }
+        self.next();
+        let mut outputs = Vec::new();
+        if !matches!(self.peek().tok, Tok::Newline | Tok::Loc(_) | Tok::Eof) {
+            loop {
+                let t = self.next();
+                outputs.push(self.use_value(&t)?);
+                if !self.is_punct(',') {
+                    break;
+                }
+                self.next();
+            }
+        }
+        self.g.set_outputs(outputs);
+        self.end_line("the returned values")?;
+        self.skip_blank();
+        self.expect_punct('}', "`}` after `return`")?;
+        self.skip_blank();
+        if self.peek().tok != Tok::Eof {
+            return Err(self.expected("end of input after the graph's `}`"));
+        }
+        Ok(())
+    }
+}
+
+/// Parses one graph; see [`crate::text::parse`].
+pub(crate) fn parse(text: &str) -> Result<Graph, ParseError> {
+    let (tokens, lex_error) = lex(text);
+    let mut p = Parser {
+        tokens,
+        pos: 0,
+        protos: prototypes(),
+        g: Graph::new(""),
+        values: HashMap::new(),
+        node_pos: HashMap::new(),
+    };
+    // Report the first error in the text: the parser's, if it stops before the lexer did.
+    if let Err(e) = p.header().and_then(|()| p.body()) {
+        return Err(match lex_error {
+            Some(l) if (l.line, l.col) <= (e.line, e.col) => l,
+            _ => e,
+        });
+    }
+    if let Some(l) = lex_error {
+        return Err(l);
+    }
+    if let Err(errors) = verify(&p.g) {
+        let e = &errors.0[0];
+        let pos = e.node.and_then(|n| p.node_pos.get(&n).copied()).unwrap_or(Pos { line: 1, col: 1 });
+        return Err(pos.err(format!("the graph does not verify: {}", e.message)));
+    }
+    Ok(p.g)
+}

@@ -1,0 +1,308 @@
+//! Tests of the `tenjit` command-line tool: each runs the built binary on a graph in
+//! `tests/cli/` and checks its exit code, standard output and standard error.
+//!
+//! `.npy` inputs are written by the tests themselves into a fresh directory under
+//! [`std::env::temp_dir`], so no binary files are committed.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use tenjit::ir::format::{format_tensor, PrintOptions};
+use tenjit::ir::{npy, Buffer};
+
+/// The graph most tests use: `%1 = x * x + b` (f32[2,3]) and `%2` its row sums (f32[2]).
+const AFFINE: &str = "tests/cli/affine.tir";
+/// `affine.tir` as the printer writes it.
+const AFFINE_CANONICAL: &str = "\
+graph @affine(%x: f32[2,3], %b: f32[2,3]) {
+  %0 = mul %x, %x : f32[2,3]
+  %1 = add %0, %b : f32[2,3]  ; at model.rs:7
+  %2 = sum %1, axes=[1] : f32[2]
+  return %1, %2
+}
+";
+/// A graph whose line 3 column 8 holds an unknown op.
+const BAD_OP: &str = "tests/cli/bad_op.tir";
+/// `floor_div %n, %d` over i32[3].
+const DIV: &str = "tests/cli/div.tir";
+
+/// What one run of the tool gave.
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `tenjit args...` in the crate root, feeding `stdin` if given.
+fn tenjit(args: &[&str], stdin: Option<&str>) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenjit"));
+    cmd.args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("the tenjit binary starts");
+    if let Some(text) = stdin {
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    }
+    let Output { status, stdout, stderr } = child.wait_with_output().unwrap();
+    Run {
+        code: status.code(),
+        stdout: String::from_utf8(stdout).unwrap(),
+        stderr: String::from_utf8(stderr).unwrap(),
+    }
+}
+
+/// Asserts that the run failed with exit code `code` and a standard error containing each of
+/// `needles`, with nothing on standard output.
+fn assert_fails(r: &Run, code: i32, needles: &[&str]) {
+    assert_eq!(r.code, Some(code), "exit code; stderr:\n{}", r.stderr);
+    assert!(r.stderr.starts_with("error: "), "stderr:\n{}", r.stderr);
+    for needle in needles {
+        assert!(r.stderr.contains(needle), "stderr lacks {needle:?}:\n{}", r.stderr);
+    }
+    assert_eq!(r.stdout, "", "nothing goes to stdout on failure");
+}
+
+fn assert_ok(r: &Run) {
+    assert_eq!(r.code, Some(0), "exit code; stderr:\n{}", r.stderr);
+    assert_eq!(r.stderr, "");
+}
+
+/// A fresh, empty directory for test `name`.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tenjit-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Saves `b` as `dir/name` and returns the path as a string.
+fn save(dir: &Path, name: &str, b: &Buffer) -> String {
+    let path = dir.join(name);
+    npy::save(&path, b).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// The inputs of `affine.tir`, saved in `dir`: x = 1..=6, b = 1.
+fn affine_inputs(dir: &Path) -> (String, String) {
+    let x = Buffer::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]).unwrap();
+    let b = Buffer::from_vec(vec![1.0f32; 6], [2, 3]).unwrap();
+    (save(dir, "x.npy", &x), save(dir, "b.npy", &b))
+}
+
+/// x * x + 1 for x = 1..=6, and its row sums.
+fn affine_expected() -> (Buffer, Buffer) {
+    (
+        Buffer::from_vec(vec![2.0f32, 5.0, 10.0, 17.0, 26.0, 37.0], [2, 3]).unwrap(),
+        Buffer::from_vec(vec![17.0f32, 80.0], [2]).unwrap(),
+    )
+}
+
+#[test]
+fn dump_prints_canonical_text() {
+    let r = tenjit(&["dump", AFFINE], None);
+    assert_ok(&r);
+    assert_eq!(r.stdout, AFFINE_CANONICAL);
+}
+
+#[test]
+fn dump_round_trips_through_stdin() {
+    let first = tenjit(&["dump", AFFINE], None);
+    assert_ok(&first);
+    let second = tenjit(&["dump", "-"], Some(&first.stdout));
+    assert_ok(&second);
+    assert_eq!(second.stdout, first.stdout);
+}
+
+#[test]
+fn run_writes_npy_outputs() {
+    let dir = temp_dir("run_writes_npy_outputs");
+    let (x, b) = affine_inputs(&dir);
+    let out = dir.join("nested").join("out");
+    let out_str = out.to_str().unwrap();
+    // Options may come before or after FILE, and `--opt=value` works too.
+    let r = tenjit(
+        &["run", "--input", &format!("b={b}"), AFFINE, "-i", &format!("x={x}"), &format!("--out={out_str}")],
+        None,
+    );
+    assert_ok(&r);
+    let out0 = out.join("out0.npy");
+    let out1 = out.join("out1.npy");
+    assert_eq!(
+        r.stdout,
+        format!("out0: f32[2,3] -> {}\nout1: f32[2] -> {}\n", out0.display(), out1.display())
+    );
+    let (want0, want1) = affine_expected();
+    assert_eq!(npy::load(&out0).unwrap(), want0);
+    assert_eq!(npy::load(&out1).unwrap(), want1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn run_prints_values_without_out() {
+    let dir = temp_dir("run_prints_values_without_out");
+    let (x, b) = affine_inputs(&dir);
+    let r = tenjit(&["run", AFFINE, "--input", &format!("x={x}"), "--input", &format!("%b={b}")], None);
+    assert_ok(&r);
+    let (want0, want1) = affine_expected();
+    let opts = PrintOptions::default();
+    let expected = format!(
+        "out0: f32[2,3]\n{}\nout1: f32[2]\n{}\n",
+        format_tensor(&want0, &opts),
+        format_tensor(&want1, &opts)
+    );
+    assert_eq!(r.stdout, expected);
+    assert!(r.stdout.contains("tensor([17., 80.])"), "{}", r.stdout);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn run_reads_the_graph_from_stdin() {
+    let dir = temp_dir("run_reads_the_graph_from_stdin");
+    let x = save(&dir, "x.npy", &Buffer::from_vec(vec![0.0f32, 0.0, 0.0], [3]).unwrap());
+    let graph = "graph @f(%x: f32[3]) {\n  %0 = exp %x : f32[3]\n  return %0\n}\n";
+    let r = tenjit(&["run", "-", "--input", &format!("x={x}")], Some(graph));
+    assert_ok(&r);
+    assert_eq!(r.stdout, "out0: f32[3]\ntensor([1., 1., 1.])\n");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn dot_draws_every_node() {
+    let r = tenjit(&["dot", AFFINE], None);
+    assert_ok(&r);
+    assert!(r.stdout.starts_with("digraph \"affine\" {"), "{}", r.stdout);
+    assert!(r.stdout.trim_end().ends_with('}'), "{}", r.stdout);
+    for needle in
+        ["%x\\nf32[2,3]", "%b\\nf32[2,3]", "%0 = mul", "%1 = add", "%2 = sum", "return 0", "return 1"]
+    {
+        assert!(r.stdout.contains(needle), "dot lacks {needle:?}:\n{}", r.stdout);
+    }
+}
+
+#[test]
+fn help_prints_usage() {
+    for args in [&["--help"][..], &["-h"], &["help"], &["run", "--help"]] {
+        let r = tenjit(args, None);
+        assert_ok(&r);
+        assert!(r.stdout.contains("usage:"), "{}", r.stdout);
+        assert!(r.stdout.contains("tenjit run FILE [--input NAME=PATH.npy]... [--out DIR]"), "{}", r.stdout);
+    }
+}
+
+#[test]
+fn missing_file_is_an_error() {
+    for cmd in ["dump", "dot", "run"] {
+        let r = tenjit(&[cmd, "tests/cli/no_such_file.tir"], None);
+        assert_fails(&r, 1, &["cannot read tests/cli/no_such_file.tir"]);
+    }
+}
+
+#[test]
+fn parse_error_names_file_line_and_column() {
+    for cmd in ["dump", "dot", "run"] {
+        let r = tenjit(&[cmd, BAD_OP], None);
+        assert_fails(&r, 1, &["error: tests/cli/bad_op.tir:3:8: unknown op", "frobnicate"]);
+    }
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(BAD_OP)).unwrap();
+    let r = tenjit(&["dump", "-"], Some(&text));
+    assert_fails(&r, 1, &["error: <stdin>:3:8: unknown op"]);
+}
+
+#[test]
+fn missing_input_is_named() {
+    let dir = temp_dir("missing_input_is_named");
+    let (x, _) = affine_inputs(&dir);
+    let r = tenjit(&["run", AFFINE, "--input", &format!("x={x}")], None);
+    assert_fails(&r, 1, &["tests/cli/affine.tir", "missing input(s) %b", "%x: f32[2,3], %b: f32[2,3]"]);
+    let r = tenjit(&["run", AFFINE], None);
+    assert_fails(&r, 1, &["missing input(s) %x, %b"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn unknown_input_name_lists_the_valid_ones() {
+    let dir = temp_dir("unknown_input_name_lists_the_valid_ones");
+    let (x, b) = affine_inputs(&dir);
+    let r = tenjit(
+        &["run", AFFINE, "-i", &format!("x={x}"), "-i", &format!("b={b}"), "-i", &format!("z={x}")],
+        None,
+    );
+    assert_fails(&r, 1, &["tests/cli/affine.tir", "no input %z", "%x: f32[2,3], %b: f32[2,3]"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn duplicate_input_is_an_error() {
+    let dir = temp_dir("duplicate_input_is_an_error");
+    let (x, b) = affine_inputs(&dir);
+    let r = tenjit(
+        &["run", AFFINE, "-i", &format!("x={x}"), "-i", &format!("b={b}"), "-i", &format!("x={b}")],
+        None,
+    );
+    assert_fails(&r, 1, &["input %x is given more than once"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn wrong_input_type_names_the_file_and_both_types() {
+    let dir = temp_dir("wrong_input_type_names_the_file_and_both_types");
+    let (_, b) = affine_inputs(&dir);
+    // Wrong shape.
+    let x = save(&dir, "x_t.npy", &Buffer::from_vec(vec![0.0f32; 6], [3, 2]).unwrap());
+    let r = tenjit(&["run", AFFINE, "-i", &format!("x={x}"), "-i", &format!("b={b}")], None);
+    assert_fails(&r, 1, &[&format!("error: {x}: input %x"), "declared f32[2,3]", "holds f32[3,2]"]);
+    // Wrong dtype.
+    let x = save(&dir, "x_f64.npy", &Buffer::from_vec(vec![0.0f64; 6], [2, 3]).unwrap());
+    let r = tenjit(&["run", AFFINE, "-i", &format!("x={x}"), "-i", &format!("b={b}")], None);
+    assert_fails(&r, 1, &[&format!("error: {x}: input %x"), "declared f32[2,3]", "holds f64[2,3]"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn unreadable_npy_names_the_file() {
+    let dir = temp_dir("unreadable_npy_names_the_file");
+    let (x, _) = affine_inputs(&dir);
+    let bad = dir.join("not_npy.npy");
+    std::fs::write(&bad, b"hello").unwrap();
+    let bad = bad.to_str().unwrap();
+    let r = tenjit(&["run", AFFINE, "-i", &format!("x={x}"), "-i", &format!("b={bad}")], None);
+    assert_fails(&r, 1, &[&format!("error: {bad}: not a .npy file")]);
+    let missing = dir.join("missing.npy");
+    let missing = missing.to_str().unwrap();
+    let r = tenjit(&["run", AFFINE, "-i", &format!("x={x}"), "-i", &format!("b={missing}")], None);
+    assert_fails(&r, 1, &[&format!("error: {missing}: ")]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn evaluation_error_names_the_file() {
+    let dir = temp_dir("evaluation_error_names_the_file");
+    let n = save(&dir, "n.npy", &Buffer::from_vec(vec![6i32, 7, 8], [3]).unwrap());
+    let d = save(&dir, "d.npy", &Buffer::from_vec(vec![2i32, 0, 4], [3]).unwrap());
+    let r = tenjit(&["run", DIV, "-i", &format!("n={n}"), "-i", &format!("d={d}")], None);
+    assert_fails(&r, 1, &["error: tests/cli/div.tir: ", "floor_div"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn usage_errors_exit_with_2() {
+    let cases: &[(&[&str], &str)] = &[
+        (&[], "no command given"),
+        (&["frob", AFFINE], "unknown command 'frob'"),
+        (&["dump"], "'tenjit dump' needs a FILE"),
+        (&["run"], "'tenjit run' needs a FILE"),
+        (&["dump", AFFINE, BAD_OP], "takes one FILE"),
+        (&["dump", AFFINE, "--out", "x"], "unknown option '--out' for 'tenjit dump'"),
+        (&["run", AFFINE, "--verbose"], "unknown option '--verbose'"),
+        (&["run", AFFINE, "--input"], "option '--input' needs a value"),
+        (&["run", AFFINE, "--input", "x"], "expected NAME=PATH.npy"),
+        (&["run", AFFINE, "--input", "=a.npy"], "expected NAME=PATH.npy"),
+        (&["run", AFFINE, "--out", "a", "--out", "b"], "'--out' given more than once"),
+    ];
+    for (args, message) in cases {
+        let r = tenjit(args, None);
+        assert_fails(&r, 2, &[message, "tenjit --help"]);
+    }
+}
