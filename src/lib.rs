@@ -18,6 +18,7 @@ pub mod tensor;
 
 pub use device::{cuda, Device};
 pub use error::{Error, Result};
+pub use ndarray;
 pub use realize::{graph, graph_with, realize, try_realize, TraceOptions};
 pub use tenjit_ir as ir;
 pub use tenjit_ir::DType;
@@ -33,3 +34,8 @@ pub mod prelude {
     pub use crate::{s, tensor};
     pub use crate::{DType, Device, Ellipsis, NewAxis, SliceItem, Tensor};
 }
+
+/// The README's code blocks, compiled and run as doctests (its cheat sheet among them).
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
