@@ -243,6 +243,32 @@ impl Tensor {
         Tensor::from_op_strided(Op::Reshape { shape }, &[&sliced], Some(out_strides))
     }
 
+    /// Reverses the order of elements along `dims`, as `torch.flip` (NumPy's `x[::-1]`).
+    ///
+    /// ```
+    /// use tenjit::prelude::*;
+    /// assert_eq!(Tensor::arange(4).flip([0]).to_string(), "tensor([3, 2, 1, 0])");
+    /// ```
+    #[track_caller]
+    pub fn flip(&self, dims: impl AsRef<[isize]>) -> Tensor {
+        self.try_flip(dims).or_panic()
+    }
+
+    /// [`Tensor::flip`] as a `Result`.
+    #[track_caller]
+    pub fn try_flip(&self, dims: impl AsRef<[isize]>) -> Result<Tensor> {
+        let full = SliceItem::Range { start: None, end: None, step: 1 };
+        let mut items = vec![full; self.dim()];
+        for &d in dims.as_ref() {
+            let d = wrap_dim("flip", d, self.dim())?;
+            if items[d] != full {
+                return Err(Error::op("flip", format!("dim {d} appears multiple times in the list of dims")));
+            }
+            items[d] = full.step_by(-1);
+        }
+        self.try_i(items)
+    }
+
     /// Selects entries along `dim` at the positions of a 1-D integer `index`, as
     /// `torch.index_select` (one-hot rows: `Tensor::eye(4).index_select(0, &labels)`).
     ///
