@@ -11,6 +11,9 @@
 //!   is *weak*: it only contributes its category, so `f32 tensor * 2.0 → f32`,
 //!   `i32 tensor + 1 → i32`, `i64 tensor * 0.5 → f32` (the default float), and
 //!   `bool tensor + 1 → i64` (the default integer). See [`promote`] and [`promote_weak`].
+//!   A 0-d tensor (a reduction's result, say) against a tensor with dimensions is half weak:
+//!   it decides the dtype only when its category is higher, and then with its own dtype
+//!   (`i32[3] + i64[] → i32`, `i32[3] + f64[] → f64`). See [`promote_with_zero_dim`].
 //!
 //! In the IR itself nothing is implicit: binary operands have equal dtypes and equal shapes,
 //! and the front end inserts `cast` and `expand` nodes to make them so.
@@ -124,6 +127,16 @@ pub fn promote(a: DType, b: DType) -> DType {
     // DType's declaration order is bool < i32 < i64 < f32 < f64, which is exactly the
     // promotion lattice for these five types.
     a.max(b)
+}
+
+/// Promotes the dtype of a tensor with dimensions with that of a 0-d tensor, as PyTorch's
+/// `result_type` does: the 0-d tensor only matters when its category is higher.
+pub fn promote_with_zero_dim(dimensioned: DType, zero_dim: DType) -> DType {
+    if zero_dim.category() > dimensioned.category() {
+        zero_dim
+    } else {
+        dimensioned
+    }
 }
 
 /// Promotes a tensor dtype with a weak scalar of the given category (a Rust literal).
@@ -281,6 +294,10 @@ mod tests {
         assert_eq!(promote_weak(I64, Category::Float), F32);
         assert_eq!(promote_weak(Bool, Category::Int), I64);
         assert_eq!(promote_weak(F64, Category::Int), F64);
+        assert_eq!(promote_with_zero_dim(I32, I64), I32);
+        assert_eq!(promote_with_zero_dim(F32, F64), F32);
+        assert_eq!(promote_with_zero_dim(I32, F64), F64);
+        assert_eq!(promote_with_zero_dim(Bool, I32), I32);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::Tensor;
 use crate::error::{AtCaller, Error, OrPanic, Result};
 use std::ops;
 use tenjit_ir::ops::Accepts;
-use tenjit_ir::types::{promote, promote_weak};
+use tenjit_ir::types::{promote, promote_weak, promote_with_zero_dim};
 use tenjit_ir::{BinaryOp, DType, Op, Scalar, Shape, TensorType, UnaryOp};
 
 /// One operand of a binary op: a tensor or a weak Rust scalar.
@@ -50,7 +50,12 @@ impl<S: IntoScalar> IntoOperand for S {
 impl Operand {
     fn dtype_with(&self, other: &Operand) -> DType {
         match (self, other) {
-            (Operand::Tensor(a), Operand::Tensor(b)) => promote(a.dtype(), b.dtype()),
+            (Operand::Tensor(a), Operand::Tensor(b)) => match (a.dim(), b.dim()) {
+                (0, 0) => promote(a.dtype(), b.dtype()),
+                (0, _) => promote_with_zero_dim(b.dtype(), a.dtype()),
+                (_, 0) => promote_with_zero_dim(a.dtype(), b.dtype()),
+                _ => promote(a.dtype(), b.dtype()),
+            },
             (Operand::Tensor(a), Operand::Scalar(s)) | (Operand::Scalar(s), Operand::Tensor(a)) => {
                 promote_weak(a.dtype(), s.category())
             }
