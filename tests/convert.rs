@@ -71,7 +71,7 @@ fn in_place_updates_are_functional() {
     assert_eq!(x.to_string(), "tensor([1.5000, 2.5000, 3.5000])");
     // Other handles keep the old value.
     assert_eq!(before.to_string(), "tensor([1., 2., 3.])");
-    x.sub_(&tensor!([0.5, 0.5, 0.5]));
+    x.sub_(tensor!([0.5, 0.5, 0.5]));
     assert_eq!(x.to_string(), "tensor([1., 2., 3.])");
     x.zero_();
     assert_eq!(x.to_string(), "tensor([0., 0., 0.])");
@@ -84,7 +84,7 @@ fn in_place_updates_are_functional() {
     // A broadcast that would grow the tensor is an error, as in torch.
     let mut small = tensor!([1., 2.]);
     let grow = std::panic::catch_unwind(move || {
-        small.add_(&Tensor::zeros([3, 2]));
+        small.add_(Tensor::zeros([3, 2]));
     });
     let msg = grow.unwrap_err();
     let msg = msg.downcast_ref::<String>().unwrap();
