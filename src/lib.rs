@@ -11,6 +11,7 @@
 //! assert_eq!(y.to_string(), "tensor([[2.0000],\n        [3.5000]])");
 //! ```
 
+pub mod backend;
 pub mod device;
 pub mod error;
 pub mod realize;

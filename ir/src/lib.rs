@@ -5,6 +5,8 @@
 //! * [`Graph`]: a typed graph of primitive ops; [`verify()`] checks one.
 //! * [`text`]: the text form of graphs (printer and parser); [`dot`]: Graphviz export.
 //! * [`interp`]: the reference interpreter; [`random`]: the counter-based generator.
+//! * [`passes`]: graph-to-graph passes (simplify, CSE, DCE); [`kernel`]: the kernel IR, the
+//!   fusion that lowers a graph into it, its text form and its interpreter.
 //! * [`Buffer`]: a dense host tensor value; [`format`](mod@format) prints it as PyTorch does; [`npy`]
 //!   reads and writes `.npy` files.
 
@@ -13,8 +15,10 @@ pub mod dot;
 pub mod format;
 pub mod graph;
 pub mod interp;
+pub mod kernel;
 pub mod npy;
 pub mod ops;
+pub mod passes;
 pub mod random;
 pub mod text;
 pub mod types;

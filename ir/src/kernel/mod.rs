@@ -1,0 +1,222 @@
+//! The kernel IR: a backend-neutral description of a compiled graph as a [`Program`] of
+//! [`Step`]s over buffers.
+//!
+//! A [`Kernel`] is one fused loop nest: an iteration space, the index map of every load (an
+//! affine function of the loop indices: strides, broadcast strides of 0, permutations, slices
+//! with negative steps and reshapes of dense views all reduce to one), an element program in
+//! SSA form, and optionally a reduction with an epilogue that runs once per output element.
+//! Matrix products are [`MatmulStep`]s for a tuned GEMM; the few ops no kernel expresses yet
+//! are [`OpStep`]s that a backend runs as a library routine.
+//!
+//! Both code generators read only this IR; neither looks back at the graph. Its text form
+//! (`Program`'s `Display`) is what `TENJIT_DUMP` writes and what snapshot tests pin.
+
+use crate::ops::{BinaryOp, Op, ReduceOp, Scalar, UnaryOp};
+use crate::types::{DType, TensorType};
+
+/// A buffer of a program, by position in [`Program::buffers`].
+pub type BufId = usize;
+
+/// An instruction of a kernel's element program, by position.
+pub type InstId = usize;
+
+/// A compiled graph: buffers, the steps that fill them in order, and the outputs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Program {
+    /// The graph's name.
+    pub name: String,
+    /// Every buffer the program reads or writes.
+    pub buffers: Vec<BufferDecl>,
+    /// Steps, run in order.
+    pub steps: Vec<Step>,
+    /// The buffers holding the graph's outputs, in order (an output may be an input buffer).
+    pub outputs: Vec<BufId>,
+}
+
+/// A dense row-major buffer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BufferDecl {
+    /// Element type and shape.
+    pub ty: TensorType,
+    /// Where it comes from.
+    pub kind: BufferKind,
+}
+
+/// Where a buffer comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BufferKind {
+    /// The graph input with this index (read-only).
+    Input(usize),
+    /// Written by a step; an intermediate or an output.
+    Temp,
+}
+
+/// One step of a program.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// A fused loop nest.
+    Kernel(Kernel),
+    /// A (batched) matrix product.
+    Matmul(MatmulStep),
+    /// An op run as a library routine on dense operands.
+    Op(OpStep),
+}
+
+/// A fused loop nest.
+///
+/// The iteration space is `space`. Without a reduction, the body runs at every point and each
+/// store writes its value at the point's row-major position in its (space-shaped) buffer.
+/// With a reduction, the body's `value` is combined over the `reduce.axes` of the space; then
+/// the epilogue runs once per output point (the space without the reduced axes), where
+/// [`Inst::Acc`] is the reduced value, and the stores write epilogue values at the output
+/// point's row-major position.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Kernel {
+    /// `k0`, `k1`, ... in program order.
+    pub name: String,
+    /// The iteration space, outermost first.
+    pub space: Vec<usize>,
+    /// The reduction, if any.
+    pub reduce: Option<KernelReduce>,
+    /// The element program at each point of `space`.
+    pub body: Vec<Instr>,
+    /// For a reduction: the body instruction whose value is reduced.
+    pub value: Option<InstId>,
+    /// For a reduction: the element program at each output point (loads index the output
+    /// space). Empty for an elementwise kernel.
+    pub epilogue: Vec<Instr>,
+    /// What the kernel writes: body values (elementwise) or epilogue values (reduction).
+    pub stores: Vec<Store>,
+    /// Why the kernel ends here: the reason its result is materialized rather than fused into
+    /// its consumers (`"graph output"`, `"reduction output used at two shapes"`, ...).
+    pub reason: String,
+}
+
+/// The reduction of a kernel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelReduce {
+    /// The combine op.
+    pub op: ReduceOp,
+    /// The reduced axes of the iteration space, sorted.
+    pub axes: Vec<usize>,
+}
+
+/// An instruction with its result dtype.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Instr {
+    /// What it computes.
+    pub inst: Inst,
+    /// The dtype of its value.
+    pub dtype: DType,
+}
+
+/// The element-program instructions. Operands refer to earlier instructions of the same
+/// program.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Inst {
+    /// The element of `buf` at `index` (a flat element offset).
+    Load {
+        /// The buffer read.
+        buf: BufId,
+        /// Its index map.
+        index: IndexMap,
+    },
+    /// A constant.
+    Const(Scalar),
+    /// The integer `index` at this point, converted to the instruction's dtype (`iota`).
+    Iota {
+        /// The value as an affine function of the loop indices.
+        index: IndexMap,
+    },
+    /// The Philox uniform draw with key `seed` and counter `counter` (see `crate::random`).
+    Rand {
+        /// Generator key.
+        seed: u64,
+        /// The counter at this point.
+        counter: IndexMap,
+    },
+    /// A unary op.
+    Unary(UnaryOp, InstId),
+    /// A binary op.
+    Binary(BinaryOp, InstId, InstId),
+    /// `where(cond, a, b)`.
+    Where(InstId, InstId, InstId),
+    /// Conversion to the instruction's dtype.
+    Cast(InstId),
+    /// Epilogue only: the reduced value at this output point.
+    Acc,
+}
+
+/// An affine index: `offset + Σ strides[d] * i[d]` over the loop indices `i` (of the space
+/// for body instructions, of the output space for epilogue instructions).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct IndexMap {
+    /// Value at the origin.
+    pub offset: i64,
+    /// One stride per loop index (0 where the index does not matter: broadcasting).
+    pub strides: Vec<i64>,
+}
+
+/// A store of an instruction's value into a buffer shaped like the (output) space.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Store {
+    /// The buffer written.
+    pub buf: BufId,
+    /// The instruction stored.
+    pub value: InstId,
+}
+
+/// A matrix product `out[b, m, n] = Σ_k a[b, m, k] * b[b, k, n]` over a batch of `batch`
+/// dims, with strided operands and a dense output.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatmulStep {
+    /// Element type (all three buffers).
+    pub dtype: DType,
+    /// Batch dims.
+    pub batch: Vec<usize>,
+    /// Rows of `a` and of the output.
+    pub m: usize,
+    /// The contracted size.
+    pub k: usize,
+    /// Columns of `b` and of the output.
+    pub n: usize,
+    /// The left operand.
+    pub a: MatOperand,
+    /// The right operand.
+    pub b: MatOperand,
+    /// The dense `[batch..., m, n]` output.
+    pub out: BufId,
+}
+
+/// A strided matrix operand: element `[b..., r, c]` is at
+/// `offset + Σ batch_strides[j] * b[j] + row_stride * r + col_stride * c`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MatOperand {
+    /// The buffer read.
+    pub buf: BufId,
+    /// Offset of element `[0..., 0, 0]`.
+    pub offset: i64,
+    /// Stride of each batch dim (0 for a broadcast one).
+    pub batch_strides: Vec<i64>,
+    /// Stride between rows.
+    pub row_stride: i64,
+    /// Stride between columns.
+    pub col_stride: i64,
+}
+
+/// An op run as a library routine: dense row-major operands, a dense output.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpStep {
+    /// The op (its type rule holds for the operand buffers' types).
+    pub op: Op,
+    /// Operand buffers.
+    pub args: Vec<BufId>,
+    /// Output buffer.
+    pub out: BufId,
+    /// Why this op is not part of a fused kernel.
+    pub reason: String,
+}
+
+pub mod eval;
+pub mod lower;
+pub mod print;

@@ -1,0 +1,6 @@
+//! The CPU backend: kernels → CLIF → machine code with Cranelift's JIT, vector math emitted as
+//! CLIF, and matrix products through the `gemm` crate.
+
+pub mod codegen;
+pub mod gemm;
+pub mod vecmath;
