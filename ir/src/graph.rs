@@ -177,6 +177,112 @@ impl Graph {
         self.g.node_indices().map(|i| NodeId(i.index() as u32)).collect()
     }
 
+    /// Replaces the op and operands of `n` in place, keeping its id and its location, so a
+    /// rewrite (a folded constant, a composed view) still cites the user's line. The new op must
+    /// give `n` exactly the type it has, so every user stays well typed. Fails, changing
+    /// nothing, if `n` is an input or not in the graph, `op` is an input, an operand does not
+    /// exist or is `n` itself, or the type differs. The caller keeps the graph acyclic: no
+    /// operand may depend on `n`.
+    pub fn set_op(&mut self, n: NodeId, op: Op, args: &[NodeId]) -> Result<(), OpError> {
+        let err = |message: String| Err(OpError { op: op.name(), message });
+        match self.g.node_weight(n.ix()) {
+            None => return err(format!("node {n} does not exist")),
+            Some(d) if matches!(d.op, Op::Input { .. }) => return err(format!("{n} is an input")),
+            Some(_) => {}
+        }
+        if let Op::Input { .. } = op {
+            return err("inputs are added with add_input".into());
+        }
+        let mut tys = Vec::with_capacity(args.len());
+        for &a in args {
+            if a == n {
+                return err(format!("{n} cannot be its own operand"));
+            }
+            match self.g.node_weight(a.ix()) {
+                Some(d) => tys.push(&d.ty),
+                None => return err(format!("operand {a} does not exist")),
+            }
+        }
+        let ty = op.infer(&tys)?;
+        if ty != self.g[n.ix()].ty {
+            return err(format!("the new op gives {ty} but {n} is typed {}", self.g[n.ix()].ty));
+        }
+        let old: Vec<_> = self.g.edges_directed(n.ix(), Direction::Incoming).map(|e| e.id()).collect();
+        for e in old {
+            self.g.remove_edge(e);
+        }
+        for (pos, &a) in args.iter().enumerate() {
+            self.g.add_edge(a.ix(), n.ix(), pos as u32);
+        }
+        self.g[n.ix()].op = op;
+        Ok(())
+    }
+
+    /// Makes every use of `old` (operands of other nodes and outputs) a use of `new` instead,
+    /// and returns how many uses moved. `old` itself stays, unused; [`Graph::remove_dead`]
+    /// collects it.
+    ///
+    /// # Panics
+    ///
+    /// If either node is not in the graph or their types differ: both are bugs of the caller,
+    /// as is a `new` that depends on `old` (the graph would get a cycle, which
+    /// [`crate::verify()`] reports).
+    pub fn replace_all_uses(&mut self, old: NodeId, new: NodeId) -> usize {
+        assert!(self.contains(old) && self.contains(new), "replace_all_uses: {old} or {new} does not exist");
+        assert_eq!(self.ty(old), self.ty(new), "replace_all_uses: {old} and {new} have different types");
+        if old == new {
+            return 0;
+        }
+        let uses: Vec<_> = self
+            .g
+            .edges_directed(old.ix(), Direction::Outgoing)
+            .map(|e| (e.id(), e.target(), *e.weight()))
+            .collect();
+        for &(e, target, pos) in &uses {
+            self.g.remove_edge(e);
+            self.g.add_edge(new.ix(), target, pos);
+        }
+        let mut moved = uses.len();
+        for o in &mut self.outputs {
+            if *o == old {
+                *o = new;
+                moved += 1;
+            }
+        }
+        moved
+    }
+
+    /// Removes `n` if nothing uses it: no operand edge, no output, and it is not an input.
+    /// Returns whether it was removed. Other nodes keep their ids.
+    pub fn remove(&mut self, n: NodeId) -> bool {
+        let removable = self.contains(n)
+            && !matches!(self.op(n), Op::Input { .. })
+            && !self.outputs.contains(&n)
+            && self.g.edges_directed(n.ix(), Direction::Outgoing).next().is_none();
+        if removable {
+            self.g.remove_node(n.ix());
+        }
+        removable
+    }
+
+    /// Removes every node no output depends on, except inputs (the signature keeps them), and
+    /// returns how many were removed. Surviving nodes keep their ids and locations. A graph
+    /// with a cycle is left as it is (the verifier reports it).
+    pub fn remove_dead(&mut self) -> usize {
+        let Some(live) = self.live_order() else {
+            return 0;
+        };
+        let mut keep = vec![false; self.g.node_bound()];
+        for n in live {
+            keep[n.index()] = true;
+        }
+        let dead: Vec<NodeIndex<u32>> = self.g.node_indices().filter(|i| !keep[i.index()]).collect();
+        for &i in &dead {
+            self.g.remove_node(i);
+        }
+        dead.len()
+    }
+
     /// A deterministic topological order of all nodes (Kahn's algorithm, lowest index first),
     /// or `None` if the graph has a cycle.
     pub fn topo_order(&self) -> Option<Vec<NodeId>> {

@@ -387,7 +387,7 @@ fn int_floor_div(a: i64, b: i64) -> IntResult {
         return Err("integer division by zero");
     }
     let q = a.wrapping_div(b);
-    Ok(if (a % b != 0) && ((a < 0) != (b < 0)) { q - 1 } else { q })
+    Ok(if (a.wrapping_rem(b) != 0) && ((a < 0) != (b < 0)) { q.wrapping_sub(1) } else { q })
 }
 
 fn int_rem(a: i64, b: i64) -> IntResult {
