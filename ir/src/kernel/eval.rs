@@ -1,1 +1,464 @@
-//! (in progress)
+//! A reference interpreter of the kernel IR: [`eval`] runs a [`Program`] point by point.
+//!
+//! It is the middle link of the oracle chain `interp::eval(graph) == kernel::eval(lower(graph))
+//! == compiled code`, so it follows the graph interpreter's arithmetic exactly:
+//!
+//! * every instruction computes with the op table's functions (floats in `f64`, integers in
+//!   wrapping `i64`) and rounds its result to its dtype, as each graph node does;
+//! * a reduction starts from the first element of its line (the op's identity only for an
+//!   empty line), visits the reduced axes in row-major order, accumulates floats in `f64`
+//!   and integers in `i64`, and rounds once, before the epilogue reads it as `acc`;
+//! * a matrix product accumulates in `f64` (floats) or wrapping `i64` over `k` in increasing
+//!   order and rounds once;
+//! * `rand` draws from [`crate::random`]; an [`OpStep`] runs the graph interpreter on a
+//!   one-node graph.
+//!
+//! So for a graph `g` that evaluates without error, the outputs agree bit for bit. (Fused code
+//! computes only the elements it needs, so a graph whose interpretation fails, say on an
+//! integer division by zero in an element nobody reads, may still run here.) The interpreter
+//! never panics: an index outside its buffer, which would be a lowering bug, is an error too.
+
+use super::{
+    BufId, BufferKind, IndexMap, Inst, Instr, Kernel, MatOperand, MatmulStep, OpStep, Program, Step,
+};
+use crate::buffer::Buffer;
+use crate::graph::Graph;
+use crate::interp;
+use crate::ops::Scalar;
+use crate::random;
+use crate::types::{DType, TensorType};
+use std::fmt;
+
+/// Why a program could not be evaluated.
+#[derive(Clone, Debug, PartialEq)]
+pub enum KernelError {
+    /// The number of input buffers differs from the program's number of inputs.
+    InputCount {
+        /// Inputs the program declares.
+        expected: usize,
+        /// Buffers given.
+        got: usize,
+    },
+    /// An input buffer's type differs from the declared one.
+    InputType {
+        /// Position of the input.
+        index: usize,
+        /// Declared type.
+        expected: Box<TensorType>,
+        /// Type of the buffer given.
+        got: Box<TensorType>,
+    },
+    /// An integer operation is undefined for the values met (division by zero, ...).
+    Arithmetic {
+        /// The step (kernel name or op name).
+        step: String,
+        /// The op's name.
+        op: &'static str,
+        /// What is undefined, from the op table.
+        message: &'static str,
+    },
+    /// A library step failed in the graph interpreter (an index out of range, ...).
+    Op {
+        /// The op's name.
+        step: String,
+        /// The interpreter's error.
+        error: interp::EvalError,
+    },
+    /// The program is malformed: a load outside its buffer, an operand of the wrong kind, an
+    /// empty reduction without identity. A lowering bug, or a hand-built program's.
+    Malformed {
+        /// The step.
+        step: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl fmt::Display for KernelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KernelError::InputCount { expected, got } => {
+                write!(f, "the program takes {expected} input(s) but {got} were given")
+            }
+            KernelError::InputType { index, expected, got } => {
+                write!(f, "input {index} is declared {expected} but the buffer given is {got}")
+            }
+            KernelError::Arithmetic { step, op, message } => write!(f, "{step}: {op}: {message}"),
+            KernelError::Op { step, error } => write!(f, "{step}: {error}"),
+            KernelError::Malformed { step, message } => write!(f, "{step}: malformed program: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for KernelError {}
+
+/// One element, widened for arithmetic: floats to `f64`, integers and booleans to `i64`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum V {
+    F(f64),
+    I(i64),
+}
+
+impl V {
+    fn of(s: Scalar) -> V {
+        match s {
+            Scalar::Bool(b) => V::I(b as i64),
+            Scalar::Int(i) => V::I(i),
+            Scalar::Float(x) => V::F(x),
+        }
+    }
+
+    /// Converts to `dtype` as the graph interpreter stores a result: floats truncate and
+    /// saturate to integers, round to `f32`; integers wrap to `i32`; `!= 0` to bool.
+    fn to(self, dtype: DType) -> V {
+        match (self, dtype) {
+            (V::F(x), DType::Bool) => V::I((x != 0.0) as i64),
+            (V::F(x), DType::I32) => V::I(x as i32 as i64),
+            (V::F(x), DType::I64) => V::I(x as i64),
+            (V::F(x), DType::F32) => V::F(x as f32 as f64),
+            (V::F(x), DType::F64) => V::F(x),
+            (V::I(x), DType::Bool) => V::I((x != 0) as i64),
+            (V::I(x), DType::I32) => V::I(x as i32 as i64),
+            (V::I(x), DType::I64) => V::I(x),
+            (V::I(x), DType::F32) => V::F(x as f32 as f64),
+            (V::I(x), DType::F64) => V::F(x as f64),
+        }
+    }
+
+    fn scalar(self, dtype: DType) -> Scalar {
+        match (self, dtype) {
+            (V::I(x), DType::Bool) => Scalar::Bool(x != 0),
+            (V::I(x), _) => Scalar::Int(x),
+            (V::F(x), _) => Scalar::Float(x),
+        }
+    }
+}
+
+/// A buffer's elements and dtype while the program runs.
+struct Mem {
+    dtype: DType,
+    data: Vec<V>,
+}
+
+/// Evaluates `p` on `inputs` (one buffer per program input, in order) and returns the output
+/// buffers in order.
+pub fn eval(p: &Program, inputs: &[Buffer]) -> Result<Vec<Buffer>, KernelError> {
+    let declared: Vec<(usize, &TensorType)> = p
+        .buffers
+        .iter()
+        .filter_map(|b| match b.kind {
+            BufferKind::Input(i) => Some((i, &b.ty)),
+            BufferKind::Temp => None,
+        })
+        .collect();
+    if declared.len() != inputs.len() {
+        return Err(KernelError::InputCount { expected: declared.len(), got: inputs.len() });
+    }
+    let mut mem = Vec::with_capacity(p.buffers.len());
+    for b in &p.buffers {
+        let data = match b.kind {
+            BufferKind::Input(i) => {
+                let buf = inputs
+                    .get(i)
+                    .ok_or(KernelError::InputCount { expected: declared.len(), got: inputs.len() })?;
+                if buf.ty() != b.ty {
+                    return Err(KernelError::InputType {
+                        index: i,
+                        expected: Box::new(b.ty.clone()),
+                        got: Box::new(buf.ty()),
+                    });
+                }
+                buf.scalars().into_iter().map(V::of).collect()
+            }
+            BufferKind::Temp => {
+                let zero = if b.ty.dtype.is_float() { V::F(0.0) } else { V::I(0) };
+                vec![zero; b.ty.shape.numel()]
+            }
+        };
+        mem.push(Mem { dtype: b.ty.dtype, data });
+    }
+    for step in &p.steps {
+        match step {
+            Step::Kernel(k) => run_kernel(k, &mut mem)?,
+            Step::Matmul(m) => run_matmul(m, &mut mem)?,
+            Step::Op(s) => run_op(p, s, &mut mem)?,
+        }
+    }
+    p.outputs
+        .iter()
+        .map(|&b| {
+            let decl = p.buffers.get(b).ok_or_else(|| malformed("outputs", format!("no buffer b{b}")))?;
+            let m = &mem[b];
+            Ok(Buffer::from_scalars(m.dtype, decl.ty.shape.clone(), m.data.iter().map(|v| v.scalar(m.dtype))))
+        })
+        .collect()
+}
+
+fn malformed(step: &str, message: String) -> KernelError {
+    KernelError::Malformed { step: step.to_string(), message }
+}
+
+/// The multi-indices of `dims` in row-major order, passed to `f`.
+fn for_each_index(
+    dims: &[usize],
+    mut f: impl FnMut(&[usize]) -> Result<(), KernelError>,
+) -> Result<(), KernelError> {
+    if dims.contains(&0) {
+        return Ok(());
+    }
+    let mut idx = vec![0usize; dims.len()];
+    loop {
+        f(&idx)?;
+        let mut d = dims.len();
+        loop {
+            if d == 0 {
+                return Ok(());
+            }
+            d -= 1;
+            idx[d] += 1;
+            if idx[d] < dims[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+}
+
+fn read(mem: &[Mem], step: &str, buf: BufId, at: i64) -> Result<V, KernelError> {
+    let m = mem.get(buf).ok_or_else(|| malformed(step, format!("no buffer b{buf}")))?;
+    usize::try_from(at)
+        .ok()
+        .and_then(|i| m.data.get(i).copied())
+        .ok_or_else(|| malformed(step, format!("index {at} is outside b{buf} ({} elements)", m.data.len())))
+}
+
+/// Runs an element program at loop indices `idx`, with `acc` the reduced value (epilogue).
+fn run_program(
+    k: &Kernel,
+    prog: &[Instr],
+    idx: &[usize],
+    acc: Option<V>,
+    mem: &[Mem],
+    vals: &mut Vec<V>,
+) -> Result<(), KernelError> {
+    vals.clear();
+    let step = k.name.as_str();
+    let get = |vals: &[V], id: usize| -> Result<V, KernelError> {
+        vals.get(id)
+            .copied()
+            .ok_or_else(|| malformed(step, format!("operand %{id} is not defined before use")))
+    };
+    let index = |map: &IndexMap| -> Result<i64, KernelError> {
+        if map.strides.len() != idx.len() {
+            return Err(malformed(
+                step,
+                format!("index map of rank {} in a space of rank {}", map.strides.len(), idx.len()),
+            ));
+        }
+        Ok(map.at(idx))
+    };
+    for instr in prog {
+        let dtype = instr.dtype;
+        let v = match &instr.inst {
+            Inst::Load { buf, index: map } => read(mem, step, *buf, index(map)?)?,
+            Inst::Const(s) => V::of(*s).to(dtype),
+            Inst::Iota { index: map } => V::I(index(map)?).to(dtype),
+            Inst::Rand { seed, counter } => {
+                let c = index(counter)? as u64;
+                match dtype {
+                    DType::F32 => V::F(random::uniform_f32(*seed, c) as f64),
+                    DType::F64 => V::F(random::uniform_f64(*seed, c)),
+                    DType::Bool | DType::I32 | DType::I64 => {
+                        return Err(malformed(step, format!("rand of dtype {dtype}")))
+                    }
+                }
+            }
+            Inst::Unary(op, x) => {
+                let spec = op.spec();
+                match get(vals, *x)? {
+                    V::F(x) => V::F((spec.float)(x)).to(dtype),
+                    V::I(x) => V::I((spec.int)(x)).to(dtype),
+                }
+            }
+            Inst::Binary(op, x, y) => {
+                let spec = op.spec();
+                match (get(vals, *x)?, get(vals, *y)?) {
+                    (V::F(x), V::F(y)) => V::F((spec.float)(x, y)).to(dtype),
+                    (V::I(x), V::I(y)) => V::I((spec.int)(x, y).map_err(|message| {
+                        KernelError::Arithmetic { step: step.to_string(), op: spec.name, message }
+                    })?)
+                    .to(dtype),
+                    _ => return Err(malformed(step, format!("{} of a float and an integer", spec.name))),
+                }
+            }
+            Inst::Where(c, x, y) => match get(vals, *c)? {
+                V::I(0) => get(vals, *y)?,
+                V::I(_) => get(vals, *x)?,
+                V::F(_) => return Err(malformed(step, "where on a float condition".into())),
+            },
+            Inst::Cast(x) => get(vals, *x)?.to(dtype),
+            Inst::Acc => acc.ok_or_else(|| malformed(step, "acc outside an epilogue".into()))?,
+        };
+        vals.push(v);
+    }
+    Ok(())
+}
+
+fn write_stores(k: &Kernel, vals: &[V], at: usize, mem: &mut [Mem]) -> Result<(), KernelError> {
+    for s in &k.stores {
+        let v = *vals
+            .get(s.value)
+            .ok_or_else(|| malformed(&k.name, format!("store of undefined %{}", s.value)))?;
+        let m = mem.get_mut(s.buf).ok_or_else(|| malformed(&k.name, format!("no buffer b{}", s.buf)))?;
+        let dtype = m.dtype;
+        let slot = m
+            .data
+            .get_mut(at)
+            .ok_or_else(|| malformed(&k.name, format!("store at {at} is outside b{}", s.buf)))?;
+        *slot = v.to(dtype);
+    }
+    Ok(())
+}
+
+fn run_kernel(k: &Kernel, mem: &mut [Mem]) -> Result<(), KernelError> {
+    let mut vals = Vec::with_capacity(k.body.len().max(k.epilogue.len()));
+    let Some(reduce) = &k.reduce else {
+        let mut at = 0usize;
+        return for_each_index(&k.space, |idx| {
+            run_program(k, &k.body, idx, None, mem, &mut vals)?;
+            write_stores(k, &vals, at, mem)?;
+            at += 1;
+            Ok(())
+        });
+    };
+    let value = k.value.ok_or_else(|| malformed(&k.name, "a reduction without a value".into()))?;
+    let dtype = k.body.get(value).map(|i| i.dtype).ok_or_else(|| malformed(&k.name, "no value".into()))?;
+    let out_axes: Vec<usize> = (0..k.space.len()).filter(|d| !reduce.axes.contains(d)).collect();
+    let out_dims: Vec<usize> = out_axes.iter().map(|&d| k.space[d]).collect();
+    let red_dims: Vec<usize> = reduce.axes.iter().map(|&d| k.space[d]).collect();
+    let spec = reduce.op.combine().spec();
+    let mut full = vec![0usize; k.space.len()];
+    let mut at = 0usize;
+    for_each_index(&out_dims, |out| {
+        for (&d, &i) in out_axes.iter().zip(out) {
+            full[d] = i;
+        }
+        let mut acc: Option<V> = None;
+        for_each_index(&red_dims, |red| {
+            for (&d, &i) in reduce.axes.iter().zip(red) {
+                full[d] = i;
+            }
+            run_program(k, &k.body, &full, None, mem, &mut vals)?;
+            let x = vals[value];
+            acc = Some(match (acc, x) {
+                (None, x) => x,
+                (Some(V::F(a)), V::F(x)) => V::F((spec.float)(a, x)),
+                (Some(V::I(a)), V::I(x)) => V::I((spec.int)(a, x).map_err(|message| {
+                    KernelError::Arithmetic { step: k.name.clone(), op: reduce.op.name(), message }
+                })?),
+                _ => return Err(malformed(&k.name, "reduction over mixed categories".into())),
+            });
+            Ok(())
+        })?;
+        let acc = match acc {
+            Some(a) => a,
+            None => V::of(reduce.op.identity().ok_or_else(|| {
+                malformed(&k.name, format!("empty {} reduction has no identity", reduce.op.name()))
+            })?),
+        }
+        .to(dtype);
+        run_program(k, &k.epilogue, out, Some(acc), mem, &mut vals)?;
+        write_stores(k, &vals, at, mem)?;
+        at += 1;
+        Ok(())
+    })
+}
+
+fn run_matmul(s: &MatmulStep, mem: &mut [Mem]) -> Result<(), KernelError> {
+    let step = "matmul";
+    let at = |op: &MatOperand, batch: &[usize], r: usize, c: usize| -> i64 {
+        let b = op
+            .batch_strides
+            .iter()
+            .zip(batch)
+            .fold(op.offset, |o, (&st, &i)| o.wrapping_add(st.wrapping_mul(i as i64)));
+        b.wrapping_add(op.row_stride.wrapping_mul(r as i64))
+            .wrapping_add(op.col_stride.wrapping_mul(c as i64))
+    };
+    if s.a.batch_strides.len() != s.batch.len() || s.b.batch_strides.len() != s.batch.len() {
+        return Err(malformed(step, "batch strides do not match the batch dims".into()));
+    }
+    let mut out = Vec::new();
+    let mem_ref: &[Mem] = mem;
+    for_each_index(&s.batch, |batch| {
+        for i in 0..s.m {
+            for j in 0..s.n {
+                let mut a = Vec::with_capacity(s.k);
+                let mut b = Vec::with_capacity(s.k);
+                for p in 0..s.k {
+                    a.push(read(mem_ref, step, s.a.buf, at(&s.a, batch, i, p))?);
+                    b.push(read(mem_ref, step, s.b.buf, at(&s.b, batch, p, j))?);
+                }
+                let floats = s.dtype.is_float();
+                out.push(if floats {
+                    let f = |v: V| match v {
+                        V::F(x) => x,
+                        V::I(x) => x as f64,
+                    };
+                    // The same expression as the graph interpreter, for the same bits.
+                    V::F(a.iter().zip(&b).map(|(&x, &y)| f(x) * f(y)).sum::<f64>()).to(s.dtype)
+                } else {
+                    let n = |v: V| match v {
+                        V::I(x) => x,
+                        V::F(x) => x as i64,
+                    };
+                    V::I(
+                        a.iter()
+                            .zip(&b)
+                            .fold(0i64, |acc, (&x, &y)| acc.wrapping_add(n(x).wrapping_mul(n(y)))),
+                    )
+                    .to(s.dtype)
+                });
+            }
+        }
+        Ok(())
+    })?;
+    let m = mem.get_mut(s.out).ok_or_else(|| malformed(step, format!("no buffer b{}", s.out)))?;
+    if m.data.len() != out.len() {
+        return Err(malformed(
+            step,
+            format!("output b{} holds {} elements, not {}", s.out, m.data.len(), out.len()),
+        ));
+    }
+    m.data = out;
+    Ok(())
+}
+
+fn run_op(p: &Program, s: &OpStep, mem: &mut [Mem]) -> Result<(), KernelError> {
+    let step = s.op.name();
+    let mut g = Graph::new(step);
+    let mut ids = Vec::new();
+    let mut bufs = Vec::new();
+    for (i, &b) in s.args.iter().enumerate() {
+        let decl = p.buffers.get(b).ok_or_else(|| malformed(step, format!("no buffer b{b}")))?;
+        ids.push(g.add_input(format!("x{i}"), decl.ty.clone()));
+        let m = &mem[b];
+        bufs.push(Buffer::from_scalars(
+            m.dtype,
+            decl.ty.shape.clone(),
+            m.data.iter().map(|v| v.scalar(m.dtype)),
+        ));
+    }
+    let y = g.add(s.op.clone(), &ids).map_err(|e| malformed(step, e.to_string()))?;
+    g.set_outputs(vec![y]);
+    let out = interp::eval(&g, &bufs).map_err(|error| KernelError::Op { step: step.to_string(), error })?;
+    let m = mem.get_mut(s.out).ok_or_else(|| malformed(step, format!("no buffer b{}", s.out)))?;
+    if m.data.len() != out[0].numel() {
+        return Err(malformed(
+            step,
+            format!("output b{} holds {} elements, not {}", s.out, m.data.len(), out[0].numel()),
+        ));
+    }
+    m.data = out[0].scalars().into_iter().map(V::of).collect();
+    Ok(())
+}

@@ -1,1 +1,841 @@
-//! (in progress)
+//! Fusion: [`lower`] turns a [`Graph`] into a [`Program`] of fused kernels, and records why
+//! each kernel ends where it does (DESIGN.md principle 5).
+//!
+//! The decision is made on the graph, in three steps, before any kernel is built:
+//!
+//! 1. **Structural boundaries.** Graph outputs are materialized (an output that is a graph
+//!    input gets a copy kernel, so every output buffer is a fresh dense buffer). `argmax`,
+//!    `argmin`, `gather`, `scatter_add`, `concat` and `pad` run as library routines
+//!    ([`OpStep`]) on dense operands, so their operands are materialized unless they are
+//!    inputs. A `matmul` is a [`MatmulStep`]; each operand is a strided view of a buffer: the
+//!    movement ops above the operand's base fold into the operand's strides (`x.t() @ w` needs
+//!    no copy), and the base is materialized unless it is an input. When the view is not
+//!    affine, the operand itself is materialized.
+//! 2. **Reductions and their epilogues.** Every reduction is the body of a kernel whose
+//!    iteration space is the reduced operand's shape; its elementwise and movement producers
+//!    fuse into the body. From the reduction, a chain of single-use consumers that stay in the
+//!    output space (elementwise ops, and reshapes that only insert or remove size-1 axes, as
+//!    `keepdim` does) fuses into the epilogue. The chain ends, and its last value is
+//!    materialized, where the value is an output, is used more than once, is broadcast back
+//!    over the reduced axes (`x - mean`, softmax), feeds another reduction, or is moved.
+//! 3. **Sharing.** Everything else (elementwise ops, `const`, `iota`, `rand`, movement ops)
+//!    fuses into each consumer. A value reached from two kernels, or at more than one index
+//!    map within one kernel, is recomputed when that is cheap: movement ops, `const` and
+//!    `iota` always are; other values when their fused expression costs at most
+//!    [`RECOMPUTE_BUDGET`] (a weighted op count: 1 for plain arithmetic, 2 for division and
+//!    square roots, 4 for transcendental functions and powers, 16 for `rand`) and they appear
+//!    at no more than [`MAX_INDEX_MAPS`] index maps. Otherwise they are materialized once.
+//!
+//! Movement ops compose into each load's [`IndexMap`] (strides, 0 for broadcasts, negative
+//! steps for reversed slices). A reshape composes with the view below it by PyTorch's
+//! `computeStride` rule; when it cannot (a reshape merging axes of a permuted, sliced or
+//! broadcast view), the reshape's operand is materialized first and the kernels are rebuilt.
+//! `iota` and `rand` compose the same way: an `iota` is a view with stride 1 along its axis
+//! and 0 elsewhere, a `rand` a dense view of its counters starting at its offset.
+//!
+//! Buffers are the graph's inputs first, then one temporary per step in program order; every
+//! temporary is dense and row-major, typed as the graph value it holds (for an epilogue, that
+//! type differs from the output space only by size-1 axes, so the layout is the same).
+//!
+//! The result depends only on the graph (ordered maps, topological order), so the printed
+//! program is deterministic.
+
+use super::{
+    BufId, BufferDecl, BufferKind, IndexMap, Inst, InstId, Instr, Kernel, KernelReduce, MatOperand,
+    MatmulStep, OpStep, Program, Step, Store,
+};
+use crate::graph::{Graph, NodeId};
+use crate::ops::{BinaryOp, Op, UnaryOp};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// The most a value may cost (in weighted ops, see the module doc) and still be recomputed in
+/// each kernel that uses it rather than materialized.
+pub const RECOMPUTE_BUDGET: u64 = 8;
+
+/// The most index maps a value may be recomputed at (summed over kernels) before it is
+/// materialized, however cheap: this bounds how much recomputation fusion can introduce.
+pub const MAX_INDEX_MAPS: usize = 4;
+
+/// Lowers a graph into a program of fused kernels, matrix products and library steps.
+///
+/// The graph must verify (see [`crate::verify()`]); `lower` panics on a cyclic graph. Passes
+/// such as CSE usually run first, but nothing relies on them: a value built twice is computed
+/// twice.
+///
+/// ```
+/// use tenjit_ir::kernel::{lower::lower, Step};
+/// use tenjit_ir::{DType, Graph, Op, TensorType, UnaryOp};
+/// let mut g = Graph::new("f");
+/// let x = g.add_input("x", TensorType::new(DType::F32, [4]));
+/// let s = g.add(Op::Unary(UnaryOp::Sin), &[x]).unwrap();
+/// let e = g.add(Op::Unary(UnaryOp::Exp), &[s]).unwrap();
+/// g.set_outputs(vec![e]);
+/// let p = lower(&g);
+/// assert_eq!(p.steps.len(), 1);
+/// assert!(matches!(&p.steps[0], Step::Kernel(k) if k.reason == "graph output"));
+/// ```
+pub fn lower(g: &Graph) -> Program {
+    let mut plan = Plan::new(g);
+    plan.structural();
+    plan.epilogues();
+    loop {
+        let realized = plan.share();
+        match Builder::new(&plan, &realized).build() {
+            Ok(program) => return program,
+            Err(NotAView { reshape }) => {
+                let operand = g.args(reshape)[0];
+                let fresh = plan.force(operand, "reshape of a non-contiguous view".into());
+                assert!(fresh, "lower: materializing {operand} did not make {reshape} a view");
+            }
+        }
+    }
+}
+
+/// How the lowering treats an op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// A graph input: a buffer.
+    Input,
+    /// `const`, `iota`, `rand`: computed from the index alone.
+    Source,
+    /// Unary, binary, `where`, `cast`.
+    Elementwise,
+    /// Reshape, permute, expand, slice: folded into index maps.
+    Movement,
+    /// A reduction: the body of a kernel.
+    Reduce,
+    /// A matrix product: a [`MatmulStep`].
+    Matmul,
+    /// A library routine: an [`OpStep`].
+    Library,
+}
+
+fn kind(op: &Op) -> Kind {
+    match op {
+        Op::Input { .. } => Kind::Input,
+        Op::Const { .. } | Op::Iota { .. } | Op::Rand { .. } => Kind::Source,
+        Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Cast { .. } => Kind::Elementwise,
+        Op::Reshape { .. } | Op::Permute { .. } | Op::Expand { .. } | Op::Slice { .. } => Kind::Movement,
+        Op::Reduce { .. } => Kind::Reduce,
+        Op::Matmul => Kind::Matmul,
+        Op::ArgReduce { .. }
+        | Op::Gather { .. }
+        | Op::ScatterAdd { .. }
+        | Op::Concat { .. }
+        | Op::Pad { .. } => Kind::Library,
+    }
+}
+
+/// The cost of computing one element of `op` from its operands, for the recompute decision.
+fn weight(op: &Op) -> u64 {
+    match op {
+        Op::Input { .. } | Op::Const { .. } | Op::Iota { .. } => 0,
+        Op::Reshape { .. } | Op::Permute { .. } | Op::Expand { .. } | Op::Slice { .. } => 0,
+        Op::Rand { .. } => 16,
+        Op::Unary(u) => match u {
+            UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Not => 1,
+            UnaryOp::Sqrt => 2,
+            UnaryOp::Exp | UnaryOp::Log | UnaryOp::Sin | UnaryOp::Cos | UnaryOp::Tanh => 4,
+        },
+        Op::Binary(b) => match b {
+            BinaryOp::Div | BinaryOp::FloorDiv | BinaryOp::Rem => 2,
+            BinaryOp::Pow => 4,
+            BinaryOp::Add
+            | BinaryOp::Sub
+            | BinaryOp::Mul
+            | BinaryOp::Maximum
+            | BinaryOp::Minimum
+            | BinaryOp::Eq
+            | BinaryOp::Ne
+            | BinaryOp::Lt
+            | BinaryOp::Le
+            | BinaryOp::Gt
+            | BinaryOp::Ge
+            | BinaryOp::And
+            | BinaryOp::Or => 1,
+        },
+        Op::Where | Op::Cast { .. } => 1,
+        // Materialized values are loads: they cost nothing to the consumer.
+        Op::Reduce { .. }
+        | Op::ArgReduce { .. }
+        | Op::Matmul
+        | Op::Gather { .. }
+        | Op::ScatterAdd { .. }
+        | Op::Concat { .. }
+        | Op::Pad { .. } => 0,
+    }
+}
+
+/// An affine view of a value: element `[i...]` is at `offset + Σ strides[d] * i[d]` of the
+/// underlying buffer (or is that index, for `iota`, or that counter, for `rand`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct View {
+    offset: i64,
+    strides: Vec<i64>,
+}
+
+impl View {
+    /// The dense row-major view of a buffer of shape `dims`.
+    fn dense(dims: &[usize]) -> View {
+        let mut strides = vec![1i64; dims.len()];
+        for d in (0..dims.len().saturating_sub(1)).rev() {
+            strides[d] = strides[d + 1].wrapping_mul(dims[d + 1] as i64);
+        }
+        View { offset: 0, strides }
+    }
+
+    /// The view after the movement op `m` (whose operand this view describes), or `None` when
+    /// `m` is a reshape the view cannot follow.
+    fn apply(self, g: &Graph, m: NodeId) -> Option<View> {
+        let arg = g.args(m)[0];
+        let in_dims = g.ty(arg).shape.dims();
+        let View { offset, strides } = self;
+        match g.op(m) {
+            Op::Permute { perm } => {
+                Some(View { offset, strides: perm.iter().map(|&p| strides[p]).collect() })
+            }
+            Op::Expand { .. } => Some(View {
+                offset,
+                strides: (0..strides.len()).map(|d| if in_dims[d] == 1 { 0 } else { strides[d] }).collect(),
+            }),
+            Op::Slice { start, step, .. } => {
+                let offset = (0..strides.len())
+                    .fold(offset, |o, d| o.wrapping_add((start[d] as i64).wrapping_mul(strides[d])));
+                let strides = (0..strides.len()).map(|d| strides[d].wrapping_mul(step[d] as i64)).collect();
+                Some(View { offset, strides })
+            }
+            Op::Reshape { shape } => {
+                compute_stride(in_dims, &strides, shape.dims()).map(|strides| View { offset, strides })
+            }
+            Op::Input { .. }
+            | Op::Const { .. }
+            | Op::Iota { .. }
+            | Op::Rand { .. }
+            | Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Where
+            | Op::Cast { .. }
+            | Op::Reduce { .. }
+            | Op::ArgReduce { .. }
+            | Op::Pad { .. }
+            | Op::Concat { .. }
+            | Op::Matmul
+            | Op::Gather { .. }
+            | Op::ScatterAdd { .. } => unreachable!("lower: {m} is not a movement op"),
+        }
+    }
+
+    /// `base` seen through `chain`, the movement ops from a consumer down to `base` (so they
+    /// apply last to first); `Err` names the reshape that cannot follow.
+    fn through(self, g: &Graph, chain: &[NodeId]) -> Result<View, NotAView> {
+        chain.iter().rev().try_fold(self, |v, &m| v.apply(g, m).ok_or(NotAView { reshape: m }))
+    }
+}
+
+/// The strides of a reshape of a strided view, if the reshaped view is strided: PyTorch's
+/// `computeStride` (`aten/src/ATen/TensorUtils.cpp`). Runs of old axes that are contiguous
+/// with each other ("chunks") may be split and merged freely; a new axis may not span two
+/// chunks. Size-1 axes can always be inserted or removed.
+fn compute_stride(old: &[usize], stride: &[i64], new: &[usize]) -> Option<Vec<i64>> {
+    if old.is_empty() {
+        return Some(vec![1; new.len()]);
+    }
+    if old.contains(&0) {
+        // No element is ever read: any strides do.
+        return Some(View::dense(new).strides);
+    }
+    let mut new_stride = vec![0i64; new.len()];
+    let mut view_d = new.len() as isize - 1;
+    let mut chunk_base_stride = stride[old.len() - 1];
+    let (mut tensor_numel, mut view_numel) = (1i64, 1i64);
+    for tensor_d in (0..old.len()).rev() {
+        tensor_numel = tensor_numel.wrapping_mul(old[tensor_d] as i64);
+        let chunk_ends = tensor_d == 0
+            || (old[tensor_d - 1] != 1
+                && stride[tensor_d - 1] != tensor_numel.wrapping_mul(chunk_base_stride));
+        if chunk_ends {
+            while view_d >= 0 && (view_numel < tensor_numel || new[view_d as usize] == 1) {
+                new_stride[view_d as usize] = view_numel.wrapping_mul(chunk_base_stride);
+                view_numel = view_numel.wrapping_mul(new[view_d as usize] as i64);
+                view_d -= 1;
+            }
+            if view_numel != tensor_numel {
+                return None;
+            }
+            if tensor_d > 0 {
+                chunk_base_stride = stride[tensor_d - 1];
+                tensor_numel = 1;
+                view_numel = 1;
+            }
+        }
+    }
+    (view_d == -1).then_some(new_stride)
+}
+
+/// Whether the reshape `u` of `c` only inserts or removes size-1 axes.
+fn squeezes_only(g: &Graph, c: NodeId, u: NodeId) -> bool {
+    let non_one =
+        |n: NodeId| -> Vec<usize> { g.ty(n).shape.dims().iter().copied().filter(|&d| d != 1).collect() };
+    matches!(g.op(u), Op::Reshape { .. }) && non_one(c) == non_one(u)
+}
+
+/// A reshape whose operand's view it cannot follow.
+#[derive(Debug)]
+struct NotAView {
+    reshape: NodeId,
+}
+
+/// How a kernel reaches a value: the space its index maps range over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Mode {
+    /// The iteration space of an elementwise kernel.
+    Elementwise,
+    /// The iteration space of a reduction's body.
+    Body,
+    /// The output space of a reduction's epilogue.
+    Epilogue,
+}
+
+/// One place a value is computed: the kernel (by its root), the space, and the movement ops
+/// from the kernel's root down to the value.
+type Context = (NodeId, Mode, Vec<NodeId>);
+
+/// The fusion decisions that do not depend on sharing.
+struct Plan<'g> {
+    g: &'g Graph,
+    /// Live nodes in topological order.
+    order: Vec<NodeId>,
+    /// Live users of each node, by node index.
+    users: Vec<Vec<NodeId>>,
+    /// Values materialized for structural reasons, with the reason.
+    forced: BTreeMap<NodeId, String>,
+    /// The end of each reduction's epilogue chain, mapped to the reduction.
+    epilogue_of: BTreeMap<NodeId, NodeId>,
+    /// Nodes inside some epilogue chain (the reduction included).
+    claimed: BTreeSet<NodeId>,
+    /// Graph inputs that are also outputs: each gets a copy kernel.
+    copies: Vec<NodeId>,
+}
+
+impl<'g> Plan<'g> {
+    fn new(g: &'g Graph) -> Plan<'g> {
+        let order = g.live_order().expect("lower: the graph has a cycle (verify it first)");
+        let bound = order.iter().map(|n| n.index() + 1).max().unwrap_or(0);
+        let mut live = vec![false; bound];
+        for n in &order {
+            live[n.index()] = true;
+        }
+        let mut users = vec![Vec::new(); bound];
+        for &n in &order {
+            users[n.index()] = g.users(n).into_iter().filter(|u| live[u.index()]).collect();
+        }
+        Plan {
+            g,
+            order,
+            users,
+            forced: BTreeMap::new(),
+            epilogue_of: BTreeMap::new(),
+            claimed: BTreeSet::new(),
+            copies: Vec::new(),
+        }
+    }
+
+    fn is_input(&self, n: NodeId) -> bool {
+        kind(self.g.op(n)) == Kind::Input
+    }
+
+    /// Materializes `n` for `reason` unless it already is; returns whether it was not.
+    fn force(&mut self, n: NodeId, reason: String) -> bool {
+        if self.forced.contains_key(&n) {
+            return false;
+        }
+        self.forced.insert(n, reason);
+        true
+    }
+
+    /// Step 1: outputs, library routines and matrix products.
+    fn structural(&mut self) {
+        let g = self.g;
+        for &o in g.outputs() {
+            if self.is_input(o) {
+                if !self.copies.contains(&o) {
+                    self.copies.push(o);
+                }
+            } else {
+                self.force(o, "graph output".into());
+            }
+        }
+        for n in self.order.clone() {
+            match kind(g.op(n)) {
+                Kind::Library => {
+                    let name = g.op(n).name();
+                    self.force(n, format!("{name} runs as a library routine"));
+                    for a in g.args(n) {
+                        if !self.is_input(a) {
+                            self.force(a, format!("dense operand of {name}"));
+                        }
+                    }
+                }
+                Kind::Matmul => {
+                    self.force(n, "matmul runs as a GEMM".into());
+                    for a in g.args(n) {
+                        let (base, chain) = self.strip(a, &BTreeMap::new());
+                        let dense = View::dense(g.ty(base).shape.dims());
+                        if dense.through(g, &chain).is_err() {
+                            self.force(a, "matmul operand is not a strided view".into());
+                        } else if !self.is_input(base) {
+                            self.force(base, "matmul operand".into());
+                        }
+                    }
+                }
+                Kind::Input | Kind::Source | Kind::Elementwise | Kind::Movement | Kind::Reduce => {}
+            }
+        }
+    }
+
+    /// The value under the movement ops above `a` that are not materialized, and those ops
+    /// from `a` down.
+    fn strip(&self, a: NodeId, realized: &BTreeMap<NodeId, String>) -> (NodeId, Vec<NodeId>) {
+        let (mut base, mut chain) = (a, Vec::new());
+        while kind(self.g.op(base)) == Kind::Movement
+            && !realized.contains_key(&base)
+            && !self.forced.contains_key(&base)
+        {
+            chain.push(base);
+            base = self.g.args(base)[0];
+        }
+        (base, chain)
+    }
+
+    /// Step 2: each reduction with the chain of consumers its epilogue absorbs.
+    fn epilogues(&mut self) {
+        let g = self.g;
+        for r in self.order.clone() {
+            if kind(g.op(r)) != Kind::Reduce {
+                continue;
+            }
+            let mut c = r;
+            let reason = loop {
+                if self.forced.contains_key(&c) {
+                    break None;
+                }
+                let users = &self.users[c.index()];
+                if users.len() != 1 {
+                    break Some(format!("reduction output used by {} ops", users.len()));
+                }
+                let u = users[0];
+                if self.claimed.contains(&u) {
+                    break Some("reduction output used in another reduction's epilogue".into());
+                }
+                match kind(g.op(u)) {
+                    Kind::Elementwise => {}
+                    Kind::Movement if squeezes_only(g, c, u) => {}
+                    Kind::Movement => {
+                        break Some(match g.op(u) {
+                            Op::Expand { .. } => "reduction output used at a broadcast shape".into(),
+                            op => format!("reduction output used through {}", op.name()),
+                        })
+                    }
+                    Kind::Reduce => break Some("reduction output feeds another reduction".into()),
+                    Kind::Input | Kind::Source | Kind::Matmul | Kind::Library => {
+                        break Some(format!("reduction output used by {}", g.op(u).name()))
+                    }
+                }
+                self.claimed.insert(c);
+                c = u;
+            };
+            self.claimed.insert(c);
+            if c != r {
+                self.epilogue_of.insert(c, r);
+            }
+            if let Some(reason) = reason {
+                self.force(c, reason);
+            }
+        }
+    }
+
+    /// Step 3: the forced values plus those shared too expensively to recompute.
+    fn share(&self) -> BTreeMap<NodeId, String> {
+        let g = self.g;
+        let mut realized = self.forced.clone();
+        let bound = self.users.len();
+        // The cost of one element of each value, recomputing everything not materialized.
+        let mut cost = vec![0u64; bound];
+        for &n in &self.order {
+            let below: u64 = g
+                .args(n)
+                .iter()
+                .filter(|a| !self.forced.contains_key(a))
+                .fold(0u64, |s, a| s.saturating_add(cost[a.index()]));
+            cost[n.index()] = match kind(g.op(n)) {
+                // Never recomputed: a load or the epilogue's accumulator.
+                Kind::Reduce | Kind::Matmul | Kind::Library => 0,
+                Kind::Input | Kind::Source | Kind::Elementwise | Kind::Movement => {
+                    weight(g.op(n)).saturating_add(below)
+                }
+            };
+        }
+        let mut contexts: Vec<BTreeSet<Context>> = vec![BTreeSet::new(); bound];
+        for &n in self.order.iter().rev() {
+            let k = kind(g.op(n));
+            if k == Kind::Input {
+                continue;
+            }
+            let mine = std::mem::take(&mut contexts[n.index()]);
+            let shareable = matches!(k, Kind::Elementwise) || matches!(g.op(n), Op::Rand { .. });
+            if !realized.contains_key(&n) && shareable && mine.len() >= 2 {
+                let roots: BTreeSet<NodeId> = mine.iter().map(|c| c.0).collect();
+                if cost[n.index()] > RECOMPUTE_BUDGET || mine.len() > MAX_INDEX_MAPS {
+                    let reason = if roots.len() >= 2 {
+                        format!("used by {} kernels", roots.len())
+                    } else {
+                        format!("used at {} index maps in one kernel", mine.len())
+                    };
+                    realized.insert(n, reason);
+                }
+            }
+            let starts: Vec<Context> = if realized.contains_key(&n) {
+                match k {
+                    Kind::Matmul | Kind::Library => Vec::new(),
+                    Kind::Reduce => vec![(n, Mode::Body, Vec::new())],
+                    Kind::Input | Kind::Source | Kind::Elementwise | Kind::Movement => {
+                        let mode = if self.epilogue_of.contains_key(&n) {
+                            Mode::Epilogue
+                        } else {
+                            Mode::Elementwise
+                        };
+                        vec![(n, mode, Vec::new())]
+                    }
+                }
+            } else {
+                mine.into_iter().collect()
+            };
+            for (root, mode, chain) in starts {
+                let mut push = |a: NodeId, ctx: Context| {
+                    if !self.is_input(a) {
+                        contexts[a.index()].insert(ctx);
+                    }
+                };
+                match k {
+                    Kind::Elementwise => {
+                        for a in g.args(n) {
+                            push(a, (root, mode, chain.clone()));
+                        }
+                    }
+                    Kind::Movement => {
+                        let mut chain = chain;
+                        chain.push(n);
+                        push(g.args(n)[0], (root, mode, chain));
+                    }
+                    Kind::Reduce => push(g.args(n)[0], (root, Mode::Body, Vec::new())),
+                    Kind::Input | Kind::Source | Kind::Matmul | Kind::Library => {}
+                }
+            }
+        }
+        realized
+    }
+}
+
+/// Builds the program from the plan and the set of materialized values.
+struct Builder<'p, 'g> {
+    plan: &'p Plan<'g>,
+    realized: &'p BTreeMap<NodeId, String>,
+    buffers: Vec<BufferDecl>,
+    buf_of: HashMap<NodeId, BufId>,
+    steps: Vec<Step>,
+    kernels: usize,
+}
+
+/// One element program under construction: instructions are interned, so equal
+/// instructions are one.
+#[derive(Default)]
+struct Insts {
+    list: Vec<Instr>,
+    interned: HashMap<Instr, InstId>,
+    memo: HashMap<(NodeId, Vec<NodeId>), InstId>,
+}
+
+impl Insts {
+    fn push(&mut self, instr: Instr) -> InstId {
+        if let Some(&id) = self.interned.get(&instr) {
+            return id;
+        }
+        self.list.push(instr.clone());
+        self.interned.insert(instr, self.list.len() - 1);
+        self.list.len() - 1
+    }
+}
+
+/// What a kernel being built computes where.
+struct Target {
+    /// The kernel's root value (computed, never loaded).
+    root: NodeId,
+    mode: Mode,
+    /// The root's dims (the space the views are built over).
+    root_dims: Vec<usize>,
+    /// The dims of the space the index maps range over.
+    space: Vec<usize>,
+    /// In the epilogue: the reduction, read as [`Inst::Acc`].
+    reduce: Option<NodeId>,
+}
+
+impl Target {
+    /// The index map of a view over the root's dims.
+    fn index(&self, v: View) -> IndexMap {
+        if self.root_dims == self.space {
+            return IndexMap { offset: v.offset, strides: v.strides };
+        }
+        // Epilogue: the root's dims and the output space differ only by size-1 axes.
+        let root: Vec<usize> = (0..self.root_dims.len()).filter(|&d| self.root_dims[d] != 1).collect();
+        let space: Vec<usize> = (0..self.space.len()).filter(|&d| self.space[d] != 1).collect();
+        assert_eq!(root.len(), space.len(), "lower: epilogue space does not match its root");
+        let mut strides = vec![0i64; self.space.len()];
+        for (&r, &s) in root.iter().zip(&space) {
+            strides[s] = v.strides[r];
+        }
+        IndexMap { offset: v.offset, strides }
+    }
+}
+
+impl<'p, 'g> Builder<'p, 'g> {
+    fn new(plan: &'p Plan<'g>, realized: &'p BTreeMap<NodeId, String>) -> Builder<'p, 'g> {
+        Builder { plan, realized, buffers: Vec::new(), buf_of: HashMap::new(), steps: Vec::new(), kernels: 0 }
+    }
+
+    fn build(mut self) -> Result<Program, NotAView> {
+        let g = self.plan.g;
+        for (i, (_, n)) in g.inputs().iter().enumerate() {
+            self.buffers.push(BufferDecl { ty: g.ty(*n).clone(), kind: BufferKind::Input(i) });
+            self.buf_of.insert(*n, i);
+        }
+        for &n in &self.plan.order {
+            if let Some(reason) = self.realized.get(&n) {
+                self.step(n, reason.clone())?;
+            }
+        }
+        let mut copies = HashMap::new();
+        for &n in &self.plan.copies {
+            let name = format!("graph output (a copy of input b{})", self.buf_of[&n]);
+            let buf = self.temp(n);
+            let target = self.target(n, Mode::Elementwise, None);
+            let mut body = Insts::default();
+            let value = self.emit(&mut body, &target, n, &[])?;
+            self.kernel(target.space, None, body, None, Insts::default(), Store { buf, value }, name);
+            copies.insert(n, buf);
+        }
+        let outputs =
+            g.outputs().iter().map(|o| copies.get(o).copied().unwrap_or_else(|| self.buf_of[o])).collect();
+        Ok(Program { name: g.name().to_string(), buffers: self.buffers, steps: self.steps, outputs })
+    }
+
+    fn temp(&mut self, n: NodeId) -> BufId {
+        self.buffers.push(BufferDecl { ty: self.plan.g.ty(n).clone(), kind: BufferKind::Temp });
+        let buf = self.buffers.len() - 1;
+        if !self.plan.is_input(n) {
+            self.buf_of.insert(n, buf);
+        }
+        buf
+    }
+
+    fn target(&self, root: NodeId, mode: Mode, reduce: Option<NodeId>) -> Target {
+        let g = self.plan.g;
+        let root_dims = g.ty(root).shape.dims().to_vec();
+        let space = match reduce {
+            Some(r) => g.ty(r).shape.dims().to_vec(),
+            None => root_dims.clone(),
+        };
+        Target { root, mode, root_dims, space, reduce }
+    }
+
+    /// The step that materializes `n`.
+    fn step(&mut self, n: NodeId, reason: String) -> Result<(), NotAView> {
+        let g = self.plan.g;
+        match kind(g.op(n)) {
+            Kind::Matmul => {
+                let args = g.args(n);
+                let (a, b) = (self.operand(args[0])?, self.operand(args[1])?);
+                let (ad, bd) = (g.ty(args[0]).shape.dims(), g.ty(args[1]).shape.dims());
+                let r = ad.len();
+                let out = self.temp(n);
+                self.steps.push(Step::Matmul(MatmulStep {
+                    dtype: g.ty(n).dtype,
+                    batch: ad[..r - 2].to_vec(),
+                    m: ad[r - 2],
+                    k: ad[r - 1],
+                    n: bd[r - 1],
+                    a,
+                    b,
+                    out,
+                }));
+            }
+            Kind::Library => {
+                // Whatever else holds (a graph output, say), this is why it is a step.
+                let reason = format!("{} runs as a library routine", g.op(n).name());
+                let args = g.args(n).iter().map(|a| self.buf_of[a]).collect();
+                let out = self.temp(n);
+                self.steps.push(Step::Op(OpStep { op: g.op(n).clone(), args, out, reason }));
+            }
+            Kind::Reduce => self.reduction(n, n, reason)?,
+            Kind::Input | Kind::Source | Kind::Elementwise | Kind::Movement => {
+                match self.plan.epilogue_of.get(&n) {
+                    Some(&r) => self.reduction(r, n, reason)?,
+                    None => {
+                        let buf = self.temp(n);
+                        let target = self.target(n, Mode::Elementwise, None);
+                        let mut body = Insts::default();
+                        let value = self.emit(&mut body, &target, n, &[])?;
+                        self.kernel(
+                            target.space,
+                            None,
+                            body,
+                            None,
+                            Insts::default(),
+                            Store { buf, value },
+                            reason,
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The kernel of reduction `r` whose epilogue computes `end`.
+    fn reduction(&mut self, r: NodeId, end: NodeId, reason: String) -> Result<(), NotAView> {
+        let g = self.plan.g;
+        let Op::Reduce { op, axes } = g.op(r) else { unreachable!("lower: {r} is not a reduction") };
+        let x = g.args(r)[0];
+        // The body computes `x` over its own space; `x` itself may be materialized (a load).
+        let body_target = Target { root: r, ..self.target(x, Mode::Body, None) };
+        let mut body = Insts::default();
+        let value = self.emit(&mut body, &body_target, x, &[])?;
+        let epi_target = self.target(end, Mode::Epilogue, Some(r));
+        let mut epilogue = Insts::default();
+        let result = if end == r {
+            epilogue.push(Instr { inst: Inst::Acc, dtype: g.ty(r).dtype })
+        } else {
+            self.emit(&mut epilogue, &epi_target, end, &[])?
+        };
+        let buf = self.temp(end);
+        let reduce = KernelReduce { op: *op, axes: axes.to_vec() };
+        self.kernel(
+            body_target.space,
+            Some(reduce),
+            body,
+            Some(value),
+            epilogue,
+            Store { buf, value: result },
+            reason,
+        );
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn kernel(
+        &mut self,
+        space: Vec<usize>,
+        reduce: Option<KernelReduce>,
+        body: Insts,
+        value: Option<InstId>,
+        epilogue: Insts,
+        store: Store,
+        reason: String,
+    ) {
+        let name = format!("k{}", self.kernels);
+        self.kernels += 1;
+        self.steps.push(Step::Kernel(Kernel {
+            name,
+            space,
+            reduce,
+            body: body.list,
+            value,
+            epilogue: epilogue.list,
+            stores: vec![store],
+            reason,
+        }));
+    }
+
+    /// A matmul operand: the strided view of its base buffer.
+    fn operand(&self, a: NodeId) -> Result<MatOperand, NotAView> {
+        let g = self.plan.g;
+        let (base, chain) = self.plan.strip(a, self.realized);
+        let v = View::dense(g.ty(base).shape.dims()).through(g, &chain)?;
+        let r = v.strides.len();
+        Ok(MatOperand {
+            buf: self.buf_of[&base],
+            offset: v.offset,
+            batch_strides: v.strides[..r - 2].to_vec(),
+            row_stride: v.strides[r - 2],
+            col_stride: v.strides[r - 1],
+        })
+    }
+
+    /// Emits the instructions computing `n` as seen from `t.root` through `chain`.
+    fn emit(&self, out: &mut Insts, t: &Target, n: NodeId, chain: &[NodeId]) -> Result<InstId, NotAView> {
+        let key = (n, chain.to_vec());
+        if let Some(&id) = out.memo.get(&key) {
+            return Ok(id);
+        }
+        let g = self.plan.g;
+        let dtype = g.ty(n).dtype;
+        let args = g.args(n);
+        if n != t.root && self.realized.contains_key(&n) {
+            let id = out.push(Instr { inst: self.load(t, n, chain)?, dtype });
+            out.memo.insert(key, id);
+            return Ok(id);
+        }
+        let inst = match g.op(n) {
+            Op::Input { .. } => self.load(t, n, chain)?,
+            Op::Const { value, .. } => Inst::Const(*value),
+            Op::Iota { ty, axis } => {
+                let strides = (0..ty.shape.rank()).map(|d| (d == *axis) as i64).collect();
+                Inst::Iota { index: t.index(View { offset: 0, strides }.through(g, chain)?) }
+            }
+            Op::Rand { ty, seed, offset } => {
+                let v = View { offset: *offset as i64, strides: View::dense(ty.shape.dims()).strides };
+                Inst::Rand { seed: *seed, counter: t.index(v.through(g, chain)?) }
+            }
+            Op::Unary(u) => Inst::Unary(*u, self.emit(out, t, args[0], chain)?),
+            Op::Binary(b) => {
+                let x = self.emit(out, t, args[0], chain)?;
+                Inst::Binary(*b, x, self.emit(out, t, args[1], chain)?)
+            }
+            Op::Where => {
+                let c = self.emit(out, t, args[0], chain)?;
+                let x = self.emit(out, t, args[1], chain)?;
+                Inst::Where(c, x, self.emit(out, t, args[2], chain)?)
+            }
+            Op::Cast { .. } => Inst::Cast(self.emit(out, t, args[0], chain)?),
+            Op::Reshape { .. } | Op::Permute { .. } | Op::Expand { .. } | Op::Slice { .. } => {
+                let mut chain = chain.to_vec();
+                chain.push(n);
+                let id = self.emit(out, t, args[0], &chain)?;
+                out.memo.insert(key, id);
+                return Ok(id);
+            }
+            Op::Reduce { .. } => {
+                assert!(
+                    t.mode == Mode::Epilogue && t.reduce == Some(n),
+                    "lower: {n} reached outside its kernel"
+                );
+                Inst::Acc
+            }
+            Op::ArgReduce { .. }
+            | Op::Pad { .. }
+            | Op::Concat { .. }
+            | Op::Matmul
+            | Op::Gather { .. }
+            | Op::ScatterAdd { .. } => unreachable!("lower: {n} runs as its own step"),
+        };
+        let id = out.push(Instr { inst, dtype });
+        out.memo.insert(key, id);
+        Ok(id)
+    }
+
+    /// A load of the materialized value `n` through `chain`.
+    fn load(&self, t: &Target, n: NodeId, chain: &[NodeId]) -> Result<Inst, NotAView> {
+        let g = self.plan.g;
+        let v = View::dense(g.ty(n).shape.dims()).through(g, chain)?;
+        Ok(Inst::Load { buf: self.buf_of[&n], index: t.index(v) })
+    }
+}

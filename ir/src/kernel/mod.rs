@@ -102,7 +102,7 @@ pub struct KernelReduce {
 }
 
 /// An instruction with its result dtype.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Instr {
     /// What it computes.
     pub inst: Inst,
@@ -112,7 +112,7 @@ pub struct Instr {
 
 /// The element-program instructions. Operands refer to earlier instructions of the same
 /// program.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Inst {
     /// The element of `buf` at `index` (a flat element offset).
     Load {
@@ -132,7 +132,8 @@ pub enum Inst {
     Rand {
         /// Generator key.
         seed: u64,
-        /// The counter at this point.
+        /// The counter at this point (the map is evaluated in wrapping 64-bit arithmetic and
+        /// read as a `u64`: the offset of a `rand` with a large counter offset is negative).
         counter: IndexMap,
     },
     /// A unary op.
@@ -155,6 +156,29 @@ pub struct IndexMap {
     pub offset: i64,
     /// One stride per loop index (0 where the index does not matter: broadcasting).
     pub strides: Vec<i64>,
+}
+
+impl IndexMap {
+    /// The value at loop indices `idx` (one per stride), in wrapping `i64` arithmetic.
+    pub fn at(&self, idx: &[usize]) -> i64 {
+        self.strides
+            .iter()
+            .zip(idx)
+            .fold(self.offset, |acc, (&s, &i)| acc.wrapping_add(s.wrapping_mul(i as i64)))
+    }
+}
+
+impl Kernel {
+    /// The output space: `space` without the reduced axes (all of `space` without a
+    /// reduction). Stores write dense buffers of this many elements, row-major.
+    pub fn out_space(&self) -> Vec<usize> {
+        match &self.reduce {
+            Some(r) => {
+                self.space.iter().enumerate().filter(|(d, _)| !r.axes.contains(d)).map(|(_, &n)| n).collect()
+            }
+            None => self.space.clone(),
+        }
+    }
 }
 
 /// A store of an instruction's value into a buffer shaped like the (output) space.
