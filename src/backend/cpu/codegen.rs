@@ -1,1 +1,518 @@
-//! (in progress)
+//! Kernel → CLIF → machine code: the CPU code generator.
+//!
+//! [`render`] turns a [`Kernel`] into the text of one CLIF function (pure and deterministic:
+//! what `TENJIT_DUMP` writes and snapshot tests pin); [`compile`] builds the same function and
+//! JIT-compiles it with Cranelift into a [`CompiledKernel`].
+//!
+//! # ABI
+//!
+//! ```text
+//! extern "C" fn(bufs: *const *mut u8, start: u64, end: u64, status: *mut u32)
+//! ```
+//!
+//! `bufs[id]` is the base of buffer `id` (dense row-major; `f32`/`f64`/`i32`/`i64` natural,
+//! bool one byte 0 or 1). The function computes the output points whose *outer index* lies in
+//! `start..end` ([`CompiledKernel::outer_len`] is that index's range), so the runtime can split
+//! a kernel over threads by disjoint ranges. It never traps: an integer division or remainder
+//! by zero or a negative integer power stores a nonzero code in `*status` (the op's position
+//! in [`BinaryOp::ALL`] plus one) and goes on with a harmless value; [`CompiledKernel::run`]
+//! turns the code into a [`KernelError`].
+//!
+//! # Loop structure
+//!
+//! The plan (`plan.rs`) first canonicalizes the space: size-1 dims are dropped and adjacent
+//! dims that every index map walks contiguously are merged (a dense `[n, m]` elementwise kernel
+//! becomes one dim of `n * m`). The outer dim is the first kept (non-reduced) dim. Then one of
+//! three shapes (`nest.rs`):
+//!
+//! * **elementwise**: loops over the dims, the last one a *row*;
+//! * **inner reduction**: loops over the kept dims; per output point, loops over the reduced
+//!   dims with the last reduced dim a row accumulating into registers, a horizontal combine,
+//!   then the epilogue and the stores;
+//! * **column reduction** (`x.sum(0)`): the last kept dim is the row, cut in chunks of 4096
+//!   columns; per chunk, a scratch row on the stack accumulates over all reduced dims, then
+//!   the epilogue runs per column.
+//!
+//! A row first computes the instructions that do not vary along it (broadcast loads,
+//! constants and what depends only on them), then runs the rest as 128-bit vectors unrolled
+//! 2× (4× for reductions), then single vectors, then a scalar tail, so every element is
+//! visited exactly once and nothing is read past the row's end.
+//!
+//! # Vectorization rules
+//!
+//! A row vectorizes when every load that varies along it has stride 1 there (stride 0 means
+//! invariant) and every varying value fits one lane count: `f32`/`i32` as 4 lanes,
+//! `f64`/`i64` as 2, bool as a lane mask of the same width. Bool loads and stores and mixed
+//! lane counts keep the scalar row. Ops without a vector instruction (integer `//`, `%`,
+//! `**`, 64-bit int↔float casts, iota, rand, and the transcendental ops `vecmath` does not
+//! provide) run lane by lane inside the vector row.
+//!
+//! # Semantics
+//!
+//! Integer and bool results equal the interpreter's exactly; so do float `+ - * /`, `sqrt`,
+//! `neg`, `abs`, `floor`, `ceil`, comparisons, `where`, casts (`fcvt_to_sint_sat`: truncating,
+//! saturating, NaN to 0) and `maximum`/`minimum` (NaN-propagating `fmax`/`fmin`; the sign of a
+//! zero result may differ, as Rust's `f64::max` leaves it unspecified). Ops Cranelift lacks
+//! (`exp`, `log`, `sin`, `cos`, `tanh`, `pow`, float `//` and `%`) come from `vecmath` or, when
+//! it has none, call the op table's own `f64` function and round. Float sums and products of
+//! `f32` accumulate in `f64` (several vector accumulators), `f64` ones in `f64`; the scalar
+//! shape visits elements in the interpreter's order, the vector shapes in lane order, so `f64`
+//! sums may differ from the interpreter in the last bits. Max/min reductions are exact, integer
+//! reductions wrap exactly.
+
+mod emit;
+mod nest;
+mod plan;
+
+use cranelift_codegen::ir::types::{F32, F64, I64};
+use cranelift_codegen::ir::{AbiParam, ExternalName, Function, InstBuilder, Signature, Type, UserFuncName};
+use cranelift_codegen::isa::{CallConv, OwnedTargetIsa, TargetFrontendConfig};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, Linkage, Module};
+use std::fmt;
+use std::sync::OnceLock;
+use tenjit_ir::kernel::{BufferDecl, Kernel};
+use tenjit_ir::random;
+use tenjit_ir::{BinaryOp, DType, UnaryOp};
+
+/// Why a kernel could not be rendered or compiled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CodegenError {
+    /// The kernel is malformed: a bad operand, dtype, index map or an out-of-bounds access.
+    Invalid {
+        /// The kernel's name.
+        kernel: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Cranelift rejected the function or could not set up the JIT.
+    Cranelift(String),
+    /// An inconsistency of this code generator: a bug.
+    Internal(String),
+}
+
+impl fmt::Display for CodegenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CodegenError::Invalid { kernel, message } => write!(f, "kernel {kernel}: {message}"),
+            CodegenError::Cranelift(m) => write!(f, "cranelift: {m}"),
+            CodegenError::Internal(m) => write!(f, "code generator bug: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for CodegenError {}
+
+/// An error a running kernel reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KernelError {
+    /// An integer op is undefined for the values met.
+    Arithmetic {
+        /// The op's name.
+        op: &'static str,
+        /// What is undefined, from the op table.
+        message: &'static str,
+    },
+    /// The buffers or the range given do not fit the kernel.
+    Arguments(String),
+}
+
+impl fmt::Display for KernelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KernelError::Arithmetic { op, message } => write!(f, "{op}: {message}"),
+            KernelError::Arguments(m) => write!(f, "kernel arguments: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for KernelError {}
+
+impl KernelError {
+    /// The error of a nonzero status word.
+    fn from_status(code: u32) -> KernelError {
+        let Some(&op) = (code as usize).checked_sub(1).and_then(|i| BinaryOp::ALL.get(i)) else {
+            return KernelError::Arguments(format!("unknown status {code}"));
+        };
+        let spec = op.spec();
+        // The table's own message: evaluate the op at an input it rejects.
+        let failing = if op == BinaryOp::Pow { (spec.int)(1, -1) } else { (spec.int)(1, 0) };
+        KernelError::Arithmetic { op: spec.name, message: failing.err().unwrap_or("undefined result") }
+    }
+}
+
+// ---- trampolines ---------------------------------------------------------------------------
+
+/// A Rust function generated code calls: the op table's functions, for ops Cranelift has no
+/// instruction for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tramp {
+    /// A unary op's `f64` function.
+    Unary(UnaryOp),
+    /// A binary op's `f64` function.
+    Binary(BinaryOp),
+    /// `pow` on `i64` (non-negative exponents).
+    IntPow,
+    /// The uniform draw of `rand` (`f32` or `f64`).
+    Rand(DType),
+}
+
+extern "C" fn unary_f64<const I: usize>(x: f64) -> f64 {
+    (UnaryOp::ALL[I].spec().float)(x)
+}
+
+extern "C" fn binary_f64<const I: usize>(x: f64, y: f64) -> f64 {
+    (BinaryOp::ALL[I].spec().float)(x, y)
+}
+
+extern "C" fn int_pow(a: i64, b: i64) -> i64 {
+    (BinaryOp::Pow.spec().int)(a, b).unwrap_or(0)
+}
+
+extern "C" fn rand_f32(seed: u64, counter: u64) -> f32 {
+    random::uniform_f32(seed, counter)
+}
+
+extern "C" fn rand_f64(seed: u64, counter: u64) -> f64 {
+    random::uniform_f64(seed, counter)
+}
+
+/// `unary_f64::<I>` for every unary op, in [`UnaryOp::ALL`] order.
+const UNARY_FNS: [extern "C" fn(f64) -> f64; UnaryOp::ALL.len()] = [
+    unary_f64::<0>,
+    unary_f64::<1>,
+    unary_f64::<2>,
+    unary_f64::<3>,
+    unary_f64::<4>,
+    unary_f64::<5>,
+    unary_f64::<6>,
+    unary_f64::<7>,
+    unary_f64::<8>,
+    unary_f64::<9>,
+    unary_f64::<10>,
+];
+
+/// `binary_f64::<I>` for every binary op, in [`BinaryOp::ALL`] order.
+const BINARY_FNS: [extern "C" fn(f64, f64) -> f64; BinaryOp::ALL.len()] = [
+    binary_f64::<0>,
+    binary_f64::<1>,
+    binary_f64::<2>,
+    binary_f64::<3>,
+    binary_f64::<4>,
+    binary_f64::<5>,
+    binary_f64::<6>,
+    binary_f64::<7>,
+    binary_f64::<8>,
+    binary_f64::<9>,
+    binary_f64::<10>,
+    binary_f64::<11>,
+    binary_f64::<12>,
+    binary_f64::<13>,
+    binary_f64::<14>,
+    binary_f64::<15>,
+    binary_f64::<16>,
+];
+
+impl Tramp {
+    /// Every trampoline, in the order of their indices.
+    fn all() -> Vec<Tramp> {
+        let mut v: Vec<Tramp> = UnaryOp::ALL.iter().map(|&o| Tramp::Unary(o)).collect();
+        v.extend(BinaryOp::ALL.iter().map(|&o| Tramp::Binary(o)));
+        v.extend([Tramp::IntPow, Tramp::Rand(DType::F32), Tramp::Rand(DType::F64)]);
+        v
+    }
+
+    /// The index that names it in CLIF (`u0:index`) and its `FuncId` in the JIT module.
+    fn index(self) -> u32 {
+        let (nu, nb) = (UnaryOp::ALL.len(), BinaryOp::ALL.len());
+        let i = match self {
+            Tramp::Unary(o) => UnaryOp::ALL.iter().position(|&x| x == o).unwrap_or(0),
+            Tramp::Binary(o) => nu + BinaryOp::ALL.iter().position(|&x| x == o).unwrap_or(0),
+            Tramp::IntPow => nu + nb,
+            Tramp::Rand(DType::F32) => nu + nb + 1,
+            Tramp::Rand(DType::F64 | DType::Bool | DType::I32 | DType::I64) => nu + nb + 2,
+        };
+        i as u32
+    }
+
+    /// Its symbol name.
+    fn name(self) -> String {
+        match self {
+            Tramp::Unary(o) => format!("tenjit_{}", o.spec().name),
+            Tramp::Binary(o) => format!("tenjit_{}", o.spec().name),
+            Tramp::IntPow => "tenjit_pow_i64".into(),
+            Tramp::Rand(DType::F32) => "tenjit_rand_f32".into(),
+            Tramp::Rand(DType::F64 | DType::Bool | DType::I32 | DType::I64) => "tenjit_rand_f64".into(),
+        }
+    }
+
+    /// Its address.
+    fn addr(self) -> *const u8 {
+        let i = self.index() as usize;
+        match self {
+            Tramp::Unary(_) => UNARY_FNS[i] as *const u8,
+            Tramp::Binary(_) => BINARY_FNS[i - UnaryOp::ALL.len()] as *const u8,
+            Tramp::IntPow => int_pow as *const u8,
+            Tramp::Rand(DType::F32) => rand_f32 as *const u8,
+            Tramp::Rand(DType::F64 | DType::Bool | DType::I32 | DType::I64) => rand_f64 as *const u8,
+        }
+    }
+
+    /// Parameter types and the return type.
+    fn signature(self) -> (Vec<Type>, Type) {
+        match self {
+            Tramp::Unary(_) => (vec![F64], F64),
+            Tramp::Binary(_) => (vec![F64, F64], F64),
+            Tramp::IntPow => (vec![I64, I64], I64),
+            Tramp::Rand(DType::F32) => (vec![I64, I64], F32),
+            Tramp::Rand(DType::F64 | DType::Bool | DType::I32 | DType::I64) => (vec![I64, I64], F64),
+        }
+    }
+
+    fn clif_signature(self, cc: CallConv) -> Signature {
+        let mut sig = Signature::new(cc);
+        let (params, ret) = self.signature();
+        sig.params.extend(params.into_iter().map(AbiParam::new));
+        sig.returns.push(AbiParam::new(ret));
+        sig
+    }
+}
+
+// ---- building and compiling ----------------------------------------------------------------
+
+/// The host ISA (with native FMA and vector extensions), built once.
+fn host_isa() -> Result<OwnedTargetIsa, CodegenError> {
+    static ISA: OnceLock<Result<OwnedTargetIsa, String>> = OnceLock::new();
+    ISA.get_or_init(|| {
+        let mut flags = settings::builder();
+        // Inline stack probes: the column shape keeps a 32 KiB scratch row on the stack.
+        let settings = [
+            ("opt_level", "speed"),
+            ("is_pic", "false"),
+            ("use_colocated_libcalls", "false"),
+            ("enable_probestack", "true"),
+            ("probestack_strategy", "inline"),
+        ];
+        for (k, v) in settings {
+            flags.set(k, v).map_err(|e| e.to_string())?;
+        }
+        let builder = cranelift_native::builder().map_err(str::to_string)?;
+        builder.finish(settings::Flags::new(flags)).map_err(|e| e.to_string())
+    })
+    .clone()
+    .map_err(CodegenError::Cranelift)
+}
+
+fn kernel_signature(cc: CallConv) -> Signature {
+    let mut sig = Signature::new(cc);
+    sig.params.extend([AbiParam::new(I64); 4]);
+    sig
+}
+
+/// Builds the CLIF function of a planned kernel.
+fn build(p: &plan::Plan, config: TargetFrontendConfig) -> Result<Function, CodegenError> {
+    let cc = config.default_call_conv;
+    let mut func =
+        Function::with_name_signature(UserFuncName::testcase(&p.kernel.name), kernel_signature(cc));
+    let mut fctx = FunctionBuilderContext::new();
+    let mut b = FunctionBuilder::new(&mut func, &mut fctx);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    b.seal_block(entry);
+    let params = b.block_params(entry);
+    let args = [params[0], params[1], params[2], params[3]];
+    let mut e = emit::Emitter::new(b, p, cc, args);
+    let ret = e.b.create_block();
+    if !p.empty {
+        let body = e.b.create_block();
+        let ok = e.b.ins().icmp(cranelift_codegen::ir::condcodes::IntCC::SignedLessThan, e.start, e.end);
+        e.b.ins().brif(ok, body, &[], ret, &[]);
+        e.b.switch_to_block(body);
+        e.b.seal_block(body);
+        e.kernel();
+    }
+    e.b.ins().jump(ret, &[]);
+    e.b.switch_to_block(ret);
+    e.b.seal_block(ret);
+    e.b.ins().return_(&[]);
+    let emit::Emitter { b, error, .. } = e;
+    b.finalize(config);
+    func.dfg.resolve_all_aliases();
+    match error {
+        Some(err) => Err(err),
+        None => Ok(func),
+    }
+}
+
+/// A one-line description of the plan, for the rendered text.
+fn describe(p: &plan::Plan) -> String {
+    let shape = match p.shape {
+        plan::Shape::Elementwise { lanes: Some(l) } => format!("elementwise, {l}-lane rows"),
+        plan::Shape::Elementwise { lanes: None } => "elementwise, scalar rows".into(),
+        plan::Shape::Inner { lanes: Some(l) } => format!("inner reduction, {l}-lane rows"),
+        plan::Shape::Inner { lanes: None } => "inner reduction, scalar rows".into(),
+        plan::Shape::Columns { lanes } => format!("column reduction, {lanes}-lane rows"),
+    };
+    let dims: Vec<String> = p
+        .dims
+        .iter()
+        .zip(&p.reduced)
+        .map(|(n, &r)| if r { format!("r{n}") } else { n.to_string() })
+        .collect();
+    format!(
+        "; kernel {}: {shape}; canonical space [{}]; outer dim {}",
+        p.kernel.name,
+        dims.join(", "),
+        p.outer_len()
+    )
+}
+
+/// The CLIF text of `kernel`'s function: a comment naming the loop shape and the called
+/// trampolines, then the function as Cranelift prints it. Deterministic for a given host.
+pub fn render(kernel: &Kernel, buffers: &[BufferDecl]) -> Result<String, CodegenError> {
+    let p = plan::plan(kernel, buffers)?;
+    let func = build(&p, host_isa()?.frontend_config())?;
+    cranelift_codegen::verify_function(&func, &settings::Flags::new(settings::builder()))
+        .map_err(|e| CodegenError::Internal(format!("CLIF does not verify: {e}")))?;
+    let mut text = describe(&p);
+    text.push('\n');
+    let names = func.params.user_named_funcs();
+    for data in func.dfg.ext_funcs.values() {
+        if let ExternalName::User(r) = data.name {
+            let index = names[r].index;
+            if let Some(t) = Tramp::all().into_iter().find(|t| t.index() == index) {
+                text.push_str(&format!("; u0:{index} = {}\n", t.name()));
+            }
+        }
+    }
+    text.push_str(&func.display().to_string());
+    Ok(text)
+}
+
+type KernelFn = unsafe extern "C" fn(*const *mut u8, u64, u64, *mut u32);
+
+/// JIT-compiles `kernel` (its buffers declared by `buffers`, indexed by `BufId`).
+pub fn compile(kernel: &Kernel, buffers: &[BufferDecl]) -> Result<CompiledKernel, CodegenError> {
+    let p = plan::plan(kernel, buffers)?;
+    let isa = host_isa()?;
+    let cc = isa.default_call_conv();
+    let func = build(&p, isa.frontend_config())?;
+    let cranelift = |e: cranelift_module::ModuleError| CodegenError::Cranelift(format!("{e:?}"));
+    let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
+    let tramps = Tramp::all();
+    for t in &tramps {
+        jb.symbol(t.name(), t.addr());
+    }
+    let mut module = JITModule::new(jb);
+    for t in &tramps {
+        let id =
+            module.declare_function(&t.name(), Linkage::Import, &t.clif_signature(cc)).map_err(cranelift)?;
+        if id.as_u32() != t.index() {
+            return Err(CodegenError::Internal(format!("{} got function id {}", t.name(), id.as_u32())));
+        }
+    }
+    let id = module
+        .declare_function(&format!("tenjit_kernel_{}", kernel.name), Linkage::Local, &kernel_signature(cc))
+        .map_err(cranelift)?;
+    let mut ctx = module.make_context();
+    ctx.func = func;
+    module.define_function(id, &mut ctx).map_err(cranelift)?;
+    module.finalize_definitions().map_err(cranelift)?;
+    let code = module.get_finalized_function(id);
+    // SAFETY: `code` is the finalized machine code of a function built with
+    // `kernel_signature(cc)`, the host's C calling convention with four pointer-sized
+    // arguments and no results, which is what `KernelFn` declares.
+    let f = unsafe { std::mem::transmute::<*const u8, KernelFn>(code) };
+    let mut used: Vec<usize> = kernel.stores.iter().map(|s| s.buf).collect();
+    for ins in kernel.body.iter().chain(&kernel.epilogue) {
+        if let tenjit_ir::kernel::Inst::Load { buf, .. } = ins.inst {
+            used.push(buf);
+        }
+    }
+    used.sort_unstable();
+    used.dedup();
+    Ok(CompiledKernel { module: Some(module), f, outer_len: p.outer_len(), used, n_buffers: buffers.len() })
+}
+
+/// A compiled kernel: its machine code and the JIT module that owns it.
+pub struct CompiledKernel {
+    module: Option<JITModule>,
+    f: KernelFn,
+    outer_len: usize,
+    /// Buffers the code touches.
+    used: Vec<usize>,
+    /// Buffers the program declares.
+    n_buffers: usize,
+}
+
+// SAFETY: after `finalize_definitions` the module is never touched again except to free its
+// memory on drop (which needs `&mut self`, so no other thread can be running the code); the
+// code itself is immutable and reentrant (it keeps no state but its stack and the buffers it
+// is given), so calling it from several threads at once is sound.
+unsafe impl Send for CompiledKernel {}
+// SAFETY: as above: `&CompiledKernel` only gives access to `run`, which calls immutable code.
+unsafe impl Sync for CompiledKernel {}
+
+impl Drop for CompiledKernel {
+    fn drop(&mut self) {
+        if let Some(m) = self.module.take() {
+            // SAFETY: we hold the only handle to the code (`&mut self`), so none of it is
+            // running and no pointer to it survives.
+            unsafe { m.free_memory() };
+        }
+    }
+}
+
+impl fmt::Debug for CompiledKernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CompiledKernel").field("outer_len", &self.outer_len).finish_non_exhaustive()
+    }
+}
+
+impl CompiledKernel {
+    /// Runs the kernel over outer rows `start..end` (a sub-range of `0..outer_len()`).
+    ///
+    /// # Safety
+    ///
+    /// `bufs[id]` must point to a live buffer of the type the program declares for `id`, for
+    /// every buffer the kernel reads or writes; buffers written must not be read or written by
+    /// anyone else during the call (other calls on disjoint ranges may run concurrently: they
+    /// write disjoint output elements).
+    pub unsafe fn run(&self, bufs: &[*mut u8], start: usize, end: usize) -> Result<(), KernelError> {
+        if bufs.len() < self.n_buffers {
+            return Err(KernelError::Arguments(format!(
+                "{} buffer pointers for {} buffers",
+                bufs.len(),
+                self.n_buffers
+            )));
+        }
+        if start > end || end > self.outer_len {
+            return Err(KernelError::Arguments(format!("rows {start}..{end} of 0..{}", self.outer_len)));
+        }
+        if let Some(&id) = self.used.iter().find(|&&id| bufs[id].is_null()) {
+            return Err(KernelError::Arguments(format!("buffer {id} is null")));
+        }
+        if start == end {
+            return Ok(());
+        }
+        let mut status = 0u32;
+        // SAFETY: the caller vouches for the buffers; the code accesses only elements the plan
+        // proved inside them, for outer indices in `start..end` ⊆ `0..outer_len`, and writes
+        // `status`, a live local.
+        unsafe { (self.f)(bufs.as_ptr(), start as u64, end as u64, &mut status) };
+        if status == 0 {
+            Ok(())
+        } else {
+            Err(KernelError::from_status(status))
+        }
+    }
+
+    /// The size of the dimension `start..end` ranges over (1 for a 0-d output, 0 for an empty
+    /// one).
+    pub fn outer_len(&self) -> usize {
+        self.outer_len
+    }
+}

@@ -1,0 +1,1063 @@
+//! The instruction emitter: element programs to CLIF, in scalar form or as 128-bit vectors.
+//!
+//! Values of a program live as [`Val`]s: a scalar (`i8` 0/1 for bool) or a vector of the
+//! kernel's lane count (bool as a lane mask of all ones or zero, `i32x4` beside 4-lane values
+//! and `i64x2` beside 2-lane ones). Scalars meet vectors by splatting. Ops without a native
+//! vector instruction run lane by lane through their scalar form, so every op vectorizes.
+
+use super::plan::{Map, Plan, Prog};
+use super::{CodegenError, Tramp};
+use crate::backend::cpu::vecmath;
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::immediates::Imm64;
+use cranelift_codegen::ir::types::{self, F32, F32X4, F64, F64X2, I32, I32X4, I64, I64X2, I8};
+use cranelift_codegen::ir::{
+    AbiParam, Block, Endianness, ExtFuncData, ExternalName, FuncRef, InstBuilder, MemFlagsData, Signature,
+    Type, UserExternalName, Value,
+};
+use cranelift_codegen::isa::CallConv;
+use cranelift_frontend::{FunctionBuilder, Variable};
+use tenjit_ir::kernel::Inst;
+use tenjit_ir::ops::{BinaryOp, ReduceOp, Scalar, UnaryOp};
+use tenjit_ir::types::Category;
+use tenjit_ir::DType;
+
+/// A value of an element program.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Val {
+    /// A scalar of the instruction's dtype.
+    S(Value),
+    /// A vector of the kernel's lane count.
+    V(Value),
+}
+
+/// How instructions are emitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Mode {
+    Scalar,
+    Vector(usize),
+}
+
+/// The row loop an instruction runs in: its dim, the index along it (the first lane's, for
+/// vectors) and, per map-bearing instruction, its index without the row dim's term.
+pub(super) struct Row {
+    pub dim: usize,
+    pub j: Value,
+    pub bases: Vec<Option<Value>>,
+}
+
+/// A loop opened by [`Emitter::open_loop`].
+pub(super) struct Loop {
+    var: Variable,
+    header: Block,
+    exit: Block,
+    step: i64,
+    /// The loop index in the body.
+    pub i: Value,
+}
+
+/// The CLIF type of a scalar of `d`.
+pub(super) fn scalar_ty(d: DType) -> Type {
+    match d {
+        DType::Bool => I8,
+        DType::I32 => I32,
+        DType::I64 => I64,
+        DType::F32 => F32,
+        DType::F64 => F64,
+    }
+}
+
+/// The CLIF type of a vector of `d` beside `lanes`-lane values (bool: the lane mask type).
+pub(super) fn vector_ty(d: DType, lanes: usize) -> Type {
+    match (d, lanes) {
+        (DType::F32, _) => F32X4,
+        (DType::I32, _) => I32X4,
+        (DType::F64, _) => F64X2,
+        (DType::I64, _) => I64X2,
+        (DType::Bool, 4) => I32X4,
+        (DType::Bool, _) => I64X2,
+    }
+}
+
+/// Status code of an integer op that failed: its position in [`BinaryOp::ALL`] plus one.
+pub(super) fn status_code(op: BinaryOp) -> u32 {
+    BinaryOp::ALL.iter().position(|&o| o == op).map_or(u32::MAX, |p| p as u32 + 1)
+}
+
+/// The value a reduction's accumulator starts from: a neutral element that also keeps the
+/// sign of a zero (`-0.0` for sums) and passes NaN through.
+fn acc_init(op: ReduceOp, d: DType) -> Scalar {
+    match (op, d.category()) {
+        (ReduceOp::Sum, Category::Float) => Scalar::Float(-0.0),
+        (ReduceOp::Sum, _) => Scalar::Int(0),
+        (ReduceOp::Prod, Category::Float) => Scalar::Float(1.0),
+        (ReduceOp::Prod, _) => Scalar::Int(1),
+        (ReduceOp::Max, Category::Float) => Scalar::Float(f64::NEG_INFINITY),
+        (ReduceOp::Max, _) => Scalar::Int(if d == DType::I32 { i32::MIN as i64 } else { i64::MIN }),
+        (ReduceOp::Min, Category::Float) => Scalar::Float(f64::INFINITY),
+        (ReduceOp::Min, _) => Scalar::Int(if d == DType::I32 { i32::MAX as i64 } else { i64::MAX }),
+    }
+}
+
+/// Emits CLIF for one kernel function.
+pub(super) struct Emitter<'a, 'p> {
+    pub b: FunctionBuilder<'a>,
+    pub plan: &'p Plan<'p>,
+    pub call_conv: CallConv,
+    /// Base pointer of each buffer the kernel touches, by `BufId`.
+    pub ptrs: Vec<Option<Value>>,
+    /// The `status` argument.
+    pub status: Value,
+    /// The `start` and `end` arguments.
+    pub start: Value,
+    pub end: Value,
+    /// The current index of each canonical dim, where a loop over it is open.
+    pub idx: Vec<Option<Value>>,
+    /// Open dims in nesting order, so index sums add outer terms first (loop-invariant
+    /// prefixes for the optimizer).
+    order: Vec<usize>,
+    tramps: Vec<(u32, FuncRef)>,
+    /// The first internal inconsistency met (emission goes on with a placeholder).
+    pub error: Option<CodegenError>,
+}
+
+impl<'a, 'p> Emitter<'a, 'p> {
+    pub fn new(b: FunctionBuilder<'a>, plan: &'p Plan<'p>, call_conv: CallConv, args: [Value; 4]) -> Self {
+        let [bufs, start, end, status] = args;
+        let mut e = Emitter {
+            b,
+            plan,
+            call_conv,
+            ptrs: Vec::new(),
+            status,
+            start,
+            end,
+            idx: vec![None; plan.dims.len()],
+            order: Vec::new(),
+            tramps: Vec::new(),
+            error: None,
+        };
+        let k = plan.kernel;
+        let mut used: Vec<usize> = k.stores.iter().map(|s| s.buf).collect();
+        for ins in k.body.iter().chain(&k.epilogue) {
+            if let Inst::Load { buf, .. } = ins.inst {
+                used.push(buf);
+            }
+        }
+        used.sort_unstable();
+        used.dedup();
+        e.ptrs = vec![None; used.last().map_or(0, |&u| u + 1)];
+        for u in used {
+            let p = e.b.ins().load(I64, MemFlagsData::trusted().with_readonly(), bufs, (u * 8) as i32);
+            e.ptrs[u] = Some(p);
+        }
+        e
+    }
+
+    fn fail(&mut self, message: String) {
+        if self.error.is_none() {
+            self.error = Some(CodegenError::Internal(message));
+        }
+    }
+
+    // ---- constants -------------------------------------------------------------------------
+
+    /// An integer constant of type `ty`, wrapped to its width.
+    pub fn iconst(&mut self, ty: Type, v: i64) -> Value {
+        let v = match ty.bits() {
+            8 => v as u8 as i64,
+            16 => v as u16 as i64,
+            32 => v as u32 as i64,
+            _ => v,
+        };
+        self.b.ins().iconst(ty, Imm64::new(v))
+    }
+
+    /// A scalar constant of dtype `d` (the value converted as a cast would).
+    pub fn constant(&mut self, s: Scalar, d: DType) -> Value {
+        match s.cast(d) {
+            Scalar::Bool(v) => self.iconst(I8, v as i64),
+            Scalar::Int(v) => self.iconst(scalar_ty(d), v),
+            Scalar::Float(v) => match d {
+                DType::F32 => self.b.ins().f32const(v as f32),
+                DType::F64 | DType::Bool | DType::I32 | DType::I64 => self.b.ins().f64const(v),
+            },
+        }
+    }
+
+    /// The accumulator's starting value for `op` in dtype `d`.
+    pub fn acc_init(&mut self, op: ReduceOp, d: DType) -> Value {
+        self.constant(acc_init(op, d), d)
+    }
+
+    /// `x` (a scalar of `d`) splatted to a vector; bool becomes a lane mask.
+    pub fn splat(&mut self, x: Value, d: DType, lanes: usize) -> Value {
+        let ty = vector_ty(d, lanes);
+        if d == DType::Bool {
+            let lane = ty.lane_type();
+            let wide = self.b.ins().uextend(lane, x);
+            let mask = self.b.ins().ineg(wide);
+            self.b.ins().splat(ty, mask)
+        } else {
+            self.b.ins().splat(ty, x)
+        }
+    }
+
+    pub fn vector_val(&mut self, v: Option<Val>, d: DType, lanes: usize) -> Value {
+        match v {
+            Some(Val::V(x)) => x,
+            Some(Val::S(x)) => self.splat(x, d, lanes),
+            None => {
+                self.fail("operand not computed".into());
+                let z = self.iconst(I32, 0);
+                self.b.ins().splat(vector_ty(d, lanes), z)
+            }
+        }
+    }
+
+    pub fn scalar_val(&mut self, v: Option<Val>, d: DType) -> Value {
+        match v {
+            Some(Val::S(x)) => x,
+            Some(Val::V(_)) | None => {
+                self.fail("scalar operand missing".into());
+                self.constant(Scalar::Int(0), d)
+            }
+        }
+    }
+
+    // ---- loops and indices -----------------------------------------------------------------
+
+    /// Opens `for (i = lo; i + step <= hi; i += step)` (with `whole = false`: `i < hi`).
+    pub fn open_loop(&mut self, lo: Value, hi: Value, step: i64, whole: bool) -> Loop {
+        let var = self.b.declare_var(I64);
+        self.b.def_var(var, lo);
+        let header = self.b.create_block();
+        let body = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(header);
+        let i = self.b.use_var(var);
+        let ok = if whole {
+            let next = self.b.ins().iadd_imm_s(i, step);
+            self.b.ins().icmp(IntCC::SignedLessThanOrEqual, next, hi)
+        } else {
+            self.b.ins().icmp(IntCC::SignedLessThan, i, hi)
+        };
+        self.b.ins().brif(ok, body, &[], exit, &[]);
+        self.b.switch_to_block(body);
+        self.b.seal_block(body);
+        Loop { var, header, exit, step, i }
+    }
+
+    /// Closes a loop; returns the first index it did not visit.
+    pub fn close_loop(&mut self, l: Loop) -> Value {
+        let next = self.b.ins().iadd_imm_s(l.i, l.step);
+        self.b.def_var(l.var, next);
+        self.b.ins().jump(l.header, &[]);
+        self.b.seal_block(l.header);
+        self.b.switch_to_block(l.exit);
+        self.b.seal_block(l.exit);
+        self.b.use_var(l.var)
+    }
+
+    /// The range of dim `d`: `start..end` for the outer dim, else `0..size`.
+    pub fn range(&mut self, d: usize) -> (Value, Value) {
+        if d == self.plan.outer() {
+            (self.start, self.end)
+        } else {
+            let n = self.plan.dims[d] as i64;
+            (self.iconst(I64, 0), self.iconst(I64, n))
+        }
+    }
+
+    /// Opens a loop over the whole range of dim `d` and makes its index current.
+    pub fn open_dim(&mut self, d: usize) -> Loop {
+        let (lo, hi) = self.range(d);
+        let l = self.open_loop(lo, hi, 1, true);
+        self.set_idx(d, l.i);
+        l
+    }
+
+    /// Closes a loop opened by [`Emitter::open_dim`].
+    pub fn close_dim(&mut self, d: usize, l: Loop) {
+        self.clear_idx(d);
+        self.close_loop(l);
+    }
+
+    pub fn set_idx(&mut self, d: usize, i: Value) {
+        self.idx[d] = Some(i);
+        self.order.retain(|&o| o != d);
+        self.order.push(d);
+    }
+
+    pub fn clear_idx(&mut self, d: usize) {
+        self.idx[d] = None;
+        self.order.retain(|&o| o != d);
+    }
+
+    /// The value of `m` at the current point, leaving out dim `skip`.
+    pub fn index(&mut self, m: &Map, skip: Option<usize>) -> Value {
+        let mut v: Option<Value> = None;
+        let order = self.order.clone();
+        for d in order {
+            let s = m.strides[d];
+            if Some(d) == skip || s == 0 {
+                continue;
+            }
+            let Some(i) = self.idx[d] else { continue };
+            let t = if s == 1 { i } else { self.b.ins().imul_imm_s(i, s) };
+            v = Some(match v {
+                None => t,
+                Some(v) => self.b.ins().iadd(v, t),
+            });
+        }
+        for (d, &s) in m.strides.iter().enumerate() {
+            if s != 0 && Some(d) != skip && self.idx[d].is_none() {
+                self.fail(format!("index of dim {d} used outside its loop"));
+            }
+        }
+        match v {
+            None => self.iconst(I64, m.offset),
+            Some(v) if m.offset == 0 => v,
+            Some(v) => self.b.ins().iadd_imm_s(v, m.offset),
+        }
+    }
+
+    /// `base + j * stride` along the row, or the full index when there is no row base.
+    pub fn row_index(&mut self, m: &Map, row: Option<&Row>, base: Option<Value>) -> Value {
+        match (row, base) {
+            (Some(r), Some(base)) => match m.strides[r.dim] {
+                0 => base,
+                1 => self.b.ins().iadd(base, r.j),
+                s => {
+                    let t = self.b.ins().imul_imm_s(r.j, s);
+                    self.b.ins().iadd(base, t)
+                }
+            },
+            _ => self.index(m, None),
+        }
+    }
+
+    /// The address of element `index` of buffer `buf`.
+    pub fn addr(&mut self, buf: usize, index: Value, size: usize) -> Value {
+        let off = self.b.ins().imul_imm_s(index, size as i64);
+        let p = self.ptrs.get(buf).copied().flatten();
+        match p {
+            Some(p) => self.b.ins().iadd(p, off),
+            None => {
+                self.fail(format!("buffer {buf} has no pointer"));
+                off
+            }
+        }
+    }
+
+    /// Sets the status word to `code` when `cond` holds.
+    fn flag_if(&mut self, cond: Value, code: u32) {
+        let set = self.b.create_block();
+        let cont = self.b.create_block();
+        self.b.ins().brif(cond, set, &[], cont, &[]);
+        self.b.switch_to_block(set);
+        self.b.seal_block(set);
+        self.b.set_cold_block(set);
+        let c = self.iconst(I32, code as i64);
+        self.b.ins().store(MemFlagsData::trusted(), c, self.status, 0);
+        self.b.ins().jump(cont, &[]);
+        self.b.switch_to_block(cont);
+        self.b.seal_block(cont);
+    }
+
+    fn tramp(&mut self, t: Tramp) -> FuncRef {
+        let index = t.index();
+        if let Some(&(_, f)) = self.tramps.iter().find(|(i, _)| *i == index) {
+            return f;
+        }
+        let mut sig = Signature::new(self.call_conv);
+        let (params, ret) = t.signature();
+        sig.params.extend(params.iter().map(|&p| AbiParam::new(p)));
+        sig.returns.push(AbiParam::new(ret));
+        let signature = self.b.import_signature(sig);
+        let name = self.b.func.declare_imported_user_function(UserExternalName::new(0, index));
+        let f = self.b.import_function(ExtFuncData {
+            name: ExternalName::user(name),
+            signature,
+            colocated: false,
+            patchable: false,
+        });
+        self.tramps.push((index, f));
+        f
+    }
+
+    fn call(&mut self, t: Tramp, args: &[Value]) -> Value {
+        let f = self.tramp(t);
+        let call = self.b.ins().call(f, args);
+        self.b.inst_results(call)[0]
+    }
+
+    // ---- instructions ----------------------------------------------------------------------
+
+    /// Emits the instructions of `prog` selected by `which` in `mode`, filling `vals`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn emit_set(
+        &mut self,
+        prog: Prog,
+        which: &[bool],
+        mode: Mode,
+        vals: &mut [Option<Val>],
+        row: Option<&Row>,
+        acc: Option<Value>,
+    ) {
+        let n = self.plan.prog(prog).0.len();
+        for i in 0..n {
+            if !which[i] {
+                continue;
+            }
+            let base = row.and_then(|r| r.bases.get(i).copied().flatten());
+            let v = match mode {
+                Mode::Scalar => Val::S(self.scalar_inst(prog, i, vals, row, base, acc)),
+                Mode::Vector(l) => Val::V(self.vector_inst(prog, i, l, vals, row, base)),
+            };
+            vals[i] = Some(v);
+        }
+    }
+
+    fn scalar_inst(
+        &mut self,
+        prog: Prog,
+        i: usize,
+        vals: &[Option<Val>],
+        row: Option<&Row>,
+        base: Option<Value>,
+        acc: Option<Value>,
+    ) -> Value {
+        let plan = self.plan;
+        let (ins, maps) = plan.prog(prog);
+        let d = ins[i].dtype;
+        let map = maps[i].as_ref();
+        match &ins[i].inst {
+            Inst::Load { buf, .. } => {
+                let Some(m) = map else { return self.missing_map(d) };
+                let ix = self.row_index(m, row, base);
+                let a = self.addr(*buf, ix, d.size_bytes());
+                self.b.ins().load(scalar_ty(d), MemFlagsData::trusted(), a, 0)
+            }
+            Inst::Const(s) => self.constant(*s, d),
+            Inst::Iota { .. } => {
+                let Some(m) = map else { return self.missing_map(d) };
+                let ix = self.row_index(m, row, base);
+                self.cast(DType::I64, d, ix)
+            }
+            Inst::Rand { seed, .. } => {
+                let Some(m) = map else { return self.missing_map(d) };
+                let ix = self.row_index(m, row, base);
+                let s = self.iconst(I64, *seed as i64);
+                self.call(Tramp::Rand(d), &[s, ix])
+            }
+            Inst::Unary(op, a) => {
+                let x = self.scalar_val(vals[*a], d);
+                self.unary(*op, d, x)
+            }
+            Inst::Binary(op, a, b) => {
+                let t = ins[*a].dtype;
+                let x = self.scalar_val(vals[*a], t);
+                let y = self.scalar_val(vals[*b], t);
+                self.binary(*op, t, x, y)
+            }
+            Inst::Where(c, a, b) => {
+                let c = self.scalar_val(vals[*c], DType::Bool);
+                let x = self.scalar_val(vals[*a], d);
+                let y = self.scalar_val(vals[*b], d);
+                self.b.ins().select(c, x, y)
+            }
+            Inst::Cast(a) => {
+                let from = ins[*a].dtype;
+                let x = self.scalar_val(vals[*a], from);
+                self.cast(from, d, x)
+            }
+            Inst::Acc => match acc {
+                Some(v) => v,
+                None => {
+                    self.fail("acc outside an epilogue".into());
+                    self.constant(Scalar::Int(0), d)
+                }
+            },
+        }
+    }
+
+    fn missing_map(&mut self, d: DType) -> Value {
+        self.fail("instruction without an index map".into());
+        self.constant(Scalar::Int(0), d)
+    }
+
+    fn vector_inst(
+        &mut self,
+        prog: Prog,
+        i: usize,
+        lanes: usize,
+        vals: &[Option<Val>],
+        row: Option<&Row>,
+        base: Option<Value>,
+    ) -> Value {
+        let plan = self.plan;
+        let (ins, maps) = plan.prog(prog);
+        let d = ins[i].dtype;
+        let vty = vector_ty(d, lanes);
+        let map = maps[i].as_ref();
+        match &ins[i].inst {
+            Inst::Load { buf, .. } => {
+                let Some(m) = map else {
+                    let z = self.missing_map(d);
+                    return self.splat(z, d, lanes);
+                };
+                let ix = self.row_index(m, row, base);
+                let a = self.addr(*buf, ix, d.size_bytes());
+                self.b.ins().load(vty, MemFlagsData::new().with_notrap(), a, 0)
+            }
+            Inst::Const(s) => {
+                let c = self.constant(*s, d);
+                self.splat(c, d, lanes)
+            }
+            Inst::Iota { .. } | Inst::Rand { .. } => {
+                // Lane by lane: lane `k` is the scalar form at row index `j + k`.
+                let Some(m) = map else {
+                    let z = self.missing_map(d);
+                    return self.splat(z, d, lanes);
+                };
+                let ix = self.row_index(m, row, base);
+                let stride = row.map_or(0, |r| m.strides[r.dim]);
+                let mut out: Option<Value> = None;
+                for k in 0..lanes {
+                    let ixk = if k == 0 { ix } else { self.b.ins().iadd_imm_s(ix, stride * k as i64) };
+                    let x = match &ins[i].inst {
+                        Inst::Rand { seed, .. } => {
+                            let s = self.iconst(I64, *seed as i64);
+                            self.call(Tramp::Rand(d), &[s, ixk])
+                        }
+                        _ => self.cast(DType::I64, d, ixk),
+                    };
+                    out = Some(match out {
+                        None => self.b.ins().splat(vty, x),
+                        Some(v) => self.b.ins().insertlane(v, x, k as u8),
+                    });
+                }
+                out.unwrap_or_else(|| self.b.ins().iconst(I8, 0))
+            }
+            Inst::Unary(op, a) => {
+                let x = self.vector_val(vals[*a], d, lanes);
+                self.vector_unary(*op, d, lanes, x)
+            }
+            Inst::Binary(op, a, b) => {
+                let t = ins[*a].dtype;
+                let x = self.vector_val(vals[*a], t, lanes);
+                let y = self.vector_val(vals[*b], t, lanes);
+                self.vector_binary(*op, t, lanes, x, y)
+            }
+            Inst::Where(c, a, b) => {
+                let c = self.vector_val(vals[*c], DType::Bool, lanes);
+                let x = self.vector_val(vals[*a], d, lanes);
+                let y = self.vector_val(vals[*b], d, lanes);
+                let c = if d.is_float() { self.bitcast(vty, c) } else { c };
+                self.b.ins().bitselect(c, x, y)
+            }
+            Inst::Cast(a) => {
+                let from = ins[*a].dtype;
+                let x = self.vector_val(vals[*a], from, lanes);
+                self.vector_cast(from, d, lanes, x)
+            }
+            Inst::Acc => {
+                self.fail("acc in a vector row".into());
+                let z = self.constant(Scalar::Int(0), d);
+                self.splat(z, d, lanes)
+            }
+        }
+    }
+
+    fn bitcast(&mut self, ty: Type, x: Value) -> Value {
+        self.b.ins().bitcast(ty, MemFlagsData::new().with_endianness(Endianness::Little), x)
+    }
+
+    /// `f(lanes of args)` lane by lane, gathered into a vector of type `out`.
+    fn per_lane(
+        &mut self,
+        lanes: usize,
+        out: Type,
+        args: &[Value],
+        f: impl Fn(&mut Self, &[Value]) -> Value,
+    ) -> Value {
+        let mut v: Option<Value> = None;
+        for k in 0..lanes {
+            let xs: Vec<Value> = args.iter().map(|&a| self.b.ins().extractlane(a, k as u8)).collect();
+            let r = f(self, &xs);
+            v = Some(match v {
+                None => self.b.ins().splat(out, r),
+                Some(v) => self.b.ins().insertlane(v, r, k as u8),
+            });
+        }
+        v.unwrap_or_else(|| self.b.ins().iconst(I8, 0))
+    }
+
+    // ---- scalar ops ------------------------------------------------------------------------
+
+    /// `op(x)` on a scalar of dtype `d`.
+    pub fn unary(&mut self, op: UnaryOp, d: DType, x: Value) -> Value {
+        let ty = scalar_ty(d);
+        match d.category() {
+            Category::Float => {
+                if let Some(v) = self.float_unary_native(op, x) {
+                    return v;
+                }
+                if let Some(v) = vecmath::emit_unary(&mut self.b, op, ty, x) {
+                    return v;
+                }
+                self.unary_call(op, d, x)
+            }
+            Category::Int => match op {
+                UnaryOp::Neg => self.b.ins().ineg(x),
+                UnaryOp::Abs => self.b.ins().iabs(x),
+                UnaryOp::Sqrt
+                | UnaryOp::Exp
+                | UnaryOp::Log
+                | UnaryOp::Sin
+                | UnaryOp::Cos
+                | UnaryOp::Tanh
+                | UnaryOp::Floor
+                | UnaryOp::Ceil
+                | UnaryOp::Not => self.not_accepted(op.spec().name, d),
+            },
+            Category::Bool => match op {
+                UnaryOp::Not => self.b.ins().bxor_imm_s(x, 1),
+                UnaryOp::Neg
+                | UnaryOp::Abs
+                | UnaryOp::Sqrt
+                | UnaryOp::Exp
+                | UnaryOp::Log
+                | UnaryOp::Sin
+                | UnaryOp::Cos
+                | UnaryOp::Tanh
+                | UnaryOp::Floor
+                | UnaryOp::Ceil => self.not_accepted(op.spec().name, d),
+            },
+        }
+    }
+
+    /// Float unary ops with a Cranelift instruction (scalar or vector).
+    fn float_unary_native(&mut self, op: UnaryOp, x: Value) -> Option<Value> {
+        let ins = self.b.ins();
+        Some(match op {
+            UnaryOp::Neg => ins.fneg(x),
+            UnaryOp::Abs => ins.fabs(x),
+            UnaryOp::Sqrt => ins.sqrt(x),
+            UnaryOp::Floor => ins.floor(x),
+            UnaryOp::Ceil => ins.ceil(x),
+            UnaryOp::Exp | UnaryOp::Log | UnaryOp::Sin | UnaryOp::Cos | UnaryOp::Tanh | UnaryOp::Not => {
+                return None
+            }
+        })
+    }
+
+    /// `op(x)` through the op table's `f64` function.
+    fn unary_call(&mut self, op: UnaryOp, d: DType, x: Value) -> Value {
+        let wide = if d == DType::F32 { self.b.ins().fpromote(F64, x) } else { x };
+        let r = self.call(Tramp::Unary(op), &[wide]);
+        if d == DType::F32 {
+            self.b.ins().fdemote(F32, r)
+        } else {
+            r
+        }
+    }
+
+    fn binary_call(&mut self, op: BinaryOp, d: DType, x: Value, y: Value) -> Value {
+        let (x, y) = if d == DType::F32 {
+            (self.b.ins().fpromote(F64, x), self.b.ins().fpromote(F64, y))
+        } else {
+            (x, y)
+        };
+        let r = self.call(Tramp::Binary(op), &[x, y]);
+        if d == DType::F32 {
+            self.b.ins().fdemote(F32, r)
+        } else {
+            r
+        }
+    }
+
+    fn not_accepted(&mut self, name: &str, d: DType) -> Value {
+        self.fail(format!("{name} does not accept {d}"));
+        self.constant(Scalar::Int(0), d)
+    }
+
+    /// `op(x, y)` on scalars of dtype `d` (the operands' dtype).
+    pub fn binary(&mut self, op: BinaryOp, d: DType, x: Value, y: Value) -> Value {
+        use BinaryOp as B;
+        match d.category() {
+            Category::Float => {
+                if let Some(v) = self.float_binary_native(op, x, y) {
+                    return v;
+                }
+                match op {
+                    B::Pow | B::FloorDiv | B::Rem => {
+                        if let Some(v) = vecmath::emit_binary(&mut self.b, op, scalar_ty(d), x, y) {
+                            return v;
+                        }
+                        self.binary_call(op, d, x, y)
+                    }
+                    B::Add
+                    | B::Sub
+                    | B::Mul
+                    | B::Div
+                    | B::Maximum
+                    | B::Minimum
+                    | B::Eq
+                    | B::Ne
+                    | B::Lt
+                    | B::Le
+                    | B::Gt
+                    | B::Ge
+                    | B::And
+                    | B::Or => self.not_accepted(op.spec().name, d),
+                }
+            }
+            Category::Int => {
+                if let Some(v) = self.int_binary_native(op, x, y) {
+                    return v;
+                }
+                match op {
+                    B::FloorDiv | B::Rem => self.int_divmod(op, d, x, y),
+                    B::Pow => self.int_pow(d, x, y),
+                    B::Add
+                    | B::Sub
+                    | B::Mul
+                    | B::Div
+                    | B::Maximum
+                    | B::Minimum
+                    | B::Eq
+                    | B::Ne
+                    | B::Lt
+                    | B::Le
+                    | B::Gt
+                    | B::Ge
+                    | B::And
+                    | B::Or => self.not_accepted(op.spec().name, d),
+                }
+            }
+            Category::Bool => match self.bool_binary_native(op, x, y) {
+                Some(v) => v,
+                None => self.not_accepted(op.spec().name, d),
+            },
+        }
+    }
+
+    /// Float binary ops with a Cranelift instruction (scalar or vector).
+    fn float_binary_native(&mut self, op: BinaryOp, x: Value, y: Value) -> Option<Value> {
+        use BinaryOp as B;
+        let cc = |c: FloatCC| Some(c);
+        let (arith, cmp) = match op {
+            B::Add | B::Sub | B::Mul | B::Div | B::Maximum | B::Minimum => (true, None),
+            B::Eq => (false, cc(FloatCC::Equal)),
+            B::Ne => (false, cc(FloatCC::NotEqual)),
+            B::Lt => (false, cc(FloatCC::LessThan)),
+            B::Le => (false, cc(FloatCC::LessThanOrEqual)),
+            B::Gt => (false, cc(FloatCC::GreaterThan)),
+            B::Ge => (false, cc(FloatCC::GreaterThanOrEqual)),
+            B::Pow | B::FloorDiv | B::Rem | B::And | B::Or => return None,
+        };
+        let ins = self.b.ins();
+        if let Some(c) = cmp {
+            return Some(ins.fcmp(c, x, y));
+        }
+        debug_assert!(arith);
+        Some(match op {
+            B::Add => ins.fadd(x, y),
+            B::Sub => ins.fsub(x, y),
+            B::Mul => ins.fmul(x, y),
+            B::Div => ins.fdiv(x, y),
+            B::Maximum => ins.fmax(x, y),
+            B::Minimum => ins.fmin(x, y),
+            B::Pow
+            | B::FloorDiv
+            | B::Rem
+            | B::And
+            | B::Or
+            | B::Eq
+            | B::Ne
+            | B::Lt
+            | B::Le
+            | B::Gt
+            | B::Ge => return None,
+        })
+    }
+
+    /// Integer binary ops with a Cranelift instruction (scalar or vector).
+    fn int_binary_native(&mut self, op: BinaryOp, x: Value, y: Value) -> Option<Value> {
+        use BinaryOp as B;
+        let ins = self.b.ins();
+        Some(match op {
+            B::Add => ins.iadd(x, y),
+            B::Sub => ins.isub(x, y),
+            B::Mul => ins.imul(x, y),
+            B::Maximum => ins.smax(x, y),
+            B::Minimum => ins.smin(x, y),
+            B::Eq => ins.icmp(IntCC::Equal, x, y),
+            B::Ne => ins.icmp(IntCC::NotEqual, x, y),
+            B::Lt => ins.icmp(IntCC::SignedLessThan, x, y),
+            B::Le => ins.icmp(IntCC::SignedLessThanOrEqual, x, y),
+            B::Gt => ins.icmp(IntCC::SignedGreaterThan, x, y),
+            B::Ge => ins.icmp(IntCC::SignedGreaterThanOrEqual, x, y),
+            B::Div | B::Pow | B::FloorDiv | B::Rem | B::And | B::Or => return None,
+        })
+    }
+
+    /// Bool binary ops: comparisons order `false < true` (unsigned, so they hold for 0/1
+    /// scalars and for 0/-1 lane masks alike).
+    fn bool_binary_native(&mut self, op: BinaryOp, x: Value, y: Value) -> Option<Value> {
+        use BinaryOp as B;
+        let ins = self.b.ins();
+        Some(match op {
+            B::Eq => ins.icmp(IntCC::Equal, x, y),
+            B::Ne => ins.icmp(IntCC::NotEqual, x, y),
+            B::Lt => ins.icmp(IntCC::UnsignedLessThan, x, y),
+            B::Le => ins.icmp(IntCC::UnsignedLessThanOrEqual, x, y),
+            B::Gt => ins.icmp(IntCC::UnsignedGreaterThan, x, y),
+            B::Ge => ins.icmp(IntCC::UnsignedGreaterThanOrEqual, x, y),
+            B::And => ins.band(x, y),
+            B::Or => ins.bor(x, y),
+            B::Add | B::Sub | B::Mul | B::Div | B::Pow | B::Maximum | B::Minimum | B::FloorDiv | B::Rem => {
+                return None
+            }
+        })
+    }
+
+    /// Python's `//` and `%` on integers, as the op table defines them: a zero divisor sets
+    /// the status (and divides by 1 instead), `MIN // -1` wraps, and neither traps.
+    fn int_divmod(&mut self, op: BinaryOp, d: DType, a: Value, b: Value) -> Value {
+        let ty = scalar_ty(d);
+        let zero = self.b.ins().icmp_imm_s(IntCC::Equal, b, 0);
+        self.flag_if(zero, status_code(op));
+        let minus_one = self.b.ins().icmp_imm_s(IntCC::Equal, b, -1);
+        let unsafe_divisor = self.b.ins().bor(zero, minus_one);
+        let one = self.iconst(ty, 1);
+        let safe = self.b.ins().select(unsafe_divisor, one, b);
+        // With divisor -1: a // -1 = -a (wrapping), a % -1 = 0 = a % 1.
+        let r = self.b.ins().srem(a, safe);
+        let r_nonzero = self.b.ins().icmp_imm_s(IntCC::NotEqual, r, 0);
+        if op == BinaryOp::Rem {
+            // r + b when r and b have different signs.
+            let x = self.b.ins().bxor(r, b);
+            let signs = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, x, 0);
+            let adjust = self.b.ins().band(r_nonzero, signs);
+            let shifted = self.b.ins().iadd(r, b);
+            self.b.ins().select(adjust, shifted, r)
+        } else {
+            let q = self.b.ins().sdiv(a, safe);
+            let neg = self.b.ins().ineg(a);
+            let q = self.b.ins().select(minus_one, neg, q);
+            // q - 1 when the division is inexact and a and b have different signs.
+            let x = self.b.ins().bxor(a, b);
+            let signs = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, x, 0);
+            let adjust = self.b.ins().band(r_nonzero, signs);
+            let q1 = self.b.ins().iadd_imm_s(q, -1);
+            self.b.ins().select(adjust, q1, q)
+        }
+    }
+
+    /// `a ** b` on integers: a negative exponent sets the status; the power itself is the op
+    /// table's function.
+    fn int_pow(&mut self, d: DType, a: Value, b: Value) -> Value {
+        let neg = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, b, 0);
+        self.flag_if(neg, status_code(BinaryOp::Pow));
+        if d == DType::I32 {
+            let a = self.b.ins().sextend(I64, a);
+            let b = self.b.ins().sextend(I64, b);
+            let r = self.call(Tramp::IntPow, &[a, b]);
+            self.b.ins().ireduce(I32, r)
+        } else {
+            self.call(Tramp::IntPow, &[a, b])
+        }
+    }
+
+    /// Converts a scalar of `from` to `to` as the interpreter's cast does.
+    pub fn cast(&mut self, from: DType, to: DType, x: Value) -> Value {
+        use DType::*;
+        let ty = scalar_ty(to);
+        let ins = self.b.ins();
+        match (from, to) {
+            (Bool, Bool) | (I32, I32) | (I64, I64) | (F32, F32) | (F64, F64) => x,
+            (Bool, I32 | I64) => ins.uextend(ty, x),
+            (Bool, F32 | F64) => {
+                let w = ins.uextend(types::I32, x);
+                self.b.ins().fcvt_from_sint(ty, w)
+            }
+            (I32 | I64, Bool) => ins.icmp_imm_s(IntCC::NotEqual, x, 0),
+            (F32 | F64, Bool) => {
+                let z = if from == F32 { ins.f32const(0.0) } else { ins.f64const(0.0) };
+                self.b.ins().fcmp(FloatCC::NotEqual, x, z)
+            }
+            (I32, I64) => ins.sextend(types::I64, x),
+            (I64, I32) => ins.ireduce(types::I32, x),
+            (I32 | I64, F32 | F64) => ins.fcvt_from_sint(ty, x),
+            (F32 | F64, I32 | I64) => ins.fcvt_to_sint_sat(ty, x),
+            (F32, F64) => ins.fpromote(types::F64, x),
+            (F64, F32) => ins.fdemote(types::F32, x),
+        }
+    }
+
+    /// Combines an accumulator with a value (both of dtype `d`, scalars or vectors).
+    pub fn combine(&mut self, op: ReduceOp, d: DType, a: Value, x: Value) -> Value {
+        let ins = self.b.ins();
+        match (op, d.is_float()) {
+            (ReduceOp::Sum, true) => ins.fadd(a, x),
+            (ReduceOp::Sum, false) => ins.iadd(a, x),
+            (ReduceOp::Prod, true) => ins.fmul(a, x),
+            (ReduceOp::Prod, false) => ins.imul(a, x),
+            (ReduceOp::Max, true) => ins.fmax(a, x),
+            (ReduceOp::Max, false) => ins.smax(a, x),
+            (ReduceOp::Min, true) => ins.fmin(a, x),
+            (ReduceOp::Min, false) => ins.smin(a, x),
+        }
+    }
+
+    // ---- vector ops ------------------------------------------------------------------------
+
+    fn vector_unary(&mut self, op: UnaryOp, d: DType, lanes: usize, x: Value) -> Value {
+        let vty = vector_ty(d, lanes);
+        match d.category() {
+            Category::Float => {
+                if let Some(v) = self.float_unary_native(op, x) {
+                    return v;
+                }
+                if let Some(v) = vecmath::emit_unary(&mut self.b, op, vty, x) {
+                    return v;
+                }
+                self.per_lane(lanes, vty, &[x], |e, xs| e.unary(op, d, xs[0]))
+            }
+            Category::Int => match op {
+                UnaryOp::Neg => self.b.ins().ineg(x),
+                UnaryOp::Abs => self.b.ins().iabs(x),
+                UnaryOp::Sqrt
+                | UnaryOp::Exp
+                | UnaryOp::Log
+                | UnaryOp::Sin
+                | UnaryOp::Cos
+                | UnaryOp::Tanh
+                | UnaryOp::Floor
+                | UnaryOp::Ceil
+                | UnaryOp::Not => {
+                    let z = self.not_accepted(op.spec().name, d);
+                    self.splat(z, d, lanes)
+                }
+            },
+            Category::Bool => match op {
+                UnaryOp::Not => self.b.ins().bnot(x),
+                UnaryOp::Neg
+                | UnaryOp::Abs
+                | UnaryOp::Sqrt
+                | UnaryOp::Exp
+                | UnaryOp::Log
+                | UnaryOp::Sin
+                | UnaryOp::Cos
+                | UnaryOp::Tanh
+                | UnaryOp::Floor
+                | UnaryOp::Ceil => {
+                    let z = self.not_accepted(op.spec().name, d);
+                    self.splat(z, d, lanes)
+                }
+            },
+        }
+    }
+
+    fn vector_binary(&mut self, op: BinaryOp, d: DType, lanes: usize, x: Value, y: Value) -> Value {
+        let vty = vector_ty(d, lanes);
+        let native = match d.category() {
+            Category::Float => self.float_binary_native(op, x, y),
+            Category::Int => self.int_binary_native(op, x, y),
+            Category::Bool => self.bool_binary_native(op, x, y),
+        };
+        if let Some(v) = native {
+            return v;
+        }
+        if d.is_float() {
+            if let Some(v) = vecmath::emit_binary(&mut self.b, op, vty, x, y) {
+                return v;
+            }
+        }
+        if d == DType::Bool {
+            let z = self.not_accepted(op.spec().name, d);
+            return self.splat(z, d, lanes);
+        }
+        self.per_lane(lanes, vty, &[x, y], |e, xs| e.binary(op, d, xs[0], xs[1]))
+    }
+
+    fn vector_cast(&mut self, from: DType, to: DType, lanes: usize, x: Value) -> Value {
+        use DType::*;
+        let vty = vector_ty(to, lanes);
+        match (from, to) {
+            (Bool, Bool) | (I32, I32) | (I64, I64) | (F32, F32) | (F64, F64) => x,
+            (Bool, F32 | F64) => {
+                let ones = self.constant(Scalar::Float(1.0), to);
+                let ones = self.b.ins().splat(vty, ones);
+                let m = self.bitcast(vty, x);
+                self.b.ins().band(m, ones)
+            }
+            (Bool, I32 | I64) => {
+                let one = self.iconst(vty.lane_type(), 1);
+                let ones = self.b.ins().splat(vty, one);
+                self.b.ins().band(x, ones)
+            }
+            (I32 | I64, Bool) => {
+                let z = self.iconst(vector_ty(from, lanes).lane_type(), 0);
+                let z = self.b.ins().splat(vector_ty(from, lanes), z);
+                self.b.ins().icmp(IntCC::NotEqual, x, z)
+            }
+            (F32 | F64, Bool) => {
+                let z = self.constant(Scalar::Float(0.0), from);
+                let z = self.b.ins().splat(vector_ty(from, lanes), z);
+                self.b.ins().fcmp(FloatCC::NotEqual, x, z)
+            }
+            (F32, I32) => self.b.ins().fcvt_to_sint_sat(I32X4, x),
+            (I32, F32) => self.b.ins().fcvt_from_sint(F32X4, x),
+            (F64, I64) | (I64, F64) => self.per_lane(lanes, vty, &[x], |e, xs| e.cast(from, to, xs[0])),
+            (I32, I64)
+            | (I64, I32)
+            | (F32, F64)
+            | (F64, F32)
+            | (I32, F64)
+            | (F64, I32)
+            | (I64, F32)
+            | (F32, I64) => {
+                self.fail(format!("vector cast from {from} to {to} changes the lane count"));
+                self.splat_zero(to, lanes)
+            }
+        }
+    }
+
+    fn splat_zero(&mut self, d: DType, lanes: usize) -> Value {
+        let z = self.constant(Scalar::Int(0), if d == DType::Bool { DType::I32 } else { d });
+        let z = if d == DType::Bool && lanes == 2 { self.b.ins().sextend(I64, z) } else { z };
+        self.b.ins().splat(vector_ty(d, lanes), z)
+    }
+
+    /// The low and high halves of an `f32x4` as two `f64x2`.
+    pub fn widen_halves(&mut self, x: Value) -> (Value, Value) {
+        let lo = self.b.ins().fvpromote_low(x);
+        let mask: Vec<u8> = (8u8..16).chain(0u8..8).collect();
+        let imm = self.b.func.dfg.immediates.push(mask.into());
+        let bytes = self.bitcast(cranelift_codegen::ir::types::I8X16, x);
+        let swapped = self.b.ins().shuffle(bytes, bytes, imm);
+        let swapped = self.bitcast(F32X4, swapped);
+        let hi = self.b.ins().fvpromote_low(swapped);
+        (lo, hi)
+    }
+
+    /// The scalar lanes of a vector of type `ty`.
+    pub fn lanes(&mut self, v: Value, n: usize) -> Vec<Value> {
+        (0..n).map(|k| self.b.ins().extractlane(v, k as u8)).collect()
+    }
+
+    /// A vector type of the accumulator dtype `d` (2 lanes for 64-bit types, else 4).
+    pub fn acc_vector_ty(d: DType) -> Type {
+        match d {
+            DType::F64 => F64X2,
+            DType::I64 => I64X2,
+            DType::F32 => F32X4,
+            DType::I32 | DType::Bool => I32X4,
+        }
+    }
+}

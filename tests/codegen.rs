@@ -1,0 +1,990 @@
+//! The CPU code generator against the kernel-IR interpreter: hand-built kernels are compiled
+//! with `codegen::compile`, run over their outer range in several pieces (as threads would),
+//! and compared with `tenjit_ir::kernel::eval::eval`.
+
+use tenjit::backend::cpu::codegen::{compile, render, CodegenError, KernelError};
+use tenjit::ir::kernel::eval::eval;
+use tenjit::ir::kernel::{
+    BufferDecl, BufferKind, IndexMap, Inst, Instr, Kernel, KernelReduce, Program, Step, Store,
+};
+use tenjit::ir::ops::BinaryKind;
+use tenjit::ir::{BinaryOp, Buffer, DType, Data, ReduceOp, Scalar, TensorType, UnaryOp};
+
+// ---- building kernels ------------------------------------------------------------------------
+
+fn map(offset: i64, strides: &[i64]) -> IndexMap {
+    IndexMap { offset, strides: strides.to_vec() }
+}
+
+fn load(buf: usize, dtype: DType, offset: i64, strides: &[i64]) -> Instr {
+    Instr { inst: Inst::Load { buf, index: map(offset, strides) }, dtype }
+}
+
+fn ins(inst: Inst, dtype: DType) -> Instr {
+    Instr { inst, dtype }
+}
+
+fn input(i: usize, dtype: DType, shape: &[usize]) -> BufferDecl {
+    BufferDecl { ty: TensorType::new(dtype, shape.to_vec()), kind: BufferKind::Input(i) }
+}
+
+fn temp(dtype: DType, shape: &[usize]) -> BufferDecl {
+    BufferDecl { ty: TensorType::new(dtype, shape.to_vec()), kind: BufferKind::Temp }
+}
+
+/// Row-major strides of `shape`.
+fn dense(shape: &[usize]) -> Vec<i64> {
+    let mut s = vec![0i64; shape.len()];
+    let mut acc = 1i64;
+    for d in (0..shape.len()).rev() {
+        s[d] = acc;
+        acc *= shape[d] as i64;
+    }
+    s
+}
+
+fn elementwise(space: &[usize], body: Vec<Instr>, stores: Vec<Store>) -> Kernel {
+    Kernel {
+        name: "k0".into(),
+        space: space.to_vec(),
+        reduce: None,
+        body,
+        value: None,
+        epilogue: Vec::new(),
+        stores,
+        reason: "graph output".into(),
+    }
+}
+
+fn reduction(
+    space: &[usize],
+    op: ReduceOp,
+    axes: &[usize],
+    body: Vec<Instr>,
+    epilogue: Vec<Instr>,
+    stores: Vec<Store>,
+) -> Kernel {
+    Kernel {
+        name: "k0".into(),
+        space: space.to_vec(),
+        reduce: Some(KernelReduce { op, axes: axes.to_vec() }),
+        value: Some(body.len() - 1),
+        body,
+        epilogue,
+        stores,
+        reason: "graph output".into(),
+    }
+}
+
+fn program(buffers: Vec<BufferDecl>, kernel: Kernel, outputs: Vec<usize>) -> Program {
+    Program { name: "t".into(), buffers, steps: vec![Step::Kernel(kernel)], outputs }
+}
+
+// ---- running -----------------------------------------------------------------------------------
+
+/// Element bytes of a buffer, in an 8-byte aligned allocation.
+fn bytes_of(b: &Buffer) -> Vec<u64> {
+    let raw: Vec<u8> = match b.data() {
+        Data::Bool(v) => v.iter().map(|&x| x as u8).collect(),
+        Data::I32(v) => v.iter().flat_map(|x| x.to_ne_bytes()).collect(),
+        Data::I64(v) => v.iter().flat_map(|x| x.to_ne_bytes()).collect(),
+        Data::F32(v) => v.iter().flat_map(|x| x.to_ne_bytes()).collect(),
+        Data::F64(v) => v.iter().flat_map(|x| x.to_ne_bytes()).collect(),
+    };
+    let mut out = vec![0u64; raw.len().div_ceil(8).max(1)];
+    for (i, chunk) in raw.chunks(8).enumerate() {
+        let mut w = [0u8; 8];
+        w[..chunk.len()].copy_from_slice(chunk);
+        out[i] = u64::from_ne_bytes(w);
+    }
+    out
+}
+
+fn buffer_of(words: &[u64], ty: &TensorType) -> Buffer {
+    let raw: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let n = ty.shape.numel();
+    let data = match ty.dtype {
+        DType::Bool => Data::Bool(raw[..n].iter().map(|&x| x != 0).collect()),
+        DType::I32 => {
+            Data::I32(raw.chunks(4).take(n).map(|c| i32::from_ne_bytes(c.try_into().unwrap())).collect())
+        }
+        DType::I64 => {
+            Data::I64(raw.chunks(8).take(n).map(|c| i64::from_ne_bytes(c.try_into().unwrap())).collect())
+        }
+        DType::F32 => {
+            Data::F32(raw.chunks(4).take(n).map(|c| f32::from_ne_bytes(c.try_into().unwrap())).collect())
+        }
+        DType::F64 => {
+            Data::F64(raw.chunks(8).take(n).map(|c| f64::from_ne_bytes(c.try_into().unwrap())).collect())
+        }
+    };
+    Buffer::new(ty.shape.clone(), data).unwrap()
+}
+
+/// Compiles every kernel of `p` and runs it over its outer range in up to three pieces.
+fn run(p: &Program, inputs: &[Buffer]) -> Result<Vec<Buffer>, KernelError> {
+    let mut mem: Vec<Vec<u64>> = p
+        .buffers
+        .iter()
+        .map(|b| match b.kind {
+            BufferKind::Input(i) => bytes_of(&inputs[i]),
+            BufferKind::Temp => vec![0u64; (b.ty.shape.numel() * b.ty.dtype.size_bytes()).div_ceil(8).max(1)],
+        })
+        .collect();
+    for step in &p.steps {
+        let Step::Kernel(k) = step else { panic!("only kernels here") };
+        let c = compile(k, &p.buffers).unwrap_or_else(|e| panic!("compile: {e}"));
+        let ptrs: Vec<*mut u8> = mem.iter_mut().map(|m| m.as_mut_ptr() as *mut u8).collect();
+        let n = c.outer_len();
+        let cuts = [0, n / 3, n / 3 + (n - n / 3) / 2, n];
+        for w in cuts.windows(2) {
+            // SAFETY: every pointer is a live allocation at least as large as its declared
+            // buffer, and no one else touches them during the call.
+            unsafe { c.run(&ptrs, w[0], w[1])? };
+        }
+    }
+    Ok(p.outputs.iter().map(|&o| buffer_of(&mem[o], &p.buffers[o].ty)).collect())
+}
+
+/// How closely floats must agree.
+#[derive(Clone, Copy, Debug)]
+enum Tol {
+    /// Bit for bit (every NaN equal to every NaN).
+    Exact,
+    /// Bit for bit, except that `+0` and `-0` are equal.
+    SignedZero,
+    /// Relative error at most this (absolute below 1).
+    Rel(f64),
+}
+
+fn same_float(a: f64, b: f64, tol: Tol) -> bool {
+    if a.is_nan() || b.is_nan() {
+        return a.is_nan() && b.is_nan();
+    }
+    match tol {
+        Tol::Exact => a.to_bits() == b.to_bits(),
+        Tol::SignedZero => a == b,
+        Tol::Rel(r) => a == b || (a - b).abs() <= r * a.abs().max(b.abs()).max(1.0),
+    }
+}
+
+/// Differences between two buffers, as readable lines (empty when they agree).
+fn diff(got: &Buffer, want: &Buffer, tol: Tol) -> Vec<String> {
+    if got.ty() != want.ty() {
+        return vec![format!("type {} vs {}", got.ty(), want.ty())];
+    }
+    let mut out = Vec::new();
+    for i in 0..got.numel() {
+        let (g, w) = (got.scalar(i), want.scalar(i));
+        let ok = match (g, w) {
+            (Scalar::Float(a), Scalar::Float(b)) => same_float(a, b, tol),
+            _ => g == w,
+        };
+        if !ok && out.len() < 5 {
+            out.push(format!("[{i}] got {g:?}, want {w:?}"));
+        }
+    }
+    out
+}
+
+/// Runs `p` compiled and interpreted; returns the differences (or the mismatch of errors).
+fn check(p: &Program, inputs: &[Buffer], tol: Tol) -> Vec<String> {
+    let want = eval(p, inputs);
+    let got = run(p, inputs);
+    match (got, want) {
+        (Ok(g), Ok(w)) => g.iter().zip(&w).flat_map(|(g, w)| diff(g, w, tol)).collect(),
+        (
+            Err(KernelError::Arithmetic { op, .. }),
+            Err(tenjit::ir::kernel::eval::KernelError::Arithmetic { op: o, .. }),
+        ) if op == o => Vec::new(),
+        (g, w) => vec![format!("got {g:?}, want {w:?}")],
+    }
+}
+
+fn assert_agree(p: &Program, inputs: &[Buffer], tol: Tol) {
+    let d = check(p, inputs, tol);
+    assert!(d.is_empty(), "{}", d.join("\n"));
+}
+
+// ---- test data -----------------------------------------------------------------------------
+
+/// A small deterministic generator (xorshift).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// Uniform in `[0, 1)`.
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+const SPECIAL_F: [f64; 12] =
+    [0.0, -0.0, 1.0, -1.0, 0.5, -2.5, 3.75, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 1e30, -7e-3];
+const SPECIAL_I: [i64; 10] = [0, 1, -1, 2, -7, 7, 100, i32::MAX as i64, i32::MIN as i64, 12345];
+
+/// `n` values of `dtype`: special values first, then random ones of moderate size.
+fn values(dtype: DType, n: usize, seed: u64) -> Buffer {
+    let mut r = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let scalars = (0..n).map(|i| match dtype {
+        DType::Bool => Scalar::Bool(r.next() & 1 == 1),
+        DType::I32 | DType::I64 => {
+            Scalar::Int(if i < SPECIAL_I.len() { SPECIAL_I[i] } else { (r.next() % 2001) as i64 - 1000 })
+        }
+        DType::F32 | DType::F64 => {
+            Scalar::Float(if i < SPECIAL_F.len() { SPECIAL_F[i] } else { (r.unit() - 0.5) * 20.0 })
+        }
+    });
+    Buffer::from_scalars(dtype, vec![n].into(), scalars.collect::<Vec<_>>())
+}
+
+fn positive_ints(dtype: DType, n: usize, seed: u64, hi: u64) -> Buffer {
+    let mut r = Rng(seed | 1);
+    Buffer::from_scalars(
+        dtype,
+        vec![n].into(),
+        (0..n).map(|_| Scalar::Int((r.next() % hi) as i64 + 1)).collect::<Vec<_>>(),
+    )
+}
+
+// ---- elementwise -------------------------------------------------------------------------------
+
+#[test]
+fn broadcasting_and_negative_strides() {
+    for dtype in [DType::F32, DType::F64, DType::I32, DType::I64] {
+        let (m, n) = (7, 37);
+        // out[i, j] = a[m-1-i, n-1-j] * b[j] + c[i]
+        let body = vec![
+            load(0, dtype, (m * n - 1) as i64, &[-(n as i64), -1]),
+            load(1, dtype, 0, &[0, 1]),
+            ins(Inst::Binary(BinaryOp::Mul, 0, 1), dtype),
+            load(2, dtype, 0, &[1, 0]),
+            ins(Inst::Binary(BinaryOp::Add, 2, 3), dtype),
+        ];
+        let k = elementwise(&[m, n], body, vec![Store { buf: 3, value: 4 }]);
+        let bufs = vec![
+            input(0, dtype, &[m, n]),
+            input(1, dtype, &[n]),
+            input(2, dtype, &[m]),
+            temp(dtype, &[m, n]),
+        ];
+        let p = program(bufs, k, vec![3]);
+        let a = values(dtype, m * n, 1).reshaped(vec![m, n].into()).unwrap();
+        assert_agree(&p, &[a, values(dtype, n, 2), values(dtype, m, 3)], Tol::Exact);
+    }
+}
+
+#[test]
+fn strided_and_transposed_loads_use_the_scalar_row() {
+    let (m, n) = (9, 11);
+    // out[i, j] = x[j, i] - y[i, 2j]
+    let body = vec![
+        load(0, DType::F32, 0, &[1, m as i64]),
+        load(1, DType::F32, 0, &[(2 * n) as i64, 2]),
+        ins(Inst::Binary(BinaryOp::Sub, 0, 1), DType::F32),
+    ];
+    let k = elementwise(&[m, n], body, vec![Store { buf: 2, value: 2 }]);
+    let p = program(
+        vec![input(0, DType::F32, &[n, m]), input(1, DType::F32, &[m, 2 * n]), temp(DType::F32, &[m, n])],
+        k,
+        vec![2],
+    );
+    let x = values(DType::F32, n * m, 4).reshaped(vec![n, m].into()).unwrap();
+    let y = values(DType::F32, 2 * m * n, 5).reshaped(vec![m, 2 * n].into()).unwrap();
+    assert_agree(&p, &[x, y], Tol::Exact);
+}
+
+/// A unary op on `n` elements read with stride `stride` (1: vector row, 0: invariant, 2:
+/// scalar row).
+fn unary_program(op: UnaryOp, dtype: DType, n: usize, stride: i64) -> Program {
+    let body = vec![load(0, dtype, 0, &[stride]), ins(Inst::Unary(op, 0), dtype)];
+    let len = if stride == 0 { 1 } else { (n - 1) * stride as usize + 1 };
+    let k = elementwise(&[n], body, vec![Store { buf: 1, value: 1 }]);
+    program(vec![input(0, dtype, &[len]), temp(dtype, &[n])], k, vec![1])
+}
+
+fn transcendental_tol(dtype: DType) -> Tol {
+    if dtype == DType::F32 {
+        Tol::Rel(4e-7)
+    } else {
+        Tol::Rel(1e-14)
+    }
+}
+
+fn unary_tol(op: UnaryOp, dtype: DType) -> Tol {
+    match op {
+        UnaryOp::Exp | UnaryOp::Log | UnaryOp::Sin | UnaryOp::Cos | UnaryOp::Tanh => {
+            transcendental_tol(dtype)
+        }
+        UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sqrt | UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Not => {
+            Tol::Exact
+        }
+    }
+}
+
+#[test]
+fn every_unary_op_on_every_accepted_dtype() {
+    let mut failures = Vec::new();
+    let mut count = 0;
+    for op in UnaryOp::ALL {
+        for dtype in DType::ALL {
+            if !op.spec().accepts.admits(dtype) {
+                continue;
+            }
+            for stride in [1, 0, 2] {
+                let n = 45;
+                let p = unary_program(op, dtype, n, stride);
+                let len = if stride == 0 { 1 } else { (n - 1) * stride as usize + 1 };
+                let x = if stride == 0 {
+                    Buffer::from_scalars(dtype, vec![1].into(), [values(dtype, 4, 9).scalar(3)])
+                } else {
+                    values(dtype, len, 7)
+                };
+                count += 1;
+                for d in check(&p, &[x], unary_tol(op, dtype)) {
+                    failures.push(format!("{} {dtype} stride {stride}: {d}", op.spec().name));
+                }
+            }
+        }
+    }
+    assert!(count > 40);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A binary op on two length-`n` inputs; `b` is broadcast (stride 0) when `splat_b`.
+fn binary_program(op: BinaryOp, dtype: DType, n: usize, splat_b: bool) -> Program {
+    let out = match op.spec().kind {
+        BinaryKind::Arith => dtype,
+        BinaryKind::Compare => DType::Bool,
+    };
+    let body = vec![
+        load(0, dtype, 0, &[1]),
+        load(1, dtype, 0, &[if splat_b { 0 } else { 1 }]),
+        ins(Inst::Binary(op, 0, 1), out),
+    ];
+    let k = elementwise(&[n], body, vec![Store { buf: 2, value: 2 }]);
+    program(
+        vec![input(0, dtype, &[n]), input(1, dtype, &[if splat_b { 1 } else { n }]), temp(out, &[n])],
+        k,
+        vec![2],
+    )
+}
+
+fn binary_tol(op: BinaryOp, dtype: DType) -> Tol {
+    match op {
+        BinaryOp::Pow => transcendental_tol(dtype),
+        BinaryOp::Maximum | BinaryOp::Minimum => Tol::SignedZero,
+        BinaryOp::Add
+        | BinaryOp::Sub
+        | BinaryOp::Mul
+        | BinaryOp::Div
+        | BinaryOp::FloorDiv
+        | BinaryOp::Rem
+        | BinaryOp::Eq
+        | BinaryOp::Ne
+        | BinaryOp::Lt
+        | BinaryOp::Le
+        | BinaryOp::Gt
+        | BinaryOp::Ge
+        | BinaryOp::And
+        | BinaryOp::Or => Tol::Exact,
+    }
+}
+
+/// Operands for `op` on `dtype` whose integer results are defined (no zero divisor, no
+/// negative power, no `i64::MIN // -1`).
+fn binary_operands(op: BinaryOp, dtype: DType, n: usize) -> (Buffer, Buffer) {
+    let a = values(dtype, n, 11);
+    let b = values(dtype, n, 12);
+    if !dtype.is_int() {
+        return (a, b);
+    }
+    match op {
+        BinaryOp::FloorDiv | BinaryOp::Rem => {
+            // Divisors of both signs, never zero; -1 included (MIN // -1 wraps for i32).
+            let b = Buffer::from_scalars(
+                dtype,
+                vec![n].into(),
+                (0..n)
+                    .map(|i| Scalar::Int([-1, 1, 3, -3, 7, -100, 2, i32::MAX as i64][i % 8]))
+                    .collect::<Vec<_>>(),
+            );
+            (a, b)
+        }
+        BinaryOp::Pow => (a, positive_ints(dtype, n, 13, 40)),
+        BinaryOp::Add
+        | BinaryOp::Sub
+        | BinaryOp::Mul
+        | BinaryOp::Div
+        | BinaryOp::Maximum
+        | BinaryOp::Minimum
+        | BinaryOp::Eq
+        | BinaryOp::Ne
+        | BinaryOp::Lt
+        | BinaryOp::Le
+        | BinaryOp::Gt
+        | BinaryOp::Ge
+        | BinaryOp::And
+        | BinaryOp::Or => (a, b),
+    }
+}
+
+#[test]
+fn every_binary_op_on_every_accepted_dtype() {
+    let mut failures = Vec::new();
+    let mut count = 0;
+    for op in BinaryOp::ALL {
+        for dtype in DType::ALL {
+            if !op.spec().accepts.admits(dtype) {
+                continue;
+            }
+            for splat_b in [false, true] {
+                let n = 53;
+                let p = binary_program(op, dtype, n, splat_b);
+                let (a, b) = binary_operands(op, dtype, n);
+                let b = if splat_b { Buffer::from_scalars(dtype, vec![1].into(), [b.scalar(2)]) } else { b };
+                count += 1;
+                for d in check(&p, &[a, b], binary_tol(op, dtype)) {
+                    failures.push(format!("{} {dtype} splat {splat_b}: {d}", op.spec().name));
+                }
+            }
+        }
+    }
+    assert!(count > 100);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn float_pairs_cover_the_special_values() {
+    // Every special value against every other, for the ops whose float semantics are subtle.
+    let k = SPECIAL_F.len();
+    for dtype in [DType::F32, DType::F64] {
+        let a: Vec<Scalar> = (0..k * k).map(|i| Scalar::Float(SPECIAL_F[i / k])).collect();
+        let b: Vec<Scalar> = (0..k * k).map(|i| Scalar::Float(SPECIAL_F[i % k])).collect();
+        let a = Buffer::from_scalars(dtype, vec![k * k].into(), a);
+        let b = Buffer::from_scalars(dtype, vec![k * k].into(), b);
+        for op in [
+            BinaryOp::Maximum,
+            BinaryOp::Minimum,
+            BinaryOp::FloorDiv,
+            BinaryOp::Rem,
+            BinaryOp::Div,
+            BinaryOp::Lt,
+            BinaryOp::Ne,
+        ] {
+            let p = binary_program(op, dtype, k * k, false);
+            let d = check(&p, &[a.clone(), b.clone()], binary_tol(op, dtype));
+            assert!(d.is_empty(), "{} {dtype}: {}", op.spec().name, d.join("\n"));
+        }
+    }
+}
+
+#[test]
+fn integer_division_by_zero_and_negative_powers_are_errors() {
+    for dtype in [DType::I32, DType::I64] {
+        for (op, message) in [
+            (BinaryOp::FloorDiv, "integer division by zero"),
+            (BinaryOp::Rem, "integer remainder by zero"),
+            (BinaryOp::Pow, "integers to negative integer powers are not allowed"),
+        ] {
+            let n = 21;
+            let p = binary_program(op, dtype, n, false);
+            let a = values(dtype, n, 3);
+            let bad = if op == BinaryOp::Pow { -2 } else { 0 };
+            let b = Buffer::from_scalars(
+                dtype,
+                vec![n].into(),
+                (0..n).map(|i| Scalar::Int(if i == 17 { bad } else { 3 })).collect::<Vec<_>>(),
+            );
+            let got = run(&p, &[a.clone(), b]);
+            assert_eq!(got, Err(KernelError::Arithmetic { op: op.spec().name, message }), "{dtype}");
+            assert_agree(&p, &[a, positive_ints(dtype, n, 5, 9)], Tol::Exact);
+        }
+    }
+    // i32::MIN // -1 wraps to i32::MIN, and % -1 is 0, without trapping.
+    let p = binary_program(BinaryOp::FloorDiv, DType::I32, 1, false);
+    let min = Buffer::from_vec(vec![i32::MIN], [1]).unwrap();
+    let m1 = Buffer::from_vec(vec![-1i32], [1]).unwrap();
+    assert_eq!(run(&p, &[min.clone(), m1.clone()]).unwrap()[0].as_slice::<i32>(), Some(&[i32::MIN][..]));
+    let p = binary_program(BinaryOp::Rem, DType::I64, 1, false);
+    let min = Buffer::from_vec(vec![i64::MIN], [1]).unwrap();
+    let m1 = Buffer::from_vec(vec![-1i64], [1]).unwrap();
+    assert_eq!(run(&p, &[min, m1]).unwrap()[0].as_slice::<i64>(), Some(&[0i64][..]));
+}
+
+#[test]
+fn casts_between_every_pair_of_dtypes() {
+    let mut failures = Vec::new();
+    for from in DType::ALL {
+        for to in DType::ALL {
+            for stride in [1, 2] {
+                let n = 41;
+                let len = (n - 1) * stride + 1;
+                let body = vec![load(0, from, 0, &[stride as i64]), ins(Inst::Cast(0), to)];
+                let k = elementwise(&[n], body, vec![Store { buf: 1, value: 1 }]);
+                let p = program(vec![input(0, from, &[len]), temp(to, &[n])], k, vec![1]);
+                let mut x = values(from, len, 21).scalars();
+                if from.is_float() {
+                    // Out of range of every integer type, and the edges of i32.
+                    x[12] = Scalar::Float(3e9);
+                    x[13] = Scalar::Float(-3e9);
+                    x[14] = Scalar::Float(1e19);
+                    x[15] = Scalar::Float(-1e19);
+                    x[16] = Scalar::Float(2147483647.9);
+                    x[17] = Scalar::Float(-2147483648.5);
+                    x[18] = Scalar::Float(16777217.0);
+                }
+                if from == DType::I64 {
+                    x[12] = Scalar::Int(i64::MAX);
+                    x[13] = Scalar::Int(i64::MIN);
+                    x[14] = Scalar::Int(1 << 40);
+                    x[15] = Scalar::Int((1 << 53) + 1);
+                    x[16] = Scalar::Int(16777217);
+                }
+                let x = Buffer::from_scalars(
+                    from,
+                    vec![len].into(),
+                    x.into_iter().map(|s| s.cast(from)).collect::<Vec<_>>(),
+                );
+                for d in check(&p, &[x], Tol::Exact) {
+                    failures.push(format!("{from} -> {to} stride {stride}: {d}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn where_with_loaded_and_computed_masks() {
+    for dtype in [DType::F32, DType::F64, DType::I32, DType::I64, DType::Bool] {
+        let n = 39;
+        // out = where(a > b, a, where(c, b, a)) with c a bool input: relu-like selects.
+        let cmp_dtype = if dtype == DType::Bool { DType::I32 } else { dtype };
+        let body = vec![
+            load(0, dtype, 0, &[1]),
+            load(1, dtype, 0, &[1]),
+            load(2, DType::Bool, 0, &[1]),
+            load(3, cmp_dtype, 0, &[1]),
+            ins(Inst::Const(Scalar::Int(0)), cmp_dtype),
+            ins(Inst::Binary(BinaryOp::Gt, 3, 4), DType::Bool),
+            ins(Inst::Where(2, 1, 0), dtype),
+            ins(Inst::Where(5, 0, 6), dtype),
+        ];
+        let k = elementwise(&[n], body, vec![Store { buf: 4, value: 7 }]);
+        let p = program(
+            vec![
+                input(0, dtype, &[n]),
+                input(1, dtype, &[n]),
+                input(2, DType::Bool, &[n]),
+                input(3, cmp_dtype, &[n]),
+                temp(dtype, &[n]),
+            ],
+            k,
+            vec![4],
+        );
+        let inputs =
+            [values(dtype, n, 1), values(dtype, n, 2), values(DType::Bool, n, 3), values(cmp_dtype, n, 4)];
+        assert_agree(&p, &inputs, Tol::Exact);
+    }
+    // A vector row with an internal mask: where(x < 0, -x, x * 2) cast to i32.
+    let n = 67;
+    let body = vec![
+        load(0, DType::F32, 0, &[1]),
+        ins(Inst::Const(Scalar::Float(0.0)), DType::F32),
+        ins(Inst::Binary(BinaryOp::Lt, 0, 1), DType::Bool),
+        ins(Inst::Unary(UnaryOp::Neg, 0), DType::F32),
+        ins(Inst::Const(Scalar::Float(2.0)), DType::F32),
+        ins(Inst::Binary(BinaryOp::Mul, 0, 4), DType::F32),
+        ins(Inst::Where(2, 3, 5), DType::F32),
+        ins(Inst::Cast(6), DType::I32),
+        ins(Inst::Unary(UnaryOp::Not, 2), DType::Bool),
+        ins(Inst::Cast(8), DType::F32),
+        ins(Inst::Binary(BinaryOp::Add, 9, 6), DType::F32),
+    ];
+    let k = elementwise(&[n], body, vec![Store { buf: 1, value: 7 }, Store { buf: 2, value: 10 }]);
+    let p = program(
+        vec![input(0, DType::F32, &[n]), temp(DType::I32, &[n]), temp(DType::F32, &[n])],
+        k,
+        vec![1, 2],
+    );
+    assert_agree(&p, &[values(DType::F32, n, 8)], Tol::Exact);
+}
+
+#[test]
+fn iota_and_rand_match_the_interpreter() {
+    for dtype in [DType::F32, DType::F64, DType::I32, DType::I64] {
+        let (m, n) = (5, 23);
+        let mut body = vec![
+            ins(Inst::Iota { index: map(3, &[0, 1]) }, dtype),
+            load(0, dtype, 0, &[1, 0]),
+            ins(Inst::Binary(BinaryOp::Mul, 0, 1), dtype),
+        ];
+        let mut stores = vec![Store { buf: 1, value: 2 }];
+        let mut bufs = vec![input(0, dtype, &[m]), temp(dtype, &[m, n])];
+        if dtype.is_float() {
+            body.push(ins(Inst::Rand { seed: 42, counter: map(1000, &[n as i64, 1]) }, dtype));
+            stores.push(Store { buf: 2, value: 3 });
+            bufs.push(temp(dtype, &[m, n]));
+        }
+        let outs = (1..bufs.len()).collect();
+        let p = program(bufs, elementwise(&[m, n], body, stores), outs);
+        assert_agree(&p, &[values(dtype, m, 3)], Tol::Exact);
+    }
+}
+
+#[test]
+fn zero_dimensional_and_empty_spaces() {
+    // A 0-d elementwise kernel.
+    let body = vec![
+        load(0, DType::F64, 0, &[]),
+        load(1, DType::F64, 0, &[]),
+        ins(Inst::Binary(BinaryOp::Div, 0, 1), DType::F64),
+    ];
+    let k = elementwise(&[], body, vec![Store { buf: 2, value: 2 }]);
+    let p = program(
+        vec![input(0, DType::F64, &[]), input(1, DType::F64, &[]), temp(DType::F64, &[])],
+        k.clone(),
+        vec![2],
+    );
+    assert_eq!(compile(&k, &p.buffers).unwrap().outer_len(), 1);
+    let x = Buffer::from_vec(vec![3.0f64], Vec::<usize>::new()).unwrap();
+    let y = Buffer::from_vec(vec![4.0f64], Vec::<usize>::new()).unwrap();
+    assert_agree(&p, &[x, y], Tol::Exact);
+
+    // An elementwise kernel over an empty space does nothing.
+    let body = vec![load(0, DType::I32, 0, &[5, 1]), ins(Inst::Unary(UnaryOp::Neg, 0), DType::I32)];
+    let k = elementwise(&[0, 5], body, vec![Store { buf: 1, value: 1 }]);
+    let p = program(vec![input(0, DType::I32, &[0, 5]), temp(DType::I32, &[0, 5])], k.clone(), vec![1]);
+    assert_eq!(compile(&k, &p.buffers).unwrap().outer_len(), 0);
+    assert_agree(&p, &[Buffer::from_vec(Vec::<i32>::new(), [0, 5]).unwrap()], Tol::Exact);
+
+    // A sum over an empty axis is the identity, through the epilogue.
+    for op in [ReduceOp::Sum, ReduceOp::Prod] {
+        let body = vec![load(0, DType::F32, 0, &[0, 1])];
+        let epilogue = vec![
+            ins(Inst::Acc, DType::F32),
+            ins(Inst::Const(Scalar::Float(1.5)), DType::F32),
+            ins(Inst::Binary(BinaryOp::Add, 0, 1), DType::F32),
+        ];
+        let k = reduction(&[3, 0], op, &[1], body, epilogue, vec![Store { buf: 1, value: 2 }]);
+        let p = program(vec![input(0, DType::F32, &[3, 0]), temp(DType::F32, &[3])], k, vec![1]);
+        assert_agree(&p, &[Buffer::from_vec(Vec::<f32>::new(), [3, 0]).unwrap()], Tol::Exact);
+    }
+}
+
+// ---- reductions ----------------------------------------------------------------------------
+
+fn reduce_tol(op: ReduceOp, dtype: DType) -> Tol {
+    match (op, dtype) {
+        (ReduceOp::Sum | ReduceOp::Prod, DType::F32) => Tol::Rel(1.2e-7),
+        (ReduceOp::Sum | ReduceOp::Prod, DType::F64) => Tol::Rel(1e-13),
+        (ReduceOp::Max | ReduceOp::Min, _) => Tol::SignedZero,
+        (ReduceOp::Sum | ReduceOp::Prod, _) => Tol::Exact,
+    }
+}
+
+/// Reduces `x` (dense, shape `shape`) over `axes` into a dense output, epilogue `acc`.
+fn reduce_program(op: ReduceOp, dtype: DType, shape: &[usize], axes: &[usize]) -> Program {
+    let out: Vec<usize> = (0..shape.len()).filter(|d| !axes.contains(d)).map(|d| shape[d]).collect();
+    let body = vec![load(0, dtype, 0, &dense(shape))];
+    let k = reduction(shape, op, axes, body, vec![ins(Inst::Acc, dtype)], vec![Store { buf: 1, value: 0 }]);
+    program(vec![input(0, dtype, shape), temp(dtype, &out)], k, vec![1])
+}
+
+/// Inputs for a reduction test: small values so products stay finite and sums meaningful.
+fn reduce_input(op: ReduceOp, dtype: DType, shape: &[usize], seed: u64) -> Buffer {
+    let n: usize = shape.iter().product();
+    let mut r = Rng(seed | 1);
+    let s = (0..n).map(|_| match (op, dtype.is_float()) {
+        (ReduceOp::Prod, true) => Scalar::Float(0.9 + 0.2 * r.unit()),
+        (_, true) => Scalar::Float(r.unit() * 10.0 - 5.0),
+        (ReduceOp::Prod, false) => Scalar::Int([1, -1, 3, 1, 1, 2][(r.next() % 6) as usize]),
+        (_, false) => Scalar::Int((r.next() % 2_000_001) as i64 * 1000 - 1_000_000_000),
+    });
+    Buffer::from_scalars(dtype, shape.to_vec().into(), s.collect::<Vec<_>>())
+}
+
+#[test]
+fn reductions_of_every_op_and_dtype_in_every_shape() {
+    let cases: [(&[usize], &[usize]); 9] = [
+        (&[13, 77], &[1]),      // rows: inner reduction
+        (&[77, 13], &[0]),      // short columns: column reduction
+        (&[40, 1030], &[0]),    // wide columns
+        (&[3, 4100], &[0]),     // wider than a chunk: a full chunk and a partial one
+        (&[3, 20, 37], &[1]),   // middle axis: columns under an outer dim
+        (&[4, 9, 6], &[0, 2]),  // interleaved axes
+        (&[6, 7], &[0, 1]),     // all axes: 0-d output
+        (&[5, 1, 3], &[1]),     // a size-1 reduced axis
+        (&[2, 3, 50], &[1, 2]), // trailing axes merge into one
+    ];
+    let mut failures = Vec::new();
+    for op in ReduceOp::ALL {
+        for dtype in [DType::F32, DType::F64, DType::I32, DType::I64] {
+            for (shape, axes) in cases {
+                let p = reduce_program(op, dtype, shape, axes);
+                let x = reduce_input(op, dtype, shape, 17);
+                for d in check(&p, &[x], reduce_tol(op, dtype)) {
+                    failures.push(format!("{} {dtype} {shape:?} over {axes:?}: {d}", op.name()));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn max_and_min_propagate_nan_and_keep_infinities() {
+    for dtype in [DType::F32, DType::F64] {
+        for (shape, axes) in [(&[3usize, 41][..], &[1usize][..]), (&[41, 3], &[0])] {
+            for op in [ReduceOp::Max, ReduceOp::Min] {
+                let p = reduce_program(op, dtype, shape, axes);
+                let mut x = reduce_input(op, dtype, shape, 3).scalars();
+                x[5] = Scalar::Float(f64::NAN);
+                x[50] = Scalar::Float(f64::INFINITY);
+                x[70] = Scalar::Float(f64::NEG_INFINITY);
+                let x = Buffer::from_scalars(dtype, shape.to_vec().into(), x);
+                assert_agree(&p, &[x], Tol::SignedZero);
+            }
+        }
+    }
+}
+
+#[test]
+fn reduction_with_a_fused_body_and_epilogue() {
+    // mean((x - y[j])^2 over all axes) * scale + bias: an all-axes reduction with an epilogue
+    // that loads 0-d buffers.
+    let (m, n) = (6, 29);
+    let body = vec![
+        load(0, DType::F32, 0, &[n as i64, 1]),
+        load(1, DType::F32, 0, &[0, 1]),
+        ins(Inst::Binary(BinaryOp::Sub, 0, 1), DType::F32),
+        ins(Inst::Binary(BinaryOp::Mul, 2, 2), DType::F32),
+    ];
+    let epilogue = vec![
+        ins(Inst::Acc, DType::F32),
+        ins(Inst::Const(Scalar::Float(1.0 / (m * n) as f64)), DType::F32),
+        ins(Inst::Binary(BinaryOp::Mul, 0, 1), DType::F32),
+        load(2, DType::F32, 0, &[]),
+        ins(Inst::Binary(BinaryOp::Add, 2, 3), DType::F32),
+        ins(Inst::Cast(4), DType::F64),
+    ];
+    let k = reduction(
+        &[m, n],
+        ReduceOp::Sum,
+        &[0, 1],
+        body,
+        epilogue,
+        vec![Store { buf: 3, value: 4 }, Store { buf: 4, value: 5 }],
+    );
+    let p = program(
+        vec![
+            input(0, DType::F32, &[m, n]),
+            input(1, DType::F32, &[n]),
+            input(2, DType::F32, &[]),
+            temp(DType::F32, &[]),
+            temp(DType::F64, &[]),
+        ],
+        k,
+        vec![3, 4],
+    );
+    let bias = Buffer::from_vec(vec![0.25f32], Vec::<usize>::new()).unwrap();
+    assert_agree(
+        &p,
+        &[values(DType::F32, m * n, 1).reshaped(vec![m, n].into()).unwrap(), values(DType::F32, n, 2), bias],
+        Tol::Rel(3e-7),
+    );
+
+    // A count: sum(cast(x > 0, i64)) over rows, then a comparison in the epilogue.
+    let body = vec![
+        load(0, DType::F64, 0, &[n as i64, 1]),
+        ins(Inst::Const(Scalar::Float(0.0)), DType::F64),
+        ins(Inst::Binary(BinaryOp::Gt, 0, 1), DType::Bool),
+        ins(Inst::Cast(2), DType::I64),
+    ];
+    let epilogue = vec![
+        ins(Inst::Acc, DType::I64),
+        ins(Inst::Iota { index: map(10, &[1]) }, DType::I64),
+        ins(Inst::Binary(BinaryOp::Ge, 0, 1), DType::Bool),
+    ];
+    let k = reduction(
+        &[m, n],
+        ReduceOp::Sum,
+        &[1],
+        body,
+        epilogue,
+        vec![Store { buf: 1, value: 0 }, Store { buf: 2, value: 2 }],
+    );
+    let p = program(
+        vec![input(0, DType::F64, &[m, n]), temp(DType::I64, &[m]), temp(DType::Bool, &[m])],
+        k,
+        vec![1, 2],
+    );
+    assert_agree(&p, &[values(DType::F64, m * n, 5).reshaped(vec![m, n].into()).unwrap()], Tol::Exact);
+}
+
+#[test]
+fn f32_sum_of_ten_million_is_accurate() {
+    let n = 10_000_000;
+    let mut r = Rng(12345);
+    let x: Vec<f32> = (0..n).map(|_| r.unit() as f32).collect();
+    let exact: f64 = x.iter().map(|&v| v as f64).sum();
+    for (shape, axes) in [(vec![n], vec![0]), (vec![n / 1000, 1000], vec![0, 1])] {
+        let p = reduce_program(ReduceOp::Sum, DType::F32, &shape, &axes);
+        let input = Buffer::from_vec(x.clone(), shape.clone()).unwrap();
+        let got = run(&p, &[input]).unwrap()[0].as_slice::<f32>().unwrap()[0] as f64;
+        let rel = (got - exact).abs() / exact;
+        assert!(rel < 1e-6, "{shape:?}: {got} vs {exact}: relative error {rel}");
+    }
+    // Column sums of a tall matrix: 10^7 elements into 10 columns.
+    let p = reduce_program(ReduceOp::Sum, DType::F32, &[n / 10, 10], &[0]);
+    let got = run(&p, &[Buffer::from_vec(x.clone(), [n / 10, 10]).unwrap()]).unwrap();
+    for (c, &g) in got[0].as_slice::<f32>().unwrap().iter().enumerate() {
+        let exact: f64 = x.iter().skip(c).step_by(10).map(|&v| v as f64).sum();
+        assert!(((g as f64 - exact) / exact).abs() < 1e-6, "column {c}: {g} vs {exact}");
+    }
+}
+
+#[test]
+fn integer_sums_wrap_exactly() {
+    for dtype in [DType::I32, DType::I64] {
+        let n = 1001;
+        let big = if dtype == DType::I32 { i32::MAX as i64 } else { i64::MAX };
+        let x = Buffer::from_scalars(
+            dtype,
+            vec![n].into(),
+            (0..n).map(|i| Scalar::Int(big - i as i64)).collect::<Vec<_>>(),
+        );
+        let p = reduce_program(ReduceOp::Sum, dtype, &[n], &[0]);
+        assert_agree(&p, &[x], Tol::Exact);
+    }
+}
+
+// ---- errors, text ----------------------------------------------------------------------------
+
+#[test]
+fn out_of_bounds_maps_are_rejected() {
+    let body = vec![load(0, DType::F32, 1, &[1]), ins(Inst::Unary(UnaryOp::Neg, 0), DType::F32)];
+    let k = elementwise(&[8], body, vec![Store { buf: 1, value: 1 }]);
+    let bufs = vec![input(0, DType::F32, &[8]), temp(DType::F32, &[8])];
+    assert!(matches!(compile(&k, &bufs), Err(CodegenError::Invalid { .. })));
+    assert!(matches!(render(&k, &bufs), Err(CodegenError::Invalid { .. })));
+    // A negative stride that walks off the front.
+    let body = vec![load(0, DType::F32, 6, &[-1]), ins(Inst::Unary(UnaryOp::Neg, 0), DType::F32)];
+    let k = elementwise(&[8], body, vec![Store { buf: 1, value: 1 }]);
+    assert!(matches!(compile(&k, &bufs), Err(CodegenError::Invalid { .. })));
+    // A dtype mismatch.
+    let body = vec![load(0, DType::F64, 0, &[1])];
+    let k = elementwise(&[8], body, vec![Store { buf: 1, value: 0 }]);
+    assert!(matches!(compile(&k, &bufs), Err(CodegenError::Invalid { .. })));
+}
+
+#[test]
+fn run_checks_its_arguments() {
+    let p = unary_program(UnaryOp::Neg, DType::F32, 8, 1);
+    let Step::Kernel(k) = &p.steps[0] else { unreachable!() };
+    let c = compile(k, &p.buffers).unwrap();
+    let mut a = vec![0f32; 8];
+    let mut b = vec![0f32; 8];
+    let ptrs = [a.as_mut_ptr() as *mut u8, b.as_mut_ptr() as *mut u8];
+    // SAFETY: both pointers are live 8-element f32 buffers.
+    unsafe {
+        assert!(matches!(c.run(&ptrs[..1], 0, 8), Err(KernelError::Arguments(_))));
+        assert!(matches!(c.run(&ptrs, 0, 9), Err(KernelError::Arguments(_))));
+        assert!(matches!(c.run(&[std::ptr::null_mut(), ptrs[1]], 0, 8), Err(KernelError::Arguments(_))));
+        assert_eq!(c.run(&ptrs, 3, 3), Ok(()));
+        assert_eq!(c.run(&ptrs, 0, 8), Ok(()));
+    }
+}
+
+#[test]
+fn compiled_kernels_run_on_several_threads() {
+    let n = 100_000;
+    let p = unary_program(UnaryOp::Sqrt, DType::F64, n, 1);
+    let Step::Kernel(k) = &p.steps[0] else { unreachable!() };
+    let c = compile(k, &p.buffers).unwrap();
+    let x: Vec<f64> = (0..n).map(|i| i as f64).collect();
+    let mut y = vec![0f64; n];
+    let (xp, yp) = (x.as_ptr() as usize, y.as_mut_ptr() as usize);
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let c = &c;
+            s.spawn(move || {
+                let ptrs = [xp as *mut u8, yp as *mut u8];
+                // SAFETY: the buffers outlive the scope; each thread writes its own rows.
+                unsafe { c.run(&ptrs, t * n / 4, (t + 1) * n / 4).unwrap() };
+            });
+        }
+    });
+    assert!(y.iter().enumerate().all(|(i, &v)| v == (i as f64).sqrt()));
+}
+
+#[test]
+fn rendering_is_deterministic() {
+    let p = binary_program(BinaryOp::Pow, DType::F32, 10, false);
+    let Step::Kernel(k) = &p.steps[0] else { unreachable!() };
+    assert_eq!(render(k, &p.buffers).unwrap(), render(k, &p.buffers).unwrap());
+}
+
+#[test]
+fn clif_of_an_elementwise_kernel() {
+    // out[i, j] = max(x[i, j] * w[j], 0) on a dense [4, 16] space: one merged row.
+    let body = vec![
+        load(0, DType::F32, 0, &[16, 1]),
+        load(1, DType::F32, 0, &[0, 1]),
+        ins(Inst::Binary(BinaryOp::Mul, 0, 1), DType::F32),
+        ins(Inst::Const(Scalar::Float(0.0)), DType::F32),
+        ins(Inst::Binary(BinaryOp::Maximum, 2, 3), DType::F32),
+    ];
+    let k = elementwise(&[4, 16], body, vec![Store { buf: 2, value: 4 }]);
+    let bufs = vec![input(0, DType::F32, &[4, 16]), input(1, DType::F32, &[16]), temp(DType::F32, &[4, 16])];
+    insta::assert_snapshot!(render(&k, &bufs).unwrap());
+}
+
+#[test]
+fn clif_of_a_reduction_kernel() {
+    // out[i] = sqrt(sum_j x[i, j]^2): a row reduction with an epilogue.
+    let body = vec![load(0, DType::F64, 0, &[64, 1]), ins(Inst::Binary(BinaryOp::Mul, 0, 0), DType::F64)];
+    let epilogue = vec![ins(Inst::Acc, DType::F64), ins(Inst::Unary(UnaryOp::Sqrt, 0), DType::F64)];
+    let k = reduction(&[8, 64], ReduceOp::Sum, &[1], body, epilogue, vec![Store { buf: 1, value: 1 }]);
+    let bufs = vec![input(0, DType::F64, &[8, 64]), temp(DType::F64, &[8])];
+    insta::assert_snapshot!(render(&k, &bufs).unwrap());
+}
+
+/// The loop shape `render` reports for a kernel.
+fn shape_of(p: &Program) -> String {
+    let Step::Kernel(k) = &p.steps[0] else { unreachable!() };
+    let text = render(k, &p.buffers).unwrap();
+    let first = text.lines().next().unwrap();
+    first.split(": ").nth(1).unwrap().split(';').next().unwrap().to_string()
+}
+
+#[test]
+fn fast_paths_are_taken_where_they_apply() {
+    let f = DType::F32;
+    assert_eq!(shape_of(&unary_program(UnaryOp::Neg, f, 64, 1)), "elementwise, 4-lane rows");
+    assert_eq!(shape_of(&unary_program(UnaryOp::Neg, DType::I64, 64, 1)), "elementwise, 2-lane rows");
+    assert_eq!(shape_of(&unary_program(UnaryOp::Neg, f, 64, 2)), "elementwise, scalar rows");
+    assert_eq!(shape_of(&unary_program(UnaryOp::Not, DType::Bool, 64, 1)), "elementwise, scalar rows");
+    assert_eq!(shape_of(&binary_program(BinaryOp::Lt, f, 64, false)), "elementwise, scalar rows");
+    assert_eq!(shape_of(&reduce_program(ReduceOp::Sum, f, &[8, 100], &[1])), "inner reduction, 4-lane rows");
+    assert_eq!(
+        shape_of(&reduce_program(ReduceOp::Max, DType::I64, &[800], &[0])),
+        "inner reduction, 2-lane rows"
+    );
+    assert_eq!(shape_of(&reduce_program(ReduceOp::Sum, f, &[100, 8], &[0])), "column reduction, 4-lane rows");
+    assert_eq!(
+        shape_of(&reduce_program(ReduceOp::Sum, f, &[3, 100, 8], &[1])),
+        "column reduction, 4-lane rows"
+    );
+    assert_eq!(
+        shape_of(&reduce_program(ReduceOp::Min, DType::F64, &[7, 3], &[0])),
+        "column reduction, 2-lane rows"
+    );
+    assert_eq!(shape_of(&reduce_program(ReduceOp::Sum, f, &[3, 0], &[1])), "inner reduction, scalar rows");
+}
