@@ -12,13 +12,20 @@
 //! ```
 
 pub mod backend;
+pub mod compile;
 pub mod device;
 pub mod error;
+mod inspect;
 pub mod realize;
 pub mod tensor;
 
+pub use compile::{
+    backend, compile_count, compile_reports, compile_stages, run_graph, set_backend, Backend, CompileReport,
+    MissReason, Stages,
+};
 pub use device::{cuda, Device};
 pub use error::{Error, Result};
+pub use inspect::{inspect, Inspect};
 pub use ndarray;
 pub use realize::{graph, graph_with, realize, try_realize, TraceOptions};
 pub use tenjit_ir as ir;

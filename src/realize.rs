@@ -6,6 +6,7 @@
 //! a loop that realizes each step stays the size of one step. Traversals are iterative, so
 //! long chains cannot overflow the stack.
 
+use crate::compile::Backend;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use std::collections::HashMap;
@@ -87,10 +88,17 @@ pub fn try_realize(tensors: &[&Tensor]) -> Result<()> {
     for t in &pending {
         t.device().check_available()?;
     }
+    let start = std::time::Instant::now();
     let traced = trace(&pending, TraceOptions { locations: false });
-    let inputs: Vec<Buffer> = traced.inputs.iter().map(|b| (**b).clone()).collect();
-    let outputs = tenjit_ir::interp::eval(&traced.graph, &inputs)
-        .map_err(|e| Error::Eval { message: e.to_string() })?;
+    let outputs = match crate::compile::backend() {
+        Backend::Interp => {
+            let inputs: Vec<Buffer> = traced.inputs.iter().map(|b| (**b).clone()).collect();
+            tenjit_ir::interp::eval(&traced.graph, &inputs)
+                .map_err(|e| Error::Eval { message: e.to_string() })?
+        }
+        Backend::Cpu => crate::compile::run_cpu(&traced.graph, &traced.inputs, start.elapsed())?,
+        Backend::Cuda => return Err(crate::device::Device::Cuda(0).check_available().unwrap_err()),
+    };
     for (t, buf) in pending.iter().zip(outputs) {
         let _ = t.0.value.set(Arc::new(buf));
         // The value is set first, then the operands dropped (see `trace`).

@@ -2,5 +2,6 @@
 //! CLIF, and matrix products through the `gemm` crate.
 
 pub mod codegen;
+pub mod exec;
 pub mod gemm;
 pub mod vecmath;

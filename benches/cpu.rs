@@ -1,0 +1,148 @@
+//! tenjit's side of the CPU benchmarks of `../shared/BENCH.md` (W1–W4, and W7's compile
+//! latency for a fused kernel), with the same workload ids as the peers' scripts.
+//!
+//! `cargo bench --bench cpu` prints a table; `-- --json FILE` also appends JSON lines in the
+//! peers' record format (`peer`, `workload`, `median_s`, ...), so one table can hold both
+//! (`benches/side_by_side.sh` runs tenjit and the peers back to back and prints the ratios).
+//! `-- --only W1,W4.mm1024` picks workloads. Timings are medians; nothing here asserts a time.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+use tenjit::prelude::*;
+
+const N1: usize = 1 << 24;
+const M2: usize = 4096;
+
+struct Bench {
+    only: Option<Vec<String>>,
+    json: Option<std::fs::File>,
+}
+
+impl Bench {
+    fn want(&self, id: &str) -> bool {
+        self.only.as_ref().is_none_or(|o| o.iter().any(|w| id == w || id.starts_with(&format!("{w}."))))
+    }
+
+    /// Times `f` (which must realize its result) `reps` times after a warm-up and reports the median.
+    fn time(&mut self, id: &str, reps: usize, bytes: Option<f64>, flops: Option<f64>, mut f: impl FnMut()) {
+        if !self.want(id) {
+            return;
+        }
+        f();
+        let mut ts: Vec<Duration> = (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed()
+            })
+            .collect();
+        ts.sort();
+        let med = ts[ts.len() / 2].as_secs_f64();
+        let (min, max) = (ts[0].as_secs_f64(), ts[ts.len() - 1].as_secs_f64());
+        let mut extra = String::new();
+        if let Some(b) = bytes {
+            extra += &format!("  {:6.1} GB/s", b / med / 1e9);
+        }
+        if let Some(fl) = flops {
+            extra += &format!("  {:6.1} GFLOP/s", fl / med / 1e9);
+        }
+        println!("{id:<22} {:>9.3} ms  (min {:.3}, max {:.3}){extra}", med * 1e3, min * 1e3, max * 1e3);
+        if let Some(file) = &mut self.json {
+            let mut rec = format!(
+                "{{\"peer\": \"tenjit\", \"variant\": \"tenjit {}\", \"workload\": \"{id}\", \"n\": {reps}, \
+                 \"median_s\": {med}, \"min_s\": {min}, \"max_s\": {max}",
+                backend_name()
+            );
+            if let Some(b) = bytes {
+                rec += &format!(", \"gbps\": {}", b / med / 1e9);
+            }
+            if let Some(fl) = flops {
+                rec += &format!(", \"gflops\": {}", fl / med / 1e9);
+            }
+            rec += ", \"check\": \"ok\"}";
+            let _ = writeln!(file, "{rec}");
+        }
+    }
+}
+
+fn backend_name() -> &'static str {
+    match tenjit::backend() {
+        tenjit::Backend::Interp => "interp",
+        tenjit::Backend::Cpu => "cpu",
+        tenjit::Backend::Cuda => "cuda",
+    }
+}
+
+fn uniform(n: usize, lo: f64, hi: f64) -> Tensor {
+    (Tensor::rand([n]) * (hi - lo) + lo).realize().clone()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let mut b = Bench {
+        only: arg("--only").map(|s| s.split(',').map(String::from).collect()),
+        json: arg("--json")
+            .map(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).expect("--json file")),
+    };
+    tenjit::manual_seed(1);
+    println!(
+        "tenjit {} backend, {} threads",
+        backend_name(),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+
+    if b.want("W1") {
+        let x = uniform(N1, -3.0, 3.0);
+        let (a, bb, c) = (uniform(N1, -1.0, 1.0), uniform(N1, -1.0, 1.0), uniform(N1, -1.0, 1.0));
+        b.time("W1.sincos", 7, Some(8.0 * N1 as f64), None, || {
+            (x.sin() + x.cos().pow(2)).realize();
+        });
+        b.time("W1.sqrtexp", 7, Some(16.0 * N1 as f64), None, || {
+            ((&a * &bb + &c).exp().sqrt()).realize();
+        });
+    }
+    if b.want("W2") || b.want("W3") {
+        let x = Tensor::randn([M2, M2]).realize().clone();
+        let mb = 4.0 * (M2 * M2) as f64;
+        b.time("W2.sum", 7, Some(mb), None, || {
+            x.sum().realize();
+        });
+        b.time("W2.sum_dim1", 7, Some(mb), None, || {
+            x.sum_dim(1, false).realize();
+        });
+        b.time("W2.mean_dim0", 7, Some(mb), None, || {
+            x.mean_dim(0, false).realize();
+        });
+        b.time("W2.std", 7, Some(mb), None, || {
+            x.std_dim([0, 1], 0.0, false).realize();
+        });
+        b.time("W2.max_argmax_dim1", 7, Some(mb), None, || {
+            let (v, i) = x.max_dim(1, false);
+            tenjit::realize(&[&v, &i]);
+        });
+        b.time("W3.softmax", 7, Some(2.0 * mb), None, || {
+            let e = (&x - x.amax(1, true)).exp();
+            (&e / e.sum_dim(1, true)).realize();
+        });
+    }
+    for n in [512usize, 1024, 2048] {
+        let id = format!("W4.mm{n}");
+        if b.want(&id) {
+            let (p, q) = (Tensor::randn([n, n]).realize().clone(), Tensor::randn([n, n]).realize().clone());
+            b.time(&id, 7, None, Some(2.0 * (n * n * n) as f64), || {
+                p.matmul(&q).realize();
+            });
+        }
+    }
+    if b.want("W7") {
+        // Compile latency of one fused elementwise kernel: a new structure each time (the
+        // constant differs), so every call traces, runs the passes, lowers and JIT-compiles.
+        let x = uniform(1024, -1.0, 1.0);
+        let mut k = 0.0;
+        b.time("W7.compile_elementwise", 21, None, None, || {
+            k += 1.0;
+            ((&x * k).sin() + x.exp()).realize();
+        });
+    }
+}

@@ -1,0 +1,219 @@
+//! Running a compiled program on the CPU: buffers are allocated per run, kernels run on the
+//! calling thread or, when large, split over their outermost output dimension across all
+//! cores; matrix products go to `gemm`, and the few ops without a kernel run through the
+//! reference interpreter's implementation of that one op.
+
+use super::codegen::{self, CompiledKernel};
+use super::gemm;
+use std::sync::Arc;
+use tenjit_ir::kernel::{BufId, BufferKind, OpStep, Program, Step};
+use tenjit_ir::{Buffer, DType, Data, Graph};
+
+/// Kernels with fewer elements than this run on the calling thread.
+const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
+
+/// A program whose kernels are compiled to machine code.
+pub struct CpuExecutable {
+    program: Program,
+    /// The compiled kernel of each step (`None` for non-kernel steps).
+    kernels: Vec<Option<CompiledKernel>>,
+}
+
+/// A failure while running a program.
+#[derive(Clone, Debug)]
+pub struct ExecError(pub String);
+
+impl std::fmt::Display for ExecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ExecError {}
+
+fn alloc(dtype: DType, n: usize) -> Data {
+    match dtype {
+        DType::Bool => Data::Bool(vec![false; n]),
+        DType::I32 => Data::I32(vec![0; n]),
+        DType::I64 => Data::I64(vec![0; n]),
+        DType::F32 => Data::F32(vec![0.0; n]),
+        DType::F64 => Data::F64(vec![0.0; n]),
+    }
+}
+
+fn data_ptr(d: &Data) -> *mut u8 {
+    match d {
+        Data::Bool(v) => v.as_ptr() as *mut u8,
+        Data::I32(v) => v.as_ptr() as *mut u8,
+        Data::I64(v) => v.as_ptr() as *mut u8,
+        Data::F32(v) => v.as_ptr() as *mut u8,
+        Data::F64(v) => v.as_ptr() as *mut u8,
+    }
+}
+
+/// Buffer pointers shared by the threads of one kernel launch.
+#[derive(Clone, Copy)]
+struct Ptrs<'a>(&'a [*mut u8]);
+
+// SAFETY: the pointers are only dereferenced by generated kernel code, and the threads of one
+// launch write disjoint output rows (each thread gets its own `start..end` range of the
+// outermost output dimension); inputs are only read.
+unsafe impl Send for Ptrs<'_> {}
+// SAFETY: as above; sharing the slice of pointers between threads only shares addresses.
+unsafe impl Sync for Ptrs<'_> {}
+
+/// Number of worker threads for large kernels.
+pub fn threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+impl CpuExecutable {
+    /// Compiles every kernel of `program`.
+    pub fn compile(program: Program) -> Result<CpuExecutable, ExecError> {
+        let mut kernels = Vec::with_capacity(program.steps.len());
+        for step in &program.steps {
+            kernels.push(match step {
+                Step::Kernel(k) => Some(
+                    codegen::compile(k, &program.buffers)
+                        .map_err(|e| ExecError(format!("compiling kernel {}: {e}", k.name)))?,
+                ),
+                Step::Matmul(_) | Step::Op(_) => None,
+            });
+        }
+        Ok(CpuExecutable { program, kernels })
+    }
+
+    /// The program.
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// Runs the program on `inputs` (one per graph input, typed as declared).
+    pub fn run(&self, inputs: &[Arc<Buffer>]) -> Result<Vec<Buffer>, ExecError> {
+        let p = &self.program;
+        // Every buffer: inputs are borrowed, temps allocated.
+        let mut temps: Vec<Option<Data>> = vec![None; p.buffers.len()];
+        let mut ptrs: Vec<*mut u8> = vec![std::ptr::null_mut(); p.buffers.len()];
+        for (id, decl) in p.buffers.iter().enumerate() {
+            match decl.kind {
+                BufferKind::Input(i) => {
+                    let buf = inputs.get(i).ok_or_else(|| ExecError(format!("input {i} is missing")))?;
+                    if buf.ty() != decl.ty {
+                        return Err(ExecError(format!(
+                            "input {i} is {} but the program was compiled for {}",
+                            buf.ty(),
+                            decl.ty
+                        )));
+                    }
+                    ptrs[id] = data_ptr(buf.data());
+                }
+                BufferKind::Temp => {
+                    let data = alloc(decl.ty.dtype, decl.ty.shape.numel());
+                    ptrs[id] = data_ptr(&data);
+                    temps[id] = Some(data);
+                }
+            }
+        }
+        for (step, kernel) in p.steps.iter().zip(&self.kernels) {
+            match (step, kernel) {
+                (Step::Kernel(k), Some(ck)) => {
+                    let work: usize = k.space.iter().product();
+                    run_kernel(ck, &ptrs, work).map_err(|e| ExecError(format!("kernel {}: {e}", k.name)))?;
+                }
+                (Step::Matmul(m), _) => {
+                    let mut out =
+                        temps[m.out].take().ok_or_else(|| ExecError("matmul output is not a temp".into()))?;
+                    let a = self.view(m.a.buf, inputs, &temps);
+                    let b = self.view(m.b.buf, inputs, &temps);
+                    let r = gemm::matmul_data(m, &a, &b, &mut out, threads());
+                    temps[m.out] = Some(out);
+                    r.map_err(|e| ExecError(format!("matmul: {e}")))?;
+                }
+                (Step::Op(op), _) => {
+                    let result = self.run_op(op, inputs, &temps)?;
+                    temps[op.out] = Some(result.into_data());
+                    ptrs[op.out] = data_ptr(temps[op.out].as_ref().expect("just set"));
+                }
+                (Step::Kernel(k), None) => {
+                    return Err(ExecError(format!("kernel {} was not compiled", k.name)));
+                }
+            }
+        }
+        let mut outs = Vec::with_capacity(p.outputs.len());
+        for &o in &p.outputs {
+            let decl = &p.buffers[o];
+            let data = match decl.kind {
+                BufferKind::Input(i) => inputs[i].data().clone(),
+                BufferKind::Temp => temps[o]
+                    .clone()
+                    .ok_or_else(|| ExecError(format!("output buffer b{o} was never written")))?,
+            };
+            outs.push(Buffer::new(decl.ty.shape.clone(), data).map_err(|e| ExecError(e.to_string()))?);
+        }
+        Ok(outs)
+    }
+
+    /// A buffer's data, wherever it lives.
+    fn view<'a>(
+        &'a self,
+        id: BufId,
+        inputs: &'a [Arc<Buffer>],
+        temps: &'a [Option<Data>],
+    ) -> std::borrow::Cow<'a, Data> {
+        match self.program.buffers[id].kind {
+            BufferKind::Input(i) => std::borrow::Cow::Borrowed(inputs[i].data()),
+            BufferKind::Temp => {
+                std::borrow::Cow::Borrowed(temps[id].as_ref().expect("written before it is read"))
+            }
+        }
+    }
+
+    /// Runs one op through the reference interpreter's implementation.
+    fn run_op(
+        &self,
+        step: &OpStep,
+        inputs: &[Arc<Buffer>],
+        temps: &[Option<Data>],
+    ) -> Result<Buffer, ExecError> {
+        let mut g = Graph::new("op");
+        let mut args = Vec::new();
+        let mut bufs = Vec::new();
+        for (i, &a) in step.args.iter().enumerate() {
+            let decl = &self.program.buffers[a];
+            args.push(g.add_input(format!("a{i}"), decl.ty.clone()));
+            let data = self.view(a, inputs, temps).into_owned();
+            bufs.push(Buffer::new(decl.ty.shape.clone(), data).map_err(|e| ExecError(e.to_string()))?);
+        }
+        let out = g.add(step.op.clone(), &args).map_err(|e| ExecError(e.to_string()))?;
+        g.set_outputs(vec![out]);
+        let mut result = tenjit_ir::interp::eval(&g, &bufs).map_err(|e| ExecError(e.to_string()))?;
+        Ok(result.remove(0))
+    }
+}
+
+fn run_kernel(ck: &CompiledKernel, ptrs: &[*mut u8], work: usize) -> Result<(), String> {
+    let outer = ck.outer_len();
+    let n = threads().min(outer);
+    if work < PARALLEL_MIN_ELEMENTS || n <= 1 {
+        // SAFETY: `ptrs` holds one valid pointer per buffer of the program, each to an
+        // allocation of the buffer's declared type and size; the kernel was compiled for
+        // these declarations and reads and writes only within them.
+        return unsafe { ck.run(ptrs, 0, outer) }.map_err(|e| e.to_string());
+    }
+    let shared = Ptrs(ptrs);
+    let chunk = outer.div_ceil(n);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|t| {
+                let (start, end) = (t * chunk, ((t + 1) * chunk).min(outer));
+                s.spawn(move || {
+                    let p = shared;
+                    // SAFETY: as above; the threads cover disjoint `start..end` ranges of
+                    // the outermost output dimension, so their writes do not overlap.
+                    unsafe { ck.run(p.0, start, end) }.map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| h.join().map_err(|_| "a kernel thread panicked".to_string())?)
+    })
+}
