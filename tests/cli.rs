@@ -306,3 +306,25 @@ fn usage_errors_exit_with_2() {
         assert_fails(&r, 2, &[message, "tenjit --help"]);
     }
 }
+
+#[test]
+fn compile_prints_each_stage() {
+    let file = "tests/cli/affine.tir";
+    for (emit, expect) in
+        [("ir", "graph @"), ("fused", "k0"), ("kernels", "program @"), ("clif", "function %k0")]
+    {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tenjit"))
+            .args(["compile", file, "--emit", emit])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "--emit {emit}: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains(expect), "--emit {emit} printed:\n{text}");
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tenjit"))
+        .args(["compile", file, "--emit", "asm"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected ir, fused, kernels or clif"));
+}

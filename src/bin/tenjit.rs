@@ -5,6 +5,7 @@
 //! tenjit dump FILE                                  parse, verify, print the canonical text
 //! tenjit run FILE [--input NAME=PATH.npy]... [--out DIR]
 //! tenjit dot FILE                                   print Graphviz DOT
+//! tenjit compile FILE --emit ir|fused|kernels|clif  print a stage of the CPU compiler
 //! ```
 //!
 //! `FILE` may be `-` for standard input. Errors go to standard error as `error: ...`, naming the
@@ -27,6 +28,11 @@ usage:
   tenjit run FILE [--input NAME=PATH.npy]... [--out DIR]
                                      run FILE on the reference interpreter
   tenjit dot FILE                    print FILE as a Graphviz DOT digraph
+  tenjit compile FILE [--emit STAGE] print a stage of compiling FILE for the CPU:
+                                     ir      the graph after the passes (simplify, cse, dce)
+                                     fused   the kernel list, with why each boundary exists
+                                     kernels the kernel IR (the default)
+                                     clif    the CLIF of each kernel
   tenjit --help                      print this help
 
 FILE may be '-' to read standard input.
@@ -57,12 +63,22 @@ fn user(msg: impl Into<String>) -> Failure {
     Failure::User(msg.into())
 }
 
+/// A stage `tenjit compile` prints.
+#[derive(Debug, Clone, Copy)]
+enum Emit {
+    Ir,
+    Fused,
+    Kernels,
+    Clif,
+}
+
 /// A parsed command line.
 #[derive(Debug)]
 enum Command {
     Help,
     Dump { file: String },
     Dot { file: String },
+    Compile { file: String, emit: Emit },
     Run { file: String, inputs: Vec<(String, PathBuf)>, out: Option<PathBuf> },
 }
 
@@ -96,17 +112,18 @@ fn option_value(
 
 fn parse_args(args: &[String]) -> Result<Command, Failure> {
     let Some((cmd, rest)) = args.split_first() else {
-        return Err(usage("no command given (expected dump, run or dot)"));
+        return Err(usage("no command given (expected dump, run, dot or compile)"));
     };
     let cmd = cmd.as_str();
     match cmd {
         "-h" | "--help" | "help" => return Ok(Command::Help),
-        "dump" | "run" | "dot" => {}
-        _ => return Err(usage(format!("unknown command '{cmd}' (expected dump, run or dot)"))),
+        "dump" | "run" | "dot" | "compile" => {}
+        _ => return Err(usage(format!("unknown command '{cmd}' (expected dump, run, dot or compile)"))),
     }
     let mut file: Option<String> = None;
     let mut inputs = Vec::new();
     let mut out: Option<PathBuf> = None;
+    let mut emit = Emit::Kernels;
     let mut it = rest.iter();
     while let Some(arg) = it.next() {
         if arg == "-h" || arg == "--help" {
@@ -135,6 +152,20 @@ fn parse_args(args: &[String]) -> Result<Command, Failure> {
                         return Err(usage("option '--out' given more than once"));
                     }
                 }
+                ("compile", "--emit") => {
+                    let value = option_value(name, inline, &mut it)?;
+                    emit = match value.as_str() {
+                        "ir" => Emit::Ir,
+                        "fused" => Emit::Fused,
+                        "kernels" => Emit::Kernels,
+                        "clif" => Emit::Clif,
+                        other => {
+                            return Err(usage(format!(
+                                "'--emit {other}': expected ir, fused, kernels or clif"
+                            )))
+                        }
+                    };
+                }
                 _ => return Err(usage(format!("unknown option '{name}' for 'tenjit {cmd}'"))),
             }
             continue;
@@ -150,6 +181,7 @@ fn parse_args(args: &[String]) -> Result<Command, Failure> {
     Ok(match cmd {
         "dump" => Command::Dump { file },
         "dot" => Command::Dot { file },
+        "compile" => Command::Compile { file, emit },
         _ => Command::Run { file, inputs, out },
     })
 }
@@ -166,6 +198,20 @@ fn execute(cmd: Command) -> Result<(), Failure> {
             write_stdout(&dot::to_dot(&g))
         }
         Command::Run { file, inputs, out } => run(&file, &inputs, out.as_deref()),
+        Command::Compile { file, emit } => {
+            let g = load_graph(&file)?;
+            let stages =
+                tenjit::compile_stages(&g).map_err(|e| user(format!("{}: {e}", display_name(&file))))?;
+            let text = match emit {
+                Emit::Ir => stages.passes.last().map(|(_, t)| t.clone()).unwrap_or(stages.traced),
+                Emit::Fused => stages.kernels,
+                Emit::Kernels => stages.program,
+                Emit::Clif => {
+                    stages.clif.iter().map(|(name, text)| format!("; kernel {name}\n{text}\n")).collect()
+                }
+            };
+            write_stdout(&text)
+        }
     }
 }
 

@@ -1,0 +1,46 @@
+//! The executable cache: a loop compiles once, and every miss is explained. One test, so no
+//! other test's compilations interleave with the counts.
+
+use tenjit::prelude::*;
+use tenjit::MissReason;
+
+#[test]
+fn loops_compile_once_and_misses_are_explained() {
+    tenjit::set_backend(tenjit::Backend::Cpu);
+    let before = tenjit::compile_count();
+    let mut w = tensor!([1.0, -2.0, 3.0]);
+    for _ in 0..1000 {
+        w = &w - 0.01 * (2.0 * &w);
+        w.realize();
+    }
+    assert_eq!(tenjit::compile_count() - before, 1, "a 1,000-step loop compiles once");
+    let mut expected = [1.0f32, -2.0, 3.0];
+    for _ in 0..1000 {
+        for v in &mut expected {
+            *v -= 0.01 * (2.0 * *v);
+        }
+    }
+    assert_eq!(w.to_vec::<f32>(), expected.to_vec());
+
+    // Data does not matter, structure does: new values hit, a new shape misses.
+    let a = Tensor::from_vec(vec![5.0f32, 6.0, 7.0], [3]);
+    (&a - 0.01 * (2.0 * &a)).realize();
+    assert_eq!(tenjit::compile_count() - before, 1);
+    let b = Tensor::from_vec(vec![5.0f32; 4], [4]);
+    (&b - 0.01 * (2.0 * &b)).realize();
+    assert_eq!(tenjit::compile_count() - before, 2);
+
+    let reports = tenjit::compile_reports();
+    let first = &reports[reports.len() - 2];
+    let second = &reports[reports.len() - 1];
+    if before == 0 {
+        assert_eq!(first.miss, MissReason::FirstGraph);
+    }
+    let MissReason::NewStructure { nearest } = &second.miss else {
+        panic!("the second compilation has a nearest cached graph: {second}");
+    };
+    assert!(nearest.contains("f32[3]") && nearest.contains("f32[4]"), "{nearest}");
+    let stages: Vec<&str> = second.stages.iter().map(|(s, _)| *s).collect();
+    assert_eq!(stages, ["trace", "passes", "lower", "codegen"]);
+    assert!(second.to_string().contains("new structure"), "{second}");
+}

@@ -1,0 +1,103 @@
+//! The CPU compiler seen through the Tensor API: how many kernels the tutorial's graphs,
+//! softmax and a Linear+ReLU layer become (the minimum a hand-written version would have),
+//! and snapshots of their kernel lists and kernel IR.
+
+use tenjit::prelude::*;
+
+fn leaf(shape: &[usize]) -> Tensor {
+    Tensor::rand(shape.to_vec()).realize().clone()
+}
+
+#[test]
+fn row_softmax_is_three_kernels() {
+    // max per row; sum of exp(x - max) per row; exp(x - max) / sum. A hand-written softmax
+    // makes the same three passes (two with an online max-and-sum).
+    let x = leaf(&[4, 8]);
+    let e = (&x - x.amax(1, true)).exp();
+    let softmax = &e / e.sum_dim(1, true);
+    let stages = tenjit::inspect(&[&softmax]);
+    assert_eq!(stages.kernel_count(), 3, "{}", stages.kernels());
+    insta::assert_snapshot!("softmax_kernels", stages.kernels());
+    insta::assert_snapshot!("softmax_kernel_ir", stages.kernel_ir());
+    let rows = softmax.sum_dim(1, false).to_vec::<f32>();
+    assert!(rows.iter().all(|s| (s - 1.0).abs() < 1e-6), "{rows:?}");
+}
+
+#[test]
+fn normalization_is_three_kernels() {
+    // The column mean; the variance with its sqrt and + 1e-8 in the epilogue; the final
+    // elementwise (x - mean) / (std + 1e-8). CSE shares the mean between its two uses.
+    let data = leaf(&[100, 3]);
+    let normalized = (&data - data.mean_dim(0, true)) / (data.std_dim(0, 1.0, true) + 1e-8);
+    let stages = tenjit::inspect(&[&normalized]);
+    assert_eq!(stages.kernel_count(), 3, "{}", stages.kernels());
+    insta::assert_snapshot!("normalization_kernels", stages.kernels());
+    insta::assert_snapshot!("normalization_kernel_ir", stages.kernel_ir());
+}
+
+#[test]
+fn sin_plus_cos_squared_is_one_kernel() {
+    let x = leaf(&[1000]);
+    let y = x.sin() + x.cos().pow(2);
+    let stages = tenjit::inspect(&[&y]);
+    assert_eq!(stages.kernel_count(), 1, "{}", stages.kernels());
+    insta::assert_snapshot!("sincos_kernel_ir", stages.kernel_ir());
+}
+
+#[test]
+fn linear_relu_is_a_matmul_and_one_kernel() {
+    let x = leaf(&[8, 16]);
+    let w = leaf(&[16, 4]);
+    let b = leaf(&[4]);
+    let y = (x.matmul(&w) + &b).relu();
+    let stages = tenjit::inspect(&[&y]);
+    assert_eq!(stages.kernel_count(), 2, "{}", stages.kernels());
+    assert_eq!(stages.fused_kernel_count(), 1);
+    insta::assert_snapshot!("linear_relu_kernels", stages.kernels());
+    insta::assert_snapshot!("linear_relu_kernel_ir", stages.kernel_ir());
+}
+
+#[test]
+fn tutorial_graphs() {
+    let a = tensor!([1.0, 2.0, 3.0]);
+    let b = tensor!([4.0, 5.0, 6.0]);
+    let w = tensor!([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]]);
+    let x = tensor!([[1., 2.], [3., 4.]]);
+    let cases = [
+        ("tutorial_elementwise", tenjit::inspect(&[&((&a * &b + 1.0).sqrt())])),
+        ("tutorial_matvec", tenjit::inspect(&[&w.matmul(&a)])),
+        ("tutorial_sums", tenjit::inspect(&[&x.sum(), &x.sum_dim(0, false), &x.sum_dim(1, false)])),
+        ("tutorial_mean_std", tenjit::inspect(&[&x.mean(), &x.std()])),
+    ];
+    for (name, stages) in cases {
+        insta::assert_snapshot!(name, format!("{}\n{}", stages.kernels(), stages.kernel_ir()));
+    }
+}
+
+#[test]
+fn passes_show_in_the_stages() {
+    let x = leaf(&[3]);
+    let y = (&x * 1.0 + &x * 1.0).exp();
+    let stages = tenjit::inspect(&[&y]);
+    let names: Vec<&str> = stages.passes().iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["simplify", "cse", "dce"]);
+    // x * 1 is gone and the two products are one.
+    assert!(!stages.optimized().contains("mul"), "{}", stages.optimized());
+    assert!(stages.graph().contains("mul"));
+    assert!(stages.clif().contains("function"));
+}
+
+#[test]
+fn compiled_values_match_the_interpreter_on_the_tutorial() {
+    let x = tensor!([[1., 2.], [3., 4.]]);
+    assert_eq!(x.sum_dim(0, false).to_string(), "tensor([4., 6.])");
+    assert_eq!(x.std().to_string(), "tensor(1.2910)");
+    let t = Tensor::arange(10);
+    assert_eq!(t.masked_select(&t.gt(5)).to_string(), "tensor([6, 7, 8, 9])");
+    // A large f32 sum compiled with vector accumulators stays accurate.
+    let n = 10_000_000;
+    let v = (Tensor::arange(n as i64).remainder(1000).to_dtype(DType::F32) / 1000.0).realize().clone();
+    let exact: f64 = (0..n).map(|i| ((i % 1000) as f32 / 1000.0) as f64).sum();
+    let got = v.sum().item();
+    assert!(((got - exact) / exact).abs() < 1e-6, "sum {got} vs {exact}");
+}
