@@ -195,6 +195,11 @@ const RULE_CASES: &[(&str, &str, &str)] = &[
         "graph @f(%x: f64[2], %y: i64[2]) {\n  return %x, %y\n}\n",
     ),
     (
+        "pow-two",
+        "graph @f(%x: f32[2], %y: i32[2]) {\n  %0 = const 2.0 : f32[2]\n  %1 = pow %x, %0 : f32[2]\n  %2 = const 2 : i32[2]\n  %3 = pow %y, %2 : i32[2]\n  return %1, %3\n}",
+        "graph @f(%x: f32[2], %y: i32[2]) {\n  %0 = mul %x, %x : f32[2]\n  %1 = mul %y, %y : i32[2]\n  return %0, %1\n}\n",
+    ),
+    (
         "and-true",
         "graph @f(%m: bool[2]) {\n  %0 = const true : bool[2]\n  %1 = and %0, %m : bool[2]\n  return %1\n}",
         "graph @f(%m: bool[2]) {\n  return %m\n}\n",

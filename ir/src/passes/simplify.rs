@@ -37,6 +37,7 @@
 //! | `mul-one` | `x * 1 → x`, `1 * x → x` | IEEE multiplication by one is exact |
 //! | `div-one` | `x / 1 → x` | exact |
 //! | `pow-one` | `x ** 1 → x` | `pow(x, 1) = x`; integer `wrapping_pow(x, 1) = x` |
+//! | `pow-two` | `x ** 2 → x * x` | `pow(x, 2)` is `x·x` correctly rounded, which `x * x` is; integer `wrapping_pow(x, 2) = x.wrapping_mul(x)` |
 //! | `and-true` | `x and true → x`, `true and x → x` | logic |
 //! | `or-false` | `x or false → x`, `false or x → x` | logic |
 //! | `neg-neg` | `-(-x) → x` | negation flips the sign bit; wrapping negation is an involution |
@@ -130,6 +131,7 @@ const RULES: &[(&str, Rule)] = &[
     ("mul-one", mul_one),                   // x * 1 -> x
     ("div-one", div_one),                   // x / 1 -> x
     ("pow-one", pow_one),                   // x ** 1 -> x
+    ("pow-two", pow_two),                   // x ** 2 -> x * x
     ("and-true", and_true),                 // x and true -> x
     ("or-false", or_false),                 // x or false -> x
     ("neg-neg", neg_neg),                   // -(-x) -> x
@@ -415,6 +417,18 @@ fn div_one(g: &Graph, n: NodeId) -> Option<Rewrite> {
 /// `x ** 1 → x`: `pow(x, 1) = x` exactly, and `wrapping_pow(x, 1) = x`.
 fn pow_one(g: &Graph, n: NodeId) -> Option<Rewrite> {
     binary_with(g, n, BinaryOp::Pow, Scalar::Int(1), false).map(Rewrite::Use)
+}
+
+/// `x ** 2 → x * x`: the square, correctly rounded either way (and a multiplication instead of
+/// a transcendental call).
+fn pow_two(g: &Graph, n: NodeId) -> Option<Rewrite> {
+    if *g.op(n) != Op::Binary(BinaryOp::Pow) {
+        return None;
+    }
+    let args = g.args(n);
+    let two = splat(g, args[1])?;
+    (two.as_f64() == 2.0)
+        .then(|| Rewrite::Op(Op::Binary(BinaryOp::Mul), SmallVec::from_slice(&[args[0], args[0]])))
 }
 
 /// `x and true → x`, `true and x → x`.

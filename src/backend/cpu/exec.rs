@@ -140,14 +140,16 @@ impl CpuExecutable {
             }
         }
         let mut outs = Vec::with_capacity(p.outputs.len());
-        for &o in &p.outputs {
+        for (k, &o) in p.outputs.iter().enumerate() {
             let decl = &p.buffers[o];
+            // Move a temp out (no copy), unless a later output is the same buffer.
+            let again = p.outputs[k + 1..].contains(&o);
             let data = match decl.kind {
-                BufferKind::Input(i) => inputs[i].data().clone(),
-                BufferKind::Temp => temps[o]
-                    .clone()
-                    .ok_or_else(|| ExecError(format!("output buffer b{o} was never written")))?,
-            };
+                BufferKind::Input(i) => Some(inputs[i].data().clone()),
+                BufferKind::Temp if again => temps[o].clone(),
+                BufferKind::Temp => temps[o].take(),
+            }
+            .ok_or_else(|| ExecError(format!("output buffer b{o} was never written")))?;
             outs.push(Buffer::new(decl.ty.shape.clone(), data).map_err(|e| ExecError(e.to_string()))?);
         }
         Ok(outs)
