@@ -97,6 +97,10 @@ pub struct CompileReport {
     pub miss: MissReason,
     /// Number of steps (kernels, matmuls, library ops) of the program.
     pub steps: usize,
+    /// Most bytes of temporary buffers live at once, with buffers reused once dead.
+    pub peak_bytes: usize,
+    /// Bytes of all temporary buffers together (what no reuse would need).
+    pub total_bytes: usize,
 }
 
 impl fmt::Display for CompileReport {
@@ -105,6 +109,7 @@ impl fmt::Display for CompileReport {
         for (stage, t) in &self.stages {
             write!(f, " {stage} {:.3} ms", t.as_secs_f64() * 1e3)?;
         }
+        write!(f, "; peak temporaries {} bytes ({} without reuse)", self.peak_bytes, self.total_bytes)?;
         write!(f, "; {}", self.miss)
     }
 }
@@ -249,7 +254,15 @@ pub(crate) fn executable(graph: &Graph, trace_time: Duration) -> Result<Arc<CpuE
         .map_err(|e| Error::Eval { message: format!("compilation failed: {e}") })?;
     times.push(("codegen", t.elapsed()));
     let index = COMPILATIONS.fetch_add(1, Ordering::Relaxed);
-    let report = CompileReport { index, stages: times, miss, steps };
+    let memory = exe.memory();
+    let report = CompileReport {
+        index,
+        stages: times,
+        miss,
+        steps,
+        peak_bytes: memory.peak_bytes,
+        total_bytes: memory.total_bytes,
+    };
     dump(index, &stages, &report);
     if std::env::var_os("TENJIT_REPORT").is_some() {
         eprintln!("tenjit: {report}");

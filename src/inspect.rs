@@ -76,6 +76,11 @@ impl Inspect {
         self.program.steps.iter().filter(|s| matches!(s, Step::Kernel(_))).count()
     }
 
+    /// The memory plan: when each temporary is released, and the peak it implies.
+    pub fn memory(&self) -> crate::backend::cpu::memory::MemoryPlan {
+        crate::backend::cpu::memory::plan(&self.program)
+    }
+
     /// The lowered program.
     pub fn program(&self) -> &Program {
         &self.program

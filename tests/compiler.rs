@@ -101,3 +101,31 @@ fn compiled_values_match_the_interpreter_on_the_tutorial() {
     let got = v.sum().item();
     assert!(((got - exact) / exact).abs() < 1e-6, "sum {got} vs {exact}");
 }
+
+#[test]
+fn temporaries_are_reused_once_dead() {
+    // Two layers: each matmul's output is dead once the ReLU after it has read it.
+    let x = leaf(&[64, 32]);
+    let (w1, w2) = (leaf(&[32, 32]), leaf(&[32, 8]));
+    let h = x.matmul(&w1).relu();
+    let y = h.matmul(&w2).relu().sum_dim(1, false);
+    let stages = tenjit::inspect(&[&y]);
+    let plan = stages.memory();
+    assert!(plan.peak_bytes < plan.total_bytes, "{plan:?}\n{}", stages.kernels());
+    // The values are right with buffers released and recycled during the run.
+    let got = y.to_vec::<f32>();
+    let (xv, w1v, w2v) = (x.to_vec::<f32>(), w1.to_vec::<f32>(), w2.to_vec::<f32>());
+    for r in 0..64 {
+        let mut total = 0.0f64;
+        for o in 0..8 {
+            let mut acc = 0.0f64;
+            for j in 0..32 {
+                let hj: f64 =
+                    (0..32).map(|k| xv[r * 32 + k] as f64 * w1v[k * 32 + j] as f64).sum::<f64>().max(0.0);
+                acc += hj * w2v[j * 8 + o] as f64;
+            }
+            total += acc.max(0.0);
+        }
+        assert!((got[r] as f64 - total).abs() < 1e-3 * total.max(1.0), "row {r}: {} vs {total}", got[r]);
+    }
+}

@@ -56,6 +56,10 @@ impl Drop for Node {
     /// Drops a long chain of lazy nodes iteratively: a recursive drop of 100,000 chained
     /// nodes would overflow the stack.
     fn drop(&mut self) {
+        // A value no other handle shares goes back to the backend's buffer pool.
+        if let Some(buf) = self.value.take().and_then(Arc::into_inner) {
+            crate::backend::cpu::memory::release(buf.into_data());
+        }
         let mut stack = std::mem::take(self.inputs.get_mut().unwrap_or_else(|p| p.into_inner()));
         while let Some(t) = stack.pop() {
             if let Some(mut node) = Arc::into_inner(t.0) {

@@ -5,9 +5,10 @@
 
 use super::codegen::{self, CompiledKernel};
 use super::gemm;
+use super::memory::{self, step_buffers, MemoryPlan};
 use std::sync::Arc;
 use tenjit_ir::kernel::{BufId, BufferKind, OpStep, Program, Step};
-use tenjit_ir::{Buffer, DType, Data, Graph};
+use tenjit_ir::{Buffer, Data, Graph};
 
 /// Kernels with fewer elements than this run on the calling thread.
 const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
@@ -17,6 +18,9 @@ pub struct CpuExecutable {
     program: Program,
     /// The compiled kernel of each step (`None` for non-kernel steps).
     kernels: Vec<Option<CompiledKernel>>,
+    memory: MemoryPlan,
+    /// The buffers released after each step.
+    releases: Vec<Vec<BufId>>,
 }
 
 /// A failure while running a program.
@@ -30,16 +34,6 @@ impl std::fmt::Display for ExecError {
 }
 
 impl std::error::Error for ExecError {}
-
-fn alloc(dtype: DType, n: usize) -> Data {
-    match dtype {
-        DType::Bool => Data::Bool(vec![false; n]),
-        DType::I32 => Data::I32(vec![0; n]),
-        DType::I64 => Data::I64(vec![0; n]),
-        DType::F32 => Data::F32(vec![0.0; n]),
-        DType::F64 => Data::F64(vec![0.0; n]),
-    }
-}
 
 fn data_ptr(d: &Data) -> *mut u8 {
     match d {
@@ -80,7 +74,14 @@ impl CpuExecutable {
                 Step::Matmul(_) | Step::Op(_) => None,
             });
         }
-        Ok(CpuExecutable { program, kernels })
+        let memory = memory::plan(&program);
+        let mut releases = vec![Vec::new(); program.steps.len()];
+        for (b, r) in memory.release_after.iter().enumerate() {
+            if let Some(s) = r {
+                releases[*s].push(b);
+            }
+        }
+        Ok(CpuExecutable { program, kernels, memory, releases })
     }
 
     /// The program.
@@ -88,33 +89,42 @@ impl CpuExecutable {
         &self.program
     }
 
+    /// The program's memory plan.
+    pub fn memory(&self) -> &MemoryPlan {
+        &self.memory
+    }
+
     /// Runs the program on `inputs` (one per graph input, typed as declared).
     pub fn run(&self, inputs: &[Arc<Buffer>]) -> Result<Vec<Buffer>, ExecError> {
         let p = &self.program;
-        // Every buffer: inputs are borrowed, temps allocated.
+        // Inputs are borrowed; temps are allocated just before the step that writes them and
+        // released right after their last reader (see `memory`).
         let mut temps: Vec<Option<Data>> = vec![None; p.buffers.len()];
         let mut ptrs: Vec<*mut u8> = vec![std::ptr::null_mut(); p.buffers.len()];
         for (id, decl) in p.buffers.iter().enumerate() {
-            match decl.kind {
-                BufferKind::Input(i) => {
-                    let buf = inputs.get(i).ok_or_else(|| ExecError(format!("input {i} is missing")))?;
-                    if buf.ty() != decl.ty {
-                        return Err(ExecError(format!(
-                            "input {i} is {} but the program was compiled for {}",
-                            buf.ty(),
-                            decl.ty
-                        )));
-                    }
-                    ptrs[id] = data_ptr(buf.data());
+            if let BufferKind::Input(i) = decl.kind {
+                let buf = inputs.get(i).ok_or_else(|| ExecError(format!("input {i} is missing")))?;
+                if buf.ty() != decl.ty {
+                    return Err(ExecError(format!(
+                        "input {i} is {} but the program was compiled for {}",
+                        buf.ty(),
+                        decl.ty
+                    )));
                 }
-                BufferKind::Temp => {
-                    let data = alloc(decl.ty.dtype, decl.ty.shape.numel());
-                    ptrs[id] = data_ptr(&data);
-                    temps[id] = Some(data);
-                }
+                ptrs[id] = data_ptr(buf.data());
             }
         }
-        for (step, kernel) in p.steps.iter().zip(&self.kernels) {
+        for (s, (step, kernel)) in p.steps.iter().zip(&self.kernels).enumerate() {
+            if !matches!(step, Step::Op(_)) {
+                for &w in &step_buffers(step).1 {
+                    if temps[w].is_none() && p.buffers[w].kind == BufferKind::Temp {
+                        let ty = &p.buffers[w].ty;
+                        let data = memory::allocate(ty.dtype, ty.shape.numel());
+                        ptrs[w] = data_ptr(&data);
+                        temps[w] = Some(data);
+                    }
+                }
+            }
             match (step, kernel) {
                 (Step::Kernel(k), Some(ck)) => {
                     let work: usize = k.space.iter().product();
@@ -136,6 +146,12 @@ impl CpuExecutable {
                 }
                 (Step::Kernel(k), None) => {
                     return Err(ExecError(format!("kernel {} was not compiled", k.name)));
+                }
+            }
+            for &b in &self.releases[s] {
+                if let Some(d) = temps[b].take() {
+                    memory::release(d);
+                    ptrs[b] = std::ptr::null_mut();
                 }
             }
         }

@@ -4,4 +4,5 @@
 pub mod codegen;
 pub mod exec;
 pub mod gemm;
+pub mod memory;
 pub mod vecmath;

@@ -1,0 +1,158 @@
+//! Memory planning for CPU programs, and a pool of large buffers.
+//!
+//! The plan gives each temporary buffer the step that writes it and the last step that reads
+//! it; the executor allocates a buffer just before its step and releases it right after its
+//! last reader, so a later temporary reuses its storage. The plan's `peak_bytes` is the most
+//! temporary memory live at once (what the program needs); `total_bytes` what it would need
+//! with no reuse.
+//!
+//! Large buffers released by a run, or by a tensor that is dropped, go to a small process-wide
+//! pool; the next allocation of the same dtype and a similar size takes one from there instead
+//! of asking the system for fresh (and page-faulting) memory. A pooled buffer's old contents
+//! are never observed: every step writes all of its output.
+
+use std::sync::Mutex;
+use tenjit_ir::kernel::{BufId, BufferKind, Inst, Program, Step};
+use tenjit_ir::{DType, Data};
+
+/// When each temporary buffer is written and last read, and the memory that implies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryPlan {
+    /// For each buffer: the step after which it is no longer needed (`None` for inputs and
+    /// for the program's outputs, which outlive the run).
+    pub release_after: Vec<Option<usize>>,
+    /// Bytes of temporaries live at once, at most.
+    pub peak_bytes: usize,
+    /// Bytes of all temporaries together (the footprint without reuse).
+    pub total_bytes: usize,
+}
+
+/// The buffers a step reads and the ones it writes.
+pub fn step_buffers(step: &Step) -> (Vec<BufId>, Vec<BufId>) {
+    match step {
+        Step::Kernel(k) => {
+            let reads = k
+                .body
+                .iter()
+                .chain(&k.epilogue)
+                .filter_map(|i| match &i.inst {
+                    Inst::Load { buf, .. } => Some(*buf),
+                    _ => None,
+                })
+                .collect();
+            (reads, k.stores.iter().map(|s| s.buf).collect())
+        }
+        Step::Matmul(m) => (vec![m.a.buf, m.b.buf], vec![m.out]),
+        Step::Op(op) => (op.args.clone(), vec![op.out]),
+    }
+}
+
+/// Plans `program`'s temporaries.
+pub fn plan(program: &Program) -> MemoryPlan {
+    let n = program.buffers.len();
+    let mut last = vec![None; n];
+    let mut first = vec![None; n];
+    for (s, step) in program.steps.iter().enumerate() {
+        let (reads, writes) = step_buffers(step);
+        for b in reads.into_iter().chain(writes.iter().copied()) {
+            last[b] = Some(s);
+        }
+        for b in writes {
+            first[b].get_or_insert(s);
+        }
+    }
+    let bytes = |b: usize| {
+        let ty = &program.buffers[b].ty;
+        ty.shape.numel() * ty.dtype.size_bytes()
+    };
+    let temp = |b: usize| program.buffers[b].kind == BufferKind::Temp;
+    let release_after: Vec<Option<usize>> =
+        (0..n).map(|b| if temp(b) && !program.outputs.contains(&b) { last[b] } else { None }).collect();
+    let mut peak = 0;
+    for s in 0..program.steps.len() {
+        let live: usize = (0..n)
+            .filter(|&b| {
+                temp(b) && first[b].is_some_and(|f| f <= s) && release_after[b].is_none_or(|r| r >= s)
+            })
+            .map(bytes)
+            .sum();
+        peak = peak.max(live);
+    }
+    let total_bytes = (0..n).filter(|&b| temp(b)).map(bytes).sum();
+    MemoryPlan { release_after, peak_bytes: peak, total_bytes }
+}
+
+/// Buffers smaller than this are not pooled: the allocator serves them well.
+const POOL_MIN_BYTES: usize = 1 << 20;
+/// The pool holds at most this many bytes.
+const POOL_MAX_BYTES: usize = 1 << 30;
+
+struct Pool {
+    free: Vec<Data>,
+    bytes: usize,
+}
+
+static POOL: Mutex<Pool> = Mutex::new(Pool { free: Vec::new(), bytes: 0 });
+
+fn capacity_bytes(d: &Data) -> usize {
+    match d {
+        Data::Bool(v) => v.capacity(),
+        Data::I32(v) => v.capacity() * 4,
+        Data::I64(v) => v.capacity() * 8,
+        Data::F32(v) => v.capacity() * 4,
+        Data::F64(v) => v.capacity() * 8,
+    }
+}
+
+fn capacity(d: &Data) -> usize {
+    capacity_bytes(d) / d.dtype().size_bytes()
+}
+
+/// Storage for `n` elements of `dtype`: a pooled buffer of a close size when there is one,
+/// else a new one. The contents are unspecified (the caller overwrites all of them).
+pub fn allocate(dtype: DType, n: usize) -> Data {
+    if n * dtype.size_bytes() >= POOL_MIN_BYTES {
+        let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
+        let fit = pool.free.iter().position(|d| d.dtype() == dtype && (n..=2 * n).contains(&capacity(d)));
+        if let Some(i) = fit {
+            let mut d = pool.free.swap_remove(i);
+            pool.bytes -= capacity_bytes(&d);
+            resize(&mut d, n);
+            return d;
+        }
+    }
+    match dtype {
+        DType::Bool => Data::Bool(vec![false; n]),
+        DType::I32 => Data::I32(vec![0; n]),
+        DType::I64 => Data::I64(vec![0; n]),
+        DType::F32 => Data::F32(vec![0.0; n]),
+        DType::F64 => Data::F64(vec![0.0; n]),
+    }
+}
+
+fn resize(d: &mut Data, n: usize) {
+    match d {
+        Data::Bool(v) => v.resize(n, false),
+        Data::I32(v) => v.resize(n, 0),
+        Data::I64(v) => v.resize(n, 0),
+        Data::F32(v) => v.resize(n, 0.0),
+        Data::F64(v) => v.resize(n, 0.0),
+    }
+}
+
+/// Gives storage back for reuse (small buffers, and any beyond the pool's cap, are freed).
+pub fn release(d: Data) {
+    let bytes = capacity_bytes(&d);
+    if bytes < POOL_MIN_BYTES {
+        return;
+    }
+    let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
+    while pool.bytes + bytes > POOL_MAX_BYTES && !pool.free.is_empty() {
+        let old = pool.free.remove(0);
+        pool.bytes -= capacity_bytes(&old);
+    }
+    if pool.bytes + bytes <= POOL_MAX_BYTES {
+        pool.bytes += bytes;
+        pool.free.push(d);
+    }
+}
