@@ -5,10 +5,10 @@
 use tenjit::backend::cpu::codegen::{compile, render, CodegenError, KernelError};
 use tenjit::ir::kernel::eval::eval;
 use tenjit::ir::kernel::{
-    BufferDecl, BufferKind, IndexMap, Inst, Instr, Kernel, KernelReduce, Program, Step, Store,
+    BufferDecl, BufferKind, Combine, IndexMap, Inst, Instr, Kernel, KernelReduce, Program, Step, Store,
 };
 use tenjit::ir::ops::BinaryKind;
-use tenjit::ir::{BinaryOp, Buffer, DType, Data, ReduceOp, Scalar, TensorType, UnaryOp};
+use tenjit::ir::{ArgOp, BinaryOp, Buffer, DType, Data, ReduceOp, Scalar, TensorType, UnaryOp};
 
 // ---- building kernels ------------------------------------------------------------------------
 
@@ -67,7 +67,7 @@ fn reduction(
     Kernel {
         name: "k0".into(),
         space: space.to_vec(),
-        reduce: Some(KernelReduce { op, axes: axes.to_vec() }),
+        reduce: Some(KernelReduce { op: op.into(), axes: axes.to_vec() }),
         value: Some(body.len() - 1),
         body,
         epilogue,
@@ -276,6 +276,46 @@ fn broadcasting_and_negative_strides() {
         let p = program(bufs, k, vec![3]);
         let a = values(dtype, m * n, 1).reshaped(vec![m, n].into()).unwrap();
         assert_agree(&p, &[a, values(dtype, n, 2), values(dtype, m, 3)], Tol::Exact);
+    }
+}
+
+#[test]
+fn partial_last_vectors_of_every_length() {
+    // Rows of 1..=11 elements (no whole vector, whole vectors and a partial one, the 2x
+    // unrolled loop), with a large body (not unrolled) and a small one, and two stores.
+    for dtype in [DType::F32, DType::F64, DType::I32, DType::I64] {
+        for n in 1..=11usize {
+            for large in [false, true] {
+                let (m, float) = (3, dtype.is_float());
+                let mut body = vec![load(0, dtype, 0, &[n as i64, 1]), load(1, dtype, 0, &[0, 1])];
+                body.push(ins(Inst::Binary(BinaryOp::Add, 0, 1), dtype));
+                if large && float {
+                    body.push(ins(Inst::Unary(UnaryOp::Sin, 2), dtype));
+                    body.push(ins(Inst::Unary(UnaryOp::Exp, 3), dtype));
+                } else {
+                    body.push(ins(Inst::Binary(BinaryOp::Mul, 2, 2), dtype));
+                }
+                let last = body.len() - 1;
+                let k = elementwise(
+                    &[m, n],
+                    body,
+                    vec![Store { buf: 2, value: last }, Store { buf: 3, value: 2 }],
+                );
+                let p = program(
+                    vec![
+                        input(0, dtype, &[m, n]),
+                        input(1, dtype, &[n]),
+                        temp(dtype, &[m, n]),
+                        temp(dtype, &[m, n]),
+                    ],
+                    k,
+                    vec![2, 3],
+                );
+                let x = values(dtype, m * n, n as u64).reshaped(vec![m, n].into()).unwrap();
+                let tol = if large && float { transcendental_tol(dtype) } else { Tol::Exact };
+                assert_agree(&p, &[x, values(dtype, n, 99)], tol);
+            }
+        }
     }
 }
 
@@ -826,6 +866,128 @@ fn reduction_with_a_fused_body_and_epilogue() {
         vec![1, 2],
     );
     assert_agree(&p, &[values(DType::F64, m * n, 5).reshaped(vec![m, n].into()).unwrap()], Tol::Exact);
+}
+
+/// `argmax`/`argmin` of `x` (dense, shape `shape`) over `axis`, storing the indices and the
+/// extremum's value.
+fn arg_program(op: ArgOp, dtype: DType, shape: &[usize], axis: usize) -> Program {
+    let out: Vec<usize> = (0..shape.len()).filter(|&d| d != axis).map(|d| shape[d]).collect();
+    let k = Kernel {
+        name: "k0".into(),
+        space: shape.to_vec(),
+        reduce: Some(KernelReduce { op: Combine::Arg(op), axes: vec![axis] }),
+        body: vec![load(0, dtype, 0, &dense(shape))],
+        value: Some(0),
+        epilogue: vec![ins(Inst::Acc, DType::I64), ins(Inst::AccValue, dtype)],
+        stores: vec![Store { buf: 1, value: 0 }, Store { buf: 2, value: 1 }],
+        reason: "graph output".into(),
+    };
+    program(vec![input(0, dtype, shape), temp(DType::I64, &out), temp(dtype, &out)], k, vec![1, 2])
+}
+
+/// Inputs with many ties: few distinct values, some NaNs and infinities (floats) or the
+/// extreme integers, and whole lines of the bound the accumulators start from.
+fn arg_input(dtype: DType, shape: &[usize], axis: usize, seed: u64, nans: bool) -> Buffer {
+    let n: usize = shape.iter().product();
+    let inner: usize = shape[axis + 1..].iter().product();
+    let size = shape[axis];
+    let mut r = Rng(seed | 1);
+    let s = (0..n).map(|i| {
+        let line = (i / (inner * size)) * inner + i % inner;
+        let pick = r.next() % 64;
+        if dtype.is_float() {
+            Scalar::Float(match (line % 5, pick) {
+                (1, _) => f64::NEG_INFINITY,
+                (2, _) => f64::INFINITY,
+                (_, 0) if nans => f64::NAN,
+                (_, 1) => f64::INFINITY,
+                (_, 2) => f64::NEG_INFINITY,
+                (_, 3) => -0.0,
+                (_, p) => (p % 7) as f64 - 3.0,
+            })
+        } else {
+            let (lo, hi) =
+                if dtype == DType::I32 { (i32::MIN as i64, i32::MAX as i64) } else { (i64::MIN, i64::MAX) };
+            Scalar::Int(match (line % 5, pick) {
+                (1, _) => lo,
+                (2, _) => hi,
+                (_, 1) => hi,
+                (_, 2) => lo,
+                (_, p) => (p % 7) as i64 - 3,
+            })
+        }
+    });
+    Buffer::from_scalars(dtype, shape.to_vec().into(), s.collect::<Vec<_>>())
+}
+
+#[test]
+fn arg_reductions_of_every_dtype_in_every_shape() {
+    let cases: [(&[usize], usize); 9] = [
+        (&[13, 77], 1),    // rows: 4- or 2-lane vectors, unrolled, and a tail
+        (&[77, 13], 0),    // strided: scalar rows
+        (&[3, 20, 37], 1), // middle axis
+        (&[5, 1, 3], 1),   // a size-1 axis
+        (&[6, 3], 1),      // rows shorter than a vector
+        (&[2, 4100], 1),   // long rows
+        (&[1000], 0),      // a 0-d output
+        (&[4, 9, 6], 2),   // last axis under two kept dims
+        (&[0, 5], 1),      // no output points
+    ];
+    let mut failures = Vec::new();
+    for op in ArgOp::ALL {
+        for dtype in [DType::F32, DType::F64, DType::I32, DType::I64] {
+            for (shape, axis) in cases {
+                for (seed, nans) in [(1, false), (2, true), (3, true)] {
+                    let p = arg_program(op, dtype, shape, axis);
+                    let x = arg_input(dtype, shape, axis, seed, nans);
+                    for d in check(&p, &[x], Tol::SignedZero) {
+                        failures
+                            .push(format!("{} {dtype} {shape:?} over {axis} (seed {seed}): {d}", op.name()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn arg_reductions_fuse_their_body_and_take_vector_rows() {
+    // argmax(sin(x) * w[j]) over rows, with the index cast in the epilogue.
+    let (m, n) = (9, 53);
+    let body = vec![
+        load(0, DType::F32, 0, &[n as i64, 1]),
+        ins(Inst::Unary(UnaryOp::Sin, 0), DType::F32),
+        load(1, DType::F32, 0, &[0, 1]),
+        ins(Inst::Binary(BinaryOp::Mul, 1, 2), DType::F32),
+    ];
+    let epilogue = vec![ins(Inst::Acc, DType::I64), ins(Inst::Cast(0), DType::F64)];
+    let k = Kernel {
+        name: "k0".into(),
+        space: vec![m, n],
+        reduce: Some(KernelReduce { op: Combine::Arg(ArgOp::ArgMax), axes: vec![1] }),
+        value: Some(3),
+        body,
+        epilogue,
+        stores: vec![Store { buf: 2, value: 1 }],
+        reason: "graph output".into(),
+    };
+    let p = program(
+        vec![input(0, DType::F32, &[m, n]), input(1, DType::F32, &[n]), temp(DType::F64, &[m])],
+        k,
+        vec![2],
+    );
+    let x = values(DType::F32, m * n, 7).reshaped(vec![m, n].into()).unwrap();
+    assert_agree(&p, &[x, values(DType::F32, n, 8)], Tol::Exact);
+    assert_eq!(shape_of(&p), "inner reduction, 4-lane rows");
+    assert_eq!(
+        shape_of(&arg_program(ArgOp::ArgMin, DType::F64, &[8, 100], 1)),
+        "inner reduction, 2-lane rows"
+    );
+    assert_eq!(
+        shape_of(&arg_program(ArgOp::ArgMin, DType::I32, &[100, 8], 0)),
+        "inner reduction, scalar rows"
+    );
 }
 
 #[test]

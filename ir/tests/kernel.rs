@@ -288,18 +288,87 @@ fn an_output_that_is_an_input_is_copied() {
 
 #[test]
 fn library_ops_get_dense_operands() {
+    // `pad` of a transposed view needs it dense; `argmax` is a kernel that reads the view.
     let mut g = Graph::new("lib");
     let x = g.add_input("x", f32t(&[3, 4]));
     let t = add(&mut g, Op::Permute { perm: Dims::from_slice(&[1, 0]) }, &[x]);
     let a = add(&mut g, Op::ArgReduce { op: ArgOp::ArgMax, axis: 1 }, &[t]);
-    let p = add(&mut g, Op::Pad { lo: Dims::from_slice(&[1, 0]), hi: Dims::from_slice(&[0, 2]) }, &[x]);
+    let p = add(&mut g, Op::Pad { lo: Dims::from_slice(&[1, 0]), hi: Dims::from_slice(&[0, 2]) }, &[t]);
     g.set_outputs(vec![a, p]);
     let prog = lower_checked(&g);
-    assert_eq!(
-        reasons(&prog),
-        ["dense operand of argmax", "argmax runs as a library routine", "pad runs as a library routine"]
-    );
+    assert_eq!(reasons(&prog), ["dense operand of pad", "graph output", "pad runs as a library routine"]);
     insta::assert_snapshot!("library_program", prog.to_string());
+}
+
+/// `x.max_dim(1, keepdim)` as the front end builds it: a `max` and an `argmax` of `x`.
+fn max_dim(keepdim: bool, op: ArgOp) -> Graph {
+    let mut g = Graph::new("max_dim");
+    let x = g.add_input("x", f32t(&[4, 6]));
+    let e = un(&mut g, UnaryOp::Exp, x);
+    let extremum = if op == ArgOp::ArgMax { ReduceOp::Max } else { ReduceOp::Min };
+    let mut m = reduce(&mut g, extremum, e, &[1]);
+    let mut a = add(&mut g, Op::ArgReduce { op, axis: 1 }, &[e]);
+    if keepdim {
+        m = reshape(&mut g, m, &[4, 1]);
+        a = reshape(&mut g, a, &[4, 1]);
+    }
+    g.set_outputs(vec![m, a]);
+    g
+}
+
+#[test]
+fn max_and_argmax_of_one_operand_are_one_kernel() {
+    for op in ArgOp::ALL {
+        for keepdim in [false, true] {
+            let p = lower_checked(&max_dim(keepdim, op));
+            assert_eq!(kernels(&p), 1, "{p}");
+            assert_eq!(p.steps.len(), 1, "{p}");
+            let Step::Kernel(k) = &p.steps[0] else { unreachable!() };
+            assert_eq!(k.stores.len(), 2, "{p}");
+            assert!(k.epilogue.iter().any(|i| i.inst == Inst::AccValue), "{p}");
+        }
+    }
+    insta::assert_snapshot!("max_dim_program", lower(&max_dim(true, ArgOp::ArgMax)).to_string());
+    insta::assert_snapshot!("max_dim_list", kernel_list(&lower(&max_dim(false, ArgOp::ArgMin))));
+}
+
+#[test]
+fn dependent_max_and_argmax_are_two_kernels() {
+    // max(x) + argmax(x): the values' chain reads the indices, so they cannot share a kernel.
+    let mut g = Graph::new("dependent");
+    let x = g.add_input("x", f32t(&[5, 7]));
+    let m = reduce(&mut g, ReduceOp::Max, x, &[1]);
+    let a = add(&mut g, Op::ArgReduce { op: ArgOp::ArgMax, axis: 1 }, &[x]);
+    let c = add(&mut g, Op::Cast { dtype: DType::F32 }, &[a]);
+    let y = bin(&mut g, BinaryOp::Add, m, c);
+    g.set_outputs(vec![y]);
+    let p = lower_checked(&g);
+    assert_eq!(kernels(&p), 2, "{p}");
+    // Different axes, or a max of another value, are separate kernels too.
+    let mut g = Graph::new("axes");
+    let x = g.add_input("x", f32t(&[5, 7]));
+    let m = reduce(&mut g, ReduceOp::Max, x, &[0]);
+    let a = add(&mut g, Op::ArgReduce { op: ArgOp::ArgMax, axis: 1 }, &[x]);
+    let n = reduce(&mut g, ReduceOp::Min, x, &[1]);
+    g.set_outputs(vec![m, a, n]);
+    let p = lower_checked(&g);
+    assert_eq!(kernels(&p), 3, "{p}");
+    // A pair whose values chain reads a reduction built after it (so the program order must
+    // put that reduction first), and whose indices go through their own chain.
+    let mut g = Graph::new("reordered");
+    let x = g.add_input("x", f32t(&[5, 7]));
+    let s = un(&mut g, UnaryOp::Sin, x);
+    let m = reduce(&mut g, ReduceOp::Min, s, &[1]);
+    let a = add(&mut g, Op::ArgReduce { op: ArgOp::ArgMin, axis: 1 }, &[s]);
+    let c = add(&mut g, Op::Cast { dtype: DType::F32 }, &[a]);
+    let one = constant(&mut g, 1.0, &[5]);
+    let y = bin(&mut g, BinaryOp::Add, c, one);
+    let t = reduce(&mut g, ReduceOp::Sum, x, &[1]);
+    let z = bin(&mut g, BinaryOp::Mul, m, t);
+    g.set_outputs(vec![y, z]);
+    let p = lower_checked(&g);
+    assert_eq!(kernels(&p), 2, "{p}");
+    assert!(p.steps.iter().any(|s| matches!(s, Step::Kernel(k) if k.stores.len() == 2)), "{p}");
 }
 
 #[test]
@@ -638,6 +707,13 @@ fn random_graph(seed: u64) -> (Graph, Vec<Buffer>) {
         for _attempt in 0..30 {
             if let Some(v) = random_step(&mut g, &mut r, &vals) {
                 vals.push(v);
+                // Half the arg reductions come with the max (min) over the same axis, as
+                // `max_dim` builds them: the lowering pairs them into one kernel.
+                if let (Op::ArgReduce { op, axis }, true) = (g.op(v).clone(), r.chance(2)) {
+                    let op = if op == ArgOp::ArgMax { ReduceOp::Max } else { ReduceOp::Min };
+                    let x = g.args(v)[0];
+                    vals.push(g.add(Op::Reduce { op, axes: Dims::from_slice(&[axis]) }, &[x]).unwrap());
+                }
                 break;
             }
         }
@@ -680,6 +756,12 @@ fn lowered_programs_compute_what_the_graph_interpreter_computes() {
         for step in &p.steps {
             let reason = match step {
                 Step::Kernel(k) => {
+                    if k.reduce.as_ref().is_some_and(|r| r.op.arg().is_some()) {
+                        *seen.entry("(arg reduction)".into()).or_default() += 1;
+                    }
+                    if k.epilogue.iter().any(|i| i.inst == Inst::AccValue) {
+                        *seen.entry("(paired max and argmax)".into()).or_default() += 1;
+                    }
                     if k.epilogue.len() > 1 {
                         *seen.entry("(epilogue with elementwise ops)".into()).or_default() += 1;
                     }
@@ -720,7 +802,8 @@ fn lowered_programs_compute_what_the_graph_interpreter_computes() {
         "used by/at several",
         "matmul operand",
         "graph output",
-        "argmax runs as a library routine",
+        "(arg reduction)",
+        "(paired max and argmax)",
         "gather runs as a library routine",
         "scatter_add runs as a library routine",
         "concat runs as a library routine",

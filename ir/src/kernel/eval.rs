@@ -8,6 +8,9 @@
 //! * a reduction starts from the first element of its line (the op's identity only for an
 //!   empty line), visits the reduced axes in row-major order, accumulates floats in `f64`
 //!   and integers in `i64`, and rounds once, before the epilogue reads it as `acc`;
+//! * an arg reduction keeps the first extremum's index (a later element replaces it only when
+//!   strictly better; the first NaN wins and stays), as `argmax`/`argmin` do, and its
+//!   `acc_value` is the `max`/`min` reduction of the same line;
 //! * a matrix product accumulates in `f64` (floats) or wrapping `i64` over `k` in increasing
 //!   order and rounds once;
 //! * `rand` draws from [`crate::random`]; an [`OpStep`] runs the graph interpreter on a
@@ -24,7 +27,7 @@ use super::{
 use crate::buffer::Buffer;
 use crate::graph::Graph;
 use crate::interp;
-use crate::ops::Scalar;
+use crate::ops::{ArgOp, Scalar};
 use crate::random;
 use crate::types::{DType, TensorType};
 use std::fmt;
@@ -232,12 +235,13 @@ fn read(mem: &[Mem], step: &str, buf: BufId, at: i64) -> Result<V, KernelError> 
         .ok_or_else(|| malformed(step, format!("index {at} is outside b{buf} ({} elements)", m.data.len())))
 }
 
-/// Runs an element program at loop indices `idx`, with `acc` the reduced value (epilogue).
+/// Runs an element program at loop indices `idx`, with `acc` the reduced value and, for an
+/// arg reduction, the extremum's value (epilogue).
 fn run_program(
     k: &Kernel,
     prog: &[Instr],
     idx: &[usize],
-    acc: Option<V>,
+    acc: Option<[V; 2]>,
     mem: &[Mem],
     vals: &mut Vec<V>,
 ) -> Result<(), KernelError> {
@@ -297,7 +301,11 @@ fn run_program(
                 V::F(_) => return Err(malformed(step, "where on a float condition".into())),
             },
             Inst::Cast(x) => get(vals, *x)?.to(dtype),
-            Inst::Acc => acc.ok_or_else(|| malformed(step, "acc outside an epilogue".into()))?,
+            Inst::Acc => acc.ok_or_else(|| malformed(step, "acc outside an epilogue".into()))?[0],
+            Inst::AccValue => match (acc, k.reduce.as_ref().and_then(|r| r.op.arg())) {
+                (Some([_, v]), Some(_)) => v,
+                _ => return Err(malformed(step, "acc_value outside an arg reduction's epilogue".into())),
+            },
         };
         vals.push(v);
     }
@@ -336,7 +344,12 @@ fn run_kernel(k: &Kernel, mem: &mut [Mem]) -> Result<(), KernelError> {
     let out_axes: Vec<usize> = (0..k.space.len()).filter(|d| !reduce.axes.contains(d)).collect();
     let out_dims: Vec<usize> = out_axes.iter().map(|&d| k.space[d]).collect();
     let red_dims: Vec<usize> = reduce.axes.iter().map(|&d| k.space[d]).collect();
-    let spec = reduce.op.combine().spec();
+    let extremum = reduce.op.extremum();
+    let spec = extremum.combine().spec();
+    let arg = reduce.op.arg();
+    if arg.is_some() && reduce.axes.len() != 1 {
+        return Err(malformed(&k.name, format!("{} over {} axes", reduce.op.name(), reduce.axes.len())));
+    }
     let mut full = vec![0usize; k.space.len()];
     let mut at = 0usize;
     for_each_index(&out_dims, |out| {
@@ -344,17 +357,45 @@ fn run_kernel(k: &Kernel, mem: &mut [Mem]) -> Result<(), KernelError> {
             full[d] = i;
         }
         let mut acc: Option<V> = None;
+        // For an arg reduction: the best value so far, its index, and whether it is a NaN
+        // (then it stays), as the graph interpreter's `arg_extremum`.
+        let mut best: Option<(V, usize)> = None;
+        let mut nan = false;
         for_each_index(&red_dims, |red| {
             for (&d, &i) in reduce.axes.iter().zip(red) {
                 full[d] = i;
             }
             run_program(k, &k.body, &full, None, mem, &mut vals)?;
             let x = vals[value];
+            if let Some(op) = arg {
+                let is_nan = matches!(x, V::F(f) if f.is_nan());
+                best = match best {
+                    None => {
+                        nan = is_nan;
+                        Some((x, red[0]))
+                    }
+                    Some(b) if nan => Some(b),
+                    Some(_) if is_nan => {
+                        nan = true;
+                        Some((x, red[0]))
+                    }
+                    Some((b, i)) => {
+                        let better = match (op, b, x) {
+                            (ArgOp::ArgMax, V::F(b), V::F(x)) => x > b,
+                            (ArgOp::ArgMin, V::F(b), V::F(x)) => x < b,
+                            (ArgOp::ArgMax, V::I(b), V::I(x)) => x > b,
+                            (ArgOp::ArgMin, V::I(b), V::I(x)) => x < b,
+                            _ => return Err(malformed(&k.name, "reduction over mixed categories".into())),
+                        };
+                        Some(if better { (x, red[0]) } else { (b, i) })
+                    }
+                };
+            }
             acc = Some(match (acc, x) {
                 (None, x) => x,
                 (Some(V::F(a)), V::F(x)) => V::F((spec.float)(a, x)),
                 (Some(V::I(a)), V::I(x)) => V::I((spec.int)(a, x).map_err(|message| {
-                    KernelError::Arithmetic { step: k.name.clone(), op: reduce.op.name(), message }
+                    KernelError::Arithmetic { step: k.name.clone(), op: extremum.name(), message }
                 })?),
                 _ => return Err(malformed(&k.name, "reduction over mixed categories".into())),
             });
@@ -362,12 +403,16 @@ fn run_kernel(k: &Kernel, mem: &mut [Mem]) -> Result<(), KernelError> {
         })?;
         let acc = match acc {
             Some(a) => a,
-            None => V::of(reduce.op.identity().ok_or_else(|| {
+            None => V::of(extremum.identity().filter(|_| arg.is_none()).ok_or_else(|| {
                 malformed(&k.name, format!("empty {} reduction has no identity", reduce.op.name()))
             })?),
         }
         .to(dtype);
-        run_program(k, &k.epilogue, out, Some(acc), mem, &mut vals)?;
+        let accs = match best {
+            Some((_, i)) => [V::I(i as i64), acc],
+            None => [acc, acc],
+        };
+        run_program(k, &k.epilogue, out, Some(accs), mem, &mut vals)?;
         write_stores(k, &vals, at, mem)?;
         at += 1;
         Ok(())

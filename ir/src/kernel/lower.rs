@@ -4,20 +4,24 @@
 //! The decision is made on the graph, in three steps, before any kernel is built:
 //!
 //! 1. **Structural boundaries.** Graph outputs are materialized (an output that is a graph
-//!    input gets a copy kernel, so every output buffer is a fresh dense buffer). `argmax`,
-//!    `argmin`, `gather`, `scatter_add`, `concat` and `pad` run as library routines
-//!    ([`OpStep`]) on dense operands, so their operands are materialized unless they are
+//!    input gets a copy kernel, so every output buffer is a fresh dense buffer). `gather`,
+//!    `scatter_add`, `concat` and `pad` run as library routines ([`OpStep`]) on dense operands, so their operands are materialized unless they are
 //!    inputs. A `matmul` is a [`MatmulStep`]; each operand is a strided view of a buffer: the
 //!    movement ops above the operand's base fold into the operand's strides (`x.t() @ w` needs
 //!    no copy), and the base is materialized unless it is an input. When the view is not
 //!    affine, the operand itself is materialized.
-//! 2. **Reductions and their epilogues.** Every reduction is the body of a kernel whose
-//!    iteration space is the reduced operand's shape; its elementwise and movement producers
-//!    fuse into the body. From the reduction, a chain of single-use consumers that stay in the
+//! 2. **Reductions and their epilogues.** Every reduction (`argmax` and `argmin` included:
+//!    [`Combine::Arg`]) is the body of a kernel whose iteration space is the reduced operand's
+//!    shape; its elementwise and movement producers fuse into the body. From the reduction, a chain of single-use consumers that stay in the
 //!    output space (elementwise ops, and reshapes that only insert or remove size-1 axes, as
 //!    `keepdim` does) fuses into the epilogue. The chain ends, and its last value is
 //!    materialized, where the value is an output, is used more than once, is broadcast back
 //!    over the reduced axes (`x - mean`, softmax), feeds another reduction, or is moved.
+//!    An `argmax` (`argmin`) and a `max` (`min`) of the same value over the same axis, as
+//!    `x.max_dim(1)` builds, are *paired*: one kernel computes both ([`Inst::AccValue`] is the
+//!    `max`), its epilogue runs both chains and stores both ends. Pairing needs the two chains
+//!    to be independent (no path from one to the other); the program order then puts
+//!    everything the pair depends on before it.
 //! 3. **Sharing.** Everything else (elementwise ops, `const`, `iota`, `rand`, movement ops)
 //!    fuses into each consumer. A value reached from two kernels, or at more than one index
 //!    map within one kernel, is recomputed when that is cheap: movement ops, `const` and
@@ -41,7 +45,7 @@
 //! program is deterministic.
 
 use super::{
-    BufId, BufferDecl, BufferKind, IndexMap, Inst, InstId, Instr, Kernel, KernelReduce, MatOperand,
+    BufId, BufferDecl, BufferKind, Combine, IndexMap, Inst, InstId, Instr, Kernel, KernelReduce, MatOperand,
     MatmulStep, OpStep, Program, Step, Store,
 };
 use crate::graph::{Graph, NodeId};
@@ -78,6 +82,7 @@ pub fn lower(g: &Graph) -> Program {
     let mut plan = Plan::new(g);
     plan.structural();
     plan.epilogues();
+    plan.pair();
     loop {
         let realized = plan.share();
         match Builder::new(&plan, &realized).build() {
@@ -116,13 +121,9 @@ fn kind(op: &Op) -> Kind {
         Op::Const { .. } | Op::Iota { .. } | Op::Rand { .. } => Kind::Source,
         Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Cast { .. } => Kind::Elementwise,
         Op::Reshape { .. } | Op::Permute { .. } | Op::Expand { .. } | Op::Slice { .. } => Kind::Movement,
-        Op::Reduce { .. } => Kind::Reduce,
+        Op::Reduce { .. } | Op::ArgReduce { .. } => Kind::Reduce,
         Op::Matmul => Kind::Matmul,
-        Op::ArgReduce { .. }
-        | Op::Gather { .. }
-        | Op::ScatterAdd { .. }
-        | Op::Concat { .. }
-        | Op::Pad { .. } => Kind::Library,
+        Op::Gather { .. } | Op::ScatterAdd { .. } | Op::Concat { .. } | Op::Pad { .. } => Kind::Library,
     }
 }
 
@@ -315,6 +316,13 @@ struct Plan<'g> {
     claimed: BTreeSet<NodeId>,
     /// Graph inputs that are also outputs: each gets a copy kernel.
     copies: Vec<NodeId>,
+    /// Each reduction's epilogue chain, from the reduction to the chain's end.
+    chain_of: BTreeMap<NodeId, Vec<NodeId>>,
+    /// Paired reductions: the `max`/`min` mapped to its `argmax`/`argmin`, whose kernel also
+    /// computes it.
+    values_of: BTreeMap<NodeId, NodeId>,
+    /// The inverse of `values_of`.
+    pair_of: BTreeMap<NodeId, NodeId>,
 }
 
 impl<'g> Plan<'g> {
@@ -337,6 +345,9 @@ impl<'g> Plan<'g> {
             epilogue_of: BTreeMap::new(),
             claimed: BTreeSet::new(),
             copies: Vec::new(),
+            chain_of: BTreeMap::new(),
+            values_of: BTreeMap::new(),
+            pair_of: BTreeMap::new(),
         }
     }
 
@@ -415,6 +426,7 @@ impl<'g> Plan<'g> {
                 continue;
             }
             let mut c = r;
+            let mut chain = vec![r];
             let reason = loop {
                 if self.forced.contains_key(&c) {
                     break None;
@@ -443,8 +455,10 @@ impl<'g> Plan<'g> {
                 }
                 self.claimed.insert(c);
                 c = u;
+                chain.push(u);
             };
             self.claimed.insert(c);
+            self.chain_of.insert(r, chain);
             if c != r {
                 self.epilogue_of.insert(c, r);
             }
@@ -452,6 +466,64 @@ impl<'g> Plan<'g> {
                 self.force(c, reason);
             }
         }
+    }
+
+    /// Step 2b: pairs an `argmax` (`argmin`) with a `max` (`min`) of the same operand over the
+    /// same axis, when their epilogue chains are independent, and reorders the nodes so that
+    /// everything either chain depends on comes before both.
+    fn pair(&mut self) {
+        let g = self.g;
+        for a in self.order.clone() {
+            let Op::ArgReduce { op, axis } = g.op(a) else { continue };
+            let want = Combine::Arg(*op).extremum();
+            let x = g.args(a)[0];
+            let found = self.users[x.index()].iter().copied().find(|&m| {
+                matches!(g.op(m), Op::Reduce { op, axes } if *op == want && axes[..] == [*axis])
+                    && g.args(m)[0] == x
+                    && !self.pair_of.contains_key(&m)
+            });
+            let Some(m) = found else { continue };
+            let (ca, cm) = (&self.chain_of[&a], &self.chain_of[&m]);
+            let group: BTreeSet<NodeId> = ca.iter().chain(cm).copied().collect();
+            // Neither chain may read the other directly...
+            let crosses = |chain: &[NodeId], other: &[NodeId]| {
+                chain[1..].iter().any(|&n| g.args(n).iter().any(|p| other.contains(p)))
+            };
+            if group.len() != ca.len() + cm.len() || crosses(ca, cm) || crosses(cm, ca) {
+                continue;
+            }
+            // ... or through values outside the pair.
+            let mut anc = BTreeSet::new();
+            let mut stack: Vec<NodeId> = group.iter().flat_map(|&n| g.args(n)).collect();
+            while let Some(n) = stack.pop() {
+                if !group.contains(&n) && anc.insert(n) {
+                    stack.extend(g.args(n));
+                }
+            }
+            let mut desc = BTreeSet::new();
+            let mut stack: Vec<NodeId> = group.iter().flat_map(|&n| self.users[n.index()].clone()).collect();
+            while let Some(n) = stack.pop() {
+                if !group.contains(&n) && desc.insert(n) {
+                    stack.extend(self.users[n.index()].iter().copied());
+                }
+            }
+            if anc.intersection(&desc).next().is_some() {
+                continue;
+            }
+            self.values_of.insert(m, a);
+            self.pair_of.insert(a, m);
+            // Ancestors, then the pair, then the rest: still a topological order.
+            let (first, rest): (Vec<NodeId>, Vec<NodeId>) =
+                self.order.iter().partition(|n| anc.contains(n) || group.contains(n));
+            let (before, pair): (Vec<NodeId>, Vec<NodeId>) = first.into_iter().partition(|n| anc.contains(n));
+            self.order = before.into_iter().chain(pair).chain(rest).collect();
+        }
+    }
+
+    /// The node naming the kernel of reduction `r`: the end of its (or its pair's) chain.
+    fn kernel_root(&self, r: NodeId) -> NodeId {
+        let r = self.values_of.get(&r).copied().unwrap_or(r);
+        self.chain_of.get(&r).and_then(|c| c.last()).copied().unwrap_or(r)
     }
 
     /// Step 3: the forced values plus those shared too expensively to recompute.
@@ -527,7 +599,11 @@ impl<'g> Plan<'g> {
                         chain.push(n);
                         push(g.args(n)[0], (root, mode, chain));
                     }
-                    Kind::Reduce => push(g.args(n)[0], (root, Mode::Body, Vec::new())),
+                    // A paired reduction's body is its pair's.
+                    Kind::Reduce => {
+                        let root = if self.values_of.contains_key(&n) { self.kernel_root(n) } else { root };
+                        push(g.args(n)[0], (root, Mode::Body, Vec::new()))
+                    }
                     Kind::Input | Kind::Source | Kind::Matmul | Kind::Library => {}
                 }
             }
@@ -577,6 +653,8 @@ struct Target {
     space: Vec<usize>,
     /// In the epilogue: the reduction, read as [`Inst::Acc`].
     reduce: Option<NodeId>,
+    /// In the epilogue of a paired arg reduction: the `max`/`min`, read as [`Inst::AccValue`].
+    values: Option<NodeId>,
 }
 
 impl Target {
@@ -609,7 +687,8 @@ impl<'p, 'g> Builder<'p, 'g> {
             self.buf_of.insert(*n, i);
         }
         for &n in &self.plan.order {
-            if let Some(reason) = self.realized.get(&n) {
+            // The second end of a paired kernel is already written.
+            if let Some(reason) = self.realized.get(&n).filter(|_| !self.buf_of.contains_key(&n)) {
                 self.step(n, reason.clone())?;
             }
         }
@@ -620,7 +699,7 @@ impl<'p, 'g> Builder<'p, 'g> {
             let target = self.target(n, Mode::Elementwise, None);
             let mut body = Insts::default();
             let value = self.emit(&mut body, &target, n, &[])?;
-            self.kernel(target.space, None, body, None, Insts::default(), Store { buf, value }, name);
+            self.kernel(target.space, None, body, None, Insts::default(), vec![Store { buf, value }], name);
             copies.insert(n, buf);
         }
         let outputs =
@@ -644,7 +723,7 @@ impl<'p, 'g> Builder<'p, 'g> {
             Some(r) => g.ty(r).shape.dims().to_vec(),
             None => root_dims.clone(),
         };
-        Target { root, mode, root_dims, space, reduce }
+        Target { root, mode, root_dims, space, reduce, values: None }
     }
 
     /// The step that materializes `n`.
@@ -690,7 +769,7 @@ impl<'p, 'g> Builder<'p, 'g> {
                             body,
                             None,
                             Insts::default(),
-                            Store { buf, value },
+                            vec![Store { buf, value }],
                             reason,
                         );
                     }
@@ -700,33 +779,53 @@ impl<'p, 'g> Builder<'p, 'g> {
         Ok(())
     }
 
-    /// The kernel of reduction `r` whose epilogue computes `end`.
+    /// The kernel of reduction `r` whose epilogue computes `end` (and, for a paired
+    /// reduction, its pair's chain too).
     fn reduction(&mut self, r: NodeId, end: NodeId, reason: String) -> Result<(), NotAView> {
         let g = self.plan.g;
-        let Op::Reduce { op, axes } = g.op(r) else { unreachable!("lower: {r} is not a reduction") };
-        let x = g.args(r)[0];
+        let plan = self.plan;
+        let (main, values) = match (plan.values_of.get(&r), plan.pair_of.get(&r)) {
+            (Some(&a), _) => (a, Some(r)),
+            (None, Some(&m)) => (r, Some(m)),
+            (None, None) => (r, None),
+        };
+        let (op, axes) = match g.op(main) {
+            Op::Reduce { op, axes } => (Combine::Reduce(*op), axes.to_vec()),
+            Op::ArgReduce { op, axis } => (Combine::Arg(*op), vec![*axis]),
+            _ => unreachable!("lower: {main} is not a reduction"),
+        };
+        let x = g.args(main)[0];
         // The body computes `x` over its own space; `x` itself may be materialized (a load).
-        let body_target = Target { root: r, ..self.target(x, Mode::Body, None) };
+        let body_target = Target { root: main, ..self.target(x, Mode::Body, None) };
         let mut body = Insts::default();
         let value = self.emit(&mut body, &body_target, x, &[])?;
-        let epi_target = self.target(end, Mode::Epilogue, Some(r));
         let mut epilogue = Insts::default();
-        let result = if end == r {
-            epilogue.push(Instr { inst: Inst::Acc, dtype: g.ty(r).dtype })
-        } else {
-            self.emit(&mut epilogue, &epi_target, end, &[])?
+        let mut stores = Vec::new();
+        let mut reasons = Vec::new();
+        let end_of = |n: NodeId| plan.chain_of.get(&n).and_then(|c| c.last()).copied().unwrap_or(n);
+        let ends = match values {
+            // The indices first, then the values.
+            Some(m) => vec![(main, end_of(main)), (m, end_of(m))],
+            None => vec![(r, end)],
         };
-        let buf = self.temp(end);
-        let reduce = KernelReduce { op: *op, axes: axes.to_vec() };
-        self.kernel(
-            body_target.space,
-            Some(reduce),
-            body,
-            Some(value),
-            epilogue,
-            Store { buf, value: result },
-            reason,
-        );
+        for (red, e) in ends {
+            let epi_target = Target { values, ..self.target(e, Mode::Epilogue, Some(main)) };
+            let result = if e == red {
+                let inst = if red == main { Inst::Acc } else { Inst::AccValue };
+                epilogue.push(Instr { inst, dtype: g.ty(red).dtype })
+            } else {
+                self.emit(&mut epilogue, &epi_target, e, &[])?
+            };
+            let buf = self.temp(e);
+            stores.push(Store { buf, value: result });
+            reasons.push(if e == end { reason.clone() } else { self.realized[&e].clone() });
+        }
+        let reason = match &reasons[..] {
+            [a, b] if a != b => format!("indices: {a}; values: {b}"),
+            _ => reason,
+        };
+        let reduce = KernelReduce { op, axes };
+        self.kernel(body_target.space, Some(reduce), body, Some(value), epilogue, stores, reason);
         Ok(())
     }
 
@@ -738,7 +837,7 @@ impl<'p, 'g> Builder<'p, 'g> {
         body: Insts,
         value: Option<InstId>,
         epilogue: Insts,
-        store: Store,
+        stores: Vec<Store>,
         reason: String,
     ) {
         let name = format!("k{}", self.kernels);
@@ -750,7 +849,7 @@ impl<'p, 'g> Builder<'p, 'g> {
             body: body.list,
             value,
             epilogue: epilogue.list,
-            stores: vec![store],
+            stores,
             reason,
         }));
     }
@@ -813,19 +912,19 @@ impl<'p, 'g> Builder<'p, 'g> {
                 out.memo.insert(key, id);
                 return Ok(id);
             }
-            Op::Reduce { .. } => {
-                assert!(
-                    t.mode == Mode::Epilogue && t.reduce == Some(n),
-                    "lower: {n} reached outside its kernel"
-                );
-                Inst::Acc
+            Op::Reduce { .. } | Op::ArgReduce { .. } => {
+                assert!(t.mode == Mode::Epilogue, "lower: {n} reached outside its kernel");
+                if t.reduce == Some(n) {
+                    Inst::Acc
+                } else if t.values == Some(n) {
+                    Inst::AccValue
+                } else {
+                    unreachable!("lower: {n} reached outside its kernel")
+                }
             }
-            Op::ArgReduce { .. }
-            | Op::Pad { .. }
-            | Op::Concat { .. }
-            | Op::Matmul
-            | Op::Gather { .. }
-            | Op::ScatterAdd { .. } => unreachable!("lower: {n} runs as its own step"),
+            Op::Pad { .. } | Op::Concat { .. } | Op::Matmul | Op::Gather { .. } | Op::ScatterAdd { .. } => {
+                unreachable!("lower: {n} runs as its own step")
+            }
         };
         let id = out.push(Instr { inst, dtype });
         out.memo.insert(key, id);

@@ -11,7 +11,7 @@
 //! Both code generators read only this IR; neither looks back at the graph. Its text form
 //! (`Program`'s `Display`) is what `TENJIT_DUMP` writes and what snapshot tests pin.
 
-use crate::ops::{BinaryOp, Op, ReduceOp, Scalar, UnaryOp};
+use crate::ops::{ArgOp, BinaryOp, Op, ReduceOp, Scalar, UnaryOp};
 use crate::types::{DType, TensorType};
 
 /// A buffer of a program, by position in [`Program::buffers`].
@@ -70,6 +70,12 @@ pub enum Step {
 /// the epilogue runs once per output point (the space without the reduced axes), where
 /// [`Inst::Acc`] is the reduced value, and the stores write epilogue values at the output
 /// point's row-major position.
+///
+/// An index-of-extremum reduction ([`Combine::Arg`], one reduced axis) has two results: its
+/// [`Inst::Acc`] is the `i64` index along the axis (the first extremum, or the first NaN), and
+/// [`Inst::AccValue`] the extremum itself, as the matching `max`/`min` reduction computes it.
+/// So `x.max_dim(1)`, a `max` and an `argmax` of one operand over one axis, is one kernel whose
+/// epilogue stores both.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Kernel {
     /// `k0`, `k1`, ... in program order.
@@ -96,9 +102,54 @@ pub struct Kernel {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KernelReduce {
     /// The combine op.
-    pub op: ReduceOp,
-    /// The reduced axes of the iteration space, sorted.
+    pub op: Combine,
+    /// The reduced axes of the iteration space, sorted (exactly one for [`Combine::Arg`]).
     pub axes: Vec<usize>,
+}
+
+/// How a reduction combines the body's values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Combine {
+    /// A reduction to one value: [`Inst::Acc`] has the body value's dtype.
+    Reduce(ReduceOp),
+    /// The index of the extremum along the one reduced axis: [`Inst::Acc`] is that `i64`
+    /// index (the first extremum on ties, the first NaN if any, as `argmax`/`argmin`), and
+    /// [`Inst::AccValue`] the extremum (of the body value's dtype), equal to what
+    /// [`Combine::Reduce`] of [`Combine::extremum`] computes.
+    Arg(ArgOp),
+}
+
+impl Combine {
+    /// Printed name: `sum`, ..., `argmax`, `argmin`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Combine::Reduce(op) => op.name(),
+            Combine::Arg(op) => op.name(),
+        }
+    }
+
+    /// The reduction computing the value: the op itself, or `max`/`min` for an arg reduction.
+    pub fn extremum(self) -> ReduceOp {
+        match self {
+            Combine::Reduce(op) => op,
+            Combine::Arg(ArgOp::ArgMax) => ReduceOp::Max,
+            Combine::Arg(ArgOp::ArgMin) => ReduceOp::Min,
+        }
+    }
+
+    /// The arg op, for an index-of-extremum reduction.
+    pub fn arg(self) -> Option<ArgOp> {
+        match self {
+            Combine::Reduce(_) => None,
+            Combine::Arg(op) => Some(op),
+        }
+    }
+}
+
+impl From<ReduceOp> for Combine {
+    fn from(op: ReduceOp) -> Combine {
+        Combine::Reduce(op)
+    }
 }
 
 /// An instruction with its result dtype.
@@ -144,8 +195,12 @@ pub enum Inst {
     Where(InstId, InstId, InstId),
     /// Conversion to the instruction's dtype.
     Cast(InstId),
-    /// Epilogue only: the reduced value at this output point.
+    /// Epilogue only: the reduced value at this output point (for [`Combine::Arg`], the
+    /// `i64` index of the extremum).
     Acc,
+    /// Epilogue of a [`Combine::Arg`] reduction only: the extremum's value at this output
+    /// point.
+    AccValue,
 }
 
 /// An affine index: `offset + Σ strides[d] * i[d]` over the loop indices `i` (of the space

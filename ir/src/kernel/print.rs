@@ -77,6 +77,7 @@ fn instr_text(instr: &Instr, first: usize, var: &str) -> String {
         Inst::Where(c, x, y) => format!("where {}, {}, {}", v(*c), v(*x), v(*y)),
         Inst::Cast(x) => format!("cast {}", v(*x)),
         Inst::Acc => "acc".to_string(),
+        Inst::AccValue => "acc_value".to_string(),
     };
     format!("{rhs} : {}", instr.dtype)
 }
@@ -205,7 +206,8 @@ fn kernel_reads(k: &Kernel) -> Vec<usize> {
             | Inst::Binary(..)
             | Inst::Where(..)
             | Inst::Cast(_)
-            | Inst::Acc => None,
+            | Inst::Acc
+            | Inst::AccValue => None,
         })
         .collect();
     reads.sort_unstable();
@@ -230,7 +232,9 @@ fn buffers_text(bufs: &[usize]) -> String {
 /// ```
 ///
 /// Matrix products read `matmul  matmul f32  [4,3]x[3,2]  b0, b1 -> b3  ; matmul runs as a
-/// GEMM`, library steps `argmax  library  axis=1  b1 -> b2  ; argmax runs as a library routine`.
+/// GEMM`, library steps `gather  library  axis=1  b0, b1 -> b2  ; gather runs as a library routine`;
+/// an index-of-extremum kernel reads `k0  reduce argmax  [4,8] axes=[1]  b0 -> b1, b2  ; ...`
+/// (it stores the indices and, when the graph also takes the `max`, the values).
 pub fn kernel_list(p: &Program) -> String {
     let rows: Vec<[String; 5]> = p
         .steps

@@ -404,7 +404,7 @@ impl<'a, 'p> Emitter<'a, 'p> {
         mode: Mode,
         vals: &mut [Option<Val>],
         row: Option<&Row>,
-        acc: Option<Value>,
+        acc: &[Value],
     ) {
         let n = self.plan.prog(prog).0.len();
         for i in 0..n {
@@ -427,7 +427,7 @@ impl<'a, 'p> Emitter<'a, 'p> {
         vals: &[Option<Val>],
         row: Option<&Row>,
         base: Option<Value>,
-        acc: Option<Value>,
+        acc: &[Value],
     ) -> Value {
         let plan = self.plan;
         let (ins, maps) = plan.prog(prog);
@@ -473,13 +473,16 @@ impl<'a, 'p> Emitter<'a, 'p> {
                 let x = self.scalar_val(vals[*a], from);
                 self.cast(from, d, x)
             }
-            Inst::Acc => match acc {
-                Some(v) => v,
-                None => {
-                    self.fail("acc outside an epilogue".into());
-                    self.constant(Scalar::Int(0), d)
+            Inst::Acc | Inst::AccValue => {
+                let k = usize::from(matches!(ins[i].inst, Inst::AccValue));
+                match acc.get(k) {
+                    Some(&v) => v,
+                    None => {
+                        self.fail("acc outside an epilogue".into());
+                        self.constant(Scalar::Int(0), d)
+                    }
                 }
-            },
+            }
         }
     }
 
@@ -563,7 +566,7 @@ impl<'a, 'p> Emitter<'a, 'p> {
                 let x = self.vector_val(vals[*a], from, lanes);
                 self.vector_cast(from, d, lanes, x)
             }
-            Inst::Acc => {
+            Inst::Acc | Inst::AccValue => {
                 self.fail("acc in a vector row".into());
                 let z = self.constant(Scalar::Int(0), d);
                 self.splat(z, d, lanes)

@@ -4,16 +4,20 @@
 //! the row's dim) are computed once before it, then the row runs as vectors unrolled
 //! `unroll` times, then single vectors, then a scalar tail, so every element is visited once
 //! and no access reaches past the row's end.
+//!
+//! Elementwise vector rows without status-setting ops take [`Emitter::padded_row`] instead:
+//! no scalar copy of the body, the last partial vector computed on stack copies. Arg
+//! reductions (`argmax`, `argmin`) have their own inner shape, [`Emitter::inner_arg`].
 
 use super::emit::{scalar_ty, vector_ty, Emitter, Mode, Row, Val};
 use super::plan::{acc_dtype, variant, Prog, Shape};
-use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::types::{F32, F64, F64X2, I64};
-use cranelift_codegen::ir::{InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Value};
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::types::{self, F32, F64, F64X2, I32, I64};
+use cranelift_codegen::ir::{Endianness, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Value};
 use cranelift_frontend::Variable;
 use tenjit_ir::kernel::Inst;
 use tenjit_ir::ops::{ReduceOp, Scalar};
-use tenjit_ir::DType;
+use tenjit_ir::{ArgOp, DType};
 
 /// Unroll factor of elementwise and column rows.
 const UNROLL_ROW: usize = 2;
@@ -32,6 +36,10 @@ enum Sink {
     /// Combines the reduced value into the scratch row at `base`, whose element 0 is column
     /// `c0`.
     Scratch { base: Value, c0: Value },
+    /// An index-of-extremum reduction: per unrolled step a vector of best values and one of
+    /// their indices (lanes of the value's width), and a scalar pair for the tail; `iota` is
+    /// the vector of lane numbers.
+    Arg { op: ArgOp, vaccs: Vec<(Variable, Variable)>, sacc: (Variable, Variable), iota: Option<Value> },
 }
 
 /// A reduction's facts for the sinks.
@@ -54,14 +62,17 @@ impl Emitter<'_, '_> {
         }
         match self.plan.shape {
             Shape::Elementwise { lanes } => self.elementwise(lanes),
-            Shape::Inner { lanes } => self.inner(lanes),
+            Shape::Inner { lanes } => match self.plan.arg() {
+                Some(op) => self.inner_arg(op, lanes),
+                None => self.inner(lanes),
+            },
             Shape::Columns { lanes } => self.columns(lanes),
         }
     }
 
     fn red(&self) -> Red {
         let k = self.plan.kernel;
-        let op = k.reduce.as_ref().map_or(ReduceOp::Sum, |r| r.op);
+        let op = k.reduce.as_ref().map_or(ReduceOp::Sum, |r| r.op.extremum());
         let value = k.value.unwrap_or(0);
         let vd = k.body.get(value).map_or(DType::F32, |i| i.dtype);
         let accd = acc_dtype(op, vd);
@@ -119,7 +130,7 @@ impl Emitter<'_, '_> {
                     // Every reduced dim had size 1: one value per output point.
                     let n = plan.kernel.body.len();
                     let mut vals = vec![None; n];
-                    self.emit_set(Prog::Body, &vec![true; n], Mode::Scalar, &mut vals, None, None);
+                    self.emit_set(Prog::Body, &vec![true; n], Mode::Scalar, &mut vals, None, &[]);
                     let row = Row { dim: 0, j: init, bases: Vec::new() };
                     self.sink_scalar(&sink, Some(&red), &vals, &row, None);
                 }
@@ -154,7 +165,7 @@ impl Emitter<'_, '_> {
                 s
             }
         };
-        self.epilogue_and_store(result);
+        self.epilogue_and_store(&[result]);
         for (d, l) in loops.into_iter().rev() {
             self.close_dim(d, l);
         }
@@ -211,7 +222,7 @@ impl Emitter<'_, '_> {
         let a = self.b.ins().iadd(base, off);
         let acc = self.b.ins().load(scalar_ty(red.accd), MemFlagsData::trusted(), a, 0);
         let acc = if red.widen { self.b.ins().fdemote(F32, acc) } else { acc };
-        self.epilogue_and_store(acc);
+        self.epilogue_and_store(&[acc]);
         self.clear_idx(lk);
         self.close_loop(col);
         self.close_loop(chunk);
@@ -220,12 +231,173 @@ impl Emitter<'_, '_> {
         }
     }
 
-    /// Runs the epilogue at the current output point with the reduced value `acc`, then the
-    /// stores.
-    fn epilogue_and_store(&mut self, acc: Value) {
+    /// An index-of-extremum reduction (the inner shape): per output point, the reduced row
+    /// runs with per-lane best values and indices (in vector rows, one pair of vectors per
+    /// unrolled step; in the tail, a scalar pair), combined at the end by value, then index.
+    ///
+    /// Every accumulator starts at (the op's neutral bound, a sentinel index larger than any
+    /// real one). A later element replaces a lane's best only when strictly better, or when it
+    /// is the first NaN, so each lane holds the first extremum of the elements it saw; the
+    /// final combine prefers the larger (smaller) value, then any NaN, then the smaller index,
+    /// which makes it associative. Only a row whose elements all equal the bound keeps the
+    /// sentinel: its answer is index 0, whose value is that bound.
+    fn inner_arg(&mut self, op: ArgOp, lanes: Option<usize>) {
+        let plan = self.plan;
+        let red = self.red();
+        let kept = plan.kept();
+        let mut loops = Vec::new();
+        for &d in &kept {
+            let l = self.open_dim(d);
+            loops.push((d, l));
+        }
+        let (value, index) = match plan.reduced_dims().last() {
+            None => {
+                // A size-1 axis: the one element, at index 0.
+                let n = plan.kernel.body.len();
+                let mut vals = vec![None; n];
+                self.emit_set(Prog::Body, &vec![true; n], Mode::Scalar, &mut vals, None, &[]);
+                let v = self.scalar_val(vals[red.value], red.vd);
+                (v, self.iconst(I64, 0))
+            }
+            Some(&lr) => {
+                let init = self.acc_init(red.op, red.vd);
+                let declare = |e: &mut Self, ty, x: Value| {
+                    let v = e.b.declare_var(ty);
+                    e.b.def_var(v, x);
+                    v
+                };
+                let big = self.iconst(I64, i64::MAX);
+                let sacc = (declare(self, scalar_ty(red.vd), init), declare(self, I64, big));
+                let (mut vaccs, mut iota, mut sentinel) = (Vec::new(), None, i64::MAX);
+                if let Some(l) = lanes {
+                    let vty = vector_ty(red.vd, l);
+                    let ity = vector_ty(if l == 4 { DType::I32 } else { DType::I64 }, l);
+                    if l == 4 {
+                        sentinel = i32::MAX as i64;
+                    }
+                    let s = self.iconst(ity.lane_type(), sentinel);
+                    let (vinit, iinit) = (self.b.ins().splat(vty, init), self.b.ins().splat(ity, s));
+                    for _ in 0..UNROLL_REDUCE {
+                        vaccs.push((declare(self, vty, vinit), declare(self, ity, iinit)));
+                    }
+                    let zero = self.iconst(ity.lane_type(), 0);
+                    let mut v = self.b.ins().splat(ity, zero);
+                    for k in 1..l {
+                        let c = self.iconst(ity.lane_type(), k as i64);
+                        v = self.b.ins().insertlane(v, c, k as u8);
+                    }
+                    iota = Some(v);
+                }
+                let sink = Sink::Arg { op, vaccs: vaccs.clone(), sacc, iota };
+                let (lo, hi) = self.range(lr);
+                self.row(lr, lo, hi, lanes, UNROLL_REDUCE, &sink, Some(&red));
+                let mut best = (self.b.use_var(sacc.0), self.b.use_var(sacc.1));
+                if let Some((&(v0, i0), rest)) = vaccs.split_first() {
+                    let mut acc = (self.b.use_var(v0), self.b.use_var(i0));
+                    for &(v, i) in rest {
+                        let other = (self.b.use_var(v), self.b.use_var(i));
+                        acc = self.arg_combine(op, red.vd, acc, other);
+                    }
+                    let n = self.b.func.dfg.value_type(acc.0).lane_count() as usize;
+                    let (vs, is) = (self.lanes(acc.0, n), self.lanes(acc.1, n));
+                    for (v, i) in vs.into_iter().zip(is) {
+                        let i = if self.b.func.dfg.value_type(i) == I32 {
+                            self.b.ins().sextend(I64, i)
+                        } else {
+                            i
+                        };
+                        best = self.arg_combine(op, red.vd, best, (v, i));
+                    }
+                }
+                let kept_sentinel =
+                    self.b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, best.1, sentinel);
+                let zero = self.iconst(I64, 0);
+                (best.0, self.b.ins().select(kept_sentinel, zero, best.1))
+            }
+        };
+        self.epilogue_and_store(&[index, value]);
+        for (d, l) in loops.into_iter().rev() {
+            self.close_dim(d, l);
+        }
+    }
+
+    /// Whether the later element `x` replaces the best-so-far `best` (scalars or vectors):
+    /// strictly better, or the first NaN.
+    fn arg_better(&mut self, op: ArgOp, d: DType, x: Value, best: Value) -> Value {
+        if d.is_float() {
+            let cc = match op {
+                ArgOp::ArgMax => FloatCC::UnorderedOrGreaterThan,
+                ArgOp::ArgMin => FloatCC::UnorderedOrLessThan,
+            };
+            let c = self.b.ins().fcmp(cc, x, best);
+            let ordered = self.b.ins().fcmp(FloatCC::Ordered, best, best);
+            self.b.ins().band(c, ordered)
+        } else {
+            let cc = match op {
+                ArgOp::ArgMax => IntCC::SignedGreaterThan,
+                ArgOp::ArgMin => IntCC::SignedLessThan,
+            };
+            self.b.ins().icmp(cc, x, best)
+        }
+    }
+
+    /// `b` where `cond` holds, else `a` (value and index; scalars or vectors).
+    fn arg_select(&mut self, cond: Value, b: (Value, Value), a: (Value, Value)) -> (Value, Value) {
+        let ty = self.b.func.dfg.value_type(b.0);
+        if ty.is_vector() {
+            let mask = |e: &mut Self, ty| {
+                if e.b.func.dfg.value_type(cond) == ty {
+                    cond
+                } else {
+                    e.b.ins().bitcast(ty, MemFlagsData::new().with_endianness(Endianness::Little), cond)
+                }
+            };
+            let vmask = mask(self, ty);
+            let ity = self.b.func.dfg.value_type(b.1);
+            let imask = mask(self, ity);
+            (self.b.ins().bitselect(vmask, b.0, a.0), self.b.ins().bitselect(imask, b.1, a.1))
+        } else {
+            (self.b.ins().select(cond, b.0, a.0), self.b.ins().select(cond, b.1, a.1))
+        }
+    }
+
+    /// The better of two (value, index) pairs in any order: the larger (smaller) value, a NaN
+    /// over a number, and the smaller index on ties (or between NaNs).
+    fn arg_combine(&mut self, op: ArgOp, d: DType, a: (Value, Value), b: (Value, Value)) -> (Value, Value) {
+        let lt = self.b.ins().icmp(IntCC::SignedLessThan, b.1, a.1);
+        let take = if d.is_float() {
+            let cc = match op {
+                ArgOp::ArgMax => FloatCC::GreaterThan,
+                ArgOp::ArgMin => FloatCC::LessThan,
+            };
+            let better = self.b.ins().fcmp(cc, b.0, a.0);
+            let eq = self.b.ins().fcmp(FloatCC::Equal, b.0, a.0);
+            let b_nan = self.b.ins().fcmp(FloatCC::Unordered, b.0, b.0);
+            let a_ord = self.b.ins().fcmp(FloatCC::Ordered, a.0, a.0);
+            let tie = self.b.ins().band(eq, lt);
+            let nan_first = self.b.ins().bor(a_ord, lt);
+            let nan = self.b.ins().band(b_nan, nan_first);
+            let t = self.b.ins().bor(better, tie);
+            self.b.ins().bor(t, nan)
+        } else {
+            let cc = match op {
+                ArgOp::ArgMax => IntCC::SignedGreaterThan,
+                ArgOp::ArgMin => IntCC::SignedLessThan,
+            };
+            let better = self.b.ins().icmp(cc, b.0, a.0);
+            let eq = self.b.ins().icmp(IntCC::Equal, b.0, a.0);
+            let tie = self.b.ins().band(eq, lt);
+            self.b.ins().bor(better, tie)
+        };
+        self.arg_select(take, b, a)
+    }
+
+    /// Runs the epilogue at the current output point with the reduced value `acc[0]` (and an
+    /// arg reduction's extremum `acc[1]`), then the stores.
+    fn epilogue_and_store(&mut self, acc: &[Value]) {
         let n = self.plan.kernel.epilogue.len();
         let mut vals = vec![None; n];
-        self.emit_set(Prog::Epilogue, &vec![true; n], Mode::Scalar, &mut vals, None, Some(acc));
+        self.emit_set(Prog::Epilogue, &vec![true; n], Mode::Scalar, &mut vals, None, acc);
         let plan = self.plan;
         for s in &plan.kernel.stores {
             let d = plan.kernel.epilogue[s.value].dtype;
@@ -253,7 +425,7 @@ impl Emitter<'_, '_> {
         let var = variant(ins, maps, dim, false);
         let inv: Vec<bool> = var.iter().map(|v| !v).collect();
         let mut vals = vec![None; ins.len()];
-        self.emit_set(Prog::Body, &inv, Mode::Scalar, &mut vals, None, None);
+        self.emit_set(Prog::Body, &inv, Mode::Scalar, &mut vals, None, &[]);
         let mut bases = Vec::with_capacity(ins.len());
         for (i, m) in maps.iter().enumerate() {
             bases.push(match m {
@@ -263,7 +435,7 @@ impl Emitter<'_, '_> {
         }
         let store_base = match sink {
             Sink::Stores => Some(self.index(&plan.store_map, Some(dim))),
-            Sink::Accs { .. } | Sink::Scratch { .. } => None,
+            Sink::Accs { .. } | Sink::Scratch { .. } | Sink::Arg { .. } => None,
         };
         let mut j = lo;
         if let Some(l) = lanes {
@@ -278,13 +450,23 @@ impl Emitter<'_, '_> {
             }
             match (sink, red) {
                 (Sink::Stores, _) => plan.kernel.stores.iter().for_each(|s| splat[s.value] = true),
-                (Sink::Accs { .. } | Sink::Scratch { .. }, Some(r)) => splat[r.value] = true,
-                (Sink::Accs { .. } | Sink::Scratch { .. }, None) => {}
+                (Sink::Accs { .. } | Sink::Scratch { .. } | Sink::Arg { .. }, Some(r)) => {
+                    splat[r.value] = true
+                }
+                (Sink::Accs { .. } | Sink::Scratch { .. } | Sink::Arg { .. }, None) => {}
             }
             let mut vvals = vals.clone();
             for i in 0..ins.len() {
                 if splat[i] && !var[i] {
                     vvals[i] = Some(Val::V(self.vector_val(vals[i], ins[i].dtype, l)));
+                }
+            }
+            if let (Sink::Stores, Some(store_base)) = (sink, store_base) {
+                if !sets_status(ins, &var) {
+                    let unroll = if row_cost(ins, &var) > LARGE_ROW { 1 } else { unroll };
+                    let rv = RowVals { dim, lanes: l, var: &var, bases: &bases, vvals: &vvals, store_base };
+                    self.padded_row(&rv, j, hi, unroll);
+                    return;
                 }
             }
             let steps: &[usize] = if unroll > 1 { &[unroll, 1] } else { &[1] };
@@ -294,7 +476,7 @@ impl Emitter<'_, '_> {
                     let ju = if u == 0 { lp.i } else { self.b.ins().iadd_imm_s(lp.i, (u * l) as i64) };
                     let row = Row { dim, j: ju, bases: bases.clone() };
                     let mut v = vvals.clone();
-                    self.emit_set(Prog::Body, &var, Mode::Vector(l), &mut v, Some(&row), None);
+                    self.emit_set(Prog::Body, &var, Mode::Vector(l), &mut v, Some(&row), &[]);
                     self.sink_vector(sink, red, u, l, &v, &row, store_base);
                 }
                 j = self.close_loop(lp);
@@ -303,8 +485,131 @@ impl Emitter<'_, '_> {
         let lp = self.open_loop(j, hi, 1, true);
         let row = Row { dim, j: lp.i, bases };
         let mut v = vals;
-        self.emit_set(Prog::Body, &var, Mode::Scalar, &mut v, Some(&row), None);
+        self.emit_set(Prog::Body, &var, Mode::Scalar, &mut v, Some(&row), &[]);
         self.sink_scalar(sink, red, &v, &row, store_base);
+        self.close_loop(lp);
+    }
+
+    /// An elementwise vector row whose last, partial vector runs the same code as the others:
+    /// `unroll` vectors at a time (when `unroll > 1`), then one loop of single vectors in which
+    /// each varying load reads either its buffer or, for the last `hi - j < lanes` elements, a
+    /// 16-byte stack copy of them, and each store writes either its buffer or a stack vector
+    /// whose valid lanes are then copied out. So the body is emitted once (twice unrolled) and
+    /// no access leaves the row. The lanes past the row's end compute on zeros and are never
+    /// stored; this is only used when no varying op can set the status word.
+    fn padded_row(&mut self, rv: &RowVals, lo: Value, hi: Value, unroll: usize) {
+        let plan = self.plan;
+        let (ins, maps) = plan.prog(Prog::Body);
+        let (dim, l) = (rv.dim, rv.lanes);
+        let mut j = lo;
+        if unroll > 1 {
+            let lp = self.open_loop(j, hi, (l * unroll) as i64, true);
+            for u in 0..unroll {
+                let ju = if u == 0 { lp.i } else { self.b.ins().iadd_imm_s(lp.i, (u * l) as i64) };
+                let row = Row { dim, j: ju, bases: rv.bases.to_vec() };
+                let mut v = rv.vvals.to_vec();
+                self.emit_set(Prog::Body, rv.var, Mode::Vector(l), &mut v, Some(&row), &[]);
+                self.sink_vector(&Sink::Stores, None, u, l, &v, &row, Some(rv.store_base));
+            }
+            j = self.close_loop(lp);
+        }
+        let loads: Vec<usize> =
+            (0..ins.len()).filter(|&i| rv.var[i] && matches!(ins[i].inst, Inst::Load { .. })).collect();
+        let stores = &plan.kernel.stores;
+        let slot = |e: &mut Self| {
+            let s = e.b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 16, 4));
+            e.b.ins().stack_addr(I64, s, 0)
+        };
+        let load_slots: Vec<Value> = loads.iter().map(|_| slot(self)).collect();
+        let store_slots: Vec<Value> = stores.iter().map(|_| slot(self)).collect();
+        let src: Vec<Variable> = loads.iter().map(|_| self.b.declare_var(I64)).collect();
+        let dst: Vec<Variable> = stores.iter().map(|_| self.b.declare_var(I64)).collect();
+        let lp = self.open_loop(j, hi, l as i64, false);
+        let row = Row { dim, j: lp.i, bases: rv.bases.to_vec() };
+        let rem = self.b.ins().isub(hi, lp.i);
+        let full = self.b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, rem, l as i64);
+        let zero = self.iconst(I64, 0);
+        let (whole, part, merge) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(full, whole, &[], part, &[]);
+        // A whole vector: straight from and to the buffers.
+        self.b.switch_to_block(whole);
+        self.b.seal_block(whole);
+        for (&i, &v) in loads.iter().zip(&src) {
+            let (Inst::Load { buf, .. }, Some(m)) = (&ins[i].inst, &maps[i]) else { continue };
+            let ix = self.row_index(m, Some(&row), row.bases[i]);
+            let a = self.addr(*buf, ix, ins[i].dtype.size_bytes());
+            self.b.def_var(v, a);
+        }
+        let out_ix = self.row_index(&plan.store_map, Some(&row), Some(rv.store_base));
+        for (s, &v) in stores.iter().zip(&dst) {
+            let a = self.addr(s.buf, out_ix, ins[s.value].dtype.size_bytes());
+            self.b.def_var(v, a);
+        }
+        self.b.ins().jump(merge, &[]);
+        // The partial last vector: its elements copied into zeroed stack vectors.
+        self.b.switch_to_block(part);
+        self.b.seal_block(part);
+        self.b.set_cold_block(part);
+        let zeros = self.b.ins().splat(types::I64X2, zero);
+        for (&a, &v) in load_slots.iter().zip(&src) {
+            self.b.ins().store(MemFlagsData::trusted(), zeros, a, 0);
+            self.b.def_var(v, a);
+        }
+        for (&a, &v) in store_slots.iter().zip(&dst) {
+            self.b.def_var(v, a);
+        }
+        let copy = self.open_loop(zero, rem, 1, false);
+        let row_k = Row { dim, j: self.b.ins().iadd(lp.i, copy.i), bases: rv.bases.to_vec() };
+        for (&i, &a) in loads.iter().zip(&load_slots) {
+            let (Inst::Load { buf, .. }, Some(m)) = (&ins[i].inst, &maps[i]) else { continue };
+            let size = ins[i].dtype.size_bytes();
+            let ix = self.row_index(m, Some(&row_k), row_k.bases[i]);
+            let from = self.addr(*buf, ix, size);
+            let x = self.b.ins().load(scalar_ty(ins[i].dtype), MemFlagsData::trusted(), from, 0);
+            let off = self.b.ins().imul_imm_s(copy.i, size as i64);
+            let to = self.b.ins().iadd(a, off);
+            self.b.ins().store(MemFlagsData::trusted(), x, to, 0);
+        }
+        self.close_loop(copy);
+        self.b.ins().jump(merge, &[]);
+        self.b.switch_to_block(merge);
+        self.b.seal_block(merge);
+        let mut v = rv.vvals.to_vec();
+        let mut which = rv.var.to_vec();
+        for (&i, &p) in loads.iter().zip(&src) {
+            let p = self.b.use_var(p);
+            let ty = vector_ty(ins[i].dtype, l);
+            v[i] = Some(Val::V(self.b.ins().load(ty, MemFlagsData::new().with_notrap(), p, 0)));
+            which[i] = false;
+        }
+        self.emit_set(Prog::Body, &which, Mode::Vector(l), &mut v, Some(&row), &[]);
+        for (s, &p) in stores.iter().zip(&dst) {
+            let x = self.vector_val(v[s.value], ins[s.value].dtype, l);
+            let p = self.b.use_var(p);
+            self.b.ins().store(MemFlagsData::new().with_notrap(), x, p, 0);
+        }
+        let (out, cont) = (self.b.create_block(), self.b.create_block());
+        self.b.ins().brif(full, cont, &[], out, &[]);
+        // The partial vector's valid lanes, out to the buffers.
+        self.b.switch_to_block(out);
+        self.b.seal_block(out);
+        self.b.set_cold_block(out);
+        let copy = self.open_loop(zero, rem, 1, false);
+        let k = self.b.ins().iadd(lp.i, copy.i);
+        let row_k = Row { dim, j: k, bases: Vec::new() };
+        let out_ix = self.row_index(&plan.store_map, Some(&row_k), Some(rv.store_base));
+        for (s, &a) in stores.iter().zip(&store_slots) {
+            let d = ins[s.value].dtype;
+            let off = self.b.ins().imul_imm_s(copy.i, d.size_bytes() as i64);
+            let from = self.b.ins().iadd(a, off);
+            let x = self.b.ins().load(scalar_ty(d), MemFlagsData::trusted(), from, 0);
+            let to = self.addr(s.buf, out_ix, d.size_bytes());
+            self.b.ins().store(MemFlagsData::trusted(), x, to, 0);
+        }
+        self.close_loop(copy);
+        self.b.ins().jump(cont, &[]);
+        self.b.switch_to_block(cont);
+        self.b.seal_block(cont);
         self.close_loop(lp);
     }
 
@@ -364,7 +669,20 @@ impl Emitter<'_, '_> {
                     self.b.ins().store(flags, c, a, at);
                 }
             }
-            (Sink::Accs { .. } | Sink::Scratch { .. }, None) => {}
+            (Sink::Arg { op, vaccs, iota, .. }, Some(r)) => {
+                let x = self.vector_val(vals[r.value], r.vd, lanes);
+                let (Some(&(bv, bi)), Some(iota)) = (vaccs.get(u), *iota) else { return };
+                let ity = self.b.func.dfg.value_type(iota);
+                let j = if ity.lane_type() == I32 { self.b.ins().ireduce(I32, row.j) } else { row.j };
+                let j = self.b.ins().splat(ity, j);
+                let xi = self.b.ins().iadd(j, iota);
+                let (v, i) = (self.b.use_var(bv), self.b.use_var(bi));
+                let better = self.arg_better(*op, r.vd, x, v);
+                let (v, i) = self.arg_select(better, (x, xi), (v, i));
+                self.b.def_var(bv, v);
+                self.b.def_var(bi, i);
+            }
+            (Sink::Accs { .. } | Sink::Scratch { .. } | Sink::Arg { .. }, None) => {}
         }
     }
 
@@ -404,9 +722,63 @@ impl Emitter<'_, '_> {
                 let c = self.combine(r.op, r.accd, old, x);
                 self.b.ins().store(MemFlagsData::trusted(), c, a, 0);
             }
-            (Sink::Accs { .. } | Sink::Scratch { .. }, None) => {}
+            (Sink::Arg { op, sacc: (bv, bi), .. }, Some(r)) => {
+                let x = self.scalar_val(vals[r.value], r.vd);
+                let (v, i) = (self.b.use_var(*bv), self.b.use_var(*bi));
+                let better = self.arg_better(*op, r.vd, x, v);
+                let (v, i) = self.arg_select(better, (x, row.j), (v, i));
+                self.b.def_var(*bv, v);
+                self.b.def_var(*bi, i);
+            }
+            (Sink::Accs { .. } | Sink::Scratch { .. } | Sink::Arg { .. }, None) => {}
         }
     }
+}
+
+/// What a padded elementwise row needs of the row set up by [`Emitter::row`].
+struct RowVals<'v> {
+    dim: usize,
+    lanes: usize,
+    /// Which body instructions vary along the row.
+    var: &'v [bool],
+    /// Each map-bearing instruction's index without the row term.
+    bases: &'v [Option<Value>],
+    /// Invariant values, splatted where the vector row reads them.
+    vvals: &'v [Option<Val>],
+    /// The store map's index without the row term.
+    store_base: Value,
+}
+
+/// Rows whose varying instructions cost more than this (see [`row_cost`]) are not unrolled:
+/// the vector math of one copy already gives the core enough independent work, and each copy
+/// costs compile time.
+const LARGE_ROW: usize = 24;
+
+/// A rough size of the varying instructions of a row, in CLIF instructions per vector.
+fn row_cost(ins: &[tenjit_ir::kernel::Instr], var: &[bool]) -> usize {
+    use tenjit_ir::{BinaryOp as B, UnaryOp as U};
+    ins.iter()
+        .zip(var)
+        .filter(|(_, &v)| v)
+        .map(|(i, _)| match &i.inst {
+            Inst::Unary(U::Exp | U::Log | U::Sin | U::Cos | U::Tanh, _) => 40,
+            Inst::Binary(B::Pow, ..) => 80,
+            Inst::Binary(B::FloorDiv | B::Rem, ..) | Inst::Iota { .. } | Inst::Rand { .. } => 8,
+            _ => 1,
+        })
+        .sum()
+}
+
+/// Whether a varying instruction can set the status word (integer `//`, `%`, `**`): lanes
+/// past a row's end must then not be computed.
+fn sets_status(ins: &[tenjit_ir::kernel::Instr], var: &[bool]) -> bool {
+    use tenjit_ir::BinaryOp as B;
+    ins.iter().zip(var).any(|(i, &v)| {
+        v && match i.inst {
+            Inst::Binary(B::FloorDiv | B::Rem | B::Pow, a, _) => !ins[a].dtype.is_float(),
+            _ => false,
+        }
+    })
 }
 
 /// The operands of an instruction.
@@ -415,6 +787,11 @@ fn operands(i: &Inst) -> Vec<usize> {
         Inst::Unary(_, a) | Inst::Cast(a) => vec![a],
         Inst::Binary(_, a, b) => vec![a, b],
         Inst::Where(c, a, b) => vec![c, a, b],
-        Inst::Load { .. } | Inst::Const(_) | Inst::Iota { .. } | Inst::Rand { .. } | Inst::Acc => Vec::new(),
+        Inst::Load { .. }
+        | Inst::Const(_)
+        | Inst::Iota { .. }
+        | Inst::Rand { .. }
+        | Inst::Acc
+        | Inst::AccValue => Vec::new(),
     }
 }

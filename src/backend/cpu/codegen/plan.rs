@@ -12,8 +12,8 @@
 //!   runtime splits over threads.
 
 use super::CodegenError;
-use tenjit_ir::kernel::{BufferDecl, IndexMap, Inst, Instr, Kernel};
-use tenjit_ir::{DType, ReduceOp};
+use tenjit_ir::kernel::{BufferDecl, Combine, IndexMap, Inst, Instr, Kernel};
+use tenjit_ir::{ArgOp, DType, ReduceOp};
 
 /// An affine index over the canonical dims: `offset + Σ strides[d] * i[d]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,6 +99,11 @@ impl Plan<'_> {
     /// The reduced value's dtype, for a reduction.
     pub fn value_dtype(&self) -> Option<DType> {
         self.kernel.value.map(|v| self.kernel.body[v].dtype)
+    }
+
+    /// The arg op of an index-of-extremum reduction.
+    pub fn arg(&self) -> Option<ArgOp> {
+        self.kernel.reduce.as_ref().and_then(|r| r.op.arg())
     }
 }
 
@@ -190,9 +195,15 @@ fn check_prog(
             Inst::Cast(a) => {
                 arg(*a)?;
             }
-            Inst::Acc => {
+            Inst::Acc | Inst::AccValue => {
                 let value = k.value.and_then(|v| k.body.get(v)).map(|v| v.dtype);
-                if !epilogue || value != Some(ins.dtype) {
+                let arg = k.reduce.as_ref().and_then(|r| r.op.arg()).is_some();
+                let want = match (&ins.inst, arg) {
+                    (Inst::Acc, true) => Some(DType::I64),
+                    (Inst::Acc, false) | (Inst::AccValue, true) => value,
+                    _ => None,
+                };
+                if !epilogue || want != Some(ins.dtype) {
                     return Err(err("acc outside a reduction's epilogue, or of the wrong dtype".into()));
                 }
             }
@@ -241,7 +252,8 @@ fn check_bounds(
             | Inst::Binary(..)
             | Inst::Where(..)
             | Inst::Cast(_)
-            | Inst::Acc => None,
+            | Inst::Acc
+            | Inst::AccValue => None,
         };
         if let Some((numel, m)) = map {
             let (lo, hi) = map_range(m, space);
@@ -298,7 +310,14 @@ pub(super) fn plan<'k>(k: &'k Kernel, buffers: &[BufferDecl]) -> Result<Plan<'k>
             if d == DType::Bool {
                 return Err(invalid(k, format!("{} of bool", r.op.name())));
             }
-            if r.op.identity().is_none() && red_n == 0 && out_n > 0 {
+            let identity = match r.op {
+                Combine::Reduce(op) => op.identity(),
+                Combine::Arg(_) => None,
+            };
+            if matches!(r.op, Combine::Arg(_)) && r.axes.len() != 1 {
+                return Err(invalid(k, format!("{} over {} axes", r.op.name(), r.axes.len())));
+            }
+            if identity.is_none() && red_n == 0 && out_n > 0 {
                 return Err(invalid(k, format!("{} over an empty axis has no identity", r.op.name())));
             }
         }
@@ -409,9 +428,13 @@ pub(super) fn plan<'k>(k: &'k Kernel, buffers: &[BufferDecl]) -> Result<Plan<'k>
 fn index_of(i: &Inst) -> Option<&IndexMap> {
     match i {
         Inst::Load { index, .. } | Inst::Iota { index } | Inst::Rand { counter: index, .. } => Some(index),
-        Inst::Const(_) | Inst::Unary(..) | Inst::Binary(..) | Inst::Where(..) | Inst::Cast(_) | Inst::Acc => {
-            None
-        }
+        Inst::Const(_)
+        | Inst::Unary(..)
+        | Inst::Binary(..)
+        | Inst::Where(..)
+        | Inst::Cast(_)
+        | Inst::Acc
+        | Inst::AccValue => None,
     }
 }
 
@@ -428,7 +451,7 @@ pub(super) fn variant(prog: &[Instr], maps: &[Option<Map>], dim: usize, acc_vari
             Inst::Unary(_, a) | Inst::Cast(a) => v[*a],
             Inst::Binary(_, a, b) => v[*a] || v[*b],
             Inst::Where(c, a, b) => v[*c] || v[*a] || v[*b],
-            Inst::Acc => acc_varies,
+            Inst::Acc | Inst::AccValue => acc_varies,
         };
     }
     v
@@ -475,7 +498,8 @@ pub(super) fn vector_lanes(
             | Inst::Binary(..)
             | Inst::Where(..)
             | Inst::Cast(_)
-            | Inst::Acc => {}
+            | Inst::Acc
+            | Inst::AccValue => {}
         }
         if let Some(n) = lanes_of(ins.dtype) {
             if !want(n) {
@@ -514,6 +538,16 @@ fn choose_shape(p: &Plan) -> Shape {
         return Shape::Inner { lanes: None };
     }
     let red = p.reduced_dims();
+    if r.op.arg().is_some() {
+        // Index-of-extremum reductions keep per-lane best values and indices in registers: the
+        // inner shape only, vectorized when the reduced dim is walked with stride 1 (and, for
+        // 4-lane rows, its indices fit the `i32` lanes).
+        let lanes = red.last().and_then(|&d| {
+            let l = vector_lanes(&k.body, &p.body_maps, d, &[vd])?;
+            (l == 2 || p.dims[d] < i32::MAX as usize).then_some(l)
+        });
+        return Shape::Inner { lanes };
+    }
     let lk = p.kept().last().copied().unwrap_or(0);
     let inner = red.last().and_then(|&d| vector_lanes(&k.body, &p.body_maps, d, &[vd]).map(|l| (d, l)));
     let columns =
