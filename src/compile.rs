@@ -188,6 +188,10 @@ pub(crate) fn lower(graph: &Graph, record: bool) -> Result<(Program, Stages, Sta
             stages.passes.push((name, g.to_string()));
         }
     };
+    // The standard pipeline, then the splitting of large reductions for the cores.
+    let split = tenjit_ir::passes::split_reduce::SplitReduce::default();
+    let mut refs = refs;
+    refs.push(&split);
     tenjit_ir::passes::run_passes(&mut g, &refs, &mut observe)
         .map_err(|e| Error::Eval { message: format!("tenjit bug: {e}") })?;
     times.push(("passes", t.elapsed()));

@@ -23,6 +23,7 @@ fn tenjit_dump_writes_every_stage() {
             "1-after-simplify.tir",
             "2-after-cse.tir",
             "3-after-dce.tir",
+            "4-after-split-reduce.tir",
             "clif.txt",
             "kernel-ir.txt",
             "kernels.txt"

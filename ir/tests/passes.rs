@@ -997,3 +997,68 @@ fn the_pipeline_preserves_values_on_random_graphs() {
     );
     assert!(fired.len() >= 20, "few rules fired on random graphs: {fired:?}");
 }
+
+mod split_reduce {
+    use tenjit_ir::passes::split_reduce::SplitReduce;
+    use tenjit_ir::passes::Pass;
+    use tenjit_ir::{interp, text, Buffer, Scalar, Shape};
+
+    fn split(src: &str) -> String {
+        let mut g = text::parse(src).unwrap();
+        SplitReduce::default().run(&mut g);
+        tenjit_ir::verify(&g).unwrap();
+        g.to_string()
+    }
+
+    #[test]
+    fn a_full_reduction_of_a_matrix_becomes_rows_then_one() {
+        let out = split("graph @f(%x: f32[512,1024]) {\n  %0 = sum %x, axes=[0,1] : f32[]\n  return %0\n}");
+        assert_eq!(
+            out,
+            "graph @f(%x: f32[512,1024]) {\n  %0 = sum %x, axes=[1] : f32[512]\n  %1 = sum %0, axes=[0] : f32[]\n  return %1\n}\n"
+        );
+    }
+
+    #[test]
+    fn one_long_axis_is_reshaped_first() {
+        let out = split("graph @f(%x: f32[1048576]) {\n  %0 = max %x, axes=[0] : f32[]\n  return %0\n}");
+        assert_eq!(
+            out,
+            "graph @f(%x: f32[1048576]) {\n  %0 = reshape %x, shape=[1024,1024] : f32[1024,1024]\n  %1 = max %0, axes=[1] : f32[1024]\n  %2 = max %1, axes=[0] : f32[]\n  return %2\n}\n"
+        );
+    }
+
+    #[test]
+    fn parallel_or_small_reductions_and_argmax_stay() {
+        for src in [
+            "graph @f(%x: f32[4096,64]) {\n  %0 = sum %x, axes=[1] : f32[4096]\n  return %0\n}",
+            "graph @f(%x: f32[8,8]) {\n  %0 = sum %x, axes=[0,1] : f32[]\n  return %0\n}",
+            "graph @f(%x: f32[1048576]) {\n  %0 = argmax %x, axis=0 : i64[]\n  return %0\n}",
+            "graph @f(%x: f32[1000003]) {\n  %0 = sum %x, axes=[0] : f32[]\n  return %0\n}",
+        ] {
+            let g = text::parse(src).unwrap();
+            assert_eq!(split(src), g.to_string(), "{src}");
+        }
+    }
+
+    #[test]
+    fn values_are_kept() {
+        for src in [
+            "graph @f(%x: f64[256,2048]) {\n  %0 = sum %x, axes=[0,1] : f64[]\n  return %0\n}",
+            "graph @f(%x: f64[64,8,1024]) {\n  %0 = max %x, axes=[0,2] : f64[8]\n  return %0\n}",
+            "graph @f(%x: i64[524288]) {\n  %0 = sum %x, axes=[0] : i64[]\n  return %0\n}",
+            "graph @f(%x: f64[3,262144]) {\n  %0 = min %x, axes=[1] : f64[3]\n  return %0\n}",
+        ] {
+            let g = text::parse(src).unwrap();
+            let mut s = g.clone();
+            assert!(SplitReduce::default().run(&mut s), "{src} was not split");
+            let ty = g.ty(g.inputs()[0].1).clone();
+            let n = ty.shape.numel();
+            let values = (0..n).map(|i| Scalar::Int(((i * 7919) % 1001) as i64 - 500));
+            let x = Buffer::from_scalars(ty.dtype, Shape::new(ty.shape.dims()), values);
+            let (a, b) = (interp::eval(&g, &[x.clone()]).unwrap(), interp::eval(&s, &[x]).unwrap());
+            // Integer-valued data: sums are exact in f64 either way.
+            assert_eq!(a, b, "{src}");
+        }
+    }
+}

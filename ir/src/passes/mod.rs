@@ -7,6 +7,7 @@
 pub mod cse;
 pub mod dce;
 pub mod simplify;
+pub mod split_reduce;
 
 use crate::graph::Graph;
 use crate::verify::{verify, VerifyErrors};
