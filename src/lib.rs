@@ -11,6 +11,8 @@
 //! assert_eq!(y.to_string(), "tensor([[2.0000],\n        [3.5000]])");
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod backend;
 pub mod compile;
 pub mod device;

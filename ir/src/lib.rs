@@ -10,6 +10,8 @@
 //! * [`Buffer`]: a dense host tensor value; [`format`](mod@format) prints it as PyTorch does; [`npy`]
 //!   reads and writes `.npy` files.
 
+#![warn(missing_docs)]
+
 pub mod buffer;
 pub mod dot;
 pub mod format;

@@ -16,6 +16,9 @@ use tenjit_ir::{
     verify, ArgOp, BinaryOp, Buffer, DType, Graph, NodeId, Op, ReduceOp, Scalar, Shape, TensorType, UnaryOp,
 };
 
+mod common;
+use common::Rng;
+
 /// Parses `text`, panicking with the error and the text on failure.
 fn parse_ok(text: &str) -> Graph {
     parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"))
@@ -537,34 +540,6 @@ fn graph_mutation_api() {
 // ---------------------------------------------------------------------------------------------
 // Semantic preservation over random graphs.
 
-/// A small deterministic generator (xorshift64*), so the tests need no crate.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn pick<T: Clone>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len())].clone()
-    }
-
-    fn chance(&mut self, one_in: usize) -> bool {
-        self.below(one_in) == 0
-    }
-}
-
 /// Float values that make identities interesting: signed zeros, one, NaN, infinities,
 /// subnormals, values that round in `f32`.
 const FLOATS: [f64; 17] = [
@@ -1056,7 +1031,8 @@ mod split_reduce {
             let n = ty.shape.numel();
             let values = (0..n).map(|i| Scalar::Int(((i * 7919) % 1001) as i64 - 500));
             let x = Buffer::from_scalars(ty.dtype, Shape::new(ty.shape.dims()), values);
-            let (a, b) = (interp::eval(&g, &[x.clone()]).unwrap(), interp::eval(&s, &[x]).unwrap());
+            let (a, b) =
+                (interp::eval(&g, std::slice::from_ref(&x)).unwrap(), interp::eval(&s, &[x]).unwrap());
             // Integer-valued data: sums are exact in f64 either way.
             assert_eq!(a, b, "{src}");
         }

@@ -1,7 +1,7 @@
 //! Elementwise ops: arithmetic, powers, transcendental functions, comparisons and logic, with
 //! NumPy broadcasting and PyTorch type promotion (see `tenjit_ir::types`).
 //!
-//! Every binary op goes through one function, [`binary`]: it promotes the dtypes (a Rust
+//! Every binary op goes through one function, `binary`: it promotes the dtypes (a Rust
 //! scalar is a weak operand), applies the op's own dtype needs (true division and
 //! transcendental functions compute in floats, logic in bools), broadcasts the shapes with
 //! explicit `expand` nodes and records one `ir` binary op. The operators `+ - * / %`, unary
