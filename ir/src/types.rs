@@ -267,6 +267,47 @@ pub fn broadcast_shapes(a: &Shape, b: &Shape) -> Option<Shape> {
     Some(Shape(out))
 }
 
+/// PyTorch's `computeStride`: the strides a view of shape `new` would have over elements laid
+/// out with shape `old` and strides `stride`, or `None` when no such view exists (a reshape that
+/// merges dimensions a permutation or a slice made non-contiguous). The front end uses it to
+/// fail `view` exactly where PyTorch does; the lowering uses it to fold reshapes into index maps.
+/// Arithmetic wraps: sizes come from graphs that verified.
+pub fn view_strides(old: &[usize], stride: &[i64], new: &[usize]) -> Option<Vec<i64>> {
+    if old.is_empty() {
+        return Some(vec![1; new.len()]);
+    }
+    if old.contains(&0) {
+        // No element is ever read: any strides do.
+        return Some(Shape::new(new).strides().iter().map(|&s| s as i64).collect());
+    }
+    let mut new_stride = vec![0i64; new.len()];
+    let mut view_d = new.len() as isize - 1;
+    let mut chunk_base_stride = stride[old.len() - 1];
+    let (mut tensor_numel, mut view_numel) = (1i64, 1i64);
+    for tensor_d in (0..old.len()).rev() {
+        tensor_numel = tensor_numel.wrapping_mul(old[tensor_d] as i64);
+        let chunk_ends = tensor_d == 0
+            || (old[tensor_d - 1] != 1
+                && stride[tensor_d - 1] != tensor_numel.wrapping_mul(chunk_base_stride));
+        if chunk_ends {
+            while view_d >= 0 && (view_numel < tensor_numel || new[view_d as usize] == 1) {
+                new_stride[view_d as usize] = view_numel.wrapping_mul(chunk_base_stride);
+                view_numel = view_numel.wrapping_mul(new[view_d as usize] as i64);
+                view_d -= 1;
+            }
+            if view_numel != tensor_numel {
+                return None;
+            }
+            if tensor_d > 0 {
+                chunk_base_stride = stride[tensor_d - 1];
+                tensor_numel = 1;
+                view_numel = 1;
+            }
+        }
+    }
+    (view_d == -1).then_some(new_stride)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

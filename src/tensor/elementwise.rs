@@ -369,6 +369,10 @@ impl IntoOperand for Operand {
 // one impl to pick.
 macro_rules! operator {
     ($trait:ident, $method:ident, $op:ident) => {
+        operator!(@tensors $trait, $method, $op);
+        operator!(@scalar $trait, $method, $op, f64, i64);
+    };
+    (@tensors $trait:ident, $method:ident, $op:ident) => {
         impl ops::$trait<&Tensor> for &Tensor {
             type Output = Tensor;
             #[track_caller]
@@ -397,7 +401,6 @@ macro_rules! operator {
                 binary(BinaryOp::$op, Operand::Tensor(self.clone()), Operand::Tensor(rhs)).or_panic()
             }
         }
-        operator!(@scalar $trait, $method, $op, f64, i64);
     };
     (@scalar $trait:ident, $method:ident, $op:ident, $($s:ty),*) => {$(
         impl ops::$trait<$s> for &Tensor {
@@ -437,27 +440,8 @@ operator!(Mul, mul, Mul);
 operator!(Div, div, Div);
 operator!(Rem, rem, Rem);
 
-macro_rules! logic_operator {
-    ($trait:ident, $method:ident, $op:ident) => {
-        impl ops::$trait<&Tensor> for &Tensor {
-            type Output = Tensor;
-            #[track_caller]
-            fn $method(self, rhs: &Tensor) -> Tensor {
-                binary(BinaryOp::$op, Operand::Tensor(self.clone()), Operand::Tensor(rhs.clone())).or_panic()
-            }
-        }
-        impl ops::$trait<Tensor> for Tensor {
-            type Output = Tensor;
-            #[track_caller]
-            fn $method(self, rhs: Tensor) -> Tensor {
-                binary(BinaryOp::$op, Operand::Tensor(self), Operand::Tensor(rhs)).or_panic()
-            }
-        }
-    };
-}
-
-logic_operator!(BitAnd, bitand, And);
-logic_operator!(BitOr, bitor, Or);
+operator!(@tensors BitAnd, bitand, And);
+operator!(@tensors BitOr, bitor, Or);
 
 impl ops::Neg for &Tensor {
     type Output = Tensor;

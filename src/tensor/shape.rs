@@ -44,39 +44,11 @@ pub(crate) fn infer_shape(op: &'static str, dims: &[isize], numel: usize, from: 
     Ok(shape)
 }
 
-/// PyTorch's `computeStride`: the strides a view of `new` over a tensor of shape `old` and
-/// strides `old_strides` would have, or `None` if no view exists.
+/// The torch-style strides of a view of `new` over a tensor of shape `old` and strides
+/// `old_strides`, or `None` if no view exists (`tenjit_ir::types::view_strides`).
 fn view_strides(old: &[usize], old_strides: &[isize], new: &[usize]) -> Option<Strides> {
-    let mut new_strides: Strides = SmallVec::from_elem(0, new.len());
-    if old.iter().product::<usize>() == 0 || old.is_empty() {
-        return Some(contiguous_strides(&Shape::new(new)));
-    }
-    let mut view_d = new.len() as isize - 1;
-    let mut chunk_base_stride = *old_strides.last().unwrap_or(&1);
-    let mut tensor_numel = 1usize;
-    let mut view_numel = 1usize;
-    for tensor_d in (0..old.len()).rev() {
-        tensor_numel *= old[tensor_d];
-        let boundary = tensor_d == 0
-            || (old[tensor_d - 1] != 1
-                && old_strides[tensor_d - 1] != tensor_numel as isize * chunk_base_stride);
-        if boundary {
-            while view_d >= 0 && (view_numel < tensor_numel || new[view_d as usize] == 1) {
-                new_strides[view_d as usize] = view_numel as isize * chunk_base_stride;
-                view_numel *= new[view_d as usize];
-                view_d -= 1;
-            }
-            if view_numel != tensor_numel {
-                return None;
-            }
-            if tensor_d > 0 {
-                chunk_base_stride = old_strides[tensor_d - 1];
-                tensor_numel = 1;
-                view_numel = 1;
-            }
-        }
-    }
-    (view_d == -1).then_some(new_strides)
+    let strides: Vec<i64> = old_strides.iter().map(|&s| s as i64).collect();
+    tenjit_ir::types::view_strides(old, &strides, new).map(|v| v.into_iter().map(|s| s as isize).collect())
 }
 
 impl Tensor {

@@ -205,9 +205,8 @@ impl View {
                 let strides = (0..strides.len()).map(|d| strides[d].wrapping_mul(step[d] as i64)).collect();
                 Some(View { offset, strides })
             }
-            Op::Reshape { shape } => {
-                compute_stride(in_dims, &strides, shape.dims()).map(|strides| View { offset, strides })
-            }
+            Op::Reshape { shape } => crate::types::view_strides(in_dims, &strides, shape.dims())
+                .map(|strides| View { offset, strides }),
             Op::Input { .. }
             | Op::Const { .. }
             | Op::Iota { .. }
@@ -231,46 +230,6 @@ impl View {
     fn through(self, g: &Graph, chain: &[NodeId]) -> Result<View, NotAView> {
         chain.iter().rev().try_fold(self, |v, &m| v.apply(g, m).ok_or(NotAView { reshape: m }))
     }
-}
-
-/// The strides of a reshape of a strided view, if the reshaped view is strided: PyTorch's
-/// `computeStride` (`aten/src/ATen/TensorUtils.cpp`). Runs of old axes that are contiguous
-/// with each other ("chunks") may be split and merged freely; a new axis may not span two
-/// chunks. Size-1 axes can always be inserted or removed.
-fn compute_stride(old: &[usize], stride: &[i64], new: &[usize]) -> Option<Vec<i64>> {
-    if old.is_empty() {
-        return Some(vec![1; new.len()]);
-    }
-    if old.contains(&0) {
-        // No element is ever read: any strides do.
-        return Some(View::dense(new).strides);
-    }
-    let mut new_stride = vec![0i64; new.len()];
-    let mut view_d = new.len() as isize - 1;
-    let mut chunk_base_stride = stride[old.len() - 1];
-    let (mut tensor_numel, mut view_numel) = (1i64, 1i64);
-    for tensor_d in (0..old.len()).rev() {
-        tensor_numel = tensor_numel.wrapping_mul(old[tensor_d] as i64);
-        let chunk_ends = tensor_d == 0
-            || (old[tensor_d - 1] != 1
-                && stride[tensor_d - 1] != tensor_numel.wrapping_mul(chunk_base_stride));
-        if chunk_ends {
-            while view_d >= 0 && (view_numel < tensor_numel || new[view_d as usize] == 1) {
-                new_stride[view_d as usize] = view_numel.wrapping_mul(chunk_base_stride);
-                view_numel = view_numel.wrapping_mul(new[view_d as usize] as i64);
-                view_d -= 1;
-            }
-            if view_numel != tensor_numel {
-                return None;
-            }
-            if tensor_d > 0 {
-                chunk_base_stride = stride[tensor_d - 1];
-                tensor_numel = 1;
-                view_numel = 1;
-            }
-        }
-    }
-    (view_d == -1).then_some(new_stride)
 }
 
 /// Whether the reshape `u` of `c` only inserts or removes size-1 axes.
