@@ -45,6 +45,11 @@ impl Error {
     pub(crate) fn op(op: &'static str, message: impl Into<String>) -> Error {
         Error::Op { op, message: message.into(), at: Location::caller() }
     }
+
+    /// An `ir` type-rule error at `at`.
+    pub(crate) fn from_op_error(e: tenjit_ir::OpError, at: &'static Location<'static>) -> Error {
+        Error::Op { op: e.op, message: e.message, at }
+    }
 }
 
 /// Turns an `ir` type-rule error into an [`Error::Op`] at the caller's location.

@@ -13,6 +13,7 @@
 
 #![warn(missing_docs)]
 
+pub mod autograd;
 pub mod backend;
 pub mod compile;
 pub mod device;
@@ -21,6 +22,9 @@ mod inspect;
 pub mod realize;
 pub mod tensor;
 
+pub use autograd::{
+    enable_grad, grad, grad_with, is_grad_enabled, no_grad, try_grad, GradOptions, NoGradGuard,
+};
 pub use compile::{
     backend, compile_count, compile_reports, compile_stages, run_graph, set_backend, Backend, CompileReport,
     MissReason, Stages,

@@ -81,9 +81,16 @@ pub(crate) fn trace(roots: &[&Tensor], opts: TraceOptions) -> Traced {
 
 /// Computes the values of `tensors` together (one graph, shared work computed once).
 pub fn try_realize(tensors: &[&Tensor]) -> Result<()> {
-    let pending: Vec<&Tensor> = tensors.iter().copied().filter(|t| !t.is_realized()).collect();
+    let mut pending: Vec<&Tensor> = tensors.iter().copied().filter(|t| !t.is_realized()).collect();
     if pending.is_empty() {
         return Ok(());
+    }
+    // Losses `backward()` was called on are computed with the next realization.
+    let losses = crate::autograd::take_pending();
+    for l in &losses {
+        if l.device() == pending[0].device() && !pending.iter().any(|t| t.same_node(l)) {
+            pending.push(l);
+        }
     }
     for t in &pending {
         t.device().check_available()?;
@@ -101,6 +108,10 @@ pub fn try_realize(tensors: &[&Tensor]) -> Result<()> {
     };
     for (t, buf) in pending.iter().zip(outputs) {
         let _ = t.0.value.set(Arc::new(buf));
+        // Nodes gradients flow through keep their operands for `backward()`.
+        if t.grad_state() == crate::autograd::INTERIOR {
+            continue;
+        }
         // The value is set first, then the operands dropped (see `trace`).
         let old = std::mem::take(&mut *t.0.inputs.lock().unwrap_or_else(|p| p.into_inner()));
         drop(old);

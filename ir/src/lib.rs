@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+pub mod autodiff;
 pub mod buffer;
 pub mod dot;
 pub mod format;

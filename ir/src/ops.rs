@@ -13,6 +13,7 @@
 //! overflow, as PyTorch's do; integer division or remainder by zero and negative integer powers
 //! are evaluation errors rather than undefined results.
 
+use crate::autodiff::rules::{self, BinaryVjp, UnaryVjp};
 use crate::types::{broadcast_shapes, Category, DType, Shape, TensorType};
 use smallvec::SmallVec;
 use std::fmt;
@@ -203,6 +204,8 @@ pub struct UnarySpec {
     /// Semantics on integers (in `i64`, wrapping; `i32` truncates the result). Booleans are
     /// 0 and 1.
     pub int: fn(i64) -> i64,
+    /// The vector-Jacobian product on floats (`None`: no gradient flows, as for `not`).
+    pub vjp: Option<UnaryVjp>,
 }
 
 /// Elementwise unary primitives.
@@ -256,17 +259,17 @@ impl UnaryOp {
         }
         use Accepts::*;
         match self {
-            UnaryOp::Neg => &UnarySpec { name: "neg", accepts: Numeric, float: |x| -x, int: i64::wrapping_neg },
-            UnaryOp::Abs => &UnarySpec { name: "abs", accepts: Numeric, float: f64::abs, int: i64::wrapping_abs },
-            UnaryOp::Sqrt => &UnarySpec { name: "sqrt", accepts: Float, float: f64::sqrt, int: float_only },
-            UnaryOp::Exp => &UnarySpec { name: "exp", accepts: Float, float: f64::exp, int: float_only },
-            UnaryOp::Log => &UnarySpec { name: "log", accepts: Float, float: f64::ln, int: float_only },
-            UnaryOp::Sin => &UnarySpec { name: "sin", accepts: Float, float: f64::sin, int: float_only },
-            UnaryOp::Cos => &UnarySpec { name: "cos", accepts: Float, float: f64::cos, int: float_only },
-            UnaryOp::Tanh => &UnarySpec { name: "tanh", accepts: Float, float: f64::tanh, int: float_only },
-            UnaryOp::Floor => &UnarySpec { name: "floor", accepts: Float, float: f64::floor, int: float_only },
-            UnaryOp::Ceil => &UnarySpec { name: "ceil", accepts: Float, float: f64::ceil, int: float_only },
-            UnaryOp::Not => &UnarySpec { name: "not", accepts: Bool, float: |x| (x == 0.0) as i64 as f64, int: |x| (x == 0) as i64 },
+            UnaryOp::Neg => &UnarySpec { name: "neg", accepts: Numeric, float: |x| -x, int: i64::wrapping_neg, vjp: Some(rules::neg) },
+            UnaryOp::Abs => &UnarySpec { name: "abs", accepts: Numeric, float: f64::abs, int: i64::wrapping_abs, vjp: Some(rules::abs) },
+            UnaryOp::Sqrt => &UnarySpec { name: "sqrt", accepts: Float, float: f64::sqrt, int: float_only, vjp: Some(rules::sqrt) },
+            UnaryOp::Exp => &UnarySpec { name: "exp", accepts: Float, float: f64::exp, int: float_only, vjp: Some(rules::exp) },
+            UnaryOp::Log => &UnarySpec { name: "log", accepts: Float, float: f64::ln, int: float_only, vjp: Some(rules::log) },
+            UnaryOp::Sin => &UnarySpec { name: "sin", accepts: Float, float: f64::sin, int: float_only, vjp: Some(rules::sin) },
+            UnaryOp::Cos => &UnarySpec { name: "cos", accepts: Float, float: f64::cos, int: float_only, vjp: Some(rules::cos) },
+            UnaryOp::Tanh => &UnarySpec { name: "tanh", accepts: Float, float: f64::tanh, int: float_only, vjp: Some(rules::tanh) },
+            UnaryOp::Floor => &UnarySpec { name: "floor", accepts: Float, float: f64::floor, int: float_only, vjp: Some(rules::zero) },
+            UnaryOp::Ceil => &UnarySpec { name: "ceil", accepts: Float, float: f64::ceil, int: float_only, vjp: Some(rules::zero) },
+            UnaryOp::Not => &UnarySpec { name: "not", accepts: Bool, float: |x| (x == 0.0) as i64 as f64, int: |x| (x == 0) as i64, vjp: None },
         }
     }
 }
@@ -292,6 +295,9 @@ pub struct BinarySpec {
     pub float: fn(f64, f64) -> f64,
     /// Semantics on integers and booleans (in `i64`, wrapping); comparisons return 1 or 0.
     pub int: fn(i64, i64) -> IntResult,
+    /// The vector-Jacobian product on floats (`None` for comparisons and logic, whose results
+    /// are booleans).
+    pub vjp: Option<BinaryVjp>,
 }
 
 /// Elementwise binary primitives.
@@ -439,23 +445,23 @@ impl BinaryOp {
             Ok(x as i64)
         }
         match self {
-            BinaryOp::Add => &BinarySpec { name: "add", accepts: Numeric, kind: Arith, float: |a, b| a + b, int: |a, b| Ok(a.wrapping_add(b)) },
-            BinaryOp::Sub => &BinarySpec { name: "sub", accepts: Numeric, kind: Arith, float: |a, b| a - b, int: |a, b| Ok(a.wrapping_sub(b)) },
-            BinaryOp::Mul => &BinarySpec { name: "mul", accepts: Numeric, kind: Arith, float: |a, b| a * b, int: |a, b| Ok(a.wrapping_mul(b)) },
-            BinaryOp::Div => &BinarySpec { name: "div", accepts: Float, kind: Arith, float: |a, b| a / b, int: |_, _| Err("div is defined on floats only") },
-            BinaryOp::Pow => &BinarySpec { name: "pow", accepts: Numeric, kind: Arith, float: f64::powf, int: int_pow },
-            BinaryOp::Maximum => &BinarySpec { name: "maximum", accepts: Numeric, kind: Arith, float: nan_max, int: |a, b| Ok(a.max(b)) },
-            BinaryOp::Minimum => &BinarySpec { name: "minimum", accepts: Numeric, kind: Arith, float: nan_min, int: |a, b| Ok(a.min(b)) },
-            BinaryOp::FloorDiv => &BinarySpec { name: "floor_div", accepts: Numeric, kind: Arith, float: float_floor_div, int: int_floor_div },
-            BinaryOp::Rem => &BinarySpec { name: "rem", accepts: Numeric, kind: Arith, float: float_rem, int: int_rem },
-            BinaryOp::Eq => &BinarySpec { name: "eq", accepts: Any, kind: Compare, float: |x, y| b(x == y), int: |x, y| bi(x == y) },
-            BinaryOp::Ne => &BinarySpec { name: "ne", accepts: Any, kind: Compare, float: |x, y| b(x != y), int: |x, y| bi(x != y) },
-            BinaryOp::Lt => &BinarySpec { name: "lt", accepts: Any, kind: Compare, float: |x, y| b(x < y), int: |x, y| bi(x < y) },
-            BinaryOp::Le => &BinarySpec { name: "le", accepts: Any, kind: Compare, float: |x, y| b(x <= y), int: |x, y| bi(x <= y) },
-            BinaryOp::Gt => &BinarySpec { name: "gt", accepts: Any, kind: Compare, float: |x, y| b(x > y), int: |x, y| bi(x > y) },
-            BinaryOp::Ge => &BinarySpec { name: "ge", accepts: Any, kind: Compare, float: |x, y| b(x >= y), int: |x, y| bi(x >= y) },
-            BinaryOp::And => &BinarySpec { name: "and", accepts: Bool, kind: Compare, float: |x, y| b(x != 0.0 && y != 0.0), int: |x, y| bi(x != 0 && y != 0) },
-            BinaryOp::Or => &BinarySpec { name: "or", accepts: Bool, kind: Compare, float: |x, y| b(x != 0.0 || y != 0.0), int: |x, y| bi(x != 0 || y != 0) },
+            BinaryOp::Add => &BinarySpec { name: "add", accepts: Numeric, kind: Arith, float: |a, b| a + b, int: |a, b| Ok(a.wrapping_add(b)), vjp: Some(rules::add) },
+            BinaryOp::Sub => &BinarySpec { name: "sub", accepts: Numeric, kind: Arith, float: |a, b| a - b, int: |a, b| Ok(a.wrapping_sub(b)), vjp: Some(rules::sub) },
+            BinaryOp::Mul => &BinarySpec { name: "mul", accepts: Numeric, kind: Arith, float: |a, b| a * b, int: |a, b| Ok(a.wrapping_mul(b)), vjp: Some(rules::mul) },
+            BinaryOp::Div => &BinarySpec { name: "div", accepts: Float, kind: Arith, float: |a, b| a / b, int: |_, _| Err("div is defined on floats only"), vjp: Some(rules::div) },
+            BinaryOp::Pow => &BinarySpec { name: "pow", accepts: Numeric, kind: Arith, float: f64::powf, int: int_pow, vjp: Some(rules::pow) },
+            BinaryOp::Maximum => &BinarySpec { name: "maximum", accepts: Numeric, kind: Arith, float: nan_max, int: |a, b| Ok(a.max(b)), vjp: Some(rules::maximum) },
+            BinaryOp::Minimum => &BinarySpec { name: "minimum", accepts: Numeric, kind: Arith, float: nan_min, int: |a, b| Ok(a.min(b)), vjp: Some(rules::minimum) },
+            BinaryOp::FloorDiv => &BinarySpec { name: "floor_div", accepts: Numeric, kind: Arith, float: float_floor_div, int: int_floor_div, vjp: Some(rules::floor_div) },
+            BinaryOp::Rem => &BinarySpec { name: "rem", accepts: Numeric, kind: Arith, float: float_rem, int: int_rem, vjp: Some(rules::rem) },
+            BinaryOp::Eq => &BinarySpec { name: "eq", accepts: Any, kind: Compare, float: |x, y| b(x == y), int: |x, y| bi(x == y), vjp: None },
+            BinaryOp::Ne => &BinarySpec { name: "ne", accepts: Any, kind: Compare, float: |x, y| b(x != y), int: |x, y| bi(x != y), vjp: None },
+            BinaryOp::Lt => &BinarySpec { name: "lt", accepts: Any, kind: Compare, float: |x, y| b(x < y), int: |x, y| bi(x < y), vjp: None },
+            BinaryOp::Le => &BinarySpec { name: "le", accepts: Any, kind: Compare, float: |x, y| b(x <= y), int: |x, y| bi(x <= y), vjp: None },
+            BinaryOp::Gt => &BinarySpec { name: "gt", accepts: Any, kind: Compare, float: |x, y| b(x > y), int: |x, y| bi(x > y), vjp: None },
+            BinaryOp::Ge => &BinarySpec { name: "ge", accepts: Any, kind: Compare, float: |x, y| b(x >= y), int: |x, y| bi(x >= y), vjp: None },
+            BinaryOp::And => &BinarySpec { name: "and", accepts: Bool, kind: Compare, float: |x, y| b(x != 0.0 && y != 0.0), int: |x, y| bi(x != 0 && y != 0), vjp: None },
+            BinaryOp::Or => &BinarySpec { name: "or", accepts: Bool, kind: Compare, float: |x, y| b(x != 0.0 || y != 0.0), int: |x, y| bi(x != 0 || y != 0), vjp: None },
         }
     }
 }

@@ -14,10 +14,27 @@ impl fmt::Display for Tensor {
                 if let Device::Cuda(i) = self.device() {
                     extra.push(format!("device='cuda:{i}'"));
                 }
+                match (self.grad_state(), &self.0.op) {
+                    (crate::autograd::LEAF, _) => extra.push("requires_grad=True".to_string()),
+                    (crate::autograd::INTERIOR, Some(op)) => {
+                        extra.push(format!("grad_fn=<{}Backward0>", camel(op.name())))
+                    }
+                    _ => {}
+                }
                 let opts = tenjit_ir::format::PrintOptions::default();
                 f.write_str(&tenjit_ir::format::format_tensor_with(&buf, &opts, &extra))
             }
             Err(e) => write!(f, "<error: {e}>"),
         }
     }
+}
+
+/// `floor_div` -> `FloorDiv`, as torch names its backward nodes.
+fn camel(name: &str) -> String {
+    name.split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+        })
+        .collect()
 }

@@ -35,7 +35,27 @@ impl Tensor {
                 ),
             ));
         }
-        *self = r.try_to_dtype(self.dtype())?;
+        let r = r.try_to_dtype(self.dtype())?;
+        self.assign(name, r)
+    }
+
+    /// Points this handle at `new`, the updated value. A leaf that requires grad stays one
+    /// (with its accumulated gradient), and may only be updated inside `no_grad`, as in torch.
+    #[track_caller]
+    fn assign(&mut self, name: &'static str, new: Tensor) -> Result<()> {
+        if self.grad_state() == crate::autograd::LEAF {
+            if crate::autograd::is_grad_enabled() {
+                return Err(Error::op(
+                    name,
+                    "a leaf tensor that requires grad can't be updated in place; do the update inside tenjit::no_grad",
+                ));
+            }
+            new.0.grad_state.store(crate::autograd::LEAF, std::sync::atomic::Ordering::Relaxed);
+            new.set_grad(self.grad());
+            *self = new;
+            return Ok(());
+        }
+        *self = new;
         Ok(())
     }
 
@@ -77,14 +97,16 @@ impl Tensor {
     /// Sets every element to zero.
     #[track_caller]
     pub fn zero_(&mut self) -> &mut Tensor {
-        *self = self.zeros_like();
+        let new = self.zeros_like();
+        self.assign("zero_", new).or_panic();
         self
     }
 
     /// Sets every element to `value` (converted to the tensor's dtype).
     #[track_caller]
     pub fn fill_(&mut self, value: impl super::creation::IntoScalar) -> &mut Tensor {
-        *self = self.full_like(value);
+        let new = self.full_like(value);
+        self.assign("fill_", new).or_panic();
         self
     }
 }

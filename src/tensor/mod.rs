@@ -23,9 +23,10 @@ pub mod reduce;
 pub mod shape;
 
 use crate::device::Device;
-use crate::error::{AtCaller, Error, Result};
+use crate::error::{Error, Result};
 use smallvec::SmallVec;
 use std::panic::Location;
+use std::sync::atomic::AtomicU8;
 use std::sync::{Arc, Mutex, OnceLock};
 use tenjit_ir::{Buffer, DType, Op, Shape, TensorType};
 
@@ -50,6 +51,10 @@ pub(crate) struct Node {
     pub(crate) inputs: Mutex<Vec<Tensor>>,
     /// The value, once realized.
     pub(crate) value: OnceLock<Arc<Buffer>>,
+    /// Whether gradients flow through or into this node (see [`crate::autograd`]).
+    pub(crate) grad_state: AtomicU8,
+    /// The gradient accumulated by `backward()` (leaves that require grad).
+    pub(crate) grad: Mutex<Option<Tensor>>,
 }
 
 impl Drop for Node {
@@ -97,6 +102,8 @@ impl Tensor {
             loc: Location::caller(),
             inputs: Mutex::new(Vec::new()),
             value,
+            grad_state: AtomicU8::new(crate::autograd::NO_GRAD),
+            grad: Mutex::new(None),
         }))
     }
 
@@ -110,6 +117,17 @@ impl Tensor {
     /// [`Tensor::from_op`] with the torch-style strides of the result (for views).
     #[track_caller]
     pub(crate) fn from_op_strided(op: Op, inputs: &[&Tensor], strides: Option<Strides>) -> Result<Tensor> {
+        Tensor::from_op_at(op, inputs, strides, Location::caller())
+    }
+
+    /// [`Tensor::from_op_strided`] recorded at `loc` (for nodes the library builds on the
+    /// user's behalf, such as gradients).
+    pub(crate) fn from_op_at(
+        op: Op,
+        inputs: &[&Tensor],
+        strides: Option<Strides>,
+        loc: &'static Location<'static>,
+    ) -> Result<Tensor> {
         let device = inputs.first().map(|t| t.device()).unwrap_or_default();
         if let Some(other) = inputs.iter().find(|t| t.device() != device) {
             return Err(Error::op(
@@ -118,16 +136,19 @@ impl Tensor {
             ));
         }
         let tys: Vec<&TensorType> = inputs.iter().map(|t| &t.0.ty).collect();
-        let ty = op.infer(&tys).at_caller()?;
+        let ty = op.infer(&tys).map_err(|e| Error::from_op_error(e, loc))?;
         let strides = strides.unwrap_or_else(|| contiguous_strides(&ty.shape));
+        let grad_state = crate::autograd::state_of_result(&ty, inputs);
         Ok(Tensor(Arc::new(Node {
             op: Some(op),
             ty,
             device,
             strides,
-            loc: Location::caller(),
+            loc,
             inputs: Mutex::new(inputs.iter().map(|t| (*t).clone()).collect()),
             value: OnceLock::new(),
+            grad_state: AtomicU8::new(grad_state),
+            grad: Mutex::new(None),
         })))
     }
 
