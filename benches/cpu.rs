@@ -6,72 +6,13 @@
 //! (`benches/side_by_side.sh` runs tenjit and the peers back to back and prints the ratios).
 //! `-- --only W1,W4.mm1024` picks workloads. Timings are medians; nothing here asserts a time.
 
-use std::io::Write;
-use std::time::{Duration, Instant};
+mod common;
+
+use common::Bench;
 use tenjit::prelude::*;
 
 const N1: usize = 1 << 24;
 const M2: usize = 4096;
-
-struct Bench {
-    only: Option<Vec<String>>,
-    json: Option<std::fs::File>,
-}
-
-impl Bench {
-    fn want(&self, id: &str) -> bool {
-        self.only.as_ref().is_none_or(|o| o.iter().any(|w| id == w || id.starts_with(&format!("{w}."))))
-    }
-
-    /// Times `f` (which must realize its result) `reps` times after a warm-up and reports the median.
-    fn time(&mut self, id: &str, reps: usize, bytes: Option<f64>, flops: Option<f64>, mut f: impl FnMut()) {
-        if !self.want(id) {
-            return;
-        }
-        f();
-        let mut ts: Vec<Duration> = (0..reps)
-            .map(|_| {
-                let t = Instant::now();
-                f();
-                t.elapsed()
-            })
-            .collect();
-        ts.sort();
-        let med = ts[ts.len() / 2].as_secs_f64();
-        let (min, max) = (ts[0].as_secs_f64(), ts[ts.len() - 1].as_secs_f64());
-        let mut extra = String::new();
-        if let Some(b) = bytes {
-            extra += &format!("  {:6.1} GB/s", b / med / 1e9);
-        }
-        if let Some(fl) = flops {
-            extra += &format!("  {:6.1} GFLOP/s", fl / med / 1e9);
-        }
-        println!("{id:<22} {:>9.3} ms  (min {:.3}, max {:.3}){extra}", med * 1e3, min * 1e3, max * 1e3);
-        if let Some(file) = &mut self.json {
-            let mut rec = format!(
-                "{{\"peer\": \"tenjit\", \"variant\": \"tenjit {}\", \"workload\": \"{id}\", \"n\": {reps}, \
-                 \"median_s\": {med}, \"min_s\": {min}, \"max_s\": {max}",
-                backend_name()
-            );
-            if let Some(b) = bytes {
-                rec += &format!(", \"gbps\": {}", b / med / 1e9);
-            }
-            if let Some(fl) = flops {
-                rec += &format!(", \"gflops\": {}", fl / med / 1e9);
-            }
-            rec += ", \"check\": \"ok\"}";
-            let _ = writeln!(file, "{rec}");
-        }
-    }
-}
-
-fn backend_name() -> &'static str {
-    match tenjit::backend() {
-        tenjit::Backend::Interp => "interp",
-        tenjit::Backend::Cpu => "cpu",
-        tenjit::Backend::Cuda => "cuda",
-    }
-}
 
 fn uniform(n: usize, lo: f64, hi: f64) -> Tensor {
     (Tensor::rand([n]) * (hi - lo) + lo).realize().clone()
@@ -79,16 +20,11 @@ fn uniform(n: usize, lo: f64, hi: f64) -> Tensor {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    let mut b = Bench {
-        only: arg("--only").map(|s| s.split(',').map(String::from).collect()),
-        json: arg("--json")
-            .map(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).expect("--json file")),
-    };
+    let mut b = Bench::from_args(&args);
     tenjit::manual_seed(1);
     println!(
         "tenjit {} backend, {} threads",
-        backend_name(),
+        common::backend_name(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 

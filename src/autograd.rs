@@ -20,9 +20,10 @@
 //! Like PyTorch: nodes that gradients flow through keep their operands after they are
 //! computed (the graph lives as long as the loss does); a leaf that requires grad can't be
 //! updated in place unless inside [`no_grad`]; gradients accumulate into `grad()` until
-//! [`Tensor::zero_grad`]. A loss that `backward()` was called on is computed together with the
-//! next realization (typically with the updated parameters), so one training step is one
-//! executable.
+//! [`Tensor::zero_grad`]. A loss that `backward()` was called on, and a parameter updated in
+//! place under `no_grad`, are computed with the next realization: reading `loss.item()` after
+//! the update computes forward, backward and update as one executable, and the parameters are
+//! values again for the next step.
 
 use crate::error::{Error, OrPanic, Result};
 use crate::tensor::{Node, Tensor};
@@ -108,7 +109,15 @@ pub(crate) fn state_of_result(ty: &TensorType, inputs: &[&Tensor]) -> u8 {
     }
 }
 
-/// Losses `backward()` was called on: realized with the next realization on this thread.
+/// Asks for `t` to be computed with the next realization on this thread: the losses
+/// `backward()` was called on and the parameters updated in place under `no_grad`, so a
+/// training step (forward, backward, update) is one executable and the chain of updates never
+/// grows lazily from step to step.
+pub(crate) fn realize_with_next(t: &Tensor) {
+    PENDING.with(|p| p.borrow_mut().push(Arc::downgrade(&t.0)));
+}
+
+/// What [`realize_with_next`] asked for that is still alive and not computed.
 pub(crate) fn take_pending() -> Vec<Tensor> {
     PENDING
         .with(|p| p.take())
@@ -312,7 +321,7 @@ impl Tensor {
             };
             leaf.set_grad(Some(total));
         }
-        PENDING.with(|p| p.borrow_mut().push(Arc::downgrade(&self.0)));
+        realize_with_next(self);
         Ok(())
     }
 }

@@ -19,6 +19,7 @@ pub mod compile;
 pub mod device;
 pub mod error;
 mod inspect;
+pub mod jit;
 pub mod realize;
 pub mod tensor;
 
@@ -32,6 +33,7 @@ pub use compile::{
 pub use device::{cuda, Device};
 pub use error::{Error, Result};
 pub use inspect::{inspect, Inspect};
+pub use jit::{jit, Jit};
 pub use ndarray;
 pub use realize::{graph, graph_with, realize, try_realize, TraceOptions};
 pub use tenjit_ir as ir;

@@ -18,6 +18,8 @@ use tenjit_ir::{Buffer, Graph, NodeId};
 pub(crate) struct Traced {
     pub graph: Graph,
     pub inputs: Vec<Arc<Buffer>>,
+    /// The tensor behind each input, in order.
+    pub leaves: Vec<Tensor>,
 }
 
 /// Options of [`graph_with`].
@@ -36,6 +38,7 @@ impl Default for TraceOptions {
 pub(crate) fn trace(roots: &[&Tensor], opts: TraceOptions) -> Traced {
     let mut graph = Graph::new("main");
     let mut inputs = Vec::new();
+    let mut leaves = Vec::new();
     let mut ids: HashMap<*const crate::tensor::Node, NodeId> = HashMap::new();
     // Iterative post-order DFS: (tensor, operands snapshot once expanded).
     let mut stack: Vec<(Tensor, Option<Vec<Tensor>>)> =
@@ -54,6 +57,7 @@ pub(crate) fn trace(roots: &[&Tensor], opts: TraceOptions) -> Traced {
                 if let Some(buf) = t.value() {
                     let id = graph.add_input(format!("in{}", inputs.len()), buf.ty());
                     inputs.push(buf.clone());
+                    leaves.push(t.clone());
                     ids.insert(key, id);
                     continue;
                 }
@@ -76,7 +80,7 @@ pub(crate) fn trace(roots: &[&Tensor], opts: TraceOptions) -> Traced {
         }
     }
     graph.set_outputs(roots.iter().map(|t| ids[&Arc::as_ptr(&t.0)]).collect());
-    Traced { graph, inputs }
+    Traced { graph, inputs, leaves }
 }
 
 /// Computes the values of `tensors` together (one graph, shared work computed once).
@@ -85,9 +89,9 @@ pub fn try_realize(tensors: &[&Tensor]) -> Result<()> {
     if pending.is_empty() {
         return Ok(());
     }
-    // Losses `backward()` was called on are computed with the next realization.
-    let losses = crate::autograd::take_pending();
-    for l in &losses {
+    // Losses and updated parameters are computed with the next realization (see autograd).
+    let deferred = crate::autograd::take_pending();
+    for l in &deferred {
         if l.device() == pending[0].device() && !pending.iter().any(|t| t.same_node(l)) {
             pending.push(l);
         }

@@ -52,6 +52,7 @@ impl Tensor {
             }
             new.0.grad_state.store(crate::autograd::LEAF, std::sync::atomic::Ordering::Relaxed);
             new.set_grad(self.grad());
+            crate::autograd::realize_with_next(&new);
             *self = new;
             return Ok(());
         }

@@ -91,6 +91,11 @@ impl Tensor {
     /// A leaf holding `buffer`.
     #[track_caller]
     pub(crate) fn from_buffer(buffer: Buffer, device: Device) -> Tensor {
+        Tensor::from_buffer_at(buffer, device, Location::caller())
+    }
+
+    /// A leaf holding `buffer`, recorded at `loc`.
+    pub(crate) fn from_buffer_at(buffer: Buffer, device: Device, loc: &'static Location<'static>) -> Tensor {
         let ty = buffer.ty();
         let value = OnceLock::new();
         let _ = value.set(Arc::new(buffer));
@@ -99,7 +104,7 @@ impl Tensor {
             strides: contiguous_strides(&ty.shape),
             ty,
             device,
-            loc: Location::caller(),
+            loc,
             inputs: Mutex::new(Vec::new()),
             value,
             grad_state: AtomicU8::new(crate::autograd::NO_GRAD),

@@ -1,0 +1,111 @@
+//! What the benchmarks share: timing with a median, the table line and the peers' JSON record.
+
+// Each bench binary uses a subset.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+pub struct Bench {
+    pub only: Option<Vec<String>>,
+    pub json: Option<std::fs::File>,
+}
+
+impl Bench {
+    /// `--only W1,W4.mm1024` and `--json FILE` from the command line.
+    pub fn from_args(args: &[String]) -> Bench {
+        let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+        Bench {
+            only: arg("--only").map(|s| s.split(',').map(String::from).collect()),
+            json: arg("--json")
+                .map(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).expect("--json file")),
+        }
+    }
+
+    pub fn want(&self, id: &str) -> bool {
+        self.only.as_ref().is_none_or(|o| o.iter().any(|w| id == w || id.starts_with(&format!("{w}."))))
+    }
+
+    /// Times `f` (which must realize its result) `reps` times after a warm-up and reports the median.
+    pub fn time(&mut self, id: &str, reps: usize, bytes: Option<f64>, flops: Option<f64>, f: impl FnMut()) {
+        self.time_as(id, "", reps, bytes, flops, f);
+    }
+
+    /// [`Bench::time`] of one variant of tenjit (`jit`, `lazy`), named in the table and the
+    /// record; returns the median in seconds.
+    pub fn time_as(
+        &mut self,
+        id: &str,
+        variant: &str,
+        reps: usize,
+        bytes: Option<f64>,
+        flops: Option<f64>,
+        mut f: impl FnMut(),
+    ) -> Option<f64> {
+        if !self.want(id) {
+            return None;
+        }
+        f();
+        let mut ts: Vec<Duration> = (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed()
+            })
+            .collect();
+        ts.sort();
+        let med = ts[ts.len() / 2].as_secs_f64();
+        let (min, max) = (ts[0].as_secs_f64(), ts[ts.len() - 1].as_secs_f64());
+        self.record_with(id, variant, (med, min, max), reps, bytes, flops);
+        Some(med)
+    }
+
+    /// Prints and records a measured `(median, min, max)` in seconds over `n` runs.
+    pub fn record(&mut self, id: &str, variant: &str, med: f64, min: f64, max: f64, n: usize) {
+        self.record_with(id, variant, (med, min, max), n, None, None);
+    }
+
+    fn record_with(
+        &mut self,
+        id: &str,
+        variant: &str,
+        (med, min, max): (f64, f64, f64),
+        reps: usize,
+        bytes: Option<f64>,
+        flops: Option<f64>,
+    ) {
+        let mut extra = String::new();
+        if let Some(b) = bytes {
+            extra += &format!("  {:6.1} GB/s", b / med / 1e9);
+        }
+        if let Some(fl) = flops {
+            extra += &format!("  {:6.1} GFLOP/s", fl / med / 1e9);
+        }
+        let label = if variant.is_empty() { id.to_string() } else { format!("{id} ({variant})") };
+        println!("{label:<28} {:>9.3} ms  (min {:.3}, max {:.3}){extra}", med * 1e3, min * 1e3, max * 1e3);
+        if let Some(file) = &mut self.json {
+            let mut rec = format!(
+                "{{\"peer\": \"tenjit\", \"variant\": \"tenjit {}{}\", \"workload\": \"{id}\", \"n\": {reps}, \
+                 \"median_s\": {med}, \"min_s\": {min}, \"max_s\": {max}",
+                backend_name(),
+                if variant.is_empty() { String::new() } else { format!(" ({variant})") }
+            );
+            if let Some(b) = bytes {
+                rec += &format!(", \"gbps\": {}", b / med / 1e9);
+            }
+            if let Some(fl) = flops {
+                rec += &format!(", \"gflops\": {}", fl / med / 1e9);
+            }
+            rec += ", \"check\": \"ok\"}";
+            let _ = writeln!(file, "{rec}");
+        }
+    }
+}
+
+pub fn backend_name() -> &'static str {
+    match tenjit::backend() {
+        tenjit::Backend::Interp => "interp",
+        tenjit::Backend::Cpu => "cpu",
+        tenjit::Backend::Cuda => "cuda",
+    }
+}

@@ -1,0 +1,157 @@
+//! tenjit's side of the training benchmarks of `../shared/BENCH.md`: W5 (the tutorial's linear
+//! regression, 100 epochs of SGD with lr 0.01, small and big), W6 (one step of a 784→256→10
+//! MLP with softmax cross-entropy, batch 128) and W7 (the first call of those steps in a fresh
+//! process: trace + autodiff + compile + run).
+//!
+//! Each training workload runs two ways: `lazy` (the PyTorch-style loop: build the step,
+//! `backward()`, update in `no_grad`, realize; each step finds its executable in the cache)
+//! and `jit` (the step traced once by `tenjit::jit`; each call binds buffers and runs kernels).
+//! W5 reports the time of the 100-epoch loop, as the peers do; `--json FILE` appends the
+//! peers' record format and `--only W5.small` picks workloads. W7 re-runs this binary as a
+//! child process per case (`--first-call ID`), so each first call is in a fresh process.
+
+mod common;
+
+use common::Bench;
+use std::time::Instant;
+use tenjit::prelude::*;
+
+const LR: f64 = 0.01;
+const EPOCHS: usize = 100;
+const BIG_N: usize = 65536;
+const BIG_D: usize = 64;
+const MLP: (usize, usize, usize, usize) = (128, 784, 256, 10);
+
+/// The linear-regression data of W5: `(X, y, w0, b0)` with `y` of the shape the step uses.
+fn w5_data(small: bool) -> (Tensor, Tensor, Tensor, Tensor) {
+    if small {
+        let x = tensor!([[1.0], [2.0], [3.0], [4.0]]);
+        let y = tensor!([2.0, 4.0, 6.0, 8.0]);
+        (x, y, Tensor::zeros([1]), Tensor::zeros([1]))
+    } else {
+        tenjit::manual_seed(5);
+        let x = Tensor::randn([BIG_N, BIG_D]);
+        let wt = Tensor::randn([BIG_D, 1]);
+        let y = x.matmul(&wt) + 0.5 + Tensor::randn([BIG_N, 1]) * 0.01;
+        tenjit::realize(&[&x, &y]);
+        (x, y, Tensor::zeros([BIG_D, 1]), Tensor::zeros([1]))
+    }
+}
+
+/// The W5 loss.
+fn w5_loss(x: &Tensor, y: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {
+    (x.matmul(w) + b - y).square().mean()
+}
+
+/// One lazy W5 step: forward, backward, update in `no_grad`, realize.
+fn w5_lazy_step(x: &Tensor, y: &Tensor, w: &mut Tensor, b: &mut Tensor) -> Tensor {
+    let loss = w5_loss(x, y, w, b);
+    loss.backward();
+    tenjit::no_grad(|| {
+        let (gw, gb) = (w.grad().expect("w.grad"), b.grad().expect("b.grad"));
+        w.sub_(gw * LR);
+        b.sub_(gb * LR);
+    });
+    w.zero_grad();
+    b.zero_grad();
+    tenjit::realize(&[w, b]);
+    loss
+}
+
+/// The W5 step for `tenjit::jit`: `[w, b] -> [w', b', loss]`.
+fn w5_jit(x: Tensor, y: Tensor) -> tenjit::Jit<impl Fn(&[Tensor]) -> Vec<Tensor>> {
+    tenjit::jit(move |p: &[Tensor]| {
+        let (w, b) = (p[0].requires_grad_(), p[1].requires_grad_());
+        let loss = w5_loss(&x, &y, &w, &b);
+        let g = tenjit::grad(&[&loss], &[&w, &b]);
+        vec![&w - &g[0] * LR, &b - &g[1] * LR, loss]
+    })
+}
+
+fn w5(bench: &mut Bench, small: bool) {
+    let id = if small { "W5.small" } else { "W5.big" };
+    if !bench.want(id) {
+        return;
+    }
+    let (x, y, w0, b0) = w5_data(small);
+    let reps = if small { 21 } else { 7 };
+    let mut final_w = Vec::new();
+    let lazy = bench.time_as(id, "lazy", reps, None, None, || {
+        let (mut w, mut b) = (w0.detach().requires_grad_(), b0.detach().requires_grad_());
+        for _ in 0..EPOCHS {
+            w5_lazy_step(&x, &y, &mut w, &mut b);
+        }
+        final_w = w.to_vec::<f32>();
+    });
+    let lazy_w = final_w.clone();
+    let step = w5_jit(x, y);
+    let jit = bench.time_as(id, "jit", reps, None, None, || {
+        let (mut w, mut b) = (w0.clone(), b0.clone());
+        for _ in 0..EPOCHS {
+            let out = step.call(&[&w, &b]);
+            (w, b) = (out[0].clone(), out[1].clone());
+        }
+        final_w = w.to_vec::<f32>();
+    });
+    let agree = lazy_w.iter().zip(&final_w).all(|(a, b)| (a - b).abs() <= 1e-5 * (1.0 + a.abs()));
+    assert!(agree, "{id}: the lazy and jit loops learned different weights");
+    for (variant, t) in [("lazy", lazy), ("jit", jit)] {
+        if let Some(t) = t {
+            println!("  {id} ({variant}): {:.2} µs per epoch", t / EPOCHS as f64 * 1e6);
+        }
+    }
+}
+
+/// `--first-call ID` (in a child process): prints the time of this process's first W5 step.
+fn first_call(id: &str) {
+    let small = match id {
+        "W5.small" => true,
+        "W5.big" => false,
+        other => panic!("--first-call: unknown workload {other}"),
+    };
+    let (x, y, w0, b0) = w5_data(small);
+    let t = Instant::now();
+    let (mut w, mut b) = (w0.requires_grad_(), b0.requires_grad_());
+    w5_lazy_step(&x, &y, &mut w, &mut b);
+    println!("{}", t.elapsed().as_secs_f64());
+}
+
+fn w7(bench: &mut Bench) {
+    let exe = std::env::current_exe().expect("the bench binary's path");
+    for id in ["W5.small", "W5.big"] {
+        let wid = format!("W7.first_{}", id.replace('.', "_"));
+        if !bench.want(&wid) && !bench.want("W7") {
+            continue;
+        }
+        let mut runs: Vec<f64> = (0..5)
+            .map(|_| {
+                let out =
+                    std::process::Command::new(&exe).args(["--first-call", id]).output().expect("run child");
+                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                String::from_utf8_lossy(&out.stdout)
+                    .trim()
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+                    .parse()
+                    .expect("a time")
+            })
+            .collect();
+        runs.sort_by(f64::total_cmp);
+        bench.record(&wid, "first call", runs[runs.len() / 2], runs[0], runs[runs.len() - 1], runs.len());
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--first-call") {
+        first_call(&args[i + 1]);
+        return;
+    }
+    let mut bench = Bench::from_args(&args);
+    println!("tenjit {} backend, {} threads", common::backend_name(), tenjit::backend::cpu::exec::threads());
+    w5(&mut bench, true);
+    w5(&mut bench, false);
+    let _ = MLP;
+    w7(&mut bench);
+}

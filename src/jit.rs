@@ -1,0 +1,170 @@
+//! `jit`: a function traced once from a closure, like `jax.jit`.
+//!
+//! [`jit`] wraps a closure over tensors. The first call with given argument types runs the
+//! closure on placeholder tensors of those types, traces the graph from its results (gradients
+//! included: `backward`/[`grad`](crate::grad()) inside the closure are part of the trace) and
+//! compiles it. Every later call with the same types binds the arguments' buffers to the
+//! compiled program and runs its kernels: no nodes are built, nothing is hashed.
+//!
+//! As with `jax.jit`, the closure must not read values (`item`, `to_vec`, printing, boolean
+//! masks): its placeholders hold no data. Tensors it captures are constants of the compiled
+//! function (their values as they were at the first call), and random ops draw the same numbers
+//! on every call.
+//!
+//! ```
+//! use tenjit::prelude::*;
+//! let x = tensor!([[1.0], [2.0], [3.0], [4.0]]);
+//! let y = &x * 2.0;
+//! // One SGD step of linear regression, forward, backward and update.
+//! let step = tenjit::jit(move |p: &[Tensor]| {
+//!     let (w, b) = (p[0].requires_grad_(), p[1].requires_grad_());
+//!     let loss = (x.matmul(&w) + &b - &y).square().mean();
+//!     let g = tenjit::grad(&[&loss], &[&w, &b]);
+//!     vec![&w - &g[0] * 0.01, &b - &g[1] * 0.01, loss]
+//! });
+//! let (mut w, mut b) = (tensor!([[0.5]]), tensor!([0.0]));
+//! for _ in 0..100 {
+//!     let out = step.call(&[&w, &b]);
+//!     (w, b) = (out[0].clone(), out[1].clone());
+//! }
+//! assert!((w.item() - 2.0).abs() < 0.3);
+//! ```
+
+use crate::compile::Backend;
+use crate::device::Device;
+use crate::error::{Error, OrPanic, Result};
+use crate::realize::{trace, TraceOptions};
+use crate::tensor::Tensor;
+use std::panic::Location;
+use std::sync::{Arc, Mutex};
+use tenjit_ir::{Buffer, Graph, TensorType};
+
+/// A function traced once per argument signature and compiled (see the [module](self) docs).
+pub struct Jit<F> {
+    f: F,
+    traces: Mutex<Vec<Arc<Compiled>>>,
+}
+
+/// Where a compiled program's input comes from.
+enum Binding {
+    /// The call's argument with this index.
+    Arg(usize),
+    /// A tensor the closure captured.
+    Captured(Arc<Buffer>),
+}
+
+struct Compiled {
+    signature: Vec<TensorType>,
+    graph: Graph,
+    bindings: Vec<Binding>,
+    exe: Option<Arc<crate::backend::cpu::exec::CpuExecutable>>,
+}
+
+/// Wraps `f` as a traced, compiled function (see the [module](self) docs).
+pub fn jit<F>(f: F) -> Jit<F>
+where
+    F: Fn(&[Tensor]) -> Vec<Tensor>,
+{
+    Jit { f, traces: Mutex::new(Vec::new()) }
+}
+
+impl<F> Jit<F>
+where
+    F: Fn(&[Tensor]) -> Vec<Tensor>,
+{
+    /// Calls the function: traces and compiles it for these argument types the first time,
+    /// then only runs the compiled program. Panics with the error's message on failure.
+    #[track_caller]
+    pub fn call(&self, args: &[&Tensor]) -> Vec<Tensor> {
+        self.try_call(args).or_panic()
+    }
+
+    /// [`Jit::call`] as a `Result`.
+    #[track_caller]
+    pub fn try_call(&self, args: &[&Tensor]) -> Result<Vec<Tensor>> {
+        let loc = Location::caller();
+        let compiled = self.compiled_for(args, loc)?;
+        let mut inputs = Vec::with_capacity(compiled.bindings.len());
+        for b in &compiled.bindings {
+            inputs.push(match b {
+                Binding::Arg(i) => args[*i].buffer()?,
+                Binding::Captured(buf) => buf.clone(),
+            });
+        }
+        let outputs = match &compiled.exe {
+            Some(exe) => exe.run(&inputs).map_err(|e| Error::Eval { message: e.to_string() })?,
+            None => {
+                let owned: Vec<Buffer> = inputs.iter().map(|b| (**b).clone()).collect();
+                tenjit_ir::interp::eval(&compiled.graph, &owned)
+                    .map_err(|e| Error::Eval { message: e.to_string() })?
+            }
+        };
+        Ok(outputs.into_iter().map(|b| Tensor::from_buffer_at(b, Device::Cpu, loc)).collect())
+    }
+
+    /// How many signatures have been traced and compiled.
+    pub fn trace_count(&self) -> usize {
+        self.traces.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// The traced graph for arguments of these types, if traced already (for inspection).
+    pub fn graph_for(&self, args: &[&Tensor]) -> Option<Graph> {
+        let traces = self.traces.lock().unwrap_or_else(|p| p.into_inner());
+        traces.iter().find(|c| matches_signature(&c.signature, args)).map(|c| c.graph.clone())
+    }
+
+    fn compiled_for(&self, args: &[&Tensor], loc: &'static Location<'static>) -> Result<Arc<Compiled>> {
+        {
+            let traces = self.traces.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(c) = traces.iter().find(|c| matches_signature(&c.signature, args)) {
+                return Ok(c.clone());
+            }
+        }
+        for a in args {
+            a.device().check_available()?;
+        }
+        let compiled = Arc::new(self.trace(args, loc)?);
+        self.traces.lock().unwrap_or_else(|p| p.into_inner()).push(compiled.clone());
+        Ok(compiled)
+    }
+
+    fn trace(&self, args: &[&Tensor], loc: &'static Location<'static>) -> Result<Compiled> {
+        let start = std::time::Instant::now();
+        let signature: Vec<TensorType> = args.iter().map(|a| a.ty().clone()).collect();
+        let placeholders: Vec<Tensor> = signature
+            .iter()
+            .map(|ty| {
+                Tensor::from_buffer_at(
+                    Buffer::full(ty, tenjit_ir::Scalar::Int(0).cast(ty.dtype)),
+                    Device::Cpu,
+                    loc,
+                )
+            })
+            .collect();
+        let results = (self.f)(&placeholders);
+        // A `backward()` inside the closure registered its loss for the next realization;
+        // it belongs to this trace only.
+        drop(crate::autograd::take_pending());
+        let roots: Vec<&Tensor> = results.iter().collect();
+        let traced = trace(&roots, TraceOptions { locations: false });
+        let bindings = traced
+            .leaves
+            .iter()
+            .zip(&traced.inputs)
+            .map(|(leaf, buf)| match placeholders.iter().position(|p| p.same_node(leaf)) {
+                Some(i) => Binding::Arg(i),
+                None => Binding::Captured(buf.clone()),
+            })
+            .collect();
+        let exe = match crate::compile::backend() {
+            Backend::Interp => None,
+            Backend::Cpu => Some(crate::compile::executable(&traced.graph, start.elapsed())?),
+            Backend::Cuda => return Err(Device::Cuda(0).check_available().unwrap_err()),
+        };
+        Ok(Compiled { signature, graph: traced.graph, bindings, exe })
+    }
+}
+
+fn matches_signature(signature: &[TensorType], args: &[&Tensor]) -> bool {
+    signature.len() == args.len() && signature.iter().zip(args).all(|(s, a)| s == a.ty())
+}

@@ -1,0 +1,125 @@
+//! `tenjit::jit`: traced once per signature, values equal to the lazy computation, and a whole
+//! training step (forward, backward, update) as one compiled executable with a pinned kernel
+//! list.
+
+use tenjit::prelude::*;
+
+fn close(a: &[f32], b: &[f32], tol: f32) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol * (1.0 + y.abs()))
+}
+
+#[test]
+fn traces_once_per_signature_and_matches_the_lazy_values() {
+    let f = tenjit::jit(|p: &[Tensor]| vec![(&p[0] * &p[1]).sin() + p[1].exp(), p[0].sum()]);
+    let a = tensor!([1.0, 2.0, 3.0]);
+    let b = tensor!([0.5, -1.0, 2.0]);
+    for _ in 0..50 {
+        let out = f.call(&[&a, &b]);
+        assert_eq!(out[0].to_vec::<f32>(), ((&a * &b).sin() + b.exp()).to_vec::<f32>());
+        assert_eq!(out[1].item(), 6.0);
+    }
+    assert_eq!(f.trace_count(), 1);
+    // A new shape is a new signature, traced once more.
+    let c = tensor!([1.0, 2.0]);
+    let out = f.call(&[&c, &c]);
+    assert_eq!(out[1].item(), 3.0);
+    assert_eq!(f.trace_count(), 2);
+    assert!(f.graph_for(&[&c, &c]).unwrap().to_string().contains("sin"));
+}
+
+#[test]
+fn captured_tensors_are_constants_of_the_function() {
+    let k = tensor!([10.0, 20.0]);
+    let f = tenjit::jit(move |p: &[Tensor]| vec![&p[0] + &k]);
+    let out = f.call(&[&tensor!([1.0, 2.0])]);
+    assert_eq!(out[0].to_vec::<f32>(), vec![11.0, 22.0]);
+    let out = f.call(&[&tensor!([3.0, 4.0])]);
+    assert_eq!(out[0].to_vec::<f32>(), vec![13.0, 24.0]);
+}
+
+#[test]
+fn errors_of_the_compiled_program_come_back() {
+    let f = tenjit::jit(|p: &[Tensor]| vec![p[0].floor_divide(&p[1])]);
+    let a = Tensor::from_vec(vec![1i64, 2], [2]);
+    let ok = Tensor::from_vec(vec![1i64, 1], [2]);
+    assert_eq!(f.call(&[&a, &ok])[0].to_vec::<i64>(), vec![1, 2]);
+    let zero = Tensor::from_vec(vec![1i64, 0], [2]);
+    let err = f.try_call(&[&a, &zero]).unwrap_err().to_string();
+    assert!(err.contains("division by zero"), "{err}");
+}
+
+/// One step of linear regression by SGD, as the closure `tenjit::jit` traces.
+fn regression_step(x: Tensor, y: Tensor, lr: f64) -> impl Fn(&[Tensor]) -> Vec<Tensor> {
+    move |p: &[Tensor]| {
+        let (w, b) = (p[0].requires_grad_(), p[1].requires_grad_());
+        let loss = (x.matmul(&w) + &b - &y).square().mean();
+        let g = tenjit::grad(&[&loss], &[&w, &b]);
+        vec![&w - &g[0] * lr, &b - &g[1] * lr, loss]
+    }
+}
+
+#[test]
+fn a_jitted_training_loop_matches_the_lazy_loop() {
+    let x = tensor!([[1.0], [2.0], [3.0], [4.0]]);
+    let y = tensor!([2.0, 4.0, 6.0, 8.0]);
+    let step = tenjit::jit(regression_step(x.clone(), y.clone(), 0.01));
+    let (mut w, mut b) = (tensor!([0.5]), tensor!([-0.25]));
+    let mut losses = Vec::new();
+    for _ in 0..100 {
+        let out = step.call(&[&w, &b]);
+        (w, b) = (out[0].clone(), out[1].clone());
+        losses.push(out[2].item() as f32);
+    }
+    assert_eq!(step.trace_count(), 1);
+
+    let mut lw = tensor!([0.5]).requires_grad_();
+    let mut lb = tensor!([-0.25]).requires_grad_();
+    let mut lazy_losses = Vec::new();
+    for _ in 0..100 {
+        let loss = (x.matmul(&lw) + &lb - &y).square().mean();
+        loss.backward();
+        tenjit::no_grad(|| {
+            lw.sub_(lw.grad().unwrap() * 0.01);
+            lb.sub_(lb.grad().unwrap() * 0.01);
+        });
+        lw.zero_grad();
+        lb.zero_grad();
+        lazy_losses.push(loss.item() as f32);
+    }
+    assert!(close(&w.to_vec::<f32>(), &lw.to_vec::<f32>(), 1e-6));
+    assert!(close(&b.to_vec::<f32>(), &lb.to_vec::<f32>(), 1e-6));
+    assert!(close(&losses, &lazy_losses, 1e-5));
+    assert!(losses[99] < losses[0] / 10.0, "the loss went down: {} -> {}", losses[0], losses[99]);
+}
+
+#[test]
+fn one_training_step_is_one_executable_with_a_pinned_kernel_list() {
+    // A two-layer MLP step: forward, softmax cross-entropy, backward, SGD update.
+    tenjit::manual_seed(3);
+    let x = Tensor::randn([8, 6]).realize().clone();
+    let labels = Tensor::from_vec(vec![0i64, 1, 2, 0, 1, 2, 0, 1], [8]);
+    let w1 = Tensor::randn([6, 5]).realize().requires_grad_();
+    let b1 = Tensor::zeros([5]).requires_grad_();
+    let w2 = Tensor::randn([5, 3]).realize().requires_grad_();
+    let b2 = Tensor::zeros([3]).requires_grad_();
+    let params = [&w1, &b1, &w2, &b2];
+    let h = (x.matmul(&w1) + &b1).relu();
+    let logits = h.matmul(&w2) + &b2;
+    let shifted = &logits - logits.amax(1, true).detach();
+    let log_probs = &shifted - shifted.exp().sum_dim(1, true).log();
+    let loss = -log_probs.gather(1, &labels.unsqueeze(1)).mean();
+    loss.backward();
+    let updated: Vec<Tensor> =
+        tenjit::no_grad(|| params.iter().map(|p| *p - p.grad().unwrap() * 0.1).collect());
+    let mut roots: Vec<&Tensor> = updated.iter().collect();
+    roots.push(&loss);
+    let stages = tenjit::inspect(&roots);
+    insta::assert_snapshot!("mlp_training_step_kernels", stages.kernels());
+    // Realizing the step compiles exactly one executable; the next step with the same
+    // structure compiles nothing.
+    let before = tenjit::compile_count();
+    tenjit::realize(&roots);
+    assert_eq!(tenjit::compile_count(), before + 1);
+    let loss0 = loss.item();
+    assert!(loss0.is_finite() && loss0 > 0.0);
+}
