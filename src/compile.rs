@@ -1,8 +1,8 @@
 //! From a traced graph to values: the pass pipeline, lowering to kernels, code generation,
 //! the executable cache and the compile report.
 //!
-//! The cache key is the graph's structure: its text without source locations (ops, dtypes,
-//! shapes, attributes; never data), so a training loop compiles once. Every compilation is
+//! The cache key is the graph's structure, its [`Graph::fingerprint`] (ops, dtypes, shapes,
+//! attributes; never data or source locations), so a training loop compiles once. Every compilation is
 //! recorded in a [`CompileReport`] with its time per stage and, for a cache miss, why it
 //! missed: the first graph, or what differs from the nearest cached graph. `TENJIT_DUMP=DIR`
 //! writes every stage of every compilation to `DIR`.
@@ -114,8 +114,15 @@ impl fmt::Display for CompileReport {
     }
 }
 
+/// A cached executable with the text of its graph (for explaining later misses).
+struct Entry {
+    exe: Arc<CpuExecutable>,
+    text: String,
+}
+
 struct Cache {
-    entries: HashMap<String, Arc<CpuExecutable>>,
+    /// Keyed by [`Graph::fingerprint`]: a hit costs one walk over the graph, no printing.
+    entries: HashMap<u128, Entry>,
     reports: Vec<CompileReport>,
 }
 
@@ -238,16 +245,18 @@ fn dump(index: usize, stages: &Stages, report: &CompileReport) {
 
 /// The compiled executable for `graph`, from the cache or compiled now.
 pub(crate) fn executable(graph: &Graph, trace_time: Duration) -> Result<Arc<CpuExecutable>> {
-    let key = graph.to_string();
+    let key = graph.fingerprint();
     let mut cache = cache().lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(exe) = cache.entries.get(&key) {
-        return Ok(exe.clone());
+    if let Some(entry) = cache.entries.get(&key) {
+        return Ok(entry.exe.clone());
     }
+    let text = graph.to_string();
     let miss = cache
         .entries
-        .keys()
-        .min_by_key(|k| (distance(k, &key), (*k).clone()))
-        .map(|nearest| MissReason::NewStructure { nearest: first_difference(nearest, &key) })
+        .values()
+        .map(|e| &e.text)
+        .min_by_key(|k| (distance(k, &text), (*k).clone()))
+        .map(|nearest| MissReason::NewStructure { nearest: first_difference(nearest, &text) })
         .unwrap_or(MissReason::FirstGraph);
     let record = dump_dir().is_some();
     let (program, stages, mut times) = lower(graph, record)?;
@@ -273,7 +282,7 @@ pub(crate) fn executable(graph: &Graph, trace_time: Duration) -> Result<Arc<CpuE
     }
     cache.reports.push(report);
     let exe = Arc::new(exe);
-    cache.entries.insert(key, exe.clone());
+    cache.entries.insert(key, Entry { exe: exe.clone(), text });
     Ok(exe)
 }
 

@@ -330,4 +330,37 @@ impl Graph {
                 .collect(),
         )
     }
+
+    /// A 128-bit fingerprint of the structure: every node's op (with its attributes), operands
+    /// and type in index order, and the outputs; never names, locations or data. Graphs built
+    /// the same way have the same fingerprint, so it keys an executable cache without printing
+    /// the graph; two different structures collide with probability about 2^-128.
+    pub fn fingerprint(&self) -> u128 {
+        use std::hash::{Hash, Hasher};
+        let mut position = vec![u32::MAX; self.g.node_bound()];
+        let mut lo = std::collections::hash_map::DefaultHasher::new();
+        let mut hi = std::collections::hash_map::DefaultHasher::new();
+        0x5eed_u32.hash(&mut hi);
+        for (i, n) in self.g.node_indices().enumerate() {
+            position[n.index()] = i as u32;
+        }
+        for n in self.g.node_indices() {
+            let d = &self.g[n];
+            for h in [&mut lo, &mut hi] {
+                d.op.hash(h);
+                d.ty.hash(h);
+            }
+            for a in self.args(NodeId(n.index() as u32)) {
+                let p = position[a.index()];
+                p.hash(&mut lo);
+                p.hash(&mut hi);
+            }
+        }
+        for o in &self.outputs {
+            let p = position.get(o.index()).copied().unwrap_or(u32::MAX);
+            p.hash(&mut lo);
+            p.hash(&mut hi);
+        }
+        ((hi.finish() as u128) << 64) | lo.finish() as u128
+    }
 }
