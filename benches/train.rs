@@ -102,24 +102,101 @@ fn w5(bench: &mut Bench, small: bool) {
     }
 }
 
-/// `--first-call ID` (in a child process): prints the time of this process's first W5 step.
+/// The W6 inputs: `(x, labels, [W1, b1, W2, b2])`.
+fn w6_data() -> (Tensor, Tensor, Vec<Tensor>) {
+    let (batch, inp, hidden, out) = MLP;
+    tenjit::manual_seed(6);
+    let x = Tensor::randn([batch, inp]);
+    let labels = Tensor::randint(0, out as i64, [batch]);
+    let w1 = Tensor::randn([inp, hidden]) * (2.0 / inp as f64).sqrt();
+    let w2 = Tensor::randn([hidden, out]) * (2.0 / hidden as f64).sqrt();
+    let params = vec![w1, Tensor::zeros([hidden]), w2, Tensor::zeros([out])];
+    let mut all: Vec<&Tensor> = params.iter().collect();
+    all.extend([&x, &labels]);
+    tenjit::realize(&all);
+    (x, labels, params)
+}
+
+/// The W6 loss: softmax cross-entropy of a ReLU MLP (the log-softmax shifted by the row max).
+fn w6_loss(x: &Tensor, labels: &Tensor, p: &[Tensor]) -> Tensor {
+    let h = (x.matmul(&p[0]) + &p[1]).relu();
+    let logits = h.matmul(&p[2]) + &p[3];
+    let shifted = &logits - logits.amax(1, true).detach();
+    let log_probs = &shifted - shifted.exp().sum_dim(1, true).log();
+    -log_probs.gather(1, &labels.unsqueeze(1)).mean()
+}
+
+/// One lazy W6 step: forward, backward, SGD update in `no_grad`, realize.
+fn w6_lazy_step(x: &Tensor, labels: &Tensor, params: &mut [Tensor]) -> Tensor {
+    let loss = w6_loss(x, labels, params);
+    loss.backward();
+    tenjit::no_grad(|| {
+        for p in params.iter_mut() {
+            let g = p.grad().expect("grad");
+            p.sub_(g * LR);
+            p.zero_grad();
+        }
+    });
+    let refs: Vec<&Tensor> = params.iter().collect();
+    tenjit::realize(&refs);
+    loss
+}
+
+fn w6(bench: &mut Bench) {
+    if !bench.want("W6.mlp") {
+        return;
+    }
+    let (x, labels, p0) = w6_data();
+    let mut params: Vec<Tensor> = p0.iter().map(|p| p.detach().requires_grad_()).collect();
+    bench.time_as("W6.mlp", "lazy", 21, None, None, || {
+        w6_lazy_step(&x, &labels, &mut params);
+    });
+    let step = tenjit::jit(move |p: &[Tensor]| {
+        let params: Vec<Tensor> = p.iter().map(|t| t.requires_grad_()).collect();
+        let loss = w6_loss(&x, &labels, &params);
+        let refs: Vec<&Tensor> = params.iter().collect();
+        let grads = tenjit::grad(&[&loss], &refs);
+        let mut out: Vec<Tensor> = params.iter().zip(&grads).map(|(p, g)| p - g * LR).collect();
+        out.push(loss);
+        out
+    });
+    let mut params = p0;
+    bench.time_as("W6.mlp", "jit", 21, None, None, || {
+        let refs: Vec<&Tensor> = params.iter().collect();
+        let mut out = step.call(&refs);
+        out.pop();
+        params = out;
+    });
+}
+
+/// `--first-call ID` (in a child process): prints the time of this process's first W5 or W6
+/// step.
 fn first_call(id: &str) {
-    let small = match id {
-        "W5.small" => true,
-        "W5.big" => false,
+    let seconds = match id {
+        "W5.small" | "W5.big" => {
+            let (x, y, w0, b0) = w5_data(id == "W5.small");
+            let t = Instant::now();
+            let (mut w, mut b) = (w0.requires_grad_(), b0.requires_grad_());
+            w5_lazy_step(&x, &y, &mut w, &mut b);
+            t.elapsed()
+        }
+        "W6.mlp" => {
+            let (x, labels, p0) = w6_data();
+            let t = Instant::now();
+            let mut params: Vec<Tensor> = p0.iter().map(|p| p.requires_grad_()).collect();
+            w6_lazy_step(&x, &labels, &mut params);
+            t.elapsed()
+        }
         other => panic!("--first-call: unknown workload {other}"),
     };
-    let (x, y, w0, b0) = w5_data(small);
-    let t = Instant::now();
-    let (mut w, mut b) = (w0.requires_grad_(), b0.requires_grad_());
-    w5_lazy_step(&x, &y, &mut w, &mut b);
-    println!("{}", t.elapsed().as_secs_f64());
+    println!("{}", seconds.as_secs_f64());
 }
 
 fn w7(bench: &mut Bench) {
     let exe = std::env::current_exe().expect("the bench binary's path");
-    for id in ["W5.small", "W5.big"] {
-        let wid = format!("W7.first_{}", id.replace('.', "_"));
+    for id in ["W5.small", "W5.big", "W6.mlp"] {
+        // The peers' ids: W7.W5.small, W7.W5.big, W7.W6.
+        let wid = format!("W7.{}", id.trim_end_matches(".mlp"));
         if !bench.want(&wid) && !bench.want("W7") {
             continue;
         }
@@ -152,6 +229,6 @@ fn main() {
     println!("tenjit {} backend, {} threads", common::backend_name(), tenjit::backend::cpu::exec::threads());
     w5(&mut bench, true);
     w5(&mut bench, false);
-    let _ = MLP;
+    w6(&mut bench);
     w7(&mut bench);
 }

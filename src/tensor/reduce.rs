@@ -303,6 +303,17 @@ impl Tensor {
         keepdim: bool,
     ) -> Result<(Tensor, Tensor)> {
         let axes = self.axes(op.name(), Dims::from(dim))?;
+        if self.requires_grad() && self.dim() > 0 {
+            // As torch's `max(dim)`, the gradient goes to the element the index names (the
+            // first on ties), so the values are gathered at the indices.
+            let kept = self.arg_reduce(arg, axes.clone(), true)?;
+            let values = self.try_gather(axes[0] as isize, &kept)?;
+            return if keepdim {
+                Ok((values, kept))
+            } else {
+                Ok((values.try_squeeze_dim(axes[0] as isize)?, kept.try_squeeze_dim(axes[0] as isize)?))
+            };
+        }
         let values = self.reduce(op, axes.clone(), keepdim)?;
         let indices = self.arg_reduce(arg, axes, keepdim)?;
         Ok((values, indices))
