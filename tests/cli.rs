@@ -25,6 +25,33 @@ graph @affine(%x: f32[2,3], %b: f32[2,3]) {
 const BAD_OP: &str = "tests/cli/bad_op.tir";
 /// `floor_div %n, %d` over i32[3].
 const DIV: &str = "tests/cli/div.tir";
+/// A scalar loss `sum((x @ w - y)^2) * 0.5` with an unused integer input `%n`.
+const LOSS: &str = "tests/cli/loss.tir";
+/// What `tenjit grad` prints for `loss.tir`: the loss, then its gradients with respect to
+/// `%x`, `%w` and `%y` (`%n` is an integer and has none).
+const LOSS_GRAD: &str = "\
+graph @loss(%x: f32[2,3], %w: f32[3,1], %y: f32[2,1], %n: i64[]) {
+  %0 = matmul %x, %w : f32[2,1]
+  %1 = sub %0, %y : f32[2,1]
+  %2 = mul %1, %1 : f32[2,1]
+  %3 = sum %2, axes=[0,1] : f32[]
+  %4 = const 0.5 : f32[]
+  %5 = mul %3, %4 : f32[]
+  %6 = const 1.0 : f32[]
+  %7 = mul %6, %4 : f32[]
+  %8 = reshape %7, shape=[1,1] : f32[1,1]
+  %9 = expand %8, shape=[2,1] : f32[2,1]
+  %10 = mul %9, %1 : f32[2,1]
+  %11 = mul %9, %1 : f32[2,1]
+  %12 = add %10, %11 : f32[2,1]
+  %13 = neg %12 : f32[2,1]
+  %14 = permute %w, perm=[1,0] : f32[1,3]
+  %15 = matmul %12, %14 : f32[2,3]
+  %16 = permute %x, perm=[1,0] : f32[3,2]
+  %17 = matmul %16, %12 : f32[3,1]
+  return %5, %15, %17, %13
+}
+";
 
 /// What one run of the tool gave.
 struct Run {
@@ -169,6 +196,44 @@ fn run_reads_the_graph_from_stdin() {
 }
 
 #[test]
+fn grad_prints_the_gradient_graph_and_it_runs() {
+    let r = tenjit(&["grad", LOSS], None);
+    assert_ok(&r);
+    assert_eq!(r.stdout, LOSS_GRAD);
+    // Run the printed graph: x @ w - y = [2, -3], so the loss is 6.5 and the gradients are
+    // (x @ w - y) @ wᵀ, xᵀ @ (x @ w - y) and -(x @ w - y), all exact in f32.
+    let dir = temp_dir("grad_prints_the_gradient_graph_and_it_runs");
+    let f32s = |v: Vec<f32>, shape: &[usize]| Buffer::from_vec(v, shape.to_vec()).unwrap();
+    let x = save(&dir, "x.npy", &f32s(vec![1.0, 2.0, 3.0, 0.0, 1.0, -1.0], &[2, 3]));
+    let w = save(&dir, "w.npy", &f32s(vec![1.0, 0.0, 2.0], &[3, 1]));
+    let y = save(&dir, "y.npy", &f32s(vec![5.0, 1.0], &[2, 1]));
+    let n = save(&dir, "n.npy", &Buffer::from_vec(vec![7i64], [0usize; 0]).unwrap());
+    let out = dir.join("out");
+    let inputs = [format!("x={x}"), format!("w={w}"), format!("y={y}"), format!("n={n}")];
+    let mut args = vec!["run", "-", "--out", out.to_str().unwrap()];
+    for i in &inputs {
+        args.extend(["-i", i.as_str()]);
+    }
+    assert_ok(&tenjit(&args, Some(&r.stdout)));
+    let load = |i: usize| npy::load(out.join(format!("out{i}.npy"))).unwrap();
+    assert_eq!(load(0), f32s(vec![6.5], &[]));
+    assert_eq!(load(1), f32s(vec![2.0, 0.0, 4.0, -3.0, 0.0, -6.0], &[2, 3]));
+    assert_eq!(load(2), f32s(vec![2.0, 1.0, 9.0], &[3, 1]));
+    assert_eq!(load(3), f32s(vec![-2.0, 3.0], &[2, 1]));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn grad_needs_one_float_scalar_output() {
+    let r = tenjit(&["grad", AFFINE], None);
+    assert_fails(&r, 1, &["error: tests/cli/affine.tir: grad: expected one output, the graph has 2"]);
+    let r = tenjit(&["grad", "-"], Some("graph @g(%x: f32[2]) {\n  return %x\n}\n"));
+    assert_fails(&r, 1, &["error: <stdin>: grad: the output must be a floating-point scalar, it is f32[2]"]);
+    let r = tenjit(&["grad", "-"], Some("graph @g(%x: i32[]) {\n  return %x\n}\n"));
+    assert_fails(&r, 1, &["floating-point scalar, it is i32[]"]);
+}
+
+#[test]
 fn dot_draws_every_node() {
     let r = tenjit(&["dot", AFFINE], None);
     assert_ok(&r);
@@ -193,7 +258,7 @@ fn help_prints_usage() {
 
 #[test]
 fn missing_file_is_an_error() {
-    for cmd in ["dump", "dot", "run"] {
+    for cmd in ["dump", "grad", "dot", "run"] {
         let r = tenjit(&[cmd, "tests/cli/no_such_file.tir"], None);
         assert_fails(&r, 1, &["cannot read tests/cli/no_such_file.tir"]);
     }
@@ -201,7 +266,7 @@ fn missing_file_is_an_error() {
 
 #[test]
 fn parse_error_names_file_line_and_column() {
-    for cmd in ["dump", "dot", "run"] {
+    for cmd in ["dump", "grad", "dot", "run"] {
         let r = tenjit(&[cmd, BAD_OP], None);
         assert_fails(&r, 1, &["error: tests/cli/bad_op.tir:3:8: unknown op", "frobnicate"]);
     }
@@ -293,6 +358,8 @@ fn usage_errors_exit_with_2() {
         (&["frob", AFFINE], "unknown command 'frob'"),
         (&["dump"], "'tenjit dump' needs a FILE"),
         (&["run"], "'tenjit run' needs a FILE"),
+        (&["grad"], "'tenjit grad' needs a FILE"),
+        (&["grad", AFFINE, "--out", "x"], "unknown option '--out' for 'tenjit grad'"),
         (&["dump", AFFINE, BAD_OP], "takes one FILE"),
         (&["dump", AFFINE, "--out", "x"], "unknown option '--out' for 'tenjit dump'"),
         (&["run", AFFINE, "--verbose"], "unknown option '--verbose'"),

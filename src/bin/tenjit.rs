@@ -1,8 +1,9 @@
-//! The tenjit command-line tool: reads a graph in the text IR and prints it, draws it, or runs
-//! it on the reference interpreter.
+//! The tenjit command-line tool: reads a graph in the text IR and prints it, differentiates it,
+//! draws it, or runs it on the reference interpreter.
 //!
 //! ```text
 //! tenjit dump FILE                                  parse, verify, print the canonical text
+//! tenjit grad FILE                                  print the gradient graph of FILE
 //! tenjit run FILE [--input NAME=PATH.npy]... [--out DIR]
 //! tenjit dot FILE                                   print Graphviz DOT
 //! tenjit compile FILE --emit ir|fused|kernels|clif  print a stage of the CPU compiler
@@ -18,13 +19,16 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tenjit::ir::format::{format_tensor, PrintOptions};
-use tenjit::ir::{dot, interp, npy, text, verify, Buffer, Graph};
+use tenjit::ir::{autodiff, dot, interp, npy, text, verify, Buffer, Graph};
 
 const USAGE: &str = "\
 tenjit: read, draw and run graphs in the tenjit text IR
 
 usage:
   tenjit dump FILE                   parse and verify FILE, print its canonical text
+  tenjit grad FILE                   print the gradient graph of FILE, whose one output must be
+                                     a float scalar: it returns that output, then its gradient
+                                     with respect to each float input, in order
   tenjit run FILE [--input NAME=PATH.npy]... [--out DIR]
                                      run FILE on the reference interpreter
   tenjit dot FILE                    print FILE as a Graphviz DOT digraph
@@ -77,6 +81,7 @@ enum Emit {
 enum Command {
     Help,
     Dump { file: String },
+    Grad { file: String },
     Dot { file: String },
     Compile { file: String, emit: Emit },
     Run { file: String, inputs: Vec<(String, PathBuf)>, out: Option<PathBuf> },
@@ -112,13 +117,15 @@ fn option_value(
 
 fn parse_args(args: &[String]) -> Result<Command, Failure> {
     let Some((cmd, rest)) = args.split_first() else {
-        return Err(usage("no command given (expected dump, run, dot or compile)"));
+        return Err(usage("no command given (expected dump, grad, run, dot or compile)"));
     };
     let cmd = cmd.as_str();
     match cmd {
         "-h" | "--help" | "help" => return Ok(Command::Help),
-        "dump" | "run" | "dot" | "compile" => {}
-        _ => return Err(usage(format!("unknown command '{cmd}' (expected dump, run, dot or compile)"))),
+        "dump" | "grad" | "run" | "dot" | "compile" => {}
+        _ => {
+            return Err(usage(format!("unknown command '{cmd}' (expected dump, grad, run, dot or compile)")))
+        }
     }
     let mut file: Option<String> = None;
     let mut inputs = Vec::new();
@@ -180,6 +187,7 @@ fn parse_args(args: &[String]) -> Result<Command, Failure> {
     };
     Ok(match cmd {
         "dump" => Command::Dump { file },
+        "grad" => Command::Grad { file },
         "dot" => Command::Dot { file },
         "compile" => Command::Compile { file, emit },
         _ => Command::Run { file, inputs, out },
@@ -192,6 +200,11 @@ fn execute(cmd: Command) -> Result<(), Failure> {
         Command::Dump { file } => {
             let g = load_graph(&file)?;
             write_stdout(&text::print(&g))
+        }
+        Command::Grad { file } => {
+            let g = load_graph(&file)?;
+            let grad = autodiff::grad_graph(&g).map_err(|e| user(format!("{}: {e}", display_name(&file))))?;
+            write_stdout(&text::print(&grad))
         }
         Command::Dot { file } => {
             let g = load_graph(&file)?;

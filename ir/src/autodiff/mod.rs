@@ -21,6 +21,9 @@
 //! - `floor`, `ceil` and `floor_divide` have zero gradients; `abs` has gradient `sign(x)`
 //!   (0 at 0); `sqrt` at 0 gives `inf`; `pow` follows torch's masks (`x**0` has zero gradient
 //!   in `x`, `0**y` zero gradient in `y` for `y >= 0`);
+//! - `prod` gives each element the product of the other elements of its group, zeros included
+//!   (with one zero, only the zero gets a nonzero gradient; with two or more, none does), in a
+//!   form with no division by zero whose own gradient is the true second derivative;
 //! - `gather`'s gradient is a `scatter_add` into zeros and `scatter_add`'s gradient for its
 //!   source a `gather`.
 

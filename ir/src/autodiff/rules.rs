@@ -7,7 +7,7 @@
 use super::{Emit, GradError};
 use crate::graph::NodeId;
 use crate::ops::{BinaryOp, Op, ReduceOp, UnaryOp};
-use crate::types::Shape;
+use crate::types::{Shape, TensorType};
 use smallvec::SmallVec;
 
 /// The VJP of an elementwise unary op: `(emit, x, y, g) -> dx`.
@@ -187,9 +187,10 @@ pub fn vjp(
             let db = if wanted[2] { Some(e.select(args[0], zero, g)?) } else { None };
             smallvec::smallvec![None, da, db]
         }
-        Op::Cast { .. } => {
+        Op::Cast { dtype } => {
+            // Only float-to-float casts carry gradients; a cast to an integer or bool stops it.
             let from = e.ty(args[0]).dtype;
-            if from.is_float() {
+            if from.is_float() && dtype.is_float() {
                 one(e.cast(g, from)?)
             } else {
                 smallvec::smallvec![None]
@@ -262,15 +263,30 @@ pub fn vjp(
             };
             smallvec::smallvec![da, db]
         }
-        Op::Gather { axis } => {
-            let zeros = e.zeros_like(args[0])?;
-            smallvec::smallvec![Some(e.op(Op::ScatterAdd { axis: *axis }, &[zeros, args[1], g])?), None]
-        }
+        Op::Gather { axis } => smallvec::smallvec![Some(ungather(e, *axis, args[0], args[1], g)?), None],
         Op::ScatterAdd { axis } => {
             let dsrc = if wanted[2] { Some(e.op(Op::Gather { axis: *axis }, &[g, args[1]])?) } else { None };
             smallvec::smallvec![Some(g), None, dsrc]
         }
     })
+}
+
+/// The gradient of `gather(x, index)` along `axis`: `g` added into zeros at the gathered
+/// positions. When the index picks one element per row along `axis` (cross-entropy's pick of
+/// the target's log-probability), that is `where(iota == index, g, 0)` broadcast along the
+/// axis, which fuses into its neighbours; otherwise a `scatter_add` into zeros.
+fn ungather(e: &mut Emit, axis: usize, x: NodeId, index: NodeId, g: NodeId) -> R1 {
+    let (xs, is) = (e.shape(x), e.shape(index));
+    let one_per_row = is.0[axis] == 1 && (0..xs.rank()).all(|d| d == axis || is.0[d] == xs.0[d]);
+    if !one_per_row {
+        let zeros = e.zeros_like(x)?;
+        return e.op(Op::ScatterAdd { axis }, &[zeros, index, g]);
+    }
+    let positions = e.op(Op::Iota { ty: TensorType::new(e.ty(index).dtype, xs.clone()), axis }, &[])?;
+    let index = e.op(Op::Expand { shape: xs.clone() }, &[index])?;
+    let picked = e.binary(BinaryOp::Eq, positions, index)?;
+    let g = e.op(Op::Expand { shape: xs }, &[g])?;
+    e.keep(picked, g)
 }
 
 /// Swaps the last two axes.
@@ -300,31 +316,50 @@ fn reduce(e: &mut Emit, op: ReduceOp, axes: &[usize], x: NodeId, y: NodeId, g: N
             let spread = e.unreduce(share, axes, &shape)?;
             e.keep(mask, spread)
         }
-        ReduceOp::Prod => {
-            // y / x where x has no zero in its group; the product of the others for the one
-            // zero of a group with exactly one; zero elsewhere (PyTorch's prod_backward).
-            let zero = e.zeros_like(x)?;
-            let one = e.constant(1.0, x)?;
-            let is_zero = e.binary(BinaryOp::Eq, x, zero)?;
-            let zf = e.cast(is_zero, e.ty(x).dtype)?;
-            let zeros_in_group = e.sum(zf, axes)?;
-            let nz = e.unreduce(zeros_in_group, axes, &shape)?;
-            let nonzero = e.select(is_zero, one, x)?;
-            let others =
-                e.op(Op::Reduce { op: ReduceOp::Prod, axes: axes.iter().copied().collect() }, &[nonzero])?;
-            let others = e.unreduce(others, axes, &shape)?;
-            let ge = e.unreduce(g, axes, &shape)?;
-            let ye = e.unreduce(y, axes, &shape)?;
-            let ratio = e.div(ye, x)?;
-            let plain = e.mul(ge, ratio)?;
-            let single = e.mul(ge, others)?;
-            let no_zero = e.binary(BinaryOp::Eq, nz, zero)?;
-            let one_zero = e.binary(BinaryOp::Eq, nz, one)?;
-            let this_zero = e.binary(BinaryOp::And, one_zero, is_zero)?;
-            let single = e.keep(this_zero, single)?;
-            e.select(no_zero, plain, single)
-        }
+        ReduceOp::Prod => prod(e, axes, x, g),
     }
+}
+
+/// The gradient of a product over `axes`: each element gets `g` times the product of the other
+/// elements of its group, written so that it has no division by zero anywhere (not even in a
+/// branch a `where` discards, whose gradient would be `0 / 0`) and its own gradient is the true
+/// second derivative at zeros, as PyTorch's `prod_backward` in grad mode:
+/// - for `x != 0`: `(P / x) * Z`, with `P` the product of the group's nonzero elements and `Z`
+///   the product of its zeros (1 without zeros; 0 with them, but with the right derivative);
+/// - for `x == 0`: `P` times the product of the group's other zeros: 1 when `x` is the only
+///   zero, the other zero's value (`0`, whose derivative is 1) when there are two, 0 beyond.
+fn prod(e: &mut Emit, axes: &[usize], x: NodeId, g: NodeId) -> R1 {
+    let shape = e.shape(x);
+    let dtype = e.ty(x).dtype;
+    let zero = e.zeros_like(x)?;
+    let one = e.constant(1.0, x)?;
+    let two = e.constant(2.0, x)?;
+    let product = Op::Reduce { op: ReduceOp::Prod, axes: axes.iter().copied().collect() };
+    let is_zero = e.binary(BinaryOp::Eq, x, zero)?;
+    let nonzero = e.select(is_zero, one, x)?;
+    let zeros = e.select(is_zero, x, one)?;
+    let p = e.op(product.clone(), &[nonzero])?;
+    let p = e.unreduce(p, axes, &shape)?;
+    let z = e.op(product, &[zeros])?;
+    let z = e.unreduce(z, axes, &shape)?;
+    let ratio = e.div(p, nonzero)?;
+    let plain = e.mul(ratio, z)?;
+    // The number of zeros in the group, and their sum (0, but carrying derivatives).
+    let zf = e.cast(is_zero, dtype)?;
+    let count = e.sum(zf, axes)?;
+    let count = e.unreduce(count, axes, &shape)?;
+    let zx = e.select(is_zero, x, zero)?;
+    let sum = e.sum(zx, axes)?;
+    let sum = e.unreduce(sum, axes, &shape)?;
+    let other = e.binary(BinaryOp::Sub, sum, x)?;
+    let only = e.binary(BinaryOp::Eq, count, one)?;
+    let pair = e.binary(BinaryOp::Eq, count, two)?;
+    let other = e.select(pair, other, zero)?;
+    let other_zeros = e.select(only, one, other)?;
+    let at_zero = e.mul(p, other_zeros)?;
+    let d = e.select(is_zero, at_zero, plain)?;
+    let ge = e.unreduce(g, axes, &shape)?;
+    e.mul(ge, d)
 }
 
 /// Undoes a slice along one axis: `g` holds `n` elements taken from positions
