@@ -115,6 +115,11 @@ fn main() {
         "(col + torch.tensor([[1., 2., 3.]])).shape  # (3, 1) + (1, 3)",
         size(&(&col + tensor!([[1., 2., 3.]]))),
     );
+    // Both operands were stretched: legal, but the classic shape bug, so tenjit says so
+    // (section 13 shows the bug it catches; TENJIT_STRICT=1 makes it an error).
+    for w in tenjit::take_warnings() {
+        println!("{w}");
+    }
     println!(">>> m + torch.tensor([1., 2.])  # (2, 3) + (2,)");
     match m.try_add(tensor!([1., 2.])) {
         Ok(sum) => println!("{sum}"),

@@ -15,17 +15,21 @@
 
 pub mod autograd;
 pub mod backend;
+pub mod broadcast_check;
 pub mod compile;
 pub mod device;
 pub mod error;
 mod inspect;
 pub mod jit;
+pub mod nn;
+pub mod optim;
 pub mod realize;
 pub mod tensor;
 
 pub use autograd::{
     enable_grad, grad, grad_with, is_grad_enabled, no_grad, try_grad, GradOptions, NoGradGuard,
 };
+pub use broadcast_check::{broadcast_check, set_broadcast_check, take_warnings, BroadcastCheck};
 pub use compile::{
     backend, compile_count, compile_reports, compile_stages, run_graph, set_backend, Backend, CompileReport,
     MissReason, Stages,

@@ -142,7 +142,12 @@ fn s07_broadcasting() {
     let v = tensor!([10., 20., 30.]);
     assert_eq!((&m + &v).to_string(), "tensor([[11., 22., 33.],\n        [14., 25., 36.]])");
     let row = tensor!([[1., 2., 3.]]);
+    tenjit::take_warnings();
     assert_eq!((&col + &row).shape(), &[3, 3]);
+    let warnings = tenjit::take_warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0]
+        .starts_with("tenjit warning: add broadcasts both operands: [3, 1] and [1, 3] give [3, 3]"));
     let err = m.try_add(tensor!([1., 2.])).unwrap_err().to_string();
     assert!(err.starts_with("add: shapes [2, 3] and [2] cannot broadcast (at tests/tutorial.rs:"), "{err}");
 }

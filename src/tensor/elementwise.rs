@@ -4,14 +4,16 @@
 //! Every binary op goes through one function, `binary`: it promotes the dtypes (a Rust
 //! scalar is a weak operand), applies the op's own dtype needs (true division and
 //! transcendental functions compute in floats, logic in bools), broadcasts the shapes with
-//! explicit `expand` nodes and records one `ir` binary op. The operators `+ - * / %`, unary
-//! `-`, and `& | !` on bool tensors are sugar over the methods, for tensors and scalars on
-//! either side.
+//! explicit `expand` nodes and records one `ir` binary op. A broadcast that stretches both
+//! operands is reported by the [broadcast check](mod@crate::broadcast_check). The operators
+//! `+ - * / %`, unary `-`, and `& | !` on bool tensors are sugar over the methods, for tensors
+//! and scalars on either side.
 
 use super::creation::IntoScalar;
 use super::Tensor;
 use crate::error::{AtCaller, Error, OrPanic, Result};
 use std::ops;
+use std::panic::Location;
 use tenjit_ir::ops::Accepts;
 use tenjit_ir::types::{promote, promote_weak, promote_with_zero_dim};
 use tenjit_ir::{BinaryOp, DType, Op, Scalar, Shape, TensorType, UnaryOp};
@@ -97,7 +99,9 @@ pub(crate) fn binary(op: BinaryOp, lhs: Operand, rhs: Operand) -> Result<Tensor>
         }
         _ => {}
     }
-    let shape = tenjit_ir::ops::broadcast_for(name, &lhs.shape(), &rhs.shape()).at_caller()?;
+    let (ls, rs) = (lhs.shape(), rhs.shape());
+    let shape = tenjit_ir::ops::broadcast_for(name, &ls, &rs).at_caller()?;
+    crate::broadcast_check::check(name, &[&ls, &rs], &shape, Location::caller())?;
     let a = lhs.materialize(name, dtype, &shape)?;
     let b = rhs.materialize(name, dtype, &shape)?;
     Tensor::from_op(Op::Binary(op), &[&a, &b])
@@ -305,11 +309,18 @@ impl Tensor {
         self.neg().exp().add(1.0).rdiv(1.0)
     }
 
-    /// `max(x, 0)`.
+    /// `max(x, 0)`, as `torch.relu`: `where(x <= 0, 0, x)`, so NaN stays NaN and the
+    /// gradient at 0 is 0 (as torch's).
     #[track_caller]
     pub fn relu(&self) -> Tensor {
+        if self.dtype() == DType::Bool {
+            panic!(
+                "{}",
+                Error::op("relu", "bool tensors are not supported here; convert with to_dtype first")
+            );
+        }
         let zero = Tensor::full_dtype(Shape::scalar(), 0, self.dtype());
-        self.maximum(&zero)
+        Tensor::where_(&self.le(&zero), &zero, self)
     }
 
     /// Clamps into `[min, max]`, as `torch.clamp(x, min, max)`.
@@ -318,16 +329,21 @@ impl Tensor {
         self.clamp_min(min).clamp_max(max)
     }
 
-    /// `max(x, min)` with a scalar bound.
+    /// `max(x, min)` with a scalar bound: `where(x <= min, min, x)`, so NaN stays NaN and the
+    /// gradient at the bound is 0, as torch's `clamp` (the minimum-norm subgradient of recent
+    /// torch, checked against 2.15; the same as `relu`'s at 0).
     #[track_caller]
     pub fn clamp_min(&self, min: impl IntoScalar) -> Tensor {
-        self.maximum(Operand::Scalar(min.scalar()))
+        let min = Operand::Scalar(min.scalar());
+        Tensor::where_(&self.le(min.clone()), min, self)
     }
 
-    /// `min(x, max)` with a scalar bound.
+    /// `min(x, max)` with a scalar bound: `where(x >= max, max, x)`, so NaN stays NaN and the
+    /// gradient at the bound is 0, as torch's `clamp`.
     #[track_caller]
     pub fn clamp_max(&self, max: impl IntoScalar) -> Tensor {
-        self.minimum(Operand::Scalar(max.scalar()))
+        let max = Operand::Scalar(max.scalar());
+        Tensor::where_(&self.ge(max.clone()), max, self)
     }
 
     /// `where(cond, a, b)`: elements of `a` where `cond` is true, else of `b`, broadcasting all
@@ -348,9 +364,11 @@ impl Tensor {
     pub fn try_where(cond: &Tensor, a: impl IntoOperand, b: impl IntoOperand) -> Result<Tensor> {
         let (a, b) = (a.into_operand(), b.into_operand());
         let dtype = a.dtype_with(&b);
-        let shape = tenjit_ir::ops::broadcast_for("where", &a.shape(), &b.shape())
+        let (sa, sb) = (a.shape(), b.shape());
+        let shape = tenjit_ir::ops::broadcast_for("where", &sa, &sb)
             .and_then(|s| tenjit_ir::ops::broadcast_for("where", cond.ir_shape(), &s))
             .at_caller()?;
+        crate::broadcast_check::check("where", &[cond.ir_shape(), &sa, &sb], &shape, Location::caller())?;
         let c = cond.try_to_dtype(DType::Bool)?.expand_to("where", &shape)?;
         let a = a.materialize("where", dtype, &shape)?;
         let b = b.materialize("where", dtype, &shape)?;

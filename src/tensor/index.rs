@@ -380,6 +380,9 @@ impl Tensor {
             return Err(Error::op("one_hot", format!("labels must be an integer tensor, got {}", self.ty())));
         }
         let classes = Tensor::arange(num_classes as i64);
-        Ok(self.try_unsqueeze(-1)?.try_eq(&classes)?.to_dtype(DType::I64))
+        // Labels [.., 1] against classes [C]: expand one side, an intended outer comparison.
+        let mut sizes: Vec<isize> = self.shape().iter().map(|&d| d as isize).collect();
+        sizes.push(num_classes as isize);
+        Ok(self.try_unsqueeze(-1)?.try_expand(sizes)?.try_eq(&classes)?.to_dtype(DType::I64))
     }
 }

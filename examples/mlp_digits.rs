@@ -1,0 +1,99 @@
+//! A first neural network: a 64→128→10 MLP (`nn::Linear`, `relu`, `cross_entropy`) trained
+//! with SGD + momentum on the UCI handwritten digits (1,797 8×8 images, see
+//! `examples/data/README.md`), in mini-batches. Each training step — forward, `backward()`
+//! and the optimizer's update — is one compiled executable.
+//!
+//! ```sh
+//! cargo run --release --example mlp_digits
+//! cargo run --example mlp_digits -- --adam      # Adam instead of SGD
+//! ```
+
+#[path = "common/digits.rs"]
+mod digits;
+
+use digits::{Digits, Mlp, Optimizer, Shuffler, CLASSES};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::time::Instant;
+use tenjit::optim::{Adam, Sgd};
+
+const EPOCHS: usize = 12;
+const BATCH: usize = 32;
+const SEED: u64 = 0;
+
+fn main() {
+    let adam = std::env::args().any(|a| a == "--adam");
+    let path = digits::data_path();
+    let data = Digits::load(&path).unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    });
+    let (train, test) = data.split(0.2, SEED);
+    println!("{} images: {} to train on, {} to test", data.len(), train.len(), test.len());
+
+    tenjit::manual_seed(SEED);
+    let mut model = Mlp::new();
+    let mut opt = if adam {
+        println!("optimizer: Adam(lr=0.002)");
+        Optimizer::Adam(Adam::new(0.002))
+    } else {
+        println!("optimizer: SGD(lr=0.05, momentum=0.9)");
+        Optimizer::Sgd(Sgd::new(0.05).with_momentum(0.9))
+    };
+
+    let steps = train.len().div_ceil(BATCH) as u64;
+    let style = ProgressStyle::with_template("epoch {prefix:>2} [{bar:30}] {pos:>2}/{len} {msg}")
+        .expect("a valid template")
+        .progress_chars("=> ");
+    let mut shuffler = Shuffler::new(SEED);
+    let start = Instant::now();
+    let compiled_before = tenjit::compile_count();
+    for epoch in 1..=EPOCHS {
+        let t = Instant::now();
+        let bar = ProgressBar::new(steps).with_style(style.clone()).with_prefix(epoch.to_string());
+        let loss = digits::train_epoch(&mut model, &mut opt, &train, BATCH, &mut shuffler, |l| {
+            bar.set_message(format!("loss {l:.4}"));
+            bar.inc(1);
+        });
+        let (acc, _) = digits::evaluate(&model, &test);
+        bar.finish_and_clear();
+        println!(
+            "epoch {epoch:>2}: loss {loss:.4}  test accuracy {:.2}%  ({:.2?})",
+            100.0 * acc,
+            t.elapsed()
+        );
+    }
+    println!(
+        "trained in {:.2?} ({} compilations)",
+        start.elapsed(),
+        tenjit::compile_count() - compiled_before
+    );
+
+    let (acc, confusion) = digits::evaluate(&model, &test);
+    println!("\ntest accuracy: {:.2}% ({} images)\n", 100.0 * acc, test.len());
+    println!("confusion matrix (rows: true digit, columns: predicted)");
+    print!("     ");
+    for p in 0..CLASSES {
+        print!("{p:>4}");
+    }
+    println!("   accuracy");
+    for (t, row) in confusion.iter().enumerate() {
+        print!("  {t}: ");
+        for &n in row {
+            if n == 0 {
+                print!("{:>4}", ".");
+            } else {
+                print!("{n:>4}");
+            }
+        }
+        let total: usize = row.iter().sum();
+        println!("   {:>6.2}%", 100.0 * row[t] as f64 / total.max(1) as f64);
+    }
+    let mistakes: Vec<String> = confusion
+        .iter()
+        .enumerate()
+        .flat_map(|(t, row)| row.iter().enumerate().map(move |(p, &n)| (n, t, p)))
+        .filter(|&(n, t, p)| t != p && n > 0)
+        .map(|(n, t, p)| format!("{t}→{p} ×{n}"))
+        .collect();
+    println!("\nmistakes: {}", if mistakes.is_empty() { "none".to_string() } else { mistakes.join(", ") });
+}
