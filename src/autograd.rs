@@ -27,11 +27,12 @@
 
 use crate::error::{Error, OrPanic, Result};
 use crate::tensor::{Node, Tensor};
+use smallvec::SmallVec;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::panic::Location;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use tenjit_ir::{Graph, NodeId, Op, Scalar, TensorType};
 
 /// The node does not require grad.
@@ -300,20 +301,12 @@ impl Tensor {
     pub fn backward_with(&self, seed: Option<&Tensor>, create_graph: bool) -> Result<()> {
         let loc = Location::caller();
         let seeds = seed.map(|s| [s]);
-        let mut leaves = Vec::new();
-        let grads = {
-            let traced = GradTrace::new(&[self], seeds.as_ref().map(|s| &s[..]), loc)?;
-            for (&id, t) in &traced.inputs {
-                if t.grad_state() == LEAF {
-                    leaves.push((id, t.clone()));
-                }
-            }
-            leaves.sort_by_key(|(id, _)| id.index());
-            let wrt: Vec<NodeId> = leaves.iter().map(|(id, _)| *id).collect();
-            traced.run(&wrt, create_graph, loc)?
-        };
+        let traced = GradTrace::new(&[self], seeds.as_ref().map(|s| &s[..]), loc)?;
+        let wrt = traced.leaves();
+        let leaves: Vec<Tensor> = wrt.iter().map(|&p| traced.entries[p as usize].tensor.clone()).collect();
+        let grads = traced.run(&wrt, create_graph, loc)?;
         let _off = (!create_graph).then(NoGradGuard::new);
-        for ((_, leaf), g) in leaves.iter().zip(grads) {
+        for (leaf, g) in leaves.iter().zip(grads) {
             let Some(g) = g else { continue };
             let total = match leaf.grad() {
                 Some(old) => old.try_add(&g)?,
@@ -335,15 +328,13 @@ fn differentiate(
     loc: &'static Location<'static>,
 ) -> Result<Vec<Option<Tensor>>> {
     let traced = GradTrace::new(outputs, seeds, loc)?;
-    let ids: HashMap<*const Node, NodeId> =
-        traced.nodes.iter().map(|(&id, t)| (Arc::as_ptr(&t.0), id)).collect();
     let mut present = Vec::new();
     let mut slots = Vec::new();
     for t in wrt {
-        match ids.get(&Arc::as_ptr(&t.0)) {
-            Some(&id) => {
+        match traced.index.get(&Arc::as_ptr(&t.0)) {
+            Some(&p) => {
                 slots.push(Some(present.len()));
-                present.push(id);
+                present.push(p);
             }
             None => slots.push(None),
         }
@@ -352,16 +343,41 @@ fn differentiate(
     Ok(slots.into_iter().map(|s| s.and_then(|i| grads[i].clone())).collect())
 }
 
+/// One node of a gradient trace: its tensor and, unless it is an input of the traced graph,
+/// its op and operands (positions of earlier entries).
+struct Entry {
+    tensor: Tensor,
+    op: Option<(Op, SmallVec<[u32; 3]>)>,
+}
+
 /// The graph behind some outputs, expanded through the nodes gradients flow through; every
-/// other node it reaches is an input. Each graph node remembers its tensor.
+/// other node it reaches is an input. Kept as a flat list in topological order, so a cache hit
+/// never builds an `ir::Graph`.
 struct GradTrace {
-    graph: Graph,
-    outputs: Vec<NodeId>,
-    seeds: Vec<NodeId>,
-    /// Every traced node's tensor.
-    nodes: HashMap<NodeId, Tensor>,
-    /// The graph inputs' tensors.
-    inputs: HashMap<NodeId, Tensor>,
+    entries: Vec<Entry>,
+    index: HashMap<*const Node, u32>,
+    outputs: Vec<u32>,
+    /// Per output: the entry of its seed, or `None` for ones.
+    seeds: Vec<Option<u32>>,
+}
+
+/// Where a gradient node's operand comes from: a traced entry or an earlier new node.
+#[derive(Clone, Copy, Hash)]
+enum Ref {
+    Old(u32),
+    New(u32),
+}
+
+/// The gradient computation for one traced structure, cached by it: the new nodes in
+/// topological order and, per `wrt` entry, its gradient.
+struct Recipe {
+    nodes: Vec<(Op, SmallVec<[Ref; 3]>)>,
+    results: Vec<Option<Ref>>,
+}
+
+fn recipes() -> &'static Mutex<HashMap<u128, Arc<Recipe>>> {
+    static RECIPES: OnceLock<Mutex<HashMap<u128, Arc<Recipe>>>> = OnceLock::new();
+    RECIPES.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
 impl GradTrace {
@@ -370,13 +386,8 @@ impl GradTrace {
         seeds: Option<&[&Tensor]>,
         loc: &'static Location<'static>,
     ) -> Result<GradTrace> {
-        let mut tr = GradTrace {
-            graph: Graph::new("grad"),
-            outputs: Vec::new(),
-            seeds: Vec::new(),
-            nodes: HashMap::new(),
-            inputs: HashMap::new(),
-        };
+        let mut tr =
+            GradTrace { entries: Vec::new(), index: HashMap::new(), outputs: Vec::new(), seeds: Vec::new() };
         if let Some(seeds) = seeds {
             if seeds.len() != outputs.len() {
                 return Err(grad_error(
@@ -385,7 +396,6 @@ impl GradTrace {
                 ));
             }
         }
-        let mut ids: HashMap<*const Node, NodeId> = HashMap::new();
         for (i, out) in outputs.iter().enumerate() {
             if out.grad_state() == NO_GRAD {
                 return Err(grad_error(
@@ -393,8 +403,8 @@ impl GradTrace {
                     format!("element {i} of the outputs does not require grad: nothing it was computed from requires grad"),
                 ));
             }
-            let id = tr.add(out, &mut ids);
-            tr.outputs.push(id);
+            let p = tr.add(out);
+            tr.outputs.push(p);
             let seed = match seeds {
                 Some(s) => {
                     if s[i].ty() != out.ty() {
@@ -407,7 +417,7 @@ impl GradTrace {
                             ),
                         ));
                     }
-                    tr.input(s[i], &mut ids)
+                    Some(tr.input(s[i]))
                 }
                 None => {
                     if out.numel() != 1 {
@@ -419,8 +429,7 @@ impl GradTrace {
                             ),
                         ));
                     }
-                    let op = Op::Const { value: Scalar::Float(1.0), ty: out.ty().clone() };
-                    tr.graph.add(op, &[]).expect("a constant")
+                    None
                 }
             };
             tr.seeds.push(seed);
@@ -428,24 +437,25 @@ impl GradTrace {
         Ok(tr)
     }
 
-    fn input(&mut self, t: &Tensor, ids: &mut HashMap<*const Node, NodeId>) -> NodeId {
-        let key = Arc::as_ptr(&t.0);
-        if let Some(&id) = ids.get(&key) {
-            return id;
+    fn push(&mut self, t: &Tensor, op: Option<(Op, SmallVec<[u32; 3]>)>) -> u32 {
+        let p = self.entries.len() as u32;
+        self.index.insert(Arc::as_ptr(&t.0), p);
+        self.entries.push(Entry { tensor: t.clone(), op });
+        p
+    }
+
+    fn input(&mut self, t: &Tensor) -> u32 {
+        match self.index.get(&Arc::as_ptr(&t.0)) {
+            Some(&p) => p,
+            None => self.push(t, None),
         }
-        let id = self.graph.add_input(format!("in{}", self.inputs.len()), t.ty().clone());
-        self.inputs.insert(id, t.clone());
-        self.nodes.insert(id, t.clone());
-        ids.insert(key, id);
-        id
     }
 
     /// Adds `root` and what it depends on (iterative post-order).
-    fn add(&mut self, root: &Tensor, ids: &mut HashMap<*const Node, NodeId>) -> NodeId {
+    fn add(&mut self, root: &Tensor) -> u32 {
         let mut stack: Vec<(Tensor, Option<Vec<Tensor>>)> = vec![(root.clone(), None)];
         while let Some((t, expanded)) = stack.pop() {
-            let key = Arc::as_ptr(&t.0);
-            if ids.contains_key(&key) {
+            if self.index.contains_key(&Arc::as_ptr(&t.0)) {
                 continue;
             }
             match expanded {
@@ -453,11 +463,14 @@ impl GradTrace {
                     let args = t.0.inputs.lock().unwrap_or_else(|p| p.into_inner()).clone();
                     let expand = t.grad_state() == INTERIOR && t.0.op.is_some() && !args.is_empty();
                     if !expand {
-                        self.input(&t, ids);
+                        self.push(&t, None);
                         continue;
                     }
-                    let pending: Vec<Tensor> =
-                        args.iter().filter(|a| !ids.contains_key(&Arc::as_ptr(&a.0))).cloned().collect();
+                    let pending: Vec<Tensor> = args
+                        .iter()
+                        .filter(|a| !self.index.contains_key(&Arc::as_ptr(&a.0)))
+                        .cloned()
+                        .collect();
                     stack.push((t, Some(args)));
                     for a in pending.into_iter().rev() {
                         stack.push((a, None));
@@ -465,48 +478,142 @@ impl GradTrace {
                 }
                 Some(args) => {
                     let op = t.0.op.clone().expect("expanded nodes have an op");
-                    let arg_ids: Vec<NodeId> = args.iter().map(|a| ids[&Arc::as_ptr(&a.0)]).collect();
-                    let id = self.graph.add(op, &arg_ids).unwrap_or_else(|e| {
-                        panic!("tenjit bug: a node typed at creation no longer types in the graph: {e}")
-                    });
-                    self.nodes.insert(id, t.clone());
-                    ids.insert(key, id);
+                    let positions = args.iter().map(|a| self.index[&Arc::as_ptr(&a.0)]).collect();
+                    self.push(&t, Some((op, positions)));
                 }
             }
         }
-        ids[&Arc::as_ptr(&root.0)]
+        self.index[&Arc::as_ptr(&root.0)]
     }
 
-    /// Runs the reverse-mode pass and imports each gradient as a tensor.
+    /// The inputs that are leaves requiring grad, in order.
+    fn leaves(&self) -> Vec<u32> {
+        (0..self.entries.len() as u32)
+            .filter(|&p| {
+                let e = &self.entries[p as usize];
+                e.op.is_none() && e.tensor.grad_state() == LEAF
+            })
+            .collect()
+    }
+
+    /// The structure, as the recipe cache's key.
+    fn key(&self, wrt: &[u32]) -> u128 {
+        let mut f = tenjit_ir::Fingerprint::new();
+        for e in &self.entries {
+            f.add(e.tensor.ty());
+            match &e.op {
+                None => f.add(&0u8),
+                Some((op, args)) => {
+                    f.add(&1u8);
+                    f.add(op);
+                    f.add(&args[..]);
+                }
+            }
+        }
+        f.add(&self.outputs);
+        f.add(&self.seeds);
+        f.add(wrt);
+        f.finish()
+    }
+
+    /// Builds the graph, runs the reverse-mode pass and keeps the new nodes the gradients
+    /// need (a cache miss).
+    fn recipe(&self, wrt: &[u32]) -> std::result::Result<Recipe, String> {
+        let mut g = Graph::new("grad");
+        let mut ids = Vec::with_capacity(self.entries.len());
+        for (k, e) in self.entries.iter().enumerate() {
+            ids.push(match &e.op {
+                None => g.add_input(format!("in{k}"), e.tensor.ty().clone()),
+                Some((op, args)) => {
+                    let args: Vec<NodeId> = args.iter().map(|&a| ids[a as usize]).collect();
+                    g.add(op.clone(), &args)
+                        .map_err(|e| format!("tenjit bug: a traced node no longer types: {e}"))?
+                }
+            });
+        }
+        let old: HashMap<NodeId, u32> = ids.iter().enumerate().map(|(k, &id)| (id, k as u32)).collect();
+        let outputs: Vec<NodeId> = self.outputs.iter().map(|&p| ids[p as usize]).collect();
+        let mut seeds = Vec::new();
+        for (&o, s) in self.outputs.iter().zip(&self.seeds) {
+            seeds.push(match s {
+                Some(p) => ids[*p as usize],
+                None => {
+                    let ty = self.entries[o as usize].tensor.ty().clone();
+                    g.add(Op::Const { value: Scalar::Float(1.0), ty }, &[]).map_err(|e| e.to_string())?
+                }
+            });
+        }
+        let wrt_ids: Vec<NodeId> = wrt.iter().map(|&p| ids[p as usize]).collect();
+        let grads = tenjit_ir::autodiff::grad(&mut g, &outputs, &seeds, &wrt_ids).map_err(|e| e.message)?;
+        // The new nodes the gradients reach, in post-order.
+        let mut new: HashMap<NodeId, u32> = HashMap::new();
+        let mut nodes = Vec::new();
+        let as_ref = |n: NodeId, new: &HashMap<NodeId, u32>| match old.get(&n) {
+            Some(&p) => Ref::Old(p),
+            None => Ref::New(new[&n]),
+        };
+        for root in grads.iter().flatten() {
+            let mut stack = vec![(*root, false)];
+            while let Some((n, expanded)) = stack.pop() {
+                if old.contains_key(&n) || new.contains_key(&n) {
+                    continue;
+                }
+                let args = g.args(n);
+                if !expanded {
+                    stack.push((n, true));
+                    stack.extend(args.iter().map(|&a| (a, false)));
+                    continue;
+                }
+                let refs = args.iter().map(|&a| as_ref(a, &new)).collect();
+                new.insert(n, nodes.len() as u32);
+                nodes.push((g.op(n).clone(), refs));
+            }
+        }
+        let results = grads.iter().map(|r| r.map(|n| as_ref(n, &new))).collect();
+        Ok(Recipe { nodes, results })
+    }
+
+    /// The gradients with respect to the `wrt` entries, as new lazy tensors: the recipe comes
+    /// from the cache when this structure was differentiated before.
     fn run(
-        mut self,
-        wrt: &[NodeId],
+        self,
+        wrt: &[u32],
         create_graph: bool,
         loc: &'static Location<'static>,
     ) -> Result<Vec<Option<Tensor>>> {
-        let grads = tenjit_ir::autodiff::grad(&mut self.graph, &self.outputs, &self.seeds, wrt)
-            .map_err(|e| grad_error(loc, e.message))?;
+        let key = self.key(wrt);
+        let cached = recipes().lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+        let recipe = match cached {
+            Some(r) => r,
+            None => {
+                let r = Arc::new(self.recipe(wrt).map_err(|m| grad_error(loc, m))?);
+                recipes().lock().unwrap_or_else(|p| p.into_inner()).insert(key, r.clone());
+                r
+            }
+        };
         let _off = (!create_graph).then(NoGradGuard::new);
-        grads.into_iter().map(|g| g.map(|g| self.import(g, loc)).transpose()).collect()
-    }
-
-    /// The tensor of graph node `root`, creating tensors for the new (gradient) nodes.
-    fn import(&mut self, root: NodeId, loc: &'static Location<'static>) -> Result<Tensor> {
-        let mut stack = vec![(root, false)];
-        while let Some((n, expanded)) = stack.pop() {
-            if self.nodes.contains_key(&n) {
-                continue;
-            }
-            let args = self.graph.args(n);
-            if !expanded {
-                stack.push((n, true));
-                stack.extend(args.iter().filter(|a| !self.nodes.contains_key(a)).map(|&a| (a, false)));
-                continue;
-            }
-            let arg_tensors: Vec<&Tensor> = args.iter().map(|a| &self.nodes[a]).collect();
-            let t = Tensor::from_op_at(self.graph.op(n).clone(), &arg_tensors, None, loc)?;
-            self.nodes.insert(n, t);
+        let mut made: Vec<Tensor> = Vec::with_capacity(recipe.nodes.len());
+        for (op, refs) in &recipe.nodes {
+            let args: SmallVec<[&Tensor; 3]> = refs
+                .iter()
+                .map(|r| match *r {
+                    Ref::Old(p) => &self.entries[p as usize].tensor,
+                    Ref::New(k) => &made[k as usize],
+                })
+                .collect();
+            let t = Tensor::from_op_at(op.clone(), &args, None, loc)?;
+            drop(args);
+            made.push(t);
         }
-        Ok(self.nodes[&root].clone())
+        Ok(recipe
+            .results
+            .iter()
+            .map(|r| {
+                r.map(|r| match r {
+                    Ref::Old(p) => self.entries[p as usize].tensor.clone(),
+                    Ref::New(k) => made[k as usize].clone(),
+                })
+            })
+            .collect())
     }
 }

@@ -123,6 +123,9 @@ struct Entry {
 struct Cache {
     /// Keyed by [`Graph::fingerprint`]: a hit costs one walk over the graph, no printing.
     entries: HashMap<u128, Entry>,
+    /// Keyed by a front end's own fingerprint of the structure (the realize path hashes the
+    /// lazy DAG itself), so a hit builds no graph at all.
+    keyed: HashMap<u128, Arc<CpuExecutable>>,
     reports: Vec<CompileReport>,
 }
 
@@ -130,7 +133,9 @@ static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
 static COMPILATIONS: AtomicUsize = AtomicUsize::new(0);
 
 fn cache() -> &'static Mutex<Cache> {
-    CACHE.get_or_init(|| Mutex::new(Cache { entries: HashMap::new(), reports: Vec::new() }))
+    CACHE.get_or_init(|| {
+        Mutex::new(Cache { entries: HashMap::new(), keyed: HashMap::new(), reports: Vec::new() })
+    })
 }
 
 /// How many graphs this process has compiled (cache misses).
@@ -283,6 +288,22 @@ pub(crate) fn executable(graph: &Graph, trace_time: Duration) -> Result<Arc<CpuE
     cache.reports.push(report);
     let exe = Arc::new(exe);
     cache.entries.insert(key, Entry { exe: exe.clone(), text });
+    Ok(exe)
+}
+
+/// The executable for the structure `key` (a front end's fingerprint of it): from the cache,
+/// or built with `graph()` and compiled (or found by the graph's own fingerprint) now.
+pub(crate) fn executable_keyed(
+    key: u128,
+    graph: impl FnOnce() -> Graph,
+    start: Instant,
+) -> Result<Arc<CpuExecutable>> {
+    if let Some(exe) = cache().lock().unwrap_or_else(|p| p.into_inner()).keyed.get(&key) {
+        return Ok(exe.clone());
+    }
+    let graph = graph();
+    let exe = executable(&graph, start.elapsed())?;
+    cache().lock().unwrap_or_else(|p| p.into_inner()).keyed.insert(key, exe.clone());
     Ok(exe)
 }
 

@@ -9,9 +9,10 @@
 use crate::compile::Backend;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
+use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::sync::Arc;
-use tenjit_ir::{Buffer, Graph, NodeId};
+use tenjit_ir::{Buffer, Graph, NodeId, Op};
 
 /// What a trace produced: the graph, the buffers bound to its inputs and the graph node of
 /// each root.
@@ -35,52 +36,116 @@ impl Default for TraceOptions {
     }
 }
 
-pub(crate) fn trace(roots: &[&Tensor], opts: TraceOptions) -> Traced {
-    let mut graph = Graph::new("main");
-    let mut inputs = Vec::new();
-    let mut leaves = Vec::new();
-    let mut ids: HashMap<*const crate::tensor::Node, NodeId> = HashMap::new();
-    // Iterative post-order DFS: (tensor, operands snapshot once expanded).
-    let mut stack: Vec<(Tensor, Option<Vec<Tensor>>)> =
-        roots.iter().rev().map(|t| ((*t).clone(), None)).collect();
-    while let Some((t, expanded)) = stack.pop() {
-        let key = Arc::as_ptr(&t.0);
-        if ids.contains_key(&key) {
-            continue;
-        }
-        match expanded {
-            None => {
-                // Snapshot the operands before checking the value: a concurrent realization
-                // sets the value before it clears the operands, so if no value is set after
-                // the snapshot, the snapshot is complete.
-                let args = t.0.inputs.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                if let Some(buf) = t.value() {
-                    let id = graph.add_input(format!("in{}", inputs.len()), buf.ty());
-                    inputs.push(buf.clone());
-                    leaves.push(t.clone());
-                    ids.insert(key, id);
-                    continue;
-                }
-                let pending: Vec<Tensor> =
-                    args.iter().filter(|a| !ids.contains_key(&Arc::as_ptr(&a.0))).cloned().collect();
-                stack.push((t, Some(args)));
-                for a in pending.into_iter().rev() {
-                    stack.push((a, None));
-                }
+/// One node reached by a trace: its tensor and, unless it is an input (a realized value), its
+/// op and operands (positions of earlier entries).
+struct Entry {
+    tensor: Tensor,
+    op: Option<(Op, SmallVec<[u32; 3]>)>,
+}
+
+/// The DAG behind some roots as a flat list in topological order (post-order), with the
+/// realized values it reaches as inputs, in order of discovery.
+struct Flat {
+    entries: Vec<Entry>,
+    roots: Vec<u32>,
+    inputs: Vec<Arc<Buffer>>,
+}
+
+impl Flat {
+    /// Walks the DAG (iteratively, so long chains cannot overflow the stack).
+    fn new(roots: &[&Tensor]) -> Flat {
+        let mut flat = Flat { entries: Vec::new(), roots: Vec::new(), inputs: Vec::new() };
+        let mut index: HashMap<*const crate::tensor::Node, u32> = HashMap::new();
+        // (tensor, operands snapshot once expanded).
+        let mut stack: Vec<(Tensor, Option<Vec<Tensor>>)> =
+            roots.iter().rev().map(|t| ((*t).clone(), None)).collect();
+        while let Some((t, expanded)) = stack.pop() {
+            let key = Arc::as_ptr(&t.0);
+            if index.contains_key(&key) {
+                continue;
             }
-            Some(args) => {
-                let op = t.0.op.clone().expect("a node without a value has an op");
-                let arg_ids: Vec<NodeId> = args.iter().map(|a| ids[&Arc::as_ptr(&a.0)]).collect();
-                let loc = opts.locations.then(|| t.0.loc.to_string());
-                let id = graph.add_at(op, &arg_ids, loc).unwrap_or_else(|e| {
-                    panic!("tenjit bug: a node typed at creation no longer types in the graph: {e}")
-                });
-                ids.insert(key, id);
-            }
+            let op = match expanded {
+                None => {
+                    // Snapshot the operands before checking the value: a concurrent realization
+                    // sets the value before it clears the operands, so if no value is set after
+                    // the snapshot, the snapshot is complete.
+                    let args = t.0.inputs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    if let Some(buf) = t.value() {
+                        flat.inputs.push(buf.clone());
+                        None
+                    } else {
+                        let pending: Vec<Tensor> = args
+                            .iter()
+                            .filter(|a| !index.contains_key(&Arc::as_ptr(&a.0)))
+                            .cloned()
+                            .collect();
+                        stack.push((t, Some(args)));
+                        stack.extend(pending.into_iter().rev().map(|a| (a, None)));
+                        continue;
+                    }
+                }
+                Some(args) => {
+                    let op = t.0.op.clone().expect("a node without a value has an op");
+                    Some((op, args.iter().map(|a| index[&Arc::as_ptr(&a.0)]).collect()))
+                }
+            };
+            index.insert(key, flat.entries.len() as u32);
+            flat.entries.push(Entry { tensor: t, op });
         }
+        flat.roots = roots.iter().map(|t| index[&Arc::as_ptr(&t.0)]).collect();
+        flat
     }
-    graph.set_outputs(roots.iter().map(|t| ids[&Arc::as_ptr(&t.0)]).collect());
-    Traced { graph, inputs, leaves }
+
+    /// The structure (ops, attributes, types, operands, roots; never data): the key of the
+    /// executable cache on the realize path, so a hit builds no `ir::Graph`.
+    fn key(&self) -> u128 {
+        let mut f = tenjit_ir::Fingerprint::new();
+        f.add("realize");
+        for e in &self.entries {
+            f.add(e.tensor.ty());
+            match &e.op {
+                None => f.add(&0u8),
+                Some((op, args)) => {
+                    f.add(&1u8);
+                    f.add(op);
+                    f.add(&args[..]);
+                }
+            }
+        }
+        f.add(&self.roots);
+        f.finish()
+    }
+
+    /// The `ir::Graph`: inputs named `in0`, `in1`, ... in order of discovery.
+    fn graph(&self, opts: TraceOptions) -> Graph {
+        let mut graph = Graph::new("main");
+        let mut ids: Vec<NodeId> = Vec::with_capacity(self.entries.len());
+        let mut inputs = 0;
+        for e in &self.entries {
+            ids.push(match &e.op {
+                None => {
+                    inputs += 1;
+                    graph.add_input(format!("in{}", inputs - 1), e.tensor.ty().clone())
+                }
+                Some((op, args)) => {
+                    let args: Vec<NodeId> = args.iter().map(|&a| ids[a as usize]).collect();
+                    let loc = opts.locations.then(|| e.tensor.0.loc.to_string());
+                    graph.add_at(op.clone(), &args, loc).unwrap_or_else(|e| {
+                        panic!("tenjit bug: a node typed at creation no longer types in the graph: {e}")
+                    })
+                }
+            });
+        }
+        graph.set_outputs(self.roots.iter().map(|&r| ids[r as usize]).collect());
+        graph
+    }
+}
+
+pub(crate) fn trace(roots: &[&Tensor], opts: TraceOptions) -> Traced {
+    let flat = Flat::new(roots);
+    let graph = flat.graph(opts);
+    let leaves = flat.entries.iter().filter(|e| e.op.is_none()).map(|e| e.tensor.clone()).collect();
+    Traced { graph, inputs: flat.inputs, leaves }
 }
 
 /// Computes the values of `tensors` together (one graph, shared work computed once).
@@ -100,14 +165,18 @@ pub fn try_realize(tensors: &[&Tensor]) -> Result<()> {
         t.device().check_available()?;
     }
     let start = std::time::Instant::now();
-    let traced = trace(&pending, TraceOptions { locations: false });
+    let flat = Flat::new(&pending);
+    let opts = TraceOptions { locations: false };
     let outputs = match crate::compile::backend() {
         Backend::Interp => {
-            let inputs: Vec<Buffer> = traced.inputs.iter().map(|b| (**b).clone()).collect();
-            tenjit_ir::interp::eval(&traced.graph, &inputs)
+            let inputs: Vec<Buffer> = flat.inputs.iter().map(|b| (**b).clone()).collect();
+            tenjit_ir::interp::eval(&flat.graph(opts), &inputs)
                 .map_err(|e| Error::Eval { message: e.to_string() })?
         }
-        Backend::Cpu => crate::compile::run_cpu(&traced.graph, &traced.inputs, start.elapsed())?,
+        Backend::Cpu => {
+            let exe = crate::compile::executable_keyed(flat.key(), || flat.graph(opts), start)?;
+            exe.run(&flat.inputs).map_err(|e| Error::Eval { message: e.to_string() })?
+        }
         Backend::Cuda => return Err(crate::device::Device::Cuda(0).check_available().unwrap_err()),
     };
     for (t, buf) in pending.iter().zip(outputs) {

@@ -369,3 +369,30 @@ fn cross_entropy_checks_its_inputs() {
     let one = nn::cross_entropy(&tensor!([0.0, 0.0, 0.0, 0.0]), &tensor!(2));
     assert!((one.item() - 4f64.ln()).abs() < 1e-6);
 }
+
+/// The tutorial's linear regression, 100 epochs, against the same loop in NumPy with
+/// hand-written gradients (`linreg_numpy_case` in gen_grads.py): within 1e-5 in `f32`.
+#[test]
+fn linear_regression_matches_numpy_by_hand() {
+    for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
+        let get = |name: &str| load("linreg_numpy", name).to_dtype(dtype);
+        let (x, y) = (get("x").reshape([4, 1]), get("y"));
+        let mut w = get("w0").requires_grad_();
+        let mut b = get("b0").requires_grad_();
+        let mut loss = Tensor::zeros([]);
+        for _ in 0..100 {
+            loss = (x.matmul(&w) + &b - &y).square().mean();
+            loss.backward();
+            tenjit::no_grad(|| {
+                w.sub_(w.grad().unwrap() * 0.01);
+                b.sub_(b.grad().unwrap() * 0.01);
+            });
+            w.zero_grad();
+            b.zero_grad();
+        }
+        for (name, got) in [("w", w.item()), ("b", b.item()), ("loss", loss.item())] {
+            let want = load("linreg_numpy", name).item();
+            assert!((got - want).abs() <= tol * (1.0 + want.abs()), "{dtype} {name}: {got} vs NumPy {want}");
+        }
+    }
+}

@@ -2,7 +2,14 @@
 //! training step (forward, backward, update) as one compiled executable with a pinned kernel
 //! list.
 
+use std::sync::{Mutex, MutexGuard};
 use tenjit::prelude::*;
+
+/// `compile_count()` is process-wide: the tests of this file take turns.
+fn lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 fn close(a: &[f32], b: &[f32], tol: f32) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol * (1.0 + y.abs()))
@@ -10,6 +17,7 @@ fn close(a: &[f32], b: &[f32], tol: f32) -> bool {
 
 #[test]
 fn traces_once_per_signature_and_matches_the_lazy_values() {
+    let _turn = lock();
     let f = tenjit::jit(|p: &[Tensor]| vec![(&p[0] * &p[1]).sin() + p[1].exp(), p[0].sum()]);
     let a = tensor!([1.0, 2.0, 3.0]);
     let b = tensor!([0.5, -1.0, 2.0]);
@@ -29,6 +37,7 @@ fn traces_once_per_signature_and_matches_the_lazy_values() {
 
 #[test]
 fn captured_tensors_are_constants_of_the_function() {
+    let _turn = lock();
     let k = tensor!([10.0, 20.0]);
     let f = tenjit::jit(move |p: &[Tensor]| vec![&p[0] + &k]);
     let out = f.call(&[&tensor!([1.0, 2.0])]);
@@ -39,6 +48,7 @@ fn captured_tensors_are_constants_of_the_function() {
 
 #[test]
 fn errors_of_the_compiled_program_come_back() {
+    let _turn = lock();
     let f = tenjit::jit(|p: &[Tensor]| vec![p[0].floor_divide(&p[1])]);
     let a = Tensor::from_vec(vec![1i64, 2], [2]);
     let ok = Tensor::from_vec(vec![1i64, 1], [2]);
@@ -60,6 +70,7 @@ fn regression_step(x: Tensor, y: Tensor, lr: f64) -> impl Fn(&[Tensor]) -> Vec<T
 
 #[test]
 fn a_jitted_training_loop_matches_the_lazy_loop() {
+    let _turn = lock();
     let x = tensor!([[1.0], [2.0], [3.0], [4.0]]);
     let y = tensor!([2.0, 4.0, 6.0, 8.0]);
     let step = tenjit::jit(regression_step(x.clone(), y.clone(), 0.01));
@@ -94,32 +105,48 @@ fn a_jitted_training_loop_matches_the_lazy_loop() {
 
 #[test]
 fn one_training_step_is_one_executable_with_a_pinned_kernel_list() {
+    let _turn = lock();
     // A two-layer MLP step: forward, softmax cross-entropy, backward, SGD update.
     tenjit::manual_seed(3);
     let x = Tensor::randn([8, 6]).realize().clone();
     let labels = Tensor::from_vec(vec![0i64, 1, 2, 0, 1, 2, 0, 1], [8]);
-    let w1 = Tensor::randn([6, 5]).realize().requires_grad_();
-    let b1 = Tensor::zeros([5]).requires_grad_();
-    let w2 = Tensor::randn([5, 3]).realize().requires_grad_();
-    let b2 = Tensor::zeros([3]).requires_grad_();
-    let params = [&w1, &b1, &w2, &b2];
-    let h = (x.matmul(&w1) + &b1).relu();
-    let logits = h.matmul(&w2) + &b2;
-    let shifted = &logits - logits.amax(1, true).detach();
-    let log_probs = &shifted - shifted.exp().sum_dim(1, true).log();
-    let loss = -log_probs.gather(1, &labels.unsqueeze(1)).mean();
-    loss.backward();
-    let updated: Vec<Tensor> =
-        tenjit::no_grad(|| params.iter().map(|p| *p - p.grad().unwrap() * 0.1).collect());
+    let mut params = vec![
+        Tensor::randn([6, 5]).realize().requires_grad_(),
+        Tensor::zeros([5]).requires_grad_(),
+        Tensor::randn([5, 3]).realize().requires_grad_(),
+        Tensor::zeros([3]).requires_grad_(),
+    ];
+    let step = |params: &mut Vec<Tensor>| {
+        let h = (x.matmul(&params[0]) + &params[1]).relu();
+        let logits = h.matmul(&params[2]) + &params[3];
+        let loss = tenjit::nn::cross_entropy(&logits, &labels);
+        loss.backward();
+        let updated: Vec<Tensor> = tenjit::no_grad(|| {
+            params.iter().map(|p| (p - p.grad().unwrap() * 0.1).requires_grad_()).collect()
+        });
+        (loss, updated)
+    };
+    let (loss, updated) = step(&mut params);
     let mut roots: Vec<&Tensor> = updated.iter().collect();
     roots.push(&loss);
     let stages = tenjit::inspect(&roots);
     insta::assert_snapshot!("mlp_training_step_kernels", stages.kernels());
-    // Realizing the step compiles exactly one executable; the next step with the same
-    // structure compiles nothing.
+    // Realizing the step compiles exactly one executable. The second step differs from the
+    // first (its zero biases were constants, they are now values) and compiles once more;
+    // every later step compiles nothing.
     let before = tenjit::compile_count();
     tenjit::realize(&roots);
     assert_eq!(tenjit::compile_count(), before + 1);
     let loss0 = loss.item();
+    params = updated;
+    for i in 0..4 {
+        let (loss, updated) = step(&mut params);
+        let mut roots: Vec<&Tensor> = updated.iter().collect();
+        roots.push(&loss);
+        tenjit::realize(&roots);
+        assert!(loss.item() < loss0 * 1.5, "training does not diverge");
+        params = updated;
+        assert_eq!(tenjit::compile_count(), before + 2, "step {}", i + 2);
+    }
     assert!(loss0.is_finite() && loss0 > 0.0);
 }

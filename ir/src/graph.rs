@@ -336,31 +336,59 @@ impl Graph {
     /// the same way have the same fingerprint, so it keys an executable cache without printing
     /// the graph; two different structures collide with probability about 2^-128.
     pub fn fingerprint(&self) -> u128 {
-        use std::hash::{Hash, Hasher};
         let mut position = vec![u32::MAX; self.g.node_bound()];
-        let mut lo = std::collections::hash_map::DefaultHasher::new();
-        let mut hi = std::collections::hash_map::DefaultHasher::new();
-        0x5eed_u32.hash(&mut hi);
         for (i, n) in self.g.node_indices().enumerate() {
             position[n.index()] = i as u32;
         }
+        let mut f = Fingerprint::new();
         for n in self.g.node_indices() {
             let d = &self.g[n];
-            for h in [&mut lo, &mut hi] {
-                d.op.hash(h);
-                d.ty.hash(h);
-            }
+            f.add(&d.op);
+            f.add(&d.ty);
             for a in self.args(NodeId(n.index() as u32)) {
-                let p = position[a.index()];
-                p.hash(&mut lo);
-                p.hash(&mut hi);
+                f.add(&position[a.index()]);
             }
         }
         for o in &self.outputs {
-            let p = position.get(o.index()).copied().unwrap_or(u32::MAX);
-            p.hash(&mut lo);
-            p.hash(&mut hi);
+            f.add(&position.get(o.index()).copied().unwrap_or(u32::MAX));
         }
-        ((hi.finish() as u128) << 64) | lo.finish() as u128
+        f.finish()
+    }
+}
+
+/// A 128-bit structural hash built from two independently keyed SipHash streams: what
+/// [`Graph::fingerprint`] uses, and what front ends use to key caches of their own (traced
+/// gradients) without building a graph.
+pub struct Fingerprint {
+    lo: std::collections::hash_map::DefaultHasher,
+    hi: std::collections::hash_map::DefaultHasher,
+}
+
+impl Default for Fingerprint {
+    fn default() -> Fingerprint {
+        Fingerprint::new()
+    }
+}
+
+impl Fingerprint {
+    /// An empty fingerprint.
+    pub fn new() -> Fingerprint {
+        use std::hash::Hash;
+        let lo = std::collections::hash_map::DefaultHasher::new();
+        let mut hi = std::collections::hash_map::DefaultHasher::new();
+        0x5eed_u32.hash(&mut hi);
+        Fingerprint { lo, hi }
+    }
+
+    /// Mixes in `value`.
+    pub fn add<T: std::hash::Hash + ?Sized>(&mut self, value: &T) {
+        value.hash(&mut self.lo);
+        value.hash(&mut self.hi);
+    }
+
+    /// The 128-bit value.
+    pub fn finish(&self) -> u128 {
+        use std::hash::Hasher;
+        ((self.hi.finish() as u128) << 64) | self.lo.finish() as u128
     }
 }

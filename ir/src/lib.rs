@@ -28,7 +28,7 @@ pub mod types;
 pub mod verify;
 
 pub use buffer::{Buffer, Data, Element};
-pub use graph::{Graph, NodeId};
+pub use graph::{Fingerprint, Graph, NodeId};
 pub use ops::{ArgOp, BinaryOp, Op, OpError, ReduceOp, Scalar, UnaryOp};
 pub use types::{DType, Shape, TensorType};
 pub use verify::{verify, VerifyError, VerifyErrors};

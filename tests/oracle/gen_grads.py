@@ -199,11 +199,31 @@ def optimizer_cases():
     )
 
 
+def linreg_numpy_case():
+    """The tutorial's linear regression, 100 epochs of SGD (lr 0.01) from w = 0.5, b = -0.25,
+    computed in NumPy (float64) with the gradients written by hand."""
+    case = "linreg_numpy"
+    x = save(case, "x", np.array([1.0, 2.0, 3.0, 4.0]))
+    y = save(case, "y", 2.0 * x)
+    w, b, lr = 0.5, -0.25, 0.01
+    save(case, "w0", np.array([w]))
+    save(case, "b0", np.array([b]))
+    for _ in range(100):
+        err = x * w + b - y
+        loss = np.mean(err ** 2)
+        gw, gb = np.mean(2 * err * x), np.mean(2 * err)
+        w, b = w - lr * gw, b - lr * gb
+    save(case, "w", np.array([w]))
+    save(case, "b", np.array([b]))
+    save(case, "loss", np.array(loss))
+
+
 def main():
     shutil.rmtree(OUT, ignore_errors=True)
     os.makedirs(OUT)
     composite_cases()
     optimizer_cases()
+    linreg_numpy_case()
     print(f"wrote {len(_written)} files to {os.path.relpath(OUT)}")
 
 
