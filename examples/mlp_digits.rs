@@ -11,7 +11,7 @@
 #[path = "common/digits.rs"]
 mod digits;
 
-use digits::{Digits, Mlp, Optimizer, Shuffler, CLASSES};
+use digits::{Digits, Mlp, Optimizer, CLASSES};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::time::Instant;
 use tenjit::optim::{Adam, Sgd};
@@ -44,13 +44,12 @@ fn main() {
     let style = ProgressStyle::with_template("epoch {prefix:>2} [{bar:30}] {pos:>2}/{len} {msg}")
         .expect("a valid template")
         .progress_chars("=> ");
-    let mut shuffler = Shuffler::new(SEED);
     let start = Instant::now();
     let compiled_before = tenjit::compile_count();
     for epoch in 1..=EPOCHS {
         let t = Instant::now();
         let bar = ProgressBar::new(steps).with_style(style.clone()).with_prefix(epoch.to_string());
-        let loss = digits::train_epoch(&mut model, &mut opt, &train, BATCH, &mut shuffler, |l| {
+        let loss = digits::train_epoch(&mut model, &mut opt, &train, BATCH, |l| {
             bar.set_message(format!("loss {l:.4}"));
             bar.inc(1);
         });

@@ -6,7 +6,7 @@
 #[path = "../examples/common/digits.rs"]
 mod digits;
 
-use digits::{Digits, Mlp, Optimizer, Shuffler};
+use digits::{Digits, Mlp, Optimizer};
 use tenjit::optim::{Adam, Sgd};
 
 fn train(opt: Optimizer, epochs: usize) -> (Vec<f64>, f64, usize) {
@@ -16,14 +16,11 @@ fn train(opt: Optimizer, epochs: usize) -> (Vec<f64>, f64, usize) {
     tenjit::manual_seed(0);
     let mut model = Mlp::new();
     let mut opt = opt;
-    let mut shuffler = Shuffler::new(0);
     let mut losses = Vec::new();
     let mut compiled_after_first = 0;
     for epoch in 0..epochs {
         let before = tenjit::compile_count();
-        losses.push(digits::train_epoch(&mut model, &mut opt, &train, 32, &mut shuffler, |l| {
-            assert!(l.is_finite())
-        }));
+        losses.push(digits::train_epoch(&mut model, &mut opt, &train, 32, |l| assert!(l.is_finite())));
         if epoch > 0 {
             compiled_after_first += tenjit::compile_count() - before;
         }

@@ -163,34 +163,6 @@ impl Optimizer {
     }
 }
 
-/// A seeded shuffler for the epochs' orders (SplitMix64 and Fisher–Yates, on the host: a
-/// random tensor op would carry its counter into the graph, and so compile anew each epoch).
-pub struct Shuffler(u64);
-
-impl Shuffler {
-    pub fn new(seed: u64) -> Shuffler {
-        Shuffler(seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A random permutation of `0..n`.
-    pub fn permutation(&mut self, n: usize) -> Vec<i64> {
-        let mut p: Vec<i64> = (0..n as i64).collect();
-        for i in (1..n).rev() {
-            let j = (self.next() % (i as u64 + 1)) as usize;
-            p.swap(i, j);
-        }
-        p
-    }
-}
-
 /// One pass over `train` in shuffled mini-batches of `batch_size` (the last, smaller batch
 /// included): one realization (one executable) per step. Calls `on_step(loss)` after each
 /// step and returns the mean loss over the samples.
@@ -199,10 +171,10 @@ pub fn train_epoch(
     opt: &mut Optimizer,
     train: &Split,
     batch_size: usize,
-    shuffler: &mut Shuffler,
     mut on_step: impl FnMut(f64),
 ) -> f64 {
-    let order = shuffler.permutation(train.len());
+    // A fresh order each epoch from the seeded generator (drawn as data: no recompilation).
+    let order = Tensor::randperm(train.len()).to_vec::<i64>();
     let mut total = 0.0;
     for rows in order.chunks(batch_size) {
         // The batch's rows as data: every step has the same graph, so it compiles once.

@@ -2,15 +2,22 @@
 //!
 //! A global seed and a global counter define every draw: each call reserves as many counter
 //! values as it has elements, and an element's value depends only on the seed and its counter.
-//! So the same seed gives the same numbers on every backend, every run and every thread count;
-//! and a lazy random tensor realized twice gives the same values twice. `manual_seed` resets
-//! the counter. Normal variates use the Box–Muller transform of two uniform draws.
+//! So the same seed gives the same numbers on every backend, every run and every thread count.
+//! `manual_seed` resets the counter. Normal variates use the Box–Muller transform of two uniform
+//! draws.
+//!
+//! The uniform draws are made when the tensor is created, as data (in parallel for large
+//! tensors), not recorded as `rand` ops: a `rand` op carries its counter in the graph's
+//! structure, so a training loop drawing fresh numbers each step (shuffles, dropout masks)
+//! would compile a new executable every step. As data, the draws are inputs and the step's
+//! structure stays the same. What is computed from them (`randn`'s Box–Muller, `randint`'s
+//! scaling) stays lazy and fuses. The IR's `rand` op remains for graphs written as text.
 
 use super::Tensor;
 use crate::device::Device;
 use crate::error::{Error, OrPanic, Result};
 use std::sync::Mutex;
-use tenjit_ir::{Buffer, DType, Op, Shape, TensorType};
+use tenjit_ir::{Buffer, DType, Data, Shape};
 
 /// PyTorch's default initial seed.
 const DEFAULT_SEED: u64 = 67_280_421_310_721;
@@ -40,11 +47,43 @@ fn reserve(n: usize) -> (u64, u64) {
     out
 }
 
+/// `n` values `f(0)`, `f(1)`, ..., computed in parallel over the cores when `n` is large.
+fn draw<T: Copy + Default + Send>(n: usize, f: impl Fn(u64) -> T + Sync) -> Vec<T> {
+    let mut out = vec![T::default(); n];
+    let threads = crate::backend::cpu::exec::threads();
+    if n < 1 << 16 || threads < 2 {
+        for (i, v) in out.iter_mut().enumerate() {
+            *v = f(i as u64);
+        }
+        return out;
+    }
+    let chunk = n.div_ceil(threads);
+    std::thread::scope(|scope| {
+        for (c, part) in out.chunks_mut(chunk).enumerate() {
+            let f = &f;
+            scope.spawn(move || {
+                for (i, v) in part.iter_mut().enumerate() {
+                    *v = f((c * chunk + i) as u64);
+                }
+            });
+        }
+    });
+    out
+}
+
 impl Tensor {
     #[track_caller]
     fn uniform(shape: Shape, dtype: DType) -> Tensor {
-        let (seed, offset) = reserve(shape.numel());
-        Tensor::from_op(Op::Rand { ty: TensorType::new(dtype, shape), seed, offset }, &[]).or_panic()
+        let n = shape.numel();
+        let (seed, offset) = reserve(n);
+        let data = match dtype {
+            DType::F64 => {
+                Data::F64(draw(n, |i| tenjit_ir::random::uniform_f64(seed, offset.wrapping_add(i))))
+            }
+            _ => Data::F32(draw(n, |i| tenjit_ir::random::uniform_f32(seed, offset.wrapping_add(i)))),
+        };
+        let buffer = Buffer::new(shape, data).expect("one value per element");
+        Tensor::from_buffer(buffer, Device::default())
     }
 
     /// Uniform `f32` values in `[0, 1)`, as `torch.rand`.
