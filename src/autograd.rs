@@ -26,6 +26,7 @@
 //! values again for the next step.
 
 use crate::error::{Error, OrPanic, Result};
+use crate::realize::Flat;
 use crate::tensor::{Node, Tensor};
 use smallvec::SmallVec;
 use std::cell::{Cell, RefCell};
@@ -303,7 +304,8 @@ impl Tensor {
         let seeds = seed.map(|s| [s]);
         let traced = GradTrace::new(&[self], seeds.as_ref().map(|s| &s[..]), loc)?;
         let wrt = traced.leaves();
-        let leaves: Vec<Tensor> = wrt.iter().map(|&p| traced.entries[p as usize].tensor.clone()).collect();
+        let leaves: Vec<Tensor> =
+            wrt.iter().map(|&p| traced.flat.entries[p as usize].tensor.clone()).collect();
         let grads = traced.run(&wrt, create_graph, loc)?;
         let _off = (!create_graph).then(NoGradGuard::new);
         for (leaf, g) in leaves.iter().zip(grads) {
@@ -331,7 +333,7 @@ fn differentiate(
     let mut present = Vec::new();
     let mut slots = Vec::new();
     for t in wrt {
-        match traced.index.get(&Arc::as_ptr(&t.0)) {
+        match traced.flat.index.get(&Arc::as_ptr(&t.0)) {
             Some(&p) => {
                 slots.push(Some(present.len()));
                 present.push(p);
@@ -343,20 +345,11 @@ fn differentiate(
     Ok(slots.into_iter().map(|s| s.and_then(|i| grads[i].clone())).collect())
 }
 
-/// One node of a gradient trace: its tensor and, unless it is an input of the traced graph,
-/// its op and operands (positions of earlier entries).
-struct Entry {
-    tensor: Tensor,
-    op: Option<(Op, SmallVec<[u32; 3]>)>,
-}
-
 /// The graph behind some outputs, expanded through the nodes gradients flow through; every
 /// other node it reaches is an input. Kept as a flat list in topological order, so a cache hit
 /// never builds an `ir::Graph`.
 struct GradTrace {
-    entries: Vec<Entry>,
-    index: HashMap<*const Node, u32>,
-    outputs: Vec<u32>,
+    flat: Flat,
     /// Per output: the entry of its seed, or `None` for ones.
     seeds: Vec<Option<u32>>,
 }
@@ -386,8 +379,6 @@ impl GradTrace {
         seeds: Option<&[&Tensor]>,
         loc: &'static Location<'static>,
     ) -> Result<GradTrace> {
-        let mut tr =
-            GradTrace { entries: Vec::new(), index: HashMap::new(), outputs: Vec::new(), seeds: Vec::new() };
         if let Some(seeds) = seeds {
             if seeds.len() != outputs.len() {
                 return Err(grad_error(
@@ -403,94 +394,44 @@ impl GradTrace {
                     format!("element {i} of the outputs does not require grad: nothing it was computed from requires grad"),
                 ));
             }
-            let p = tr.add(out);
-            tr.outputs.push(p);
-            let seed = match seeds {
-                Some(s) => {
-                    if s[i].ty() != out.ty() {
-                        return Err(grad_error(
-                            loc,
-                            format!(
-                                "the gradient for output {i} has type {}, the output {}",
-                                s[i].ty(),
-                                out.ty()
-                            ),
-                        ));
-                    }
-                    Some(tr.input(s[i]))
+            match seeds {
+                Some(s) if s[i].ty() != out.ty() => {
+                    return Err(grad_error(
+                        loc,
+                        format!(
+                            "the gradient for output {i} has type {}, the output {}",
+                            s[i].ty(),
+                            out.ty()
+                        ),
+                    ));
                 }
-                None => {
-                    if out.numel() != 1 {
-                        return Err(grad_error(
-                            loc,
-                            format!(
-                                "grad can be implicitly created only for scalar outputs; output {i} has shape {} (pass a gradient of that shape)",
-                                out.ir_shape()
-                            ),
-                        ));
-                    }
-                    None
+                None if out.numel() != 1 => {
+                    return Err(grad_error(
+                        loc,
+                        format!(
+                            "grad can be implicitly created only for scalar outputs; output {i} has shape {} (pass a gradient of that shape)",
+                            out.ir_shape()
+                        ),
+                    ));
                 }
-            };
-            tr.seeds.push(seed);
-        }
-        Ok(tr)
-    }
-
-    fn push(&mut self, t: &Tensor, op: Option<(Op, SmallVec<[u32; 3]>)>) -> u32 {
-        let p = self.entries.len() as u32;
-        self.index.insert(Arc::as_ptr(&t.0), p);
-        self.entries.push(Entry { tensor: t.clone(), op });
-        p
-    }
-
-    fn input(&mut self, t: &Tensor) -> u32 {
-        match self.index.get(&Arc::as_ptr(&t.0)) {
-            Some(&p) => p,
-            None => self.push(t, None),
-        }
-    }
-
-    /// Adds `root` and what it depends on (iterative post-order).
-    fn add(&mut self, root: &Tensor) -> u32 {
-        let mut stack: Vec<(Tensor, Option<Vec<Tensor>>)> = vec![(root.clone(), None)];
-        while let Some((t, expanded)) = stack.pop() {
-            if self.index.contains_key(&Arc::as_ptr(&t.0)) {
-                continue;
-            }
-            match expanded {
-                None => {
-                    let args = t.0.inputs.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                    let expand = t.grad_state() == INTERIOR && t.0.op.is_some() && !args.is_empty();
-                    if !expand {
-                        self.push(&t, None);
-                        continue;
-                    }
-                    let pending: Vec<Tensor> = args
-                        .iter()
-                        .filter(|a| !self.index.contains_key(&Arc::as_ptr(&a.0)))
-                        .cloned()
-                        .collect();
-                    stack.push((t, Some(args)));
-                    for a in pending.into_iter().rev() {
-                        stack.push((a, None));
-                    }
-                }
-                Some(args) => {
-                    let op = t.0.op.clone().expect("expanded nodes have an op");
-                    let positions = args.iter().map(|a| self.index[&Arc::as_ptr(&a.0)]).collect();
-                    self.push(&t, Some((op, positions)));
-                }
+                _ => {}
             }
         }
-        self.index[&Arc::as_ptr(&root.0)]
+        // Expanded: the nodes gradients flow through; everything else is an input.
+        let mut flat =
+            Flat::walk(outputs, |t, args| t.grad_state() == INTERIOR && t.0.op.is_some() && !args.is_empty());
+        let seeds = match seeds {
+            Some(s) => s.iter().map(|t| Some(flat.input(t))).collect(),
+            None => vec![None; outputs.len()],
+        };
+        Ok(GradTrace { flat, seeds })
     }
 
     /// The inputs that are leaves requiring grad, in order.
     fn leaves(&self) -> Vec<u32> {
-        (0..self.entries.len() as u32)
+        (0..self.flat.entries.len() as u32)
             .filter(|&p| {
-                let e = &self.entries[p as usize];
+                let e = &self.flat.entries[p as usize];
                 e.op.is_none() && e.tensor.grad_state() == LEAF
             })
             .collect()
@@ -499,18 +440,8 @@ impl GradTrace {
     /// The structure, as the recipe cache's key.
     fn key(&self, wrt: &[u32]) -> u128 {
         let mut f = tenjit_ir::Fingerprint::new();
-        for e in &self.entries {
-            f.add(e.tensor.ty());
-            match &e.op {
-                None => f.add(&0u8),
-                Some((op, args)) => {
-                    f.add(&1u8);
-                    f.add(op);
-                    f.add(&args[..]);
-                }
-            }
-        }
-        f.add(&self.outputs);
+        self.flat.structure(&mut f);
+        f.add(&self.flat.roots);
         f.add(&self.seeds);
         f.add(wrt);
         f.finish()
@@ -520,8 +451,8 @@ impl GradTrace {
     /// need (a cache miss).
     fn recipe(&self, wrt: &[u32]) -> std::result::Result<Recipe, String> {
         let mut g = Graph::new("grad");
-        let mut ids = Vec::with_capacity(self.entries.len());
-        for (k, e) in self.entries.iter().enumerate() {
+        let mut ids = Vec::with_capacity(self.flat.entries.len());
+        for (k, e) in self.flat.entries.iter().enumerate() {
             ids.push(match &e.op {
                 None => g.add_input(format!("in{k}"), e.tensor.ty().clone()),
                 Some((op, args)) => {
@@ -532,13 +463,13 @@ impl GradTrace {
             });
         }
         let old: HashMap<NodeId, u32> = ids.iter().enumerate().map(|(k, &id)| (id, k as u32)).collect();
-        let outputs: Vec<NodeId> = self.outputs.iter().map(|&p| ids[p as usize]).collect();
+        let outputs: Vec<NodeId> = self.flat.roots.iter().map(|&p| ids[p as usize]).collect();
         let mut seeds = Vec::new();
-        for (&o, s) in self.outputs.iter().zip(&self.seeds) {
+        for (&o, s) in self.flat.roots.iter().zip(&self.seeds) {
             seeds.push(match s {
                 Some(p) => ids[*p as usize],
                 None => {
-                    let ty = self.entries[o as usize].tensor.ty().clone();
+                    let ty = self.flat.entries[o as usize].tensor.ty().clone();
                     g.add(Op::Const { value: Scalar::Float(1.0), ty }, &[]).map_err(|e| e.to_string())?
                 }
             });
@@ -597,7 +528,7 @@ impl GradTrace {
             let args: SmallVec<[&Tensor; 3]> = refs
                 .iter()
                 .map(|r| match *r {
-                    Ref::Old(p) => &self.entries[p as usize].tensor,
+                    Ref::Old(p) => &self.flat.entries[p as usize].tensor,
                     Ref::New(k) => &made[k as usize],
                 })
                 .collect();
@@ -610,7 +541,7 @@ impl GradTrace {
             .iter()
             .map(|r| {
                 r.map(|r| match r {
-                    Ref::Old(p) => self.entries[p as usize].tensor.clone(),
+                    Ref::Old(p) => self.flat.entries[p as usize].tensor.clone(),
                     Ref::New(k) => made[k as usize].clone(),
                 })
             })

@@ -36,71 +36,87 @@ impl Default for TraceOptions {
     }
 }
 
-/// One node reached by a trace: its tensor and, unless it is an input (a realized value), its
+/// One node reached by a walk: its tensor and, unless it is an input of the walked graph, its
 /// op and operands (positions of earlier entries).
-struct Entry {
-    tensor: Tensor,
-    op: Option<(Op, SmallVec<[u32; 3]>)>,
+pub(crate) struct Entry {
+    pub tensor: Tensor,
+    pub op: Option<(Op, SmallVec<[u32; 3]>)>,
 }
 
-/// The DAG behind some roots as a flat list in topological order (post-order), with the
-/// realized values it reaches as inputs, in order of discovery.
-struct Flat {
-    entries: Vec<Entry>,
-    roots: Vec<u32>,
-    inputs: Vec<Arc<Buffer>>,
+/// The DAG behind some roots as a flat list in topological order (post-order). Which nodes
+/// are expanded into their op and which are inputs is the walker's choice: realization stops
+/// at computed values, the gradient trace at nodes gradients do not flow through.
+pub(crate) struct Flat {
+    pub entries: Vec<Entry>,
+    pub index: HashMap<*const crate::tensor::Node, u32>,
+    pub roots: Vec<u32>,
 }
 
 impl Flat {
-    /// Walks the DAG (iteratively, so long chains cannot overflow the stack).
+    /// The DAG behind `roots` down to computed values, which are its inputs.
     fn new(roots: &[&Tensor]) -> Flat {
-        let mut flat = Flat { entries: Vec::new(), roots: Vec::new(), inputs: Vec::new() };
-        let mut index: HashMap<*const crate::tensor::Node, u32> = HashMap::new();
+        // The operands are snapshot before the value is checked: a concurrent realization sets
+        // the value before it clears the operands, so if no value is set after the snapshot,
+        // the snapshot is complete.
+        Flat::walk(roots, |t, _| t.value().is_none())
+    }
+
+    /// Walks the DAG behind `roots` (iteratively, so long chains cannot overflow the stack),
+    /// expanding a node into its op when `expand(node, its operands)` says so; every other
+    /// node reached is an input.
+    pub(crate) fn walk(roots: &[&Tensor], expand: impl Fn(&Tensor, &[Tensor]) -> bool) -> Flat {
+        let mut flat = Flat { entries: Vec::new(), index: HashMap::new(), roots: Vec::new() };
         // (tensor, operands snapshot once expanded).
         let mut stack: Vec<(Tensor, Option<Vec<Tensor>>)> =
             roots.iter().rev().map(|t| ((*t).clone(), None)).collect();
         while let Some((t, expanded)) = stack.pop() {
-            let key = Arc::as_ptr(&t.0);
-            if index.contains_key(&key) {
+            if flat.index.contains_key(&Arc::as_ptr(&t.0)) {
                 continue;
             }
-            let op = match expanded {
+            match expanded {
                 None => {
-                    // Snapshot the operands before checking the value: a concurrent realization
-                    // sets the value before it clears the operands, so if no value is set after
-                    // the snapshot, the snapshot is complete.
                     let args = t.0.inputs.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                    if let Some(buf) = t.value() {
-                        flat.inputs.push(buf.clone());
-                        None
-                    } else {
-                        let pending: Vec<Tensor> = args
-                            .iter()
-                            .filter(|a| !index.contains_key(&Arc::as_ptr(&a.0)))
-                            .cloned()
-                            .collect();
-                        stack.push((t, Some(args)));
-                        stack.extend(pending.into_iter().rev().map(|a| (a, None)));
+                    if !expand(&t, &args) {
+                        flat.input(&t);
                         continue;
                     }
+                    let pending: Vec<Tensor> = args
+                        .iter()
+                        .filter(|a| !flat.index.contains_key(&Arc::as_ptr(&a.0)))
+                        .cloned()
+                        .collect();
+                    stack.push((t, Some(args)));
+                    stack.extend(pending.into_iter().rev().map(|a| (a, None)));
                 }
                 Some(args) => {
-                    let op = t.0.op.clone().expect("a node without a value has an op");
-                    Some((op, args.iter().map(|a| index[&Arc::as_ptr(&a.0)]).collect()))
+                    let op = t.0.op.clone().expect("an expanded node has an op");
+                    let positions = args.iter().map(|a| flat.index[&Arc::as_ptr(&a.0)]).collect();
+                    flat.push(&t, Some((op, positions)));
                 }
-            };
-            index.insert(key, flat.entries.len() as u32);
-            flat.entries.push(Entry { tensor: t, op });
+            }
         }
-        flat.roots = roots.iter().map(|t| index[&Arc::as_ptr(&t.0)]).collect();
+        flat.roots = roots.iter().map(|t| flat.index[&Arc::as_ptr(&t.0)]).collect();
         flat
     }
 
-    /// The structure (ops, attributes, types, operands, roots; never data): the key of the
-    /// executable cache on the realize path, so a hit builds no `ir::Graph`.
-    fn key(&self) -> u128 {
-        let mut f = tenjit_ir::Fingerprint::new();
-        f.add("realize");
+    fn push(&mut self, t: &Tensor, op: Option<(Op, SmallVec<[u32; 3]>)>) -> u32 {
+        let p = self.entries.len() as u32;
+        self.index.insert(Arc::as_ptr(&t.0), p);
+        self.entries.push(Entry { tensor: t.clone(), op });
+        p
+    }
+
+    /// The position of `t` as an input (added if the walk did not reach it).
+    pub(crate) fn input(&mut self, t: &Tensor) -> u32 {
+        match self.index.get(&Arc::as_ptr(&t.0)) {
+            Some(&p) => p,
+            None => self.push(t, None),
+        }
+    }
+
+    /// Mixes the structure of the entries (types, ops, attributes, operands; never data) into
+    /// `f`.
+    pub(crate) fn structure(&self, f: &mut tenjit_ir::Fingerprint) {
         for e in &self.entries {
             f.add(e.tensor.ty());
             match &e.op {
@@ -112,6 +128,20 @@ impl Flat {
                 }
             }
         }
+    }
+
+    /// The values of the inputs of a walk that stopped at computed values, in order.
+    fn input_values(&self) -> Vec<Arc<Buffer>> {
+        let inputs = self.entries.iter().filter(|e| e.op.is_none());
+        inputs.map(|e| e.tensor.value().expect("the walk stopped at a computed value").clone()).collect()
+    }
+
+    /// The structure (ops, attributes, types, operands, roots; never data): the key of the
+    /// executable cache on the realize path, so a hit builds no `ir::Graph`.
+    fn key(&self) -> u128 {
+        let mut f = tenjit_ir::Fingerprint::new();
+        f.add("realize");
+        self.structure(&mut f);
         f.add(&self.roots);
         f.finish()
     }
@@ -145,7 +175,7 @@ pub(crate) fn trace(roots: &[&Tensor], opts: TraceOptions) -> Traced {
     let flat = Flat::new(roots);
     let graph = flat.graph(opts);
     let leaves = flat.entries.iter().filter(|e| e.op.is_none()).map(|e| e.tensor.clone()).collect();
-    Traced { graph, inputs: flat.inputs, leaves }
+    Traced { graph, inputs: flat.input_values(), leaves }
 }
 
 /// Computes the values of `tensors` together (one graph, shared work computed once).
@@ -169,13 +199,13 @@ pub fn try_realize(tensors: &[&Tensor]) -> Result<()> {
     let opts = TraceOptions { locations: false };
     let outputs = match crate::compile::backend() {
         Backend::Interp => {
-            let inputs: Vec<Buffer> = flat.inputs.iter().map(|b| (**b).clone()).collect();
+            let inputs: Vec<Buffer> = flat.input_values().iter().map(|b| (**b).clone()).collect();
             tenjit_ir::interp::eval(&flat.graph(opts), &inputs)
                 .map_err(|e| Error::Eval { message: e.to_string() })?
         }
         Backend::Cpu => {
             let exe = crate::compile::executable_keyed(flat.key(), || flat.graph(opts), start)?;
-            exe.run(&flat.inputs).map_err(|e| Error::Eval { message: e.to_string() })?
+            exe.run(&flat.input_values()).map_err(|e| Error::Eval { message: e.to_string() })?
         }
         Backend::Cuda => return Err(crate::device::Device::Cuda(0).check_available().unwrap_err()),
     };
