@@ -10,7 +10,10 @@
 //! let e = (&x - &m).exp();
 //! let softmax = &e / e.sum_dim(1, true);
 //! let stages = tenjit::inspect(&[&softmax]);
-//! assert_eq!(stages.kernel_count(), 3); // max, sum of exp, normalize
+//! // max; exp(x - max), computed once; their sum; the division: four kernels that run as one
+//! // pass over the rows, each block of rows staying in cache.
+//! assert_eq!(stages.kernel_count(), 4);
+//! assert_eq!(stages.pass_count(), 1);
 //! // In a test of your own model: insta::assert_snapshot!(stages.kernels());
 //! println!("{}", stages.kernels());
 //! ```
@@ -69,6 +72,18 @@ impl Inspect {
     /// Number of steps (kernels, matrix products, library ops).
     pub fn kernel_count(&self) -> usize {
         self.program.steps.len()
+    }
+
+    /// Number of passes the program makes over its data: a row group (steps that run row block
+    /// by row block, see `tenjit_ir::kernel::schedule`) counts once, any other step once.
+    pub fn pass_count(&self) -> usize {
+        let grouped: usize = self.program.groups.iter().map(|g| g.steps.len()).sum();
+        self.program.steps.len() - grouped + self.program.groups.len()
+    }
+
+    /// Number of row groups.
+    pub fn group_count(&self) -> usize {
+        self.program.groups.len()
     }
 
     /// Number of fused kernels (steps that are loop nests).

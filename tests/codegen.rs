@@ -77,7 +77,7 @@ fn reduction(
 }
 
 fn program(buffers: Vec<BufferDecl>, kernel: Kernel, outputs: Vec<usize>) -> Program {
-    Program { name: "t".into(), buffers, steps: vec![Step::Kernel(kernel)], outputs }
+    Program { name: "t".into(), buffers, steps: vec![Step::Kernel(kernel)], outputs, groups: Vec::new() }
 }
 
 // ---- running -----------------------------------------------------------------------------------

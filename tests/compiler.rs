@@ -9,14 +9,18 @@ fn leaf(shape: &[usize]) -> Tensor {
 }
 
 #[test]
-fn row_softmax_is_three_kernels() {
-    // max per row; sum of exp(x - max) per row; exp(x - max) / sum. A hand-written softmax
-    // makes the same three passes (two with an online max-and-sum).
+fn row_softmax_is_one_pass_that_computes_exp_once() {
+    // max per row; exp(x - max); its sum per row; exp(x - max) / sum. A hand-written softmax
+    // makes one pass over the rows and computes exp once per element; so does this: the four
+    // kernels are one row group (each block of rows stays in cache from kernel to kernel),
+    // and exp(x - max) is computed by one kernel into a row-local buffer.
     let x = leaf(&[4, 8]);
     let e = (&x - x.amax(1, true)).exp();
     let softmax = &e / e.sum_dim(1, true);
     let stages = tenjit::inspect(&[&softmax]);
-    assert_eq!(stages.kernel_count(), 3, "{}", stages.kernels());
+    assert_eq!(stages.kernel_count(), 4, "{}", stages.kernels());
+    assert_eq!(stages.pass_count(), 1, "{}", stages.kernels());
+    assert_eq!(stages.kernel_ir().matches(" exp ").count(), 1, "{}", stages.kernel_ir());
     insta::assert_snapshot!("softmax_kernels", stages.kernels());
     insta::assert_snapshot!("softmax_kernel_ir", stages.kernel_ir());
     let rows = softmax.sum_dim(1, false).to_vec::<f32>();
@@ -53,6 +57,11 @@ fn linear_relu_is_a_matmul_and_one_kernel() {
     let stages = tenjit::inspect(&[&y]);
     assert_eq!(stages.kernel_count(), 2, "{}", stages.kernels());
     assert_eq!(stages.fused_kernel_count(), 1);
+    // The epilogue runs on each block of rows the GEMM has just produced, so the product
+    // itself is never stored in full.
+    assert_eq!(stages.pass_count(), 1, "{}", stages.kernels());
+    assert_eq!(stages.program().groups[0].local.len(), 1);
+    assert_eq!(stages.memory().total_bytes, 8 * 4 * 4, "only the output is allocated");
     insta::assert_snapshot!("linear_relu_kernels", stages.kernels());
     insta::assert_snapshot!("linear_relu_kernel_ir", stages.kernel_ir());
 }
@@ -103,15 +112,17 @@ fn compiled_values_match_the_interpreter_on_the_tutorial() {
 }
 
 #[test]
-fn temporaries_are_reused_once_dead() {
-    // Two layers: each matmul's output is dead once the ReLU after it has read it.
+fn an_mlp_forward_pass_keeps_its_activations_row_local() {
+    // Two layers: every row of the batch goes through both matmuls and both ReLUs before the
+    // next block of rows starts, so no hidden activation is ever stored in full.
     let x = leaf(&[64, 32]);
     let (w1, w2) = (leaf(&[32, 32]), leaf(&[32, 8]));
     let h = x.matmul(&w1).relu();
     let y = h.matmul(&w2).relu().sum_dim(1, false);
     let stages = tenjit::inspect(&[&y]);
+    assert_eq!(stages.pass_count(), 1, "{}", stages.kernels());
     let plan = stages.memory();
-    assert!(plan.peak_bytes < plan.total_bytes, "{plan:?}\n{}", stages.kernels());
+    assert_eq!(plan.total_bytes, 64 * 4, "{plan:?}\n{}", stages.kernels());
     // The values are right with buffers released and recycled during the run.
     let got = y.to_vec::<f32>();
     let (xv, w1v, w2v) = (x.to_vec::<f32>(), w1.to_vec::<f32>(), w2.to_vec::<f32>());
@@ -127,5 +138,36 @@ fn temporaries_are_reused_once_dead() {
             total += acc.max(0.0);
         }
         assert!((got[r] as f64 - total).abs() < 1e-3 * total.max(1.0), "row {r}: {} vs {total}", got[r]);
+    }
+}
+
+#[test]
+fn temporaries_are_reused_once_dead() {
+    // Each layer reads the one before transposed, so no two steps share rows and nothing
+    // groups across layers: each hidden activation is a full buffer, dead once read.
+    let x = leaf(&[16, 16]);
+    let h1 = x.matmul(&x).relu();
+    let h2 = h1.t().matmul(&x).relu();
+    let h3 = h2.t().matmul(&x).relu();
+    let y = h3.t().sum_dim(1, false);
+    let stages = tenjit::inspect(&[&y]);
+    let plan = stages.memory();
+    assert!(plan.peak_bytes < plan.total_bytes, "{plan:?}\n{}", stages.kernels());
+    let xv: Vec<f64> = x.to_vec::<f32>().into_iter().map(f64::from).collect();
+    let layer = |a: &[f64], transposed: bool| -> Vec<f64> {
+        let at = |r: usize, c: usize| if transposed { a[c * 16 + r] } else { a[r * 16 + c] };
+        let mut out = vec![0.0; 256];
+        for r in 0..16 {
+            for c in 0..16 {
+                out[r * 16 + c] = (0..16).map(|k| at(r, k) * xv[k * 16 + c]).sum::<f64>().max(0.0);
+            }
+        }
+        out
+    };
+    let h3v = layer(&layer(&layer(&xv, false), true), true);
+    let got = y.to_vec::<f32>();
+    for (c, g) in got.iter().enumerate() {
+        let want: f64 = (0..16).map(|r| h3v[r * 16 + c]).sum();
+        assert!((*g as f64 - want).abs() < 1e-4 * want.max(1.0), "column {c}: {g} vs {want}");
     }
 }

@@ -362,9 +362,15 @@ fn compiled_graphs_agree_with_the_interpreter() {
     tenjit::set_backend(tenjit::Backend::Cpu);
     let compiled_before = tenjit::compile_count();
     let mut kernels = 0;
+    let mut grouped = 0;
     for case in 0..cases {
         let (g, inputs) = random_graph(&mut r);
-        kernels += tenjit::compile_stages(&g).map(|s| s.kernels.lines().count()).unwrap_or(0);
+        let list = tenjit::compile_stages(&g).map(|s| s.kernels).unwrap_or_default();
+        kernels += list.lines().count();
+        grouped += usize::from(list.contains("group g"));
+        // Row groups run in their default blocks, or a row at a time split over the cores,
+        // so block and thread boundaries fall inside these small graphs too.
+        tenjit::backend::cpu::set_block_rows((case % 2 == 1).then_some(1 + case % 3));
         if let Err(e) = check(&g, &inputs) {
             let (small, small_inputs) = shrink(g, inputs);
             let shown: Vec<String> = small_inputs.iter().map(|b| format!("{b}")).collect();
@@ -378,5 +384,7 @@ fn compiled_graphs_agree_with_the_interpreter() {
     // The cases really were compiled (not answered by the interpreter or one cached program).
     let compiled = tenjit::compile_count() - compiled_before;
     assert!(compiled >= cases / 2, "only {compiled} of {cases} cases compiled");
-    println!("{cases} cases, {compiled} compilations, {kernels} steps");
+    tenjit::backend::cpu::set_block_rows(None);
+    assert!(grouped >= cases / 50, "only {grouped} of {cases} cases have a row group");
+    println!("{cases} cases, {compiled} compilations, {kernels} steps, {grouped} with row groups");
 }

@@ -169,18 +169,32 @@ fn linear_relu() -> Graph {
 }
 
 #[test]
-fn softmax_is_three_kernels() {
+fn softmax_is_one_row_group_that_computes_exp_once() {
     let p = lower_checked(&softmax());
-    // max; sum of exp with the max broadcast; the final elementwise division.
-    assert_eq!(kernels(&p), 3);
+    // max; exp(x - max), shared by the sum and the division; the sum; the division. They run
+    // as one group, row block by row block, with the max, the exps and the sum row-local.
+    assert_eq!(kernels(&p), 4);
     assert_eq!(
         reasons(&p),
         [
             "reduction output used at a broadcast shape",
+            "computed once for k2 and k3, kept row by row",
             "reduction output used at a broadcast shape",
             "graph output"
         ]
     );
+    assert_eq!(p.groups.len(), 1);
+    assert_eq!(p.groups[0].steps, 0..4);
+    assert_eq!(p.groups[0].local.len(), 3);
+    let exps = p
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Kernel(k) => Some(k.body.iter().filter(|i| i.inst == Inst::Unary(UnaryOp::Exp, 2)).count()),
+            _ => None,
+        })
+        .sum::<usize>();
+    assert_eq!(exps, 1, "exp is computed in one kernel:\n{p}");
     insta::assert_snapshot!("softmax_program", p.to_string());
     insta::assert_snapshot!("softmax_list", kernel_list(&p));
 }

@@ -180,12 +180,29 @@ pub fn eval(p: &Program, inputs: &[Buffer]) -> Result<Vec<Buffer>, KernelError> 
         };
         mem.push(Mem { dtype: b.ty.dtype, data });
     }
-    for step in &p.steps {
-        match step {
-            Step::Kernel(k) => run_kernel(k, &mut mem)?,
-            Step::Matmul(m) => run_matmul(m, &mut mem)?,
-            Step::Op(s) => run_op(p, s, &mut mem)?,
+    let mut at = 0;
+    while at < p.steps.len() {
+        let Some(g) = p.groups.iter().find(|g| g.steps.start == at) else {
+            run_step(p, &p.steps[at], &mut mem, None)?;
+            at += 1;
+            continue;
+        };
+        if g.steps.end > p.steps.len() || g.steps.end <= at {
+            return Err(malformed("group", format!("steps {:?} of {}", g.steps, p.steps.len())));
         }
+        // A group runs one row at a time. Its local buffers start poisoned, so a step that
+        // read a row its group has not written yet would show in the results.
+        for &b in &g.local {
+            let m = mem.get_mut(b).ok_or_else(|| malformed("group", format!("no buffer b{b}")))?;
+            let poison = if m.dtype.is_float() { V::F(f64::NAN) } else { V::I(0x5a5a_5a5a) };
+            m.data.iter_mut().for_each(|v| *v = poison);
+        }
+        for r in 0..g.rows {
+            for step in &p.steps[g.steps.clone()] {
+                run_step(p, step, &mut mem, Some(r))?;
+            }
+        }
+        at = g.steps.end;
     }
     p.outputs
         .iter()
@@ -199,6 +216,39 @@ pub fn eval(p: &Program, inputs: &[Buffer]) -> Result<Vec<Buffer>, KernelError> 
 
 fn malformed(step: &str, message: String) -> KernelError {
     KernelError::Malformed { step: step.to_string(), message }
+}
+
+/// Runs one step, over all of it or (in a group) over row `row` only.
+fn run_step(p: &Program, step: &Step, mem: &mut [Mem], row: Option<usize>) -> Result<(), KernelError> {
+    match (step, row) {
+        (Step::Kernel(k), _) => run_kernel(k, mem, row),
+        (Step::Matmul(m), _) => run_matmul(m, mem, row),
+        (Step::Op(s), None) => run_op(p, s, mem),
+        (Step::Op(s), Some(_)) => Err(malformed(s.op.name(), "a library step in a row group".into())),
+    }
+}
+
+/// [`for_each_index`] over all of `dims`, or over its row `row` (the multi-indices whose first
+/// index is `row`); returns the row-major position of the first index visited.
+fn for_each_row_index(
+    step: &str,
+    dims: &[usize],
+    row: Option<usize>,
+    mut f: impl FnMut(&[usize]) -> Result<(), KernelError>,
+) -> Result<usize, KernelError> {
+    let Some(r) = row else {
+        for_each_index(dims, f)?;
+        return Ok(0);
+    };
+    if dims.first().is_none_or(|&n| r >= n) {
+        return Err(malformed(step, format!("row {r} of a space {dims:?} in a row group")));
+    }
+    let mut idx = vec![r; dims.len()];
+    for_each_index(&dims[1..], |rest| {
+        idx[1..].copy_from_slice(rest);
+        f(&idx)
+    })?;
+    Ok(r * dims[1..].iter().product::<usize>())
 }
 
 /// The multi-indices of `dims` in row-major order, passed to `f`.
@@ -328,17 +378,25 @@ fn write_stores(k: &Kernel, vals: &[V], at: usize, mem: &mut [Mem]) -> Result<()
     Ok(())
 }
 
-fn run_kernel(k: &Kernel, mem: &mut [Mem]) -> Result<(), KernelError> {
+fn run_kernel(k: &Kernel, mem: &mut [Mem], row: Option<usize>) -> Result<(), KernelError> {
     let mut vals = Vec::with_capacity(k.body.len().max(k.epilogue.len()));
+    let start = match row {
+        Some(r) => r * k.out_space().iter().skip(1).product::<usize>(),
+        None => 0,
+    };
     let Some(reduce) = &k.reduce else {
-        let mut at = 0usize;
-        return for_each_index(&k.space, |idx| {
+        let mut at = start;
+        for_each_row_index(&k.name, &k.space, row, |idx| {
             run_program(k, &k.body, idx, None, mem, &mut vals)?;
             write_stores(k, &vals, at, mem)?;
             at += 1;
             Ok(())
-        });
+        })?;
+        return Ok(());
     };
+    if row.is_some() && reduce.axes.contains(&0) {
+        return Err(malformed(&k.name, "a reduction over the rows of its row group".into()));
+    }
     let value = k.value.ok_or_else(|| malformed(&k.name, "a reduction without a value".into()))?;
     let dtype = k.body.get(value).map(|i| i.dtype).ok_or_else(|| malformed(&k.name, "no value".into()))?;
     let out_axes: Vec<usize> = (0..k.space.len()).filter(|d| !reduce.axes.contains(d)).collect();
@@ -351,8 +409,8 @@ fn run_kernel(k: &Kernel, mem: &mut [Mem]) -> Result<(), KernelError> {
         return Err(malformed(&k.name, format!("{} over {} axes", reduce.op.name(), reduce.axes.len())));
     }
     let mut full = vec![0usize; k.space.len()];
-    let mut at = 0usize;
-    for_each_index(&out_dims, |out| {
+    let mut at = start;
+    for_each_row_index(&k.name, &out_dims, row, |out| {
         for (&d, &i) in out_axes.iter().zip(out) {
             full[d] = i;
         }
@@ -416,10 +474,11 @@ fn run_kernel(k: &Kernel, mem: &mut [Mem]) -> Result<(), KernelError> {
         write_stores(k, &vals, at, mem)?;
         at += 1;
         Ok(())
-    })
+    })?;
+    Ok(())
 }
 
-fn run_matmul(s: &MatmulStep, mem: &mut [Mem]) -> Result<(), KernelError> {
+fn run_matmul(s: &MatmulStep, mem: &mut [Mem], row: Option<usize>) -> Result<(), KernelError> {
     let step = "matmul";
     let at = |op: &MatOperand, batch: &[usize], r: usize, c: usize| -> i64 {
         let b = op
@@ -433,10 +492,15 @@ fn run_matmul(s: &MatmulStep, mem: &mut [Mem]) -> Result<(), KernelError> {
     if s.a.batch_strides.len() != s.batch.len() || s.b.batch_strides.len() != s.batch.len() {
         return Err(malformed(step, "batch strides do not match the batch dims".into()));
     }
+    let rows = match row {
+        None => 0..s.m,
+        Some(r) if s.batch.is_empty() && r < s.m => r..r + 1,
+        Some(r) => return Err(malformed(step, format!("row {r} of a matmul with m={} in a row group", s.m))),
+    };
     let mut out = Vec::new();
     let mem_ref: &[Mem] = mem;
     for_each_index(&s.batch, |batch| {
-        for i in 0..s.m {
+        for i in rows.clone() {
             for j in 0..s.n {
                 let mut a = Vec::with_capacity(s.k);
                 let mut b = Vec::with_capacity(s.k);
@@ -469,13 +533,15 @@ fn run_matmul(s: &MatmulStep, mem: &mut [Mem]) -> Result<(), KernelError> {
         Ok(())
     })?;
     let m = mem.get_mut(s.out).ok_or_else(|| malformed(step, format!("no buffer b{}", s.out)))?;
-    if m.data.len() != out.len() {
+    let expected = s.batch.iter().product::<usize>() * s.m * s.n;
+    if m.data.len() != expected {
         return Err(malformed(
             step,
-            format!("output b{} holds {} elements, not {}", s.out, m.data.len(), out.len()),
+            format!("output b{} holds {} elements, not {expected}", s.out, m.data.len()),
         ));
     }
-    m.data = out;
+    let first = rows.start * s.n;
+    m.data[first..first + out.len()].copy_from_slice(&out);
     Ok(())
 }
 

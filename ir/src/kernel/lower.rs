@@ -30,6 +30,11 @@
 //!    square roots, 4 for transcendental functions and powers, 16 for `rand`) and they appear
 //!    at no more than [`MAX_INDEX_MAPS`] index maps. Otherwise they are materialized once.
 //!
+//! 4. **Row groups.** Last, [`schedule`](super::schedule) groups consecutive steps that depend
+//!    on one another only row by row (softmax's three kernels; a matmul and its epilogue), so
+//!    a backend runs them block of rows by block of rows, and computes a costly value that
+//!    two kernels of a group share once, into a row-local buffer.
+//!
 //! Movement ops compose into each load's [`IndexMap`] (strides, 0 for broadcasts, negative
 //! steps for reversed slices). A reshape composes with the view below it by PyTorch's
 //! `computeStride` rule; when it cannot (a reshape merging axes of a permuted, sliced or
@@ -86,7 +91,10 @@ pub fn lower(g: &Graph) -> Program {
     loop {
         let realized = plan.share();
         match Builder::new(&plan, &realized).build() {
-            Ok(program) => return program,
+            Ok(mut program) => {
+                super::schedule::schedule(&mut program);
+                return program;
+            }
             Err(NotAView { reshape }) => {
                 let operand = g.args(reshape)[0];
                 let fresh = plan.force(operand, "reshape of a non-contiguous view".into());
@@ -133,28 +141,8 @@ fn weight(op: &Op) -> u64 {
         Op::Input { .. } | Op::Const { .. } | Op::Iota { .. } => 0,
         Op::Reshape { .. } | Op::Permute { .. } | Op::Expand { .. } | Op::Slice { .. } => 0,
         Op::Rand { .. } => 16,
-        Op::Unary(u) => match u {
-            UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Not => 1,
-            UnaryOp::Sqrt => 2,
-            UnaryOp::Exp | UnaryOp::Log | UnaryOp::Sin | UnaryOp::Cos | UnaryOp::Tanh => 4,
-        },
-        Op::Binary(b) => match b {
-            BinaryOp::Div | BinaryOp::FloorDiv | BinaryOp::Rem => 2,
-            BinaryOp::Pow => 4,
-            BinaryOp::Add
-            | BinaryOp::Sub
-            | BinaryOp::Mul
-            | BinaryOp::Maximum
-            | BinaryOp::Minimum
-            | BinaryOp::Eq
-            | BinaryOp::Ne
-            | BinaryOp::Lt
-            | BinaryOp::Le
-            | BinaryOp::Gt
-            | BinaryOp::Ge
-            | BinaryOp::And
-            | BinaryOp::Or => 1,
-        },
+        Op::Unary(u) => unary_cost(*u),
+        Op::Binary(b) => binary_cost(*b),
         Op::Where | Op::Cast { .. } => 1,
         // Materialized values are loads: they cost nothing to the consumer.
         Op::Reduce { .. }
@@ -164,6 +152,37 @@ fn weight(op: &Op) -> u64 {
         | Op::ScatterAdd { .. }
         | Op::Concat { .. }
         | Op::Pad { .. } => 0,
+    }
+}
+
+/// The cost of a unary op per element: 4 for transcendental functions, 2 for square roots, 1
+/// for the rest.
+pub(crate) fn unary_cost(u: UnaryOp) -> u64 {
+    match u {
+        UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Not => 1,
+        UnaryOp::Sqrt => 2,
+        UnaryOp::Exp | UnaryOp::Log | UnaryOp::Sin | UnaryOp::Cos | UnaryOp::Tanh => 4,
+    }
+}
+
+/// The cost of a binary op per element: 4 for powers, 2 for divisions, 1 for the rest.
+pub(crate) fn binary_cost(b: BinaryOp) -> u64 {
+    match b {
+        BinaryOp::Div | BinaryOp::FloorDiv | BinaryOp::Rem => 2,
+        BinaryOp::Pow => 4,
+        BinaryOp::Add
+        | BinaryOp::Sub
+        | BinaryOp::Mul
+        | BinaryOp::Maximum
+        | BinaryOp::Minimum
+        | BinaryOp::Eq
+        | BinaryOp::Ne
+        | BinaryOp::Lt
+        | BinaryOp::Le
+        | BinaryOp::Gt
+        | BinaryOp::Ge
+        | BinaryOp::And
+        | BinaryOp::Or => 1,
     }
 }
 
@@ -663,7 +682,13 @@ impl<'p, 'g> Builder<'p, 'g> {
         }
         let outputs =
             g.outputs().iter().map(|o| copies.get(o).copied().unwrap_or_else(|| self.buf_of[o])).collect();
-        Ok(Program { name: g.name().to_string(), buffers: self.buffers, steps: self.steps, outputs })
+        Ok(Program {
+            name: g.name().to_string(),
+            buffers: self.buffers,
+            steps: self.steps,
+            outputs,
+            groups: Vec::new(),
+        })
     }
 
     fn temp(&mut self, n: NodeId) -> BufId {

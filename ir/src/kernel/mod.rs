@@ -31,6 +31,30 @@ pub struct Program {
     pub steps: Vec<Step>,
     /// The buffers holding the graph's outputs, in order (an output may be an input buffer).
     pub outputs: Vec<BufId>,
+    /// Runs of consecutive steps that may run row block by row block ([`Group`]), in step
+    /// order and disjoint. Running the steps one after the other is always correct; a
+    /// backend that honours a group keeps each row's intermediates in cache (CPU) or on chip.
+    pub groups: Vec<Group>,
+}
+
+/// Consecutive steps that share a leading extent, `rows`, and depend on one another only
+/// row by row: the result is the same whether the steps run one after the other over all
+/// rows, or all of them on row block 0, then all on row block 1, and so on.
+///
+/// Every step of a group has `rows` as its leading dimension: a kernel's space starts with it
+/// and does not reduce it (its stores for row `r` cover row `r` of their buffers); a matrix
+/// product has no batch dims and `m == rows`. A step reads a buffer written earlier in the
+/// group only within the row it computes (see [`schedule`]). The
+/// `local` buffers are written and read only by the group's steps and are no program output,
+/// so a backend may keep only the rows in flight of each.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    /// Its steps, `steps.start..steps.end` of [`Program::steps`] (at least two).
+    pub steps: std::ops::Range<usize>,
+    /// The shared leading extent.
+    pub rows: usize,
+    /// Buffers used only inside the group, row by row, sorted.
+    pub local: Vec<BufId>,
 }
 
 /// A dense row-major buffer.
@@ -299,3 +323,4 @@ pub struct OpStep {
 pub mod eval;
 pub mod lower;
 pub mod print;
+pub mod schedule;

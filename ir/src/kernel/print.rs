@@ -24,7 +24,7 @@
 //! iteration space, `o0, o1, ...` over a reduction's output space (in the epilogue), and
 //! `z0, ...`, `r`, `c` over a matrix operand's batch dims, row and column.
 
-use super::{BufferKind, IndexMap, Inst, Instr, Kernel, MatOperand, OpStep, Program, Step};
+use super::{BufferKind, Group, IndexMap, Inst, Instr, Kernel, MatOperand, OpStep, Program, Step};
 use crate::ops::Op;
 use std::fmt::{self, Write};
 
@@ -168,8 +168,11 @@ impl fmt::Display for Program {
         }
         let outs: Vec<String> = self.outputs.iter().map(|b| format!("b{b}")).collect();
         writeln!(f, "  outputs {}", outs.join(", "))?;
-        for step in &self.steps {
+        for (at, step) in self.steps.iter().enumerate() {
             writeln!(f)?;
+            if let Some((n, g)) = self.groups.iter().enumerate().find(|(_, g)| g.steps.start == at) {
+                writeln!(f, "  {}\n", group_text(n, g))?;
+            }
             match step {
                 Step::Kernel(k) => write_kernel(f, k, "  ")?,
                 Step::Matmul(m) => writeln!(
@@ -186,9 +189,19 @@ impl fmt::Display for Program {
                 )?,
                 Step::Op(s) => writeln!(f, "  {}  ; {}", op_step_text(s), s.reason)?,
             }
+            if let Some(n) = self.groups.iter().position(|g| g.steps.end == at + 1) {
+                writeln!(f, "\n  end group g{n}")?;
+            }
         }
         writeln!(f, "}}")
     }
+}
+
+/// A group's header line: `group g0 rows=4096 local=[b1, b2]  ; ...`.
+fn group_text(n: usize, g: &Group) -> String {
+    let local: String = g.local.iter().map(|b| format!(" b{b}")).collect();
+    let local = if local.is_empty() { String::new() } else { format!(" local{local}") };
+    format!("group g{n} rows={}{local}  ; {} steps run row block by row block", g.rows, g.steps.len())
 }
 
 /// The buffers a kernel reads, in order, each once.
@@ -271,6 +284,13 @@ pub fn kernel_list(p: &Program) -> String {
             ],
         })
         .collect();
+    // A group's steps are indented under its header.
+    let mut rows = rows;
+    for (at, row) in rows.iter_mut().enumerate() {
+        if p.groups.iter().any(|g| g.steps.contains(&at)) {
+            row[0] = format!("  {}", row[0]);
+        }
+    }
     let mut widths = [0usize; 4];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -278,7 +298,11 @@ pub fn kernel_list(p: &Program) -> String {
         }
     }
     let mut out = String::new();
-    for row in &rows {
+    for (at, row) in rows.iter().enumerate() {
+        if let Some((n, g)) = p.groups.iter().enumerate().find(|(_, g)| g.steps.start == at) {
+            out += &group_text(n, g);
+            out.push('\n');
+        }
         let mut line = String::new();
         for (w, cell) in widths.iter().zip(row) {
             line += &format!("{cell:<w$}  ");

@@ -5,6 +5,7 @@
 
 use super::codegen::{self, CompiledKernel};
 use super::gemm;
+use super::group;
 use super::memory::{self, step_buffers, MemoryPlan};
 use std::sync::Arc;
 use tenjit_ir::kernel::{BufId, BufferKind, OpStep, Program, Step};
@@ -35,7 +36,8 @@ impl std::fmt::Display for ExecError {
 
 impl std::error::Error for ExecError {}
 
-fn data_ptr(d: &Data) -> *mut u8 {
+/// The address of a buffer's first element.
+pub(super) fn data_ptr(d: &Data) -> *mut u8 {
     match d {
         Data::Bool(v) => v.as_ptr() as *mut u8,
         Data::I32(v) => v.as_ptr() as *mut u8,
@@ -116,10 +118,19 @@ impl CpuExecutable {
                 ptrs[id] = data_ptr(buf.data());
             }
         }
-        for (s, (step, kernel)) in p.steps.iter().zip(&self.kernels).enumerate() {
-            if !matches!(step, Step::Op(_)) {
+        let mut s = 0;
+        while s < p.steps.len() {
+            // A row group runs as one: its buffers are allocated first (but for its local ones,
+            // which only exist as each thread's scratch), and released after it.
+            let group = p.groups.iter().find(|g| g.steps.start == s);
+            let span = group.map_or(s..s + 1, |g| g.steps.clone());
+            for step in &p.steps[span.clone()] {
+                if matches!(step, Step::Op(_)) {
+                    continue;
+                }
                 for &w in &step_buffers(step).1 {
-                    if temps[w].is_none() && p.buffers[w].kind == BufferKind::Temp {
+                    let local = group.is_some_and(|g| g.local.contains(&w));
+                    if temps[w].is_none() && p.buffers[w].kind == BufferKind::Temp && !local {
                         let ty = &p.buffers[w].ty;
                         let data = memory::allocate(ty.dtype, ty.shape.numel());
                         ptrs[w] = data_ptr(&data);
@@ -127,35 +138,20 @@ impl CpuExecutable {
                     }
                 }
             }
-            match (step, kernel) {
-                (Step::Kernel(k), Some(ck)) => {
-                    let work: usize = k.space.iter().product();
-                    run_kernel(ck, &ptrs, work).map_err(|e| ExecError(format!("kernel {}: {e}", k.name)))?;
-                }
-                (Step::Matmul(m), _) => {
-                    let mut out =
-                        temps[m.out].take().ok_or_else(|| ExecError("matmul output is not a temp".into()))?;
-                    let a = self.view(m.a.buf, inputs, &temps);
-                    let b = self.view(m.b.buf, inputs, &temps);
-                    let r = gemm::matmul_data(m, &a, &b, &mut out, threads());
-                    temps[m.out] = Some(out);
-                    r.map_err(|e| ExecError(format!("matmul: {e}")))?;
-                }
-                (Step::Op(op), _) => {
-                    let result = self.run_op(op, inputs, &temps)?;
-                    temps[op.out] = Some(result.into_data());
-                    ptrs[op.out] = data_ptr(temps[op.out].as_ref().expect("just set"));
-                }
-                (Step::Kernel(k), None) => {
-                    return Err(ExecError(format!("kernel {} was not compiled", k.name)));
+            if let Some(g) = group {
+                group::run(p, &self.kernels, g, &ptrs)?;
+            } else {
+                self.run_step(s, inputs, &mut temps, &mut ptrs)?;
+            }
+            for s in span.clone() {
+                for &b in &self.releases[s] {
+                    if let Some(d) = temps[b].take() {
+                        memory::release(d);
+                        ptrs[b] = std::ptr::null_mut();
+                    }
                 }
             }
-            for &b in &self.releases[s] {
-                if let Some(d) = temps[b].take() {
-                    memory::release(d);
-                    ptrs[b] = std::ptr::null_mut();
-                }
-            }
+            s = span.end;
         }
         let mut outs = Vec::with_capacity(p.outputs.len());
         for (k, &o) in p.outputs.iter().enumerate() {
@@ -171,6 +167,41 @@ impl CpuExecutable {
             outs.push(Buffer::new(decl.ty.shape.clone(), data).map_err(|e| ExecError(e.to_string()))?);
         }
         Ok(outs)
+    }
+
+    /// Runs step `s` (not part of a group) over all of its space.
+    fn run_step(
+        &self,
+        s: usize,
+        inputs: &[Arc<Buffer>],
+        temps: &mut [Option<Data>],
+        ptrs: &mut [*mut u8],
+    ) -> Result<(), ExecError> {
+        let (step, kernel) = (&self.program.steps[s], &self.kernels[s]);
+        match (step, kernel) {
+            (Step::Kernel(k), Some(ck)) => {
+                let work: usize = k.space.iter().product();
+                run_kernel(ck, ptrs, work).map_err(|e| ExecError(format!("kernel {}: {e}", k.name)))?;
+            }
+            (Step::Matmul(m), _) => {
+                let mut out =
+                    temps[m.out].take().ok_or_else(|| ExecError("matmul output is not a temp".into()))?;
+                let a = self.view(m.a.buf, inputs, temps);
+                let b = self.view(m.b.buf, inputs, temps);
+                let r = gemm::matmul_data(m, &a, &b, &mut out, threads());
+                temps[m.out] = Some(out);
+                r.map_err(|e| ExecError(format!("matmul: {e}")))?;
+            }
+            (Step::Op(op), _) => {
+                let result = self.run_op(op, inputs, temps)?;
+                temps[op.out] = Some(result.into_data());
+                ptrs[op.out] = data_ptr(temps[op.out].as_ref().expect("just set"));
+            }
+            (Step::Kernel(k), None) => {
+                return Err(ExecError(format!("kernel {} was not compiled", k.name)));
+            }
+        }
+        Ok(())
     }
 
     /// A buffer's data, wherever it lives.

@@ -12,7 +12,7 @@
 //! are never observed: every step writes all of its output.
 
 use std::sync::Mutex;
-use tenjit_ir::kernel::{BufId, BufferKind, Inst, Program, Step};
+use tenjit_ir::kernel::{BufferKind, Program};
 use tenjit_ir::{DType, Data};
 
 /// When each temporary buffer is written and last read, and the memory that implies.
@@ -27,25 +27,7 @@ pub struct MemoryPlan {
     pub total_bytes: usize,
 }
 
-/// The buffers a step reads and the ones it writes.
-pub fn step_buffers(step: &Step) -> (Vec<BufId>, Vec<BufId>) {
-    match step {
-        Step::Kernel(k) => {
-            let reads = k
-                .body
-                .iter()
-                .chain(&k.epilogue)
-                .filter_map(|i| match &i.inst {
-                    Inst::Load { buf, .. } => Some(*buf),
-                    _ => None,
-                })
-                .collect();
-            (reads, k.stores.iter().map(|s| s.buf).collect())
-        }
-        Step::Matmul(m) => (vec![m.a.buf, m.b.buf], vec![m.out]),
-        Step::Op(op) => (op.args.clone(), vec![op.out]),
-    }
-}
+pub use tenjit_ir::kernel::schedule::step_buffers;
 
 /// Plans `program`'s temporaries.
 pub fn plan(program: &Program) -> MemoryPlan {
@@ -65,7 +47,10 @@ pub fn plan(program: &Program) -> MemoryPlan {
         let ty = &program.buffers[b].ty;
         ty.shape.numel() * ty.dtype.size_bytes()
     };
-    let temp = |b: usize| program.buffers[b].kind == BufferKind::Temp;
+    // A row group's local buffers are never allocated in full (each thread keeps a block of
+    // their rows), so they are not counted here.
+    let local = |b: usize| program.groups.iter().any(|g| g.local.contains(&b));
+    let temp = |b: usize| program.buffers[b].kind == BufferKind::Temp && !local(b);
     let release_after: Vec<Option<usize>> =
         (0..n).map(|b| if temp(b) && !program.outputs.contains(&b) { last[b] } else { None }).collect();
     let mut peak = 0;

@@ -4,5 +4,8 @@
 pub mod codegen;
 pub mod exec;
 pub mod gemm;
+mod group;
+
+pub use group::set_block_rows;
 pub mod memory;
 pub mod vecmath;

@@ -1,0 +1,414 @@
+//! Row groups: which consecutive steps of a [`Program`] may run row block by row block, and
+//! the values such a group computes once instead of in each of its kernels.
+//!
+//! Row softmax lowers to three kernels (the row max; the row sum of `exp(x - max)`; `exp(x -
+//! max) / sum`), and each reads the whole matrix. Run one after the other, each pass streams
+//! the matrix from memory again, and `exp` runs twice per element. But every kernel reads only
+//! its own row of what the kernels before it wrote, so they can run together on a block of
+//! rows that stays in cache: a [`Group`]. Inside a group, a costly value that two kernels of
+//! the same iteration space both compute (`exp(x - max)` in the sum and in the division) is
+//! computed once by a kernel of its own into a row-local buffer and loaded by both. A matrix
+//! product followed by its elementwise epilogue (`relu(x @ w + b)`) groups the same way: the
+//! epilogue runs on each block of rows as soon as the GEMM has produced it.
+//!
+//! # When steps group
+//!
+//! A step has a leading extent when it is a kernel whose space starts with a dimension that
+//! it does not reduce, or a matrix product without batch dims (its `m`). A run of steps with
+//! the same leading extent `rows` (at least 2) is a group when every step reads what earlier
+//! steps of the run wrote only *within its own row*: for a buffer `w` of `rows * s` elements
+//! written in the group, a load at loop index `i` (with `i[0]` the row) must address
+//! `i[0] * s + t` with `0 <= t < s` for every `i` — its stride along the row dimension is `s`
+//! and the rest of its affine map stays in `[0, s)`. A matrix product may take its left
+//! operand from the group (row `r` of the product needs row `r` of it), never its right one.
+//! No step of a group writes a buffer that an earlier step of the group reads or writes.
+//!
+//! Under these conditions, running each step over rows `r0..r1` before the next step starts
+//! on them reads exactly the values the sequential order reads, whatever the blocks. The
+//! kernel-IR interpreter ([`eval`](super::eval)) runs groups one row at a time with the
+//! group's local buffers poisoned beforehand, so the differential tests check the rule.
+//!
+//! # Sharing inside a group
+//!
+//! Two kernels of one group with the same iteration space that both compute a value costing
+//! at least [`SHARE_MIN_COST`] (in the weights of [`cost`]: 4 for `exp`, `log`, `sin`, `cos`,
+//! `tanh`, `pow`) get a new elementwise kernel, placed before the first of them, that stores
+//! the value into a new buffer; both load it instead. The buffer is local to the group, so a
+//! backend keeps only the rows in flight. Values are bit for bit the same: the stored value
+//! is the computed one, at its dtype.
+
+use super::lower::{binary_cost, unary_cost};
+use super::{
+    BufId, BufferDecl, BufferKind, Group, IndexMap, Inst, InstId, Instr, Kernel, Program, Step, Store,
+};
+use crate::types::{Shape, TensorType};
+use std::collections::{BTreeSet, HashMap};
+
+/// The least cost (see [`cost`]) of a value that two kernels of one group both compute for it
+/// to be computed once and shared through a row-local buffer.
+pub const SHARE_MIN_COST: u64 = 4;
+
+/// Forms the groups of `p` (replacing any it had), shares costly values inside them, and
+/// names the kernels `k0`, `k1`, ... in step order again.
+pub fn schedule(p: &mut Program) {
+    loop {
+        p.groups = groups(p);
+        if !share_one(p) {
+            break;
+        }
+    }
+    let mut next = 0;
+    for step in &mut p.steps {
+        if let Step::Kernel(k) = step {
+            k.name = format!("k{next}");
+            next += 1;
+        }
+    }
+    // The reason of a kernel that computes a shared value names the kernels that load it.
+    for s in 0..p.steps.len() {
+        let Step::Kernel(k) = &p.steps[s] else { continue };
+        if k.reason != SHARED {
+            continue;
+        }
+        let buf = k.stores[0].buf;
+        let users: Vec<String> = p.steps[s + 1..]
+            .iter()
+            .filter_map(|step| match step {
+                Step::Kernel(u) if step_buffers(step).0.contains(&buf) => Some(u.name.clone()),
+                _ => None,
+            })
+            .collect();
+        if let Step::Kernel(k) = &mut p.steps[s] {
+            k.reason = format!("computed once for {}, kept row by row", users.join(" and "));
+        }
+    }
+}
+
+/// The reason of a kernel that computes a shared value, until its users are named.
+const SHARED: &str = "shared";
+
+/// The leading extent of a step, if it has one (see the module doc).
+pub fn leading_rows(step: &Step) -> Option<usize> {
+    match step {
+        Step::Kernel(k) => {
+            let first = *k.space.first()?;
+            let reduces_rows = k.reduce.as_ref().is_some_and(|r| r.axes.contains(&0));
+            (!reduces_rows).then_some(first)
+        }
+        Step::Matmul(m) => m.batch.is_empty().then_some(m.m),
+        Step::Op(_) => None,
+    }
+}
+
+/// The buffers a step reads and the ones it writes.
+pub fn step_buffers(step: &Step) -> (Vec<BufId>, Vec<BufId>) {
+    match step {
+        Step::Kernel(k) => {
+            let reads = k
+                .body
+                .iter()
+                .chain(&k.epilogue)
+                .filter_map(|i| match &i.inst {
+                    Inst::Load { buf, .. } => Some(*buf),
+                    _ => None,
+                })
+                .collect();
+            (reads, k.stores.iter().map(|s| s.buf).collect())
+        }
+        Step::Matmul(m) => (vec![m.a.buf, m.b.buf], vec![m.out]),
+        Step::Op(op) => (op.args.clone(), vec![op.out]),
+    }
+}
+
+/// Whether an affine map over `dims` (with `dims[0]` the row) stays in its row of a buffer
+/// whose rows hold `row_len` elements.
+fn row_local(offset: i64, row_stride: i64, rest: &[(i64, usize)], row_len: usize) -> bool {
+    if rest.iter().any(|&(_, n)| n == 0) {
+        return true; // nothing is read
+    }
+    let (mut lo, mut hi) = (offset as i128, offset as i128);
+    for &(s, n) in rest {
+        let span = s as i128 * (n as i128 - 1);
+        lo += span.min(0);
+        hi += span.max(0);
+    }
+    row_stride as i128 == row_len as i128 && lo >= 0 && hi < row_len as i128
+}
+
+/// What a group under construction has written and read.
+struct Open {
+    rows: usize,
+    written: BTreeSet<BufId>,
+    read: BTreeSet<BufId>,
+}
+
+impl Open {
+    /// The number of elements per row of buffer `b`.
+    fn row_len(&self, p: &Program, b: BufId) -> usize {
+        p.buffers[b].ty.shape.numel() / self.rows
+    }
+
+    /// Whether `step` may join the group.
+    fn admits(&self, p: &Program, step: &Step) -> bool {
+        if leading_rows(step) != Some(self.rows) {
+            return false;
+        }
+        let (_, writes) = step_buffers(step);
+        if writes.iter().any(|w| self.written.contains(w) || self.read.contains(w)) {
+            return false;
+        }
+        match step {
+            Step::Kernel(k) => {
+                let out = k.out_space();
+                let body = k.body.iter().map(|i| (i, &k.space));
+                let epilogue = k.epilogue.iter().map(|i| (i, &out));
+                body.chain(epilogue).all(|(instr, dims)| match &instr.inst {
+                    Inst::Load { buf, index } if self.written.contains(buf) => {
+                        let rest: Vec<(i64, usize)> =
+                            index.strides.iter().copied().zip(dims.iter().copied()).skip(1).collect();
+                        row_local(index.offset, index.strides[0], &rest, self.row_len(p, *buf))
+                    }
+                    _ => true,
+                })
+            }
+            Step::Matmul(m) => {
+                !self.written.contains(&m.b.buf)
+                    && (!self.written.contains(&m.a.buf)
+                        || row_local(
+                            m.a.offset,
+                            m.a.row_stride,
+                            &[(m.a.col_stride, m.k)],
+                            self.row_len(p, m.a.buf),
+                        ))
+            }
+            Step::Op(_) => false,
+        }
+    }
+
+    fn add(&mut self, step: &Step) {
+        let (reads, writes) = step_buffers(step);
+        self.read.extend(reads);
+        self.written.extend(writes);
+    }
+}
+
+/// The groups of `p`, formed greedily from the first step on.
+fn groups(p: &Program) -> Vec<Group> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < p.steps.len() {
+        let Some(rows) = leading_rows(&p.steps[i]).filter(|&r| r >= 2) else {
+            i += 1;
+            continue;
+        };
+        let mut open = Open { rows, written: BTreeSet::new(), read: BTreeSet::new() };
+        open.add(&p.steps[i]);
+        let mut j = i + 1;
+        while j < p.steps.len() && open.admits(p, &p.steps[j]) {
+            open.add(&p.steps[j]);
+            j += 1;
+        }
+        if j - i >= 2 {
+            let later: BTreeSet<BufId> = p.steps[j..].iter().flat_map(|s| step_buffers(s).0).collect();
+            let local = open
+                .written
+                .iter()
+                .copied()
+                .filter(|b| {
+                    !later.contains(b) && !p.outputs.contains(b) && p.buffers[*b].kind == BufferKind::Temp
+                })
+                .collect();
+            out.push(Group { steps: i..j, rows, local });
+        }
+        i = j;
+    }
+    out
+}
+
+/// The cost of computing one instruction from its operands: 4 for transcendental functions
+/// and powers, 16 for a random draw, 2 for division and square roots, 1 for other arithmetic,
+/// 0 for loads, constants and indices.
+pub fn cost(inst: &Inst) -> u64 {
+    match inst {
+        Inst::Load { .. } | Inst::Const(_) | Inst::Iota { .. } | Inst::Acc | Inst::AccValue => 0,
+        Inst::Rand { .. } => 16,
+        Inst::Unary(u, _) => unary_cost(*u),
+        Inst::Binary(b, _, _) => binary_cost(*b),
+        Inst::Where(..) | Inst::Cast(_) => 1,
+    }
+}
+
+/// The operands of an instruction.
+fn operands(inst: &Inst) -> Vec<InstId> {
+    match *inst {
+        Inst::Unary(_, a) | Inst::Cast(a) => vec![a],
+        Inst::Binary(_, a, b) => vec![a, b],
+        Inst::Where(c, a, b) => vec![c, a, b],
+        Inst::Load { .. }
+        | Inst::Const(_)
+        | Inst::Iota { .. }
+        | Inst::Rand { .. }
+        | Inst::Acc
+        | Inst::AccValue => {
+            vec![]
+        }
+    }
+}
+
+/// The instruction with each operand replaced by `f(operand)`.
+fn map_operands(inst: &Inst, f: impl Fn(InstId) -> InstId) -> Inst {
+    match inst {
+        Inst::Unary(op, a) => Inst::Unary(*op, f(*a)),
+        Inst::Cast(a) => Inst::Cast(f(*a)),
+        Inst::Binary(op, a, b) => Inst::Binary(*op, f(*a), f(*b)),
+        Inst::Where(c, a, b) => Inst::Where(f(*c), f(*a), f(*b)),
+        other => other.clone(),
+    }
+}
+
+/// Canonical ids of a body's instructions in a table shared between programs: two
+/// instructions (of any of the programs) get the same id when they compute the same value.
+fn intern(body: &[Instr], table: &mut HashMap<Instr, usize>) -> Vec<usize> {
+    let mut ids: Vec<usize> = Vec::with_capacity(body.len());
+    for instr in body {
+        let key = Instr { inst: map_operands(&instr.inst, |a| ids[a]), dtype: instr.dtype };
+        let next = table.len();
+        ids.push(*table.entry(key).or_insert(next));
+    }
+    ids
+}
+
+/// The cost of each instruction's whole expression tree.
+fn tree_costs(body: &[Instr]) -> Vec<u64> {
+    let mut costs: Vec<u64> = Vec::with_capacity(body.len());
+    for instr in body {
+        let c = cost(&instr.inst) + operands(&instr.inst).iter().map(|&a| costs[a]).sum::<u64>();
+        costs.push(c);
+    }
+    costs
+}
+
+/// Shares one costly value between kernels of a group, if there is one; returns whether it
+/// did.
+fn share_one(p: &mut Program) -> bool {
+    for g in p.groups.clone() {
+        for i in g.steps.clone() {
+            let Step::Kernel(ki) = &p.steps[i] else { continue };
+            // Every kernel of the group with the same space, with canonical instruction ids.
+            let mut table = HashMap::new();
+            let ids_i = intern(&ki.body, &mut table);
+            let others: Vec<(usize, Vec<usize>)> = (i + 1..g.steps.end)
+                .filter_map(|j| match &p.steps[j] {
+                    Step::Kernel(kj) if kj.space == ki.space => Some((j, intern(&kj.body, &mut table))),
+                    _ => None,
+                })
+                .collect();
+            let elsewhere: BTreeSet<usize> = others.iter().flat_map(|(_, ids)| ids.iter().copied()).collect();
+            let costs = tree_costs(&ki.body);
+            let best = (0..ki.body.len())
+                .filter(|&a| elsewhere.contains(&ids_i[a]) && costs[a] >= SHARE_MIN_COST)
+                .max_by_key(|&a| (costs[a], std::cmp::Reverse(a)));
+            let Some(a) = best else { continue };
+            let users: Vec<(usize, InstId)> = others
+                .iter()
+                .filter_map(|(j, ids)| ids.iter().position(|&id| id == ids_i[a]).map(|b| (*j, b)))
+                .collect();
+            hoist(p, i, a, &users);
+            return true;
+        }
+    }
+    false
+}
+
+/// Moves instruction `a` of kernel step `i` (equal to instruction `b` of kernel step `j` for
+/// each `(j, b)` of `users`) into a new kernel before step `i` that stores it into a new
+/// buffer, which they all load instead.
+fn hoist(p: &mut Program, i: usize, a: InstId, users: &[(usize, InstId)]) {
+    let Step::Kernel(ki) = &p.steps[i] else { unreachable!("hoist from a kernel") };
+    let space = ki.space.clone();
+    let dtype = ki.body[a].dtype;
+    let buf = p.buffers.len();
+    p.buffers.push(BufferDecl { ty: TensorType::new(dtype, Shape::new(&space)), kind: BufferKind::Temp });
+    let (body, root) = subtree(&ki.body, a);
+    let shared = Kernel {
+        name: String::new(),
+        space: space.clone(),
+        reduce: None,
+        body,
+        value: None,
+        epilogue: Vec::new(),
+        stores: vec![Store { buf, value: root }],
+        reason: SHARED.into(),
+    };
+    let load = Instr { inst: Inst::Load { buf, index: dense(&space) }, dtype };
+    for &(s, at) in std::iter::once(&(i, a)).chain(users) {
+        if let Step::Kernel(k) = &mut p.steps[s] {
+            k.body[at] = load.clone();
+            compact(k);
+        }
+    }
+    p.steps.insert(i, Step::Kernel(shared));
+}
+
+/// The row-major dense map of `dims`.
+fn dense(dims: &[usize]) -> IndexMap {
+    let mut strides = vec![0i64; dims.len()];
+    let mut s = 1i64;
+    for d in (0..dims.len()).rev() {
+        strides[d] = s;
+        s = s.wrapping_mul(dims[d] as i64);
+    }
+    IndexMap { offset: 0, strides }
+}
+
+/// The instructions `root` depends on, renumbered in order, and `root`'s new id.
+fn subtree(body: &[Instr], root: InstId) -> (Vec<Instr>, InstId) {
+    let mut live = vec![false; body.len()];
+    live[root] = true;
+    for at in (0..=root).rev() {
+        if live[at] {
+            for o in operands(&body[at].inst) {
+                live[o] = true;
+            }
+        }
+    }
+    let mut new_id = vec![usize::MAX; body.len()];
+    let mut out = Vec::new();
+    for (at, instr) in body.iter().enumerate().take(root + 1) {
+        if live[at] {
+            new_id[at] = out.len();
+            out.push(Instr { inst: map_operands(&instr.inst, |o| new_id[o]), dtype: instr.dtype });
+        }
+    }
+    (out, new_id[root])
+}
+
+/// Drops body instructions nothing uses any more, renumbering the rest (and the kernel's
+/// reduced value and, without a reduction, its stores).
+fn compact(k: &mut Kernel) {
+    let mut live = vec![false; k.body.len()];
+    match k.value {
+        Some(v) => live[v] = true,
+        None => k.stores.iter().for_each(|s| live[s.value] = true),
+    }
+    for at in (0..k.body.len()).rev() {
+        if live[at] {
+            for o in operands(&k.body[at].inst) {
+                live[o] = true;
+            }
+        }
+    }
+    let mut new_id = vec![usize::MAX; k.body.len()];
+    let mut body = Vec::new();
+    for (at, instr) in k.body.iter().enumerate() {
+        if live[at] {
+            new_id[at] = body.len();
+            body.push(Instr { inst: map_operands(&instr.inst, |o| new_id[o]), dtype: instr.dtype });
+        }
+    }
+    k.body = body;
+    match &mut k.value {
+        Some(v) => *v = new_id[*v],
+        None => k.stores.iter_mut().for_each(|s| s.value = new_id[s.value]),
+    }
+}

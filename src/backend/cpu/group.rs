@@ -1,0 +1,242 @@
+//! Running a row group ([`Group`], see `tenjit_ir::kernel::schedule`) on the CPU.
+//!
+//! The rows are split into one contiguous range per thread, and each thread runs every step
+//! of the group on a block of rows before moving to the next block, so what one step writes
+//! is still in the core's cache when the next reads it. A block holds about
+//! [`BLOCK_BYTES`] of the group's output rows; a group with a matrix product takes blocks of
+//! at least [`MATMUL_BLOCK_ROWS`] rows, so that `gemm` repacks its right operand rarely.
+//!
+//! The group's local buffers never exist in full: each thread has a scratch buffer per local
+//! buffer, holding one block of its rows, and the kernels see a base pointer shifted so that
+//! row `r` of the block lands in the scratch. A kernel runs over rows `r0..r1` as its outer
+//! range `r0 * q..r1 * q`, where `q` is how many outer indices a row spans (the code
+//! generator merges the leading dims a kernel walks densely into one outer dimension, of which
+//! the row is the most significant part). A matrix product runs rows `r0..r1` as a product of
+//! `r1 - r0` rows on the thread.
+
+use super::codegen::CompiledKernel;
+use super::exec::{data_ptr, threads, ExecError};
+use super::gemm;
+use super::memory;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tenjit_ir::kernel::{BufId, Group, MatOperand, MatmulStep, Program, Step};
+use tenjit_ir::{DType, Data};
+
+/// The bytes of output rows a block aims at: the block's inputs, outputs and intermediates
+/// then stay in a core's L2 (1 MiB on the machines we measure).
+pub const BLOCK_BYTES: usize = 256 << 10;
+
+/// The fewest rows a block of a group with a matrix product has.
+pub const MATMUL_BLOCK_ROWS: usize = 128;
+
+/// A forced block size (rows), or 0 for the default: see [`set_block_rows`].
+static FORCED_BLOCK_ROWS: AtomicUsize = AtomicUsize::new(0);
+
+/// Makes every row group run in blocks of `rows` rows and split over all cores whatever its
+/// size, or (with `None`) restores the default. For tests that exercise block and thread
+/// boundaries on small graphs; results never depend on it.
+pub fn set_block_rows(rows: Option<usize>) {
+    FORCED_BLOCK_ROWS.store(rows.unwrap_or(0), Ordering::Relaxed);
+}
+
+/// Groups with less work than this (elements of kernel spaces plus multiply-adds) run on the
+/// calling thread.
+const PARALLEL_MIN_WORK: usize = 1 << 16;
+
+/// The buffer pointers of one thread: the program's, with the local buffers' shifted into
+/// the thread's scratch.
+#[derive(Clone, Copy)]
+struct Shared<'a>(&'a [*mut u8]);
+
+// SAFETY: the pointers are only dereferenced by generated code and by `gemm` on slices that
+// cover the rows of the calling thread (its own range of every buffer written in the group,
+// or its own scratch), and buffers read in full are not written during the group.
+unsafe impl Send for Shared<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for Shared<'_> {}
+
+impl<'a> Shared<'a> {
+    /// The pointers (a method, so that closures capture the whole `Shared`).
+    fn get(self) -> &'a [*mut u8] {
+        self.0
+    }
+}
+
+/// A local buffer: its id, dtype and elements per row.
+#[derive(Clone, Copy)]
+struct Local {
+    buf: BufId,
+    dtype: DType,
+    row_len: usize,
+}
+
+/// Runs group `g` of `program`. `ptrs` holds a live pointer for every buffer the group reads
+/// and every non-local buffer it writes; `kernels[s]` is the compiled kernel of step `s`.
+pub(super) fn run(
+    program: &Program,
+    kernels: &[Option<CompiledKernel>],
+    g: &Group,
+    ptrs: &[*mut u8],
+) -> Result<(), ExecError> {
+    let rows = g.rows;
+    let steps = &program.steps[g.steps.clone()];
+    let row_len = |b: BufId| program.buffers[b].ty.shape.numel() / rows;
+    let locals: Vec<Local> = g
+        .local
+        .iter()
+        .map(|&buf| Local { buf, dtype: program.buffers[buf].ty.dtype, row_len: row_len(buf) })
+        .collect();
+    // The kernels' outer indices per row.
+    let mut per_row = Vec::with_capacity(steps.len());
+    let mut work = 0usize;
+    let mut row_bytes = 0usize;
+    let mut has_matmul = false;
+    for (s, step) in g.steps.clone().zip(steps) {
+        match step {
+            Step::Kernel(k) => {
+                let ck = kernels[s]
+                    .as_ref()
+                    .ok_or_else(|| ExecError(format!("kernel {} was not compiled", k.name)))?;
+                if ck.outer_len() % rows != 0 {
+                    return Err(ExecError(format!(
+                        "kernel {}: {} outer indices for {rows} rows of its group",
+                        k.name,
+                        ck.outer_len()
+                    )));
+                }
+                per_row.push(ck.outer_len() / rows);
+                work = work.saturating_add(k.space.iter().product());
+                for st in &k.stores {
+                    row_bytes += row_len(st.buf) * program.buffers[st.buf].ty.dtype.size_bytes();
+                }
+            }
+            Step::Matmul(m) => {
+                has_matmul = true;
+                per_row.push(0);
+                work = work.saturating_add(m.m.saturating_mul(m.n).saturating_mul(m.k));
+                row_bytes += m.n * m.dtype.size_bytes();
+            }
+            Step::Op(op) => return Err(ExecError(format!("{} in a row group", op.op.name()))),
+        }
+    }
+    let forced = FORCED_BLOCK_ROWS.load(Ordering::Relaxed);
+    let n = if work < PARALLEL_MIN_WORK && forced == 0 { 1 } else { threads().min(rows) };
+    let chunk = rows.div_ceil(n.max(1));
+    let mut block = (BLOCK_BYTES / row_bytes.max(1)).max(1);
+    if has_matmul {
+        block = block.max(MATMUL_BLOCK_ROWS);
+    }
+    if forced > 0 {
+        block = forced;
+    }
+    let block = block.min(chunk).max(1);
+    let shared = Shared(ptrs);
+    let thread = |t: usize| -> Result<(), ExecError> {
+        let (lo, hi) = (t * chunk, ((t + 1) * chunk).min(rows));
+        if lo >= hi {
+            return Ok(());
+        }
+        let scratch: Vec<Data> =
+            locals.iter().map(|l| memory::allocate(l.dtype, block * l.row_len)).collect();
+        let mut mine: Vec<*mut u8> = shared.get().to_vec();
+        let result = (|| {
+            for r0 in (lo..hi).step_by(block) {
+                let r1 = (r0 + block).min(hi);
+                for (l, data) in locals.iter().zip(&scratch) {
+                    // Row `r` of the buffer is row `r - r0` of the scratch. The shifted base is
+                    // only ever offset by the indices of rows `r0..r1`.
+                    let shift = r0 * l.row_len * l.dtype.size_bytes();
+                    mine[l.buf] = data_ptr(data).wrapping_sub(shift);
+                }
+                for ((s, step), &q) in g.steps.clone().zip(steps).zip(&per_row) {
+                    match step {
+                        Step::Kernel(k) => {
+                            let ck = kernels[s].as_ref().expect("checked above");
+                            // SAFETY: `mine` points every buffer the kernel uses at live storage
+                            // of its declared type: program buffers in full, local ones at a
+                            // scratch that holds rows `r0..r1`, the only rows the kernel touches
+                            // for outer indices `r0 * q..r1 * q` (the group's row rule). Other
+                            // threads touch other rows of the buffers written here.
+                            unsafe { ck.run(&mine, r0 * q, r1 * q) }
+                                .map_err(|e| ExecError(format!("kernel {}: {e}", k.name)))?;
+                        }
+                        Step::Matmul(m) => matmul_rows(program, g, m, &mine, r0, r1)?,
+                        Step::Op(_) => unreachable!("checked above"),
+                    }
+                }
+            }
+            Ok(())
+        })();
+        scratch.into_iter().for_each(memory::release);
+        result
+    };
+    if n <= 1 {
+        return thread(0);
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n).map(|t| s.spawn(move || thread(t))).collect();
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().map_err(|_| ExecError("a group thread panicked".into()))?)
+    })
+}
+
+/// Rows `r0..r1` of matrix product `m`, on the calling thread.
+fn matmul_rows(
+    program: &Program,
+    g: &Group,
+    m: &MatmulStep,
+    ptrs: &[*mut u8],
+    r0: usize,
+    r1: usize,
+) -> Result<(), ExecError> {
+    let rows = r1 - r0;
+    let written_in_group = |b: BufId| {
+        program.steps[g.steps.clone()]
+            .iter()
+            .any(|s| tenjit_ir::kernel::schedule::step_buffers(s).1.contains(&b))
+    };
+    let numel = |b: BufId| program.buffers[b].ty.shape.numel();
+    // The left operand: when the group writes it, only rows `r0..r1` exist for this thread
+    // (the row rule makes its row stride the row length); otherwise all of it, offset to row r0.
+    let (a_start, a_len, a_offset) = if written_in_group(m.a.buf) {
+        let row_len = numel(m.a.buf) / g.rows;
+        (r0 * row_len, rows * row_len, m.a.offset)
+    } else {
+        (0, numel(m.a.buf), m.a.offset.wrapping_add((r0 as i64).wrapping_mul(m.a.row_stride)))
+    };
+    let sub = MatmulStep { m: rows, a: MatOperand { offset: a_offset, ..m.a.clone() }, ..m.clone() };
+    let size = m.dtype.size_bytes();
+    // Pointers to element 0 of the rows in use: local buffers' pointers are already shifted
+    // so that row `r0` is at `r0 * row_len`.
+    let a_ptr = ptrs[m.a.buf].wrapping_add(a_start * size);
+    let out_ptr = ptrs[m.out].wrapping_add(r0 * m.n * size);
+    let (b_ptr, b_len) = (ptrs[m.b.buf], numel(m.b.buf));
+    let out_len = rows * m.n;
+    macro_rules! run {
+        ($t:ty, $f:path) => {{
+            // SAFETY: `a_ptr..+a_len` is rows `r0..r1` of a buffer the group writes (this
+            // thread's rows, written by an earlier step of this block and not touched by other
+            // threads) or all of a buffer nobody writes during the group; `b_ptr..+b_len` is
+            // all of a buffer nobody writes during the group (the row rule keeps the right
+            // operand out of the group); `out_ptr..+out_len` is rows `r0..r1` of the output,
+            // this thread's alone. All are live allocations of `$t` of at least that length.
+            let (a, b, out) = unsafe {
+                (
+                    std::slice::from_raw_parts(a_ptr as *const $t, a_len),
+                    std::slice::from_raw_parts(b_ptr as *const $t, b_len),
+                    std::slice::from_raw_parts_mut(out_ptr as *mut $t, out_len),
+                )
+            };
+            $f(&sub, a, b, out, 1)
+        }};
+    }
+    match m.dtype {
+        DType::F32 => run!(f32, gemm::matmul_f32),
+        DType::F64 => run!(f64, gemm::matmul_f64),
+        DType::I32 => run!(i32, gemm::matmul_i32),
+        DType::I64 => run!(i64, gemm::matmul_i64),
+        DType::Bool => return Err(ExecError("matmul of bools".into())),
+    }
+    .map_err(|e| ExecError(format!("matmul: {e}")))
+}
