@@ -4,3 +4,4 @@
 //! Rendering (kernel → CLIF text) is pure and snapshot-tested; compiling needs the JIT.
 
 pub mod cpu;
+pub mod cuda;

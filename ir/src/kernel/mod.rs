@@ -271,7 +271,7 @@ pub struct Store {
 
 /// A matrix product `out[b, m, n] = Σ_k a[b, m, k] * b[b, k, n]` over a batch of `batch`
 /// dims, with strided operands and a dense output.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MatmulStep {
     /// Element type (all three buffers).
     pub dtype: DType,

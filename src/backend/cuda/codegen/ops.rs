@@ -1,0 +1,324 @@
+//! Library steps as kernels: gather, scatter_add, concat, pad ([`OpStep`]s) and the matrix
+//! product kernel of a [`MatmulStep`].
+//!
+//! Each is a grid-stride loop over its output, one thread per output element, so every
+//! result is computed by one thread in the interpreter's order: `scatter_add` included, whose
+//! thread for an output element walks the index along the axis and adds the matching source
+//! elements in row-major order. Its float results are therefore deterministic and equal to
+//! the interpreter's bit for bit; the cost is `base.numel() × index.shape[axis]` index reads.
+
+use super::{
+    affine, buffer, c_name, check_bounds, decompose, elem_type, grid_for, index_names, int_lit, invalid,
+    literal, params, signature, CodegenError, RenderedKernel, ELEMENTWISE_BLOCK,
+};
+use tenjit_ir::kernel::{BufferDecl, MatmulStep, OpStep};
+use tenjit_ir::types::Category;
+use tenjit_ir::{DType, Op, Scalar, Shape};
+
+/// Dense row-major strides of `dims`.
+fn strides(dims: &[usize]) -> Vec<i64> {
+    let mut s = vec![0i64; dims.len()];
+    let mut acc = 1i64;
+    for d in (0..dims.len()).rev() {
+        s[d] = acc;
+        acc = acc.saturating_mul(dims[d] as i64);
+    }
+    s
+}
+
+/// The opening of a grid-stride kernel over `n` output elements named `flat`.
+fn open(name: &str, comment: &str, sig: &str, n: usize) -> String {
+    let block = ELEMENTWISE_BLOCK;
+    format!(
+        "// {comment}\nextern \"C\" __global__ void __launch_bounds__({block}) {name}({sig}) {{\n    \
+         for (long long flat = blockIdx.x * (long long)blockDim.x + threadIdx.x; flat < {}; flat += (long long)gridDim.x * blockDim.x) {{\n",
+        int_lit(n as i64)
+    )
+}
+
+/// Renders a library step as kernel `name`.
+pub(super) fn render_op(
+    name: &str,
+    step: &OpStep,
+    buffers: &[BufferDecl],
+) -> Result<RenderedKernel, CodegenError> {
+    let shape = |b: usize| -> Result<(DType, Shape), CodegenError> {
+        let d = buffer(name, buffers, b)?;
+        Ok((d.ty.dtype, d.ty.shape.clone()))
+    };
+    let arg =
+        |i: usize| step.args.get(i).copied().ok_or_else(|| invalid(name, format!("operand {i} is missing")));
+    let (dt, out_shape) = shape(step.out)?;
+    let out_dims = out_shape.dims().to_vec();
+    let n = out_shape.numel();
+    let names = index_names("c", out_dims.len());
+    let fname = c_name(name);
+    let ind = "        ";
+    let mut after = String::new();
+    let (uses, can_fail, comment, body): (Vec<(usize, bool, bool)>, bool, String, String) = match &step.op {
+        Op::Gather { axis } => {
+            let (x, idx) = (arg(0)?, arg(1)?);
+            let (_, xs) = shape(x)?;
+            let xdims = xs.dims();
+            if *axis >= xdims.len() || xdims.len() != out_dims.len() || shape(idx)?.1.dims() != out_dims {
+                return Err(invalid(name, "gather operands do not fit"));
+            }
+            let mut terms: Vec<String> = names.clone();
+            terms[*axis] = "k".into();
+            let at = affine(0, &strides(xdims), &terms);
+            let body = format!(
+                "{}{ind}const long long k = b{idx}[flat];\n\
+                 {ind}if (k < 0 || k >= {}) {{ tj_fail(err, TJ_ERR_GATHER_INDEX); b{o}[flat] = 0; continue; }}\n\
+                 {ind}b{o}[flat] = b{x}[{at}];\n",
+                decompose("flat", &out_dims, &names, ind),
+                int_lit(xdims[*axis] as i64),
+                o = step.out,
+            );
+            (
+                vec![(x, true, false), (idx, true, false), (step.out, false, true)],
+                true,
+                format!("{name}: gather along axis {axis}: out[c] = b{x}[c with axis {axis} replaced by b{idx}[c]]"),
+                body,
+            )
+        }
+        Op::ScatterAdd { axis } => {
+            let (base, idx, src) = (arg(0)?, arg(1)?, arg(2)?);
+            let (_, is) = shape(idx)?;
+            let idims = is.dims().to_vec();
+            if *axis >= out_dims.len() || idims.len() != out_dims.len() || shape(src)?.1.dims() != idims {
+                return Err(invalid(name, "scatter_add operands do not fit"));
+            }
+            if shape(base)?.1.dims() != out_dims {
+                return Err(invalid(name, "scatter_add base and output differ"));
+            }
+            let add = match dt.category() {
+                Category::Float => "acc + b{src}[p]",
+                Category::Int => "tj_add(acc, b{src}[p])",
+                Category::Bool => return Err(invalid(name, "scatter_add of bool")),
+            }
+            .replace("{src}", &src.to_string());
+            let mut terms = names.clone();
+            terms[*axis] = "t".into();
+            let at = affine(0, &strides(&idims), &terms);
+            let fits: Vec<String> = (0..idims.len())
+                .filter(|&d| d != *axis)
+                .map(|d| format!("{} < {}", names[d], int_lit(idims[d] as i64)))
+                .collect();
+            let fits = if fits.is_empty() { "true".to_string() } else { fits.join(" && ") };
+            let t = elem_type(dt);
+            let body = format!(
+                "{}{ind}{t} acc = b{base}[flat];\n\
+                 {ind}if ({fits}) {{\n\
+                 {ind}    for (long long t = 0; t < {}; ++t) {{\n\
+                 {ind}        const long long p = {at};\n\
+                 {ind}        if (b{idx}[p] == {}) acc = {add};\n\
+                 {ind}    }}\n\
+                 {ind}}}\n\
+                 {ind}b{o}[flat] = acc;\n",
+                decompose("flat", &out_dims, &names, ind),
+                int_lit(idims[*axis] as i64),
+                names[*axis],
+                o = step.out,
+            );
+            after = format!(
+                "    // Every index is checked, in a second grid-stride loop over the index.\n    \
+                 for (long long q = blockIdx.x * (long long)blockDim.x + threadIdx.x; q < {}; q += (long long)gridDim.x * blockDim.x) {{\n\
+                 {ind}if (b{idx}[q] < 0 || b{idx}[q] >= {}) tj_fail(err, TJ_ERR_SCATTER_INDEX);\n    }}\n",
+                int_lit(is.numel() as i64),
+                int_lit(out_dims[*axis] as i64),
+            );
+            (
+                vec![(base, true, false), (idx, true, false), (src, true, false), (step.out, false, true)],
+                true,
+                format!(
+                    "{name}: scatter_add along axis {axis}: each output element adds its sources in order (deterministic)"
+                ),
+                body,
+            )
+        }
+        Op::Concat { axis } => {
+            if *axis >= out_dims.len() || step.args.is_empty() {
+                return Err(invalid(name, "concat operands do not fit"));
+            }
+            let mut body = decompose("flat", &out_dims, &names, ind);
+            let mut start = 0usize;
+            let mut uses = vec![(step.out, false, true)];
+            for (j, &a) in step.args.iter().enumerate() {
+                let (_, s) = shape(a)?;
+                let dims = s.dims();
+                if dims.len() != out_dims.len() {
+                    return Err(invalid(name, "concat operands do not fit"));
+                }
+                let mut terms = names.clone();
+                if start > 0 {
+                    terms[*axis] = format!("({} - {})", names[*axis], int_lit(start as i64));
+                }
+                let end = start + dims[*axis];
+                let cond = if j + 1 == step.args.len() {
+                    format!("{ind}else ")
+                } else if j == 0 {
+                    format!("{ind}if ({} < {}) ", names[*axis], int_lit(end as i64))
+                } else {
+                    format!("{ind}else if ({} < {}) ", names[*axis], int_lit(end as i64))
+                };
+                let cond = if step.args.len() == 1 { ind.to_string() } else { cond };
+                body.push_str(&format!(
+                    "{cond}b{}[flat] = b{a}[{}];\n",
+                    step.out,
+                    affine(0, &strides(dims), &terms)
+                ));
+                uses.push((a, true, false));
+                start = end;
+            }
+            if start != out_dims[*axis] {
+                return Err(invalid(name, "concat operands do not fill the output"));
+            }
+            (uses, false, format!("{name}: concat along axis {axis}"), body)
+        }
+        Op::Pad { lo, .. } => {
+            let x = arg(0)?;
+            let (_, xs) = shape(x)?;
+            let xdims = xs.dims();
+            if lo.len() != xdims.len() || out_dims.len() != xdims.len() {
+                return Err(invalid(name, "pad operand does not fit"));
+            }
+            let inside: Vec<String> = (0..xdims.len())
+                .map(|d| {
+                    let c = if lo[d] == 0 { names[d].clone() } else { format!("({} - {})", names[d], lo[d]) };
+                    format!("{c} >= 0 && {c} < {}", int_lit(xdims[d] as i64))
+                })
+                .collect();
+            let inside = if inside.is_empty() { "true".to_string() } else { inside.join(" && ") };
+            let terms: Vec<String> = (0..xdims.len())
+                .map(|d| if lo[d] == 0 { names[d].clone() } else { format!("({} - {})", names[d], lo[d]) })
+                .collect();
+            let zero = match dt {
+                DType::Bool => "0".to_string(),
+                DType::I32 | DType::I64 | DType::F32 | DType::F64 => literal(Scalar::Int(0), dt),
+            };
+            let body = format!(
+                "{}{ind}b{o}[flat] = ({inside}) ? b{x}[{}] : {zero};\n",
+                decompose("flat", &out_dims, &names, ind),
+                affine(0, &strides(xdims), &terms),
+                o = step.out,
+            );
+            (vec![(x, true, false), (step.out, false, true)], false, format!("{name}: zero padding"), body)
+        }
+        Op::Input { .. }
+        | Op::Const { .. }
+        | Op::Iota { .. }
+        | Op::Rand { .. }
+        | Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Where
+        | Op::Cast { .. }
+        | Op::Reduce { .. }
+        | Op::ArgReduce { .. }
+        | Op::Reshape { .. }
+        | Op::Permute { .. }
+        | Op::Expand { .. }
+        | Op::Slice { .. }
+        | Op::Matmul => {
+            return Err(CodegenError::Unsupported {
+                step: name.to_string(),
+                message: format!(
+                    "{} as a library step (it belongs in a fused kernel or a matmul step)",
+                    step.op.name()
+                ),
+            })
+        }
+    };
+    let params = params(name, buffers, &uses, can_fail)?;
+    let mut source =
+        open(&fname, &format!("{comment}; {}", step.reason.replace('\n', " ")), &signature(&params), n);
+    source.push_str(&body);
+    source.push_str("    }\n");
+    source.push_str(&after);
+    source.push_str("}\n");
+    let launch = match &step.op {
+        // The index check needs threads even when the output is empty.
+        Op::ScatterAdd { .. } => {
+            let idx_n = step.args.get(1).and_then(|&b| buffers.get(b)).map_or(0, |d| d.ty.shape.numel());
+            grid_for(n.max(idx_n), ELEMENTWISE_BLOCK)
+        }
+        _ => grid_for(n, ELEMENTWISE_BLOCK),
+    };
+    Ok(RenderedKernel { name: fname, source, launch, params })
+}
+
+/// Renders a matrix product as kernel `name`: one thread per output element, `k` in
+/// increasing order, floats accumulated in `f64` from `-0.0` (as the interpreter's sum),
+/// integers wrapping in 64 bits.
+pub(super) fn render_matmul(
+    name: &str,
+    m: &MatmulStep,
+    buffers: &[BufferDecl],
+) -> Result<RenderedKernel, CodegenError> {
+    let nb = m.batch.len();
+    if m.a.batch_strides.len() != nb || m.b.batch_strides.len() != nb {
+        return Err(invalid(name, "batch strides do not match the batch dims"));
+    }
+    let check = |op: &tenjit_ir::kernel::MatOperand, rows: usize, cols: usize, what: &str| {
+        let len = buffer(name, buffers, op.buf)?.ty.shape.numel();
+        let mut st = op.batch_strides.clone();
+        st.extend([op.row_stride, op.col_stride]);
+        let mut dims = m.batch.clone();
+        dims.extend([rows, cols]);
+        check_bounds(name, what, op.offset, &st, &dims, len)
+    };
+    check(&m.a, m.m, m.k, "left operand")?;
+    check(&m.b, m.k, m.n, "right operand")?;
+    let out = buffer(name, buffers, m.out)?;
+    let mut out_dims = m.batch.clone();
+    out_dims.extend([m.m, m.n]);
+    let n: usize = out_dims.iter().product();
+    if out.ty.shape.numel() != n || out.ty.dtype != m.dtype {
+        return Err(invalid(
+            name,
+            format!("output b{} does not hold a {} [.., {}, {}] product", m.out, m.dtype, m.m, m.n),
+        ));
+    }
+    let (acc_ty, init, term, fin) = match m.dtype.category() {
+        Category::Float => (
+            "double",
+            "-0.0",
+            "acc = acc + __dmul_rn((double)x, (double)y);",
+            format!("({})acc", elem_type(m.dtype)),
+        ),
+        Category::Int => (
+            "tj_u64",
+            "0ull",
+            "acc = acc + (tj_u64)(long long)x * (tj_u64)(long long)y;",
+            format!("({})acc", elem_type(m.dtype)),
+        ),
+        Category::Bool => return Err(invalid(name, "matmul of bool")),
+    };
+    let mut names = index_names("t", nb);
+    names.extend(["row".to_string(), "col".to_string()]);
+    let operand = |op: &tenjit_ir::kernel::MatOperand, first: &str, second: &str| {
+        let mut nm: Vec<String> = names[..nb].to_vec();
+        nm.extend([first.to_string(), second.to_string()]);
+        let mut st = op.batch_strides.clone();
+        st.extend([op.row_stride, op.col_stride]);
+        format!("b{}[{}]", op.buf, affine(op.offset, &st, &nm))
+    };
+    let uses = [(m.a.buf, true, false), (m.b.buf, true, false), (m.out, false, true)];
+    let params = params(name, buffers, &uses, false)?;
+    let fname = c_name(name);
+    let t = elem_type(m.dtype);
+    let ind = "        ";
+    let comment = format!(
+        "{name}: matmul batch={:?} m={} k={} n={} ({}); one thread per output element",
+        m.batch, m.m, m.k, m.n, m.dtype
+    );
+    let mut s = open(&fname, &comment, &signature(&params), n);
+    s.push_str(&decompose("flat", &out_dims, &names, ind));
+    s.push_str(&format!("{ind}{acc_ty} acc = {init};\n"));
+    s.push_str(&format!("{ind}for (long long p = 0; p < {}; ++p) {{\n", int_lit(m.k as i64)));
+    s.push_str(&format!("{ind}    const {t} x = {};\n", operand(&m.a, "row", "p")));
+    s.push_str(&format!("{ind}    const {t} y = {};\n", operand(&m.b, "p", "col")));
+    s.push_str(&format!("{ind}    {term}\n{ind}}}\n"));
+    s.push_str(&format!("{ind}b{}[flat] = {fin};\n", m.out));
+    s.push_str("    }\n}\n");
+    Ok(RenderedKernel { name: fname, source: s, launch: grid_for(n, ELEMENTWISE_BLOCK), params })
+}

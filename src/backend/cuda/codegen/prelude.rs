@@ -1,0 +1,168 @@
+//! The CUDA C prelude: the device helpers generated kernels call, written once.
+//!
+//! Everything here reproduces the op table's scalar semantics (`tenjit_ir::ops`) and the
+//! counter-based generator (`tenjit_ir::random`) on the device. The prelude includes no header
+//! (NVRTC provides the CUDA math library and intrinsics built in), so a module compiles with
+//! NVRTC alone.
+
+use super::{ErrorCode, GATHER_INDEX_CODE, SCATTER_INDEX_CODE};
+use tenjit_ir::BinaryOp;
+
+/// The prelude's text: error codes, wrapping integer arithmetic, Python-style `//` and `%`,
+/// NaN-propagating `maximum`/`minimum`, the arg-reduction merge, and Philox4x32-10.
+pub fn prelude() -> String {
+    let code = |op: BinaryOp| ErrorCode::of_binary(op).0;
+    let mut s = String::new();
+    s.push_str(HEADER);
+    s.push_str(&format!(
+        "#define TJ_ERR_POW {}\n#define TJ_ERR_FLOOR_DIV {}\n#define TJ_ERR_REM {}\n\
+         #define TJ_ERR_GATHER_INDEX {}\n#define TJ_ERR_SCATTER_INDEX {}\n",
+        code(BinaryOp::Pow),
+        code(BinaryOp::FloorDiv),
+        code(BinaryOp::Rem),
+        GATHER_INDEX_CODE,
+        SCATTER_INDEX_CODE,
+    ));
+    s.push_str(BODY);
+    s
+}
+
+const HEADER: &str = r#"// ---- tenjit CUDA prelude ------------------------------------------------------------------
+// Device helpers of generated kernels; the scalar semantics of tenjit's op table.
+//
+// Float arithmetic is IEEE round-to-nearest and never contracted into FMA: products, quotients
+// and square roots use the __fmul_rn/__fdiv_rn/__fsqrt_rn intrinsics (and the __d* forms), so
+// a kernel computes the interpreter's bits whatever the --fmad/--use_fast_math flags say.
+// Transcendental functions are the CUDA math library's accurate ones (never the __expf-style
+// fast intrinsics). Their maximum errors, as the CUDA C Programming Guide states them (full
+// range, no -ftz): expf 2 ulp, logf 1 ulp, sinf/cosf 2 ulp, tanhf 2 ulp, powf 4 ulp; exp 1,
+// log 1, sin/cos 2, tanh 2, pow 2 ulp.
+//
+// A kernel that can fail takes an `int* err`: the first failure stores its code there (see
+// TJ_ERR_*; arithmetic codes are the op's position in BinaryOp::ALL plus one, as the CPU
+// backend's status word) and the kernel goes on with a harmless value.
+
+typedef unsigned int tj_u32;
+typedef unsigned long long tj_u64;
+
+"#;
+
+const BODY: &str = r#"
+__device__ __forceinline__ void tj_fail(int* err, int code) { atomicCAS(err, 0, code); }
+
+// Wrapping integer arithmetic (two's complement), computed unsigned so no signed overflow.
+__device__ __forceinline__ int tj_add(int a, int b) { return (int)((tj_u32)a + (tj_u32)b); }
+__device__ __forceinline__ int tj_sub(int a, int b) { return (int)((tj_u32)a - (tj_u32)b); }
+__device__ __forceinline__ int tj_mul(int a, int b) { return (int)((tj_u32)a * (tj_u32)b); }
+__device__ __forceinline__ int tj_neg(int a) { return (int)(0u - (tj_u32)a); }
+__device__ __forceinline__ int tj_abs(int a) { return a < 0 ? tj_neg(a) : a; }
+__device__ __forceinline__ long long tj_add(long long a, long long b) { return (long long)((tj_u64)a + (tj_u64)b); }
+__device__ __forceinline__ long long tj_sub(long long a, long long b) { return (long long)((tj_u64)a - (tj_u64)b); }
+__device__ __forceinline__ long long tj_mul(long long a, long long b) { return (long long)((tj_u64)a * (tj_u64)b); }
+__device__ __forceinline__ long long tj_neg(long long a) { return (long long)(0ull - (tj_u64)a); }
+__device__ __forceinline__ long long tj_abs(long long a) { return a < 0 ? tj_neg(a) : a; }
+
+// Python's // and % on integers (rounding toward -inf; the remainder has the divisor's sign).
+// A zero divisor fails; MIN // -1 wraps to MIN.
+template <typename T>
+__device__ __forceinline__ T tj_floor_div(T a, T b, int* err) {
+    if (b == 0) { tj_fail(err, TJ_ERR_FLOOR_DIV); return 0; }
+    if (b == -1) return tj_neg(a);
+    T q = a / b, r = a % b;
+    return (r != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+template <typename T>
+__device__ __forceinline__ T tj_rem(T a, T b, int* err) {
+    if (b == 0) { tj_fail(err, TJ_ERR_REM); return 0; }
+    if (b == -1) return 0;
+    T r = a % b;
+    return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+}
+
+// a ** b on integers by squaring, wrapping; a negative exponent fails.
+__device__ __forceinline__ int tj_pow(int a, int b, int* err) {
+    if (b < 0) { tj_fail(err, TJ_ERR_POW); return 0; }
+    tj_u32 base = (tj_u32)a, r = 1u, e = (tj_u32)b;
+    while (e) { if (e & 1u) r *= base; base *= base; e >>= 1; }
+    return (int)r;
+}
+__device__ __forceinline__ long long tj_pow(long long a, long long b, int* err) {
+    if (b < 0) { tj_fail(err, TJ_ERR_POW); return 0; }
+    tj_u64 base = (tj_u64)a, r = 1ull, e = b > 0xffffffffll ? 0xffffffffull : (tj_u64)b;
+    while (e) { if (e & 1ull) r *= base; base *= base; e >>= 1; }
+    return (long long)r;
+}
+
+// NaN-propagating maximum and minimum (fmaxf/fminf would drop a NaN). Between equal values
+// (+0.0 and -0.0) the first operand is kept, as the interpreter's f64::max/min do here.
+__device__ __forceinline__ float tj_maximum(float a, float b) { return (a != a || b != b) ? a + b : (b > a ? b : a); }
+__device__ __forceinline__ float tj_minimum(float a, float b) { return (a != a || b != b) ? a + b : (b < a ? b : a); }
+__device__ __forceinline__ double tj_maximum(double a, double b) { return (a != a || b != b) ? a + b : (b > a ? b : a); }
+__device__ __forceinline__ double tj_minimum(double a, double b) { return (a != a || b != b) ? a + b : (b < a ? b : a); }
+__device__ __forceinline__ int tj_maximum(int a, int b) { return a > b ? a : b; }
+__device__ __forceinline__ int tj_minimum(int a, int b) { return a < b ? a : b; }
+__device__ __forceinline__ long long tj_maximum(long long a, long long b) { return a > b ? a : b; }
+__device__ __forceinline__ long long tj_minimum(long long a, long long b) { return a < b ? a : b; }
+
+// Python's // and % on floats, as torch computes them (the op table's float_floor_div and
+// float_rem). f32 goes through f64, exactly as the op table defines f32 ops.
+__device__ __forceinline__ double tj_floor_div(double a, double b) {
+    if (b == 0.0) return __ddiv_rn(a, b);
+    double m = fmod(a, b);
+    double div = __ddiv_rn(a - m, b);
+    if (m != 0.0 && ((b < 0.0) != (m < 0.0))) div -= 1.0;
+    if (div != 0.0) {
+        double f = floor(div);
+        if (div - f > 0.5) f += 1.0;
+        return f;
+    }
+    return copysign(0.0, __ddiv_rn(a, b));
+}
+__device__ __forceinline__ double tj_rem(double a, double b) {
+    double m = fmod(a, b);
+    return (m != 0.0 && ((b < 0.0) != (m < 0.0))) ? m + b : m;
+}
+__device__ __forceinline__ float tj_floor_div(float a, float b) { return (float)tj_floor_div((double)a, (double)b); }
+__device__ __forceinline__ float tj_rem(float a, float b) { return (float)tj_rem((double)a, (double)b); }
+
+// One step of an argmax (MAX) or argmin: merges candidate (v2, i2, nan2) into (v, i, nan).
+// The first NaN wins; otherwise the better value, and the smaller index on ties. Visiting
+// elements in increasing index order this keeps the first extremum; merging partial results
+// of interleaved subsets it gives the same answer. An empty candidate has index LLONG_MAX.
+template <bool MAX, typename T>
+__device__ __forceinline__ void tj_arg_merge(T& v, long long& i, bool& nan, T v2, long long i2, bool nan2) {
+    bool take;
+    if (nan || nan2) take = nan2 && (!nan || i2 < i);
+    else take = (MAX ? v2 > v : v2 < v) || (v2 == v && i2 < i);
+    if (take) { v = v2; i = i2; nan = nan2; }
+}
+
+// Philox4x32-10 (Salmon et al. 2011), bit for bit as tenjit_ir::random: counter
+// [c lo, c hi, 0, 0], key [seed lo, seed hi].
+__device__ __forceinline__ void tj_philox(tj_u32 c[4], tj_u64 seed, tj_u64 counter) {
+    tj_u32 k0 = (tj_u32)seed, k1 = (tj_u32)(seed >> 32);
+    c[0] = (tj_u32)counter; c[1] = (tj_u32)(counter >> 32); c[2] = 0u; c[3] = 0u;
+    #pragma unroll
+    for (int round = 0; round < 10; ++round) {
+        if (round > 0) { k0 += 0x9E3779B9u; k1 += 0xBB67AE85u; }
+        tj_u32 hi0 = __umulhi(0xD2511F53u, c[0]), lo0 = 0xD2511F53u * c[0];
+        tj_u32 hi1 = __umulhi(0xCD9E8D57u, c[2]), lo1 = 0xCD9E8D57u * c[2];
+        tj_u32 n0 = hi1 ^ c[1] ^ k0, n2 = hi0 ^ c[3] ^ k1;
+        c[0] = n0; c[1] = lo1; c[2] = n2; c[3] = lo0;
+    }
+}
+// The top 24 bits of word 0, times 2^-24 (exact).
+__device__ __forceinline__ float tj_rand_f32(tj_u64 seed, tj_u64 counter) {
+    tj_u32 c[4];
+    tj_philox(c, seed, counter);
+    return __fmul_rn((float)(c[0] >> 8), 5.9604644775390625e-8f);
+}
+// The top 53 bits of word0:word1, times 2^-53 (exact).
+__device__ __forceinline__ double tj_rand_f64(tj_u64 seed, tj_u64 counter) {
+    tj_u32 c[4];
+    tj_philox(c, seed, counter);
+    tj_u64 w = ((tj_u64)c[0] << 32) | (tj_u64)c[1];
+    return __dmul_rn((double)(w >> 11), 1.1102230246251565e-16);
+}
+// ---- end of prelude ------------------------------------------------------------------------
+"#;
