@@ -8,6 +8,7 @@
 //! writes every stage of every compilation to `DIR`.
 
 use crate::backend::cpu::exec::CpuExecutable;
+use crate::backend::cuda::exec::CudaExecutable;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::fmt;
@@ -24,7 +25,9 @@ pub enum Backend {
     Interp,
     /// Fused kernels compiled to machine code by Cranelift (the default).
     Cpu,
-    /// CUDA (not available in this build).
+    /// CUDA C compiled by NVRTC, on the first GPU (`cuda:0`): CPU tensors are copied there for
+    /// each realization and their values copied back. Tensors moved to a GPU with
+    /// `Tensor::to` are computed on it whatever the backend.
     Cuda,
 }
 
@@ -123,6 +126,9 @@ struct Entry {
 struct Cache {
     /// Keyed by [`Graph::fingerprint`]: a hit costs one walk over the graph, no printing.
     entries: HashMap<u128, Entry>,
+    /// CUDA executables, keyed by a front end's fingerprint of the structure and the device
+    /// ordinal, with the text of their graph.
+    cuda: HashMap<(u128, usize), (Arc<CudaExecutable>, String)>,
     /// Keyed by a front end's own fingerprint of the structure (the realize path hashes the
     /// lazy DAG itself), so a hit builds no graph at all.
     keyed: HashMap<u128, Arc<CpuExecutable>>,
@@ -134,7 +140,12 @@ static COMPILATIONS: AtomicUsize = AtomicUsize::new(0);
 
 fn cache() -> &'static Mutex<Cache> {
     CACHE.get_or_init(|| {
-        Mutex::new(Cache { entries: HashMap::new(), keyed: HashMap::new(), reports: Vec::new() })
+        Mutex::new(Cache {
+            entries: HashMap::new(),
+            keyed: HashMap::new(),
+            cuda: HashMap::new(),
+            reports: Vec::new(),
+        })
     })
 }
 
@@ -179,6 +190,8 @@ pub struct Stages {
     pub program: String,
     /// The CLIF of each kernel, with its name.
     pub clif: Vec<(String, String)>,
+    /// The CUDA C of the whole program (what the CUDA backend compiles with NVRTC).
+    pub cuda: String,
 }
 
 /// Time per compilation stage, in order.
@@ -220,6 +233,9 @@ pub(crate) fn lower(graph: &Graph, record: bool) -> Result<(Program, Stages, Sta
                 stages.clif.push((k.name.clone(), text));
             }
         }
+        stages.cuda = crate::backend::cuda::codegen::render_program(&program)
+            .map(|m| m.source)
+            .unwrap_or_else(|e| format!("// cannot render: {e}\n"));
     }
     Ok((program, stages, times))
 }
@@ -246,6 +262,7 @@ fn dump(index: usize, stages: &Stages, report: &CompileReport) {
     write(format!("{index:03}-kernel-ir.txt"), &stages.program);
     let clif: String = stages.clif.iter().map(|(name, text)| format!("; kernel {name}\n{text}\n")).collect();
     write(format!("{index:03}-clif.txt"), &clif);
+    write(format!("{index:03}-cuda.cu"), &stages.cuda);
 }
 
 /// The compiled executable for `graph`, from the cache or compiled now.
@@ -256,13 +273,7 @@ pub(crate) fn executable(graph: &Graph, trace_time: Duration) -> Result<Arc<CpuE
         return Ok(entry.exe.clone());
     }
     let text = graph.to_string();
-    let miss = cache
-        .entries
-        .values()
-        .map(|e| &e.text)
-        .min_by_key(|k| (distance(k, &text), (*k).clone()))
-        .map(|nearest| MissReason::NewStructure { nearest: first_difference(nearest, &text) })
-        .unwrap_or(MissReason::FirstGraph);
+    let miss = miss_reason(cache.entries.values().map(|e| &e.text), &text);
     let record = dump_dir().is_some();
     let (program, stages, mut times) = lower(graph, record)?;
     times.insert(0, ("trace", trace_time));
@@ -271,23 +282,77 @@ pub(crate) fn executable(graph: &Graph, trace_time: Duration) -> Result<Arc<CpuE
     let exe = CpuExecutable::compile(program)
         .map_err(|e| Error::Eval { message: format!("compilation failed: {e}") })?;
     times.push(("codegen", t.elapsed()));
+    let report = record_compilation(times, miss, steps, exe.memory(), &stages, "");
+    cache.reports.push(report);
+    let exe = Arc::new(exe);
+    cache.entries.insert(key, Entry { exe: exe.clone(), text });
+    Ok(exe)
+}
+
+/// Numbers a finished compilation, dumps its stages (`TENJIT_DUMP`), prints its report
+/// (`TENJIT_REPORT`, after `prefix`) and returns the report.
+fn record_compilation(
+    stages_times: StageTimes,
+    miss: MissReason,
+    steps: usize,
+    memory: &crate::backend::cpu::memory::MemoryPlan,
+    stages: &Stages,
+    prefix: &str,
+) -> CompileReport {
     let index = COMPILATIONS.fetch_add(1, Ordering::Relaxed);
-    let memory = exe.memory();
     let report = CompileReport {
         index,
-        stages: times,
+        stages: stages_times,
         miss,
         steps,
         peak_bytes: memory.peak_bytes,
         total_bytes: memory.total_bytes,
     };
-    dump(index, &stages, &report);
+    dump(index, stages, &report);
     if std::env::var_os("TENJIT_REPORT").is_some() {
-        eprintln!("tenjit: {report}");
+        eprintln!("tenjit: {prefix}{report}");
     }
+    report
+}
+
+/// Why a graph of text `text` missed a cache holding graphs of texts `cached`.
+fn miss_reason<'a>(cached: impl Iterator<Item = &'a String>, text: &str) -> MissReason {
+    cached
+        .min_by_key(|k| (distance(k, text), (*k).clone()))
+        .map(|nearest| MissReason::NewStructure { nearest: first_difference(nearest, text) })
+        .unwrap_or(MissReason::FirstGraph)
+}
+
+/// The CUDA executable for the structure `key` (a front end's fingerprint of it) on GPU
+/// `device`: from the cache, or built with `graph()`, lowered and compiled now (which counts
+/// as a compilation, with its report).
+pub(crate) fn cuda_executable_keyed(
+    key: u128,
+    graph: impl FnOnce() -> Graph,
+    device: usize,
+    start: Instant,
+) -> Result<Arc<CudaExecutable>> {
+    if let Some((exe, _)) = cache().lock().unwrap_or_else(|p| p.into_inner()).cuda.get(&(key, device)) {
+        return Ok(exe.clone());
+    }
+    let graph = graph();
+    let trace_time = start.elapsed();
+    let text = graph.to_string();
+    let record = dump_dir().is_some();
+    let (program, stages, mut times) = lower(&graph, record)?;
+    times.insert(0, ("trace", trace_time));
+    let t = Instant::now();
+    let steps = program.steps.len();
+    let memory = crate::backend::cpu::memory::plan(&program);
+    let exe =
+        CudaExecutable::compile(program, device).map_err(|e| Error::Device { message: e.to_string() })?;
+    times.push(("codegen", t.elapsed()));
+    let mut cache = cache().lock().unwrap_or_else(|p| p.into_inner());
+    let miss = miss_reason(cache.cuda.values().map(|(_, t)| t), &text);
+    let report = record_compilation(times, miss, steps, &memory, &stages, &format!("cuda:{device}: "));
     cache.reports.push(report);
     let exe = Arc::new(exe);
-    cache.entries.insert(key, Entry { exe: exe.clone(), text });
+    cache.cuda.insert((key, device), (exe.clone(), text));
     Ok(exe)
 }
 
@@ -324,12 +389,16 @@ pub fn run_graph(graph: &Graph, inputs: &[Buffer]) -> Result<Vec<Buffer>> {
             let shared: Vec<Arc<Buffer>> = inputs.iter().cloned().map(Arc::new).collect();
             run_cpu(graph, &shared, Duration::ZERO)
         }
-        Backend::Cuda => Err(crate::device::Device::Cuda(0).check_available().unwrap_err()),
+        Backend::Cuda => {
+            crate::device::Device::Cuda(0).check_available()?;
+            let exe = cuda_executable_keyed(graph.fingerprint(), || graph.clone(), 0, Instant::now())?;
+            crate::device::run_on_device(&exe, inputs, 0)
+        }
     }
 }
 
 /// Every stage of compiling `graph` as text (the traced graph, each pass, the kernel list, the
-/// kernel IR and the CLIF), without running it: what `tenjit compile --emit` prints.
+/// kernel IR, the CLIF and the CUDA C), without running it: what `tenjit compile --emit` prints.
 pub fn compile_stages(graph: &Graph) -> Result<Stages> {
     Ok(lower(graph, true)?.1)
 }

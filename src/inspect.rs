@@ -69,6 +69,12 @@ impl Inspect {
         self.stages.clif.iter().map(|(name, text)| format!("; kernel {name}\n{text}\n")).collect()
     }
 
+    /// The CUDA C the CUDA backend would compile for the same tensors (rendered whether or not
+    /// a GPU is present).
+    pub fn cuda(&self) -> &str {
+        &self.stages.cuda
+    }
+
     /// Number of steps (kernels, matrix products, library ops).
     pub fn kernel_count(&self) -> usize {
         self.program.steps.len()

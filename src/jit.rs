@@ -83,6 +83,15 @@ where
     #[track_caller]
     pub fn try_call(&self, args: &[&Tensor]) -> Result<Vec<Tensor>> {
         let loc = Location::caller();
+        if let Some(a) = args.iter().find(|a| a.device() != Device::Cpu) {
+            return Err(Error::Device {
+                message: format!(
+                    "tenjit::jit runs on the CPU, but an argument is on {} (move it with .cpu(), or call \
+                     the function without jit to compute on the GPU)",
+                    a.device()
+                ),
+            });
+        }
         let compiled = self.compiled_for(args, loc)?;
         let mut inputs = Vec::with_capacity(compiled.bindings.len());
         for b in &compiled.bindings {
@@ -150,17 +159,22 @@ where
         let bindings = traced
             .leaves
             .iter()
-            .zip(&traced.inputs)
-            .map(|(leaf, buf)| match placeholders.iter().position(|p| p.same_node(leaf)) {
-                Some(i) => Binding::Arg(i),
-                None => Binding::Captured(buf.clone()),
+            .map(|leaf| match placeholders.iter().position(|p| p.same_node(leaf)) {
+                Some(i) => Ok(Binding::Arg(i)),
+                None => Ok(Binding::Captured(leaf.buffer()?)),
             })
-            .collect();
-        let exe = match crate::compile::backend() {
-            Backend::Interp => None,
-            Backend::Cpu => Some(crate::compile::executable(&traced.graph, start.elapsed())?),
-            Backend::Cuda => return Err(Device::Cuda(0).check_available().unwrap_err()),
-        };
+            .collect::<Result<_>>()?;
+        let exe =
+            match crate::compile::backend() {
+                Backend::Interp => None,
+                Backend::Cpu => Some(crate::compile::executable(&traced.graph, start.elapsed())?),
+                Backend::Cuda => return Err(Error::Device {
+                    message:
+                        "tenjit::jit compiles for the CPU (or runs the interpreter); with the cuda backend, \
+                              call the function without jit"
+                            .into(),
+                }),
+            };
         Ok(Compiled { signature, graph: traced.graph, bindings, exe })
     }
 }

@@ -6,7 +6,9 @@
 //! a loop that realizes each step stays the size of one step. Traversals are iterative, so
 //! long chains cannot overflow the stack.
 
+use crate::backend::cuda::runtime::DeviceBuffer;
 use crate::compile::Backend;
+use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use smallvec::SmallVec;
@@ -18,7 +20,6 @@ use tenjit_ir::{Buffer, Graph, NodeId, Op};
 /// each root.
 pub(crate) struct Traced {
     pub graph: Graph,
-    pub inputs: Vec<Arc<Buffer>>,
     /// The tensor behind each input, in order.
     pub leaves: Vec<Tensor>,
 }
@@ -58,7 +59,7 @@ impl Flat {
         // The operands are snapshot before the value is checked: a concurrent realization sets
         // the value before it clears the operands, so if no value is set after the snapshot,
         // the snapshot is complete.
-        Flat::walk(roots, |t, _| t.value().is_none())
+        Flat::walk(roots, |t, _| !t.is_realized())
     }
 
     /// Walks the DAG behind `roots` (iteratively, so long chains cannot overflow the stack),
@@ -130,10 +131,27 @@ impl Flat {
         }
     }
 
-    /// The values of the inputs of a walk that stopped at computed values, in order.
-    fn input_values(&self) -> Vec<Arc<Buffer>> {
+    /// The host values of the inputs of a walk that stopped at computed values, in order.
+    fn input_values(&self) -> Result<Vec<Arc<Buffer>>> {
         let inputs = self.entries.iter().filter(|e| e.op.is_none());
-        inputs.map(|e| e.tensor.value().expect("the walk stopped at a computed value").clone()).collect()
+        inputs.map(|e| e.tensor.buffer()).collect()
+    }
+
+    /// The values on GPU `device` of the inputs of a walk that stopped at computed values.
+    fn device_input_values(&self, device: usize) -> Result<Vec<Arc<DeviceBuffer>>> {
+        let inputs = self.entries.iter().filter(|e| e.op.is_none());
+        inputs
+            .map(|e| match e.tensor.device_value() {
+                Some(d) if d.device() == device => Ok(d.clone()),
+                _ => Err(Error::Device {
+                    message: format!(
+                        "a {} tensor created at {} is an input of a computation on cuda:{device}",
+                        e.tensor.device(),
+                        e.tensor.0.loc
+                    ),
+                }),
+            })
+            .collect()
     }
 
     /// The structure (ops, attributes, types, operands, roots; never data): the key of the
@@ -175,51 +193,79 @@ pub(crate) fn trace(roots: &[&Tensor], opts: TraceOptions) -> Traced {
     let flat = Flat::new(roots);
     let graph = flat.graph(opts);
     let leaves = flat.entries.iter().filter(|e| e.op.is_none()).map(|e| e.tensor.clone()).collect();
-    Traced { graph, inputs: flat.input_values(), leaves }
+    Traced { graph, leaves }
 }
 
-/// Computes the values of `tensors` together (one graph, shared work computed once).
+/// Computes the values of `tensors` together (one graph per device, shared work computed
+/// once).
 pub fn try_realize(tensors: &[&Tensor]) -> Result<()> {
-    let mut pending: Vec<&Tensor> = tensors.iter().copied().filter(|t| !t.is_realized()).collect();
-    if pending.is_empty() {
+    let pending: Vec<&Tensor> = tensors.iter().copied().filter(|t| !t.is_realized()).collect();
+    let Some(first) = pending.first() else {
         return Ok(());
-    }
+    };
+    // Tensors of another device than the first are realized by a graph of their own.
+    let device = first.device();
+    let (here, elsewhere): (Vec<&Tensor>, Vec<&Tensor>) = pending.iter().partition(|t| t.device() == device);
+    realize_on(device, here)?;
+    try_realize(&elsewhere)
+}
+
+/// Computes the values of `pending`, all unrealized tensors of `device`.
+fn realize_on(device: Device, asked: Vec<&Tensor>) -> Result<()> {
     // Losses and updated parameters are computed with the next realization (see autograd).
     let deferred = crate::autograd::take_pending();
+    let mut pending: Vec<&Tensor> = asked;
     for l in &deferred {
-        if l.device() == pending[0].device() && !pending.iter().any(|t| t.same_node(l)) {
+        if l.device() == device && !pending.iter().any(|t| t.same_node(l)) {
             pending.push(l);
         }
     }
-    for t in &pending {
-        t.device().check_available()?;
-    }
+    device.check_available()?;
     let start = std::time::Instant::now();
     let flat = Flat::new(&pending);
     let opts = TraceOptions { locations: false };
+    if let Device::Cuda(i) = device {
+        let exe = crate::compile::cuda_executable_keyed(flat.key(), || flat.graph(opts), i, start)?;
+        let outputs = exe.run(&flat.device_input_values(i)?).map_err(crate::device::cuda_error)?;
+        for (t, buf) in pending.iter().zip(outputs) {
+            let _ = t.0.device_value.set(Arc::new(buf));
+            release_operands(t);
+        }
+        return Ok(());
+    }
     let outputs = match crate::compile::backend() {
         Backend::Interp => {
-            let inputs: Vec<Buffer> = flat.input_values().iter().map(|b| (**b).clone()).collect();
+            let inputs: Vec<Buffer> = flat.input_values()?.iter().map(|b| (**b).clone()).collect();
             tenjit_ir::interp::eval(&flat.graph(opts), &inputs)
                 .map_err(|e| Error::Eval { message: e.to_string() })?
         }
         Backend::Cpu => {
             let exe = crate::compile::executable_keyed(flat.key(), || flat.graph(opts), start)?;
-            exe.run(&flat.input_values()).map_err(|e| Error::Eval { message: e.to_string() })?
+            exe.run(&flat.input_values()?).map_err(|e| Error::Eval { message: e.to_string() })?
         }
-        Backend::Cuda => return Err(crate::device::Device::Cuda(0).check_available().unwrap_err()),
+        Backend::Cuda => {
+            Device::Cuda(0).check_available()?;
+            let exe = crate::compile::cuda_executable_keyed(flat.key(), || flat.graph(opts), 0, start)?;
+            let inputs: Vec<Buffer> = flat.input_values()?.iter().map(|b| (**b).clone()).collect();
+            crate::device::run_on_device(&exe, &inputs, 0)?
+        }
     };
     for (t, buf) in pending.iter().zip(outputs) {
         let _ = t.0.value.set(Arc::new(buf));
-        // Nodes gradients flow through keep their operands for `backward()`.
-        if t.grad_state() == crate::autograd::INTERIOR {
-            continue;
-        }
-        // The value is set first, then the operands dropped (see `trace`).
-        let old = std::mem::take(&mut *t.0.inputs.lock().unwrap_or_else(|p| p.into_inner()));
-        drop(old);
+        release_operands(t);
     }
     Ok(())
+}
+
+/// Drops a freshly realized node's operands, unless gradients flow through it.
+fn release_operands(t: &Tensor) {
+    // Nodes gradients flow through keep their operands for `backward()`.
+    if t.grad_state() == crate::autograd::INTERIOR {
+        return;
+    }
+    // The value is set first, then the operands dropped (see `trace`).
+    let old = std::mem::take(&mut *t.0.inputs.lock().unwrap_or_else(|p| p.into_inner()));
+    drop(old);
 }
 
 /// Computes the values of `tensors` together; panics with the error's message on failure.
@@ -263,9 +309,15 @@ impl Tensor {
         Ok(self)
     }
 
-    /// The realized value.
+    /// The realized value, in host memory (copied from its GPU the first time it is asked for,
+    /// for a tensor on one).
     pub(crate) fn buffer(&self) -> Result<Arc<Buffer>> {
         try_realize(&[self])?;
-        Ok(self.value().expect("realized").clone())
+        if let Some(v) = self.value() {
+            return Ok(v.clone());
+        }
+        let on_device = self.device_value().expect("realized on its device");
+        let host = crate::backend::cuda::runtime::download(on_device).map_err(crate::device::cuda_error)?;
+        Ok(self.0.value.get_or_init(|| Arc::new(host)).clone())
     }
 }

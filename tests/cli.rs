@@ -377,9 +377,13 @@ fn usage_errors_exit_with_2() {
 #[test]
 fn compile_prints_each_stage() {
     let file = "tests/cli/affine.tir";
-    for (emit, expect) in
-        [("ir", "graph @"), ("fused", "k0"), ("kernels", "program @"), ("clif", "function %k0")]
-    {
+    for (emit, expect) in [
+        ("ir", "graph @"),
+        ("fused", "k0"),
+        ("kernels", "program @"),
+        ("clif", "function %k0"),
+        ("cuda", "extern \"C\" __global__"),
+    ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_tenjit"))
             .args(["compile", file, "--emit", emit])
             .output()
@@ -393,5 +397,5 @@ fn compile_prints_each_stage() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("expected ir, fused, kernels or clif"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected ir, fused, kernels, clif or cuda"));
 }

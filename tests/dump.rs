@@ -25,6 +25,7 @@ fn tenjit_dump_writes_every_stage() {
             "3-after-dce.tir",
             "4-after-split-reduce.tir",
             "clif.txt",
+            "cuda.cu",
             "kernel-ir.txt",
             "kernels.txt"
         ]
@@ -34,6 +35,7 @@ fn tenjit_dump_writes_every_stage() {
     assert!(read("kernels.txt").contains("k0  elementwise"), "{}", read("kernels.txt"));
     assert!(read("kernel-ir.txt").contains("cos"));
     assert!(read("clif.txt").contains("function %k0"));
+    assert!(read("cuda.cu").contains("__global__ void"), "{}", read("cuda.cu"));
     // The dumped IR parses back.
     tenjit::ir::text::parse(&read("3-after-dce.tir")).unwrap();
     std::fs::remove_dir_all(&dir).ok();

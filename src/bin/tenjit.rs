@@ -6,7 +6,7 @@
 //! tenjit grad FILE                                  print the gradient graph of FILE
 //! tenjit run FILE [--input NAME=PATH.npy]... [--out DIR]
 //! tenjit dot FILE                                   print Graphviz DOT
-//! tenjit compile FILE --emit ir|fused|kernels|clif  print a stage of the CPU compiler
+//! tenjit compile FILE --emit ir|fused|kernels|clif|cuda  print a stage of the compiler
 //! ```
 //!
 //! `FILE` may be `-` for standard input. Errors go to standard error as `error: ...`, naming the
@@ -32,11 +32,12 @@ usage:
   tenjit run FILE [--input NAME=PATH.npy]... [--out DIR]
                                      run FILE on the reference interpreter
   tenjit dot FILE                    print FILE as a Graphviz DOT digraph
-  tenjit compile FILE [--emit STAGE] print a stage of compiling FILE for the CPU:
+  tenjit compile FILE [--emit STAGE] print a stage of compiling FILE:
                                      ir      the graph after the passes (simplify, cse, dce)
                                      fused   the kernel list, with why each boundary exists
                                      kernels the kernel IR (the default)
-                                     clif    the CLIF of each kernel
+                                     clif    the CLIF of each kernel (CPU)
+                                     cuda    the CUDA C of the program (GPU)
   tenjit --help                      print this help
 
 FILE may be '-' to read standard input.
@@ -74,6 +75,7 @@ enum Emit {
     Fused,
     Kernels,
     Clif,
+    Cuda,
 }
 
 /// A parsed command line.
@@ -166,9 +168,10 @@ fn parse_args(args: &[String]) -> Result<Command, Failure> {
                         "fused" => Emit::Fused,
                         "kernels" => Emit::Kernels,
                         "clif" => Emit::Clif,
+                        "cuda" => Emit::Cuda,
                         other => {
                             return Err(usage(format!(
-                                "'--emit {other}': expected ir, fused, kernels or clif"
+                                "'--emit {other}': expected ir, fused, kernels, clif or cuda"
                             )))
                         }
                     };
@@ -222,6 +225,7 @@ fn execute(cmd: Command) -> Result<(), Failure> {
                 Emit::Clif => {
                     stages.clif.iter().map(|(name, text)| format!("; kernel {name}\n{text}\n")).collect()
                 }
+                Emit::Cuda => stages.cuda,
             };
             write_stdout(&text)
         }

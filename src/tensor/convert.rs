@@ -97,14 +97,25 @@ impl Tensor {
         self.try_to(device).or_panic()
     }
 
-    /// [`Tensor::to`] as a `Result`.
+    /// [`Tensor::to`] as a `Result`: fails when the device is not available (no CUDA driver,
+    /// or no such GPU) or the value cannot be computed.
+    #[track_caller]
     pub fn try_to(&self, device: Device) -> Result<Tensor> {
         device.check_available()?;
         if device == self.device() {
             return Ok(self.clone());
         }
-        // Only the CPU exists in this build, so every available device is the CPU.
-        Ok(self.clone())
+        let loc = std::panic::Location::caller();
+        // The value is computed where the tensor lives, then copied.
+        let host = self.buffer()?;
+        match device {
+            Device::Cpu => Ok(Tensor::from_buffer_at((*host).clone(), Device::Cpu, loc)),
+            Device::Cuda(i) => {
+                let on_device =
+                    crate::backend::cuda::runtime::upload(&host, i).map_err(crate::device::cuda_error)?;
+                Ok(Tensor::from_device_buffer(on_device, device, loc))
+            }
+        }
     }
 
     /// The tensor on the CPU.
@@ -113,7 +124,8 @@ impl Tensor {
         self.to(Device::Cpu)
     }
 
-    /// The tensor on the first CUDA device; fails while no GPU backend is available.
+    /// The tensor on the first CUDA device (`cuda:0`); panics when none is available (see
+    /// [`crate::cuda::is_available`]).
     #[track_caller]
     pub fn cuda(&self) -> Tensor {
         self.to(Device::Cuda(0))

@@ -357,7 +357,8 @@ impl Tensor {
         let picked: Vec<_> = (0..xb.numel()).filter(|&i| keep[i]).map(|i| xb.scalar(i)).collect();
         let n = picked.len();
         let buf = Buffer::from_scalars(xb.dtype(), Shape::new(&[n]), picked);
-        Ok(Tensor::from_buffer(buf, Device::Cpu))
+        // The selection is made on the host; the result lives where its operand does.
+        Tensor::from_buffer(buf, Device::Cpu).try_to(self.device())
     }
 
     /// One-hot encoding of integer class labels (`i64`, a new last dimension of

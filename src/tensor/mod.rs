@@ -22,6 +22,7 @@ pub mod random;
 pub mod reduce;
 pub mod shape;
 
+use crate::backend::cuda::runtime::DeviceBuffer;
 use crate::device::Device;
 use crate::error::{Error, Result};
 use smallvec::SmallVec;
@@ -49,8 +50,11 @@ pub(crate) struct Node {
     pub(crate) loc: &'static Location<'static>,
     /// Operands; emptied once the node is realized.
     pub(crate) inputs: Mutex<Vec<Tensor>>,
-    /// The value, once realized.
+    /// The value in host memory, once realized (for a tensor on a GPU: a copy, made when the
+    /// host first asks for the value).
     pub(crate) value: OnceLock<Arc<Buffer>>,
+    /// The value in a GPU's memory, once realized there (tensors on `Device::Cuda`).
+    pub(crate) device_value: OnceLock<Arc<DeviceBuffer>>,
     /// Whether gradients flow through or into this node (see [`crate::autograd`]).
     pub(crate) grad_state: AtomicU8,
     /// The gradient accumulated by `backward()` (leaves that require grad).
@@ -99,6 +103,28 @@ impl Tensor {
         let ty = buffer.ty();
         let value = OnceLock::new();
         let _ = value.set(Arc::new(buffer));
+        Tensor::leaf(ty, device, loc, value, OnceLock::new())
+    }
+
+    /// A leaf on `device` holding `value`, which lives on that GPU.
+    pub(crate) fn from_device_buffer(
+        value: DeviceBuffer,
+        device: Device,
+        loc: &'static Location<'static>,
+    ) -> Tensor {
+        let ty = value.ty().clone();
+        let device_value = OnceLock::new();
+        let _ = device_value.set(Arc::new(value));
+        Tensor::leaf(ty, device, loc, OnceLock::new(), device_value)
+    }
+
+    fn leaf(
+        ty: TensorType,
+        device: Device,
+        loc: &'static Location<'static>,
+        value: OnceLock<Arc<Buffer>>,
+        device_value: OnceLock<Arc<DeviceBuffer>>,
+    ) -> Tensor {
         Tensor(Arc::new(Node {
             op: None,
             strides: contiguous_strides(&ty.shape),
@@ -107,6 +133,7 @@ impl Tensor {
             loc,
             inputs: Mutex::new(Vec::new()),
             value,
+            device_value,
             grad_state: AtomicU8::new(crate::autograd::NO_GRAD),
             grad: Mutex::new(None),
         }))
@@ -152,6 +179,7 @@ impl Tensor {
             loc,
             inputs: Mutex::new(inputs.iter().map(|t| (*t).clone()).collect()),
             value: OnceLock::new(),
+            device_value: OnceLock::new(),
             grad_state: AtomicU8::new(grad_state),
             grad: Mutex::new(None),
         })))
@@ -199,7 +227,7 @@ impl Tensor {
 
     /// Whether the value has been computed (or the tensor was created from data).
     pub fn is_realized(&self) -> bool {
-        self.0.value.get().is_some()
+        self.0.value.get().is_some() || self.0.device_value.get().is_some()
     }
 
     /// Whether two handles refer to the same node.
@@ -213,6 +241,11 @@ impl Tensor {
 
     pub(crate) fn value(&self) -> Option<&Arc<Buffer>> {
         self.0.value.get()
+    }
+
+    /// The value on its GPU, when it has been computed there.
+    pub(crate) fn device_value(&self) -> Option<&Arc<DeviceBuffer>> {
+        self.0.device_value.get()
     }
 }
 
