@@ -1004,6 +1004,15 @@ mod split_reduce {
     }
 
     #[test]
+    fn a_long_column_reduction_is_split_into_blocks_of_whole_rows() {
+        let out = split("graph @f(%x: f32[4096,256]) {\n  %0 = sum %x, axes=[0] : f32[256]\n  return %0\n}");
+        assert_eq!(
+            out,
+            "graph @f(%x: f32[4096,256]) {\n  %0 = reshape %x, shape=[16,256,256] : f32[16,256,256]\n  %1 = sum %0, axes=[1] : f32[16,256]\n  %2 = sum %1, axes=[0] : f32[256]\n  return %2\n}\n"
+        );
+    }
+
+    #[test]
     fn parallel_or_small_reductions_and_argmax_stay() {
         for src in [
             "graph @f(%x: f32[4096,64]) {\n  %0 = sum %x, axes=[1] : f32[4096]\n  return %0\n}",
@@ -1023,6 +1032,7 @@ mod split_reduce {
             "graph @f(%x: f64[64,8,1024]) {\n  %0 = max %x, axes=[0,2] : f64[8]\n  return %0\n}",
             "graph @f(%x: i64[524288]) {\n  %0 = sum %x, axes=[0] : i64[]\n  return %0\n}",
             "graph @f(%x: f64[3,262144]) {\n  %0 = min %x, axes=[1] : f64[3]\n  return %0\n}",
+            "graph @f(%x: f64[4096,96]) {\n  %0 = sum %x, axes=[0] : f64[96]\n  return %0\n}",
         ] {
             let g = text::parse(src).unwrap();
             let mut s = g.clone();

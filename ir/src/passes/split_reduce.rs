@@ -9,11 +9,18 @@
 //! rounding of a sum or product in a different order (the first stage's partial results are
 //! rounded to the dtype). Index reductions (`argmax`) are left alone.
 //!
+//! A reduction with many outputs is parallel already, but when its first axis is reduced (a
+//! column sum `x.sum(0)`), the backend's split over the output's outer dim gives each core a
+//! slice of every row: short strided runs that the hardware prefetchers follow poorly. With a
+//! long first axis it becomes `reduce(reduce(reshape(x, [t, n / t, ...]), {1, ...}), {0})`:
+//! the first stage is split over `t` blocks of whole rows, contiguous in memory, and the second
+//! adds `t` rows.
+//!
 //! This is not part of the standard simplification pipeline: it changes rounding, and it only
 //! pays on a parallel backend, which runs it after the standard passes.
 
 use crate::graph::{Graph, NodeId};
-use crate::ops::{Dims, Op};
+use crate::ops::{Dims, Op, ReduceOp};
 use crate::types::Shape;
 
 /// The `split-reduce` pass; see the module docs.
@@ -24,6 +31,13 @@ pub struct SplitReduce {
     /// split has at least this many.
     pub min_parallel: usize,
 }
+
+/// Blocks of rows a column reduction's first stage has (see the module docs): enough for the
+/// cores of a large machine, few enough that the second stage (`t` rows) costs little.
+const ROW_BLOCKS: usize = 16;
+/// Column reductions are split only when each block has at least this many rows, so the
+/// first stage's output (`ROW_BLOCKS` rows) is small beside its input.
+const MIN_BLOCK_ROWS: usize = 64;
 
 impl Default for SplitReduce {
     fn default() -> SplitReduce {
@@ -57,14 +71,22 @@ impl SplitReduce {
         let x = g.args(n)[0];
         let shape = g.ty(x).shape.clone();
         let outputs = g.ty(n).shape.numel();
-        if outputs >= self.min_parallel || shape.numel() < self.min_elements {
+        if shape.numel() < self.min_elements {
             return false;
         }
         let dims = shape.dims();
+        if outputs >= self.min_parallel {
+            // A column reduction: its long first axis becomes blocks of rows.
+            let t = ROW_BLOCKS;
+            if axes.contains(&0) && dims[0].is_multiple_of(t) && dims[0] / t >= MIN_BLOCK_ROWS {
+                return split_axis(g, n, op, x, &axes, 0, t);
+            }
+            return false;
+        }
         // A reduced axis long enough to be the first stage's parallel dimension.
         let wide = axes.iter().copied().find(|&a| dims[a] >= self.min_parallel);
-        let (x, axes, a) = match wide {
-            Some(a) if axes.len() > 1 => (x, axes, a),
+        match wide {
+            Some(a) if axes.len() > 1 => split_at(g, n, op, x, &axes, a),
             _ => {
                 // One long reduced axis: reshape it into [t, m], t a power of two.
                 let Some(&a) = axes.iter().max_by_key(|&&a| dims[a]) else {
@@ -77,31 +99,42 @@ impl SplitReduce {
                 else {
                     return false;
                 };
-                let mut split: Vec<usize> = dims[..a].to_vec();
-                split.extend([t, len / t]);
-                split.extend_from_slice(&dims[a + 1..]);
-                let Ok(reshaped) = g.add(Op::Reshape { shape: Shape::from(split) }, &[x]) else {
-                    return false;
-                };
-                // Axes after `a` shift by one; `a` becomes the pair (a, a + 1).
-                let mut shifted: Dims = Dims::new();
-                for &b in &axes {
-                    match b.cmp(&a) {
-                        std::cmp::Ordering::Less => shifted.push(b),
-                        std::cmp::Ordering::Equal => shifted.extend([a, a + 1]),
-                        std::cmp::Ordering::Greater => shifted.push(b + 1),
-                    }
-                }
-                (reshaped, shifted, a)
+                split_axis(g, n, op, x, &axes, a, t)
             }
-        };
-        let inner: Dims = axes.iter().copied().filter(|&b| b != a).collect();
-        let Ok(first) = g.add(Op::Reduce { op, axes: inner }, &[x]) else {
-            return false;
-        };
-        // Where axis `a` sits in the first stage's result.
-        let pos = a - axes.iter().filter(|&&b| b < a).count();
-        let second = Op::Reduce { op, axes: Dims::from_slice(&[pos]) };
-        g.set_op(n, second, &[first]).is_ok()
+        }
     }
+}
+
+/// Splits reduction `n` of `x` over `axes` into `reduce(reduce(reshape(x), ...), {a})`, with
+/// the reduced axis `a` reshaped into `[t, len / t]` and the `t` part reduced second.
+fn split_axis(g: &mut Graph, n: NodeId, op: ReduceOp, x: NodeId, axes: &Dims, a: usize, t: usize) -> bool {
+    let dims = g.ty(x).shape.dims().to_vec();
+    let mut split: Vec<usize> = dims[..a].to_vec();
+    split.extend([t, dims[a] / t]);
+    split.extend_from_slice(&dims[a + 1..]);
+    let Ok(reshaped) = g.add(Op::Reshape { shape: Shape::from(split) }, &[x]) else {
+        return false;
+    };
+    // Axes after `a` shift by one; `a` becomes the pair (a, a + 1).
+    let mut shifted: Dims = Dims::new();
+    for &b in axes {
+        match b.cmp(&a) {
+            std::cmp::Ordering::Less => shifted.push(b),
+            std::cmp::Ordering::Equal => shifted.extend([a, a + 1]),
+            std::cmp::Ordering::Greater => shifted.push(b + 1),
+        }
+    }
+    split_at(g, n, op, reshaped, &shifted, a)
+}
+
+/// Splits reduction `n` of `x` over `axes` into `reduce(reduce(x, axes \ {a}), {a})`.
+fn split_at(g: &mut Graph, n: NodeId, op: ReduceOp, x: NodeId, axes: &Dims, a: usize) -> bool {
+    let inner: Dims = axes.iter().copied().filter(|&b| b != a).collect();
+    let Ok(first) = g.add(Op::Reduce { op, axes: inner }, &[x]) else {
+        return false;
+    };
+    // Where axis `a` sits in the first stage's result.
+    let pos = a - axes.iter().filter(|&&b| b < a).count();
+    let second = Op::Reduce { op, axes: Dims::from_slice(&[pos]) };
+    g.set_op(n, second, &[first]).is_ok()
 }

@@ -35,12 +35,15 @@
 //!   the reduced dim is walked with stride 1, and otherwise runs scalar rows (never columns);
 //! * **column reduction** (`x.sum(0)`): the last kept dim is the row, cut in chunks of 4096
 //!   columns; per chunk, a scratch row on the stack accumulates over all reduced dims, then
-//!   the epilogue runs per column.
+//!   the epilogue runs per column. An `f32` sum adds blocks of 16 steps of the last reduced
+//!   dim into an `f32` scratch row, which is then added into the `f64` one.
 //!
 //! A row first computes the instructions that do not vary along it (broadcast loads,
 //! constants and what depends only on them), then runs the rest as 128-bit vectors unrolled
-//! 2× (4× for reductions), then single vectors, then a scalar tail, so every element is
-//! visited exactly once and nothing is read past the row's end. An elementwise vector row
+//! 2× (4× for reductions, 8× for `f32` sums), then single vectors, then a scalar tail, so
+//! every element is visited exactly once and nothing is read past the row's end. Reduction
+//! rows address their loads (and a scratch row) through loop-carried pointers, so the loop
+//! body has no index arithmetic. An elementwise vector row
 //! whose ops cannot set the status word emits its body only once or twice instead (compile
 //! time is mostly Cranelift's, proportional to the code): unrolled 2× only when the body is
 //! small (no vector math), then single vectors, the last of which, when partial, loads its
@@ -62,10 +65,13 @@
 //! saturating, NaN to 0) and `maximum`/`minimum` (NaN-propagating `fmax`/`fmin`; the sign of a
 //! zero result may differ, as Rust's `f64::max` leaves it unspecified). Ops Cranelift lacks
 //! (`exp`, `log`, `sin`, `cos`, `tanh`, `pow`, float `//` and `%`) come from `vecmath` or, when
-//! it has none, call the op table's own `f64` function and round. Float sums and products of
-//! `f32` accumulate in `f64` (several vector accumulators), `f64` ones in `f64`; the scalar
-//! shape visits elements in the interpreter's order, the vector shapes in lane order, so `f64`
-//! sums may differ from the interpreter in the last bits. Max/min reductions are exact, integer
+//! it has none, call the op table's own `f64` function and round. Float products of `f32`
+//! accumulate in `f64`, `f64` sums and products in `f64`. `f32` sums in vector rows are
+//! blocked: each `f32` lane adds at most 16 elements (as each accumulator of NumPy's pairwise
+//! sum does), the block sums are added in `f64`; the error is a few `f32` roundings of partial
+//! sums, not of the result, and there is no conversion per element. The scalar shape visits
+//! elements in the interpreter's order (`f32` sums in `f64`), the vector shapes in lane order,
+//! so sums may differ from the interpreter in the last bits. Max/min reductions are exact, integer
 //! reductions wrap exactly.
 
 mod emit;
@@ -304,7 +310,7 @@ fn host_isa() -> Result<OwnedTargetIsa, CodegenError> {
             ("opt_level", "speed"),
             ("is_pic", "false"),
             ("use_colocated_libcalls", "false"),
-            // Inline stack probes: the column shape keeps a 32 KiB scratch row on the stack.
+            // Inline stack probes: the column shape keeps up to 48 KiB of scratch rows on the stack.
             ("enable_probestack", "true"),
             ("probestack_strategy", "inline"),
             // Cranelift's own verifier costs a quarter of a kernel's compile time; debug builds

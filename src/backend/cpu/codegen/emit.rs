@@ -44,6 +44,19 @@ pub(super) struct Row {
     pub dim: usize,
     pub j: Value,
     pub bases: Vec<Option<Value>>,
+    /// In a loop with pointer cursors (see `nest.rs`), `j` is the loop index plus `off`, and
+    /// `ptrs` holds each varying load's address at the loop index (`off` is then folded into
+    /// the load's immediate offset); `sp` is the same for a scratch row's element.
+    pub off: i64,
+    pub ptrs: Vec<Option<Value>>,
+    pub sp: Option<Value>,
+}
+
+impl Row {
+    /// A row whose loads compute their addresses from `bases` and `j`.
+    pub fn new(dim: usize, j: Value, bases: Vec<Option<Value>>) -> Row {
+        Row { dim, j, bases, off: 0, ptrs: Vec::new(), sp: None }
+    }
 }
 
 /// A loop opened by [`Emitter::open_loop`].
@@ -338,6 +351,28 @@ impl<'a, 'p> Emitter<'a, 'p> {
         }
     }
 
+    /// The address of load `i` (of buffer `buf`, map `m`, elements of `size` bytes) and an
+    /// immediate offset from it: from the row's pointer cursor where it has one.
+    fn load_addr(
+        &mut self,
+        i: usize,
+        buf: usize,
+        m: &Map,
+        row: Option<&Row>,
+        base: Option<Value>,
+        size: usize,
+    ) -> (Value, i32) {
+        if let Some(r) = row {
+            if let (Some(&Some(p)), Ok(imm)) =
+                (r.ptrs.get(i), i32::try_from(r.off * m.strides[r.dim] * size as i64))
+            {
+                return (p, imm);
+            }
+        }
+        let ix = self.row_index(m, row, base);
+        (self.addr(buf, ix, size), 0)
+    }
+
     /// The address of element `index` of buffer `buf`.
     pub fn addr(&mut self, buf: usize, index: Value, size: usize) -> Value {
         let off = self.b.ins().imul_imm_s(index, size as i64);
@@ -436,9 +471,8 @@ impl<'a, 'p> Emitter<'a, 'p> {
         match &ins[i].inst {
             Inst::Load { buf, .. } => {
                 let Some(m) = map else { return self.missing_map(d) };
-                let ix = self.row_index(m, row, base);
-                let a = self.addr(*buf, ix, d.size_bytes());
-                self.b.ins().load(scalar_ty(d), MemFlagsData::trusted(), a, 0)
+                let (a, off) = self.load_addr(i, *buf, m, row, base, d.size_bytes());
+                self.b.ins().load(scalar_ty(d), MemFlagsData::trusted(), a, off)
             }
             Inst::Const(s) => self.constant(*s, d),
             Inst::Iota { .. } => {
@@ -511,9 +545,8 @@ impl<'a, 'p> Emitter<'a, 'p> {
                     let z = self.missing_map(d);
                     return self.splat(z, d, lanes);
                 };
-                let ix = self.row_index(m, row, base);
-                let a = self.addr(*buf, ix, d.size_bytes());
-                self.b.ins().load(vty, MemFlagsData::new().with_notrap(), a, 0)
+                let (a, off) = self.load_addr(i, *buf, m, row, base, d.size_bytes());
+                self.b.ins().load(vty, MemFlagsData::new().with_notrap(), a, off)
             }
             Inst::Const(s) => {
                 let c = self.constant(*s, d);

@@ -23,19 +23,33 @@ use tenjit_ir::{ArgOp, DType};
 const UNROLL_ROW: usize = 2;
 /// Unroll factor of reduction rows (independent accumulators hide the add latency).
 const UNROLL_REDUCE: usize = 4;
+/// Unroll factor of `f32` sum rows, which accumulate in `f32` vectors (see [`SUM_CHAIN`]).
+const UNROLL_SUM: usize = 8;
+/// `f32` sums are blocked: each `f32` lane adds at most this many elements before its block's
+/// sum is added into `f64`. An inner row adds blocks of `SUM_CHAIN * 4 * UNROLL_SUM` = 512
+/// elements in `UNROLL_SUM` vector accumulators (2 for a costly body), sums those pairwise
+/// (three more `f32` adds)
+/// and adds the result into two `f64x2` accumulators: at most 19 `f32` roundings deep, like
+/// the 128-element blocks of NumPy's pairwise sum (16 + 3, then one more per halving), with
+/// no cast per element; everything above a block is `f64`. A column reduction adds
+/// `SUM_CHAIN` rows into an `f32` scratch row, then that row into the `f64` one.
+const SUM_CHAIN: usize = 16;
 /// Columns accumulated at once by the column shape (the scratch row: up to 32 KiB of `f64`,
-/// so a dense matrix of up to 4096 columns is read row after row, in address order).
+/// plus 16 KiB of `f32` for an `f32` sum, so a dense matrix of up to 4096 columns is read row
+/// after row, in address order).
 const CHUNK: usize = 4096;
 
 /// What a row does with its values.
 enum Sink {
     /// Writes the kernel's stores.
     Stores,
-    /// Combines the reduced value into vector accumulators and a scalar one.
-    Accs { vaccs: Vec<Variable>, sacc: Variable },
+    /// Combines the reduced value into vector accumulators and a scalar one. With `fold`
+    /// (blocked `f32` sums), `vaccs` are `f32x4` and the row adds each block's sum into the
+    /// two `f64x2` accumulators of `fold`; otherwise `vaccs` have the accumulator's dtype.
+    Accs { vaccs: Vec<Variable>, sacc: Variable, fold: Option<[Variable; 2]> },
     /// Combines the reduced value into the scratch row at `base`, whose element 0 is column
-    /// `c0`.
-    Scratch { base: Value, c0: Value },
+    /// `c0`; its elements have the accumulator's dtype when `wide`, else the value's.
+    Scratch { base: Value, c0: Value, wide: bool },
     /// An index-of-extremum reduction: per unrolled step a vector of best values and one of
     /// their indices (lanes of the value's width), and a scalar pair for the tail; `iota` is
     /// the vector of lane numbers.
@@ -52,6 +66,8 @@ struct Red {
     accd: DType,
     /// Whether the accumulator is wider than the value (`f32` into `f64`).
     widen: bool,
+    /// An `f32` sum: accumulated in `f32` blocks added into `f64` (see [`SUM_CHAIN`]).
+    blocked: bool,
 }
 
 impl Emitter<'_, '_> {
@@ -76,7 +92,8 @@ impl Emitter<'_, '_> {
         let value = k.value.unwrap_or(0);
         let vd = k.body.get(value).map_or(DType::F32, |i| i.dtype);
         let accd = acc_dtype(op, vd);
-        Red { op, value, vd, accd, widen: accd != vd }
+        let blocked = op == ReduceOp::Sum && vd == DType::F32 && accd == DType::F64;
+        Red { op, value, vd, accd, widen: accd != vd, blocked }
     }
 
     fn elementwise(&mut self, lanes: Option<usize>) {
@@ -111,12 +128,31 @@ impl Emitter<'_, '_> {
             let init = self.acc_init(red.op, red.accd);
             self.b.def_var(sacc, init);
             let mut vaccs = Vec::new();
+            let mut fold = None;
+            let mut unroll = UNROLL_REDUCE;
             if let Some(l) = lanes {
-                let (vty, n) = if red.widen {
+                let (vty, n) = if red.blocked {
+                    // The row resets these `f32` accumulators per block; the block sums go
+                    // into `fold`.
+                    let splat = self.b.ins().splat(F64X2, init);
+                    let declare = |e: &mut Self| {
+                        let v = e.b.declare_var(F64X2);
+                        e.b.def_var(v, splat);
+                        v
+                    };
+                    fold = Some([declare(self), declare(self)]);
+                    // A costly body (vector math) needs no more independent adds, and each
+                    // copy costs compile time.
+                    let (ins, maps) = plan.prog(Prog::Body);
+                    let var = reds.last().map(|&d| variant(ins, maps, d, false)).unwrap_or_default();
+                    unroll = if row_cost(ins, &var) > LARGE_ROW { 2 } else { UNROLL_SUM };
+                    (vector_ty(red.vd, l), unroll)
+                } else if red.widen {
                     (F64X2, 2 * UNROLL_REDUCE)
                 } else {
                     (vector_ty(red.accd, l), UNROLL_REDUCE)
                 };
+                let init = if red.blocked { self.acc_init(red.op, red.vd) } else { init };
                 let splat = self.b.ins().splat(vty, init);
                 for _ in 0..n {
                     let v = self.b.declare_var(vty);
@@ -124,14 +160,14 @@ impl Emitter<'_, '_> {
                     vaccs.push(v);
                 }
             }
-            let sink = Sink::Accs { vaccs: vaccs.clone(), sacc };
+            let sink = Sink::Accs { vaccs: vaccs.clone(), sacc, fold };
             match reds.split_last() {
                 None => {
                     // Every reduced dim had size 1: one value per output point.
                     let n = plan.kernel.body.len();
                     let mut vals = vec![None; n];
                     self.emit_set(Prog::Body, &vec![true; n], Mode::Scalar, &mut vals, None, &[]);
-                    let row = Row { dim: 0, j: init, bases: Vec::new() };
+                    let row = Row::new(0, init, Vec::new());
                     self.sink_scalar(&sink, Some(&red), &vals, &row, None);
                 }
                 Some((&lr, outer)) => {
@@ -141,13 +177,18 @@ impl Emitter<'_, '_> {
                         rl.push((d, l));
                     }
                     let (lo, hi) = self.range(lr);
-                    self.row(lr, lo, hi, lanes, UNROLL_REDUCE, &sink, Some(&red));
+                    self.row(lr, lo, hi, lanes, unroll, &sink, Some(&red));
                     for (d, l) in rl.into_iter().rev() {
                         self.close_dim(d, l);
                     }
                 }
             }
             let mut s = self.b.use_var(sacc);
+            // What is left to combine: the `f64` block sums, or the accumulators themselves.
+            let vaccs = match fold {
+                Some(f) => f.to_vec(),
+                None => vaccs,
+            };
             if let Some((first, rest)) = vaccs.split_first() {
                 let mut v = self.b.use_var(*first);
                 for &vk in rest {
@@ -199,20 +240,70 @@ impl Emitter<'_, '_> {
         let init = self.acc_init(red.op, red.accd);
         let avty = Self::acc_vector_ty(red.accd);
         let vinit = self.b.ins().splat(avty, init);
-        let zero = self.iconst(I64, 0);
-        let bytes = self.iconst(I64, (CHUNK * asize) as i64);
-        let fill = self.open_loop(zero, bytes, 16, true);
-        let a = self.b.ins().iadd(base, fill.i);
-        self.b.ins().store(MemFlagsData::trusted(), vinit, a, 0);
-        self.close_loop(fill);
-        let mut rl = Vec::new();
-        for &d in &reds {
-            let l = self.open_dim(d);
-            rl.push((d, l));
-        }
-        self.row(lk, c0, c1, Some(lanes), UNROLL_ROW, &Sink::Scratch { base, c0 }, Some(&red));
-        for (d, l) in rl.into_iter().rev() {
-            self.close_dim(d, l);
+        self.fill(base, CHUNK * asize, vinit);
+        if let (true, Some((&lr, outer_reds))) = (red.blocked, reds.split_last()) {
+            // An `f32` sum: blocks of `SUM_CHAIN` steps of the last reduced dim add into an
+            // `f32` scratch row, which is then added into the `f64` one and reset.
+            let slot32 = self.b.create_sized_stack_slot(StackSlotData::new(
+                StackSlotKind::ExplicitSlot,
+                (CHUNK * 4) as u32,
+                4,
+            ));
+            let base32 = self.b.ins().stack_addr(I64, slot32, 0);
+            let init32 = self.acc_init(red.op, red.vd);
+            let vinit32 = self.b.ins().splat(vector_ty(red.vd, 4), init32);
+            self.fill(base32, CHUNK * 4, vinit32);
+            let mut rl = Vec::new();
+            for &d in outer_reds {
+                let l = self.open_dim(d);
+                rl.push((d, l));
+            }
+            let (rlo, rhi) = self.range(lr);
+            let blk = self.open_loop(rlo, rhi, SUM_CHAIN as i64, false);
+            let b_end = self.b.ins().iadd_imm_s(blk.i, SUM_CHAIN as i64);
+            let whole = self.b.ins().icmp(IntCC::SignedLessThanOrEqual, b_end, rhi);
+            let b_end = self.b.ins().select(whole, b_end, rhi);
+            let r = self.open_loop(blk.i, b_end, 1, true);
+            self.set_idx(lr, r.i);
+            let sink = Sink::Scratch { base: base32, c0, wide: false };
+            self.row(lk, c0, c1, Some(lanes), UNROLL_REDUCE, &sink, Some(&red));
+            self.close_dim(lr, r);
+            // Columns `c0..c1` in whole vectors: both rows have `CHUNK` elements, a multiple of
+            // 4, and the lanes past `c1` hold starting values that are never read.
+            let n = self.b.ins().isub(c1, c0);
+            let n4 = self.b.ins().iadd_imm_s(n, 3);
+            let n4 = self.b.ins().band_imm_s(n4, -4);
+            let zero = self.iconst(I64, 0);
+            let f = self.open_loop(zero, n4, 4, true);
+            let flags = MemFlagsData::trusted();
+            let off32 = self.b.ins().imul_imm_s(f.i, 4);
+            let a32 = self.b.ins().iadd(base32, off32);
+            let x = self.b.ins().load(vector_ty(red.vd, 4), flags, a32, 0);
+            self.b.ins().store(flags, vinit32, a32, 0);
+            let off64 = self.b.ins().imul_imm_s(f.i, 8);
+            let a64 = self.b.ins().iadd(base, off64);
+            let (lo, hi) = self.widen_halves(x);
+            for (at, part) in [(0, lo), (16, hi)] {
+                let old = self.b.ins().load(F64X2, flags, a64, at);
+                let c = self.b.ins().fadd(old, part);
+                self.b.ins().store(flags, c, a64, at);
+            }
+            self.close_loop(f);
+            self.close_loop(blk);
+            for (d, l) in rl.into_iter().rev() {
+                self.close_dim(d, l);
+            }
+        } else {
+            let mut rl = Vec::new();
+            for &d in &reds {
+                let l = self.open_dim(d);
+                rl.push((d, l));
+            }
+            let sink = Sink::Scratch { base, c0, wide: red.widen };
+            self.row(lk, c0, c1, Some(lanes), UNROLL_ROW, &sink, Some(&red));
+            for (d, l) in rl.into_iter().rev() {
+                self.close_dim(d, l);
+            }
         }
         // The epilogue, column by column.
         let col = self.open_loop(c0, c1, 1, true);
@@ -229,6 +320,16 @@ impl Emitter<'_, '_> {
         for (d, l) in loops.into_iter().rev() {
             self.close_dim(d, l);
         }
+    }
+
+    /// Stores the vector `v` over the `bytes` (a multiple of 16) at `base`.
+    fn fill(&mut self, base: Value, bytes: usize, v: Value) {
+        let zero = self.iconst(I64, 0);
+        let end = self.iconst(I64, bytes as i64);
+        let fill = self.open_loop(zero, end, 16, true);
+        let a = self.b.ins().iadd(base, fill.i);
+        self.b.ins().store(MemFlagsData::trusted(), v, a, 0);
+        self.close_loop(fill);
     }
 
     /// An index-of-extremum reduction (the inner shape): per output point, the reduced row
@@ -433,6 +534,17 @@ impl Emitter<'_, '_> {
                 Some(_) | None => None,
             });
         }
+        // The address of each varying load's element at row index 0, for the loops' cursors:
+        // reductions only (elementwise rows keep their index arithmetic, and arg reductions
+        // measured no faster with cursors).
+        let mut ptrs = vec![None; ins.len()];
+        if red.is_some() && !matches!(sink, Sink::Arg { .. }) {
+            for (i, x) in ins.iter().enumerate() {
+                if let (Inst::Load { buf, .. }, Some(base)) = (&x.inst, bases[i]) {
+                    ptrs[i] = Some(self.addr(*buf, base, x.dtype.size_bytes()));
+                }
+            }
+        }
         let store_base = match sink {
             Sink::Stores => Some(self.index(&plan.store_map, Some(dim))),
             Sink::Accs { .. } | Sink::Scratch { .. } | Sink::Arg { .. } => None,
@@ -464,30 +576,156 @@ impl Emitter<'_, '_> {
             if let (Sink::Stores, Some(store_base)) = (sink, store_base) {
                 if !sets_status(ins, &var) {
                     let unroll = if row_cost(ins, &var) > LARGE_ROW { 1 } else { unroll };
-                    let rv = RowVals { dim, lanes: l, var: &var, bases: &bases, vvals: &vvals, store_base };
+                    let rv = RowVals {
+                        dim,
+                        lanes: l,
+                        var: &var,
+                        bases: &bases,
+                        ptrs: &ptrs,
+                        vvals: &vvals,
+                        store_base: Some(store_base),
+                    };
                     self.padded_row(&rv, j, hi, unroll);
                     return;
                 }
             }
-            let steps: &[usize] = if unroll > 1 { &[unroll, 1] } else { &[1] };
-            for &n in steps {
-                let lp = self.open_loop(j, hi, (l * n) as i64, true);
-                for u in 0..n {
-                    let ju = if u == 0 { lp.i } else { self.b.ins().iadd_imm_s(lp.i, (u * l) as i64) };
-                    let row = Row { dim, j: ju, bases: bases.clone() };
-                    let mut v = vvals.clone();
-                    self.emit_set(Prog::Body, &var, Mode::Vector(l), &mut v, Some(&row), &[]);
-                    self.sink_vector(sink, red, u, l, &v, &row, store_base);
+            let vr =
+                RowVals { dim, lanes: l, var: &var, bases: &bases, ptrs: &ptrs, vvals: &vvals, store_base };
+            match (sink, red) {
+                (Sink::Accs { vaccs, fold: Some(fold), .. }, Some(r)) => {
+                    // Whole blocks, then the rest (fewer elements than a block), each summed
+                    // in fresh `f32` accumulators and folded into `f64`.
+                    let block = (SUM_CHAIN * l * unroll) as i64;
+                    let lp = self.open_loop(j, hi, block, true);
+                    self.reset_accs(vaccs, r);
+                    let end = self.b.ins().iadd_imm_s(lp.i, block);
+                    self.vector_loop(&vr, lp.i, end, unroll, sink, red);
+                    self.fold_block(vaccs, fold);
+                    j = self.close_loop(lp);
+                    self.reset_accs(vaccs, r);
+                    j = self.vector_loop(&vr, j, hi, unroll, sink, red);
+                    j = self.vector_loop(&vr, j, hi, 1, sink, red);
+                    self.fold_block(vaccs, fold);
                 }
-                j = self.close_loop(lp);
+                _ => {
+                    if unroll > 1 {
+                        j = self.vector_loop(&vr, j, hi, unroll, sink, red);
+                    }
+                    j = self.vector_loop(&vr, j, hi, 1, sink, red);
+                }
             }
         }
+        let rv = RowVals { dim, lanes: 1, var: &var, bases: &bases, ptrs: &ptrs, vvals: &vals, store_base };
+        let cur = self.cursor(&rv, j, sink, red);
         let lp = self.open_loop(j, hi, 1, true);
-        let row = Row { dim, j: lp.i, bases };
-        let mut v = vals;
+        let row = self.cursor_row(&cur, &rv, lp.i, 0);
+        let mut v = vals.clone();
         self.emit_set(Prog::Body, &var, Mode::Scalar, &mut v, Some(&row), &[]);
         self.sink_scalar(sink, red, &v, &row, store_base);
+        self.advance(&cur, 1);
         self.close_loop(lp);
+    }
+
+    /// `for (; j + lanes * n <= hi; j += lanes * n)`: `n` vectors of the row's body per
+    /// iteration, into `sink`. Returns the first element it did not visit.
+    fn vector_loop(
+        &mut self,
+        vr: &RowVals,
+        j: Value,
+        hi: Value,
+        n: usize,
+        sink: &Sink,
+        red: Option<&Red>,
+    ) -> Value {
+        let l = vr.lanes;
+        let cur = self.cursor(vr, j, sink, red);
+        let lp = self.open_loop(j, hi, (l * n) as i64, true);
+        for u in 0..n {
+            let row = self.cursor_row(&cur, vr, lp.i, (u * l) as i64);
+            let mut v = vr.vvals.to_vec();
+            self.emit_set(Prog::Body, vr.var, Mode::Vector(l), &mut v, Some(&row), &[]);
+            self.sink_vector(sink, red, u, l, &v, &row, vr.store_base);
+        }
+        self.advance(&cur, (l * n) as i64);
+        self.close_loop(lp)
+    }
+
+    /// Pointer cursors for a row loop starting at row index `j`: per varying load with a
+    /// hoisted pointer, and for a scratch row, a variable holding the address at the loop
+    /// index and the bytes it moves per element. Loop-carried, so the loop body addresses its
+    /// elements with no index arithmetic (Cranelift recomputes, in the loop, address arithmetic
+    /// on values it could hoist).
+    fn cursor(&mut self, vr: &RowVals, j: Value, sink: &Sink, red: Option<&Red>) -> Cursor {
+        let (ins, maps) = self.plan.prog(Prog::Body);
+        let mut loads = vec![None; ins.len()];
+        for (i, p) in vr.ptrs.iter().enumerate() {
+            if let (Some(p), Some(m)) = (p, &maps[i]) {
+                let step = m.strides[vr.dim] * ins[i].dtype.size_bytes() as i64;
+                let off = self.b.ins().imul_imm_s(j, step);
+                let a = self.b.ins().iadd(*p, off);
+                let v = self.b.declare_var(I64);
+                self.b.def_var(v, a);
+                loads[i] = Some((v, step));
+            }
+        }
+        let scratch = match (sink, red) {
+            (Sink::Scratch { base, c0, wide }, Some(r)) => {
+                let step = if *wide { r.accd } else { r.vd }.size_bytes() as i64;
+                let k = self.b.ins().isub(j, *c0);
+                let off = self.b.ins().imul_imm_s(k, step);
+                let a = self.b.ins().iadd(*base, off);
+                let v = self.b.declare_var(I64);
+                self.b.def_var(v, a);
+                Some((v, step))
+            }
+            _ => None,
+        };
+        Cursor { loads, scratch }
+    }
+
+    /// The row at loop index `j0` plus `off` (an unrolled copy), addressed from `cur`.
+    fn cursor_row(&mut self, cur: &Cursor, vr: &RowVals, j0: Value, off: i64) -> Row {
+        let j = if off == 0 { j0 } else { self.b.ins().iadd_imm_s(j0, off) };
+        let mut row = Row::new(vr.dim, j, vr.bases.to_vec());
+        row.off = off;
+        row.ptrs = cur.loads.iter().map(|c| c.map(|(v, _)| self.b.use_var(v))).collect();
+        row.sp = cur.scratch.map(|(v, _)| self.b.use_var(v));
+        row
+    }
+
+    /// Moves the cursors `n` elements along the row.
+    fn advance(&mut self, cur: &Cursor, n: i64) {
+        for &(v, step) in cur.loads.iter().flatten().chain(&cur.scratch) {
+            let a = self.b.use_var(v);
+            let a = self.b.ins().iadd_imm_s(a, n * step);
+            self.b.def_var(v, a);
+        }
+    }
+
+    /// Sets the `f32` accumulators of a blocked sum to the sum's starting value.
+    fn reset_accs(&mut self, vaccs: &[Variable], r: &Red) {
+        let init = self.acc_init(r.op, r.vd);
+        let v = self.b.ins().splat(vector_ty(r.vd, 4), init);
+        for &a in vaccs {
+            self.b.def_var(a, v);
+        }
+    }
+
+    /// Adds a block's `f32` accumulators pairwise, then their sum, widened, into `fold`.
+    fn fold_block(&mut self, vaccs: &[Variable], fold: &[Variable; 2]) {
+        let mut xs: Vec<Value> = vaccs.iter().map(|&a| self.b.use_var(a)).collect();
+        while xs.len() > 1 {
+            let next: Vec<Value> =
+                xs.chunks(2).map(|p| if let [a, b] = *p { self.b.ins().fadd(a, b) } else { p[0] }).collect();
+            xs = next;
+        }
+        let Some(&x) = xs.first() else { return };
+        let (lo, hi) = self.widen_halves(x);
+        for (&f, part) in fold.iter().zip([lo, hi]) {
+            let a = self.b.use_var(f);
+            let c = self.b.ins().fadd(a, part);
+            self.b.def_var(f, c);
+        }
     }
 
     /// An elementwise vector row whose last, partial vector runs the same code as the others:
@@ -506,10 +744,10 @@ impl Emitter<'_, '_> {
             let lp = self.open_loop(j, hi, (l * unroll) as i64, true);
             for u in 0..unroll {
                 let ju = if u == 0 { lp.i } else { self.b.ins().iadd_imm_s(lp.i, (u * l) as i64) };
-                let row = Row { dim, j: ju, bases: rv.bases.to_vec() };
+                let row = Row::new(dim, ju, rv.bases.to_vec());
                 let mut v = rv.vvals.to_vec();
                 self.emit_set(Prog::Body, rv.var, Mode::Vector(l), &mut v, Some(&row), &[]);
-                self.sink_vector(&Sink::Stores, None, u, l, &v, &row, Some(rv.store_base));
+                self.sink_vector(&Sink::Stores, None, u, l, &v, &row, rv.store_base);
             }
             j = self.close_loop(lp);
         }
@@ -525,7 +763,7 @@ impl Emitter<'_, '_> {
         let src: Vec<Variable> = loads.iter().map(|_| self.b.declare_var(I64)).collect();
         let dst: Vec<Variable> = stores.iter().map(|_| self.b.declare_var(I64)).collect();
         let lp = self.open_loop(j, hi, l as i64, false);
-        let row = Row { dim, j: lp.i, bases: rv.bases.to_vec() };
+        let row = Row::new(dim, lp.i, rv.bases.to_vec());
         let rem = self.b.ins().isub(hi, lp.i);
         let full = self.b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, rem, l as i64);
         let zero = self.iconst(I64, 0);
@@ -540,7 +778,7 @@ impl Emitter<'_, '_> {
             let a = self.addr(*buf, ix, ins[i].dtype.size_bytes());
             self.b.def_var(v, a);
         }
-        let out_ix = self.row_index(&plan.store_map, Some(&row), Some(rv.store_base));
+        let out_ix = self.row_index(&plan.store_map, Some(&row), rv.store_base);
         for (s, &v) in stores.iter().zip(&dst) {
             let a = self.addr(s.buf, out_ix, ins[s.value].dtype.size_bytes());
             self.b.def_var(v, a);
@@ -559,7 +797,7 @@ impl Emitter<'_, '_> {
             self.b.def_var(v, a);
         }
         let copy = self.open_loop(zero, rem, 1, false);
-        let row_k = Row { dim, j: self.b.ins().iadd(lp.i, copy.i), bases: rv.bases.to_vec() };
+        let row_k = Row::new(dim, self.b.ins().iadd(lp.i, copy.i), rv.bases.to_vec());
         for (&i, &a) in loads.iter().zip(&load_slots) {
             let (Inst::Load { buf, .. }, Some(m)) = (&ins[i].inst, &maps[i]) else { continue };
             let size = ins[i].dtype.size_bytes();
@@ -596,8 +834,8 @@ impl Emitter<'_, '_> {
         self.b.set_cold_block(out);
         let copy = self.open_loop(zero, rem, 1, false);
         let k = self.b.ins().iadd(lp.i, copy.i);
-        let row_k = Row { dim, j: k, bases: Vec::new() };
-        let out_ix = self.row_index(&plan.store_map, Some(&row_k), Some(rv.store_base));
+        let row_k = Row::new(dim, k, Vec::new());
+        let out_ix = self.row_index(&plan.store_map, Some(&row_k), rv.store_base);
         for (s, &a) in stores.iter().zip(&store_slots) {
             let d = ins[s.value].dtype;
             let off = self.b.ins().imul_imm_s(copy.i, d.size_bytes() as i64);
@@ -635,9 +873,9 @@ impl Emitter<'_, '_> {
                     self.b.ins().store(MemFlagsData::new().with_notrap(), x, a, 0);
                 }
             }
-            (Sink::Accs { vaccs, .. }, Some(r)) => {
+            (Sink::Accs { vaccs, fold, .. }, Some(r)) => {
                 let x = self.vector_val(vals[r.value], r.vd, lanes);
-                let parts = if r.widen {
+                let parts = if r.widen && fold.is_none() {
                     let (lo, hi) = self.widen_halves(x);
                     vec![(2 * u, lo), (2 * u + 1, hi)]
                 } else {
@@ -650,19 +888,19 @@ impl Emitter<'_, '_> {
                     self.b.def_var(var, c);
                 }
             }
-            (Sink::Scratch { base, c0 }, Some(r)) => {
+            (Sink::Scratch { base, c0, wide }, Some(r)) => {
                 let x = self.vector_val(vals[r.value], r.vd, lanes);
-                let off = self.b.ins().isub(row.j, *c0);
-                let off = self.b.ins().imul_imm_s(off, r.accd.size_bytes() as i64);
-                let a = self.b.ins().iadd(*base, off);
+                let ad = if *wide { r.accd } else { r.vd };
+                let (a, at0) = self.scratch_addr(row, *base, *c0, ad);
                 let flags = MemFlagsData::new().with_notrap();
-                let parts = if r.widen {
+                let parts = if *wide {
                     let (lo, hi) = self.widen_halves(x);
                     vec![(0, lo), (16, hi)]
                 } else {
                     vec![(0, x)]
                 };
                 for (at, part) in parts {
+                    let at = at + at0;
                     let ty = self.b.func.dfg.value_type(part);
                     let old = self.b.ins().load(ty, flags, a, at);
                     let c = self.combine(r.op, r.accd, old, part);
@@ -683,6 +921,20 @@ impl Emitter<'_, '_> {
                 self.b.def_var(bi, i);
             }
             (Sink::Accs { .. } | Sink::Scratch { .. } | Sink::Arg { .. }, None) => {}
+        }
+    }
+
+    /// The address of the scratch row's element for `row.j` (elements of `d`), and an
+    /// immediate offset from it.
+    fn scratch_addr(&mut self, row: &Row, base: Value, c0: Value, d: DType) -> (Value, i32) {
+        let size = d.size_bytes() as i64;
+        match row.sp {
+            Some(sp) => (sp, (row.off * size) as i32),
+            None => {
+                let off = self.b.ins().isub(row.j, c0);
+                let off = self.b.ins().imul_imm_s(off, size);
+                (self.b.ins().iadd(base, off), 0)
+            }
         }
     }
 
@@ -712,15 +964,14 @@ impl Emitter<'_, '_> {
                 let c = self.combine(r.op, r.accd, a, x);
                 self.b.def_var(*sacc, c);
             }
-            (Sink::Scratch { base, c0 }, Some(r)) => {
+            (Sink::Scratch { base, c0, wide }, Some(r)) => {
                 let x = self.scalar_val(vals[r.value], r.vd);
-                let x = if r.widen { self.b.ins().fpromote(F64, x) } else { x };
-                let off = self.b.ins().isub(row.j, *c0);
-                let off = self.b.ins().imul_imm_s(off, r.accd.size_bytes() as i64);
-                let a = self.b.ins().iadd(*base, off);
-                let old = self.b.ins().load(scalar_ty(r.accd), MemFlagsData::trusted(), a, 0);
-                let c = self.combine(r.op, r.accd, old, x);
-                self.b.ins().store(MemFlagsData::trusted(), c, a, 0);
+                let ad = if *wide { r.accd } else { r.vd };
+                let x = if ad != r.vd { self.b.ins().fpromote(F64, x) } else { x };
+                let (a, at) = self.scratch_addr(row, *base, *c0, ad);
+                let old = self.b.ins().load(scalar_ty(ad), MemFlagsData::trusted(), a, at);
+                let c = self.combine(r.op, ad, old, x);
+                self.b.ins().store(MemFlagsData::trusted(), c, a, at);
             }
             (Sink::Arg { op, sacc: (bv, bi), .. }, Some(r)) => {
                 let x = self.scalar_val(vals[r.value], r.vd);
@@ -735,7 +986,13 @@ impl Emitter<'_, '_> {
     }
 }
 
-/// What a padded elementwise row needs of the row set up by [`Emitter::row`].
+/// Loop-carried addresses of a row loop; see [`Emitter::cursor`].
+struct Cursor {
+    loads: Vec<Option<(Variable, i64)>>,
+    scratch: Option<(Variable, i64)>,
+}
+
+/// What a vector row's loops need of the row set up by [`Emitter::row`].
 struct RowVals<'v> {
     dim: usize,
     lanes: usize,
@@ -743,10 +1000,12 @@ struct RowVals<'v> {
     var: &'v [bool],
     /// Each map-bearing instruction's index without the row term.
     bases: &'v [Option<Value>],
+    /// Each varying load's address at row index 0.
+    ptrs: &'v [Option<Value>],
     /// Invariant values, splatted where the vector row reads them.
     vvals: &'v [Option<Val>],
-    /// The store map's index without the row term.
-    store_base: Value,
+    /// The store map's index without the row term (rows that store).
+    store_base: Option<Value>,
 }
 
 /// Rows whose varying instructions cost more than this (see [`row_cost`]) are not unrolled:
