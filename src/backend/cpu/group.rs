@@ -15,7 +15,7 @@
 //! `r1 - r0` rows on the thread.
 
 use super::codegen::CompiledKernel;
-use super::exec::{data_ptr, threads, ExecError};
+use super::exec::{data_ptr, on_workers, threads, ExecError};
 use super::gemm;
 use super::memory;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -173,12 +173,7 @@ pub(super) fn run(
     if n <= 1 {
         return thread(0);
     }
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..n).map(|t| s.spawn(move || thread(t))).collect();
-        handles
-            .into_iter()
-            .try_for_each(|h| h.join().map_err(|_| ExecError("a group thread panicked".into()))?)
-    })
+    on_workers(n, thread)
 }
 
 /// Rows `r0..r1` of matrix product `m`, on the calling thread.
