@@ -13,8 +13,7 @@ use tenjit::backend::cuda::codegen::{self, Access, CudaModule, CudaStep, ParamKi
 use tenjit::backend::cuda::nvrtc::{self, Arch, Nvrtc, NvrtcError};
 use tenjit::ir::kernel::lower::lower;
 use tenjit::ir::kernel::{Program, Step};
-use tenjit::ir::ops::Accepts;
-use tenjit::ir::{ArgOp, BinaryOp, DType, Graph, NodeId, Op, ReduceOp, Scalar, Shape, TensorType, UnaryOp};
+use tenjit::ir::{ArgOp, BinaryOp, DType, Graph, NodeId, Op, ReduceOp, Shape, TensorType, UnaryOp};
 use tenjit::prelude::*;
 
 // ---- tools ---------------------------------------------------------------------------------
@@ -166,133 +165,9 @@ fn tutorial_graphs() {
 
 // ---- the op x dtype corpus -----------------------------------------------------------------
 
-fn accepted(a: Accepts) -> Vec<DType> {
-    DType::ALL.into_iter().filter(|&d| a.admits(d)).collect()
-}
-
-fn graph(name: &str, inputs: &[TensorType], build: impl FnOnce(&mut Graph, &[NodeId]) -> NodeId) -> Graph {
-    let mut g = Graph::new(name);
-    let ids: Vec<NodeId> =
-        inputs.iter().enumerate().map(|(i, t)| g.add_input(format!("x{i}"), t.clone())).collect();
-    let y = build(&mut g, &ids);
-    g.set_outputs(vec![y]);
-    g
-}
-
-fn one(op: Op, inputs: &[TensorType]) -> Graph {
-    graph(op.name(), inputs, |g, ids| g.add(op.clone(), ids).unwrap())
-}
-
-/// Every primitive op on every dtype it accepts, as op_corpus.rs enumerates them, plus the
-/// ops it covers elsewhere (iota, rand, where, scatter_add) and reductions long enough for
-/// the block shape.
-fn corpus() -> Vec<(String, Graph)> {
-    let mut out = Vec::new();
-    let ty = |d: DType, s: &[usize]| TensorType::new(d, Shape::new(s));
-    for op in UnaryOp::ALL {
-        for d in accepted(op.spec().accepts) {
-            out.push((format!("{} {d}", op.spec().name), one(Op::Unary(op), &[ty(d, &[37])])));
-        }
-    }
-    for op in BinaryOp::ALL {
-        for d in accepted(op.spec().accepts) {
-            out.push((
-                format!("{} {d}", op.spec().name),
-                one(Op::Binary(op), &[ty(d, &[6, 7]), ty(d, &[6, 7])]),
-            ));
-        }
-    }
-    for from in DType::ALL {
-        for to in DType::ALL {
-            out.push((format!("cast {from} {to}"), one(Op::Cast { dtype: to }, &[ty(from, &[40])])));
-        }
-    }
-    let numeric = [DType::I32, DType::I64, DType::F32, DType::F64];
-    for shape in [[5usize, 9], [40, 70]] {
-        for op in ReduceOp::ALL {
-            for d in numeric {
-                for axes in [vec![0], vec![1], vec![0, 1]] {
-                    let r = Op::Reduce { op, axes: smallvec::SmallVec::from_slice(&axes) };
-                    out.push((format!("{} {d} {shape:?} {axes:?}", op.name()), one(r, &[ty(d, &shape)])));
-                }
-            }
-        }
-        for op in ArgOp::ALL {
-            for d in numeric {
-                for axis in [0, 1] {
-                    let r = Op::ArgReduce { op, axis };
-                    out.push((format!("{} {d} {shape:?} {axis}", op.name()), one(r, &[ty(d, &shape)])));
-                }
-            }
-        }
-    }
-    // An empty sum and a 0-d reduction.
-    out.push((
-        "sum empty".into(),
-        one(Op::Reduce { op: ReduceOp::Sum, axes: [1].into_iter().collect() }, &[ty(DType::F32, &[3, 0])]),
-    ));
-    for d in DType::ALL {
-        let t = ty(d, &[3, 4]);
-        let sv = |v: &[usize]| smallvec::SmallVec::from_slice(v);
-        let si = |v: &[isize]| smallvec::SmallVec::from_slice(v);
-        out.push((format!("permute {d}"), one(Op::Permute { perm: sv(&[1, 0]) }, std::slice::from_ref(&t))));
-        out.push((
-            format!("reshape {d}"),
-            one(Op::Reshape { shape: Shape::new(&[2, 6]) }, std::slice::from_ref(&t)),
-        ));
-        let slice = Op::Slice { start: si(&[2, 3]), step: si(&[-1, -2]), size: sv(&[2, 2]) };
-        out.push((format!("slice {d}"), one(slice, std::slice::from_ref(&t))));
-        out.push((
-            format!("pad {d}"),
-            one(Op::Pad { lo: sv(&[1, 0]), hi: sv(&[0, 2]) }, std::slice::from_ref(&t)),
-        ));
-        out.push((
-            format!("concat {d}"),
-            graph("cat", std::slice::from_ref(&t), |g, x| {
-                g.add(Op::Concat { axis: 1 }, &[x[0], x[0]]).unwrap()
-            }),
-        ));
-        out.push((
-            format!("concat3 {d}"),
-            one(Op::Concat { axis: 0 }, &[t.clone(), ty(d, &[1, 4]), t.clone()]),
-        ));
-        out.push((format!("gather {d}"), one(Op::Gather { axis: 0 }, &[t.clone(), ty(DType::I64, &[2, 4])])));
-        let w = ty(d, &[4, 5]);
-        out.push((format!("where {d}"), one(Op::Where, &[ty(DType::Bool, &[3, 4]), t.clone(), t.clone()])));
-        if d != DType::Bool {
-            out.push((format!("matmul {d}"), one(Op::Matmul, &[t.clone(), w])));
-            out.push((
-                format!("batched matmul {d}"),
-                one(Op::Matmul, &[ty(d, &[2, 3, 4]), ty(d, &[2, 4, 5])]),
-            ));
-            let scatter = Op::ScatterAdd { axis: 1 };
-            out.push((
-                format!("scatter_add {d}"),
-                one(scatter, &[t.clone(), ty(DType::I64, &[3, 6]), ty(d, &[3, 6])]),
-            ));
-            out.push((format!("iota {d}"), one(Op::Iota { ty: ty(d, &[3, 4]), axis: 1 }, &[])));
-            let c = Op::Const { value: Scalar::Int(-7).cast(d), ty: ty(d, &[2]) };
-            out.push((format!("const {d}"), one(c, &[])));
-        }
-    }
-    for d in [DType::F32, DType::F64] {
-        let r = Op::Rand { ty: ty(d, &[5, 3]), seed: 0x0123_4567_89ab_cdef, offset: u64::MAX - 4 };
-        out.push((format!("rand {d}"), one(r, &[])));
-        for (v, name) in
-            [(f64::NAN, "nan"), (f64::INFINITY, "inf"), (f64::NEG_INFINITY, "-inf"), (0.1, "0.1")]
-        {
-            let c = Op::Const { value: Scalar::Float(v).cast(d), ty: ty(d, &[2]) };
-            out.push((format!("const {name} {d}"), one(c, &[])));
-        }
-    }
-    for v in [i64::MIN, i64::MAX, i32::MIN as i64] {
-        out.push((
-            format!("const {v}"),
-            one(Op::Const { value: Scalar::Int(v), ty: ty(DType::I64, &[2]) }, &[]),
-        ));
-    }
-    out
-}
+#[path = "common/cuda_corpus.rs"]
+mod cuda_corpus;
+use cuda_corpus::corpus;
 
 /// Renders `programs` into modules of about `batch` kernels each (kernels renamed so names
 /// stay unique), compiles and assembles every module.
@@ -335,7 +210,7 @@ fn compile_programs(what: &str, programs: Vec<(String, Program)>, batch: usize) 
 
 #[test]
 fn every_corpus_kernel_compiles_and_assembles() {
-    let programs: Vec<(String, Program)> = corpus().into_iter().map(|(n, g)| (n, lower(&g))).collect();
+    let programs: Vec<(String, Program)> = corpus(70).into_iter().map(|(n, g)| (n, lower(&g))).collect();
     let n = compile_programs("corpus", programs, 200);
     assert!(n > 300, "only {n} kernels");
 }

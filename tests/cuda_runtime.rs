@@ -19,7 +19,6 @@ use tenjit::backend::cuda::exec::{CudaExecutable, CudaOptions, StepPlan};
 use tenjit::backend::cuda::runtime::{self, CudaError, DeviceBuffer};
 use tenjit::ir::interp::{self, EvalError};
 use tenjit::ir::kernel::lower::lower;
-use tenjit::ir::ops::Accepts;
 use tenjit::ir::{
     ArgOp, BinaryOp, Buffer, DType, Graph, NodeId, Op, ReduceOp, Scalar, Shape, TensorType, UnaryOp,
 };
@@ -216,7 +215,7 @@ fn the_gpu_test_programs_render_and_plan() {
     use tenjit::backend::cuda::codegen::render_program;
     use tenjit::backend::cuda::exec::ExecPlan;
     let mut r = Rng(0x2545_f491_4f6c_dd1d);
-    let mut graphs: Vec<(String, Graph)> = corpus();
+    let mut graphs: Vec<(String, Graph)> = cuda_corpus::corpus(700);
     graphs.extend((0..200).map(|i| (format!("random program {i}"), random_graph(&mut r))));
     let mut matmuls = Vec::new();
     for d in [DType::I32, DType::I64, DType::F32, DType::F64] {
@@ -291,98 +290,8 @@ fn upload_download_round_trips_every_dtype() {
 
 // ---- GPU: the op x dtype corpus --------------------------------------------------------------
 
-fn accepted(a: Accepts) -> Vec<DType> {
-    DType::ALL.into_iter().filter(|&d| a.admits(d)).collect()
-}
-
-/// Every primitive op on every dtype it accepts (as `tests/cuda_codegen.rs` enumerates them),
-/// with reductions long enough for block reductions.
-fn corpus() -> Vec<(String, Graph)> {
-    let mut out = Vec::new();
-    for op in UnaryOp::ALL {
-        for d in accepted(op.spec().accepts) {
-            out.push((format!("{} {d}", op.spec().name), one(Op::Unary(op), &[ty(d, &[37])])));
-        }
-    }
-    for op in BinaryOp::ALL {
-        for d in accepted(op.spec().accepts) {
-            out.push((
-                format!("{} {d}", op.spec().name),
-                one(Op::Binary(op), &[ty(d, &[6, 7]), ty(d, &[6, 7])]),
-            ));
-        }
-    }
-    for from in DType::ALL {
-        for to in DType::ALL {
-            out.push((format!("cast {from} {to}"), one(Op::Cast { dtype: to }, &[ty(from, &[40])])));
-        }
-    }
-    let numeric = [DType::I32, DType::I64, DType::F32, DType::F64];
-    for shape in [[5usize, 9], [40, 700]] {
-        for op in ReduceOp::ALL {
-            for d in numeric {
-                for axes in [vec![0], vec![1], vec![0, 1]] {
-                    let r = Op::Reduce { op, axes: axes.iter().copied().collect() };
-                    out.push((format!("{} {d} {shape:?} {axes:?}", op.name()), one(r, &[ty(d, &shape)])));
-                }
-            }
-        }
-        for op in ArgOp::ALL {
-            for d in numeric {
-                for axis in [0, 1] {
-                    let r = Op::ArgReduce { op, axis };
-                    out.push((format!("{} {d} {shape:?} {axis}", op.name()), one(r, &[ty(d, &shape)])));
-                }
-            }
-        }
-    }
-    out.push((
-        "sum empty".into(),
-        one(Op::Reduce { op: ReduceOp::Sum, axes: [1].into_iter().collect() }, &[ty(DType::F32, &[3, 0])]),
-    ));
-    for d in DType::ALL {
-        let t = ty(d, &[3, 4]);
-        let sv = |v: &[usize]| v.iter().copied().collect();
-        let si = |v: &[isize]| v.iter().copied().collect();
-        out.push((format!("permute {d}"), one(Op::Permute { perm: sv(&[1, 0]) }, std::slice::from_ref(&t))));
-        out.push((
-            format!("reshape {d}"),
-            one(Op::Reshape { shape: Shape::new(&[2, 6]) }, std::slice::from_ref(&t)),
-        ));
-        let slice = Op::Slice { start: si(&[2, 3]), step: si(&[-1, -2]), size: sv(&[2, 2]) };
-        out.push((format!("slice {d}"), one(slice, std::slice::from_ref(&t))));
-        out.push((
-            format!("pad {d}"),
-            one(Op::Pad { lo: sv(&[1, 0]), hi: sv(&[0, 2]) }, std::slice::from_ref(&t)),
-        ));
-        out.push((
-            format!("concat {d}"),
-            one(Op::Concat { axis: 0 }, &[t.clone(), ty(d, &[1, 4]), t.clone()]),
-        ));
-        out.push((format!("gather {d}"), one(Op::Gather { axis: 0 }, &[t.clone(), ty(DType::I64, &[2, 4])])));
-        out.push((format!("where {d}"), one(Op::Where, &[ty(DType::Bool, &[3, 4]), t.clone(), t.clone()])));
-        if d != DType::Bool {
-            out.push((format!("matmul {d}"), one(Op::Matmul, &[t.clone(), ty(d, &[4, 5])])));
-            out.push((
-                format!("batched matmul {d}"),
-                one(Op::Matmul, &[ty(d, &[2, 3, 4]), ty(d, &[2, 4, 5])]),
-            ));
-            let scatter = Op::ScatterAdd { axis: 1 };
-            out.push((
-                format!("scatter_add {d}"),
-                one(scatter, &[t.clone(), ty(DType::I64, &[3, 6]), ty(d, &[3, 6])]),
-            ));
-            out.push((format!("iota {d}"), one(Op::Iota { ty: ty(d, &[3, 4]), axis: 1 }, &[])));
-            let c = Op::Const { value: Scalar::Int(-7).cast(d), ty: ty(d, &[2]) };
-            out.push((format!("const {d}"), one(c, &[])));
-        }
-    }
-    for d in [DType::F32, DType::F64] {
-        let r = Op::Rand { ty: ty(d, &[5, 3]), seed: 0x0123_4567_89ab_cdef, offset: u64::MAX - 4 };
-        out.push((format!("rand {d}"), one(r, &[])));
-    }
-    out
-}
+#[path = "common/cuda_corpus.rs"]
+mod cuda_corpus;
 
 /// Inputs for a corpus graph: index inputs (i64 operands of gather and scatter_add) inside
 /// their axes, other integers in `ints`.
@@ -407,7 +316,7 @@ fn corpus_inputs(r: &mut Rng, g: &Graph, name: &str, ints: (i64, i64)) -> Vec<Bu
 #[ignore = "needs an NVIDIA GPU and driver; run with --ignored on a GPU machine"]
 fn the_op_corpus_matches_the_interpreter() {
     let mut r = Rng(0x9e37_79b9_7f4a_7c15);
-    let corpus = corpus();
+    let corpus = cuda_corpus::corpus(700);
     assert!(corpus.len() > 300);
     for (name, g) in &corpus {
         // Integers with zeros (division by zero, negative powers) and without.

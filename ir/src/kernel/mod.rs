@@ -13,6 +13,7 @@
 
 use crate::ops::{ArgOp, BinaryOp, Op, ReduceOp, Scalar, UnaryOp};
 use crate::types::{DType, TensorType};
+use smallvec::{smallvec, SmallVec};
 
 /// A buffer of a program, by position in [`Program::buffers`].
 pub type BufId = usize;
@@ -225,6 +226,23 @@ pub enum Inst {
     /// Epilogue of a [`Combine::Arg`] reduction only: the extremum's value at this output
     /// point.
     AccValue,
+}
+
+impl Inst {
+    /// The instructions this one reads, in operand order.
+    pub fn operands(&self) -> SmallVec<[InstId; 3]> {
+        match *self {
+            Inst::Unary(_, a) | Inst::Cast(a) => smallvec![a],
+            Inst::Binary(_, a, b) => smallvec![a, b],
+            Inst::Where(c, a, b) => smallvec![c, a, b],
+            Inst::Load { .. }
+            | Inst::Const(_)
+            | Inst::Iota { .. }
+            | Inst::Rand { .. }
+            | Inst::Acc
+            | Inst::AccValue => SmallVec::new(),
+        }
+    }
 }
 
 /// An affine index: `offset + Σ strides[d] * i[d]` over the loop indices `i` (of the space

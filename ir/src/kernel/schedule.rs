@@ -238,23 +238,6 @@ pub fn cost(inst: &Inst) -> u64 {
     }
 }
 
-/// The operands of an instruction.
-fn operands(inst: &Inst) -> Vec<InstId> {
-    match *inst {
-        Inst::Unary(_, a) | Inst::Cast(a) => vec![a],
-        Inst::Binary(_, a, b) => vec![a, b],
-        Inst::Where(c, a, b) => vec![c, a, b],
-        Inst::Load { .. }
-        | Inst::Const(_)
-        | Inst::Iota { .. }
-        | Inst::Rand { .. }
-        | Inst::Acc
-        | Inst::AccValue => {
-            vec![]
-        }
-    }
-}
-
 /// The instruction with each operand replaced by `f(operand)`.
 fn map_operands(inst: &Inst, f: impl Fn(InstId) -> InstId) -> Inst {
     match inst {
@@ -282,7 +265,7 @@ fn intern(body: &[Instr], table: &mut HashMap<Instr, usize>) -> Vec<usize> {
 fn tree_costs(body: &[Instr]) -> Vec<u64> {
     let mut costs: Vec<u64> = Vec::with_capacity(body.len());
     for instr in body {
-        let c = cost(&instr.inst) + operands(&instr.inst).iter().map(|&a| costs[a]).sum::<u64>();
+        let c = cost(&instr.inst) + instr.inst.operands().iter().map(|&a| costs[a]).sum::<u64>();
         costs.push(c);
     }
     costs
@@ -367,7 +350,7 @@ fn subtree(body: &[Instr], root: InstId) -> (Vec<Instr>, InstId) {
     live[root] = true;
     for at in (0..=root).rev() {
         if live[at] {
-            for o in operands(&body[at].inst) {
+            for o in body[at].inst.operands() {
                 live[o] = true;
             }
         }
@@ -393,7 +376,7 @@ fn compact(k: &mut Kernel) {
     }
     for at in (0..k.body.len()).rev() {
         if live[at] {
-            for o in operands(&k.body[at].inst) {
+            for o in k.body[at].inst.operands() {
                 live[o] = true;
             }
         }

@@ -555,7 +555,7 @@ impl Emitter<'_, '_> {
             let mut splat = vec![false; ins.len()];
             for (i, x) in ins.iter().enumerate() {
                 if var[i] {
-                    for a in operands(&x.inst) {
+                    for a in x.inst.operands() {
                         splat[a] = true;
                     }
                 }
@@ -1038,19 +1038,4 @@ fn sets_status(ins: &[tenjit_ir::kernel::Instr], var: &[bool]) -> bool {
             _ => false,
         }
     })
-}
-
-/// The operands of an instruction.
-fn operands(i: &Inst) -> Vec<usize> {
-    match *i {
-        Inst::Unary(_, a) | Inst::Cast(a) => vec![a],
-        Inst::Binary(_, a, b) => vec![a, b],
-        Inst::Where(c, a, b) => vec![c, a, b],
-        Inst::Load { .. }
-        | Inst::Const(_)
-        | Inst::Iota { .. }
-        | Inst::Rand { .. }
-        | Inst::Acc
-        | Inst::AccValue => Vec::new(),
-    }
 }
