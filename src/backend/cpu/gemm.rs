@@ -26,7 +26,8 @@
 //!
 //! # Floats: the `gemm` crate
 //!
-//! `f32` and `f64` products run on [`gemm::gemm`] (AVX-512 kernels with the `x86-v4` feature),
+//! `f32` and `f64` products run on the `gemm-f32` and `gemm-f64` kernels (AVX-512 with the
+//! `x86-v4` feature, chosen at run time),
 //! one call per batch index. A matrix smaller than [`PARALLEL_MIN_WORK`] multiply-adds runs on
 //! one thread; a batch of small matrices is split across up to `threads` scoped threads instead.
 //! An operand with a negative row or column stride is first copied (per batch index) into a
@@ -50,7 +51,7 @@
 //! `k = 0` gives zeros; empty `m`, `n` or batch dims give an empty output and read nothing.
 
 use crate::error::{Error, Result};
-use gemm::Parallelism;
+use gemm_common::Parallelism;
 use tenjit_ir::kernel::{MatOperand, MatmulStep};
 use tenjit_ir::{DType, Data};
 
@@ -224,20 +225,54 @@ fn batch_base(op: &MatOperand, batch: &[usize], mut bi: usize) -> usize {
     at as usize
 }
 
+/// A `gemm-f32`/`gemm-f64` kernel: `dst := alpha·dst + beta·lhs·rhs` for an `m × n` result
+/// and inner size `k`, each matrix given by a pointer and its (column, row) strides, then
+/// `read_dst`, `alpha`, `beta`, three conjugation flags (ignored for real types) and the
+/// parallelism.
+type GemmFn<T> = unsafe fn(
+    usize,
+    usize,
+    usize,
+    *mut T,
+    isize,
+    isize,
+    bool,
+    *const T,
+    isize,
+    isize,
+    *const T,
+    isize,
+    isize,
+    T,
+    T,
+    bool,
+    bool,
+    bool,
+    Parallelism,
+);
+
 /// An element type `gemm` multiplies.
 trait Float: Copy + Default + Send + Sync + 'static {
     const ZERO: Self;
     const ONE: Self;
+    /// The fastest kernel for this CPU (detected once, then cached by the crate).
+    fn gemm_fn() -> GemmFn<Self>;
 }
 
 impl Float for f32 {
     const ZERO: f32 = 0.0;
     const ONE: f32 = 1.0;
+    fn gemm_fn() -> GemmFn<f32> {
+        gemm_f32::gemm::f32::get_gemm_fn()
+    }
 }
 
 impl Float for f64 {
     const ZERO: f64 = 0.0;
     const ONE: f64 = 1.0;
+    fn gemm_fn() -> GemmFn<f64> {
+        gemm_f64::gemm::f64::get_gemm_fn()
+    }
 }
 
 /// A matrix view with a non-negative `(row, col)` stride pair, after any copy.
@@ -337,28 +372,58 @@ fn one_float<T: Float>(
     // from `i64` on a 64-bit target or from a length). `dst` is exactly `m·n` elements written
     // at `i·n + j`, a unique `&mut` borrow that aliases neither input, and `read_dst = false`
     // means its old contents are never read. `m, n, k > 0`.
+    //
+    // The kernels prefer a column-major destination, so a row-major `dst` (`n > 1`) is computed
+    // as its transpose, `dstᵀ = vbᵀ · vaᵀ`: the same memory, the operands swapped and each
+    // matrix's strides exchanged (what the `gemm` facade does before calling the same kernel).
+    let (lhs, rhs) = (va.data.as_ptr().wrapping_add(va.base), vb.data.as_ptr().wrapping_add(vb.base));
+    let gemm = T::gemm_fn();
     unsafe {
-        gemm::gemm(
-            c.m,
-            c.n,
-            c.k,
-            dst.as_mut_ptr(),
-            1,
-            c.n as isize,
-            false,
-            va.data.as_ptr().add(va.base),
-            va.cs,
-            va.rs,
-            vb.data.as_ptr().add(vb.base),
-            vb.cs,
-            vb.rs,
-            T::ZERO,
-            T::ONE,
-            false,
-            false,
-            false,
-            parallelism,
-        );
+        if c.n > 1 {
+            gemm(
+                c.n,
+                c.m,
+                c.k,
+                dst.as_mut_ptr(),
+                c.n as isize,
+                1,
+                false,
+                rhs,
+                vb.rs,
+                vb.cs,
+                lhs,
+                va.rs,
+                va.cs,
+                T::ZERO,
+                T::ONE,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        } else {
+            gemm(
+                c.m,
+                c.n,
+                c.k,
+                dst.as_mut_ptr(),
+                1,
+                c.n as isize,
+                false,
+                lhs,
+                va.cs,
+                va.rs,
+                rhs,
+                vb.cs,
+                vb.rs,
+                T::ZERO,
+                T::ONE,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
     }
 }
 
