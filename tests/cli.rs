@@ -252,7 +252,12 @@ fn help_prints_usage() {
         let r = tenjit(args, None);
         assert_ok(&r);
         assert!(r.stdout.contains("usage:"), "{}", r.stdout);
-        assert!(r.stdout.contains("tenjit run FILE [--input NAME=PATH.npy]... [--out DIR]"), "{}", r.stdout);
+        assert!(
+            r.stdout
+                .contains("tenjit run FILE [--input NAME=PATH.npy | --value NAME=V,V,...]... [--out DIR]"),
+            "{}",
+            r.stdout
+        );
     }
 }
 
@@ -398,4 +403,44 @@ fn compile_prints_each_stage() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected ir, fused, kernels, clif or cuda"));
+}
+
+#[test]
+fn run_takes_values_written_on_the_command_line() {
+    // The affine inputs of `affine_inputs`, written out: x row by row, b as one filling value
+    // where it is uniform.
+    let dir = temp_dir("run_takes_values_written_on_the_command_line");
+    let (x, b) = affine_inputs(&dir);
+    let from_files = tenjit(&["run", AFFINE, "-i", &format!("x={x}"), "-i", &format!("b={b}")], None);
+    assert_ok(&from_files);
+    let x_text = format_values(&npy::load(Path::new(&x)).unwrap());
+    let b_text = format_values(&npy::load(Path::new(&b)).unwrap());
+    let inline =
+        tenjit(&["run", AFFINE, "--value", &format!("x={x_text}"), "-v", &format!("%b={b_text}")], None);
+    assert_ok(&inline);
+    assert_eq!(inline.stdout, from_files.stdout);
+    // Brackets and spaces are ignored; one value fills the input.
+    let r = tenjit(&["run", "-", "-v", "x=[[1, 2], [3, 4]]", "-v", "s=2"], Some(VALUES_GRAPH));
+    assert_ok(&r);
+    assert_eq!(r.stdout, "out0: f32[2,2]\ntensor([[2., 4.],\n        [6., 8.]])\n");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `x * s` over `f32[2,2]`.
+const VALUES_GRAPH: &str =
+    "graph @f(%x: f32[2,2], %s: f32[2,2]) {\n  %0 = mul %x, %s : f32[2,2]\n  return %0\n}\n";
+
+/// A buffer's elements as `--value` text.
+fn format_values(b: &Buffer) -> String {
+    (0..b.shape().numel()).map(|i| b.scalar(i).as_f64().to_string()).collect::<Vec<_>>().join(",")
+}
+
+#[test]
+fn bad_values_are_named() {
+    let r = tenjit(&["run", "-", "-v", "x=1,2,3", "-v", "s=1"], Some(VALUES_GRAPH));
+    assert_fails(&r, 1, &["input %x", "3 values given but f32[2,2] holds 4"]);
+    let r = tenjit(&["run", "-", "-v", "x=1,two,3,4", "-v", "s=1"], Some(VALUES_GRAPH));
+    assert_fails(&r, 1, &["input %x", "element 1 `two` is not a f32 value"]);
+    let r = tenjit(&["run", "-", "-v", "x"], Some(VALUES_GRAPH));
+    assert_fails(&r, 2, &["expected NAME=V,V,..."]);
 }

@@ -4,7 +4,7 @@
 //! ```text
 //! tenjit dump FILE                                  parse, verify, print the canonical text
 //! tenjit grad FILE                                  print the gradient graph of FILE
-//! tenjit run FILE [--input NAME=PATH.npy]... [--out DIR]
+//! tenjit run FILE [--input NAME=PATH.npy | --value NAME=V,V,...]... [--out DIR]
 //! tenjit dot FILE                                   print Graphviz DOT
 //! tenjit compile FILE --emit ir|fused|kernels|clif|cuda  print a stage of the compiler
 //! ```
@@ -19,7 +19,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tenjit::ir::format::{format_tensor, PrintOptions};
-use tenjit::ir::{autodiff, dot, interp, npy, text, verify, Buffer, Graph};
+use tenjit::ir::{autodiff, dot, interp, npy, text, verify, Buffer, Graph, Scalar, TensorType};
 
 const USAGE: &str = "\
 tenjit: read, draw and run graphs in the tenjit text IR
@@ -29,7 +29,7 @@ usage:
   tenjit grad FILE                   print the gradient graph of FILE, whose one output must be
                                      a float scalar: it returns that output, then its gradient
                                      with respect to each float input, in order
-  tenjit run FILE [--input NAME=PATH.npy]... [--out DIR]
+  tenjit run FILE [--input NAME=PATH.npy | --value NAME=V,V,...]... [--out DIR]
                                      run FILE on the reference interpreter
   tenjit dot FILE                    print FILE as a Graphviz DOT digraph
   tenjit compile FILE [--emit STAGE] print a stage of compiling FILE:
@@ -43,8 +43,13 @@ usage:
 FILE may be '-' to read standard input.
 
 run options:
-  -i, --input NAME=PATH.npy  the value of graph input %NAME, read from a .npy file; every
-                             input of the graph must be given exactly once
+  -i, --input NAME=PATH.npy  the value of graph input %NAME, read from a .npy file (NumPy's
+                             np.save, or Tensor::save_npy, writes one)
+  -v, --value NAME=V,V,...   the value of graph input %NAME written out: its elements in
+                             row-major order, as many as its declared type holds, or one
+                             value that fills it (brackets and spaces are ignored, so
+                             '[[1, 2], [3, 4]]' works); every input of the graph must be
+                             given exactly once, with --input or --value
   -o, --out DIR              write output i to DIR/out<i>.npy (DIR is created) and print a
                              one-line summary per output; without --out the outputs' values
                              are printed
@@ -86,7 +91,16 @@ enum Command {
     Grad { file: String },
     Dot { file: String },
     Compile { file: String, emit: Emit },
-    Run { file: String, inputs: Vec<(String, PathBuf)>, out: Option<PathBuf> },
+    Run { file: String, inputs: Vec<(String, Source)>, out: Option<PathBuf> },
+}
+
+/// Where `tenjit run` takes an input's value from.
+#[derive(Debug)]
+enum Source {
+    /// A `.npy` file.
+    File(PathBuf),
+    /// Elements written on the command line, comma-separated.
+    Values(String),
 }
 
 fn main() -> ExitCode {
@@ -144,16 +158,20 @@ fn parse_args(args: &[String]) -> Result<Command, Failure> {
                 _ => (arg.as_str(), None),
             };
             match (cmd, name) {
-                ("run", "-i" | "--input") => {
+                ("run", "-i" | "--input" | "-v" | "--value") => {
+                    let file = matches!(name, "-i" | "--input");
+                    let form = if file { "NAME=PATH.npy" } else { "NAME=V,V,..." };
                     let value = option_value(name, inline, &mut it)?;
-                    let Some((input, path)) = value.split_once('=') else {
-                        return Err(usage(format!("'{name} {value}': expected NAME=PATH.npy")));
+                    let Some((input, rhs)) = value.split_once('=') else {
+                        return Err(usage(format!("'{name} {value}': expected {form}")));
                     };
                     let input = input.strip_prefix('%').unwrap_or(input);
-                    if input.is_empty() || path.is_empty() {
-                        return Err(usage(format!("'{name} {value}': expected NAME=PATH.npy")));
+                    if input.is_empty() || rhs.is_empty() {
+                        return Err(usage(format!("'{name} {value}': expected {form}")));
                     }
-                    inputs.push((input.to_string(), PathBuf::from(path)));
+                    let source =
+                        if file { Source::File(PathBuf::from(rhs)) } else { Source::Values(rhs.to_string()) };
+                    inputs.push((input.to_string(), source));
                 }
                 ("run", "-o" | "--out") => {
                     let value = option_value(name, inline, &mut it)?;
@@ -276,16 +294,16 @@ fn describe_inputs(g: &Graph) -> String {
     format!("the graph's inputs are {}", list.join(", "))
 }
 
-fn run(file: &str, given: &[(String, PathBuf)], out: Option<&Path>) -> Result<(), Failure> {
+fn run(file: &str, given: &[(String, Source)], out: Option<&Path>) -> Result<(), Failure> {
     let name = display_name(file);
     let g = load_graph(file)?;
     // Match the given inputs to the graph's by name.
-    let mut by_name: BTreeMap<&str, &Path> = BTreeMap::new();
-    for (input, path) in given {
+    let mut by_name: BTreeMap<&str, &Source> = BTreeMap::new();
+    for (input, source) in given {
         if !g.inputs().iter().any(|(n, _)| n == input) {
             return Err(user(format!("{name}: the graph has no input %{input}; {}", describe_inputs(&g))));
         }
-        if by_name.insert(input, path).is_some() {
+        if by_name.insert(input, source).is_some() {
             return Err(user(format!("input %{input} is given more than once")));
         }
     }
@@ -297,7 +315,7 @@ fn run(file: &str, given: &[(String, PathBuf)], out: Option<&Path>) -> Result<()
         .collect();
     if !missing.is_empty() {
         return Err(user(format!(
-            "{name}: missing input(s) {} (give each with --input NAME=PATH.npy); {}",
+            "{name}: missing input(s) {} (give each with --input NAME=PATH.npy or --value NAME=V,V,...); {}",
             missing.join(", "),
             describe_inputs(&g)
         )));
@@ -305,9 +323,15 @@ fn run(file: &str, given: &[(String, PathBuf)], out: Option<&Path>) -> Result<()
     // Load each input and check its type against the declared one.
     let mut buffers: Vec<Buffer> = Vec::with_capacity(g.inputs().len());
     for (input, id) in g.inputs() {
-        let path = by_name[input.as_str()];
-        let buf = npy::load(path).map_err(|e| user(format!("{e} (the value of input %{input})")))?;
         let declared = g.ty(*id);
+        let path = match by_name[input.as_str()] {
+            Source::Values(text) => {
+                buffers.push(parse_values(text, declared).map_err(|e| user(format!("input %{input}: {e}")))?);
+                continue;
+            }
+            Source::File(path) => path,
+        };
+        let buf = npy::load(path).map_err(|e| user(format!("{e} (the value of input %{input})")))?;
         if buf.ty() != *declared {
             return Err(user(format!(
                 "{}: input %{input} of {name} is declared {declared} but the file holds {}",
@@ -321,6 +345,24 @@ fn run(file: &str, given: &[(String, PathBuf)], out: Option<&Path>) -> Result<()
     match out {
         Some(dir) => write_outputs(dir, &outputs),
         None => print_outputs(&outputs),
+    }
+}
+
+/// The value of an input of type `ty` written as `--value` text: comma-separated elements in
+/// row-major order (brackets and whitespace ignored), as many as `ty` holds, or one that fills it.
+fn parse_values(text: &str, ty: &TensorType) -> Result<Buffer, String> {
+    let cleaned: String = text.chars().filter(|c| !matches!(c, '[' | ']') && !c.is_whitespace()).collect();
+    let mut values = Vec::new();
+    for (i, item) in cleaned.split(',').enumerate() {
+        let value = Scalar::parse(item, ty.dtype)
+            .ok_or_else(|| format!("element {i} `{item}` is not a {} value", ty.dtype))?;
+        values.push(value);
+    }
+    let numel = ty.shape.numel();
+    match values.len() {
+        1 => Ok(Buffer::full(ty, values[0])),
+        n if n == numel => Ok(Buffer::from_scalars(ty.dtype, ty.shape.clone(), values)),
+        n => Err(format!("{n} values given but {ty} holds {numel} (or give one value to fill it)")),
     }
 }
 
