@@ -33,6 +33,10 @@ else
         echo "error: the wheels did not provide $NVRTC and $PTXAS" >&2
         exit 1
     fi
+    # Keep what tenjit uses: libnvrtc and its builtins, and ptxas. The wheels also carry a
+    # second build of NVRTC (the .alt libraries), NVVM and nvcc's headers, 170 MB that nothing
+    # here loads.
+    rm -rf "$DIR"/nvidia/cuda_nvrtc/lib/*.alt.so* "$DIR"/nvidia/cuda_nvcc/nvvm "$DIR"/nvidia/cuda_nvcc/include
     rm -f "$DIR"/.tenjit-cuda-tools-*
     touch "$STAMP"
 fi
