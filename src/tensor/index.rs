@@ -130,28 +130,29 @@ macro_rules! s {
     };
 }
 
-/// Python's `slice.indices`: (start, step, count) of a range over a dimension of size `n`.
+/// Python's `slice.indices`: (start, count) of a range with a nonzero `step` over a dimension of
+/// size `n`. The arithmetic is in `i128`, so no step (`isize::MIN` and `isize::MAX` included)
+/// overflows: `a[::isize::MIN]` is the last element, as in NumPy.
 fn resolve(start: Option<isize>, end: Option<isize>, step: isize, n: usize) -> (isize, usize) {
-    let n = n as isize;
-    let clamp = |v: isize, lo: isize, hi: isize| v.max(lo).min(hi);
-    let norm = |v: isize| if v < 0 { v + n } else { v };
+    let n = n as i128;
+    let clamp = |v: i128, lo: i128, hi: i128| v.max(lo).min(hi);
+    let norm = |v: isize| if v < 0 { v as i128 + n } else { v as i128 };
+    let step = step as i128;
     let (s, e) = if step > 0 {
         (start.map_or(0, |v| clamp(norm(v), 0, n)), end.map_or(n, |v| clamp(norm(v), 0, n)))
     } else {
         (start.map_or(n - 1, |v| clamp(norm(v), -1, n - 1)), end.map_or(-1, |v| clamp(norm(v), -1, n - 1)))
     };
-    let count = if step > 0 {
-        if e > s {
-            (e - s + step - 1) / step
-        } else {
-            0
-        }
-    } else if s > e {
-        (s - e + (-step) - 1) / (-step)
+    // Elements s, s + step, ... strictly before e (after it, for a negative step).
+    let count = if step > 0 && e > s {
+        (e - s + step - 1) / step
+    } else if step < 0 && s > e {
+        (s - e - step - 1) / -step
     } else {
         0
     };
-    (s, count as usize)
+    // `s` lies in -1..=n and `count` in 0..=n, both of which fit the dimension's types.
+    (s as isize, count as usize)
 }
 
 impl Tensor {
@@ -216,10 +217,14 @@ impl Tensor {
                     }
                     let (s0, count) = resolve(s, e, st, self.shape()[d]);
                     start.push(if count == 0 { 0 } else { s0 });
-                    step.push(st);
+                    // With at most one element the step does not matter: 1 keeps huge steps
+                    // (`isize::MIN`) out of the IR's index arithmetic.
+                    step.push(if count <= 1 { 1 } else { st });
                     size.push(count);
                     out_shape.push(count);
-                    out_strides.push(self.strides()[d] * st);
+                    // A step past the dimension's size keeps at most one element, whose stride
+                    // does not matter; saturating keeps the product from overflowing.
+                    out_strides.push(self.strides()[d].saturating_mul(st));
                     d += 1;
                 }
                 SliceItem::NewAxis => {
@@ -233,7 +238,8 @@ impl Tensor {
         let sliced = if identity {
             self.clone()
         } else {
-            let strides: Strides = (0..self.dim()).map(|d| self.strides()[d] * step[d]).collect();
+            let strides: Strides =
+                (0..self.dim()).map(|d| self.strides()[d].saturating_mul(step[d])).collect();
             Tensor::from_op_strided(Op::Slice { start, step, size }, &[self], Some(strides))?
         };
         let shape = Shape::from(out_shape);
@@ -362,7 +368,9 @@ impl Tensor {
     }
 
     /// One-hot encoding of integer class labels (`i64`, a new last dimension of
-    /// `num_classes`), as `torch.nn.functional.one_hot`.
+    /// `num_classes`), as `torch.nn.functional.one_hot`. As in PyTorch, the labels are computed
+    /// and read to check them: a label outside `0..num_classes` panics here (an error from
+    /// [`Tensor::try_one_hot`]) rather than giving a row of zeros.
     ///
     /// ```
     /// use tenjit::prelude::*;
@@ -380,7 +388,25 @@ impl Tensor {
         if !self.dtype().is_int() {
             return Err(Error::op("one_hot", format!("labels must be an integer tensor, got {}", self.ty())));
         }
-        let classes = Tensor::arange(num_classes as i64);
+        let classes = i64::try_from(num_classes)
+            .ok()
+            .filter(|_| self.numel().checked_mul(num_classes).is_some_and(|n| n <= isize::MAX as usize))
+            .ok_or_else(|| {
+                Error::op(
+                    "one_hot",
+                    format!("{num_classes} classes for labels of shape {:?} is too large", self.shape()),
+                )
+            })?;
+        // As PyTorch does, the labels are read to check their range: a label outside
+        // 0..num_classes would otherwise give a row of zeros.
+        let labels = self.try_to_vec::<i64>()?;
+        if let Some(&bad) = labels.iter().find(|&&l| l < 0 || l >= classes) {
+            return Err(Error::op(
+                "one_hot",
+                format!("class value {bad} is out of range for num_classes = {num_classes} (expected 0..{num_classes})"),
+            ));
+        }
+        let classes = Tensor::arange(classes);
         // Labels [.., 1] against classes [C]: expand one side, an intended outer comparison.
         let mut sizes: Vec<isize> = self.shape().iter().map(|&d| d as isize).collect();
         sizes.push(num_classes as isize);
