@@ -155,7 +155,9 @@ struct Formatter {
 impl Formatter {
     /// Decides the mode and width from the elements that will be shown.
     fn new(floating: bool, values: impl Iterator<Item = Scalar>, opts: &PrintOptions) -> Formatter {
-        let precision = opts.precision;
+        // A format precision must fit in `u16`; past f64's longest exact expansion (767
+        // significant digits) more digits are zeros anyway.
+        let precision = opts.precision.min(u16::MAX as usize);
         let mut f = Formatter { floating, int_mode: true, sci_mode: false, max_width: 1, precision };
         if !floating {
             for v in values {

@@ -305,7 +305,10 @@ pub fn kernel_list(p: &Program) -> String {
         }
         let mut line = String::new();
         for (w, cell) in widths.iter().zip(row) {
-            line += &format!("{cell:<w$}  ");
+            // Padded by hand: a format width must fit in `u16`, and a concat of many operands
+            // makes a wider cell.
+            line += cell;
+            line.extend(std::iter::repeat_n(' ', w - cell.chars().count() + 2));
         }
         line += &format!("; {}", row[4]);
         out += &line;

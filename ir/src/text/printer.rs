@@ -172,8 +172,9 @@ pub(crate) fn print(g: &Graph) -> String {
     for (line, loc) in &lines {
         out.push_str(line);
         if let (Some(width), false) = (width, loc.is_empty()) {
-            let pad = width - line.chars().count();
-            let _ = write!(out, "{:pad$}  ; at {loc}", "");
+            // Padded by hand: a format width must fit in `u16`, and lines can be longer.
+            out.extend(std::iter::repeat_n(' ', width - line.chars().count()));
+            let _ = write!(out, "  ; at {loc}");
         }
         out.push('\n');
     }
