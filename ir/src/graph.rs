@@ -52,12 +52,21 @@ pub struct Graph {
     g: StableDiGraph<NodeData, u32, u32>,
     inputs: Vec<(String, NodeId)>,
     outputs: Vec<NodeId>,
+    /// Slots of `g`, vacant ones included: one past the largest index ever given out (petgraph's
+    /// `node_bound` stops at the last occupied slot).
+    slots: usize,
 }
 
 impl Graph {
     /// An empty graph called `name` (printed as `graph @name(...)`).
     pub fn new(name: impl Into<String>) -> Graph {
-        Graph { name: name.into(), g: StableDiGraph::default(), inputs: Vec::new(), outputs: Vec::new() }
+        Graph {
+            name: name.into(),
+            g: StableDiGraph::default(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            slots: 0,
+        }
     }
 
     /// The graph's name.
@@ -73,6 +82,7 @@ impl Graph {
                 as u32,
         );
         self.inputs.push((name.into(), id));
+        self.slots = self.slots.max(id.index() + 1);
         id
     }
 
@@ -98,6 +108,7 @@ impl Graph {
         }
         let ty = op.infer(&tys)?;
         let id = self.g.add_node(NodeData { op, ty, loc });
+        self.slots = self.slots.max(id.index() + 1);
         for (pos, &a) in args.iter().enumerate() {
             self.g.add_edge(a.ix(), id, pos as u32);
         }
@@ -276,11 +287,69 @@ impl Graph {
         for n in live {
             keep[n.index()] = true;
         }
-        let dead: Vec<NodeIndex<u32>> = self.g.node_indices().filter(|i| !keep[i.index()]).collect();
-        for &i in &dead {
-            self.g.remove_node(i);
-        }
+        let dead: Vec<NodeId> =
+            self.g.node_indices().filter(|i| !keep[i.index()]).map(|i| NodeId(i.index() as u32)).collect();
+        self.remove_unused(&dead);
         dead.len()
+    }
+
+    /// Removes `nodes`, none of which may be an input, an output or an operand of a node that
+    /// stays, in time linear in the size of the graph; the graph is left exactly as removing
+    /// them one by one in this order would leave it, down to which ids later additions reuse.
+    ///
+    /// One by one, petgraph's `remove_node` walks the use list of each operand of the removed
+    /// node to unlink it, which is quadratic when many dead nodes share an operand (a constant
+    /// that CSE made common to a long chain). This rebuilds the storage instead: every node at
+    /// its index, the edges between nodes that stay, and the list of free slots in the order
+    /// the one-by-one removal would leave.
+    pub fn remove_unused(&mut self, nodes: &[NodeId]) {
+        if nodes.is_empty() {
+            return;
+        }
+        let placeholder = || NodeData {
+            op: Op::Input {
+                index: 0,
+                ty: TensorType::new(crate::types::DType::Bool, crate::types::Shape::scalar()),
+            },
+            ty: TensorType::new(crate::types::DType::Bool, crate::types::Shape::scalar()),
+            loc: None,
+        };
+        let mut old = std::mem::take(&mut self.g);
+        let bound = self.slots;
+        // The free slots, head first: every vacant slot is on the free list, and filling them
+        // pops it in order.
+        let vacant = bound - old.node_count();
+        let free: Vec<usize> = (0..vacant).map(|_| old.add_node(placeholder()).index()).collect();
+        let mut keep = vec![true; bound];
+        for &i in &free {
+            keep[i] = false;
+        }
+        for n in nodes {
+            debug_assert!(keep[n.index()], "remove_unused: {n} is not in the graph or is listed twice");
+            keep[n.index()] = false;
+        }
+        let mut g: StableDiGraph<NodeData, u32, u32> = StableDiGraph::with_capacity(bound, old.edge_count());
+        for i in 0..bound {
+            let w = std::mem::replace(&mut old[NodeIndex::new(i)], placeholder());
+            g.add_node(if keep[i] { w } else { placeholder() });
+        }
+        for e in old.edge_references() {
+            let (a, b) = (e.source().index(), e.target().index());
+            if keep[a] && keep[b] {
+                g.add_edge(NodeIndex::new(a), NodeIndex::new(b), *e.weight());
+            } else {
+                debug_assert!(!keep[b], "remove_unused: %{a} is removed but %{b}, which stays, uses it");
+            }
+        }
+        // `remove_node` pushes onto the free list, so the old free slots go back last first,
+        // then the removed nodes in order, which leaves them at its head, the last one first.
+        for &i in free.iter().rev() {
+            g.remove_node(NodeIndex::new(i));
+        }
+        for n in nodes {
+            g.remove_node(n.ix());
+        }
+        self.g = g;
     }
 
     /// A deterministic topological order of all nodes (Kahn's algorithm, lowest index first),

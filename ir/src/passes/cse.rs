@@ -31,7 +31,9 @@ impl super::Pass for Cse {
         // A lookup table only: the kept node is decided by the visiting order, never by the
         // map's iteration order.
         let mut seen: HashMap<(Op, SmallVec<[NodeId; 3]>), NodeId> = HashMap::new();
-        let mut changed = false;
+        // Duplicates are removed together at the end, in the order they were found, in time
+        // linear in the graph (see `Graph::remove_unused`).
+        let mut duplicates = Vec::new();
         for n in order {
             if let Op::Input { .. } = g.op(n) {
                 continue;
@@ -40,14 +42,14 @@ impl super::Pass for Cse {
             match seen.get(&key) {
                 Some(&first) => {
                     g.replace_all_uses(n, first);
-                    g.remove(n);
-                    changed = true;
+                    duplicates.push(n);
                 }
                 None => {
                     seen.insert(key, n);
                 }
             }
         }
-        changed
+        g.remove_unused(&duplicates);
+        !duplicates.is_empty()
     }
 }
