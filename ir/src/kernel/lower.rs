@@ -54,7 +54,7 @@ use super::{
     MatmulStep, OpStep, Program, Step, Store,
 };
 use crate::graph::{Graph, NodeId};
-use crate::ops::{BinaryOp, Op, UnaryOp};
+use crate::ops::Op;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The most a value may cost (in weighted ops, see the module doc) and still be recomputed in
@@ -141,8 +141,8 @@ fn weight(op: &Op) -> u64 {
         Op::Input { .. } | Op::Const { .. } | Op::Iota { .. } => 0,
         Op::Reshape { .. } | Op::Permute { .. } | Op::Expand { .. } | Op::Slice { .. } => 0,
         Op::Rand { .. } => 16,
-        Op::Unary(u) => unary_cost(*u),
-        Op::Binary(b) => binary_cost(*b),
+        Op::Unary(u) => u.spec().cost.weight,
+        Op::Binary(b) => b.spec().cost.weight,
         Op::Where | Op::Cast { .. } => 1,
         // Materialized values are loads: they cost nothing to the consumer.
         Op::Reduce { .. }
@@ -152,37 +152,6 @@ fn weight(op: &Op) -> u64 {
         | Op::ScatterAdd { .. }
         | Op::Concat { .. }
         | Op::Pad { .. } => 0,
-    }
-}
-
-/// The cost of a unary op per element: 4 for transcendental functions, 2 for square roots, 1
-/// for the rest.
-pub(crate) fn unary_cost(u: UnaryOp) -> u64 {
-    match u {
-        UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Not => 1,
-        UnaryOp::Sqrt => 2,
-        UnaryOp::Exp | UnaryOp::Log | UnaryOp::Sin | UnaryOp::Cos | UnaryOp::Tanh => 4,
-    }
-}
-
-/// The cost of a binary op per element: 4 for powers, 2 for divisions, 1 for the rest.
-pub(crate) fn binary_cost(b: BinaryOp) -> u64 {
-    match b {
-        BinaryOp::Div | BinaryOp::FloorDiv | BinaryOp::Rem => 2,
-        BinaryOp::Pow => 4,
-        BinaryOp::Add
-        | BinaryOp::Sub
-        | BinaryOp::Mul
-        | BinaryOp::Maximum
-        | BinaryOp::Minimum
-        | BinaryOp::Eq
-        | BinaryOp::Ne
-        | BinaryOp::Lt
-        | BinaryOp::Le
-        | BinaryOp::Gt
-        | BinaryOp::Ge
-        | BinaryOp::And
-        | BinaryOp::Or => 1,
     }
 }
 

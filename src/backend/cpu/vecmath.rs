@@ -60,20 +60,41 @@ use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::FunctionBuilder;
 use tenjit_ir::{BinaryOp, UnaryOp};
 
+/// A unary routine on a widened vector.
+type UnaryRoutine = fn(&mut Emitter, Value) -> Value;
+/// A binary routine on widened vectors.
+type BinaryRoutine = fn(&mut Emitter, Value, Value) -> Value;
+
+/// The unary ops this module provides: the CPU side of the op rows whose lowering is
+/// [`CpuLowering::VecMath`](tenjit_ir::ops::CpuLowering::VecMath). A lookup table, not a match,
+/// so a new op that this module does not provide needs no entry.
+const UNARY: &[(UnaryOp, UnaryRoutine)] = &[
+    (UnaryOp::Exp, exp),
+    (UnaryOp::Log, log),
+    (UnaryOp::Sin, |e, x| sin_cos(e, x, Trig::Sin)),
+    (UnaryOp::Cos, |e, x| sin_cos(e, x, Trig::Cos)),
+    (UnaryOp::Tanh, tanh),
+];
+
+/// The binary ops this module provides (`pow` is the one it exists for).
+const BINARY: &[(BinaryOp, BinaryRoutine)] =
+    &[(BinaryOp::Pow, |e, x, y| if e.t.is_f64() { pow_f64(e, x, y) } else { pow_f32(e, x, y) })];
+
+/// Whether this module provides `op`.
+pub fn provides_unary(op: UnaryOp) -> bool {
+    UNARY.iter().any(|&(o, _)| o == op)
+}
+
+/// Whether this module provides `op`.
+pub fn provides_binary(op: BinaryOp) -> bool {
+    BINARY.iter().any(|&(o, _)| o == op)
+}
+
 /// Emits `op(x)` for a float `x` of type `ty` (`F32`, `F64`, `F32X4` or `F64X2`), returning
 /// `None` for ops this module does not provide (the caller emits those itself) and for other
 /// types. `sin` and `cos` split the current block (see the module doc).
 pub fn emit_unary(b: &mut FunctionBuilder, op: UnaryOp, ty: Type, x: Value) -> Option<Value> {
-    let func: fn(&mut Emitter, Value) -> Value = match op {
-        UnaryOp::Exp => exp,
-        UnaryOp::Log => log,
-        UnaryOp::Sin => |e, x| sin_cos(e, x, Trig::Sin),
-        UnaryOp::Cos => |e, x| sin_cos(e, x, Trig::Cos),
-        UnaryOp::Tanh => tanh,
-        UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sqrt | UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Not => {
-            return None
-        }
-    };
+    let func = UNARY.iter().find(|&&(o, _)| o == op)?.1;
     let format = Format::of(ty)?;
     let mut e = Emitter::new(b, format, ty);
     let xv = e.widen(x);
@@ -82,32 +103,13 @@ pub fn emit_unary(b: &mut FunctionBuilder, op: UnaryOp, ty: Type, x: Value) -> O
 }
 
 /// Emits `op(x, y)` for floats of type `ty`, returning `None` for ops this module does not
-/// provide (`pow` is the one it exists for) and for other types. `pow` splits the current block
-/// (see the module doc).
+/// provide and for other types. `pow` splits the current block (see the module doc).
 pub fn emit_binary(b: &mut FunctionBuilder, op: BinaryOp, ty: Type, x: Value, y: Value) -> Option<Value> {
-    match op {
-        BinaryOp::Pow => {}
-        BinaryOp::Add
-        | BinaryOp::Sub
-        | BinaryOp::Mul
-        | BinaryOp::Div
-        | BinaryOp::Maximum
-        | BinaryOp::Minimum
-        | BinaryOp::FloorDiv
-        | BinaryOp::Rem
-        | BinaryOp::Eq
-        | BinaryOp::Ne
-        | BinaryOp::Lt
-        | BinaryOp::Le
-        | BinaryOp::Gt
-        | BinaryOp::Ge
-        | BinaryOp::And
-        | BinaryOp::Or => return None,
-    }
+    let func = BINARY.iter().find(|&&(o, _)| o == op)?.1;
     let format = Format::of(ty)?;
     let mut e = Emitter::new(b, format, ty);
     let (xv, yv) = (e.widen(x), e.widen(y));
-    let r = if format.is_f64() { pow_f64(&mut e, xv, yv) } else { pow_f32(&mut e, xv, yv) };
+    let r = func(&mut e, xv, yv);
     Some(e.narrow(r))
 }
 
