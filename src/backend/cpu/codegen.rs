@@ -79,6 +79,8 @@ mod native;
 mod nest;
 mod plan;
 
+pub use emit::{binary_resolves, unary_resolves};
+
 use cranelift_codegen::ir::types::{F32, F64, I64};
 use cranelift_codegen::ir::{AbiParam, ExternalName, Function, InstBuilder, Signature, Type, UserFuncName};
 use cranelift_codegen::isa::{CallConv, OwnedTargetIsa, TargetFrontendConfig};

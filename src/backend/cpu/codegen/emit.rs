@@ -104,6 +104,38 @@ const INT_SEQUENCES: &[(BinaryOp, IntSequence)] = &[
     (BinaryOp::Pow, |e, _, d, x, y| e.int_pow(d, x, y)),
 ];
 
+/// Whether the emitter has a lowering of `op` on `d` as its row says (native instruction,
+/// vector-math routine, or the generic call, which every float op has). The op-table test
+/// asserts it for every op and accepted dtype.
+pub fn unary_resolves(op: UnaryOp, d: DType) -> bool {
+    match d.category() {
+        Category::Float => match op.spec().cpu {
+            CpuLowering::Native => native::find(native::FLOAT_UNARY, op).is_some(),
+            CpuLowering::VecMath => vecmath::provides_unary(op),
+            CpuLowering::Call => true,
+        },
+        Category::Int => native::find(native::INT_UNARY, op).is_some(),
+        Category::Bool => {
+            native::find(native::BOOL_UNARY_SCALAR, op).is_some()
+                && native::find(native::BOOL_UNARY_VECTOR, op).is_some()
+        }
+    }
+}
+
+/// Whether the emitter has a lowering of `op` on `d` as its row says (see [`unary_resolves`]).
+pub fn binary_resolves(op: BinaryOp, d: DType) -> bool {
+    let native = native::find(Emitter::binary_table(d), op).is_some();
+    match d.category() {
+        Category::Float => match op.spec().cpu {
+            CpuLowering::Native => native,
+            CpuLowering::VecMath => vecmath::provides_binary(op),
+            CpuLowering::Call => true,
+        },
+        Category::Int => native || native::find(INT_SEQUENCES, op).is_some(),
+        Category::Bool => native,
+    }
+}
+
 /// Status code of an integer op that failed: its position in [`BinaryOp::ALL`] plus one.
 pub(super) fn status_code(op: BinaryOp) -> u32 {
     BinaryOp::ALL.iter().position(|&o| o == op).map_or(u32::MAX, |p| p as u32 + 1)
