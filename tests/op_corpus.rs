@@ -84,7 +84,12 @@ fn every_unary_op_on_every_dtype() {
             let x = g.add_input("x", TensorType::new(dtype, [37]));
             let y = g.add(Op::Unary(op), &[x]).unwrap();
             g.set_outputs(vec![y]);
-            check(&format!("{} {dtype}", op.spec().name), &g, &[values(dtype, 37)], max_ulp(op.spec().accuracy));
+            check(
+                &format!("{} {dtype}", op.spec().name),
+                &g,
+                &[values(dtype, 37)],
+                max_ulp(op.spec().accuracy),
+            );
         }
     }
 }

@@ -130,7 +130,8 @@ fn every_reduction_name_round_trips() {
         round_trips(&r, DType::F32, 1).unwrap_or_else(|e| panic!("{}: {e}", op.name()));
     }
     for op in ArgOp::ALL {
-        round_trips(&Op::ArgReduce { op, axis: 0 }, DType::F32, 1).unwrap_or_else(|e| panic!("{}: {e}", op.name()));
+        round_trips(&Op::ArgReduce { op, axis: 0 }, DType::F32, 1)
+            .unwrap_or_else(|e| panic!("{}: {e}", op.name()));
     }
 }
 

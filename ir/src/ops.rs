@@ -13,6 +13,10 @@
 //! overflow, as PyTorch's do; integer division or remainder by zero and negative integer powers
 //! are evaluation errors rather than undefined results.
 
+mod kind;
+
+pub use kind::{Library, Movement, OpKind};
+
 use crate::autodiff::rules::{self, BinaryVjp, UnaryVjp};
 use crate::types::{broadcast_shapes, Category, DType, Shape, TensorType};
 use smallvec::SmallVec;

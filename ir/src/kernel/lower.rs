@@ -54,7 +54,7 @@ use super::{
     MatmulStep, OpStep, Program, Step, Store,
 };
 use crate::graph::{Graph, NodeId};
-use crate::ops::Op;
+use crate::ops::{Movement, Op, OpKind};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The most a value may cost (in weighted ops, see the module doc) and still be recomputed in
@@ -124,14 +124,14 @@ enum Kind {
 }
 
 fn kind(op: &Op) -> Kind {
-    match op {
-        Op::Input { .. } => Kind::Input,
-        Op::Const { .. } | Op::Iota { .. } | Op::Rand { .. } => Kind::Source,
-        Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Cast { .. } => Kind::Elementwise,
-        Op::Reshape { .. } | Op::Permute { .. } | Op::Expand { .. } | Op::Slice { .. } => Kind::Movement,
-        Op::Reduce { .. } | Op::ArgReduce { .. } => Kind::Reduce,
-        Op::Matmul => Kind::Matmul,
-        Op::Gather { .. } | Op::ScatterAdd { .. } | Op::Concat { .. } | Op::Pad { .. } => Kind::Library,
+    match op.kind() {
+        OpKind::Input => Kind::Input,
+        OpKind::Source => Kind::Source,
+        OpKind::Elementwise => Kind::Elementwise,
+        OpKind::Movement(_) => Kind::Movement,
+        OpKind::Reduce => Kind::Reduce,
+        OpKind::Matmul => Kind::Matmul,
+        OpKind::Library(_) => Kind::Library,
     }
 }
 
@@ -179,37 +179,25 @@ impl View {
         let arg = g.args(m)[0];
         let in_dims = g.ty(arg).shape.dims();
         let View { offset, strides } = self;
-        match g.op(m) {
-            Op::Permute { perm } => {
+        let OpKind::Movement(movement) = g.op(m).kind() else {
+            unreachable!("lower: {m} is not a movement op")
+        };
+        match movement {
+            Movement::Permute { perm } => {
                 Some(View { offset, strides: perm.iter().map(|&p| strides[p]).collect() })
             }
-            Op::Expand { .. } => Some(View {
+            Movement::Expand { .. } => Some(View {
                 offset,
                 strides: (0..strides.len()).map(|d| if in_dims[d] == 1 { 0 } else { strides[d] }).collect(),
             }),
-            Op::Slice { start, step, .. } => {
+            Movement::Slice { start, step, .. } => {
                 let offset = (0..strides.len())
                     .fold(offset, |o, d| o.wrapping_add((start[d] as i64).wrapping_mul(strides[d])));
                 let strides = (0..strides.len()).map(|d| strides[d].wrapping_mul(step[d] as i64)).collect();
                 Some(View { offset, strides })
             }
-            Op::Reshape { shape } => crate::types::view_strides(in_dims, &strides, shape.dims())
+            Movement::Reshape { shape } => crate::types::view_strides(in_dims, &strides, shape.dims())
                 .map(|strides| View { offset, strides }),
-            Op::Input { .. }
-            | Op::Const { .. }
-            | Op::Iota { .. }
-            | Op::Rand { .. }
-            | Op::Unary(_)
-            | Op::Binary(_)
-            | Op::Where
-            | Op::Cast { .. }
-            | Op::Reduce { .. }
-            | Op::ArgReduce { .. }
-            | Op::Pad { .. }
-            | Op::Concat { .. }
-            | Op::Matmul
-            | Op::Gather { .. }
-            | Op::ScatterAdd { .. } => unreachable!("lower: {m} is not a movement op"),
         }
     }
 

@@ -1023,7 +1023,12 @@ fn row_cost(ins: &[tenjit_ir::kernel::Instr], var: &[bool]) -> usize {
             Inst::Unary(u, _) => u.spec().cost.cpu,
             Inst::Binary(b, ..) => b.spec().cost.cpu,
             Inst::Iota { .. } | Inst::Rand { .. } => 8,
-            Inst::Load { .. } | Inst::Const(_) | Inst::Where(..) | Inst::Cast(_) | Inst::Acc | Inst::AccValue => 1,
+            Inst::Load { .. }
+            | Inst::Const(_)
+            | Inst::Where(..)
+            | Inst::Cast(_)
+            | Inst::Acc
+            | Inst::AccValue => 1,
         })
         .sum()
 }
