@@ -329,8 +329,11 @@ fn the_op_corpus_matches_the_interpreter() {
 
 // ---- GPU: random programs --------------------------------------------------------------------
 
+/// A bound on a result given a bound on the operand.
+type Bound = fn(f64) -> f64;
+
 /// A bound on `|op(x)|` given a bound `b` on `|x|`, for the unary ops that have a useful one.
-const UNARY_BOUNDS: &[(UnaryOp, fn(f64) -> f64)] = &[
+const UNARY_BOUNDS: &[(UnaryOp, Bound)] = &[
     (UnaryOp::Neg, |b| b),
     (UnaryOp::Abs, |b| b),
     (UnaryOp::Floor, |b| b + 1.0),

@@ -49,9 +49,12 @@ fn random_buffer(r: &mut Rng, ty: &TensorType) -> Buffer {
     Buffer::from_scalars(ty.dtype, ty.shape.clone(), values)
 }
 
+/// A bound on a result given a bound on the operand.
+type Bound = fn(f64) -> f64;
+
 /// A bound on `|op(x)|` given a bound `b` on `|x|`, for the unary ops that have a useful one
 /// (others are unbounded as far as this test knows).
-const UNARY_BOUNDS: &[(UnaryOp, fn(f64) -> f64)] = &[
+const UNARY_BOUNDS: &[(UnaryOp, Bound)] = &[
     (UnaryOp::Neg, |b| b + 1.0),
     (UnaryOp::Abs, |b| b + 1.0),
     (UnaryOp::Floor, |b| b + 1.0),
