@@ -146,3 +146,14 @@ fn names_are_distinct() {
     sorted.dedup();
     assert_eq!(sorted.len(), names.len(), "duplicate op names in {names:?}");
 }
+
+/// The op added from its row alone, through the user API: values and gradient (exact here).
+#[test]
+fn softsign_through_the_tensor_api() {
+    use tenjit::prelude::*;
+    let x = tensor!([-3.0, 0.0, 1.0]).requires_grad_();
+    let y = x.softsign();
+    assert_eq!(y.to_vec::<f32>(), vec![-0.75, 0.0, 0.5]);
+    y.sum().backward();
+    assert_eq!(x.grad().unwrap().to_vec::<f32>(), vec![1.0 / 16.0, 1.0, 0.25]);
+}
