@@ -6,14 +6,10 @@
 //! it also prints that op's f32 code. Besides the single ops it measures W1's two kernels,
 //! `sin(a) + cos(a)²` and `sqrt(exp(a))`.
 
-use cranelift_codegen::ir::types::{F32, F64, I64};
-use cranelift_codegen::ir::{AbiParam, InstBuilder, MemFlagsData, Type, UserFuncName};
-use cranelift_codegen::settings::{self, Configurable};
-use cranelift_codegen::Context;
-use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
-use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{default_libcall_names, Linkage, Module};
+use cranelift_codegen::ir::types::{F32, F64};
+use cranelift_codegen::ir::{InstBuilder, Type};
 use std::time::Instant;
+use tenjit::backend::cpu::vecmath::harness::{self, Loop};
 use tenjit::backend::cpu::vecmath::{emit_binary, emit_unary};
 use tenjit_ir::{BinaryOp, UnaryOp};
 
@@ -67,102 +63,22 @@ const OPS: [Op; 8] = [
     Op::SqrtExp,
 ];
 
-struct Kernel {
-    _module: JITModule,
-    func: extern "C" fn(*const u8, *const u8, *mut u8, usize),
-    compile_us: f64,
-    code_bytes: usize,
-}
-
-fn new_module() -> JITModule {
-    let mut flags = settings::builder();
-    flags.set("opt_level", "speed").unwrap();
-    flags.set("is_pic", "false").unwrap();
-    let isa = cranelift_native::builder().unwrap().finish(settings::Flags::new(flags)).unwrap();
-    JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()))
-}
-
-/// Builds the loop over `scalar` elements: whole vectors, then a scalar tail.
-fn build(module: &JITModule, ctx: &mut Context, op: Op, scalar: Type) {
-    let mut fctx = FunctionBuilderContext::new();
-    let ptr = module.target_config().pointer_type();
-    for _ in 0..3 {
-        ctx.func.signature.params.push(AbiParam::new(ptr));
-    }
-    ctx.func.signature.params.push(AbiParam::new(I64));
-    let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-    let entry = b.create_block();
-    b.append_block_params_for_function_params(entry);
-    b.switch_to_block(entry);
-    let [pa, pb, po, n] = b.block_params(entry).try_into().unwrap();
-    let i = b.declare_var(I64);
-    let zero = b.ins().iconst(I64, 0);
-    b.def_var(i, zero);
-    let size = i64::from(scalar.bytes());
-    let flags = MemFlagsData::trusted();
-    let vty = scalar.by(16 / scalar.bytes()).unwrap();
-    for (ty, step) in [(vty, 16 / size), (scalar, 1)] {
-        let head = b.create_block();
-        let body = b.create_block();
-        let done = b.create_block();
-        b.ins().jump(head, &[]);
-        b.switch_to_block(head);
-        let iv = b.use_var(i);
-        let end = b.ins().iadd_imm_s(iv, step);
-        let more = b.ins().icmp(cranelift_codegen::ir::condcodes::IntCC::SignedLessThanOrEqual, end, n);
-        b.ins().brif(more, body, &[], done, &[]);
-        b.switch_to_block(body);
-        let off = b.ins().imul_imm_s(iv, size);
-        let addr_a = b.ins().iadd(pa, off);
-        let addr_b = b.ins().iadd(pb, off);
-        let addr_o = b.ins().iadd(po, off);
-        let x = b.ins().load(ty, flags, addr_a, 0);
-        let y = b.ins().load(ty, flags, addr_b, 0);
-        let r = match op {
-            Op::Unary(u) => emit_unary(&mut b, u, ty, x),
-            Op::Pow => emit_binary(&mut b, BinaryOp::Pow, ty, x, y),
+/// Compiles the loop of `op` over `scalar` elements: whole vectors, then a scalar tail.
+fn compile(op: Op, scalar: Type, disasm: bool) -> Loop {
+    harness::compile(scalar, true, disasm, |b, ty, x, y| {
+        match op {
+            Op::Unary(u) => emit_unary(b, u, ty, x),
+            Op::Pow => emit_binary(b, BinaryOp::Pow, ty, x, y),
             Op::SinCos => {
-                let s = emit_unary(&mut b, UnaryOp::Sin, ty, x).expect("sin");
-                let c = emit_unary(&mut b, UnaryOp::Cos, ty, x).expect("cos");
+                let s = emit_unary(b, UnaryOp::Sin, ty, x).expect("sin");
+                let c = emit_unary(b, UnaryOp::Cos, ty, x).expect("cos");
                 let c2 = b.ins().fmul(c, c);
                 Some(b.ins().fadd(s, c2))
             }
-            Op::SqrtExp => emit_unary(&mut b, UnaryOp::Exp, ty, x).map(|e| b.ins().sqrt(e)),
+            Op::SqrtExp => emit_unary(b, UnaryOp::Exp, ty, x).map(|e| b.ins().sqrt(e)),
         }
-        .expect("vecmath provides the op");
-        b.ins().store(flags, r, addr_o, 0);
-        b.def_var(i, end);
-        b.ins().jump(head, &[]);
-        b.switch_to_block(done);
-    }
-    b.ins().return_(&[]);
-    b.seal_all_blocks();
-    b.finalize(module.target_config());
-}
-
-fn compile(op: Op, scalar: Type, disasm: bool) -> Kernel {
-    let mut module = new_module();
-    let mut ctx = module.make_context();
-    ctx.set_disasm(disasm);
-    let start = Instant::now();
-    build(&module, &mut ctx, op, scalar);
-    let id = module.declare_function("kernel", Linkage::Local, &ctx.func.signature).unwrap();
-    ctx.func.name = UserFuncName::user(0, id.as_u32());
-    module.define_function(id, &mut ctx).unwrap();
-    let compile_us = start.elapsed().as_secs_f64() * 1e6;
-    let compiled = ctx.compiled_code().expect("compiled");
-    let code_bytes = compiled.code_buffer().len();
-    if disasm {
-        println!("{}", compiled.vcode.as_deref().unwrap_or("(no disassembly)"));
-    }
-    module.finalize_definitions().unwrap();
-    let code = module.get_finalized_function(id);
-    // SAFETY: `code` was compiled with the signature `(ptr, ptr, ptr, i64)` in the host's default
-    // calling convention, the ABI of this `extern "C"` type; `module` keeps it alive.
-    let func = unsafe {
-        std::mem::transmute::<*const u8, extern "C" fn(*const u8, *const u8, *mut u8, usize)>(code)
-    };
-    Kernel { _module: module, func, compile_us, code_bytes }
+        .expect("vecmath provides the op")
+    })
 }
 
 /// xorshift64*, uniform in `[0, 1)`.
@@ -174,7 +90,7 @@ fn unit(state: &mut u64) -> f64 {
 }
 
 /// Median G elements/s of `kernel` over `reps` passes of an in-cache buffer of `n` elements.
-fn throughput<T: Copy>(kernel: &Kernel, a: &[T], b: &[T], out: &mut [T]) -> f64 {
+fn throughput<T: Copy>(kernel: &Loop, a: &[T], b: &[T], out: &mut [T]) -> f64 {
     let n = a.len();
     let reps = 200;
     let mut rates: Vec<f64> = (0..9)

@@ -8,7 +8,7 @@ use tenjit::ir::kernel::{
     BufferDecl, BufferKind, Combine, IndexMap, Inst, Instr, Kernel, KernelReduce, Program, Step, Store,
 };
 use tenjit::ir::ops::BinaryKind;
-use tenjit::ir::{ArgOp, BinaryOp, Buffer, DType, Data, ReduceOp, Scalar, TensorType, UnaryOp};
+use tenjit::ir::{Accuracy, ArgOp, BinaryOp, Buffer, DType, Data, ReduceOp, Scalar, TensorType, UnaryOp};
 
 // ---- building kernels ------------------------------------------------------------------------
 
@@ -356,15 +356,17 @@ fn transcendental_tol(dtype: DType) -> Tol {
     }
 }
 
-fn unary_tol(op: UnaryOp, dtype: DType) -> Tol {
-    match op {
-        UnaryOp::Exp | UnaryOp::Log | UnaryOp::Sin | UnaryOp::Cos | UnaryOp::Tanh => {
-            transcendental_tol(dtype)
-        }
-        UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sqrt | UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Not => {
-            Tol::Exact
-        }
+/// The tolerance of an op row's accuracy class.
+fn row_tol(accuracy: Accuracy, dtype: DType) -> Tol {
+    match accuracy {
+        Accuracy::Exact => Tol::Exact,
+        Accuracy::SignedZero => Tol::SignedZero,
+        Accuracy::Ulp(_) => transcendental_tol(dtype),
     }
+}
+
+fn unary_tol(op: UnaryOp, dtype: DType) -> Tol {
+    row_tol(op.spec().accuracy, dtype)
 }
 
 #[test]
@@ -416,24 +418,7 @@ fn binary_program(op: BinaryOp, dtype: DType, n: usize, splat_b: bool) -> Progra
 }
 
 fn binary_tol(op: BinaryOp, dtype: DType) -> Tol {
-    match op {
-        BinaryOp::Pow => transcendental_tol(dtype),
-        BinaryOp::Maximum | BinaryOp::Minimum => Tol::SignedZero,
-        BinaryOp::Add
-        | BinaryOp::Sub
-        | BinaryOp::Mul
-        | BinaryOp::Div
-        | BinaryOp::FloorDiv
-        | BinaryOp::Rem
-        | BinaryOp::Eq
-        | BinaryOp::Ne
-        | BinaryOp::Lt
-        | BinaryOp::Le
-        | BinaryOp::Gt
-        | BinaryOp::Ge
-        | BinaryOp::And
-        | BinaryOp::Or => Tol::Exact,
-    }
+    row_tol(op.spec().accuracy, dtype)
 }
 
 /// Operands for `op` on `dtype` whose integer results are defined (no zero divisor, no

@@ -20,7 +20,7 @@ use tenjit::backend::cuda::runtime::{self, CudaError, DeviceBuffer};
 use tenjit::ir::interp::{self, EvalError};
 use tenjit::ir::kernel::lower::lower;
 use tenjit::ir::{
-    ArgOp, BinaryOp, Buffer, DType, Graph, NodeId, Op, ReduceOp, Scalar, Shape, TensorType, UnaryOp,
+    Accuracy, ArgOp, BinaryOp, Buffer, DType, Graph, NodeId, Op, ReduceOp, Scalar, Shape, TensorType, UnaryOp,
 };
 
 fn ty(d: DType, s: &[usize]) -> TensorType {
@@ -329,6 +329,24 @@ fn the_op_corpus_matches_the_interpreter() {
 
 // ---- GPU: random programs --------------------------------------------------------------------
 
+/// A bound on a result given a bound on the operand.
+type Bound = fn(f64) -> f64;
+
+/// A bound on `|op(x)|` given a bound `b` on `|x|`, for the unary ops that have a useful one.
+const UNARY_BOUNDS: &[(UnaryOp, Bound)] = &[
+    (UnaryOp::Neg, |b| b),
+    (UnaryOp::Abs, |b| b),
+    (UnaryOp::Floor, |b| b + 1.0),
+    (UnaryOp::Ceil, |b| b + 1.0),
+    (UnaryOp::Sqrt, f64::sqrt),
+    (UnaryOp::Exp, f64::exp),
+    (UnaryOp::Log, |_| 800.0),
+    (UnaryOp::Sin, |_| 1.0),
+    (UnaryOp::Cos, |_| 1.0),
+    (UnaryOp::Tanh, |_| 1.0),
+    (UnaryOp::Not, |_| 1.0),
+];
+
 /// A random graph over one dtype whose float results the GPU must reproduce to a tolerance:
 /// ops whose result jumps on a last-bit difference (floor, ceil, comparisons, casts to integers
 /// or bool, argmax) are applied only to values computed exactly (IEEE `+ - * / sqrt`, `max`,
@@ -363,7 +381,7 @@ fn random_graph(r: &mut Rng) -> Graph {
                 if jumps && !(ea && eb) {
                     continue;
                 }
-                let exact = ea && eb && !(fa && op == BinaryOp::Pow);
+                let exact = ea && eb && !(fa && matches!(op.spec().accuracy, Accuracy::Ulp(_)));
                 let bound = match op {
                     BinaryOp::Add | BinaryOp::Sub => ba + bb,
                     BinaryOp::Mul => ba * bb,
@@ -375,15 +393,9 @@ fn random_graph(r: &mut Rng) -> Graph {
             }
             2 => {
                 let op = UnaryOp::ALL[r.below(UnaryOp::ALL.len())];
-                let (exact, bound) = match op {
-                    UnaryOp::Neg | UnaryOp::Abs => (ea, ba),
-                    UnaryOp::Floor | UnaryOp::Ceil => (ea, ba + 1.0),
-                    UnaryOp::Sqrt => (ea, ba.sqrt()),
-                    UnaryOp::Exp => (false, ba.exp()),
-                    UnaryOp::Log => (false, 800.0),
-                    UnaryOp::Sin | UnaryOp::Cos | UnaryOp::Tanh => (false, 1.0),
-                    UnaryOp::Not => (ea, 1.0),
-                };
+                // Exact ops of exact values stay exact; the bound of an op not listed is unknown.
+                let exact = ea && op.spec().accuracy == Accuracy::Exact;
+                let bound = UNARY_BOUNDS.iter().find(|(o, _)| *o == op).map_or(f64::INFINITY, |(_, f)| f(ba));
                 if (matches!(op, UnaryOp::Floor | UnaryOp::Ceil) && !ea) || (op == UnaryOp::Exp && ba > 20.0)
                 {
                     continue;

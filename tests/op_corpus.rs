@@ -3,7 +3,7 @@
 //! stated tolerances (bitwise for + - * / sqrt, comparisons, casts and movement; a few ulp for
 //! transcendental functions and reassociated float sums and matrix products).
 
-use tenjit::ir::ops::Accepts;
+use tenjit::ir::ops::{Accepts, Accuracy};
 use tenjit::ir::{
     interp, ArgOp, BinaryOp, Buffer, DType, Graph, Op, ReduceOp, Scalar, Shape, TensorType, UnaryOp,
 };
@@ -38,6 +38,14 @@ fn ulps_apart(a: f64, b: f64, dtype: DType) -> u64 {
     match dtype {
         DType::F32 => ((a as f32).to_bits() as i64 - (b as f32).to_bits() as i64).unsigned_abs(),
         _ => (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs(),
+    }
+}
+
+/// The ulp allowed by an op row's accuracy class (`ulps_apart` counts `-0` and `+0` as equal).
+fn max_ulp(accuracy: Accuracy) -> u64 {
+    match accuracy {
+        Accuracy::Exact | Accuracy::SignedZero => 0,
+        Accuracy::Ulp(n) => n.into(),
     }
 }
 
@@ -76,13 +84,11 @@ fn every_unary_op_on_every_dtype() {
             let x = g.add_input("x", TensorType::new(dtype, [37]));
             let y = g.add(Op::Unary(op), &[x]).unwrap();
             g.set_outputs(vec![y]);
-            let transcendental =
-                matches!(op, UnaryOp::Exp | UnaryOp::Log | UnaryOp::Sin | UnaryOp::Cos | UnaryOp::Tanh);
             check(
                 &format!("{} {dtype}", op.spec().name),
                 &g,
                 &[values(dtype, 37)],
-                if transcendental { 4 } else { 0 },
+                max_ulp(op.spec().accuracy),
             );
         }
     }
@@ -101,8 +107,7 @@ fn every_binary_op_on_every_dtype() {
             // The second operand: the same values, rotated, so every pair of specials meets.
             let rotated: Vec<Scalar> = (0..42).map(|i| a.scalar((i * 5 + 3) % 42)).collect();
             let b = Buffer::from_scalars(dtype, Shape::new(&[6, 7]), rotated);
-            let tol = if op == BinaryOp::Pow { 4 } else { 0 };
-            check(&format!("{} {dtype}", op.spec().name), &g, &[a, b], tol);
+            check(&format!("{} {dtype}", op.spec().name), &g, &[a, b], max_ulp(op.spec().accuracy));
         }
     }
 }

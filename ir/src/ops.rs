@@ -2,10 +2,13 @@
 //! scalar semantics.
 //!
 //! This is the single place where an op is defined (DESIGN.md principle 1). Unary and binary
-//! elementwise ops are rows of [`UnarySpec`] / [`BinarySpec`]: a new elementwise primitive is one
-//! enum variant and one row, and the interpreter, the printer and the parser pick it up. Matches
-//! over [`Op`] elsewhere are exhaustive (no `_ =>`), so the compiler lists every place a new
-//! structural op needs work.
+//! elementwise ops are rows of [`UnarySpec`] / [`BinarySpec`] (in `ops/elementwise.rs`) holding
+//! everything about the op, down to its cost, accuracy class, CPU lowering and CUDA form: a new
+//! elementwise primitive is one enum variant and one row, and the interpreter, the printer, the
+//! parser, autodiff, both backends and the table-driven tests pick it up. The op enums and their
+//! `ALL` arrays are declared together (`op_enum!`), so `ALL` cannot go stale. [`Op::kind`]
+//! classifies the structural ops once; matches over [`Op`] elsewhere are exhaustive (no `_ =>`),
+//! so the compiler lists every place a new structural op needs work.
 //!
 //! Floating-point semantics are defined in `f64`: an `f32` op is its `f64` op rounded to `f32`,
 //! which is exact for `+ - * / sqrt` and the best attainable for transcendental functions. This
@@ -13,7 +16,10 @@
 //! overflow, as PyTorch's do; integer division or remainder by zero and negative integer powers
 //! are evaluation errors rather than undefined results.
 
-use crate::autodiff::rules::{self, BinaryVjp, UnaryVjp};
+mod kind;
+
+pub use kind::{Library, Movement, OpKind};
+
 use crate::types::{broadcast_shapes, Category, DType, Shape, TensorType};
 use smallvec::SmallVec;
 use std::fmt;
@@ -156,333 +162,51 @@ impl Hash for Scalar {
     }
 }
 
-/// Which dtypes an elementwise op accepts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Accepts {
-    /// Integers and floats.
-    Numeric,
-    /// Floats only (the front end casts integers to the default float first, as torch does).
-    Float,
-    /// Booleans only.
-    Bool,
-    /// Every dtype.
-    Any,
-}
-
-impl Accepts {
-    /// Whether `dtype` is accepted.
-    pub fn admits(self, dtype: DType) -> bool {
-        match self {
-            Accepts::Numeric => dtype != DType::Bool,
-            Accepts::Float => dtype.is_float(),
-            Accepts::Bool => dtype == DType::Bool,
-            Accepts::Any => true,
+/// Declares an op enum and its `ALL` array from one list of variants, so a variant cannot exist
+/// without being in `ALL` (every table-driven test iterates `ALL`). The order of `ALL` is the
+/// order of declaration.
+macro_rules! op_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $($(#[$vmeta:meta])* $variant:ident,)*
         }
-    }
-
-    fn describe(self) -> &'static str {
-        match self {
-            Accepts::Numeric => "an integer or float dtype",
-            Accepts::Float => "a float dtype",
-            Accepts::Bool => "bool",
-            Accepts::Any => "any dtype",
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)*
         }
-    }
-}
 
-/// An integer evaluation result: `Err` names what is undefined (division by zero, ...).
-pub type IntResult = Result<i64, &'static str>;
-
-/// One row of the unary table.
-pub struct UnarySpec {
-    /// Printed and parsed name; also the Tensor method's name.
-    pub name: &'static str,
-    /// Dtypes the op accepts; the result has the operand's dtype.
-    pub accepts: Accepts,
-    /// Semantics on floats (in `f64`; `f32` rounds the result).
-    pub float: fn(f64) -> f64,
-    /// Semantics on integers (in `i64`, wrapping; `i32` truncates the result). Booleans are
-    /// 0 and 1.
-    pub int: fn(i64) -> i64,
-    /// The vector-Jacobian product on floats (`None`: no gradient flows, as for `not`).
-    pub vjp: Option<UnaryVjp>,
-}
-
-/// Elementwise unary primitives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum UnaryOp {
-    /// `-x`.
-    Neg,
-    /// `|x|`.
-    Abs,
-    /// Square root.
-    Sqrt,
-    /// `e^x`.
-    Exp,
-    /// Natural logarithm.
-    Log,
-    /// Sine.
-    Sin,
-    /// Cosine.
-    Cos,
-    /// Hyperbolic tangent.
-    Tanh,
-    /// Round toward -inf.
-    Floor,
-    /// Round toward +inf.
-    Ceil,
-    /// Logical not.
-    Not,
-}
-
-impl UnaryOp {
-    /// Every unary op.
-    pub const ALL: [UnaryOp; 11] = [
-        UnaryOp::Neg,
-        UnaryOp::Abs,
-        UnaryOp::Sqrt,
-        UnaryOp::Exp,
-        UnaryOp::Log,
-        UnaryOp::Sin,
-        UnaryOp::Cos,
-        UnaryOp::Tanh,
-        UnaryOp::Floor,
-        UnaryOp::Ceil,
-        UnaryOp::Not,
-    ];
-
-    /// This op's row of the table.
-    #[rustfmt::skip]
-    pub fn spec(self) -> &'static UnarySpec {
-        const fn float_only(_: i64) -> i64 {
-            0
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: [$name; [$(stringify!($variant)),*].len()] = [$($name::$variant),*];
         }
-        use Accepts::*;
-        match self {
-            UnaryOp::Neg => &UnarySpec { name: "neg", accepts: Numeric, float: |x| -x, int: i64::wrapping_neg, vjp: Some(rules::neg) },
-            UnaryOp::Abs => &UnarySpec { name: "abs", accepts: Numeric, float: f64::abs, int: i64::wrapping_abs, vjp: Some(rules::abs) },
-            UnaryOp::Sqrt => &UnarySpec { name: "sqrt", accepts: Float, float: f64::sqrt, int: float_only, vjp: Some(rules::sqrt) },
-            UnaryOp::Exp => &UnarySpec { name: "exp", accepts: Float, float: f64::exp, int: float_only, vjp: Some(rules::exp) },
-            UnaryOp::Log => &UnarySpec { name: "log", accepts: Float, float: f64::ln, int: float_only, vjp: Some(rules::log) },
-            UnaryOp::Sin => &UnarySpec { name: "sin", accepts: Float, float: f64::sin, int: float_only, vjp: Some(rules::sin) },
-            UnaryOp::Cos => &UnarySpec { name: "cos", accepts: Float, float: f64::cos, int: float_only, vjp: Some(rules::cos) },
-            UnaryOp::Tanh => &UnarySpec { name: "tanh", accepts: Float, float: f64::tanh, int: float_only, vjp: Some(rules::tanh) },
-            UnaryOp::Floor => &UnarySpec { name: "floor", accepts: Float, float: f64::floor, int: float_only, vjp: Some(rules::zero) },
-            UnaryOp::Ceil => &UnarySpec { name: "ceil", accepts: Float, float: f64::ceil, int: float_only, vjp: Some(rules::zero) },
-            UnaryOp::Not => &UnarySpec { name: "not", accepts: Bool, float: |x| (x == 0.0) as i64 as f64, int: |x| (x == 0) as i64, vjp: None },
-        }
+    };
+}
+
+mod elementwise;
+
+pub use elementwise::{
+    Accepts, Accuracy, BinaryKind, BinaryOp, BinarySpec, Cost, CpuLowering, CudaForm, IntResult, UnaryOp,
+    UnarySpec,
+};
+
+op_enum! {
+    /// Reductions over axes.
+    pub enum ReduceOp {
+        /// Sum (identity 0).
+        Sum,
+        /// Product (identity 1).
+        Prod,
+        /// Maximum, NaN-propagating; undefined over an empty axis.
+        Max,
+        /// Minimum, NaN-propagating; undefined over an empty axis.
+        Min,
     }
-}
-
-/// What a binary op's result is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BinaryKind {
-    /// Same dtype as the operands.
-    Arith,
-    /// `bool`.
-    Compare,
-}
-
-/// One row of the binary table.
-pub struct BinarySpec {
-    /// Printed and parsed name.
-    pub name: &'static str,
-    /// Dtypes the op accepts (both operands have the same dtype).
-    pub accepts: Accepts,
-    /// Result kind.
-    pub kind: BinaryKind,
-    /// Semantics on floats (in `f64`); comparisons return 1.0 or 0.0.
-    pub float: fn(f64, f64) -> f64,
-    /// Semantics on integers and booleans (in `i64`, wrapping); comparisons return 1 or 0.
-    pub int: fn(i64, i64) -> IntResult,
-    /// The vector-Jacobian product on floats (`None` for comparisons and logic, whose results
-    /// are booleans).
-    pub vjp: Option<BinaryVjp>,
-}
-
-/// Elementwise binary primitives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum BinaryOp {
-    /// `a + b`.
-    Add,
-    /// `a - b`.
-    Sub,
-    /// `a * b`.
-    Mul,
-    /// `a / b` (floats only: integer `/` is true division in the front end).
-    Div,
-    /// `a ** b`.
-    Pow,
-    /// Elementwise maximum, NaN-propagating.
-    Maximum,
-    /// Elementwise minimum, NaN-propagating.
-    Minimum,
-    /// Floor division with Python's rounding (toward -inf).
-    FloorDiv,
-    /// Remainder with the sign of the divisor, as Python's `%`.
-    Rem,
-    /// `a == b`.
-    Eq,
-    /// `a != b`.
-    Ne,
-    /// `a < b`.
-    Lt,
-    /// `a <= b`.
-    Le,
-    /// `a > b`.
-    Gt,
-    /// `a >= b`.
-    Ge,
-    /// Logical and.
-    And,
-    /// Logical or.
-    Or,
-}
-
-fn nan_max(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
-        f64::NAN
-    } else {
-        a.max(b)
-    }
-}
-
-fn nan_min(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
-        f64::NAN
-    } else {
-        a.min(b)
-    }
-}
-
-/// Python's `a % b` on floats, as torch.remainder computes it: fmod, then shifted by `b` when
-/// the signs differ.
-fn float_rem(a: f64, b: f64) -> f64 {
-    let m = a % b;
-    if m != 0.0 && ((b < 0.0) != (m < 0.0)) {
-        m + b
-    } else {
-        m
-    }
-}
-
-/// Python's `a // b` on floats, as torch.floor_divide computes it (exact for representable
-/// quotients, and `copysign(0, a/b)` for zero).
-fn float_floor_div(a: f64, b: f64) -> f64 {
-    if b == 0.0 {
-        return a / b;
-    }
-    let m = a % b;
-    let mut div = (a - m) / b;
-    if m != 0.0 && ((b < 0.0) != (m < 0.0)) {
-        div -= 1.0;
-    }
-    if div != 0.0 {
-        let mut f = div.floor();
-        if div - f > 0.5 {
-            f += 1.0;
-        }
-        f
-    } else {
-        0f64.copysign(a / b)
-    }
-}
-
-fn int_floor_div(a: i64, b: i64) -> IntResult {
-    if b == 0 {
-        return Err("integer division by zero");
-    }
-    let q = a.wrapping_div(b);
-    Ok(if (a.wrapping_rem(b) != 0) && ((a < 0) != (b < 0)) { q.wrapping_sub(1) } else { q })
-}
-
-fn int_rem(a: i64, b: i64) -> IntResult {
-    if b == 0 {
-        return Err("integer remainder by zero");
-    }
-    let r = a.wrapping_rem(b);
-    Ok(if r != 0 && ((r < 0) != (b < 0)) { r + b } else { r })
-}
-
-fn int_pow(a: i64, b: i64) -> IntResult {
-    if b < 0 {
-        return Err("integers to negative integer powers are not allowed");
-    }
-    Ok(a.wrapping_pow(b.min(u32::MAX as i64) as u32))
-}
-
-impl BinaryOp {
-    /// Every binary op.
-    pub const ALL: [BinaryOp; 17] = [
-        BinaryOp::Add,
-        BinaryOp::Sub,
-        BinaryOp::Mul,
-        BinaryOp::Div,
-        BinaryOp::Pow,
-        BinaryOp::Maximum,
-        BinaryOp::Minimum,
-        BinaryOp::FloorDiv,
-        BinaryOp::Rem,
-        BinaryOp::Eq,
-        BinaryOp::Ne,
-        BinaryOp::Lt,
-        BinaryOp::Le,
-        BinaryOp::Gt,
-        BinaryOp::Ge,
-        BinaryOp::And,
-        BinaryOp::Or,
-    ];
-
-    /// This op's row of the table.
-    #[rustfmt::skip]
-    pub fn spec(self) -> &'static BinarySpec {
-        use Accepts::*;
-        use BinaryKind::*;
-        fn b(x: bool) -> f64 {
-            x as i64 as f64
-        }
-        fn bi(x: bool) -> IntResult {
-            Ok(x as i64)
-        }
-        match self {
-            BinaryOp::Add => &BinarySpec { name: "add", accepts: Numeric, kind: Arith, float: |a, b| a + b, int: |a, b| Ok(a.wrapping_add(b)), vjp: Some(rules::add) },
-            BinaryOp::Sub => &BinarySpec { name: "sub", accepts: Numeric, kind: Arith, float: |a, b| a - b, int: |a, b| Ok(a.wrapping_sub(b)), vjp: Some(rules::sub) },
-            BinaryOp::Mul => &BinarySpec { name: "mul", accepts: Numeric, kind: Arith, float: |a, b| a * b, int: |a, b| Ok(a.wrapping_mul(b)), vjp: Some(rules::mul) },
-            BinaryOp::Div => &BinarySpec { name: "div", accepts: Float, kind: Arith, float: |a, b| a / b, int: |_, _| Err("div is defined on floats only"), vjp: Some(rules::div) },
-            BinaryOp::Pow => &BinarySpec { name: "pow", accepts: Numeric, kind: Arith, float: f64::powf, int: int_pow, vjp: Some(rules::pow) },
-            BinaryOp::Maximum => &BinarySpec { name: "maximum", accepts: Numeric, kind: Arith, float: nan_max, int: |a, b| Ok(a.max(b)), vjp: Some(rules::maximum) },
-            BinaryOp::Minimum => &BinarySpec { name: "minimum", accepts: Numeric, kind: Arith, float: nan_min, int: |a, b| Ok(a.min(b)), vjp: Some(rules::minimum) },
-            BinaryOp::FloorDiv => &BinarySpec { name: "floor_div", accepts: Numeric, kind: Arith, float: float_floor_div, int: int_floor_div, vjp: Some(rules::floor_div) },
-            BinaryOp::Rem => &BinarySpec { name: "rem", accepts: Numeric, kind: Arith, float: float_rem, int: int_rem, vjp: Some(rules::rem) },
-            BinaryOp::Eq => &BinarySpec { name: "eq", accepts: Any, kind: Compare, float: |x, y| b(x == y), int: |x, y| bi(x == y), vjp: None },
-            BinaryOp::Ne => &BinarySpec { name: "ne", accepts: Any, kind: Compare, float: |x, y| b(x != y), int: |x, y| bi(x != y), vjp: None },
-            BinaryOp::Lt => &BinarySpec { name: "lt", accepts: Any, kind: Compare, float: |x, y| b(x < y), int: |x, y| bi(x < y), vjp: None },
-            BinaryOp::Le => &BinarySpec { name: "le", accepts: Any, kind: Compare, float: |x, y| b(x <= y), int: |x, y| bi(x <= y), vjp: None },
-            BinaryOp::Gt => &BinarySpec { name: "gt", accepts: Any, kind: Compare, float: |x, y| b(x > y), int: |x, y| bi(x > y), vjp: None },
-            BinaryOp::Ge => &BinarySpec { name: "ge", accepts: Any, kind: Compare, float: |x, y| b(x >= y), int: |x, y| bi(x >= y), vjp: None },
-            BinaryOp::And => &BinarySpec { name: "and", accepts: Bool, kind: Compare, float: |x, y| b(x != 0.0 && y != 0.0), int: |x, y| bi(x != 0 && y != 0), vjp: None },
-            BinaryOp::Or => &BinarySpec { name: "or", accepts: Bool, kind: Compare, float: |x, y| b(x != 0.0 || y != 0.0), int: |x, y| bi(x != 0 || y != 0), vjp: None },
-        }
-    }
-}
-
-/// Reductions over axes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ReduceOp {
-    /// Sum (identity 0).
-    Sum,
-    /// Product (identity 1).
-    Prod,
-    /// Maximum, NaN-propagating; undefined over an empty axis.
-    Max,
-    /// Minimum, NaN-propagating; undefined over an empty axis.
-    Min,
 }
 
 impl ReduceOp {
-    /// Every reduction.
-    pub const ALL: [ReduceOp; 4] = [ReduceOp::Sum, ReduceOp::Prod, ReduceOp::Max, ReduceOp::Min];
-
     /// Printed name.
     pub fn name(self) -> &'static str {
         match self {
@@ -513,19 +237,17 @@ impl ReduceOp {
     }
 }
 
-/// Index-of-extremum reductions along one axis; the result is `i64`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ArgOp {
-    /// Index of the maximum: the first one on ties, and the first NaN if any (as torch).
-    ArgMax,
-    /// Index of the minimum: the first one on ties, and the first NaN if any (as torch).
-    ArgMin,
+op_enum! {
+    /// Index-of-extremum reductions along one axis; the result is `i64`.
+    pub enum ArgOp {
+        /// Index of the maximum: the first one on ties, and the first NaN if any (as torch).
+        ArgMax,
+        /// Index of the minimum: the first one on ties, and the first NaN if any (as torch).
+        ArgMin,
+    }
 }
 
 impl ArgOp {
-    /// Every index-of-extremum reduction.
-    pub const ALL: [ArgOp; 2] = [ArgOp::ArgMax, ArgOp::ArgMin];
-
     /// Printed name.
     pub fn name(self) -> &'static str {
         match self {

@@ -272,6 +272,8 @@ unary_methods! {
     cos, Cos;
     /// Hyperbolic tangent.
     tanh, Tanh;
+    /// Softsign, `self / (1 + |self|)` (integers compute in `f32`).
+    softsign, Softsign;
     /// Logical not (nonzero is true).
     logical_not, Not;
 }

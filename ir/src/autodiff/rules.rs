@@ -71,6 +71,15 @@ pub fn tanh(e: &mut Emit, _x: NodeId, y: NodeId, g: NodeId) -> R1 {
     e.mul(g, d)
 }
 
+/// `g / (1 + |x|)²`: d softsign(x) = 1 / (1 + |x|)².
+pub fn softsign(e: &mut Emit, x: NodeId, _y: NodeId, g: NodeId) -> R1 {
+    let ax = e.unary(UnaryOp::Abs, x)?;
+    let one = e.constant(1.0, x)?;
+    let d = e.binary(BinaryOp::Add, one, ax)?;
+    let dd = e.mul(d, d)?;
+    e.div(g, dd)
+}
+
 /// Zero: piecewise-constant functions (`floor`, `ceil`).
 pub fn zero(e: &mut Emit, x: NodeId, _y: NodeId, _g: NodeId) -> R1 {
     e.zeros_like(x)

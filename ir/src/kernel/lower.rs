@@ -54,7 +54,7 @@ use super::{
     MatmulStep, OpStep, Program, Step, Store,
 };
 use crate::graph::{Graph, NodeId};
-use crate::ops::{BinaryOp, Op, UnaryOp};
+use crate::ops::{Movement, Op, OpKind};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The most a value may cost (in weighted ops, see the module doc) and still be recomputed in
@@ -124,14 +124,14 @@ enum Kind {
 }
 
 fn kind(op: &Op) -> Kind {
-    match op {
-        Op::Input { .. } => Kind::Input,
-        Op::Const { .. } | Op::Iota { .. } | Op::Rand { .. } => Kind::Source,
-        Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Cast { .. } => Kind::Elementwise,
-        Op::Reshape { .. } | Op::Permute { .. } | Op::Expand { .. } | Op::Slice { .. } => Kind::Movement,
-        Op::Reduce { .. } | Op::ArgReduce { .. } => Kind::Reduce,
-        Op::Matmul => Kind::Matmul,
-        Op::Gather { .. } | Op::ScatterAdd { .. } | Op::Concat { .. } | Op::Pad { .. } => Kind::Library,
+    match op.kind() {
+        OpKind::Input => Kind::Input,
+        OpKind::Source => Kind::Source,
+        OpKind::Elementwise => Kind::Elementwise,
+        OpKind::Movement(_) => Kind::Movement,
+        OpKind::Reduce => Kind::Reduce,
+        OpKind::Matmul => Kind::Matmul,
+        OpKind::Library(_) => Kind::Library,
     }
 }
 
@@ -141,8 +141,8 @@ fn weight(op: &Op) -> u64 {
         Op::Input { .. } | Op::Const { .. } | Op::Iota { .. } => 0,
         Op::Reshape { .. } | Op::Permute { .. } | Op::Expand { .. } | Op::Slice { .. } => 0,
         Op::Rand { .. } => 16,
-        Op::Unary(u) => unary_cost(*u),
-        Op::Binary(b) => binary_cost(*b),
+        Op::Unary(u) => u.spec().cost.weight,
+        Op::Binary(b) => b.spec().cost.weight,
         Op::Where | Op::Cast { .. } => 1,
         // Materialized values are loads: they cost nothing to the consumer.
         Op::Reduce { .. }
@@ -152,37 +152,6 @@ fn weight(op: &Op) -> u64 {
         | Op::ScatterAdd { .. }
         | Op::Concat { .. }
         | Op::Pad { .. } => 0,
-    }
-}
-
-/// The cost of a unary op per element: 4 for transcendental functions, 2 for square roots, 1
-/// for the rest.
-pub(crate) fn unary_cost(u: UnaryOp) -> u64 {
-    match u {
-        UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Not => 1,
-        UnaryOp::Sqrt => 2,
-        UnaryOp::Exp | UnaryOp::Log | UnaryOp::Sin | UnaryOp::Cos | UnaryOp::Tanh => 4,
-    }
-}
-
-/// The cost of a binary op per element: 4 for powers, 2 for divisions, 1 for the rest.
-pub(crate) fn binary_cost(b: BinaryOp) -> u64 {
-    match b {
-        BinaryOp::Div | BinaryOp::FloorDiv | BinaryOp::Rem => 2,
-        BinaryOp::Pow => 4,
-        BinaryOp::Add
-        | BinaryOp::Sub
-        | BinaryOp::Mul
-        | BinaryOp::Maximum
-        | BinaryOp::Minimum
-        | BinaryOp::Eq
-        | BinaryOp::Ne
-        | BinaryOp::Lt
-        | BinaryOp::Le
-        | BinaryOp::Gt
-        | BinaryOp::Ge
-        | BinaryOp::And
-        | BinaryOp::Or => 1,
     }
 }
 
@@ -210,37 +179,25 @@ impl View {
         let arg = g.args(m)[0];
         let in_dims = g.ty(arg).shape.dims();
         let View { offset, strides } = self;
-        match g.op(m) {
-            Op::Permute { perm } => {
+        let OpKind::Movement(movement) = g.op(m).kind() else {
+            unreachable!("lower: {m} is not a movement op")
+        };
+        match movement {
+            Movement::Permute { perm } => {
                 Some(View { offset, strides: perm.iter().map(|&p| strides[p]).collect() })
             }
-            Op::Expand { .. } => Some(View {
+            Movement::Expand { .. } => Some(View {
                 offset,
                 strides: (0..strides.len()).map(|d| if in_dims[d] == 1 { 0 } else { strides[d] }).collect(),
             }),
-            Op::Slice { start, step, .. } => {
+            Movement::Slice { start, step, .. } => {
                 let offset = (0..strides.len())
                     .fold(offset, |o, d| o.wrapping_add((start[d] as i64).wrapping_mul(strides[d])));
                 let strides = (0..strides.len()).map(|d| strides[d].wrapping_mul(step[d] as i64)).collect();
                 Some(View { offset, strides })
             }
-            Op::Reshape { shape } => crate::types::view_strides(in_dims, &strides, shape.dims())
+            Movement::Reshape { shape } => crate::types::view_strides(in_dims, &strides, shape.dims())
                 .map(|strides| View { offset, strides }),
-            Op::Input { .. }
-            | Op::Const { .. }
-            | Op::Iota { .. }
-            | Op::Rand { .. }
-            | Op::Unary(_)
-            | Op::Binary(_)
-            | Op::Where
-            | Op::Cast { .. }
-            | Op::Reduce { .. }
-            | Op::ArgReduce { .. }
-            | Op::Pad { .. }
-            | Op::Concat { .. }
-            | Op::Matmul
-            | Op::Gather { .. }
-            | Op::ScatterAdd { .. } => unreachable!("lower: {m} is not a movement op"),
         }
     }
 

@@ -37,7 +37,6 @@
 //! backend keeps only the rows in flight. Values are bit for bit the same: the stored value
 //! is the computed one, at its dtype.
 
-use super::lower::{binary_cost, unary_cost};
 use super::{
     BufId, BufferDecl, BufferKind, Group, IndexMap, Inst, InstId, Instr, Kernel, Program, Step, Store,
 };
@@ -232,8 +231,8 @@ pub fn cost(inst: &Inst) -> u64 {
     match inst {
         Inst::Load { .. } | Inst::Const(_) | Inst::Iota { .. } | Inst::Acc | Inst::AccValue => 0,
         Inst::Rand { .. } => 16,
-        Inst::Unary(u, _) => unary_cost(*u),
-        Inst::Binary(b, _, _) => binary_cost(*b),
+        Inst::Unary(u, _) => u.spec().cost.weight,
+        Inst::Binary(b, _, _) => b.spec().cost.weight,
         Inst::Where(..) | Inst::Cast(_) => 1,
     }
 }

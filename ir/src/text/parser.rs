@@ -9,7 +9,7 @@
 use super::lexer::{lex, Key, Tok, Token};
 use super::ParseError;
 use crate::graph::{Graph, NodeId};
-use crate::ops::{ArgOp, BinaryOp, Dims, IDims, Op, ReduceOp, Scalar, UnaryOp};
+use crate::ops::{ArgOp, BinaryOp, Dims, IDims, Library, Movement, Op, OpKind, ReduceOp, Scalar, UnaryOp};
 use crate::types::{DType, Shape, TensorType};
 use crate::verify::verify;
 use std::collections::HashMap;
@@ -208,13 +208,13 @@ fn checked_numel(dims: &[usize]) -> Option<usize> {
 /// sizes that fit in memory; text can name any size).
 fn check_sizes(op: &Op, args: &[&TensorType], pos: Pos) -> Result<(), ParseError> {
     let too_big = || Err(pos.err(format!("{}: sizes overflow", op.name())));
-    match op {
-        Op::Reshape { shape } | Op::Expand { shape } => {
+    match op.kind() {
+        OpKind::Movement(Movement::Reshape { shape } | Movement::Expand { shape }) => {
             if checked_numel(shape.dims()).is_none() {
                 return too_big();
             }
         }
-        Op::Slice { start, step, size } => {
+        OpKind::Movement(Movement::Slice { start, step, size }) => {
             for ((&b, &s), &n) in start.iter().zip(step.iter()).zip(size.iter()) {
                 let last = isize::try_from(n)
                     .ok()
@@ -225,7 +225,7 @@ fn check_sizes(op: &Op, args: &[&TensorType], pos: Pos) -> Result<(), ParseError
                 }
             }
         }
-        Op::Pad { lo, hi } => {
+        OpKind::Library(Library::Pad { lo, hi }) => {
             if let Some(x) = args.first() {
                 for ((&l, &h), &d) in lo.iter().zip(hi.iter()).zip(x.shape.dims()) {
                     if l.checked_add(d).and_then(|n| n.checked_add(h)).is_none() {
@@ -234,26 +234,19 @@ fn check_sizes(op: &Op, args: &[&TensorType], pos: Pos) -> Result<(), ParseError
                 }
             }
         }
-        Op::Concat { axis } => {
-            let mut sizes = args.iter().filter_map(|t| t.shape.dims().get(*axis));
+        OpKind::Library(Library::Concat { axis }) => {
+            let mut sizes = args.iter().filter_map(|t| t.shape.dims().get(axis));
             if sizes.try_fold(0usize, |n, &d| n.checked_add(d)).is_none() {
                 return too_big();
             }
         }
-        Op::Input { .. }
-        | Op::Const { .. }
-        | Op::Iota { .. }
-        | Op::Rand { .. }
-        | Op::Unary(_)
-        | Op::Binary(_)
-        | Op::Where
-        | Op::Cast { .. }
-        | Op::Reduce { .. }
-        | Op::ArgReduce { .. }
-        | Op::Permute { .. }
-        | Op::Matmul
-        | Op::Gather { .. }
-        | Op::ScatterAdd { .. } => {}
+        OpKind::Input
+        | OpKind::Source
+        | OpKind::Elementwise
+        | OpKind::Reduce
+        | OpKind::Matmul
+        | OpKind::Movement(Movement::Permute { .. })
+        | OpKind::Library(Library::Gather { .. } | Library::ScatterAdd { .. }) => {}
     }
     Ok(())
 }

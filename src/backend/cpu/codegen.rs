@@ -75,8 +75,11 @@
 //! reductions wrap exactly.
 
 mod emit;
+mod native;
 mod nest;
 mod plan;
+
+pub use emit::{binary_resolves, unary_resolves};
 
 use cranelift_codegen::ir::types::{F32, F64, I64};
 use cranelift_codegen::ir::{AbiParam, ExternalName, Function, InstBuilder, Signature, Type, UserFuncName};
@@ -176,11 +179,11 @@ enum Tramp {
 }
 
 extern "C" fn unary_f64<const I: usize>(x: f64) -> f64 {
-    (UnaryOp::ALL[I].spec().float)(x)
+    UnaryOp::ALL.get(I).map_or(f64::NAN, |op| (op.spec().float)(x))
 }
 
 extern "C" fn binary_f64<const I: usize>(x: f64, y: f64) -> f64 {
-    (BinaryOp::ALL[I].spec().float)(x, y)
+    BinaryOp::ALL.get(I).map_or(f64::NAN, |op| (op.spec().float)(x, y))
 }
 
 extern "C" fn int_pow(a: i64, b: i64) -> i64 {
@@ -195,41 +198,31 @@ extern "C" fn rand_f64(seed: u64, counter: u64) -> f64 {
     random::uniform_f64(seed, counter)
 }
 
-/// `unary_f64::<I>` for every unary op, in [`UnaryOp::ALL`] order.
-const UNARY_FNS: [extern "C" fn(f64) -> f64; UnaryOp::ALL.len()] = [
-    unary_f64::<0>,
-    unary_f64::<1>,
-    unary_f64::<2>,
-    unary_f64::<3>,
-    unary_f64::<4>,
-    unary_f64::<5>,
-    unary_f64::<6>,
-    unary_f64::<7>,
-    unary_f64::<8>,
-    unary_f64::<9>,
-    unary_f64::<10>,
-];
+/// The most unary or binary ops the trampoline tables hold (checked at compile time).
+const MAX_OPS: usize = 32;
 
-/// `binary_f64::<I>` for every binary op, in [`BinaryOp::ALL`] order.
-const BINARY_FNS: [extern "C" fn(f64, f64) -> f64; BinaryOp::ALL.len()] = [
-    binary_f64::<0>,
-    binary_f64::<1>,
-    binary_f64::<2>,
-    binary_f64::<3>,
-    binary_f64::<4>,
-    binary_f64::<5>,
-    binary_f64::<6>,
-    binary_f64::<7>,
-    binary_f64::<8>,
-    binary_f64::<9>,
-    binary_f64::<10>,
-    binary_f64::<11>,
-    binary_f64::<12>,
-    binary_f64::<13>,
-    binary_f64::<14>,
-    binary_f64::<15>,
-    binary_f64::<16>,
-];
+/// `[f::<0>, f::<1>, ..., f::<31>]`.
+macro_rules! instances {
+    ($f:ident) => {
+        [
+            $f::<0>, $f::<1>, $f::<2>, $f::<3>, $f::<4>, $f::<5>, $f::<6>, $f::<7>, $f::<8>, $f::<9>,
+            $f::<10>, $f::<11>, $f::<12>, $f::<13>, $f::<14>, $f::<15>, $f::<16>, $f::<17>, $f::<18>,
+            $f::<19>, $f::<20>, $f::<21>, $f::<22>, $f::<23>, $f::<24>, $f::<25>, $f::<26>, $f::<27>,
+            $f::<28>, $f::<29>, $f::<30>, $f::<31>,
+        ]
+    };
+}
+
+const _: () = assert!(UnaryOp::ALL.len() <= MAX_OPS && BinaryOp::ALL.len() <= MAX_OPS);
+
+/// `unary_f64::<I>`, entry `I` for op `UnaryOp::ALL[I]`: the generic fallback of every unary
+/// op, so a new op needs no entry here.
+#[rustfmt::skip]
+const UNARY_FNS: [extern "C" fn(f64) -> f64; MAX_OPS] = instances!(unary_f64);
+
+/// `binary_f64::<I>`, entry `I` for op `BinaryOp::ALL[I]`.
+#[rustfmt::skip]
+const BINARY_FNS: [extern "C" fn(f64, f64) -> f64; MAX_OPS] = instances!(binary_f64);
 
 impl Tramp {
     /// Every trampoline, in the order of their indices.

@@ -5,6 +5,7 @@
 //! and `i64x2` beside 2-lane ones). Scalars meet vectors by splatting. Ops without a native
 //! vector instruction run lane by lane through their scalar form, so every op vectorizes.
 
+use super::native;
 use super::plan::{Map, Plan, Prog};
 use super::{CodegenError, Tramp};
 use crate::backend::cpu::vecmath;
@@ -18,7 +19,7 @@ use cranelift_codegen::ir::{
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::{FunctionBuilder, Variable};
 use tenjit_ir::kernel::Inst;
-use tenjit_ir::ops::{BinaryOp, ReduceOp, Scalar, UnaryOp};
+use tenjit_ir::ops::{BinaryOp, CpuLowering, ReduceOp, Scalar, UnaryOp};
 use tenjit_ir::types::Category;
 use tenjit_ir::DType;
 
@@ -89,6 +90,49 @@ pub(super) fn vector_ty(d: DType, lanes: usize) -> Type {
         (DType::I64, _) => I64X2,
         (DType::Bool, 4) => I32X4,
         (DType::Bool, _) => I64X2,
+    }
+}
+
+/// An integer binary op emitted as a sequence that can set the status word.
+type IntSequence = fn(&mut Emitter, BinaryOp, DType, Value, Value) -> Value;
+
+/// The integer binary ops that are sequences rather than one instruction: Python's `//` and
+/// `%`, which flag a zero divisor, and `**`, which flags a negative exponent.
+const INT_SEQUENCES: &[(BinaryOp, IntSequence)] = &[
+    (BinaryOp::FloorDiv, |e, op, d, x, y| e.int_divmod(op, d, x, y)),
+    (BinaryOp::Rem, |e, op, d, x, y| e.int_divmod(op, d, x, y)),
+    (BinaryOp::Pow, |e, _, d, x, y| e.int_pow(d, x, y)),
+];
+
+/// Whether the emitter has a lowering of `op` on `d` as its row says (native instruction,
+/// vector-math routine, or the generic call, which every float op has). The op-table test
+/// asserts it for every op and accepted dtype.
+pub fn unary_resolves(op: UnaryOp, d: DType) -> bool {
+    match d.category() {
+        Category::Float => match op.spec().cpu {
+            CpuLowering::Native => native::find(native::FLOAT_UNARY, op).is_some(),
+            CpuLowering::VecMath => vecmath::provides_unary(op),
+            CpuLowering::Call => true,
+        },
+        Category::Int => native::find(native::INT_UNARY, op).is_some(),
+        Category::Bool => {
+            native::find(native::BOOL_UNARY_SCALAR, op).is_some()
+                && native::find(native::BOOL_UNARY_VECTOR, op).is_some()
+        }
+    }
+}
+
+/// Whether the emitter has a lowering of `op` on `d` as its row says (see [`unary_resolves`]).
+pub fn binary_resolves(op: BinaryOp, d: DType) -> bool {
+    let native = native::find(Emitter::binary_table(d), op).is_some();
+    match d.category() {
+        Category::Float => match op.spec().cpu {
+            CpuLowering::Native => native,
+            CpuLowering::VecMath => vecmath::provides_binary(op),
+            CpuLowering::Call => true,
+        },
+        Category::Int => native || native::find(INT_SEQUENCES, op).is_some(),
+        Category::Bool => native,
     }
 }
 
@@ -633,61 +677,33 @@ impl<'a, 'p> Emitter<'a, 'p> {
 
     // ---- scalar ops ------------------------------------------------------------------------
 
-    /// `op(x)` on a scalar of dtype `d`.
+    /// `op(x)` on a scalar of dtype `d`: the row's `accepts` first, then a native instruction,
+    /// the row's vector-math routine, or the generic call into the row's `float` function.
     pub fn unary(&mut self, op: UnaryOp, d: DType, x: Value) -> Value {
-        let ty = scalar_ty(d);
-        match d.category() {
-            Category::Float => {
-                if let Some(v) = self.float_unary_native(op, x) {
-                    return v;
-                }
-                if let Some(v) = vecmath::emit_unary(&mut self.b, op, ty, x) {
-                    return v;
-                }
-                self.unary_call(op, d, x)
-            }
-            Category::Int => match op {
-                UnaryOp::Neg => self.b.ins().ineg(x),
-                UnaryOp::Abs => self.b.ins().iabs(x),
-                UnaryOp::Sqrt
-                | UnaryOp::Exp
-                | UnaryOp::Log
-                | UnaryOp::Sin
-                | UnaryOp::Cos
-                | UnaryOp::Tanh
-                | UnaryOp::Floor
-                | UnaryOp::Ceil
-                | UnaryOp::Not => self.not_accepted(op.spec().name, d),
-            },
-            Category::Bool => match op {
-                UnaryOp::Not => self.b.ins().bxor_imm_s(x, 1),
-                UnaryOp::Neg
-                | UnaryOp::Abs
-                | UnaryOp::Sqrt
-                | UnaryOp::Exp
-                | UnaryOp::Log
-                | UnaryOp::Sin
-                | UnaryOp::Cos
-                | UnaryOp::Tanh
-                | UnaryOp::Floor
-                | UnaryOp::Ceil => self.not_accepted(op.spec().name, d),
-            },
+        let spec = op.spec();
+        if !spec.accepts.admits(d) {
+            return self.not_accepted(spec.name, d);
         }
-    }
-
-    /// Float unary ops with a Cranelift instruction (scalar or vector).
-    fn float_unary_native(&mut self, op: UnaryOp, x: Value) -> Option<Value> {
-        let ins = self.b.ins();
-        Some(match op {
-            UnaryOp::Neg => ins.fneg(x),
-            UnaryOp::Abs => ins.fabs(x),
-            UnaryOp::Sqrt => ins.sqrt(x),
-            UnaryOp::Floor => ins.floor(x),
-            UnaryOp::Ceil => ins.ceil(x),
-            UnaryOp::Exp | UnaryOp::Log | UnaryOp::Sin | UnaryOp::Cos | UnaryOp::Tanh | UnaryOp::Not => {
-                return None
+        let native = match d.category() {
+            Category::Float => native::FLOAT_UNARY,
+            Category::Int => native::INT_UNARY,
+            Category::Bool => native::BOOL_UNARY_SCALAR,
+        };
+        if let Some(f) = native::find(native, op) {
+            return f(&mut self.b, x);
+        }
+        if !d.is_float() {
+            return self.no_lowering(spec.name, d);
+        }
+        match spec.cpu {
+            CpuLowering::Native | CpuLowering::Call => {}
+            CpuLowering::VecMath => {
+                if let Some(v) = vecmath::emit_unary(&mut self.b, op, scalar_ty(d), x) {
+                    return v;
+                }
             }
-        })
+        }
+        self.unary_call(op, d, x)
     }
 
     /// `op(x)` through the op table's `f64` function.
@@ -720,145 +736,52 @@ impl<'a, 'p> Emitter<'a, 'p> {
         self.constant(Scalar::Int(0), d)
     }
 
-    /// `op(x, y)` on scalars of dtype `d` (the operands' dtype).
+    /// An op the row accepts on a non-float dtype without a CPU form for it: integer and
+    /// `bool` ops have no generic fallback (the row's `int` function may fail, which compiled
+    /// code reports through the status word), so such an op needs an entry in `native`.
+    fn no_lowering(&mut self, name: &str, d: DType) -> Value {
+        self.fail(format!("{name} has no CPU lowering for {d}"));
+        self.constant(Scalar::Int(0), d)
+    }
+
+    /// The native instruction table of binary ops on dtype `d`.
+    fn binary_table(d: DType) -> &'static [(BinaryOp, native::Binary)] {
+        match d.category() {
+            Category::Float => native::FLOAT_BINARY,
+            Category::Int => native::INT_BINARY,
+            Category::Bool => native::BOOL_BINARY,
+        }
+    }
+
+    /// `op(x, y)` on scalars of dtype `d` (the operands' dtype): the row's `accepts` first,
+    /// then a native instruction, an integer sequence that sets the status, the row's
+    /// vector-math routine, or the generic call into the row's `float` function.
     pub fn binary(&mut self, op: BinaryOp, d: DType, x: Value, y: Value) -> Value {
-        use BinaryOp as B;
+        let spec = op.spec();
+        if !spec.accepts.admits(d) {
+            return self.not_accepted(spec.name, d);
+        }
+        if let Some(f) = native::find(Self::binary_table(d), op) {
+            return f(&mut self.b, x, y);
+        }
         match d.category() {
             Category::Float => {
-                if let Some(v) = self.float_binary_native(op, x, y) {
-                    return v;
-                }
-                match op {
-                    B::Pow | B::FloorDiv | B::Rem => {
+                match spec.cpu {
+                    CpuLowering::Native | CpuLowering::Call => {}
+                    CpuLowering::VecMath => {
                         if let Some(v) = vecmath::emit_binary(&mut self.b, op, scalar_ty(d), x, y) {
                             return v;
                         }
-                        self.binary_call(op, d, x, y)
                     }
-                    B::Add
-                    | B::Sub
-                    | B::Mul
-                    | B::Div
-                    | B::Maximum
-                    | B::Minimum
-                    | B::Eq
-                    | B::Ne
-                    | B::Lt
-                    | B::Le
-                    | B::Gt
-                    | B::Ge
-                    | B::And
-                    | B::Or => self.not_accepted(op.spec().name, d),
                 }
+                self.binary_call(op, d, x, y)
             }
-            Category::Int => {
-                if let Some(v) = self.int_binary_native(op, x, y) {
-                    return v;
-                }
-                match op {
-                    B::FloorDiv | B::Rem => self.int_divmod(op, d, x, y),
-                    B::Pow => self.int_pow(d, x, y),
-                    B::Add
-                    | B::Sub
-                    | B::Mul
-                    | B::Div
-                    | B::Maximum
-                    | B::Minimum
-                    | B::Eq
-                    | B::Ne
-                    | B::Lt
-                    | B::Le
-                    | B::Gt
-                    | B::Ge
-                    | B::And
-                    | B::Or => self.not_accepted(op.spec().name, d),
-                }
-            }
-            Category::Bool => match self.bool_binary_native(op, x, y) {
-                Some(v) => v,
-                None => self.not_accepted(op.spec().name, d),
+            Category::Int => match native::find(INT_SEQUENCES, op) {
+                Some(f) => f(self, op, d, x, y),
+                None => self.no_lowering(spec.name, d),
             },
+            Category::Bool => self.no_lowering(spec.name, d),
         }
-    }
-
-    /// Float binary ops with a Cranelift instruction (scalar or vector).
-    fn float_binary_native(&mut self, op: BinaryOp, x: Value, y: Value) -> Option<Value> {
-        use BinaryOp as B;
-        let cc = |c: FloatCC| Some(c);
-        let (arith, cmp) = match op {
-            B::Add | B::Sub | B::Mul | B::Div | B::Maximum | B::Minimum => (true, None),
-            B::Eq => (false, cc(FloatCC::Equal)),
-            B::Ne => (false, cc(FloatCC::NotEqual)),
-            B::Lt => (false, cc(FloatCC::LessThan)),
-            B::Le => (false, cc(FloatCC::LessThanOrEqual)),
-            B::Gt => (false, cc(FloatCC::GreaterThan)),
-            B::Ge => (false, cc(FloatCC::GreaterThanOrEqual)),
-            B::Pow | B::FloorDiv | B::Rem | B::And | B::Or => return None,
-        };
-        let ins = self.b.ins();
-        if let Some(c) = cmp {
-            return Some(ins.fcmp(c, x, y));
-        }
-        debug_assert!(arith);
-        Some(match op {
-            B::Add => ins.fadd(x, y),
-            B::Sub => ins.fsub(x, y),
-            B::Mul => ins.fmul(x, y),
-            B::Div => ins.fdiv(x, y),
-            B::Maximum => ins.fmax(x, y),
-            B::Minimum => ins.fmin(x, y),
-            B::Pow
-            | B::FloorDiv
-            | B::Rem
-            | B::And
-            | B::Or
-            | B::Eq
-            | B::Ne
-            | B::Lt
-            | B::Le
-            | B::Gt
-            | B::Ge => return None,
-        })
-    }
-
-    /// Integer binary ops with a Cranelift instruction (scalar or vector).
-    fn int_binary_native(&mut self, op: BinaryOp, x: Value, y: Value) -> Option<Value> {
-        use BinaryOp as B;
-        let ins = self.b.ins();
-        Some(match op {
-            B::Add => ins.iadd(x, y),
-            B::Sub => ins.isub(x, y),
-            B::Mul => ins.imul(x, y),
-            B::Maximum => ins.smax(x, y),
-            B::Minimum => ins.smin(x, y),
-            B::Eq => ins.icmp(IntCC::Equal, x, y),
-            B::Ne => ins.icmp(IntCC::NotEqual, x, y),
-            B::Lt => ins.icmp(IntCC::SignedLessThan, x, y),
-            B::Le => ins.icmp(IntCC::SignedLessThanOrEqual, x, y),
-            B::Gt => ins.icmp(IntCC::SignedGreaterThan, x, y),
-            B::Ge => ins.icmp(IntCC::SignedGreaterThanOrEqual, x, y),
-            B::Div | B::Pow | B::FloorDiv | B::Rem | B::And | B::Or => return None,
-        })
-    }
-
-    /// Bool binary ops: comparisons order `false < true` (unsigned, so they hold for 0/1
-    /// scalars and for 0/-1 lane masks alike).
-    fn bool_binary_native(&mut self, op: BinaryOp, x: Value, y: Value) -> Option<Value> {
-        use BinaryOp as B;
-        let ins = self.b.ins();
-        Some(match op {
-            B::Eq => ins.icmp(IntCC::Equal, x, y),
-            B::Ne => ins.icmp(IntCC::NotEqual, x, y),
-            B::Lt => ins.icmp(IntCC::UnsignedLessThan, x, y),
-            B::Le => ins.icmp(IntCC::UnsignedLessThanOrEqual, x, y),
-            B::Gt => ins.icmp(IntCC::UnsignedGreaterThan, x, y),
-            B::Ge => ins.icmp(IntCC::UnsignedGreaterThanOrEqual, x, y),
-            B::And => ins.band(x, y),
-            B::Or => ins.bor(x, y),
-            B::Add | B::Sub | B::Mul | B::Div | B::Pow | B::Maximum | B::Minimum | B::FloorDiv | B::Rem => {
-                return None
-            }
-        })
     }
 
     /// Python's `//` and `%` on integers, as the op table defines them: a zero divisor sets
@@ -954,68 +877,48 @@ impl<'a, 'p> Emitter<'a, 'p> {
 
     fn vector_unary(&mut self, op: UnaryOp, d: DType, lanes: usize, x: Value) -> Value {
         let vty = vector_ty(d, lanes);
-        match d.category() {
-            Category::Float => {
-                if let Some(v) = self.float_unary_native(op, x) {
-                    return v;
-                }
-                if let Some(v) = vecmath::emit_unary(&mut self.b, op, vty, x) {
-                    return v;
-                }
-                self.per_lane(lanes, vty, &[x], |e, xs| e.unary(op, d, xs[0]))
-            }
-            Category::Int => match op {
-                UnaryOp::Neg => self.b.ins().ineg(x),
-                UnaryOp::Abs => self.b.ins().iabs(x),
-                UnaryOp::Sqrt
-                | UnaryOp::Exp
-                | UnaryOp::Log
-                | UnaryOp::Sin
-                | UnaryOp::Cos
-                | UnaryOp::Tanh
-                | UnaryOp::Floor
-                | UnaryOp::Ceil
-                | UnaryOp::Not => {
-                    let z = self.not_accepted(op.spec().name, d);
-                    self.splat(z, d, lanes)
-                }
-            },
-            Category::Bool => match op {
-                UnaryOp::Not => self.b.ins().bnot(x),
-                UnaryOp::Neg
-                | UnaryOp::Abs
-                | UnaryOp::Sqrt
-                | UnaryOp::Exp
-                | UnaryOp::Log
-                | UnaryOp::Sin
-                | UnaryOp::Cos
-                | UnaryOp::Tanh
-                | UnaryOp::Floor
-                | UnaryOp::Ceil => {
-                    let z = self.not_accepted(op.spec().name, d);
-                    self.splat(z, d, lanes)
-                }
-            },
+        let spec = op.spec();
+        if !spec.accepts.admits(d) {
+            let z = self.not_accepted(spec.name, d);
+            return self.splat(z, d, lanes);
         }
+        let native = match d.category() {
+            Category::Float => native::FLOAT_UNARY,
+            Category::Int => native::INT_UNARY,
+            Category::Bool => native::BOOL_UNARY_VECTOR,
+        };
+        if let Some(f) = native::find(native, op) {
+            return f(&mut self.b, x);
+        }
+        if d.is_float() && spec.cpu == CpuLowering::VecMath {
+            if let Some(v) = vecmath::emit_unary(&mut self.b, op, vty, x) {
+                return v;
+            }
+        }
+        if d == DType::Bool {
+            let z = self.no_lowering(spec.name, d);
+            return self.splat(z, d, lanes);
+        }
+        self.per_lane(lanes, vty, &[x], |e, xs| e.unary(op, d, xs[0]))
     }
 
     fn vector_binary(&mut self, op: BinaryOp, d: DType, lanes: usize, x: Value, y: Value) -> Value {
         let vty = vector_ty(d, lanes);
-        let native = match d.category() {
-            Category::Float => self.float_binary_native(op, x, y),
-            Category::Int => self.int_binary_native(op, x, y),
-            Category::Bool => self.bool_binary_native(op, x, y),
-        };
-        if let Some(v) = native {
-            return v;
+        let spec = op.spec();
+        if !spec.accepts.admits(d) {
+            let z = self.not_accepted(spec.name, d);
+            return self.splat(z, d, lanes);
         }
-        if d.is_float() {
+        if let Some(f) = native::find(Self::binary_table(d), op) {
+            return f(&mut self.b, x, y);
+        }
+        if d.is_float() && spec.cpu == CpuLowering::VecMath {
             if let Some(v) = vecmath::emit_binary(&mut self.b, op, vty, x, y) {
                 return v;
             }
         }
         if d == DType::Bool {
-            let z = self.not_accepted(op.spec().name, d);
+            let z = self.no_lowering(spec.name, d);
             return self.splat(z, d, lanes);
         }
         self.per_lane(lanes, vty, &[x, y], |e, xs| e.binary(op, d, xs[0], xs[1]))

@@ -1013,17 +1013,22 @@ struct RowVals<'v> {
 /// costs compile time.
 const LARGE_ROW: usize = 24;
 
-/// A rough size of the varying instructions of a row, in CLIF instructions per vector.
+/// A rough size of the varying instructions of a row, in CLIF instructions per vector (the op
+/// rows' `cost.cpu`).
 fn row_cost(ins: &[tenjit_ir::kernel::Instr], var: &[bool]) -> usize {
-    use tenjit_ir::{BinaryOp as B, UnaryOp as U};
     ins.iter()
         .zip(var)
         .filter(|(_, &v)| v)
         .map(|(i, _)| match &i.inst {
-            Inst::Unary(U::Exp | U::Log | U::Sin | U::Cos | U::Tanh, _) => 40,
-            Inst::Binary(B::Pow, ..) => 80,
-            Inst::Binary(B::FloorDiv | B::Rem, ..) | Inst::Iota { .. } | Inst::Rand { .. } => 8,
-            _ => 1,
+            Inst::Unary(u, _) => u.spec().cost.cpu,
+            Inst::Binary(b, ..) => b.spec().cost.cpu,
+            Inst::Iota { .. } | Inst::Rand { .. } => 8,
+            Inst::Load { .. }
+            | Inst::Const(_)
+            | Inst::Where(..)
+            | Inst::Cast(_)
+            | Inst::Acc
+            | Inst::AccValue => 1,
         })
         .sum()
 }

@@ -134,73 +134,35 @@ impl Prog<'_> {
         })
     }
 
+    /// `op(x)` on an operand of dtype `t`: the row's CUDA template.
     fn unary(&self, op: UnaryOp, t: DType, x: &str) -> Result<String, CodegenError> {
         let spec = op.spec();
-        if !spec.accepts.admits(t) {
-            return Err(self.err(format!("{} does not accept {t}", spec.name)));
-        }
-        let f32 = t == DType::F32;
-        let math = |f: &str, g: &str| format!("{}({x})", if f32 { f } else { g });
-        Ok(match (op, t.category()) {
-            (UnaryOp::Neg, Category::Float) => format!("(-{x})"),
-            (UnaryOp::Neg, _) => format!("tj_neg({x})"),
-            (UnaryOp::Abs, Category::Float) => math("fabsf", "fabs"),
-            (UnaryOp::Abs, _) => format!("tj_abs({x})"),
-            (UnaryOp::Sqrt, _) => math("__fsqrt_rn", "__dsqrt_rn"),
-            (UnaryOp::Exp, _) => math("expf", "exp"),
-            (UnaryOp::Log, _) => math("logf", "log"),
-            (UnaryOp::Sin, _) => math("sinf", "sin"),
-            (UnaryOp::Cos, _) => math("cosf", "cos"),
-            (UnaryOp::Tanh, _) => math("tanhf", "tanh"),
-            (UnaryOp::Floor, _) => math("floorf", "floor"),
-            (UnaryOp::Ceil, _) => math("ceilf", "ceil"),
-            (UnaryOp::Not, _) => format!("(!{x})"),
-        })
+        let (e, _) = self.fill(spec.name, spec.accepts.admits(t), spec.cuda.template(t), t, x, "")?;
+        Ok(e)
     }
 
-    /// `op(x, y)` on operands of dtype `t`, and whether it can fail.
+    /// `op(x, y)` on operands of dtype `t`, and whether it can fail: the row's CUDA template.
     fn binary(&self, op: BinaryOp, t: DType, x: &str, y: &str) -> Result<(String, bool), CodegenError> {
-        use BinaryOp as B;
         let spec = op.spec();
-        if !spec.accepts.admits(t) {
-            return Err(self.err(format!("{} does not accept {t}", spec.name)));
+        self.fill(spec.name, spec.accepts.admits(t), spec.cuda.template(t), t, x, y)
+    }
+
+    /// Fills an op row's template (see [`CudaForm`](tenjit_ir::ops::CudaForm)) with the
+    /// operands; the result can fail when the template uses the error word.
+    fn fill(
+        &self,
+        name: &str,
+        accepted: bool,
+        template: &str,
+        t: DType,
+        x: &str,
+        y: &str,
+    ) -> Result<(String, bool), CodegenError> {
+        if !accepted || template.is_empty() {
+            return Err(self.err(format!("{name} does not accept {t}")));
         }
-        let f32 = t == DType::F32;
-        let call = |f: &str| format!("{f}({x}, {y})");
-        let infix = |o: &str| format!("({x} {o} {y})");
-        let rejected = || Err(self.err(format!("{} does not accept {t}", spec.name)));
-        let e = match (t.category(), op) {
-            (_, B::Eq) => infix("=="),
-            (_, B::Ne) => infix("!="),
-            (_, B::Lt) => infix("<"),
-            (_, B::Le) => infix("<="),
-            (_, B::Gt) => infix(">"),
-            (_, B::Ge) => infix(">="),
-            (Category::Bool, B::And) => infix("&&"),
-            (Category::Bool, B::Or) => infix("||"),
-            (Category::Float, B::Add) => infix("+"),
-            (Category::Float, B::Sub) => infix("-"),
-            (Category::Float, B::Mul) => call(if f32 { "__fmul_rn" } else { "__dmul_rn" }),
-            (Category::Float, B::Div) => call(if f32 { "__fdiv_rn" } else { "__ddiv_rn" }),
-            (Category::Float, B::Pow) => call(if f32 { "powf" } else { "pow" }),
-            (Category::Float | Category::Int, B::Maximum) => call("tj_maximum"),
-            (Category::Float | Category::Int, B::Minimum) => call("tj_minimum"),
-            (Category::Float, B::FloorDiv) => call("tj_floor_div"),
-            (Category::Float, B::Rem) => call("tj_rem"),
-            (Category::Int, B::Add) => call("tj_add"),
-            (Category::Int, B::Sub) => call("tj_sub"),
-            (Category::Int, B::Mul) => call("tj_mul"),
-            (Category::Int, B::Pow) => return Ok((format!("tj_pow({x}, {y}, err)"), true)),
-            (Category::Int, B::FloorDiv) => return Ok((format!("tj_floor_div({x}, {y}, err)"), true)),
-            (Category::Int, B::Rem) => return Ok((format!("tj_rem({x}, {y}, err)"), true)),
-            (Category::Float | Category::Int, B::And | B::Or)
-            | (Category::Int, B::Div)
-            | (
-                Category::Bool,
-                B::Add | B::Sub | B::Mul | B::Div | B::Pow | B::Maximum | B::Minimum | B::FloorDiv | B::Rem,
-            ) => return rejected(),
-        };
-        Ok((e, false))
+        let can_fail = template.contains("{err}");
+        Ok((template.replace("{x}", x).replace("{y}", y).replace("{err}", "err"), can_fail))
     }
 }
 

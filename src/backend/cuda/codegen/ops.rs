@@ -12,6 +12,7 @@ use super::{
     literal, params, signature, CodegenError, RenderedKernel, ELEMENTWISE_BLOCK,
 };
 use tenjit_ir::kernel::{BufferDecl, MatmulStep, OpStep};
+use tenjit_ir::ops::{Library, OpKind};
 use tenjit_ir::types::Category;
 use tenjit_ir::{DType, Op, Scalar, Shape};
 
@@ -55,23 +56,32 @@ pub(super) fn render_op(
     let fname = c_name(name);
     let ind = "        ";
     let mut after = String::new();
-    let (uses, can_fail, comment, body): (Vec<(usize, bool, bool)>, bool, String, String) = match &step.op {
-        Op::Gather { axis } => {
+    let OpKind::Library(library) = step.op.kind() else {
+        return Err(CodegenError::Unsupported {
+            step: name.to_string(),
+            message: format!(
+                "{} as a library step (it belongs in a fused kernel or a matmul step)",
+                step.op.name()
+            ),
+        });
+    };
+    let (uses, can_fail, comment, body): (Vec<(usize, bool, bool)>, bool, String, String) = match library {
+        Library::Gather { axis } => {
             let (x, idx) = (arg(0)?, arg(1)?);
             let (_, xs) = shape(x)?;
             let xdims = xs.dims();
-            if *axis >= xdims.len() || xdims.len() != out_dims.len() || shape(idx)?.1.dims() != out_dims {
+            if axis >= xdims.len() || xdims.len() != out_dims.len() || shape(idx)?.1.dims() != out_dims {
                 return Err(invalid(name, "gather operands do not fit"));
             }
             let mut terms: Vec<String> = names.clone();
-            terms[*axis] = "k".into();
+            terms[axis] = "k".into();
             let at = affine(0, &strides(xdims), &terms);
             let body = format!(
                 "{}{ind}const long long k = b{idx}[flat];\n\
                  {ind}if (k < 0 || k >= {}) {{ tj_fail(err, TJ_ERR_GATHER_INDEX); b{o}[flat] = 0; continue; }}\n\
                  {ind}b{o}[flat] = b{x}[{at}];\n",
                 decompose("flat", &out_dims, &names, ind),
-                int_lit(xdims[*axis] as i64),
+                int_lit(xdims[axis] as i64),
                 o = step.out,
             );
             (
@@ -81,11 +91,11 @@ pub(super) fn render_op(
                 body,
             )
         }
-        Op::ScatterAdd { axis } => {
+        Library::ScatterAdd { axis } => {
             let (base, idx, src) = (arg(0)?, arg(1)?, arg(2)?);
             let (_, is) = shape(idx)?;
             let idims = is.dims().to_vec();
-            if *axis >= out_dims.len() || idims.len() != out_dims.len() || shape(src)?.1.dims() != idims {
+            if axis >= out_dims.len() || idims.len() != out_dims.len() || shape(src)?.1.dims() != idims {
                 return Err(invalid(name, "scatter_add operands do not fit"));
             }
             if shape(base)?.1.dims() != out_dims {
@@ -98,10 +108,10 @@ pub(super) fn render_op(
             }
             .replace("{src}", &src.to_string());
             let mut terms = names.clone();
-            terms[*axis] = "t".into();
+            terms[axis] = "t".into();
             let at = affine(0, &strides(&idims), &terms);
             let fits: Vec<String> = (0..idims.len())
-                .filter(|&d| d != *axis)
+                .filter(|&d| d != axis)
                 .map(|d| format!("{} < {}", names[d], int_lit(idims[d] as i64)))
                 .collect();
             let fits = if fits.is_empty() { "true".to_string() } else { fits.join(" && ") };
@@ -116,8 +126,8 @@ pub(super) fn render_op(
                  {ind}}}\n\
                  {ind}b{o}[flat] = acc;\n",
                 decompose("flat", &out_dims, &names, ind),
-                int_lit(idims[*axis] as i64),
-                names[*axis],
+                int_lit(idims[axis] as i64),
+                names[axis],
                 o = step.out,
             );
             after = format!(
@@ -125,7 +135,7 @@ pub(super) fn render_op(
                  for (long long q = blockIdx.x * (long long)blockDim.x + threadIdx.x; q < {}; q += (long long)gridDim.x * blockDim.x) {{\n\
                  {ind}if (b{idx}[q] < 0 || b{idx}[q] >= {}) tj_fail(err, TJ_ERR_SCATTER_INDEX);\n    }}\n",
                 int_lit(is.numel() as i64),
-                int_lit(out_dims[*axis] as i64),
+                int_lit(out_dims[axis] as i64),
             );
             (
                 vec![(base, true, false), (idx, true, false), (src, true, false), (step.out, false, true)],
@@ -136,8 +146,8 @@ pub(super) fn render_op(
                 body,
             )
         }
-        Op::Concat { axis } => {
-            if *axis >= out_dims.len() || step.args.is_empty() {
+        Library::Concat { axis } => {
+            if axis >= out_dims.len() || step.args.is_empty() {
                 return Err(invalid(name, "concat operands do not fit"));
             }
             let mut body = decompose("flat", &out_dims, &names, ind);
@@ -151,15 +161,15 @@ pub(super) fn render_op(
                 }
                 let mut terms = names.clone();
                 if start > 0 {
-                    terms[*axis] = format!("({} - {})", names[*axis], int_lit(start as i64));
+                    terms[axis] = format!("({} - {})", names[axis], int_lit(start as i64));
                 }
-                let end = start + dims[*axis];
+                let end = start + dims[axis];
                 let cond = if j + 1 == step.args.len() {
                     format!("{ind}else ")
                 } else if j == 0 {
-                    format!("{ind}if ({} < {}) ", names[*axis], int_lit(end as i64))
+                    format!("{ind}if ({} < {}) ", names[axis], int_lit(end as i64))
                 } else {
-                    format!("{ind}else if ({} < {}) ", names[*axis], int_lit(end as i64))
+                    format!("{ind}else if ({} < {}) ", names[axis], int_lit(end as i64))
                 };
                 let cond = if step.args.len() == 1 { ind.to_string() } else { cond };
                 body.push_str(&format!(
@@ -170,12 +180,12 @@ pub(super) fn render_op(
                 uses.push((a, true, false));
                 start = end;
             }
-            if start != out_dims[*axis] {
+            if start != out_dims[axis] {
                 return Err(invalid(name, "concat operands do not fill the output"));
             }
             (uses, false, format!("{name}: concat along axis {axis}"), body)
         }
-        Op::Pad { lo, .. } => {
+        Library::Pad { lo, .. } => {
             let x = arg(0)?;
             let (_, xs) = shape(x)?;
             let xdims = xs.dims();
@@ -203,29 +213,6 @@ pub(super) fn render_op(
                 o = step.out,
             );
             (vec![(x, true, false), (step.out, false, true)], false, format!("{name}: zero padding"), body)
-        }
-        Op::Input { .. }
-        | Op::Const { .. }
-        | Op::Iota { .. }
-        | Op::Rand { .. }
-        | Op::Unary(_)
-        | Op::Binary(_)
-        | Op::Where
-        | Op::Cast { .. }
-        | Op::Reduce { .. }
-        | Op::ArgReduce { .. }
-        | Op::Reshape { .. }
-        | Op::Permute { .. }
-        | Op::Expand { .. }
-        | Op::Slice { .. }
-        | Op::Matmul => {
-            return Err(CodegenError::Unsupported {
-                step: name.to_string(),
-                message: format!(
-                    "{} as a library step (it belongs in a fused kernel or a matmul step)",
-                    step.op.name()
-                ),
-            })
         }
     };
     let params = params(name, buffers, &uses, can_fail)?;
