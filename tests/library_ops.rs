@@ -276,7 +276,7 @@ fn random_library_ops_agree_with_the_interpreter_bit_for_bit() {
 
 #[test]
 fn out_of_range_indices_fail_with_the_interpreters_message() {
-    let mut r = Rng(0xbad_1d);
+    let mut r = Rng(0xbad1d);
     let mut failed = 0;
     for case in 0..200 {
         for c in [gather(&mut r, 0.15), scatter_add(&mut r, 0.15)] {
