@@ -4,9 +4,9 @@
 //! module, which depends on none of them.
 //!
 //! The workers are rayon's global pool, started once per process, so a parallel launch costs
-//! a wake-up (a few µs) rather than spawning threads (30–45 µs here). Every parallel run splits
-//! its work into one contiguous range per task and, when tasks fail, reports the error of the
-//! lowest range, so what a run returns never depends on thread timing.
+//! a wake-up (a few µs) rather than spawning threads (30–45 µs here). A parallel run splits
+//! its work into one contiguous range per task; [`on_row_ranges`] reports the error of the
+//! lowest range, so the error it returns never depends on thread timing.
 
 use tenjit_ir::Data;
 
@@ -96,6 +96,7 @@ pub(super) fn on_row_ranges<T: Send, E: Send>(
         return task(0..rows, out);
     }
     let row_len = out.len() / rows;
+    debug_assert_eq!(row_len * rows, out.len(), "rows of unequal length");
     let chunk = rows.div_ceil(n);
     let results: Vec<Result<(), E>> = out
         .par_chunks_mut(chunk * row_len)
