@@ -1,7 +1,7 @@
 //! Running a compiled program on the CPU: buffers are allocated per run, kernels run on the
 //! calling thread or, when large, split over their outermost output dimension across all
-//! cores; row groups run block of rows by block of rows ([`group`]), matrix products go to
-//! `gemm`, and the few ops without a kernel run as library routines ([`library`]).
+//! cores; row groups run block of rows by block of rows (`group`), matrix products go to
+//! `gemm`, and the few ops without a kernel run as library routines (`library`).
 //!
 //! The executor sits above `group` and `library`, which sit above `pool` (the workers and the
 //! error type): nothing below calls back up.

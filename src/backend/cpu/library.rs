@@ -22,7 +22,7 @@ use std::ops::Range;
 use tenjit_ir::kernel::OpStep;
 use tenjit_ir::{Data, Element, Op};
 
-/// Dimensions, widened to rank 2 or more.
+/// Dimensions, strides or a multi-index (inline up to rank 4).
 type Dims = SmallVec<[usize; 4]>;
 
 /// Runs `$body` with `$o` bound to `$out`'s elements, whatever their type.
@@ -240,7 +240,7 @@ fn concat<T: Element>(
     out_dims: &[usize],
 ) -> Result<(), ExecError> {
     // The output is `outer` blocks of `width` elements; block `o` is block `o` of each part
-    // in turn, part `p`'s `widths[p]` elements starting at column `starts[p]`.
+    // in turn (`widths[p]` elements of part `p`, after those of the parts before it).
     let outer: usize = out_dims[..axis].iter().product();
     let width: usize = out_dims[axis..].iter().product();
     let widths: Vec<usize> = parts.iter().map(|(_, dims)| dims[axis..].iter().product()).collect();
