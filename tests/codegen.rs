@@ -208,21 +208,9 @@ fn assert_agree(p: &Program, inputs: &[Buffer], tol: Tol) {
 
 // ---- test data -----------------------------------------------------------------------------
 
-/// A small deterministic generator (xorshift).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    /// Uniform in `[0, 1)`.
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 const SPECIAL_F: [f64; 12] =
     [0.0, -0.0, 1.0, -1.0, 0.5, -2.5, 3.75, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 1e30, -7e-3];

@@ -217,19 +217,9 @@ fn every_corpus_kernel_compiles_and_assembles() {
 
 // ---- random graphs -------------------------------------------------------------------------
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 /// A random graph of elementwise, broadcast, movement and reduction ops over one dtype.
 fn random_graph(r: &mut Rng) -> Graph {

@@ -129,19 +129,9 @@ fn run_on_gpu(g: &Graph, inputs: &[Buffer], options: CudaOptions) -> Result<Vec<
     outs.iter().map(runtime::download).collect()
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 /// Values of `t`: floats in [-3, 3], integers in `ints`, random bools.
 fn random_buffer(r: &mut Rng, t: &TensorType, ints: (i64, i64)) -> Buffer {

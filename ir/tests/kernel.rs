@@ -14,7 +14,7 @@ use tenjit_ir::{
 };
 
 mod common;
-use common::Rng;
+use common::{graphs, Rng};
 
 fn f32t(dims: &[usize]) -> TensorType {
     TensorType::new(DType::F32, Shape::new(dims))
@@ -419,16 +419,11 @@ const FLOATS: [f64; 12] =
 const INTS: [i64; 8] = [0, 1, -1, 2, 3, 7, -5, i32::MAX as i64];
 
 fn random_shape(r: &mut Rng, min_rank: usize) -> Vec<usize> {
-    let rank = min_rank + r.below(4 - min_rank);
-    (0..rank).map(|_| if r.chance(30) { 0 } else { 1 + r.below(4) }).collect()
+    graphs::shape(r, min_rank, 30)
 }
 
 fn random_scalar(r: &mut Rng, dtype: DType) -> Scalar {
-    match dtype {
-        DType::Bool => Scalar::Bool(r.chance(2)),
-        DType::I32 | DType::I64 => Scalar::Int(r.pick(&INTS)).cast(dtype),
-        DType::F32 | DType::F64 => Scalar::Float(r.pick(&FLOATS)).cast(dtype),
-    }
+    graphs::scalar(r, dtype, &FLOATS, &INTS)
 }
 
 fn random_buffer(r: &mut Rng, ty: &TensorType) -> Buffer {
@@ -467,14 +462,6 @@ fn index_for(g: &mut Graph, r: &mut Rng, x: &TensorType, axis: usize) -> Option<
     g.add(Op::Binary(BinaryOp::Rem), &[m, nn]).ok()
 }
 
-fn permutation(r: &mut Rng, rank: usize) -> Dims {
-    let mut perm: Vec<usize> = (0..rank).collect();
-    for i in (1..rank).rev() {
-        perm.swap(i, r.below(i + 1));
-    }
-    Dims::from_vec(perm)
-}
-
 /// A source value of type `ty`: a constant, `rand` (floats) or an `iota` cast to it.
 fn source(g: &mut Graph, r: &mut Rng, ty: TensorType) -> Option<NodeId> {
     if ty.dtype.is_float() && r.chance(3) {
@@ -495,11 +482,9 @@ fn keepdim(dims: &[usize], axes: &[usize]) -> Vec<usize> {
 
 /// One random op (or a small pattern of ops) over the values in `vals`.
 fn random_step(g: &mut Graph, r: &mut Rng, vals: &[NodeId]) -> Option<NodeId> {
-    let x = if r.chance(2) { vals[vals.len() - 1 - r.below(vals.len().min(3))] } else { r.pick(vals) };
-    let xt = g.ty(x).clone();
+    let (x, xt, same_type) = graphs::operand(g, r, vals);
     let rank = xt.shape.rank();
     let dims = xt.shape.dims().to_vec();
-    let same_type: Vec<NodeId> = vals.iter().copied().filter(|v| *g.ty(*v) == xt).collect();
     let numeric = xt.dtype != DType::Bool;
     let (op, args): (Op, Vec<NodeId>) = match r.below(22) {
         0 | 1 => {
@@ -580,35 +565,18 @@ fn random_step(g: &mut Graph, r: &mut Rng, vals: &[NodeId]) -> Option<NodeId> {
             if rank < 2 {
                 return None;
             }
-            let t = g.add(Op::Permute { perm: permutation(r, rank) }, &[x]).ok()?;
+            let t = g.add(Op::Permute { perm: graphs::permutation(r, rank) }, &[x]).ok()?;
             let td = g.ty(t).shape.dims().to_vec();
             let shape: Vec<usize> =
                 if r.chance(2) { vec![xt.shape.numel()] } else { [&[td[0] * td[1]], &td[2..]].concat() };
             (Op::Reshape { shape: Shape::from(shape) }, vec![t])
         }
-        11 => (Op::Permute { perm: permutation(r, rank) }, vec![x]),
+        11 => (Op::Permute { perm: graphs::permutation(r, rank) }, vec![x]),
         12 => {
             let shape: Vec<usize> = dims.iter().map(|&d| if d == 1 { 1 + r.below(4) } else { d }).collect();
             (Op::Expand { shape: Shape::from(shape) }, vec![x])
         }
-        13 => {
-            let (mut start, mut step, mut size) = (IDims::new(), IDims::new(), Dims::new());
-            for &n in &dims {
-                let s: isize = r.pick(&[1, 2, 3, -1, -2]);
-                let b = r.below(n.max(1)) as isize;
-                let max = if n == 0 {
-                    0
-                } else if s > 0 {
-                    (n as isize - 1 - b) / s + 1
-                } else {
-                    b / -s + 1
-                };
-                start.push(b);
-                step.push(s);
-                size.push(r.below(max as usize + 1));
-            }
-            (Op::Slice { start, step, size }, vec![x])
-        }
+        13 => (graphs::slice(r, &dims, &[1, 2, 3, -1, -2]), vec![x]),
         14 => {
             let lo: Dims = (0..rank).map(|_| r.below(3)).collect();
             let hi: Dims = (0..rank).map(|_| r.below(3)).collect();
@@ -692,27 +660,18 @@ fn random_graph(seed: u64) -> (Graph, Vec<Buffer>) {
         inputs.push(random_buffer(&mut r, &ty));
         vals.push(g.add_input(format!("x{i}"), ty));
     }
-    for _ in 0..3 + r.below(14) {
-        for _attempt in 0..30 {
-            if let Some(v) = random_step(&mut g, &mut r, &vals) {
-                vals.push(v);
-                // Half the arg reductions come with the max (min) over the same axis, as
-                // `max_dim` builds them: the lowering pairs them into one kernel.
-                if let (Op::ArgReduce { op, axis }, true) = (g.op(v).clone(), r.chance(2)) {
-                    let op = if op == ArgOp::ArgMax { ReduceOp::Max } else { ReduceOp::Min };
-                    let x = g.args(v)[0];
-                    vals.push(g.add(Op::Reduce { op, axes: Dims::from_slice(&[axis]) }, &[x]).unwrap());
-                }
-                break;
-            }
+    let steps = 3 + r.below(14);
+    graphs::grow(&mut g, &mut r, &mut vals, steps, random_step, |g, r, vals| {
+        // Half the arg reductions come with the max (min) over the same axis, as `max_dim`
+        // builds them: the lowering pairs them into one kernel.
+        let v = *vals.last().expect("just added");
+        if let (Op::ArgReduce { op, axis }, true) = (g.op(v).clone(), r.chance(2)) {
+            let op = if op == ArgOp::ArgMax { ReduceOp::Max } else { ReduceOp::Min };
+            let x = g.args(v)[0];
+            vals.push(g.add(Op::Reduce { op, axes: Dims::from_slice(&[axis]) }, &[x]).unwrap());
         }
-    }
-    let sinks: Vec<NodeId> = vals.iter().copied().filter(|&v| g.users(v).is_empty()).collect();
-    let mut outputs: Vec<NodeId> = sinks[sinks.len().saturating_sub(1 + r.below(3))..].to_vec();
-    if r.chance(4) {
-        outputs.push(r.pick(&vals));
-    }
-    g.set_outputs(outputs);
+    });
+    graphs::set_sink_outputs(&mut g, &mut r, &vals, 3, 4);
     (g, inputs)
 }
 

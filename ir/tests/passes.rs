@@ -17,7 +17,7 @@ use tenjit_ir::{
 };
 
 mod common;
-use common::Rng;
+use common::{graphs, Rng};
 
 /// Parses `text`, panicking with the error and the text on failure.
 fn parse_ok(text: &str) -> Graph {
@@ -567,11 +567,7 @@ const INTS: [i64; 13] =
     [0, 0, 1, 1, -1, 2, 3, -7, 5, i32::MAX as i64, i32::MIN as i64, i64::MAX, (1 << 60) + (1 << 36) + 1];
 
 fn random_scalar(r: &mut Rng, dtype: DType) -> Scalar {
-    match dtype {
-        DType::Bool => Scalar::Bool(r.chance(2)),
-        DType::I32 | DType::I64 => Scalar::Int(r.pick(&INTS)).cast(dtype),
-        DType::F32 | DType::F64 => Scalar::Float(r.pick(&FLOATS)).cast(dtype),
-    }
+    graphs::scalar(r, dtype, &FLOATS, &INTS)
 }
 
 const SHAPES: [&[usize]; 9] = [&[], &[1], &[3], &[2, 3], &[1, 3], &[3, 1], &[2, 1, 3], &[2, 0], &[1, 1]];
@@ -602,49 +598,24 @@ fn identity_constant(g: &mut Graph, r: &mut Rng, ty: &TensorType) -> Option<Node
 
 /// A random permutation of `rank` axes, the identity a third of the time.
 fn random_permute(r: &mut Rng, rank: usize) -> Op {
-    let mut perm: Vec<usize> = (0..rank).collect();
-    if !r.chance(3) {
-        for i in (1..rank).rev() {
-            perm.swap(i, r.below(i + 1));
-        }
-    }
-    Op::Permute { perm: Dims::from_vec(perm) }
+    let perm = if r.chance(3) { (0..rank).collect() } else { graphs::permutation(r, rank) };
+    Op::Permute { perm }
 }
 
 /// A random valid slice of a value with dimensions `dims`, the whole of it a third of the time.
 fn random_slice(r: &mut Rng, dims: &[usize]) -> Op {
-    let (mut start, mut step, mut size) = (IDims::new(), IDims::new(), Dims::new());
-    let whole = r.chance(3);
-    for &n in dims {
-        if whole {
-            start.push(0);
-            step.push(1);
-            size.push(n);
-            continue;
-        }
-        let s: isize = r.pick(&[1, 1, 2, -1, -2]);
-        let b = r.below(n.max(1)) as isize;
-        let max = if n == 0 {
-            0
-        } else if s > 0 {
-            (n as isize - 1 - b) / s + 1
-        } else {
-            b / -s + 1
-        };
-        start.push(b);
-        step.push(s);
-        size.push(r.below(max as usize + 1));
+    if r.chance(3) {
+        let start: IDims = dims.iter().map(|_| 0).collect();
+        let step: IDims = dims.iter().map(|_| 1).collect();
+        return Op::Slice { start, step, size: Dims::from_slice(dims) };
     }
-    Op::Slice { start, step, size }
+    graphs::slice(r, dims, &[1, 1, 2, -1, -2])
 }
 
 /// One random op over the values in `vals`; `None` when the op rejects what was picked.
 fn random_step(g: &mut Graph, r: &mut Rng, vals: &[NodeId]) -> Option<NodeId> {
-    // Prefer recent values, so that chains form and more of the graph is live.
-    let x = if r.chance(2) { vals[vals.len() - 1 - r.below(vals.len().min(3))] } else { r.pick(vals) };
-    let xt = g.ty(x).clone();
+    let (x, xt, same_type) = graphs::operand(g, r, vals);
     let rank = xt.shape.rank();
-    let same_type: Vec<NodeId> = vals.iter().copied().filter(|v| *g.ty(*v) == xt).collect();
     let (op, args): (Op, Vec<NodeId>) = match r.below(27) {
         0 | 1 => (Op::Unary(r.pick(&UnaryOp::ALL)), vec![x]),
         2..=5 | 24..=26 => {
@@ -785,20 +756,9 @@ fn random_graph(seed: u64) -> Graph {
         let ty = random_type(&mut r);
         vals.push(constant(&mut g, &mut r, &ty).unwrap());
     }
-    for _ in 0..4 + r.below(30) {
-        for _attempt in 0..30 {
-            if let Some(v) = random_step(&mut g, &mut r, &vals) {
-                vals.push(v);
-                break;
-            }
-        }
-    }
-    let sinks: Vec<NodeId> = vals.iter().copied().filter(|&v| g.users(v).is_empty()).collect();
-    let mut outputs: Vec<NodeId> = sinks[sinks.len().saturating_sub(1 + r.below(3))..].to_vec();
-    if r.chance(3) {
-        outputs.push(r.pick(&vals));
-    }
-    g.set_outputs(outputs);
+    let steps = 4 + r.below(30);
+    graphs::grow(&mut g, &mut r, &mut vals, steps, random_step, |_, _, _| {});
+    graphs::set_sink_outputs(&mut g, &mut r, &vals, 3, 3);
     g
 }
 

@@ -3,14 +3,14 @@
 //! snapshots of one printed and drawn graph.
 
 use std::collections::BTreeSet;
-use tenjit_ir::ops::{Dims, IDims};
+use tenjit_ir::ops::Dims;
 use tenjit_ir::text::{parse, print, ParseError};
 use tenjit_ir::{
     dot, verify, ArgOp, BinaryOp, DType, Graph, NodeId, Op, ReduceOp, Scalar, Shape, TensorType, UnaryOp,
 };
 
 mod common;
-use common::Rng;
+use common::{graphs, Rng};
 
 const FLOATS: [f64; 14] = [
     0.0,
@@ -34,8 +34,7 @@ const LOCS: [&str; 4] =
 const NAMES: [&str; 10] = ["x", "w", "bias_1", "a.b", "has space", "0", "", "q\"uote", "tab\tname", "ünï"];
 
 fn random_shape(r: &mut Rng, min_rank: usize) -> Vec<usize> {
-    let rank = min_rank + r.below(4 - min_rank);
-    (0..rank).map(|_| if r.chance(25) { 0 } else { 1 + r.below(4) }).collect()
+    graphs::shape(r, min_rank, 25)
 }
 
 fn random_type(r: &mut Rng) -> TensorType {
@@ -43,11 +42,7 @@ fn random_type(r: &mut Rng) -> TensorType {
 }
 
 fn random_scalar(r: &mut Rng, dtype: DType) -> Scalar {
-    match dtype {
-        DType::Bool => Scalar::Bool(r.chance(2)),
-        DType::I32 | DType::I64 => Scalar::Int(r.pick(&INTS)).cast(dtype),
-        DType::F32 | DType::F64 => Scalar::Float(r.pick(&FLOATS)).cast(dtype),
-    }
+    graphs::scalar(r, dtype, &FLOATS, &INTS)
 }
 
 /// A random index (`i64`) value that fits `x` along `axis` for gather and scatter_add.
@@ -70,11 +65,8 @@ fn index_for(g: &mut Graph, r: &mut Rng, x: &TensorType, axis: usize) -> Option<
 
 /// One random op over the values in `vals`; `None` when the op rejects what was picked.
 fn random_step(g: &mut Graph, r: &mut Rng, vals: &[NodeId]) -> Option<NodeId> {
-    // Prefer recent values, so that chains form and more of the graph is live.
-    let x = if r.chance(2) { vals[vals.len() - 1 - r.below(vals.len().min(3))] } else { r.pick(vals) };
-    let xt = g.ty(x).clone();
+    let (x, xt, same_type) = graphs::operand(g, r, vals);
     let rank = xt.shape.rank();
-    let same_type: Vec<NodeId> = vals.iter().copied().filter(|v| *g.ty(*v) == xt).collect();
     let loc = r.chance(4).then(|| r.pick(&LOCS).to_string());
     let (op, args): (Op, Vec<NodeId>) = match r.below(18) {
         0 => (Op::Unary(r.pick(&UnaryOp::ALL)), vec![x]),
@@ -117,36 +109,13 @@ fn random_step(g: &mut Graph, r: &mut Rng, vals: &[NodeId]) -> Option<NodeId> {
             };
             (Op::Reshape { shape: Shape::from(shape) }, vec![x])
         }
-        7 => {
-            let mut perm: Vec<usize> = (0..rank).collect();
-            for i in (1..rank).rev() {
-                perm.swap(i, r.below(i + 1));
-            }
-            (Op::Permute { perm: Dims::from_vec(perm) }, vec![x])
-        }
+        7 => (Op::Permute { perm: graphs::permutation(r, rank) }, vec![x]),
         8 => {
             let shape: Vec<usize> =
                 xt.shape.dims().iter().map(|&d| if d == 1 { 1 + r.below(4) } else { d }).collect();
             (Op::Expand { shape: Shape::from(shape) }, vec![x])
         }
-        9 => {
-            let (mut start, mut step, mut size) = (IDims::new(), IDims::new(), Dims::new());
-            for &n in xt.shape.dims() {
-                let s: isize = r.pick(&[1, 2, 3, -1, -2]);
-                let b = r.below(n.max(1)) as isize;
-                let max = if n == 0 {
-                    0
-                } else if s > 0 {
-                    (n as isize - 1 - b) / s + 1
-                } else {
-                    b / -s + 1
-                };
-                start.push(b);
-                step.push(s);
-                size.push(r.below(max as usize + 1));
-            }
-            (Op::Slice { start, step, size }, vec![x])
-        }
+        9 => (graphs::slice(r, xt.shape.dims(), &[1, 2, 3, -1, -2]), vec![x]),
         10 => {
             let lo: Dims = (0..rank).map(|_| r.below(3)).collect();
             let hi: Dims = (0..rank).map(|_| r.below(3)).collect();
@@ -215,21 +184,9 @@ fn random_graph(seed: u64) -> Graph {
         let ty = random_type(&mut r);
         vals.push(g.add_input(name, ty));
     }
-    for _ in 0..3 + r.below(30) {
-        for _attempt in 0..30 {
-            if let Some(v) = random_step(&mut g, &mut r, &vals) {
-                vals.push(v);
-                break;
-            }
-        }
-    }
-    // Return the last few values nothing uses (so most of the graph is live), sometimes more.
-    let sinks: Vec<NodeId> = vals.iter().copied().filter(|&v| g.users(v).is_empty()).collect();
-    let mut outputs: Vec<NodeId> = sinks[sinks.len().saturating_sub(1 + r.below(4))..].to_vec();
-    if r.chance(4) {
-        outputs.push(r.pick(&vals));
-    }
-    g.set_outputs(outputs);
+    let steps = 3 + r.below(30);
+    graphs::grow(&mut g, &mut r, &mut vals, steps, random_step, |_, _, _| {});
+    graphs::set_sink_outputs(&mut g, &mut r, &vals, 4, 4);
     g
 }
 

@@ -1,8 +1,11 @@
 //! Support shared by the IR's integration tests: a small deterministic random generator, so
-//! the random-graph tests need no crate and every run sees the same graphs.
+//! the random-graph tests need no crate and every run sees the same graphs, and the pieces of
+//! the random-graph generator ([`graphs`]).
 
 // Each test binary compiles this module and uses a subset of it.
 #![allow(dead_code)]
+
+pub mod graphs;
 
 /// A small deterministic generator (xorshift64*), so the tests need no crate.
 pub struct Rng(u64);

@@ -1,18 +1,22 @@
 //! Running a compiled program on the CPU: buffers are allocated per run, kernels run on the
 //! calling thread or, when large, split over their outermost output dimension across all
-//! cores; matrix products go to `gemm`, and the few ops without a kernel run through the
-//! reference interpreter's implementation of that one op.
+//! cores; row groups run block of rows by block of rows (`group`), matrix products go to
+//! `gemm`, and the few ops without a kernel run as library routines (`library`).
+//!
+//! The executor sits above `group` and `library`, which sit above `pool` (the workers and the
+//! error type): nothing below calls back up.
 
 use super::codegen::{self, CompiledKernel};
 use super::gemm;
 use super::group;
+use super::library::{self, Operand};
 use super::memory::{self, step_buffers, MemoryPlan};
+use super::pool::{data_ptr, on_workers, Ptrs, PARALLEL_MIN_ELEMENTS};
 use std::sync::Arc;
 use tenjit_ir::kernel::{BufId, BufferKind, OpStep, Program, Step};
-use tenjit_ir::{Buffer, Data, Graph};
+use tenjit_ir::{Buffer, Data};
 
-/// Kernels with fewer elements than this run on the calling thread.
-const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
+pub use super::pool::{threads, ExecError};
 
 /// A program whose kernels are compiled to machine code.
 pub struct CpuExecutable {
@@ -22,47 +26,6 @@ pub struct CpuExecutable {
     memory: MemoryPlan,
     /// The buffers released after each step.
     releases: Vec<Vec<BufId>>,
-}
-
-/// A failure while running a program.
-#[derive(Clone, Debug)]
-pub struct ExecError(pub String);
-
-impl std::fmt::Display for ExecError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ExecError {}
-
-/// The address of a buffer's first element.
-pub(super) fn data_ptr(d: &Data) -> *mut u8 {
-    match d {
-        Data::Bool(v) => v.as_ptr() as *mut u8,
-        Data::I32(v) => v.as_ptr() as *mut u8,
-        Data::I64(v) => v.as_ptr() as *mut u8,
-        Data::F32(v) => v.as_ptr() as *mut u8,
-        Data::F64(v) => v.as_ptr() as *mut u8,
-    }
-}
-
-/// Buffer pointers shared by the threads of one kernel launch.
-#[derive(Clone, Copy)]
-struct Ptrs<'a>(&'a [*mut u8]);
-
-// SAFETY: the pointers are only dereferenced by generated kernel code, and the threads of one
-// launch write disjoint output rows (each thread gets its own `start..end` range of the
-// outermost output dimension); inputs are only read.
-unsafe impl Send for Ptrs<'_> {}
-// SAFETY: as above; sharing the slice of pointers between threads only shares addresses.
-unsafe impl Sync for Ptrs<'_> {}
-
-/// Number of worker threads for large kernels.
-/// Asked once: `available_parallelism` reads the cgroup files on every call (~10 µs).
-pub fn threads() -> usize {
-    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *THREADS.get_or_init(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
 }
 
 impl CpuExecutable {
@@ -125,9 +88,6 @@ impl CpuExecutable {
             let group = p.groups.iter().find(|g| g.steps.start == s);
             let span = group.map_or(s..s + 1, |g| g.steps.clone());
             for step in &p.steps[span.clone()] {
-                if matches!(step, Step::Op(_)) {
-                    continue;
-                }
                 for &w in &step_buffers(step).1 {
                     let local = group.is_some_and(|g| g.local.contains(&w));
                     if temps[w].is_none() && p.buffers[w].kind == BufferKind::Temp && !local {
@@ -186,16 +146,19 @@ impl CpuExecutable {
             (Step::Matmul(m), _) => {
                 let mut out =
                     temps[m.out].take().ok_or_else(|| ExecError("matmul output is not a temp".into()))?;
-                let a = self.view(m.a.buf, inputs, temps);
-                let b = self.view(m.b.buf, inputs, temps);
-                let r = gemm::matmul_data(m, &a, &b, &mut out, threads());
+                let a = self.data(m.a.buf, inputs, temps);
+                let b = self.data(m.b.buf, inputs, temps);
+                let r = gemm::matmul_data(m, a, b, &mut out, threads());
                 temps[m.out] = Some(out);
                 r.map_err(|e| ExecError(format!("matmul: {e}")))?;
             }
             (Step::Op(op), _) => {
-                let result = self.run_op(op, inputs, temps)?;
-                temps[op.out] = Some(result.into_data());
-                ptrs[op.out] = data_ptr(temps[op.out].as_ref().expect("just set"));
+                let mut out = temps[op.out]
+                    .take()
+                    .ok_or_else(|| ExecError(format!("{} output is not a temp", op.op.name())))?;
+                let r = self.run_op(op, inputs, temps, &mut out);
+                temps[op.out] = Some(out);
+                r?;
             }
             (Step::Kernel(k), None) => {
                 return Err(ExecError(format!("kernel {} was not compiled", k.name)));
@@ -205,40 +168,28 @@ impl CpuExecutable {
     }
 
     /// A buffer's data, wherever it lives.
-    fn view<'a>(
-        &'a self,
-        id: BufId,
-        inputs: &'a [Arc<Buffer>],
-        temps: &'a [Option<Data>],
-    ) -> std::borrow::Cow<'a, Data> {
+    fn data<'a>(&self, id: BufId, inputs: &'a [Arc<Buffer>], temps: &'a [Option<Data>]) -> &'a Data {
         match self.program.buffers[id].kind {
-            BufferKind::Input(i) => std::borrow::Cow::Borrowed(inputs[i].data()),
-            BufferKind::Temp => {
-                std::borrow::Cow::Borrowed(temps[id].as_ref().expect("written before it is read"))
-            }
+            BufferKind::Input(i) => inputs[i].data(),
+            BufferKind::Temp => temps[id].as_ref().expect("written before it is read"),
         }
     }
 
-    /// Runs one op through the reference interpreter's implementation.
+    /// Runs library step `step` into `out`, its output buffer.
     fn run_op(
         &self,
         step: &OpStep,
         inputs: &[Arc<Buffer>],
         temps: &[Option<Data>],
-    ) -> Result<Buffer, ExecError> {
-        let mut g = Graph::new("op");
-        let mut args = Vec::new();
-        let mut bufs = Vec::new();
-        for (i, &a) in step.args.iter().enumerate() {
-            let decl = &self.program.buffers[a];
-            args.push(g.add_input(format!("a{i}"), decl.ty.clone()));
-            let data = self.view(a, inputs, temps).into_owned();
-            bufs.push(Buffer::new(decl.ty.shape.clone(), data).map_err(|e| ExecError(e.to_string()))?);
-        }
-        let out = g.add(step.op.clone(), &args).map_err(|e| ExecError(e.to_string()))?;
-        g.set_outputs(vec![out]);
-        let mut result = tenjit_ir::interp::eval(&g, &bufs).map_err(|e| ExecError(e.to_string()))?;
-        Ok(result.remove(0))
+        out: &mut Data,
+    ) -> Result<(), ExecError> {
+        let buffers = &self.program.buffers;
+        let args: Vec<Operand<'_>> = step
+            .args
+            .iter()
+            .map(|&a| Operand { data: self.data(a, inputs, temps), dims: buffers[a].ty.shape.dims() })
+            .collect();
+        library::run(step, &args, out, buffers[step.out].ty.shape.dims())
     }
 }
 
@@ -251,24 +202,12 @@ fn run_kernel(ck: &CompiledKernel, ptrs: &[*mut u8], work: usize) -> Result<(), 
         // these declarations and reads and writes only within them.
         return unsafe { ck.run(ptrs, 0, outer) }.map_err(|e| e.to_string());
     }
-    let shared = Ptrs(ptrs);
+    let shared = Ptrs::new(ptrs);
     let chunk = outer.div_ceil(n);
     on_workers(n, |t| {
-        let p = shared;
         let (start, end) = (t * chunk, ((t + 1) * chunk).min(outer));
         // SAFETY: as above; the tasks cover disjoint `start..end` ranges of the outermost
         // output dimension, so their writes do not overlap.
-        unsafe { ck.run(p.0, start, end) }.map_err(|e| e.to_string())
+        unsafe { ck.run(shared.get(), start, end) }.map_err(|e| e.to_string())
     })
-}
-
-/// Runs `task(t)` for every `t` in `0..n` on the worker threads and waits for all of them; the
-/// first error wins. The workers are rayon's global pool, started once per process, so a
-/// parallel launch costs a wake-up (a few µs) rather than spawning threads (30–45 µs here).
-pub(super) fn on_workers<E: Send>(
-    n: usize,
-    task: impl Fn(usize) -> Result<(), E> + Sync + Send,
-) -> Result<(), E> {
-    use rayon::prelude::*;
-    (0..n).into_par_iter().try_for_each(task)
 }

@@ -15,9 +15,9 @@
 //! `r1 - r0` rows on the thread.
 
 use super::codegen::CompiledKernel;
-use super::exec::{data_ptr, on_workers, threads, ExecError};
 use super::gemm;
 use super::memory;
+use super::pool::{data_ptr, on_workers, threads, ExecError, Ptrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tenjit_ir::kernel::{BufId, Group, MatOperand, MatmulStep, Program, Step};
 use tenjit_ir::{DType, Data};
@@ -42,25 +42,6 @@ pub fn set_block_rows(rows: Option<usize>) {
 /// Groups with less work than this (elements of kernel spaces plus multiply-adds) run on the
 /// calling thread.
 const PARALLEL_MIN_WORK: usize = 1 << 16;
-
-/// The buffer pointers of one thread: the program's, with the local buffers' shifted into
-/// the thread's scratch.
-#[derive(Clone, Copy)]
-struct Shared<'a>(&'a [*mut u8]);
-
-// SAFETY: the pointers are only dereferenced by generated code and by `gemm` on slices that
-// cover the rows of the calling thread (its own range of every buffer written in the group,
-// or its own scratch), and buffers read in full are not written during the group.
-unsafe impl Send for Shared<'_> {}
-// SAFETY: as above.
-unsafe impl Sync for Shared<'_> {}
-
-impl<'a> Shared<'a> {
-    /// The pointers (a method, so that closures capture the whole `Shared`).
-    fn get(self) -> &'a [*mut u8] {
-        self.0
-    }
-}
 
 /// A local buffer: its id, dtype and elements per row.
 #[derive(Clone, Copy)]
@@ -130,7 +111,7 @@ pub(super) fn run(
         block = forced;
     }
     let block = block.min(chunk).max(1);
-    let shared = Shared(ptrs);
+    let shared = Ptrs::new(ptrs);
     let thread = |t: usize| -> Result<(), ExecError> {
         let (lo, hi) = (t * chunk, ((t + 1) * chunk).min(rows));
         if lo >= hi {

@@ -5,6 +5,8 @@ pub mod codegen;
 pub mod exec;
 pub mod gemm;
 mod group;
+mod library;
+mod pool;
 
 pub use group::set_block_rows;
 pub mod memory;

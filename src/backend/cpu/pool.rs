@@ -1,0 +1,110 @@
+//! The bottom of the CPU executor: the worker pool, the buffer pointers its tasks share, and
+//! the error a run returns. The executor ([`exec`](super::exec)), row groups
+//! ([`group`](super::group)) and library routines ([`library`](super::library)) build on this
+//! module, which depends on none of them.
+//!
+//! The workers are rayon's global pool, started once per process, so a parallel launch costs
+//! a wake-up (a few µs) rather than spawning threads (30–45 µs here). A parallel run splits
+//! its work into one contiguous range per task; [`on_row_ranges`] reports the error of the
+//! lowest range, so the error it returns never depends on thread timing.
+
+use tenjit_ir::Data;
+
+/// Work (elements written, roughly) below which a step runs on the calling thread.
+pub(super) const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
+
+/// A failure while running a program.
+#[derive(Clone, Debug)]
+pub struct ExecError(pub String);
+
+impl std::fmt::Display for ExecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ExecError {}
+
+/// The address of a buffer's first element.
+pub(super) fn data_ptr(d: &Data) -> *mut u8 {
+    match d {
+        Data::Bool(v) => v.as_ptr() as *mut u8,
+        Data::I32(v) => v.as_ptr() as *mut u8,
+        Data::I64(v) => v.as_ptr() as *mut u8,
+        Data::F32(v) => v.as_ptr() as *mut u8,
+        Data::F64(v) => v.as_ptr() as *mut u8,
+    }
+}
+
+/// Buffer pointers shared by the tasks of one parallel launch (a kernel's or a row group's).
+#[derive(Clone, Copy)]
+pub(super) struct Ptrs<'a>(&'a [*mut u8]);
+
+// SAFETY: the pointers are only dereferenced by generated kernel code and by `gemm`, and the
+// tasks of one launch write disjoint rows: a kernel's tasks each get their own `start..end`
+// range of the outermost output dimension, a row group's threads their own rows of every
+// buffer the group writes (or their own scratch). Buffers read in full are not written during
+// the launch.
+unsafe impl Send for Ptrs<'_> {}
+// SAFETY: as above; sharing the slice of pointers between threads only shares addresses.
+unsafe impl Sync for Ptrs<'_> {}
+
+impl<'a> Ptrs<'a> {
+    /// Shares `ptrs` with the tasks of one launch.
+    pub(super) fn new(ptrs: &'a [*mut u8]) -> Ptrs<'a> {
+        Ptrs(ptrs)
+    }
+
+    /// The pointers (a method, so that closures capture the whole `Ptrs`).
+    pub(super) fn get(self) -> &'a [*mut u8] {
+        self.0
+    }
+}
+
+/// Number of worker threads for large kernels.
+/// Asked once: `available_parallelism` reads the cgroup files on every call (~10 µs).
+pub fn threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+}
+
+/// Runs `task(t)` for every `t` in `0..n` on the worker threads and waits for all of them; the
+/// first error wins.
+pub(super) fn on_workers<E: Send>(
+    n: usize,
+    task: impl Fn(usize) -> Result<(), E> + Sync + Send,
+) -> Result<(), E> {
+    use rayon::prelude::*;
+    (0..n).into_par_iter().try_for_each(task)
+}
+
+/// Runs `task(r0..r1, rows)` over `out` viewed as `rows` equal rows, where the second argument
+/// is rows `r0..r1` of `out`: on the calling thread as one range when `work` is below
+/// [`PARALLEL_MIN_ELEMENTS`], else split into one contiguous range per worker. Every task runs
+/// to its end or its own first error, and the error of the lowest range is returned, so a
+/// task that reports the first bad element of its range makes the result the first bad
+/// element of all of `out`, as a serial run would.
+pub(super) fn on_row_ranges<T: Send, E: Send>(
+    out: &mut [T],
+    rows: usize,
+    work: usize,
+    task: impl Fn(std::ops::Range<usize>, &mut [T]) -> Result<(), E> + Sync + Send,
+) -> Result<(), E> {
+    use rayon::prelude::*;
+    let n = threads().min(rows);
+    if work < PARALLEL_MIN_ELEMENTS || n <= 1 || out.is_empty() {
+        return task(0..rows, out);
+    }
+    let row_len = out.len() / rows;
+    debug_assert_eq!(row_len * rows, out.len(), "rows of unequal length");
+    let chunk = rows.div_ceil(n);
+    let results: Vec<Result<(), E>> = out
+        .par_chunks_mut(chunk * row_len)
+        .enumerate()
+        .map(|(t, part)| {
+            let r0 = t * chunk;
+            task(r0..r0 + part.len() / row_len, part)
+        })
+        .collect();
+    results.into_iter().collect()
+}
