@@ -15,7 +15,10 @@
 //! stream. `fuzz/` has a `cargo fuzz` target of the parser for long coverage-guided runs.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use tenjit::ir::{autodiff, interp, text, verify, Buffer, DType, Graph, Op, Scalar};
+use std::sync::LazyLock;
+use tenjit::ir::{
+    autodiff, interp, text, verify, Accuracy, ArgOp, BinaryOp, Buffer, DType, Graph, Op, ReduceOp, Scalar, UnaryOp,
+};
 
 /// The seed graphs: every `.tir` file of the repository's tests.
 fn corpus() -> Vec<String> {
@@ -33,31 +36,18 @@ fn corpus() -> Vec<String> {
     files
 }
 
-/// xorshift64: a small deterministic stream.
-struct Rng(u64);
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[self.below(xs.len())]
-    }
-}
-
-/// Op names a mutation may substitute, grouped so a swap often keeps the arity.
-const UNARY: &[&str] = &["neg", "abs", "sqrt", "exp", "log", "sin", "cos", "tanh", "floor", "ceil", "not"];
-const BINARY: &[&str] = &[
-    "add", "sub", "mul", "div", "pow", "maximum", "minimum", "floor_div", "rem", "eq", "ne", "lt", "le", "gt",
-    "ge", "and", "or",
-];
-const REDUCE: &[&str] = &["sum", "prod", "max", "min", "argmax", "argmin"];
+/// Op names a mutation may substitute, from the op table, grouped so a swap often keeps the
+/// arity.
+static UNARY: LazyLock<Vec<&str>> = LazyLock::new(|| UnaryOp::ALL.iter().map(|u| u.spec().name).collect());
+static BINARY: LazyLock<Vec<&str>> = LazyLock::new(|| BinaryOp::ALL.iter().map(|b| b.spec().name).collect());
+static REDUCE: LazyLock<Vec<&str>> = LazyLock::new(|| {
+    let reduce = ReduceOp::ALL.iter().map(|r| r.name());
+    reduce.chain(ArgOp::ALL.iter().map(|a| a.name())).collect()
+});
 const DTYPES: &[&str] = &["bool", "i32", "i64", "f32", "f64"];
 const SIZES: &[&str] = &["0", "1", "2", "3", "4", "7"];
 const NUMBERS: &[&str] = &["-1", "0.5", "-0.0", "nan", "inf", "65536", "4294967296"];
@@ -120,9 +110,9 @@ fn mutate(r: &mut Rng, text: &str) -> String {
             }
             let i = candidates[r.below(candidates.len())];
             toks[i] = match kind {
-                2 | 3 if UNARY.contains(&toks[i].as_str()) => r.pick(UNARY).to_string(),
-                2 | 3 if BINARY.contains(&toks[i].as_str()) => r.pick(BINARY).to_string(),
-                2 | 3 => r.pick(REDUCE).to_string(),
+                2 | 3 if UNARY.contains(&toks[i].as_str()) => r.pick(&UNARY).to_string(),
+                2 | 3 if BINARY.contains(&toks[i].as_str()) => r.pick(&BINARY).to_string(),
+                2 | 3 => r.pick(&REDUCE).to_string(),
                 4 => r.pick(DTYPES).to_string(),
                 5 | 6 => r.pick(SIZES).to_string(),
                 7 => r.pick(NUMBERS).to_string(),
@@ -208,12 +198,13 @@ fn inputs(r: &mut Rng, g: &Graph) -> Vec<Buffer> {
         .collect()
 }
 
-/// Whether the compiler computes `op` as the interpreter does, to rounding of sums.
+/// Whether the compiler computes `op` as the interpreter does, to rounding of sums: the op
+/// table's accuracy class says so for elementwise ops.
 fn exact(op: &Op) -> bool {
-    use tenjit::ir::{BinaryOp as B, UnaryOp as U};
+    let exact = |a: Accuracy| matches!(a, Accuracy::Exact | Accuracy::SignedZero);
     match op {
-        Op::Unary(u) => matches!(u, U::Neg | U::Abs | U::Floor | U::Ceil | U::Not | U::Sqrt),
-        Op::Binary(b) => !matches!(b, B::Pow),
+        Op::Unary(u) => exact(u.spec().accuracy),
+        Op::Binary(b) => exact(b.spec().accuracy),
         Op::Matmul => false,
         Op::Input { .. }
         | Op::Const { .. }
