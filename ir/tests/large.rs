@@ -49,7 +49,7 @@ fn chain(n: usize) -> Graph {
 }
 
 #[test]
-fn a_chain_of_150000_nodes_goes_through_the_passes() {
+fn a_chain_of_150000_nodes_goes_through_the_passes_and_the_lowering() {
     // Quadratic removal took minutes here; linear takes about a second in a debug build.
     let mut g = chain(50_000);
     let standard = passes::standard();
@@ -57,6 +57,10 @@ fn a_chain_of_150000_nodes_goes_through_the_passes() {
     passes::run_passes(&mut g, &refs, &mut |_, _| {}).unwrap();
     // 7 constants and the chain's 100,000 ops and its input remain.
     assert_eq!(g.len(), 100_008);
+    // One kernel of 100,000 nested operations, lowered on a test thread's 2 MiB stack (the
+    // lowering once recursed along the chain and overflowed at 10,000).
+    let program = lower(&g);
+    assert_eq!(program.steps.len(), 1);
 }
 
 /// The ids the next `k` added nodes get: the free slots in the order the graph reuses them.

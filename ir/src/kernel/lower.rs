@@ -812,64 +812,96 @@ impl<'p, 'g> Builder<'p, 'g> {
 
     /// Emits the instructions computing `n` as seen from `t.root` through `chain`.
     fn emit(&self, out: &mut Insts, t: &Target, n: NodeId, chain: &[NodeId]) -> Result<InstId, NotAView> {
-        let key = (n, chain.to_vec());
-        if let Some(&id) = out.memo.get(&key) {
-            return Ok(id);
-        }
+        // An explicit stack instead of recursion, so a long chain of elementwise ops (one
+        // kernel of 100,000 nested operations) cannot overflow the thread's stack. Operands are
+        // visited first to last, depth first, so instructions come out in the order a recursive
+        // walk gives. A frame is a node seen through a chain of views, and whether its operands
+        // have been emitted.
         let g = self.plan.g;
-        let dtype = g.ty(n).dtype;
-        let args = g.args(n);
-        if n != t.root && self.realized.contains_key(&n) {
-            let id = out.push(Instr { inst: self.load(t, n, chain)?, dtype });
-            out.memo.insert(key, id);
-            return Ok(id);
-        }
-        let inst = match g.op(n) {
-            Op::Input { .. } => self.load(t, n, chain)?,
-            Op::Const { value, .. } => Inst::Const(*value),
-            Op::Iota { ty, axis } => {
-                let strides = (0..ty.shape.rank()).map(|d| (d == *axis) as i64).collect();
-                Inst::Iota { index: t.index(View { offset: 0, strides }.through(g, chain)?) }
+        let mut stack: Vec<(NodeId, Vec<NodeId>, bool)> = vec![(n, chain.to_vec(), false)];
+        while let Some((n, chain, operands_done)) = stack.pop() {
+            let key = (n, chain);
+            if out.memo.contains_key(&key) {
+                continue;
             }
-            Op::Rand { ty, seed, offset } => {
-                let v = View { offset: *offset as i64, strides: View::dense(ty.shape.dims()).strides };
-                Inst::Rand { seed: *seed, counter: t.index(v.through(g, chain)?) }
-            }
-            Op::Unary(u) => Inst::Unary(*u, self.emit(out, t, args[0], chain)?),
-            Op::Binary(b) => {
-                let x = self.emit(out, t, args[0], chain)?;
-                Inst::Binary(*b, x, self.emit(out, t, args[1], chain)?)
-            }
-            Op::Where => {
-                let c = self.emit(out, t, args[0], chain)?;
-                let x = self.emit(out, t, args[1], chain)?;
-                Inst::Where(c, x, self.emit(out, t, args[2], chain)?)
-            }
-            Op::Cast { .. } => Inst::Cast(self.emit(out, t, args[0], chain)?),
-            Op::Reshape { .. } | Op::Permute { .. } | Op::Expand { .. } | Op::Slice { .. } => {
-                let mut chain = chain.to_vec();
-                chain.push(n);
-                let id = self.emit(out, t, args[0], &chain)?;
+            let (n, chain) = (key.0, &key.1);
+            let dtype = g.ty(n).dtype;
+            let args = g.args(n);
+            if n != t.root && self.realized.contains_key(&n) {
+                let id = out.push(Instr { inst: self.load(t, n, chain)?, dtype });
                 out.memo.insert(key, id);
-                return Ok(id);
+                continue;
             }
-            Op::Reduce { .. } | Op::ArgReduce { .. } => {
-                assert!(t.mode == Mode::Epilogue, "lower: {n} reached outside its kernel");
-                if t.reduce == Some(n) {
-                    Inst::Acc
-                } else if t.values == Some(n) {
-                    Inst::AccValue
-                } else {
-                    unreachable!("lower: {n} reached outside its kernel")
+            // The operands this node needs, each seen through `through`.
+            let (operands, through): (&[NodeId], Vec<NodeId>) = match g.op(n) {
+                Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Cast { .. } => (&args, chain.clone()),
+                Op::Reshape { .. } | Op::Permute { .. } | Op::Expand { .. } | Op::Slice { .. } => {
+                    let mut through = chain.clone();
+                    through.push(n);
+                    (&args[..1], through)
                 }
+                Op::Input { .. }
+                | Op::Const { .. }
+                | Op::Iota { .. }
+                | Op::Rand { .. }
+                | Op::Reduce { .. }
+                | Op::ArgReduce { .. }
+                | Op::Pad { .. }
+                | Op::Concat { .. }
+                | Op::Matmul
+                | Op::Gather { .. }
+                | Op::ScatterAdd { .. } => (&[], Vec::new()),
+            };
+            if !operands_done && !operands.is_empty() {
+                let pending: Vec<NodeId> = operands.to_vec();
+                stack.push((key.0, key.1, true));
+                stack.extend(pending.into_iter().rev().map(|a| (a, through.clone(), false)));
+                continue;
             }
-            Op::Pad { .. } | Op::Concat { .. } | Op::Matmul | Op::Gather { .. } | Op::ScatterAdd { .. } => {
-                unreachable!("lower: {n} runs as its own step")
-            }
-        };
-        let id = out.push(Instr { inst, dtype });
-        out.memo.insert(key, id);
-        Ok(id)
+            let id = |a: NodeId| out.memo[&(a, through.clone())];
+            let inst = match g.op(n) {
+                Op::Input { .. } => self.load(t, n, chain)?,
+                Op::Const { value, .. } => Inst::Const(*value),
+                Op::Iota { ty, axis } => {
+                    let strides = (0..ty.shape.rank()).map(|d| (d == *axis) as i64).collect();
+                    Inst::Iota { index: t.index(View { offset: 0, strides }.through(g, chain)?) }
+                }
+                Op::Rand { ty, seed, offset } => {
+                    let v = View { offset: *offset as i64, strides: View::dense(ty.shape.dims()).strides };
+                    Inst::Rand { seed: *seed, counter: t.index(v.through(g, chain)?) }
+                }
+                Op::Unary(u) => Inst::Unary(*u, id(args[0])),
+                Op::Binary(b) => Inst::Binary(*b, id(args[0]), id(args[1])),
+                Op::Where => Inst::Where(id(args[0]), id(args[1]), id(args[2])),
+                Op::Cast { .. } => Inst::Cast(id(args[0])),
+                Op::Reshape { .. } | Op::Permute { .. } | Op::Expand { .. } | Op::Slice { .. } => {
+                    // A view is its operand seen through one more view: no instruction.
+                    let operand = id(args[0]);
+                    out.memo.insert(key, operand);
+                    continue;
+                }
+                Op::Reduce { .. } | Op::ArgReduce { .. } => {
+                    assert!(t.mode == Mode::Epilogue, "lower: {n} reached outside its kernel");
+                    if t.reduce == Some(n) {
+                        Inst::Acc
+                    } else if t.values == Some(n) {
+                        Inst::AccValue
+                    } else {
+                        unreachable!("lower: {n} reached outside its kernel")
+                    }
+                }
+                Op::Pad { .. }
+                | Op::Concat { .. }
+                | Op::Matmul
+                | Op::Gather { .. }
+                | Op::ScatterAdd { .. } => {
+                    unreachable!("lower: {n} runs as its own step")
+                }
+            };
+            let id = out.push(Instr { inst, dtype });
+            out.memo.insert(key, id);
+        }
+        Ok(out.memo[&(n, chain.to_vec())])
     }
 
     /// A load of the materialized value `n` through `chain`.
