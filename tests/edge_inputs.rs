@@ -43,3 +43,22 @@ fn one_hot_with_too_many_classes_is_an_error_not_a_panic() {
     let err = tensor!([0, 1]).try_one_hot(1 << 62).unwrap_err().to_string();
     assert!(err.contains("is too large"), "{err}");
 }
+
+#[test]
+fn shapes_whose_size_overflows_are_errors() {
+    let huge = [1usize << 32, 1 << 32];
+    let r = std::panic::catch_unwind(|| Tensor::ones(huge));
+    let msg = r.unwrap_err();
+    let msg = msg.downcast_ref::<String>().expect("a formatted panic message");
+    assert!(msg.contains("too large"), "{msg}");
+    assert!(msg.starts_with("const: the result f32[4294967296,4294967296] is too large"), "{msg}");
+    // An empty tensor cannot be reshaped into a shape whose product wraps to 0 either.
+    let empty = Tensor::zeros([0]);
+    let err = empty.try_reshape([1isize << 32, 1 << 32, 0]).unwrap_err().to_string();
+    assert!(err.contains("too large"), "{err}");
+    let err = empty.try_reshape([1isize << 62, 1 << 62, 0]).unwrap_err().to_string();
+    assert!(err.contains("too large"), "{err}");
+    // Bytes count, not only elements: 2^61 f64 elements are 2^64 bytes.
+    let err = Tensor::zeros([1]).to_dtype(DType::F64).try_expand([1isize << 61]).unwrap_err().to_string();
+    assert!(err.contains("too large"), "{err}");
+}

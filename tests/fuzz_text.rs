@@ -17,7 +17,8 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::LazyLock;
 use tenjit::ir::{
-    autodiff, interp, text, verify, Accuracy, ArgOp, BinaryOp, Buffer, DType, Graph, Op, ReduceOp, Scalar, UnaryOp,
+    autodiff, interp, text, verify, Accuracy, ArgOp, BinaryOp, Buffer, DType, Graph, Op, ReduceOp, Scalar,
+    UnaryOp,
 };
 
 /// The seed graphs: every `.tir` file of the repository's tests.
@@ -118,11 +119,8 @@ fn mutate(r: &mut Rng, text: &str) -> String {
                 7 => r.pick(NUMBERS).to_string(),
                 8 | 9 => {
                     // Another value defined above, or an input.
-                    let defined: Vec<String> = lines[..at]
-                        .iter()
-                        .flat_map(|l| tokens(l))
-                        .filter(|t| t.starts_with('%'))
-                        .collect();
+                    let defined: Vec<String> =
+                        lines[..at].iter().flat_map(|l| tokens(l)).filter(|t| t.starts_with('%')).collect();
                     if defined.is_empty() {
                         return mutate_char(r, text);
                     }
@@ -141,9 +139,10 @@ fn mutate(r: &mut Rng, text: &str) -> String {
 fn mutate_char(r: &mut Rng, text: &str) -> String {
     let mut chars: Vec<char> = text.chars().collect();
     let at = r.below(chars.len() + 1);
-    let c = *[',', '[', ']', '(', ')', '=', ':', '%', '"', '\\', '-', '9', 'x', '\n', ' ', '{', '}', ';', 'é']
-        .get(r.below(19))
-        .expect("in range");
+    let c =
+        *[',', '[', ']', '(', ')', '=', ':', '%', '"', '\\', '-', '9', 'x', '\n', ' ', '{', '}', ';', 'é']
+            .get(r.below(19))
+            .expect("in range");
     match r.below(3) {
         0 => chars.insert(at, c),
         1 if at < chars.len() => {
@@ -276,7 +275,8 @@ fn check_stages(text: &str, seed: u64) -> Result<(), String> {
         if let Ok(dg) = autodiff::grad_graph(&g) {
             verify(&dg).map_err(|e| format!("the gradient graph does not verify: {e}"))?;
             let printed = dg.to_string();
-            let again = text::parse(&printed).map_err(|e| format!("the gradient graph does not parse: {e}"))?;
+            let again =
+                text::parse(&printed).map_err(|e| format!("the gradient graph does not parse: {e}"))?;
             if again.to_string() != printed {
                 return Err("the gradient graph does not print back the same".into());
             }
@@ -305,8 +305,12 @@ fn check_stages(text: &str, seed: u64) -> Result<(), String> {
             }
             (Ok(_), Ok(_)) => {}
             (Err(_), Err(_)) => {}
-            (Ok(_), Err(e)) => return Err(format!("the compiled graph fails where the interpreter does not: {e}")),
-            (Err(e), Ok(_)) => return Err(format!("the interpreter fails ({e}) where the compiled graph does not")),
+            (Ok(_), Err(e)) => {
+                return Err(format!("the compiled graph fails where the interpreter does not: {e}"))
+            }
+            (Err(e), Ok(_)) => {
+                return Err(format!("the interpreter fails ({e}) where the compiled graph does not"))
+            }
         }
     }
     Ok(())
@@ -371,5 +375,8 @@ fn mutated_text_never_panics_and_compiles_to_the_interpreters_values() {
     eprintln!("{cases} cases: {parsed} parsed, {compared} compared value by value");
     // The mutations must reach the compiler, or the test checks only the parser.
     assert!(parsed * 4 >= cases as usize, "only {parsed} of {cases} mutated texts parsed");
-    assert!(compared * 10 >= cases as usize, "only {compared} of {cases} graphs were compared value by value");
+    assert!(
+        compared * 10 >= cases as usize,
+        "only {compared} of {cases} graphs were compared value by value"
+    );
 }

@@ -449,6 +449,22 @@ impl Op {
     /// The type rule: the result type of this op applied to operands of the given types, or
     /// an error naming what does not fit.
     pub fn infer(&self, args: &[&TensorType]) -> Result<TensorType, OpError> {
+        let ty = self.infer_shape(args)?;
+        // Every value must be allocatable: its element count and byte size fit in `isize`, so
+        // no later product of its dimensions wraps (a `[2^32, 2^32]` tensor once had 0
+        // elements).
+        let bytes = ty.shape.dims().iter().try_fold(ty.dtype.size_bytes(), |n, &d| n.checked_mul(d));
+        if bytes.is_none_or(|b| b > isize::MAX as usize) {
+            return Err(OpError {
+                op: self.name(),
+                message: format!("the result {} is too large: its size in bytes overflows", ty),
+            });
+        }
+        Ok(ty)
+    }
+
+    /// [`Op::infer`] before the size check.
+    fn infer_shape(&self, args: &[&TensorType]) -> Result<TensorType, OpError> {
         let name = self.name();
         let err = |message: String| Err(OpError { op: name, message });
         match self.arity() {
@@ -601,8 +617,13 @@ impl Op {
                 if lo.len() != x.shape.rank() || hi.len() != x.shape.rank() {
                     return err(format!("lo and hi need {} entries for {x}", x.shape.rank()));
                 }
-                let shape: Dims = (0..x.shape.rank()).map(|d| lo[d] + x.shape.0[d] + hi[d]).collect();
-                Ok(TensorType::new(x.dtype, Shape(shape)))
+                let shape: Option<Dims> = (0..x.shape.rank())
+                    .map(|d| lo[d].checked_add(x.shape.0[d])?.checked_add(hi[d]))
+                    .collect();
+                match shape {
+                    Some(shape) => Ok(TensorType::new(x.dtype, Shape(shape))),
+                    None => err(format!("padding {x} by {lo:?} and {hi:?} overflows its sizes")),
+                }
             }
             Op::Concat { axis } => {
                 let first = args[0];
@@ -616,7 +637,10 @@ impl Op {
                     if !same {
                         return err(format!("operands {first} and {a} differ outside axis {axis}"));
                     }
-                    shape.0[*axis] += a.shape.0[*axis];
+                    shape.0[*axis] = match shape.0[*axis].checked_add(a.shape.0[*axis]) {
+                        Some(n) => n,
+                        None => return err(format!("the sizes along axis {axis} overflow")),
+                    };
                 }
                 Ok(TensorType::new(first.dtype, shape))
             }

@@ -21,7 +21,11 @@ pub(crate) fn infer_shape(op: &'static str, dims: &[isize], numel: usize, from: 
             -1 if infer.is_none() => infer = Some(i),
             -1 => return Err(Error::op(op, "only one dimension can be inferred")),
             d if d < 0 => return Err(Error::op(op, format!("invalid shape dimension {d}"))),
-            d => known *= d as usize,
+            d => {
+                known = known.checked_mul(d as usize).ok_or_else(|| {
+                    Error::op(op, format!("shape {dims:?} is too large: its size overflows"))
+                })?
+            }
         }
     }
     let mut out: Vec<usize> = dims.iter().map(|&d| d.max(0) as usize).collect();
