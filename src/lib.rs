@@ -24,6 +24,7 @@ pub mod jit;
 pub mod nn;
 pub mod optim;
 pub mod realize;
+pub mod runtime;
 pub mod tensor;
 
 pub use autograd::{
@@ -34,12 +35,13 @@ pub use compile::{
     backend, compile_count, compile_reports, compile_stages, run_graph, set_backend, Backend, CompileReport,
     MissReason, Stages,
 };
-pub use device::{cuda, Device};
+pub use device::Device;
 pub use error::{Error, Result};
 pub use inspect::{inspect, Inspect};
 pub use jit::{jit, Jit};
 pub use ndarray;
 pub use realize::{graph, graph_with, realize, try_realize, TraceOptions};
+pub use runtime::cuda;
 pub use tenjit_ir as ir;
 pub use tenjit_ir::DType;
 pub use tensor::creation::{IntoScalar, Literal};
