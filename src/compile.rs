@@ -1,11 +1,14 @@
-//! From a traced graph to values: the pass pipeline, lowering to kernels, code generation,
-//! the executable cache and the compile report.
+//! From a traced graph to an executable: the pass pipeline (`tenjit_ir::passes::pipeline`,
+//! one list for every consumer), lowering to kernels, compiling through the runtime's
+//! backend for the device, and the compile report.
 //!
-//! The cache key is the graph's structure, its [`Graph::fingerprint`] (ops, dtypes, shapes,
-//! attributes; never data or source locations), so a training loop compiles once. Every compilation is
-//! recorded in a [`CompileReport`] with its time per stage and, for a cache miss, why it
-//! missed: the first graph, or what differs from the nearest cached graph. `TENJIT_DUMP=DIR`
-//! writes every stage of every compilation to `DIR`.
+//! Executables are cached by the runtime ([`crate::runtime::cache`]) per device and structure:
+//! the lazy DAG's own fingerprint on the realize path, the graph's [`Graph::fingerprint`]
+//! (ops, dtypes, shapes, attributes; never data or source locations) for `run_graph` and `jit`,
+//! so a training loop compiles once. Every compilation is recorded in a [`CompileReport`] with
+//! its time per stage and, for a cache miss, why it missed: the first graph, or what differs
+//! from the nearest graph cached for that device. `TENJIT_DUMP=DIR` writes every stage of
+//! every compilation to `DIR`.
 
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -269,7 +272,7 @@ fn compiled(
     if let Some(exe) = cache::get(device, Key::Graph(fingerprint)) {
         return Ok(exe);
     }
-    let backend = crate::runtime::backend(device)?;
+    let backend = crate::runtime::backend_for(device)?;
     let text = graph.to_string();
     let miss = cache::with_texts(device, |texts| miss_reason(texts.iter(), &text));
     let record = dump_dir().is_some();

@@ -10,6 +10,13 @@
 //! let y = x.matmul(&w) + 1.0;
 //! assert_eq!(y.to_string(), "tensor([[2.0000],\n        [3.5000]])");
 //! ```
+//!
+//! The crate reads in one direction: the front end ([`tensor`](mod@tensor),
+//! [`realize`](mod@realize), [`autograd`], [`nn`], [`optim`], [`jit`](mod@jit)) →
+//! [`compile`] (the pass pipeline, lowering to kernels, the compile report) → [`runtime`] (the
+//! `Backend` trait, device-neutral values, the executable cache) → [`backend`](mod@backend)
+//! (the CPU and CUDA implementations, which see only kernels). The compiler's middle,
+//! everything testable without a backend, is the [`ir`] crate.
 
 #![warn(missing_docs)]
 

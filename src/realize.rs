@@ -1,6 +1,9 @@
 //! From lazy tensors to values: `trace` turns the DAG behind a set of tensors into an
 //! [`ir::Graph`](tenjit_ir::Graph) whose inputs are the realized leaves it reaches, and
-//! `realize` evaluates that graph and stores the values back in the nodes.
+//! `realize` finds the executable of that structure (compiled once, see [`crate::compile`]),
+//! runs it through the [`runtime`](crate::runtime) on the tensors' device and stores the
+//! values back in the nodes. Tensors asked for with `realize_with_next` (losses after
+//! `backward()`, parameters updated in place) join the next realization.
 //!
 //! Realized nodes drop their operands, so they are leaves for every later trace: the graph of
 //! a loop that realizes each step stays the size of one step. Traversals are iterative, so
@@ -42,9 +45,10 @@ pub(crate) fn take_pending() -> Vec<Tensor> {
         .collect()
 }
 
-/// What a trace produced: the graph, the buffers bound to its inputs and the graph node of
-/// each root.
+/// What a trace produced: the graph (its outputs are the roots, in order) and the tensor
+/// behind each of its inputs.
 pub(crate) struct Traced {
+    /// The graph; its inputs are named `in0`, `in1`, ... in order.
     pub graph: Graph,
     /// The tensor behind each input, in order.
     pub leaves: Vec<Tensor>,
@@ -212,6 +216,7 @@ impl Flat {
     }
 }
 
+/// The graph behind `roots`, down to computed values (its inputs).
 pub(crate) fn trace(roots: &[&Tensor], opts: TraceOptions) -> Traced {
     let flat = Flat::new(roots);
     let graph = flat.graph(opts);

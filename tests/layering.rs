@@ -190,10 +190,12 @@ fn backends_see_no_front_end_compile_or_runtime() {
 }
 
 #[test]
-fn front_end_names_no_backend() {
+fn only_the_runtime_names_a_backend() {
+    // The front end above all, but also compile, jit, inspect and devices: they reach a
+    // backend through the runtime.
     let mut offences = Vec::new();
     for (file, deps) in dependencies() {
-        if !is_front_end(&file) {
+        if !is_front_end(&file) && (file.starts_with("src/backend/") || file.starts_with("src/runtime/")) {
             continue;
         }
         for dep in deps {

@@ -4,7 +4,7 @@
 //! handles a tensor node holds ([`Value`], [`Slot`]), and the executable cache keyed by device
 //! and structure ([`cache`]).
 //!
-//! Backends are registered in one place, [`backend`], by device: a third backend is one new
+//! Backends are registered in one place, [`backend_for`], by device: a third backend is one new
 //! folder under `src/backend/` that implements the trait, plus its line there. Nothing above
 //! this module names a backend type; backends name nothing above it but the trait they
 //! implement.
@@ -27,7 +27,7 @@ use tenjit_ir::Buffer;
 
 /// The backend that runs on `device`, once its availability is checked: the one place where
 /// backends are registered.
-pub fn backend(device: Device) -> Result<&'static dyn Backend> {
+pub fn backend_for(device: Device) -> Result<&'static dyn Backend> {
     let backend = registered(device);
     backend.check_available()?;
     Ok(backend)
@@ -63,7 +63,7 @@ impl Device {
 
 /// Copies `host` to `device`'s memory (the CPU shares it), as a value of that device.
 pub fn upload(host: &Arc<Buffer>, device: Device) -> Result<Value> {
-    backend(device)?.upload(host)
+    backend_for(device)?.upload(host)
 }
 
 /// Returns a host value whose tensor is gone to the CPU backend's buffer pool.

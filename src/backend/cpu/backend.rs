@@ -1,6 +1,6 @@
 //! The CPU backend behind the runtime's `Backend` trait: programs compile to
 //! [`CpuExecutable`]s, values are host buffers (uploads and downloads share or copy them), and
-//! freed buffers go back to the pool of [`memory`](super::memory).
+//! freed buffers go back to the pool of [`memory`](mod@super::memory).
 //!
 //! This file is the CPU folder's one link to the runtime: it names the trait it implements and
 //! nothing else above the backends.
