@@ -37,25 +37,25 @@ fn locked() -> std::sync::MutexGuard<'static, Cache> {
 }
 
 /// The executable cached for `key` on `device`.
-pub fn get(device: Device, key: Key) -> Option<Arc<dyn Executable>> {
+pub(crate) fn get(device: Device, key: Key) -> Option<Arc<dyn Executable>> {
     locked().executables.get(&(device, key)).cloned()
 }
 
 /// Caches `exe`, just compiled on `device` from the graph of fingerprint `fingerprint` and
 /// text `text`.
-pub fn insert_compiled(device: Device, fingerprint: u128, text: String, exe: Arc<dyn Executable>) {
+pub(crate) fn insert_compiled(device: Device, fingerprint: u128, text: String, exe: Arc<dyn Executable>) {
     let mut cache = locked();
     cache.executables.insert((device, Key::Graph(fingerprint)), exe);
     cache.texts.entry(device).or_default().push(text);
 }
 
 /// Makes `alias` (a lazy key) name the executable `exe` on `device`.
-pub fn insert_alias(device: Device, alias: Key, exe: Arc<dyn Executable>) {
+pub(crate) fn insert_alias(device: Device, alias: Key, exe: Arc<dyn Executable>) {
     locked().executables.insert((device, alias), exe);
 }
 
 /// Calls `f` with the texts of the graphs compiled on `device` so far.
-pub fn with_texts<R>(device: Device, f: impl FnOnce(&[String]) -> R) -> R {
+pub(crate) fn with_texts<R>(device: Device, f: impl FnOnce(&[String]) -> R) -> R {
     let cache = locked();
     f(cache.texts.get(&device).map(Vec::as_slice).unwrap_or(&[]))
 }
