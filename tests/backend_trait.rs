@@ -48,3 +48,14 @@ fn a_cuda_device_without_a_driver_is_an_error() {
     let texts = tenjit::runtime::render(&program, Device::Cuda(0));
     assert!(texts[0].1.contains("__global__"), "{}", texts[0].1);
 }
+
+#[test]
+fn any_ordinal_is_a_clear_error() {
+    if tenjit::cuda::device_count() > 1000 {
+        return;
+    }
+    for ordinal in [1000, usize::MAX] {
+        let err = Device::Cuda(ordinal).check_available().expect_err("no such device");
+        assert!(err.to_string().contains(&format!("cuda:{ordinal}")), "{err}");
+    }
+}

@@ -20,44 +20,48 @@ pub use slot::Slot;
 use crate::backend::cpu::backend::CpuBackend;
 use crate::backend::cuda::backend::CudaBackend;
 use crate::device::Device;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use std::sync::{Arc, OnceLock};
 use tenjit_ir::kernel::Program;
 use tenjit_ir::Buffer;
 
-/// The backend that runs on `device`, once its availability is checked: the one place where
-/// backends are registered.
+/// The backend that runs on `device`, once its availability is checked.
 pub fn backend_for(device: Device) -> Result<&'static dyn Backend> {
-    let backend = registered(device);
+    let backend = registered(device)?;
     backend.check_available()?;
     Ok(backend)
 }
 
-/// The backend registered for `device`, without checking that it can be used.
-fn registered(device: Device) -> &'static dyn Backend {
+/// The backend registered for `device`, without checking that it can be used: the one place
+/// where backends are registered. An error names a device this machine cannot have.
+fn registered(device: Device) -> Result<&'static dyn Backend> {
     static CPU: CpuBackend = CpuBackend;
     match device {
-        Device::Cpu => &CPU,
+        Device::Cpu => Ok(&CPU),
         Device::Cuda(ordinal) => cuda_backend(ordinal),
     }
 }
 
-/// The CUDA backend of device `ordinal`, made once per ordinal and kept for the process.
-fn cuda_backend(ordinal: usize) -> &'static dyn Backend {
-    static CUDA: OnceLock<std::sync::Mutex<Vec<&'static CudaBackend>>> = OnceLock::new();
-    let mut all = CUDA.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
-    while all.len() <= ordinal {
-        let next = all.len();
-        all.push(Box::leak(Box::new(CudaBackend::new(next))));
+/// The CUDA backend of device `ordinal`: one per device of this machine, made on first use
+/// (and one for `cuda:0` on any machine, whose code generator needs no device).
+fn cuda_backend(ordinal: usize) -> Result<&'static dyn Backend> {
+    static CUDA: OnceLock<Vec<CudaBackend>> = OnceLock::new();
+    let all = CUDA.get_or_init(|| (0..cuda::device_count().max(1)).map(CudaBackend::new).collect());
+    match all.get(ordinal) {
+        Some(b) => Ok(b),
+        None => {
+            // Past the last device: the backend's own check says why.
+            CudaBackend::new(ordinal).check_available()?;
+            Err(Error::Device { message: format!("device cuda:{ordinal} does not exist") })
+        }
     }
-    all[ordinal]
 }
 
 impl Device {
     /// Checks that this device can be used in this process: always for the CPU; for a GPU,
     /// that a CUDA driver is present and the ordinal names one of its devices.
     pub fn check_available(self) -> Result<()> {
-        registered(self).check_available()
+        registered(self)?.check_available()
     }
 }
 
@@ -68,12 +72,14 @@ pub fn upload(host: &Arc<Buffer>, device: Device) -> Result<Value> {
 
 /// Returns a host value whose tensor is gone to the CPU backend's buffer pool.
 pub(crate) fn free_host(value: Arc<Buffer>) {
-    registered(Device::Cpu).free(Value::Host(value));
+    if let Ok(cpu) = registered(Device::Cpu) {
+        cpu.free(Value::Host(value));
+    }
 }
 
 /// Copies a value of `device` to host memory.
 pub(crate) fn download(value: &Value, device: Device) -> Result<Buffer> {
-    registered(device).download(value)
+    registered(device)?.download(value)
 }
 
 /// The number of threads the host runs parallel work on (for the front end's own parallel
@@ -91,7 +97,7 @@ pub fn memory_plan(program: &Program) -> MemoryPlan {
 /// What the code generator of `device`'s backend makes of `program`, as named texts (the CPU:
 /// the CLIF of each kernel; CUDA: the CUDA C of the program). Rendering needs no device.
 pub fn render(program: &Program, device: Device) -> Vec<(String, String)> {
-    registered(device).render(program)
+    registered(device).map(|b| b.render(program)).unwrap_or_default()
 }
 
 /// CUDA support queries.
