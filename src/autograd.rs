@@ -26,31 +26,18 @@
 //! values again for the next step.
 
 use crate::error::{Error, OrPanic, Result};
-use crate::realize::Flat;
-use crate::tensor::{Node, Tensor};
+use crate::realize::{realize_with_next, Flat};
+use crate::tensor::{grad_enabled, set_grad_enabled, Tensor, INTERIOR, LEAF, NO_GRAD};
 use smallvec::SmallVec;
-use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::panic::Location;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
-use tenjit_ir::{Graph, NodeId, Op, Scalar, TensorType};
-
-/// The node does not require grad.
-pub(crate) const NO_GRAD: u8 = 0;
-/// A leaf that requires grad: gradients accumulate into it and stop.
-pub(crate) const LEAF: u8 = 1;
-/// Computed from something that requires grad: gradients flow through it.
-pub(crate) const INTERIOR: u8 = 2;
-
-thread_local! {
-    static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
-    static PENDING: RefCell<Vec<Weak<Node>>> = const { RefCell::new(Vec::new()) };
-}
+use std::sync::{Arc, Mutex, OnceLock};
+use tenjit_ir::{Graph, NodeId, Op, Scalar};
 
 /// Whether ops record gradient information on this thread (false inside [`no_grad`]).
 pub fn is_grad_enabled() -> bool {
-    GRAD_ENABLED.with(Cell::get)
+    grad_enabled()
 }
 
 /// Runs `f` with gradient recording off on this thread, as `with torch.no_grad():`. Tensors
@@ -78,56 +65,28 @@ impl NoGradGuard {
     /// Turns gradient recording off on this thread until the guard is dropped.
     #[allow(clippy::new_without_default)]
     pub fn new() -> NoGradGuard {
-        let previous = GRAD_ENABLED.with(|g| g.replace(false));
+        let previous = set_grad_enabled(false);
         NoGradGuard { previous }
     }
 }
 
 impl Drop for NoGradGuard {
     fn drop(&mut self) {
-        GRAD_ENABLED.with(|g| g.set(self.previous));
+        set_grad_enabled(self.previous);
     }
 }
 
 /// Runs `f` with gradient recording on (inside a [`no_grad`] scope, as `torch.enable_grad`).
 pub fn enable_grad<R>(f: impl FnOnce() -> R) -> R {
-    let previous = GRAD_ENABLED.with(|g| g.replace(true));
+    let previous = set_grad_enabled(true);
     struct Restore(bool);
     impl Drop for Restore {
         fn drop(&mut self) {
-            GRAD_ENABLED.with(|g| g.set(self.0));
+            set_grad_enabled(self.0);
         }
     }
     let _restore = Restore(previous);
     f()
-}
-
-/// The grad state of a node of type `ty` computed from `inputs`.
-pub(crate) fn state_of_result(ty: &TensorType, inputs: &[&Tensor]) -> u8 {
-    if ty.dtype.is_float() && is_grad_enabled() && inputs.iter().any(|t| t.grad_state() != NO_GRAD) {
-        INTERIOR
-    } else {
-        NO_GRAD
-    }
-}
-
-/// Asks for `t` to be computed with the next realization on this thread: the losses
-/// `backward()` was called on and the parameters updated in place under `no_grad`, so a
-/// training step (forward, backward, update) is one executable and the chain of updates never
-/// grows lazily from step to step.
-pub(crate) fn realize_with_next(t: &Tensor) {
-    PENDING.with(|p| p.borrow_mut().push(Arc::downgrade(&t.0)));
-}
-
-/// What [`realize_with_next`] asked for that is still alive and not computed.
-pub(crate) fn take_pending() -> Vec<Tensor> {
-    PENDING
-        .with(|p| p.take())
-        .iter()
-        .filter_map(Weak::upgrade)
-        .map(Tensor)
-        .filter(|t| !t.is_realized())
-        .collect()
 }
 
 /// Options of [`grad_with`].
@@ -202,10 +161,6 @@ fn grad_error(at: &'static Location<'static>, message: String) -> Error {
 }
 
 impl Tensor {
-    pub(crate) fn grad_state(&self) -> u8 {
-        self.0.grad_state.load(Ordering::Relaxed)
-    }
-
     fn zeros_like_for_grad(t: &Tensor) -> Tensor {
         let op = Op::Const { value: Scalar::Float(0.0), ty: t.ty().clone() };
         Tensor::from_op(op, &[]).expect("zeros of a float type")

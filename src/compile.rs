@@ -1,21 +1,24 @@
-//! From a traced graph to values: the pass pipeline, lowering to kernels, code generation,
-//! the executable cache and the compile report.
+//! From a traced graph to an executable: the pass pipeline (`tenjit_ir::passes::pipeline`,
+//! one list for every consumer), lowering to kernels, compiling through the runtime's
+//! backend for the device, and the compile report.
 //!
-//! The cache key is the graph's structure, its [`Graph::fingerprint`] (ops, dtypes, shapes,
-//! attributes; never data or source locations), so a training loop compiles once. Every compilation is
-//! recorded in a [`CompileReport`] with its time per stage and, for a cache miss, why it
-//! missed: the first graph, or what differs from the nearest cached graph. `TENJIT_DUMP=DIR`
-//! writes every stage of every compilation to `DIR`.
+//! Executables are cached by the runtime ([`crate::runtime::cache`]) per device and structure:
+//! the lazy DAG's own fingerprint on the realize path, the graph's [`Graph::fingerprint`]
+//! (ops, dtypes, shapes, attributes; never data or source locations) for `run_graph` and `jit`,
+//! so a training loop compiles once. Every compilation is recorded in a [`CompileReport`] with
+//! its time per stage and, for a cache miss, why it missed: the first graph, or what differs
+//! from the nearest graph cached for that device. `TENJIT_DUMP=DIR` writes every stage of
+//! every compilation to `DIR`.
 
-use crate::backend::cpu::exec::CpuExecutable;
-use crate::backend::cuda::exec::CudaExecutable;
+use crate::device::Device;
 use crate::error::{Error, Result};
-use std::collections::HashMap;
+use crate::runtime::cache::{self, Key};
+use crate::runtime::{Executable, Value};
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
-use tenjit_ir::kernel::{Program, Step};
+use tenjit_ir::kernel::Program;
 use tenjit_ir::{Buffer, Graph};
 
 /// Where values are computed.
@@ -117,37 +120,11 @@ impl fmt::Display for CompileReport {
     }
 }
 
-/// A cached executable with the text of its graph (for explaining later misses).
-struct Entry {
-    exe: Arc<CpuExecutable>,
-    text: String,
-}
-
-struct Cache {
-    /// Keyed by [`Graph::fingerprint`]: a hit costs one walk over the graph, no printing.
-    entries: HashMap<u128, Entry>,
-    /// CUDA executables, keyed by a front end's fingerprint of the structure and the device
-    /// ordinal, with the text of their graph.
-    cuda: HashMap<(u128, usize), (Arc<CudaExecutable>, String)>,
-    /// Keyed by a front end's own fingerprint of the structure (the realize path hashes the
-    /// lazy DAG itself), so a hit builds no graph at all.
-    keyed: HashMap<u128, Arc<CpuExecutable>>,
-    reports: Vec<CompileReport>,
-}
-
-static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
+/// The report of every compilation, oldest first.
+static REPORTS: Mutex<Vec<CompileReport>> = Mutex::new(Vec::new());
+/// Held while a graph is compiled, so two threads missing on one graph compile it once.
+static COMPILING: Mutex<()> = Mutex::new(());
 static COMPILATIONS: AtomicUsize = AtomicUsize::new(0);
-
-fn cache() -> &'static Mutex<Cache> {
-    CACHE.get_or_init(|| {
-        Mutex::new(Cache {
-            entries: HashMap::new(),
-            keyed: HashMap::new(),
-            cuda: HashMap::new(),
-            reports: Vec::new(),
-        })
-    })
-}
 
 /// How many graphs this process has compiled (cache misses).
 pub fn compile_count() -> usize {
@@ -156,7 +133,7 @@ pub fn compile_count() -> usize {
 
 /// The reports of every compilation so far, oldest first.
 pub fn compile_reports() -> Vec<CompileReport> {
-    cache().lock().unwrap_or_else(|p| p.into_inner()).reports.clone()
+    REPORTS.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
 /// The first line where two graph texts differ, as `- old` / `+ new`.
@@ -206,17 +183,13 @@ pub(crate) fn lower(graph: &Graph, record: bool) -> Result<(Program, Stages, Sta
         stages.traced = g.to_string();
     }
     let t = Instant::now();
-    let passes = tenjit_ir::passes::standard();
+    let passes = tenjit_ir::passes::pipeline();
     let refs: Vec<&dyn tenjit_ir::passes::Pass> = passes.iter().map(|p| p.as_ref()).collect();
     let mut observe = |name: &'static str, g: &Graph| {
         if record {
             stages.passes.push((name, g.to_string()));
         }
     };
-    // The standard pipeline, then the splitting of large reductions for the cores.
-    let split = tenjit_ir::passes::split_reduce::SplitReduce::default();
-    let mut refs = refs;
-    refs.push(&split);
     tenjit_ir::passes::run_passes(&mut g, &refs, &mut observe)
         .map_err(|e| Error::Eval { message: format!("tenjit bug: {e}") })?;
     times.push(("passes", t.elapsed()));
@@ -226,16 +199,9 @@ pub(crate) fn lower(graph: &Graph, record: bool) -> Result<(Program, Stages, Sta
     if record {
         stages.kernels = tenjit_ir::kernel::print::kernel_list(&program);
         stages.program = program.to_string();
-        for step in &program.steps {
-            if let Step::Kernel(k) = step {
-                let text = crate::backend::cpu::codegen::render(k, &program.buffers)
-                    .unwrap_or_else(|e| format!("; cannot render: {e}"));
-                stages.clif.push((k.name.clone(), text));
-            }
-        }
-        stages.cuda = crate::backend::cuda::codegen::render_program(&program)
-            .map(|m| m.source)
-            .unwrap_or_else(|e| format!("// cannot render: {e}\n"));
+        stages.clif = crate::runtime::render(&program, Device::Cpu);
+        stages.cuda =
+            crate::runtime::render(&program, Device::Cuda(0)).into_iter().map(|(_, text)| text).collect();
     }
     Ok((program, stages, times))
 }
@@ -265,27 +231,65 @@ fn dump(index: usize, stages: &Stages, report: &CompileReport) {
     write(format!("{index:03}-cuda.cu"), &stages.cuda);
 }
 
-/// The compiled executable for `graph`, from the cache or compiled now.
-pub(crate) fn executable(graph: &Graph, trace_time: Duration) -> Result<Arc<CpuExecutable>> {
-    let key = graph.fingerprint();
-    let mut cache = cache().lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(entry) = cache.entries.get(&key) {
-        return Ok(entry.exe.clone());
+/// The executable for the lazy structure `key` (a front end's fingerprint of it) on `device`:
+/// from the cache, or built with `graph()`, lowered and compiled now (which counts as a
+/// compilation, with its report). A key missing from the cache may still find the executable
+/// of its graph, compiled for another key.
+pub(crate) fn executable_lazy(
+    device: Device,
+    key: u128,
+    graph: impl FnOnce() -> Graph,
+    start: Instant,
+) -> Result<Arc<dyn Executable>> {
+    if let Some(exe) = cache::get(device, Key::Lazy(key)) {
+        return Ok(exe);
     }
+    let graph = graph();
+    let exe = executable(device, &graph, start.elapsed())?;
+    cache::insert_alias(device, Key::Lazy(key), exe.clone());
+    Ok(exe)
+}
+
+/// The executable of `graph` on `device`, from the cache (by the graph's fingerprint) or
+/// compiled now; `trace_time` is what building the graph took, for the report.
+pub(crate) fn executable(device: Device, graph: &Graph, trace_time: Duration) -> Result<Arc<dyn Executable>> {
+    let fingerprint = graph.fingerprint();
+    if let Some(exe) = cache::get(device, Key::Graph(fingerprint)) {
+        return Ok(exe);
+    }
+    compiled(device, graph, fingerprint, trace_time)
+}
+
+/// Compiles `graph` (of fingerprint `fingerprint`) for `device`, unless another thread just
+/// did, and caches it.
+fn compiled(
+    device: Device,
+    graph: &Graph,
+    fingerprint: u128,
+    trace_time: Duration,
+) -> Result<Arc<dyn Executable>> {
+    let _one_at_a_time = COMPILING.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(exe) = cache::get(device, Key::Graph(fingerprint)) {
+        return Ok(exe);
+    }
+    let backend = crate::runtime::backend_for(device)?;
     let text = graph.to_string();
-    let miss = miss_reason(cache.entries.values().map(|e| &e.text), &text);
+    let miss = cache::with_texts(device, |texts| miss_reason(texts.iter(), &text));
     let record = dump_dir().is_some();
     let (program, stages, mut times) = lower(graph, record)?;
     times.insert(0, ("trace", trace_time));
     let t = Instant::now();
     let steps = program.steps.len();
-    let exe = CpuExecutable::compile(program)
-        .map_err(|e| Error::Eval { message: format!("compilation failed: {e}") })?;
+    let memory = crate::runtime::memory_plan(&program);
+    let exe = backend.compile(program)?;
     times.push(("codegen", t.elapsed()));
-    let report = record_compilation(times, miss, steps, exe.memory(), &stages, "");
-    cache.reports.push(report);
-    let exe = Arc::new(exe);
-    cache.entries.insert(key, Entry { exe: exe.clone(), text });
+    let prefix = match device {
+        Device::Cpu => String::new(),
+        Device::Cuda(_) => format!("{device}: "),
+    };
+    let report = record_compilation(times, miss, steps, &memory, &stages, &prefix);
+    REPORTS.lock().unwrap_or_else(|p| p.into_inner()).push(report);
+    cache::insert_compiled(device, fingerprint, text, exe.clone());
     Ok(exe)
 }
 
@@ -295,7 +299,7 @@ fn record_compilation(
     stages_times: StageTimes,
     miss: MissReason,
     steps: usize,
-    memory: &crate::backend::cpu::memory::MemoryPlan,
+    memory: &crate::runtime::MemoryPlan,
     stages: &Stages,
     prefix: &str,
 ) -> CompileReport {
@@ -323,76 +327,50 @@ fn miss_reason<'a>(cached: impl Iterator<Item = &'a String>, text: &str) -> Miss
         .unwrap_or(MissReason::FirstGraph)
 }
 
-/// The CUDA executable for the structure `key` (a front end's fingerprint of it) on GPU
-/// `device`: from the cache, or built with `graph()`, lowered and compiled now (which counts
-/// as a compilation, with its report).
-pub(crate) fn cuda_executable_keyed(
-    key: u128,
-    graph: impl FnOnce() -> Graph,
-    device: usize,
-    start: Instant,
-) -> Result<Arc<CudaExecutable>> {
-    if let Some((exe, _)) = cache().lock().unwrap_or_else(|p| p.into_inner()).cuda.get(&(key, device)) {
-        return Ok(exe.clone());
-    }
-    let graph = graph();
-    let trace_time = start.elapsed();
-    let text = graph.to_string();
-    let record = dump_dir().is_some();
-    let (program, stages, mut times) = lower(&graph, record)?;
-    times.insert(0, ("trace", trace_time));
-    let t = Instant::now();
-    let steps = program.steps.len();
-    let memory = crate::backend::cpu::memory::plan(&program);
-    let exe =
-        CudaExecutable::compile(program, device).map_err(|e| Error::Device { message: e.to_string() })?;
-    times.push(("codegen", t.elapsed()));
-    let mut cache = cache().lock().unwrap_or_else(|p| p.into_inner());
-    let miss = miss_reason(cache.cuda.values().map(|(_, t)| t), &text);
-    let report = record_compilation(times, miss, steps, &memory, &stages, &format!("cuda:{device}: "));
-    cache.reports.push(report);
-    let exe = Arc::new(exe);
-    cache.cuda.insert((key, device), (exe.clone(), text));
-    Ok(exe)
+/// Where the values of tensors on `device` are computed: the interpreter, or a backend's
+/// device (a CPU tensor runs on `cuda:0` under the `cuda` backend setting).
+pub(crate) enum Target {
+    /// The reference interpreter.
+    Interp,
+    /// The backend of this device.
+    Device(Device),
 }
 
-/// The executable for the structure `key` (a front end's fingerprint of it): from the cache,
-/// or built with `graph()` and compiled (or found by the graph's own fingerprint) now.
-pub(crate) fn executable_keyed(
-    key: u128,
-    graph: impl FnOnce() -> Graph,
-    start: Instant,
-) -> Result<Arc<CpuExecutable>> {
-    if let Some(exe) = cache().lock().unwrap_or_else(|p| p.into_inner()).keyed.get(&key) {
-        return Ok(exe.clone());
+/// Where the values of tensors on `device` are computed, under the [`backend`] setting.
+pub(crate) fn target(device: Device) -> Target {
+    match (device, backend()) {
+        (Device::Cpu, Backend::Interp) => Target::Interp,
+        (Device::Cpu, Backend::Cpu) => Target::Device(Device::Cpu),
+        (Device::Cpu, Backend::Cuda) => Target::Device(Device::Cuda(0)),
+        (Device::Cuda(i), _) => Target::Device(Device::Cuda(i)),
     }
-    let graph = graph();
-    let exe = executable(&graph, start.elapsed())?;
-    cache().lock().unwrap_or_else(|p| p.into_inner()).keyed.insert(key, exe.clone());
-    Ok(exe)
 }
 
-/// Evaluates `graph` on `inputs` with the CPU compiler.
-pub(crate) fn run_cpu(graph: &Graph, inputs: &[Arc<Buffer>], trace_time: Duration) -> Result<Vec<Buffer>> {
-    let exe = executable(graph, trace_time)?;
-    exe.run(inputs).map_err(|e| Error::Eval { message: e.to_string() })
+/// Runs `exe` (compiled for `device`) on `inputs` and returns the outputs in host memory.
+pub(crate) fn run_to_host(exe: &dyn Executable, inputs: &[Value], device: Device) -> Result<Vec<Buffer>> {
+    let mut outputs = Vec::new();
+    exe.run(inputs, &mut |v| outputs.push(v))?;
+    outputs
+        .into_iter()
+        .map(|v| match v {
+            Value::Host(b) => Ok(Arc::try_unwrap(b).unwrap_or_else(|shared| (*shared).clone())),
+            Value::Device(_) => crate::runtime::download(&v, device),
+        })
+        .collect()
 }
 
 /// Evaluates `graph` on `inputs` with the selected [`backend`]: the interpreter, or compiled
 /// kernels (cached by structure). The CLI and the differential tests use it.
 pub fn run_graph(graph: &Graph, inputs: &[Buffer]) -> Result<Vec<Buffer>> {
-    match backend() {
-        Backend::Interp => {
+    match target(Device::Cpu) {
+        Target::Interp => {
             tenjit_ir::interp::eval(graph, inputs).map_err(|e| Error::Eval { message: e.to_string() })
         }
-        Backend::Cpu => {
-            let shared: Vec<Arc<Buffer>> = inputs.iter().cloned().map(Arc::new).collect();
-            run_cpu(graph, &shared, Duration::ZERO)
-        }
-        Backend::Cuda => {
-            crate::device::Device::Cuda(0).check_available()?;
-            let exe = cuda_executable_keyed(graph.fingerprint(), || graph.clone(), 0, Instant::now())?;
-            crate::device::run_on_device(&exe, inputs, 0)
+        Target::Device(device) => {
+            device.check_available()?;
+            let exe = executable(device, graph, Duration::ZERO)?;
+            let values: Vec<Value> = inputs.iter().map(|b| Value::Host(Arc::new(b.clone()))).collect();
+            run_to_host(exe.as_ref(), &values, device)
         }
     }
 }

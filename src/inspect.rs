@@ -98,8 +98,8 @@ impl Inspect {
     }
 
     /// The memory plan: when each temporary is released, and the peak it implies.
-    pub fn memory(&self) -> crate::backend::cpu::memory::MemoryPlan {
-        crate::backend::cpu::memory::plan(&self.program)
+    pub fn memory(&self) -> crate::runtime::MemoryPlan {
+        crate::runtime::memory_plan(&self.program)
     }
 
     /// The lowered program.

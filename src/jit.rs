@@ -30,10 +30,11 @@
 //! assert!((w.item() - 2.0).abs() < 0.3);
 //! ```
 
-use crate::compile::Backend;
+use crate::compile::Target;
 use crate::device::Device;
 use crate::error::{Error, OrPanic, Result};
 use crate::realize::{trace, TraceOptions};
+use crate::runtime::{Executable, Value};
 use crate::tensor::Tensor;
 use std::panic::Location;
 use std::sync::{Arc, Mutex};
@@ -57,7 +58,7 @@ struct Compiled {
     signature: Vec<TensorType>,
     graph: Graph,
     bindings: Vec<Binding>,
-    exe: Option<Arc<crate::backend::cpu::exec::CpuExecutable>>,
+    exe: Option<Arc<dyn Executable>>,
 }
 
 /// Wraps `f` as a traced, compiled function (see the [module](self) docs).
@@ -100,15 +101,23 @@ where
                 Binding::Captured(buf) => buf.clone(),
             });
         }
-        let outputs = match &compiled.exe {
-            Some(exe) => exe.run(&inputs).map_err(|e| Error::Eval { message: e.to_string() })?,
+        match &compiled.exe {
+            Some(exe) => {
+                let inputs: Vec<Value> = inputs.into_iter().map(Value::Host).collect();
+                let mut outputs = Vec::with_capacity(compiled.graph.outputs().len());
+                exe.run(&inputs, &mut |v| {
+                    let ty = v.host().expect("the CPU computes in host memory").ty();
+                    outputs.push(Tensor::from_value(v, ty, Device::Cpu, loc));
+                })?;
+                Ok(outputs)
+            }
             None => {
                 let owned: Vec<Buffer> = inputs.iter().map(|b| (**b).clone()).collect();
-                tenjit_ir::interp::eval(&compiled.graph, &owned)
-                    .map_err(|e| Error::Eval { message: e.to_string() })?
+                let outputs = tenjit_ir::interp::eval(&compiled.graph, &owned)
+                    .map_err(|e| Error::Eval { message: e.to_string() })?;
+                Ok(outputs.into_iter().map(|b| Tensor::from_buffer_at(b, Device::Cpu, loc)).collect())
             }
-        };
-        Ok(outputs.into_iter().map(|b| Tensor::from_buffer_at(b, Device::Cpu, loc)).collect())
+        }
     }
 
     /// How many signatures have been traced and compiled.
@@ -153,7 +162,7 @@ where
         let results = (self.f)(&placeholders);
         // A `backward()` inside the closure registered its loss for the next realization;
         // it belongs to this trace only.
-        drop(crate::autograd::take_pending());
+        drop(crate::realize::take_pending());
         let roots: Vec<&Tensor> = results.iter().collect();
         let traced = trace(&roots, TraceOptions { locations: false });
         let bindings = traced
@@ -164,17 +173,19 @@ where
                 None => Ok(Binding::Captured(leaf.buffer()?)),
             })
             .collect::<Result<_>>()?;
-        let exe =
-            match crate::compile::backend() {
-                Backend::Interp => None,
-                Backend::Cpu => Some(crate::compile::executable(&traced.graph, start.elapsed())?),
-                Backend::Cuda => return Err(Error::Device {
-                    message:
-                        "tenjit::jit compiles for the CPU (or runs the interpreter); with the cuda backend, \
-                              call the function without jit"
-                            .into(),
-                }),
-            };
+        let exe = match crate::compile::target(Device::Cpu) {
+            Target::Interp => None,
+            Target::Device(Device::Cpu) => {
+                Some(crate::compile::executable(Device::Cpu, &traced.graph, start.elapsed())?)
+            }
+            Target::Device(Device::Cuda(_)) => {
+                return Err(Error::Device {
+                    message: "tenjit::jit compiles for the CPU (or runs the interpreter); with the cuda \
+                              backend, call the function without jit"
+                        .into(),
+                })
+            }
+        };
         Ok(Compiled { signature, graph: traced.graph, bindings, exe })
     }
 }

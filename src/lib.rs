@@ -10,6 +10,13 @@
 //! let y = x.matmul(&w) + 1.0;
 //! assert_eq!(y.to_string(), "tensor([[2.0000],\n        [3.5000]])");
 //! ```
+//!
+//! The crate reads in one direction: the front end ([`tensor`](mod@tensor),
+//! [`realize`](mod@realize), [`autograd`], [`nn`], [`optim`], [`jit`](mod@jit)) →
+//! [`compile`] (the pass pipeline, lowering to kernels, the compile report) → [`runtime`] (the
+//! `Backend` trait, device-neutral values, the executable cache) → [`backend`](mod@backend)
+//! (the CPU and CUDA implementations, which see only kernels). The compiler's middle,
+//! everything testable without a backend, is the [`ir`] crate.
 
 #![warn(missing_docs)]
 
@@ -24,6 +31,7 @@ pub mod jit;
 pub mod nn;
 pub mod optim;
 pub mod realize;
+pub mod runtime;
 pub mod tensor;
 
 pub use autograd::{
@@ -34,12 +42,13 @@ pub use compile::{
     backend, compile_count, compile_reports, compile_stages, run_graph, set_backend, Backend, CompileReport,
     MissReason, Stages,
 };
-pub use device::{cuda, Device};
+pub use device::Device;
 pub use error::{Error, Result};
 pub use inspect::{inspect, Inspect};
 pub use jit::{jit, Jit};
 pub use ndarray;
 pub use realize::{graph, graph_with, realize, try_realize, TraceOptions};
+pub use runtime::cuda;
 pub use tenjit_ir as ir;
 pub use tenjit_ir::DType;
 pub use tensor::creation::{IntoScalar, Literal};

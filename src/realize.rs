@@ -1,24 +1,54 @@
 //! From lazy tensors to values: `trace` turns the DAG behind a set of tensors into an
 //! [`ir::Graph`](tenjit_ir::Graph) whose inputs are the realized leaves it reaches, and
-//! `realize` evaluates that graph and stores the values back in the nodes.
+//! `realize` finds the executable of that structure (compiled once, see [`crate::compile`]),
+//! runs it through the [`runtime`](crate::runtime) on the tensors' device and stores the
+//! values back in the nodes. Tensors asked for with `realize_with_next` (losses after
+//! `backward()`, parameters updated in place) join the next realization.
 //!
 //! Realized nodes drop their operands, so they are leaves for every later trace: the graph of
 //! a loop that realizes each step stays the size of one step. Traversals are iterative, so
 //! long chains cannot overflow the stack.
 
-use crate::backend::cuda::runtime::DeviceBuffer;
-use crate::compile::Backend;
+use crate::compile::Target;
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
+use crate::runtime::Value;
+use crate::tensor::{Node, Tensor, INTERIOR};
 use smallvec::SmallVec;
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use tenjit_ir::{Buffer, Graph, NodeId, Op};
 
-/// What a trace produced: the graph, the buffers bound to its inputs and the graph node of
-/// each root.
+thread_local! {
+    /// What [`realize_with_next`] asked for on this thread, not computed yet.
+    static PENDING: RefCell<Vec<Weak<Node>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Asks for `t` to be computed with the next realization on this thread: the losses
+/// `backward()` was called on and the parameters updated in place under `no_grad`, so a
+/// training step (forward, backward, update) is one executable and the chain of updates never
+/// grows lazily from step to step.
+pub(crate) fn realize_with_next(t: &Tensor) {
+    PENDING.with(|p| p.borrow_mut().push(Arc::downgrade(&t.0)));
+}
+
+/// What [`realize_with_next`] asked for that is still alive and not computed; the list is
+/// emptied.
+pub(crate) fn take_pending() -> Vec<Tensor> {
+    PENDING
+        .with(|p| p.take())
+        .iter()
+        .filter_map(Weak::upgrade)
+        .map(Tensor)
+        .filter(|t| !t.is_realized())
+        .collect()
+}
+
+/// What a trace produced: the graph (its outputs are the roots, in order) and the tensor
+/// behind each of its inputs.
 pub(crate) struct Traced {
+    /// The graph; its inputs are named `in0`, `in1`, ... in order.
     pub graph: Graph,
     /// The tensor behind each input, in order.
     pub leaves: Vec<Tensor>,
@@ -131,25 +161,22 @@ impl Flat {
         }
     }
 
-    /// The host values of the inputs of a walk that stopped at computed values, in order.
-    fn input_values(&self) -> Result<Vec<Arc<Buffer>>> {
-        let inputs = self.entries.iter().filter(|e| e.op.is_none());
-        inputs.map(|e| e.tensor.buffer()).collect()
-    }
-
-    /// The values on GPU `device` of the inputs of a walk that stopped at computed values.
-    fn device_input_values(&self, device: usize) -> Result<Vec<Arc<DeviceBuffer>>> {
+    /// The values of the inputs of a walk that stopped at computed values, in order, as a
+    /// computation on `device` reads them: every input must have been computed on `device`
+    /// (for the CPU, in host memory).
+    fn input_values(&self, device: Device) -> Result<Vec<Value>> {
         let inputs = self.entries.iter().filter(|e| e.op.is_none());
         inputs
-            .map(|e| match e.tensor.device_value() {
-                Some(d) if d.device() == device => Ok(d.clone()),
-                _ => Err(Error::Device {
+            .map(|e| {
+                let value =
+                    if e.tensor.device() == device { e.tensor.0.value.value_on(device) } else { None };
+                value.ok_or_else(|| Error::Device {
                     message: format!(
-                        "a {} tensor created at {} is an input of a computation on cuda:{device}",
+                        "a {} tensor created at {} is an input of a computation on {device}",
                         e.tensor.device(),
                         e.tensor.0.loc
                     ),
-                }),
+                })
             })
             .collect()
     }
@@ -189,6 +216,7 @@ impl Flat {
     }
 }
 
+/// The graph behind `roots`, down to computed values (its inputs).
 pub(crate) fn trace(roots: &[&Tensor], opts: TraceOptions) -> Traced {
     let flat = Flat::new(roots);
     let graph = flat.graph(opts);
@@ -210,10 +238,12 @@ pub fn try_realize(tensors: &[&Tensor]) -> Result<()> {
     try_realize(&elsewhere)
 }
 
-/// Computes the values of `pending`, all unrealized tensors of `device`.
+/// Computes the values of `asked`, unrealized tensors all on `device`, together with the
+/// tensors [`realize_with_next`] asked for on that device.
 fn realize_on(device: Device, asked: Vec<&Tensor>) -> Result<()> {
-    // Losses and updated parameters are computed with the next realization (see autograd).
-    let deferred = crate::autograd::take_pending();
+    // Losses and updated parameters are computed with the next realization (see
+    // `realize_with_next`).
+    let deferred = take_pending();
     let mut pending: Vec<&Tensor> = asked;
     for l in &deferred {
         if l.device() == device && !pending.iter().any(|t| t.same_node(l)) {
@@ -224,43 +254,52 @@ fn realize_on(device: Device, asked: Vec<&Tensor>) -> Result<()> {
     let start = std::time::Instant::now();
     let flat = Flat::new(&pending);
     let opts = TraceOptions { locations: false };
-    if let Device::Cuda(i) = device {
-        let exe = crate::compile::cuda_executable_keyed(flat.key(), || flat.graph(opts), i, start)?;
-        let outputs = exe.run(&flat.device_input_values(i)?).map_err(crate::device::cuda_error)?;
-        for (t, buf) in pending.iter().zip(outputs) {
-            let _ = t.0.device_value.set(Arc::new(buf));
-            release_operands(t);
+    let target = match crate::compile::target(device) {
+        Target::Interp => {
+            let inputs: Vec<Buffer> = flat.input_values(device)?.iter().map(host_copy).collect();
+            let outputs = tenjit_ir::interp::eval(&flat.graph(opts), &inputs)
+                .map_err(|e| Error::Eval { message: e.to_string() })?;
+            for (t, buf) in pending.iter().zip(outputs) {
+                t.0.value.set(Value::Host(Arc::new(buf)));
+                release_operands(t);
+            }
+            return Ok(());
         }
-        return Ok(());
-    }
-    let outputs = match crate::compile::backend() {
-        Backend::Interp => {
-            let inputs: Vec<Buffer> = flat.input_values()?.iter().map(|b| (**b).clone()).collect();
-            tenjit_ir::interp::eval(&flat.graph(opts), &inputs)
-                .map_err(|e| Error::Eval { message: e.to_string() })?
-        }
-        Backend::Cpu => {
-            let exe = crate::compile::executable_keyed(flat.key(), || flat.graph(opts), start)?;
-            exe.run(&flat.input_values()?).map_err(|e| Error::Eval { message: e.to_string() })?
-        }
-        Backend::Cuda => {
-            Device::Cuda(0).check_available()?;
-            let exe = crate::compile::cuda_executable_keyed(flat.key(), || flat.graph(opts), 0, start)?;
-            let inputs: Vec<Buffer> = flat.input_values()?.iter().map(|b| (**b).clone()).collect();
-            crate::device::run_on_device(&exe, &inputs, 0)?
-        }
+        Target::Device(target) => target,
     };
+    target.check_available()?;
+    let exe = crate::compile::executable_lazy(target, flat.key(), || flat.graph(opts), start)?;
+    let inputs = flat.input_values(device)?;
+    if target == device {
+        let mut next = pending.iter();
+        return exe.run(&inputs, &mut |value| {
+            let t = next.next().expect("one output per tensor asked for");
+            t.0.value.set(value);
+            release_operands(t);
+        });
+    }
+    // CPU tensors computed on another device (the `cuda` backend setting) come back to the
+    // host.
+    let outputs = crate::compile::run_to_host(exe.as_ref(), &inputs, target)?;
     for (t, buf) in pending.iter().zip(outputs) {
-        let _ = t.0.value.set(Arc::new(buf));
+        t.0.value.set(Value::Host(Arc::new(buf)));
         release_operands(t);
     }
     Ok(())
 }
 
+/// A host value's buffer, copied (the interpreter takes its inputs by value).
+fn host_copy(value: &Value) -> Buffer {
+    match value {
+        Value::Host(b) => (**b).clone(),
+        Value::Device(_) => unreachable!("the interpreter runs CPU tensors, whose values are in host memory"),
+    }
+}
+
 /// Drops a freshly realized node's operands, unless gradients flow through it.
 fn release_operands(t: &Tensor) {
     // Nodes gradients flow through keep their operands for `backward()`.
-    if t.grad_state() == crate::autograd::INTERIOR {
+    if t.grad_state() == INTERIOR {
         return;
     }
     // The value is set first, then the operands dropped (see `trace`).
@@ -313,11 +352,7 @@ impl Tensor {
     /// for a tensor on one).
     pub(crate) fn buffer(&self) -> Result<Arc<Buffer>> {
         try_realize(&[self])?;
-        if let Some(v) = self.value() {
-            return Ok(v.clone());
-        }
-        let on_device = self.device_value().expect("realized on its device");
-        let host = crate::backend::cuda::runtime::download(on_device).map_err(crate::device::cuda_error)?;
-        Ok(self.0.value.get_or_init(|| Arc::new(host)).clone())
+        let host = self.0.value.to_host(self.device())?;
+        Ok(host.expect("a realized tensor has a value"))
     }
 }

@@ -110,10 +110,9 @@ impl Tensor {
         let host = self.buffer()?;
         match device {
             Device::Cpu => Ok(Tensor::from_buffer_at((*host).clone(), Device::Cpu, loc)),
-            Device::Cuda(i) => {
-                let on_device =
-                    crate::backend::cuda::runtime::upload(&host, i).map_err(crate::device::cuda_error)?;
-                Ok(Tensor::from_device_buffer(on_device, device, loc))
+            Device::Cuda(_) => {
+                let on_device = crate::runtime::upload(&host, device)?;
+                Ok(Tensor::from_value(on_device, self.ty().clone(), device, loc))
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Printing: `Display` computes the value and prints it exactly as PyTorch prints a tensor
 //! (`tensor([ 4., 10., 18.])`), using `tenjit_ir::format`.
 
-use super::Tensor;
+use super::{Tensor, INTERIOR, LEAF};
 use crate::device::Device;
 use std::fmt;
 
@@ -15,10 +15,8 @@ impl fmt::Display for Tensor {
                     extra.push(format!("device='cuda:{i}'"));
                 }
                 match (self.grad_state(), &self.0.op) {
-                    (crate::autograd::LEAF, _) => extra.push("requires_grad=True".to_string()),
-                    (crate::autograd::INTERIOR, Some(op)) => {
-                        extra.push(format!("grad_fn=<{}Backward0>", camel(op.name())))
-                    }
+                    (LEAF, _) => extra.push("requires_grad=True".to_string()),
+                    (INTERIOR, Some(op)) => extra.push(format!("grad_fn=<{}Backward0>", camel(op.name()))),
                     _ => {}
                 }
                 let opts = tenjit_ir::format::PrintOptions::default();

@@ -7,7 +7,7 @@
 //! error.
 
 use super::elementwise::{binary, IntoOperand, Operand};
-use super::Tensor;
+use super::{grad_enabled, Tensor, LEAF};
 use crate::error::{Error, OrPanic, Result};
 use tenjit_ir::BinaryOp;
 
@@ -43,16 +43,16 @@ impl Tensor {
     /// (with its accumulated gradient), and may only be updated inside `no_grad`, as in torch.
     #[track_caller]
     fn assign(&mut self, name: &'static str, new: Tensor) -> Result<()> {
-        if self.grad_state() == crate::autograd::LEAF {
-            if crate::autograd::is_grad_enabled() {
+        if self.grad_state() == LEAF {
+            if grad_enabled() {
                 return Err(Error::op(
                     name,
                     "a leaf tensor that requires grad can't be updated in place; do the update inside tenjit::no_grad",
                 ));
             }
-            new.0.grad_state.store(crate::autograd::LEAF, std::sync::atomic::Ordering::Relaxed);
+            new.0.grad_state.store(LEAF, std::sync::atomic::Ordering::Relaxed);
             new.set_grad(self.grad());
-            crate::autograd::realize_with_next(&new);
+            crate::realize::realize_with_next(&new);
             *self = new;
             return Ok(());
         }

@@ -22,13 +22,14 @@ pub mod random;
 pub mod reduce;
 pub mod shape;
 
-use crate::backend::cuda::runtime::DeviceBuffer;
 use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::runtime::{Slot, Value};
 use smallvec::SmallVec;
+use std::cell::Cell;
 use std::panic::Location;
-use std::sync::atomic::AtomicU8;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 use tenjit_ir::{Buffer, DType, Op, Shape, TensorType};
 
 /// Torch-style element strides of a tensor's logical layout. tenjit's values are always
@@ -41,6 +42,38 @@ pub(crate) fn contiguous_strides(shape: &Shape) -> Strides {
     shape.strides().iter().map(|&s| s as isize).collect()
 }
 
+/// The node does not require grad.
+pub(crate) const NO_GRAD: u8 = 0;
+/// A leaf that requires grad: gradients accumulate into it and stop.
+pub(crate) const LEAF: u8 = 1;
+/// Computed from something that requires grad: gradients flow through it.
+pub(crate) const INTERIOR: u8 = 2;
+
+thread_local! {
+    /// Whether ops record gradient information on this thread (see [`crate::autograd`]).
+    static GRAD_ENABLED: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Whether ops record gradient information on this thread (false inside `no_grad`).
+pub(crate) fn grad_enabled() -> bool {
+    GRAD_ENABLED.with(Cell::get)
+}
+
+/// Turns gradient recording on this thread on or off; returns the previous setting.
+pub(crate) fn set_grad_enabled(on: bool) -> bool {
+    GRAD_ENABLED.with(|g| g.replace(on))
+}
+
+/// The grad state of a node of type `ty` computed from `inputs`: gradients flow through it
+/// when it is a float, recording is on, and one of its inputs requires grad.
+pub(crate) fn state_of_result(ty: &TensorType, inputs: &[&Tensor]) -> u8 {
+    if ty.dtype.is_float() && grad_enabled() && inputs.iter().any(|t| t.grad_state() != NO_GRAD) {
+        INTERIOR
+    } else {
+        NO_GRAD
+    }
+}
+
 pub(crate) struct Node {
     /// The op; `None` for a leaf created from data.
     pub(crate) op: Option<Op>,
@@ -50,11 +83,9 @@ pub(crate) struct Node {
     pub(crate) loc: &'static Location<'static>,
     /// Operands; emptied once the node is realized.
     pub(crate) inputs: Mutex<Vec<Tensor>>,
-    /// The value in host memory, once realized (for a tensor on a GPU: a copy, made when the
-    /// host first asks for the value).
-    pub(crate) value: OnceLock<Arc<Buffer>>,
-    /// The value in a GPU's memory, once realized there (tensors on `Device::Cuda`).
-    pub(crate) device_value: OnceLock<Arc<DeviceBuffer>>,
+    /// The value once realized, where it was computed (for a tensor on a GPU, with a host
+    /// copy made when the host first asks for it).
+    pub(crate) value: Slot,
     /// Whether gradients flow through or into this node (see [`crate::autograd`]).
     pub(crate) grad_state: AtomicU8,
     /// The gradient accumulated by `backward()` (leaves that require grad).
@@ -65,10 +96,7 @@ impl Drop for Node {
     /// Drops a long chain of lazy nodes iteratively: a recursive drop of 100,000 chained
     /// nodes would overflow the stack.
     fn drop(&mut self) {
-        // A value no other handle shares goes back to the backend's buffer pool.
-        if let Some(buf) = self.value.take().and_then(Arc::into_inner) {
-            crate::backend::cpu::memory::release(buf.into_data());
-        }
+        // The value itself is given back to its backend by the slot's own drop.
         let mut stack = std::mem::take(self.inputs.get_mut().unwrap_or_else(|p| p.into_inner()));
         while let Some(t) = stack.pop() {
             if let Some(mut node) = Arc::into_inner(t.0) {
@@ -101,29 +129,15 @@ impl Tensor {
     /// A leaf holding `buffer`, recorded at `loc`.
     pub(crate) fn from_buffer_at(buffer: Buffer, device: Device, loc: &'static Location<'static>) -> Tensor {
         let ty = buffer.ty();
-        let value = OnceLock::new();
-        let _ = value.set(Arc::new(buffer));
-        Tensor::leaf(ty, device, loc, value, OnceLock::new())
+        Tensor::from_value(Value::Host(Arc::new(buffer)), ty, device, loc)
     }
 
-    /// A leaf on `device` holding `value`, which lives on that GPU.
-    pub(crate) fn from_device_buffer(
-        value: DeviceBuffer,
-        device: Device,
-        loc: &'static Location<'static>,
-    ) -> Tensor {
-        let ty = value.ty().clone();
-        let device_value = OnceLock::new();
-        let _ = device_value.set(Arc::new(value));
-        Tensor::leaf(ty, device, loc, OnceLock::new(), device_value)
-    }
-
-    fn leaf(
+    /// A leaf of type `ty` on `device` holding `value`, which lives in that device's memory.
+    pub(crate) fn from_value(
+        value: Value,
         ty: TensorType,
         device: Device,
         loc: &'static Location<'static>,
-        value: OnceLock<Arc<Buffer>>,
-        device_value: OnceLock<Arc<DeviceBuffer>>,
     ) -> Tensor {
         Tensor(Arc::new(Node {
             op: None,
@@ -132,9 +146,8 @@ impl Tensor {
             device,
             loc,
             inputs: Mutex::new(Vec::new()),
-            value,
-            device_value,
-            grad_state: AtomicU8::new(crate::autograd::NO_GRAD),
+            value: Slot::with(value),
+            grad_state: AtomicU8::new(NO_GRAD),
             grad: Mutex::new(None),
         }))
     }
@@ -170,7 +183,7 @@ impl Tensor {
         let tys: Vec<&TensorType> = inputs.iter().map(|t| &t.0.ty).collect();
         let ty = op.infer(&tys).map_err(|e| Error::from_op_error(e, loc))?;
         let strides = strides.unwrap_or_else(|| contiguous_strides(&ty.shape));
-        let grad_state = crate::autograd::state_of_result(&ty, inputs);
+        let grad_state = state_of_result(&ty, inputs);
         Ok(Tensor(Arc::new(Node {
             op: Some(op),
             ty,
@@ -178,8 +191,7 @@ impl Tensor {
             strides,
             loc,
             inputs: Mutex::new(inputs.iter().map(|t| (*t).clone()).collect()),
-            value: OnceLock::new(),
-            device_value: OnceLock::new(),
+            value: Slot::new(),
             grad_state: AtomicU8::new(grad_state),
             grad: Mutex::new(None),
         })))
@@ -227,7 +239,7 @@ impl Tensor {
 
     /// Whether the value has been computed (or the tensor was created from data).
     pub fn is_realized(&self) -> bool {
-        self.0.value.get().is_some() || self.0.device_value.get().is_some()
+        self.0.value.is_set()
     }
 
     /// Whether two handles refer to the same node.
@@ -235,17 +247,14 @@ impl Tensor {
         Arc::ptr_eq(&self.0, &other.0)
     }
 
+    /// Whether gradients flow through or into this node: [`NO_GRAD`], [`LEAF`] or
+    /// [`INTERIOR`].
+    pub(crate) fn grad_state(&self) -> u8 {
+        self.0.grad_state.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn strides(&self) -> &Strides {
         &self.0.strides
-    }
-
-    pub(crate) fn value(&self) -> Option<&Arc<Buffer>> {
-        self.0.value.get()
-    }
-
-    /// The value on its GPU, when it has been computed there.
-    pub(crate) fn device_value(&self) -> Option<&Arc<DeviceBuffer>> {
-        self.0.device_value.get()
     }
 }
 

@@ -50,7 +50,7 @@ fn reserve(n: usize) -> (u64, u64) {
 /// `n` values `f(0)`, `f(1)`, ..., computed in parallel over the cores when `n` is large.
 fn draw<T: Copy + Default + Send>(n: usize, f: impl Fn(u64) -> T + Sync) -> Vec<T> {
     let mut out = vec![T::default(); n];
-    let threads = crate::backend::cpu::exec::threads();
+    let threads = crate::runtime::host_threads();
     if n < 1 << 16 || threads < 2 {
         for (i, v) in out.iter_mut().enumerate() {
             *v = f(i as u64);

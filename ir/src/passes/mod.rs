@@ -53,7 +53,20 @@ pub fn run_passes(
     Ok(())
 }
 
-/// The standard pipeline: simplify (constant folding and algebraic identities), CSE, DCE.
+/// The compiler's pass pipeline, in order: simplify (constant folding and algebraic
+/// identities), CSE, DCE, then the splitting of large reductions for the cores. Realization,
+/// `tenjit::inspect`, `TENJIT_DUMP` and `tenjit compile` all run this one list.
+pub fn pipeline() -> Vec<Box<dyn Pass>> {
+    vec![
+        Box::new(simplify::Simplify),
+        Box::new(cse::Cse),
+        Box::new(dce::Dce),
+        Box::new(split_reduce::SplitReduce::default()),
+    ]
+}
+
+/// The graph clean-up passes alone: simplify, CSE, DCE (the [`pipeline`] without the
+/// reduction splitting that only pays off on large data).
 pub fn standard() -> Vec<Box<dyn Pass>> {
     vec![Box::new(simplify::Simplify), Box::new(cse::Cse), Box::new(dce::Dce)]
 }

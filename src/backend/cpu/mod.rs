@@ -1,6 +1,7 @@
 //! The CPU backend: kernels → CLIF → machine code with Cranelift's JIT, vector math emitted as
 //! CLIF, and matrix products through the `gemm` crate.
 
+pub mod backend;
 pub mod codegen;
 pub mod exec;
 pub mod gemm;

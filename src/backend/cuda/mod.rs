@@ -7,6 +7,7 @@
 //! plans need no GPU; the runtime needs a driver, and without one every entry point returns a
 //! clear [`runtime::CudaError`] instead of panicking.
 
+pub mod backend;
 pub mod blas;
 pub mod codegen;
 pub mod exec;
