@@ -88,7 +88,7 @@ fn mutate(r: &mut Rng, text: &str) -> String {
             lines.remove(at);
         }
         1 => {
-            let copy = lines[at].trim_start().splitn(2, ' ').nth(1).unwrap_or("").to_string();
+            let copy = lines[at].trim_start().split_once(' ').map_or("", |(_, rest)| rest).to_string();
             lines.insert(at + 1, format!("  %fuzz{} {copy}", r.below(1000)));
         }
         // Replace a token of the line by one of its kind.
