@@ -378,52 +378,35 @@ fn one_float<T: Float>(
     // matrix's strides exchanged (what the `gemm` facade does before calling the same kernel).
     let (lhs, rhs) = (va.data.as_ptr().wrapping_add(va.base), vb.data.as_ptr().wrapping_add(vb.base));
     let gemm = T::gemm_fn();
+    // (rows, cols, dst's column and row strides, then each operand with its column and row
+    // strides) as the kernel takes them.
+    let (m, n, dst_cs, dst_rs, (l, l_cs, l_rs), (r, r_cs, r_rs)) = if c.n > 1 {
+        (c.n, c.m, c.n as isize, 1, (rhs, vb.rs, vb.cs), (lhs, va.rs, va.cs))
+    } else {
+        (c.m, c.n, 1, c.n as isize, (lhs, va.cs, va.rs), (rhs, vb.cs, vb.rs))
+    };
     unsafe {
-        if c.n > 1 {
-            gemm(
-                c.n,
-                c.m,
-                c.k,
-                dst.as_mut_ptr(),
-                c.n as isize,
-                1,
-                false,
-                rhs,
-                vb.rs,
-                vb.cs,
-                lhs,
-                va.rs,
-                va.cs,
-                T::ZERO,
-                T::ONE,
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        } else {
-            gemm(
-                c.m,
-                c.n,
-                c.k,
-                dst.as_mut_ptr(),
-                1,
-                c.n as isize,
-                false,
-                lhs,
-                va.cs,
-                va.rs,
-                rhs,
-                vb.cs,
-                vb.rs,
-                T::ZERO,
-                T::ONE,
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        }
+        gemm(
+            m,
+            n,
+            c.k,
+            dst.as_mut_ptr(),
+            dst_cs,
+            dst_rs,
+            false,
+            l,
+            l_cs,
+            l_rs,
+            r,
+            r_cs,
+            r_rs,
+            T::ZERO,
+            T::ONE,
+            false,
+            false,
+            false,
+            parallelism,
+        );
     }
 }
 
