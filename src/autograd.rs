@@ -223,6 +223,18 @@ impl Tensor {
         *self.0.grad.lock().unwrap_or_else(|p| p.into_inner()) = grad;
     }
 
+    /// Adds `g` to the accumulated gradient in one step under the gradient's lock, so threads
+    /// calling `backward()` on graphs that share this leaf lose no contribution.
+    fn accumulate_grad(&self, g: &Tensor) -> Result<()> {
+        let mut slot = self.0.grad.lock().unwrap_or_else(|p| p.into_inner());
+        let total = match slot.as_ref() {
+            Some(old) => old.try_add(g)?,
+            None => g.clone(),
+        };
+        *slot = Some(total);
+        Ok(())
+    }
+
     /// Clears the accumulated gradient (`x.grad = None`, torch's `zero_grad(set_to_none=True)`).
     pub fn zero_grad(&self) {
         self.set_grad(None);
@@ -264,12 +276,9 @@ impl Tensor {
         let grads = traced.run(&wrt, create_graph, loc)?;
         let _off = (!create_graph).then(NoGradGuard::new);
         for (leaf, g) in leaves.iter().zip(grads) {
-            let Some(g) = g else { continue };
-            let total = match leaf.grad() {
-                Some(old) => old.try_add(&g)?,
-                None => g,
-            };
-            leaf.set_grad(Some(total));
+            if let Some(g) = g {
+                leaf.accumulate_grad(&g)?;
+            }
         }
         realize_with_next(self);
         Ok(())

@@ -91,3 +91,25 @@ fn shared_subexpressions_are_computed_once_per_graph() {
     let exps = g.nodes().into_iter().filter(|&n| g.op(n).name() == "exp").count();
     assert_eq!(exps, 1);
 }
+
+#[test]
+fn backward_from_many_threads_loses_no_gradient() {
+    // Four threads each call backward() 500 times on graphs that share one leaf: every call
+    // adds 3 to each of its two elements, so the gradient sums to 4 · 500 · 2 · 3 = 12,000
+    // (accumulation was once a lost update, summing to 9,500–11,900).
+    let w = tensor!([1.0, 2.0]).requires_grad_();
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let w = w.clone();
+            std::thread::spawn(move || {
+                for _ in 0..500 {
+                    (&w * 3.0).sum().backward();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("a thread calling backward");
+    }
+    assert_eq!(w.grad().expect("a gradient").to_vec::<f32>(), vec![6000.0, 6000.0]);
+}
