@@ -109,6 +109,24 @@ impl Drop for Node {
 /// A lazy tensor: a cheap `Clone` handle (`Arc`) to a node of the graph, `Send + Sync`, with no
 /// lifetime and no context argument.
 ///
+/// # Threads
+///
+/// Tensors may be shared between threads and used from any of them:
+/// - building ops on shared tensors, and realizing them (`item`, `to_vec`, printing,
+///   [`crate::realize`]) from several threads at once: a value is computed once and every
+///   thread sees it;
+/// - `backward()` from several threads on graphs that share leaves: each call adds its
+///   gradient to a leaf's `grad()` in one step under that leaf's lock, so no contribution is lost
+///   (the order of the additions, and so the rounding of the sum, depends on the threads);
+/// - the executable cache and the compile reports are shared by the process.
+///
+/// Per thread: [`crate::no_grad`] and [`crate::enable_grad`] (as in PyTorch), and the
+/// broadcast warnings [`crate::take_warnings`] returns. Per process: [`crate::manual_seed`]
+/// (one generator; draws from several threads interleave), [`crate::set_backend`] and
+/// [`crate::set_broadcast_check`]. In-place ops on values (`add_`, `sub_`, `zero_`, ...) take
+/// `&mut self` and point this handle at a new node, so a clone another thread holds keeps the
+/// old value; `set_grad` and `zero_grad` act on the node's gradient, which every clone shares.
+///
 /// ```
 /// use tenjit::prelude::*;
 /// let a = tensor!([1.0, 2.0, 3.0]);
