@@ -113,8 +113,8 @@ impl Drop for Node {
 ///
 /// Tensors may be shared between threads and used from any of them:
 /// - building ops on shared tensors, and realizing them (`item`, `to_vec`, printing,
-///   [`crate::realize()`]) from several threads at once: a value is computed once and every
-///   thread sees it;
+///   [`crate::realize()`]) from several threads at once: the first value stored is the
+///   one every thread sees;
 /// - `backward()` from several threads on graphs that share leaves: each call adds its
 ///   gradient to a leaf's `grad()` in one step under that leaf's lock, so no contribution is lost
 ///   (the order of the additions, and so the rounding of the sum, depends on the threads);
