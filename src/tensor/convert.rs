@@ -55,10 +55,22 @@ impl Tensor {
     /// [`Tensor::to_vec`] as a `Result` (evaluation errors).
     pub fn try_to_vec<T: Element>(&self) -> Result<Vec<T>> {
         let buf = self.buffer()?;
-        Ok(match buf.as_slice::<T>() {
-            Some(s) => s.to_vec(),
-            None => buf.cast(T::DTYPE).as_slice::<T>().expect("cast to T's dtype").to_vec(),
-        })
+        let copy = |s: &[T]| {
+            // A copy the system cannot hold is an error, not an abort.
+            let mut v = Vec::new();
+            v.try_reserve_exact(s.len()).map_err(|_| Error::Eval {
+                message: format!(
+                    "out of memory: cannot copy the {} value of this tensor into a Vec",
+                    self.ty()
+                ),
+            })?;
+            v.extend_from_slice(s);
+            Ok(v)
+        };
+        match buf.as_slice::<T>() {
+            Some(s) => copy(s),
+            None => copy(buf.cast(T::DTYPE).as_slice::<T>().expect("cast to T's dtype")),
+        }
     }
 
     /// The value as an `ir::Buffer` (row-major, with its shape).

@@ -33,7 +33,8 @@ impl Backend for CpuBackend {
     }
 
     fn allocate(&self, ty: &TensorType) -> Result<Value> {
-        let data = memory::allocate(ty.dtype, ty.shape.numel());
+        let data = memory::allocate(ty.dtype, ty.shape.numel())
+            .map_err(|e| Error::Eval { message: format!("{e} for a value of type {ty}") })?;
         let buffer =
             Buffer::new(ty.shape.clone(), data).map_err(|e| Error::Eval { message: e.to_string() })?;
         Ok(Value::Host(Arc::new(buffer)))

@@ -92,7 +92,8 @@ impl CpuExecutable {
                     let local = group.is_some_and(|g| g.local.contains(&w));
                     if temps[w].is_none() && p.buffers[w].kind == BufferKind::Temp && !local {
                         let ty = &p.buffers[w].ty;
-                        let data = memory::allocate(ty.dtype, ty.shape.numel());
+                        let data = memory::allocate(ty.dtype, ty.shape.numel())
+                            .map_err(|e| ExecError(format!("{e} for buffer b{w} of type {ty}")))?;
                         ptrs[w] = data_ptr(&data);
                         temps[w] = Some(data);
                     }

@@ -117,8 +117,9 @@ pub(super) fn run(
         if lo >= hi {
             return Ok(());
         }
-        let scratch: Vec<Data> =
+        let scratch: Result<Vec<Data>, _> =
             locals.iter().map(|l| memory::allocate(l.dtype, block * l.row_len)).collect();
+        let scratch = scratch.map_err(|e| ExecError(format!("{e} for a row group's scratch")))?;
         let mut mine: Vec<*mut u8> = shared.get().to_vec();
         let result = (|| {
             for r0 in (lo..hi).step_by(block) {

@@ -94,24 +94,80 @@ fn capacity(d: &Data) -> usize {
 }
 
 /// Storage for `n` elements of `dtype`: a pooled buffer of a close size when there is one,
-/// else a new one. The contents are unspecified (the caller overwrites all of them).
-pub fn allocate(dtype: DType, n: usize) -> Data {
-    if n * dtype.size_bytes() >= POOL_MIN_BYTES {
+/// else a new one. The contents are unspecified (the caller overwrites all of them). Memory
+/// the system refuses is an error, not an abort.
+pub fn allocate(dtype: DType, n: usize) -> Result<Data, AllocError> {
+    if n.saturating_mul(dtype.size_bytes()) >= POOL_MIN_BYTES {
         let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
         let fit = pool.free.iter().position(|d| d.dtype() == dtype && (n..=2 * n).contains(&capacity(d)));
         if let Some(i) = fit {
             let mut d = pool.free.swap_remove(i);
             pool.bytes -= capacity_bytes(&d);
             resize(&mut d, n);
-            return d;
+            return Ok(d);
         }
     }
-    match dtype {
-        DType::Bool => Data::Bool(vec![false; n]),
-        DType::I32 => Data::I32(vec![0; n]),
-        DType::I64 => Data::I64(vec![0; n]),
-        DType::F32 => Data::F32(vec![0.0; n]),
-        DType::F64 => Data::F64(vec![0.0; n]),
+    let err = || AllocError { dtype, elements: n };
+    Ok(match dtype {
+        DType::Bool => Data::Bool(zeroed(n).ok_or_else(err)?),
+        DType::I32 => Data::I32(zeroed(n).ok_or_else(err)?),
+        DType::I64 => Data::I64(zeroed(n).ok_or_else(err)?),
+        DType::F32 => Data::F32(zeroed(n).ok_or_else(err)?),
+        DType::F64 => Data::F64(zeroed(n).ok_or_else(err)?),
+    })
+}
+
+/// The system refused memory for a buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AllocError {
+    /// The buffer's element type.
+    pub dtype: DType,
+    /// Its number of elements.
+    pub elements: usize,
+}
+
+impl std::fmt::Display for AllocError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bytes = self.elements as f64 * self.dtype.size_bytes() as f64;
+        let (value, unit) = [("KiB", 1u64 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("TiB", 1 << 40)]
+            .iter()
+            .rev()
+            .find(|(_, u)| bytes >= *u as f64)
+            .map_or((bytes, "bytes"), |(name, u)| (bytes / *u as f64, *name));
+        write!(
+            f,
+            "out of memory: cannot allocate {} {} elements ({value:.1} {unit})",
+            self.elements, self.dtype
+        )
+    }
+}
+
+impl std::error::Error for AllocError {}
+
+/// The element types whose all-zero bytes are a value: `false`, `0`, `0.0`.
+trait ZeroIsValid: Copy {}
+
+impl ZeroIsValid for bool {}
+impl ZeroIsValid for i32 {}
+impl ZeroIsValid for i64 {}
+impl ZeroIsValid for f32 {}
+impl ZeroIsValid for f64 {}
+
+/// `n` zeros of `T` (`false`, `0` or `0.0`), or `None` when the system refuses the memory.
+/// `vec![0; n]` would abort the process instead; this keeps its speed, since fresh zeroed pages
+/// from the system need no writing.
+fn zeroed<T: ZeroIsValid>(n: usize) -> Option<Vec<T>> {
+    if n == 0 || std::mem::size_of::<T>() == 0 {
+        return Some(Vec::new());
+    }
+    let layout = std::alloc::Layout::array::<T>(n).ok()?;
+    // SAFETY: `layout` has a nonzero size (n > 0 and T is not zero-sized). The pointer, when
+    // not null, comes from the global allocator with exactly `T`'s alignment and `n` elements'
+    // size, which is what `Vec::from_raw_parts` needs for capacity `n`, and all of its bytes
+    // are zero, a valid value of `T` (`ZeroIsValid`), so length `n` is initialized.
+    unsafe {
+        let ptr = std::alloc::alloc_zeroed(layout).cast::<T>();
+        (!ptr.is_null()).then(|| Vec::from_raw_parts(ptr, n, n))
     }
 }
 
