@@ -274,7 +274,7 @@ fn compiled(
     }
     let backend = crate::runtime::backend_for(device)?;
     let text = graph.to_string();
-    let miss = cache::with_texts(device, |texts| miss_reason(texts.iter(), &text));
+    let miss = cache::with_texts(device, |texts| miss_reason(texts.iter().copied(), &text));
     let record = dump_dir().is_some();
     let (program, stages, mut times) = lower(graph, record)?;
     times.insert(0, ("trace", trace_time));

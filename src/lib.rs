@@ -48,6 +48,7 @@ pub use inspect::{inspect, Inspect};
 pub use jit::{jit, Jit};
 pub use ndarray;
 pub use realize::{graph, graph_with, realize, try_realize, TraceOptions};
+pub use runtime::cache::{cache_capacity, cached_executables, set_cache_capacity};
 pub use runtime::cuda;
 pub use tenjit_ir as ir;
 pub use tenjit_ir::DType;
