@@ -25,7 +25,7 @@
 //! the update computes forward, backward and update as one executable, and the parameters are
 //! values again for the next step.
 
-use crate::error::{Error, OrPanic, Result};
+use crate::error::{Error, OpErrorKind, OrPanic, Result};
 use crate::realize::{realize_with_next, Flat};
 use crate::tensor::{grad_enabled, set_grad_enabled, Tensor, INTERIOR, LEAF, NO_GRAD};
 use smallvec::SmallVec;
@@ -157,7 +157,7 @@ pub fn grad_with(outputs: &[&Tensor], inputs: &[&Tensor], opts: GradOptions) -> 
 }
 
 fn grad_error(at: &'static Location<'static>, message: String) -> Error {
-    Error::Op { op: "grad", message, at }
+    Error::Op { op: "grad", kind: crate::OpErrorKind::Argument, message, at }
 }
 
 impl Tensor {
@@ -201,7 +201,8 @@ impl Tensor {
             ));
         }
         if flag && !self.dtype().is_float() {
-            return Err(Error::op(
+            return Err(Error::op_of(
+                OpErrorKind::DType,
                 "requires_grad_",
                 format!(
                     "only tensors of floating point dtype can require gradients, this one is {}",

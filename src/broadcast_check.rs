@@ -55,7 +55,7 @@
 //! broadcast_check::set_broadcast_check(BroadcastCheck::Warn);
 //! ```
 
-use crate::error::{Error, Result};
+use crate::error::{Error, OpErrorKind, Result};
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::panic::Location;
@@ -185,6 +185,7 @@ pub(crate) fn check(
     if mode == BroadcastCheck::Error {
         return Err(Error::Op {
             op,
+            kind: OpErrorKind::Shape,
             message: format!(
                 "{what}; expand one operand explicitly if this is intended; the broadcast check is strict, by TENJIT_STRICT=1 or set_broadcast_check"
             ),

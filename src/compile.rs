@@ -191,7 +191,7 @@ pub(crate) fn lower(graph: &Graph, record: bool) -> Result<(Program, Stages, Sta
         }
     };
     tenjit_ir::passes::run_passes(&mut g, &refs, &mut observe)
-        .map_err(|e| Error::Eval { message: format!("tenjit bug: {e}") })?;
+        .map_err(|e| Error::internal(format!("tenjit bug: {e}")))?;
     times.push(("passes", t.elapsed()));
     let t = Instant::now();
     let program = tenjit_ir::kernel::lower::lower(&g);
@@ -363,9 +363,7 @@ pub(crate) fn run_to_host(exe: &dyn Executable, inputs: &[Value], device: Device
 /// kernels (cached by structure). The CLI and the differential tests use it.
 pub fn run_graph(graph: &Graph, inputs: &[Buffer]) -> Result<Vec<Buffer>> {
     match target(Device::Cpu) {
-        Target::Interp => {
-            tenjit_ir::interp::eval(graph, inputs).map_err(|e| Error::Eval { message: e.to_string() })
-        }
+        Target::Interp => tenjit_ir::interp::eval(graph, inputs).map_err(Error::from_interp),
         Target::Device(device) => {
             device.check_available()?;
             let exe = executable(device, graph, Duration::ZERO)?;

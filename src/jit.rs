@@ -86,6 +86,7 @@ where
         let loc = Location::caller();
         if let Some(a) = args.iter().find(|a| a.device() != Device::Cpu) {
             return Err(Error::Device {
+                kind: crate::DeviceErrorKind::Unsupported,
                 message: format!(
                     "tenjit::jit runs on the CPU, but an argument is on {} (move it with .cpu(), or call \
                      the function without jit to compute on the GPU)",
@@ -113,8 +114,7 @@ where
             }
             None => {
                 let owned: Vec<Buffer> = inputs.iter().map(|b| (**b).clone()).collect();
-                let outputs = tenjit_ir::interp::eval(&compiled.graph, &owned)
-                    .map_err(|e| Error::Eval { message: e.to_string() })?;
+                let outputs = tenjit_ir::interp::eval(&compiled.graph, &owned).map_err(Error::from_interp)?;
                 Ok(outputs.into_iter().map(|b| Tensor::from_buffer_at(b, Device::Cpu, loc)).collect())
             }
         }
@@ -180,6 +180,7 @@ where
             }
             Target::Device(Device::Cuda(_)) => {
                 return Err(Error::Device {
+                    kind: crate::DeviceErrorKind::Unsupported,
                     message: "tenjit::jit compiles for the CPU (or runs the interpreter); with the cuda \
                               backend, call the function without jit"
                         .into(),

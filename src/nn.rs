@@ -18,7 +18,7 @@
 //! assert_eq!(model.weight.grad().unwrap().shape(), &[3, 4]);
 //! ```
 
-use crate::error::{Error, OrPanic, Result};
+use crate::error::{Error, OpErrorKind, OrPanic, Result};
 use crate::tensor::Tensor;
 use tenjit_ir::DType;
 
@@ -80,7 +80,14 @@ impl Linear {
     #[track_caller]
     pub fn with_options(in_features: usize, out_features: usize, bias: bool, dtype: DType) -> Linear {
         if !dtype.is_float() {
-            panic!("{}", Error::op("Linear", format!("parameters must be of a float dtype, got {dtype}")));
+            panic!(
+                "{}",
+                Error::op_of(
+                    OpErrorKind::DType,
+                    "Linear",
+                    format!("parameters must be of a float dtype, got {dtype}")
+                )
+            );
         }
         let bound = if in_features == 0 { 0.0 } else { 1.0 / (in_features as f64).sqrt() };
         let uniform =
@@ -103,14 +110,16 @@ impl Linear {
     #[track_caller]
     pub fn try_from_tensors(weight: Tensor, bias: Option<Tensor>) -> Result<Linear> {
         if weight.dim() != 2 || !weight.dtype().is_float() {
-            return Err(Error::op(
+            return Err(Error::op_of(
+                OpErrorKind::DType,
                 "Linear",
                 format!("the weight must be a 2-D float tensor [out, in], got {}", weight.ty()),
             ));
         }
         if let Some(b) = &bias {
             if b.shape() != [weight.shape()[0]] || b.dtype() != weight.dtype() {
-                return Err(Error::op(
+                return Err(Error::op_of(
+                    OpErrorKind::DType,
                     "Linear",
                     format!(
                         "the bias must be {}[{}] to match the weight, got {}",
@@ -154,7 +163,8 @@ impl Linear {
     #[track_caller]
     pub fn try_forward(&self, x: &Tensor) -> Result<Tensor> {
         if x.dim() == 0 || x.shape()[x.dim() - 1] != self.in_features() {
-            return Err(Error::op(
+            return Err(Error::op_of(
+                OpErrorKind::Shape,
                 "Linear",
                 format!(
                     "the input's last dim must be in_features = {}, got an input of shape {}",
@@ -215,7 +225,7 @@ fn require_float(op: &'static str, x: &Tensor) -> Result<()> {
     if x.dtype().is_float() {
         Ok(())
     } else {
-        Err(Error::op(op, format!("expected a float tensor, got {}", x.ty())))
+        Err(Error::op_of(OpErrorKind::DType, op, format!("expected a float tensor, got {}", x.ty())))
     }
 }
 
@@ -304,7 +314,8 @@ pub fn mse_loss(pred: &Tensor, target: &Tensor) -> Tensor {
 #[track_caller]
 pub fn try_mse_loss(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
     if pred.shape() != target.shape() {
-        return Err(Error::op(
+        return Err(Error::op_of(
+            OpErrorKind::Shape,
             "mse_loss",
             format!(
                 "the prediction and the target must have the same shape, got {} and {}",
@@ -324,7 +335,8 @@ pub fn try_mse_loss(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
 fn class_inputs(op: &'static str, scores: &Tensor, targets: &Tensor) -> Result<(Tensor, Tensor)> {
     require_float(op, scores)?;
     if !targets.dtype().is_int() {
-        return Err(Error::op(
+        return Err(Error::op_of(
+            OpErrorKind::DType,
             op,
             format!("the targets must be integer class indices, got {}", targets.ty()),
         ));
@@ -333,7 +345,8 @@ fn class_inputs(op: &'static str, scores: &Tensor, targets: &Tensor) -> Result<(
         (2, 1) if scores.shape()[0] == targets.shape()[0] => (scores.clone(), targets.clone()),
         (1, 0) => (scores.try_unsqueeze(0)?, targets.try_unsqueeze(0)?),
         _ => {
-            return Err(Error::op(
+            return Err(Error::op_of(
+                OpErrorKind::Shape,
                 op,
                 format!(
                     "expected scores [N, C] with targets [N] (or [C] with a 0-d target), got {} and {}",

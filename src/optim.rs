@@ -34,7 +34,7 @@
 //! assert!(losses[99] < 1e-4 && losses[99] < losses[0]);
 //! ```
 
-use crate::error::{Error, OrPanic, Result};
+use crate::error::{Error, OpErrorKind, OrPanic, Result};
 use crate::tensor::Tensor;
 use std::borrow::Borrow;
 use tenjit_ir::{Buffer, DType, Scalar, Shape, TensorType};
@@ -80,7 +80,11 @@ fn with_grads(
     for (i, p) in params.iter().enumerate() {
         let Some(g) = p.grad() else { continue };
         if g.ty() != p.ty() {
-            return Err(Error::op(op, format!("parameter {i} is {} but its gradient is {}", p.ty(), g.ty())));
+            return Err(Error::op_of(
+                OpErrorKind::Shape,
+                op,
+                format!("parameter {i} is {} but its gradient is {}", p.ty(), g.ty()),
+            ));
         }
         out.push((i, g));
     }

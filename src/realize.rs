@@ -171,6 +171,7 @@ impl Flat {
                 let value =
                     if e.tensor.device() == device { e.tensor.0.value.value_on(device) } else { None };
                 value.ok_or_else(|| Error::Device {
+                    kind: crate::DeviceErrorKind::Mismatch,
                     message: format!(
                         "a {} tensor created at {} is an input of a computation on {device}",
                         e.tensor.device(),
@@ -257,8 +258,7 @@ fn realize_on(device: Device, asked: Vec<&Tensor>) -> Result<()> {
     let target = match crate::compile::target(device) {
         Target::Interp => {
             let inputs: Vec<Buffer> = flat.input_values(device)?.iter().map(host_copy).collect();
-            let outputs = tenjit_ir::interp::eval(&flat.graph(opts), &inputs)
-                .map_err(|e| Error::Eval { message: e.to_string() })?;
+            let outputs = tenjit_ir::interp::eval(&flat.graph(opts), &inputs).map_err(Error::from_interp)?;
             for (t, buf) in pending.iter().zip(outputs) {
                 t.0.value.set(Value::Host(Arc::new(buf)));
                 release_operands(t);

@@ -68,7 +68,9 @@ fn memory_the_system_refuses_is_an_error_naming_the_shape_and_size() {
     // 2^45 f32 elements are 128 TiB, more than any machine (or x86-64 user address space) has:
     // the allocation fails everywhere, and must not abort the process.
     let huge = Tensor::zeros([1usize << 45]);
-    let err = huge.try_realize().unwrap_err().to_string();
+    let err = huge.try_realize().unwrap_err();
+    assert!(matches!(err, tenjit::Error::Eval { kind: tenjit::EvalErrorKind::OutOfMemory, .. }), "{err:?}");
+    let err = err.to_string();
     assert!(err.contains("out of memory: cannot allocate 35184372088832 f32 elements (128.0 TiB)"), "{err}");
     assert!(err.contains("f32[35184372088832]"), "{err}");
     let err = huge.try_to_vec::<f32>().unwrap_err().to_string();

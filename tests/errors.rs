@@ -162,3 +162,45 @@ fn devices() {
     assert!(e.contains("cuda:1000"), "{e}");
     assert_eq!(Tensor::zeros([2]).cpu().device(), Device::Cpu);
 }
+
+#[test]
+fn errors_have_kinds_to_match_on() {
+    use tenjit::{DeviceErrorKind, Error, EvalErrorKind, OpErrorKind};
+    let op_kind = |e: Error| match e {
+        Error::Op { kind, .. } => kind,
+        other => panic!("not an op error: {other}"),
+    };
+    let eval_kind = |e: Error| match e {
+        Error::Eval { kind, .. } => kind,
+        other => panic!("not an evaluation error: {other}"),
+    };
+    // Caught when the op is called.
+    let x = Tensor::zeros([2, 3]);
+    match op_kind(x.try_add(Tensor::zeros([4])).unwrap_err()) {
+        OpErrorKind::Broadcast { lhs, rhs } => assert_eq!((lhs, rhs), (vec![2, 3], vec![4])),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(op_kind(x.try_sum_dim(5, false).unwrap_err()), OpErrorKind::Axis);
+    assert_eq!(op_kind(x.try_matmul(&Tensor::zeros([4, 5])).unwrap_err()), OpErrorKind::Shape);
+    assert_eq!(op_kind(x.try_reshape([4, 2]).unwrap_err()), OpErrorKind::Shape);
+    assert_eq!(op_kind(x.try_i(s![7]).unwrap_err()), OpErrorKind::Index);
+    assert_eq!(op_kind(x.try_gather(1, &x).unwrap_err()), OpErrorKind::DType);
+    assert_eq!(op_kind(tensor!([true]).try_matmul(&tensor!([true])).unwrap_err()), OpErrorKind::DType);
+    assert_eq!(op_kind(x.try_expand([1isize << 62, 2, 3]).unwrap_err()), OpErrorKind::Size);
+    // Found in data, when values are computed.
+    let n = tensor!([1, 2, 3]);
+    assert_eq!(
+        eval_kind(n.floor_divide(tensor!([1, 0, 1])).try_realize().unwrap_err()),
+        EvalErrorKind::Arithmetic
+    );
+    let bad = tensor!([[0, 5]]);
+    let gathered = Tensor::zeros([1, 3]).gather(1, &bad);
+    assert_eq!(eval_kind(gathered.try_realize().unwrap_err()), EvalErrorKind::IndexOutOfRange);
+    // Devices.
+    if !tenjit::cuda::is_available() {
+        match x.try_to(Device::Cuda(0)).unwrap_err() {
+            Error::Device { kind, .. } => assert_eq!(kind, DeviceErrorKind::Unavailable),
+            other => panic!("{other}"),
+        }
+    }
+}

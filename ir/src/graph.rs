@@ -6,7 +6,7 @@
 //! graphs after passes and after parsing. petgraph stays behind this module's wall: the public
 //! API speaks [`NodeId`] only.
 
-use crate::ops::{Op, OpError};
+use crate::ops::{Op, OpError, OpErrorKind};
 use crate::types::TensorType;
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::{EdgeRef, IntoEdgeReferences, NodeIndexable};
@@ -95,14 +95,22 @@ impl Graph {
     /// [`Graph::add`], recording the user's source location (printed as a trailing comment).
     pub fn add_at(&mut self, op: Op, args: &[NodeId], loc: Option<String>) -> Result<NodeId, OpError> {
         if let Op::Input { .. } = op {
-            return Err(OpError { op: "input", message: "inputs are added with add_input".into() });
+            return Err(OpError {
+                op: "input",
+                kind: OpErrorKind::Argument,
+                message: "inputs are added with add_input".into(),
+            });
         }
         let mut tys = Vec::with_capacity(args.len());
         for &a in args {
             match self.g.node_weight(a.ix()) {
                 Some(n) => tys.push(&n.ty),
                 None => {
-                    return Err(OpError { op: op.name(), message: format!("operand {a} does not exist") })
+                    return Err(OpError {
+                        op: op.name(),
+                        kind: OpErrorKind::Argument,
+                        message: format!("operand {a} does not exist"),
+                    })
                 }
             }
         }
@@ -195,7 +203,7 @@ impl Graph {
     /// exist or is `n` itself, or the type differs. The caller keeps the graph acyclic: no
     /// operand may depend on `n`.
     pub fn set_op(&mut self, n: NodeId, op: Op, args: &[NodeId]) -> Result<(), OpError> {
-        let err = |message: String| Err(OpError { op: op.name(), message });
+        let err = |message: String| Err(OpError { op: op.name(), kind: OpErrorKind::Argument, message });
         match self.g.node_weight(n.ix()) {
             None => return err(format!("node {n} does not exist")),
             Some(d) if matches!(d.op, Op::Input { .. }) => return err(format!("{n} is an input")),

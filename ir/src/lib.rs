@@ -30,7 +30,8 @@ pub mod verify;
 pub use buffer::{Buffer, Data, Element};
 pub use graph::{Fingerprint, Graph, NodeId};
 pub use ops::{
-    Accepts, Accuracy, ArgOp, BinaryOp, CpuLowering, CudaForm, Op, OpError, ReduceOp, Scalar, UnaryOp,
+    Accepts, Accuracy, ArgOp, BinaryOp, CpuLowering, CudaForm, Op, OpError, OpErrorKind, ReduceOp, Scalar,
+    UnaryOp,
 };
 pub use types::{DType, Shape, TensorType};
 pub use verify::{verify, VerifyError, VerifyErrors};

@@ -377,8 +377,38 @@ pub enum Op {
 pub struct OpError {
     /// The op's printed name.
     pub op: &'static str,
+    /// What kind of mistake it is, for a caller to match on.
+    pub kind: OpErrorKind,
     /// What is wrong, naming the offending types or attributes.
     pub message: String,
+}
+
+/// What kind of mistake an op was called with: the part of an error a caller matches on (the
+/// message says the rest).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OpErrorKind {
+    /// Two shapes that cannot broadcast against each other.
+    Broadcast {
+        /// The left operand's shape.
+        lhs: Vec<usize>,
+        /// The right operand's shape.
+        rhs: Vec<usize>,
+    },
+    /// Operand shapes the op cannot combine: a matmul's inner sizes, a reshape's element
+    /// count, a concat's other axes, an expand of a size that is not 1.
+    Shape,
+    /// A dtype the op does not take, or operands of different dtypes.
+    DType,
+    /// An axis or dimension out of range for the rank, or given twice.
+    Axis,
+    /// An index or a slice bound outside its axis (in the arguments; one found in data is an
+    /// evaluation error).
+    Index,
+    /// A result too large to represent or to allocate.
+    Size,
+    /// Anything else about the arguments: how many there are, an attribute's form.
+    Argument,
 }
 
 impl fmt::Display for OpError {
@@ -392,10 +422,12 @@ impl std::error::Error for OpError {}
 fn check_axes(op: &'static str, axes: &[usize], rank: usize) -> Result<(), OpError> {
     for (i, &a) in axes.iter().enumerate() {
         if a >= rank {
-            return Err(OpError { op, message: format!("axis {a} is out of range for rank {rank}") });
+            let message = format!("axis {a} is out of range for rank {rank}");
+            return Err(OpError { op, kind: OpErrorKind::Axis, message });
         }
         if i > 0 && axes[i - 1] >= a {
-            return Err(OpError { op, message: format!("axes {axes:?} must be sorted and distinct") });
+            let message = format!("axes {axes:?} must be sorted and distinct");
+            return Err(OpError { op, kind: OpErrorKind::Axis, message });
         }
     }
     Ok(())
@@ -457,6 +489,7 @@ impl Op {
         if bytes.is_none_or(|b| b > isize::MAX as usize) {
             return Err(OpError {
                 op: self.name(),
+                kind: OpErrorKind::Size,
                 message: format!("the result {} is too large: its size in bytes overflows", ty),
             });
         }
@@ -466,39 +499,44 @@ impl Op {
     /// [`Op::infer`] before the size check.
     fn infer_shape(&self, args: &[&TensorType]) -> Result<TensorType, OpError> {
         let name = self.name();
-        let err = |message: String| Err(OpError { op: name, message });
+        let err = |kind: OpErrorKind, message: String| Err(OpError { op: name, kind, message });
         match self.arity() {
             Some(n) if n != args.len() => {
-                return err(format!("expects {n} operand(s), got {}", args.len()));
+                return err(OpErrorKind::Argument, format!("expects {n} operand(s), got {}", args.len()));
             }
-            None if args.is_empty() => return err("expects at least one operand".into()),
+            None if args.is_empty() => {
+                return err(OpErrorKind::Argument, "expects at least one operand".into())
+            }
             _ => {}
         }
         match self {
             Op::Input { ty, .. } => Ok(ty.clone()),
             Op::Const { value, ty } => {
                 if value.cast(ty.dtype) != *value {
-                    return err(format!("value {value:?} is not a {} value", ty.dtype));
+                    return err(OpErrorKind::DType, format!("value {value:?} is not a {} value", ty.dtype));
                 }
                 Ok(ty.clone())
             }
             Op::Iota { ty, axis } => {
                 if ty.dtype == DType::Bool {
-                    return err("iota needs an integer or float dtype".into());
+                    return err(OpErrorKind::DType, "iota needs an integer or float dtype".into());
                 }
                 check_axes(name, &[*axis], ty.shape.rank())?;
                 Ok(ty.clone())
             }
             Op::Rand { ty, .. } => {
                 if !ty.dtype.is_float() {
-                    return err(format!("rand produces floats, not {}", ty.dtype));
+                    return err(OpErrorKind::DType, format!("rand produces floats, not {}", ty.dtype));
                 }
                 Ok(ty.clone())
             }
             Op::Unary(u) => {
                 let spec = u.spec();
                 if !spec.accepts.admits(args[0].dtype) {
-                    return err(format!("operand is {}, expected {}", args[0], spec.accepts.describe()));
+                    return err(
+                        OpErrorKind::DType,
+                        format!("operand is {}, expected {}", args[0], spec.accepts.describe()),
+                    );
                 }
                 Ok(args[0].clone())
             }
@@ -506,10 +544,16 @@ impl Op {
                 let spec = b.spec();
                 let (l, r) = (args[0], args[1]);
                 if l != r {
-                    return err(format!("operand types {l} and {r} differ"));
+                    return err(
+                        if l.dtype != r.dtype { OpErrorKind::DType } else { OpErrorKind::Shape },
+                        format!("operand types {l} and {r} differ"),
+                    );
                 }
                 if !spec.accepts.admits(l.dtype) {
-                    return err(format!("operands are {l}, expected {}", spec.accepts.describe()));
+                    return err(
+                        OpErrorKind::DType,
+                        format!("operands are {l}, expected {}", spec.accepts.describe()),
+                    );
                 }
                 Ok(match spec.kind {
                     BinaryKind::Arith => l.clone(),
@@ -519,10 +563,13 @@ impl Op {
             Op::Where => {
                 let (c, a, b) = (args[0], args[1], args[2]);
                 if c.dtype != DType::Bool {
-                    return err(format!("condition is {c}, expected bool"));
+                    return err(OpErrorKind::DType, format!("condition is {c}, expected bool"));
                 }
                 if a != b || c.shape != a.shape {
-                    return err(format!("operand types {c}, {a} and {b} do not match"));
+                    return err(
+                        if a.dtype != b.dtype { OpErrorKind::DType } else { OpErrorKind::Shape },
+                        format!("operand types {c}, {a} and {b} do not match"),
+                    );
                 }
                 Ok(a.clone())
             }
@@ -530,11 +577,17 @@ impl Op {
             Op::Reduce { op, axes } => {
                 let x = args[0];
                 if x.dtype == DType::Bool {
-                    return err(format!("operand is {x}, expected an integer or float dtype"));
+                    return err(
+                        OpErrorKind::DType,
+                        format!("operand is {x}, expected an integer or float dtype"),
+                    );
                 }
                 check_axes(name, axes, x.shape.rank())?;
                 if op.identity().is_none() && axes.iter().any(|&a| x.shape.0[a] == 0) {
-                    return err(format!("cannot reduce an empty axis of {x}: {name} has no identity"));
+                    return err(
+                        OpErrorKind::Shape,
+                        format!("cannot reduce an empty axis of {x}: {name} has no identity"),
+                    );
                 }
                 let shape: Dims = x
                     .shape
@@ -549,11 +602,14 @@ impl Op {
             Op::ArgReduce { axis, .. } => {
                 let x = args[0];
                 if x.dtype == DType::Bool {
-                    return err(format!("operand is {x}, expected an integer or float dtype"));
+                    return err(
+                        OpErrorKind::DType,
+                        format!("operand is {x}, expected an integer or float dtype"),
+                    );
                 }
                 check_axes(name, &[*axis], x.shape.rank())?;
                 if x.shape.0[*axis] == 0 {
-                    return err(format!("cannot take {name} over an empty axis of {x}"));
+                    return err(OpErrorKind::Shape, format!("cannot take {name} over an empty axis of {x}"));
                 }
                 let mut shape = x.shape.0.clone();
                 shape.remove(*axis);
@@ -561,11 +617,10 @@ impl Op {
             }
             Op::Reshape { shape } => {
                 if shape.numel() != args[0].shape.numel() {
-                    return err(format!(
-                        "cannot reshape {} ({} elements) to {shape}",
-                        args[0],
-                        args[0].shape.numel()
-                    ));
+                    return err(
+                        OpErrorKind::Shape,
+                        format!("cannot reshape {} ({} elements) to {shape}", args[0], args[0].shape.numel()),
+                    );
                 }
                 Ok(TensorType::new(args[0].dtype, shape.clone()))
             }
@@ -575,7 +630,10 @@ impl Op {
                 if perm.len() != x.shape.rank()
                     || perm.iter().any(|&p| p >= seen.len() || std::mem::replace(&mut seen[p], true))
                 {
-                    return err(format!("{perm:?} is not a permutation of the axes of {x}"));
+                    return err(
+                        OpErrorKind::Axis,
+                        format!("{perm:?} is not a permutation of the axes of {x}"),
+                    );
                 }
                 let shape: Dims = perm.iter().map(|&p| x.shape.0[p]).collect();
                 Ok(TensorType::new(x.dtype, Shape(shape)))
@@ -585,7 +643,10 @@ impl Op {
                 let ok = shape.rank() == x.shape.rank()
                     && x.shape.0.iter().zip(shape.0.iter()).all(|(&a, &b)| a == b || a == 1);
                 if !ok {
-                    return err(format!("cannot expand {x} to {shape}: only size-1 axes expand, rank kept"));
+                    return err(
+                        OpErrorKind::Shape,
+                        format!("cannot expand {x} to {shape}: only size-1 axes expand, rank kept"),
+                    );
                 }
                 Ok(TensorType::new(x.dtype, shape.clone()))
             }
@@ -593,20 +654,26 @@ impl Op {
                 let x = args[0];
                 let r = x.shape.rank();
                 if start.len() != r || step.len() != r || size.len() != r {
-                    return err(format!("start, step and size need {r} entries for {x}"));
+                    return err(
+                        OpErrorKind::Argument,
+                        format!("start, step and size need {r} entries for {x}"),
+                    );
                 }
                 for d in 0..r {
                     let n = x.shape.0[d] as isize;
                     if step[d] == 0 {
-                        return err(format!("step of axis {d} is zero"));
+                        return err(OpErrorKind::Argument, format!("step of axis {d} is zero"));
                     }
                     if size[d] > 0 {
                         let last = start[d] + (size[d] as isize - 1) * step[d];
                         if start[d] < 0 || start[d] >= n || last < 0 || last >= n {
-                            return err(format!(
-                                "axis {d}: start {} step {} size {} leaves 0..{n}",
-                                start[d], step[d], size[d]
-                            ));
+                            return err(
+                                OpErrorKind::Index,
+                                format!(
+                                    "axis {d}: start {} step {} size {} leaves 0..{n}",
+                                    start[d], step[d], size[d]
+                                ),
+                            );
                         }
                     }
                 }
@@ -615,14 +682,20 @@ impl Op {
             Op::Pad { lo, hi } => {
                 let x = args[0];
                 if lo.len() != x.shape.rank() || hi.len() != x.shape.rank() {
-                    return err(format!("lo and hi need {} entries for {x}", x.shape.rank()));
+                    return err(
+                        OpErrorKind::Argument,
+                        format!("lo and hi need {} entries for {x}", x.shape.rank()),
+                    );
                 }
                 let shape: Option<Dims> = (0..x.shape.rank())
                     .map(|d| lo[d].checked_add(x.shape.0[d])?.checked_add(hi[d]))
                     .collect();
                 match shape {
                     Some(shape) => Ok(TensorType::new(x.dtype, Shape(shape))),
-                    None => err(format!("padding {x} by {lo:?} and {hi:?} overflows its sizes")),
+                    None => err(
+                        OpErrorKind::Size,
+                        format!("padding {x} by {lo:?} and {hi:?} overflows its sizes"),
+                    ),
                 }
             }
             Op::Concat { axis } => {
@@ -635,11 +708,16 @@ impl Op {
                         && a.shape.rank() == first.shape.rank()
                         && (0..a.shape.rank()).all(|d| d == *axis || a.shape.0[d] == first.shape.0[d]);
                     if !same {
-                        return err(format!("operands {first} and {a} differ outside axis {axis}"));
+                        return err(
+                            OpErrorKind::Shape,
+                            format!("operands {first} and {a} differ outside axis {axis}"),
+                        );
                     }
                     shape.0[*axis] = match shape.0[*axis].checked_add(a.shape.0[*axis]) {
                         Some(n) => n,
-                        None => return err(format!("the sizes along axis {axis} overflow")),
+                        None => {
+                            return err(OpErrorKind::Size, format!("the sizes along axis {axis} overflow"))
+                        }
                     };
                 }
                 Ok(TensorType::new(first.dtype, shape))
@@ -654,9 +732,12 @@ impl Op {
                     && a.shape.0[..ra - 2] == b.shape.0[..rb - 2]
                     && a.shape.0[ra - 1] == b.shape.0[rb - 2];
                 if !ok {
-                    return err(format!(
-                        "operands {a} and {b} are not [..., m, k] x [..., k, n] of one numeric dtype"
-                    ));
+                    return err(
+                        OpErrorKind::Shape,
+                        format!(
+                            "operands {a} and {b} are not [..., m, k] x [..., k, n] of one numeric dtype"
+                        ),
+                    );
                 }
                 let mut shape = a.shape.0.clone();
                 shape[ra - 1] = b.shape.0[rb - 1];
@@ -669,9 +750,12 @@ impl Op {
                     && idx.shape.rank() == x.shape.rank()
                     && (0..x.shape.rank()).all(|d| d == *axis || idx.shape.0[d] <= x.shape.0[d]);
                 if !ok {
-                    return err(format!(
+                    return err(
+                        OpErrorKind::Shape,
+                        format!(
                         "index {idx} does not fit {x} along axis {axis} (i64, same rank, no larger off-axis)"
-                    ));
+                    ),
+                    );
                 }
                 Ok(TensorType::new(x.dtype, idx.shape.clone()))
             }
@@ -685,9 +769,10 @@ impl Op {
                     && idx.shape.rank() == base.shape.rank()
                     && (0..base.shape.rank()).all(|d| d == *axis || idx.shape.0[d] <= base.shape.0[d]);
                 if !ok {
-                    return err(format!(
-                        "base {base}, index {idx} and src {src} do not fit along axis {axis}"
-                    ));
+                    return err(
+                        OpErrorKind::Shape,
+                        format!("base {base}, index {idx} and src {src} do not fit along axis {axis}"),
+                    );
                 }
                 Ok(base.clone())
             }
@@ -697,6 +782,9 @@ impl Op {
 
 /// Broadcasts shapes for the front end, naming the op on failure.
 pub fn broadcast_for(op: &'static str, a: &Shape, b: &Shape) -> Result<Shape, OpError> {
-    broadcast_shapes(a, b)
-        .ok_or_else(|| OpError { op, message: format!("shapes {a} and {b} cannot broadcast") })
+    broadcast_shapes(a, b).ok_or_else(|| OpError {
+        op,
+        kind: OpErrorKind::Broadcast { lhs: a.dims().to_vec(), rhs: b.dims().to_vec() },
+        message: format!("shapes {a} and {b} cannot broadcast"),
+    })
 }

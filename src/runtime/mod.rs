@@ -52,7 +52,10 @@ fn cuda_backend(ordinal: usize) -> Result<&'static dyn Backend> {
         None => {
             // Past the last device: the backend's own check says why.
             CudaBackend::new(ordinal).check_available()?;
-            Err(Error::Device { message: format!("device cuda:{ordinal} does not exist") })
+            Err(Error::device(
+                crate::DeviceErrorKind::Unavailable,
+                format!("device cuda:{ordinal} does not exist"),
+            ))
         }
     }
 }

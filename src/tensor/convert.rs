@@ -6,7 +6,7 @@
 
 use super::Tensor;
 use crate::device::Device;
-use crate::error::{Error, OrPanic, Result};
+use crate::error::{Error, OpErrorKind, OrPanic, Result};
 use ndarray::{Array, ArrayD, Dimension, IxDyn};
 use std::path::Path;
 use tenjit_ir::{Buffer, Element};
@@ -28,7 +28,8 @@ impl Tensor {
     #[track_caller]
     pub fn try_item(&self) -> Result<f64> {
         if self.numel() != 1 {
-            return Err(Error::op(
+            return Err(Error::op_of(
+                OpErrorKind::Shape,
                 "item",
                 format!(
                     "a Tensor with {} elements cannot be converted to Scalar (shape {})",
@@ -59,6 +60,7 @@ impl Tensor {
             // A copy the system cannot hold is an error, not an abort.
             let mut v = Vec::new();
             v.try_reserve_exact(s.len()).map_err(|_| Error::Eval {
+                kind: crate::EvalErrorKind::OutOfMemory,
                 message: format!(
                     "out of memory: cannot copy the {} value of this tensor into a Vec",
                     self.ty()

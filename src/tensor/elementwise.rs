@@ -11,7 +11,7 @@
 
 use super::creation::IntoScalar;
 use super::Tensor;
-use crate::error::{AtCaller, Error, OrPanic, Result};
+use crate::error::{AtCaller, Error, OpErrorKind, OrPanic, Result};
 use std::ops;
 use std::panic::Location;
 use tenjit_ir::ops::Accepts;
@@ -95,7 +95,11 @@ pub(crate) fn binary(op: BinaryOp, lhs: Operand, rhs: Operand) -> Result<Tensor>
         Accepts::Float if !dtype.is_float() => dtype = DType::F32,
         Accepts::Bool => dtype = DType::Bool,
         Accepts::Numeric if dtype == DType::Bool => {
-            return Err(Error::op(name, "bool tensors are not supported here; convert with to_dtype first"));
+            return Err(Error::op_of(
+                OpErrorKind::DType,
+                name,
+                "bool tensors are not supported here; convert with to_dtype first",
+            ));
         }
         _ => {}
     }
@@ -116,7 +120,11 @@ impl Tensor {
         }
         let ok = tenjit_ir::types::broadcast_shapes(self.ir_shape(), shape).as_ref() == Some(shape);
         if !ok {
-            return Err(Error::op(op, format!("shape {} cannot broadcast to {shape}", self.ir_shape())));
+            return Err(Error::op_of(
+                OpErrorKind::Shape,
+                op,
+                format!("shape {} cannot broadcast to {shape}", self.ir_shape()),
+            ));
         }
         let lead = shape.rank() - self.dim();
         let mut padded = vec![1usize; lead];
@@ -162,7 +170,8 @@ impl Tensor {
             Accepts::Float if !self.dtype().is_float() => self.try_to_dtype(DType::F32)?,
             Accepts::Bool => self.try_to_dtype(DType::Bool)?,
             Accepts::Numeric if self.dtype() == DType::Bool => {
-                return Err(Error::op(
+                return Err(Error::op_of(
+                    OpErrorKind::DType,
                     spec.name,
                     "bool tensors are not supported here; convert with to_dtype first",
                 ));
@@ -318,7 +327,11 @@ impl Tensor {
         if self.dtype() == DType::Bool {
             panic!(
                 "{}",
-                Error::op("relu", "bool tensors are not supported here; convert with to_dtype first")
+                Error::op_of(
+                    OpErrorKind::DType,
+                    "relu",
+                    "bool tensors are not supported here; convert with to_dtype first"
+                )
             );
         }
         let zero = Tensor::full_dtype(Shape::scalar(), 0, self.dtype());

@@ -9,7 +9,7 @@
 
 use super::{wrap_dim, Strides, Tensor};
 use crate::device::Device;
-use crate::error::{AtCaller, Error, OrPanic, Result};
+use crate::error::{AtCaller, Error, OpErrorKind, OrPanic, Result};
 use smallvec::SmallVec;
 use std::ops::{Range, RangeFrom, RangeFull, RangeInclusive, RangeTo, RangeToInclusive};
 use tenjit_ir::{Buffer, DType, Op, Shape};
@@ -174,7 +174,8 @@ impl Tensor {
             return Err(Error::op("index", "an index can only have a single ellipsis ('...')"));
         }
         if consuming > self.dim() {
-            return Err(Error::op(
+            return Err(Error::op_of(
+                OpErrorKind::Index,
                 "index",
                 format!("too many indices for tensor of dimension {}", self.dim()),
             ));
@@ -201,7 +202,8 @@ impl Tensor {
                     let n = self.shape()[d];
                     let j = if i < 0 { i + n as isize } else { i };
                     if j < 0 || j >= n as isize {
-                        return Err(Error::op(
+                        return Err(Error::op_of(
+                            OpErrorKind::Index,
                             "index",
                             format!("index {i} is out of bounds for dimension {d} with size {n}"),
                         ));
@@ -268,7 +270,11 @@ impl Tensor {
         for &d in dims.as_ref() {
             let d = wrap_dim("flip", d, self.dim())?;
             if items[d] != full {
-                return Err(Error::op("flip", format!("dim {d} appears multiple times in the list of dims")));
+                return Err(Error::op_of(
+                    OpErrorKind::Axis,
+                    "flip",
+                    format!("dim {d} appears multiple times in the list of dims"),
+                ));
             }
             items[d] = full.step_by(-1);
         }
@@ -295,13 +301,18 @@ impl Tensor {
     pub fn try_index_select(&self, dim: isize, index: &Tensor) -> Result<Tensor> {
         let d = wrap_dim("index_select", dim, self.dim())?;
         if index.dim() > 1 || !index.dtype().is_int() {
-            return Err(Error::op(
+            return Err(Error::op_of(
+                OpErrorKind::DType,
                 "index_select",
                 format!("index must be a 0-D or 1-D integer tensor, got {}", index.ty()),
             ));
         }
         if self.dim() == 0 {
-            return Err(Error::op("index_select", "cannot index a 0-D tensor along a dimension"));
+            return Err(Error::op_of(
+                OpErrorKind::Axis,
+                "index_select",
+                "cannot index a 0-D tensor along a dimension",
+            ));
         }
         let k = index.numel();
         let mut view = vec![1isize; self.dim()];
@@ -326,7 +337,11 @@ impl Tensor {
     pub fn try_gather(&self, dim: isize, index: &Tensor) -> Result<Tensor> {
         let d = wrap_dim("gather", dim, self.dim())?;
         if !index.dtype().is_int() {
-            return Err(Error::op("gather", format!("index must be an integer tensor, got {}", index.ty())));
+            return Err(Error::op_of(
+                OpErrorKind::DType,
+                "gather",
+                format!("index must be an integer tensor, got {}", index.ty()),
+            ));
         }
         let idx = index.try_to_dtype(DType::I64)?;
         Tensor::from_op(Op::Gather { axis: d }, &[self, &idx])
@@ -351,7 +366,11 @@ impl Tensor {
     #[track_caller]
     pub fn try_masked_select(&self, mask: &Tensor) -> Result<Tensor> {
         if mask.dtype() != DType::Bool {
-            return Err(Error::op("masked_select", format!("mask must be a bool tensor, got {}", mask.ty())));
+            return Err(Error::op_of(
+                OpErrorKind::DType,
+                "masked_select",
+                format!("mask must be a bool tensor, got {}", mask.ty()),
+            ));
         }
         let shape =
             tenjit_ir::ops::broadcast_for("masked_select", self.ir_shape(), mask.ir_shape()).at_caller()?;
@@ -386,13 +405,18 @@ impl Tensor {
     #[track_caller]
     pub fn try_one_hot(&self, num_classes: usize) -> Result<Tensor> {
         if !self.dtype().is_int() {
-            return Err(Error::op("one_hot", format!("labels must be an integer tensor, got {}", self.ty())));
+            return Err(Error::op_of(
+                OpErrorKind::DType,
+                "one_hot",
+                format!("labels must be an integer tensor, got {}", self.ty()),
+            ));
         }
         let classes = i64::try_from(num_classes)
             .ok()
             .filter(|_| self.numel().checked_mul(num_classes).is_some_and(|n| n <= isize::MAX as usize))
             .ok_or_else(|| {
-                Error::op(
+                Error::op_of(
+                    OpErrorKind::Size,
                     "one_hot",
                     format!("{num_classes} classes for labels of shape {:?} is too large", self.shape()),
                 )
@@ -401,7 +425,7 @@ impl Tensor {
         // 0..num_classes would otherwise give a row of zeros.
         let labels = self.try_to_vec::<i64>()?;
         if let Some(&bad) = labels.iter().find(|&&l| l < 0 || l >= classes) {
-            return Err(Error::op(
+            return Err(Error::op_of(OpErrorKind::Index,
                 "one_hot",
                 format!("class value {bad} is out of range for num_classes = {num_classes} (expected 0..{num_classes})"),
             ));

@@ -8,7 +8,7 @@
 
 use super::elementwise::{binary, IntoOperand, Operand};
 use super::{grad_enabled, Tensor, LEAF};
-use crate::error::{Error, OrPanic, Result};
+use crate::error::{Error, OpErrorKind, OrPanic, Result};
 use tenjit_ir::BinaryOp;
 
 impl Tensor {
@@ -16,7 +16,8 @@ impl Tensor {
     fn update(&mut self, op: BinaryOp, name: &'static str, other: Operand) -> Result<()> {
         let r = binary(op, Operand::Tensor(self.clone()), other)?;
         if r.dtype().category() > self.dtype().category() {
-            return Err(Error::op(
+            return Err(Error::op_of(
+                OpErrorKind::DType,
                 name,
                 format!(
                     "result type {} can't be cast to the desired output type {}",
@@ -26,7 +27,8 @@ impl Tensor {
             ));
         }
         if r.shape() != self.shape() {
-            return Err(Error::op(
+            return Err(Error::op_of(
+                OpErrorKind::Shape,
                 name,
                 format!(
                     "output with shape {} doesn't match the broadcast shape {}",

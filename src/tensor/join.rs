@@ -1,7 +1,7 @@
 //! Joining and splitting: `cat`, `stack`, `split`, `chunk`.
 
 use super::{wrap_dim, Tensor};
-use crate::error::{Error, OrPanic, Result};
+use crate::error::{Error, OpErrorKind, OrPanic, Result};
 use smallvec::SmallVec;
 use tenjit_ir::types::promote;
 use tenjit_ir::Op;
@@ -34,7 +34,7 @@ impl Tensor {
             let same =
                 t.dim() == first.dim() && (0..t.dim()).all(|j| j == d || t.shape()[j] == first.shape()[j]);
             if !same {
-                return Err(Error::op(
+                return Err(Error::op_of(OpErrorKind::Shape,
                     "cat",
                     format!(
                         "sizes of tensors must match except in dimension {d}: tensor 0 is {} but tensor {i} is {}",
@@ -68,7 +68,8 @@ impl Tensor {
             return Err(Error::op("stack", "expected a non-empty list of tensors"));
         };
         if let Some((i, t)) = tensors.iter().enumerate().find(|(_, t)| t.shape() != first.shape()) {
-            return Err(Error::op(
+            return Err(Error::op_of(
+                OpErrorKind::Shape,
                 "stack",
                 format!(
                     "stack expects each tensor to be equal size, but got {} at entry 0 and {} at entry {i}",

@@ -4,7 +4,7 @@
 //! the 1-D cases and batch broadcasting are composed here from reshapes and expands.
 
 use super::Tensor;
-use crate::error::{Error, OrPanic, Result};
+use crate::error::{Error, OpErrorKind, OrPanic, Result};
 use tenjit_ir::types::{broadcast_shapes, promote};
 use tenjit_ir::{DType, Op, Shape};
 
@@ -29,7 +29,8 @@ impl Tensor {
     pub fn try_matmul(&self, other: &Tensor) -> Result<Tensor> {
         let (ra, rb) = (self.dim(), other.dim());
         if ra == 0 || rb == 0 {
-            return Err(Error::op(
+            return Err(Error::op_of(
+                OpErrorKind::Shape,
                 "matmul",
                 format!(
                     "both arguments need at least 1 dimension, got {} and {}",
@@ -39,7 +40,11 @@ impl Tensor {
             ));
         }
         if self.dtype() == DType::Bool || other.dtype() == DType::Bool {
-            return Err(Error::op("matmul", "bool tensors are not supported; convert with to_dtype first"));
+            return Err(Error::op_of(
+                OpErrorKind::DType,
+                "matmul",
+                "bool tensors are not supported; convert with to_dtype first",
+            ));
         }
         let dtype = promote(self.dtype(), other.dtype());
         let a = self.try_to_dtype(dtype)?;
@@ -51,7 +56,8 @@ impl Tensor {
         let (m, k) = (sa[sa.len() - 2], sa[sa.len() - 1]);
         let (k2, n) = (sb[sb.len() - 2], sb[sb.len() - 1]);
         if k != k2 {
-            return Err(Error::op(
+            return Err(Error::op_of(
+                OpErrorKind::Shape,
                 "matmul",
                 format!(
                     "shapes {} and {} cannot be multiplied (inner dimensions {k} and {k2} differ)",
@@ -63,7 +69,8 @@ impl Tensor {
         let batch_a = Shape::new(&sa[..sa.len() - 2]);
         let batch_b = Shape::new(&sb[..sb.len() - 2]);
         let Some(batch) = broadcast_shapes(&batch_a, &batch_b) else {
-            return Err(Error::op(
+            return Err(Error::op_of(
+                OpErrorKind::Shape,
                 "matmul",
                 format!(
                     "batch dimensions {batch_a} and {batch_b} of {} and {} cannot broadcast",
@@ -107,7 +114,8 @@ impl Tensor {
     #[track_caller]
     pub fn try_dot(&self, other: &Tensor) -> Result<Tensor> {
         if self.dim() != 1 || other.dim() != 1 {
-            return Err(Error::op(
+            return Err(Error::op_of(
+                OpErrorKind::Shape,
                 "dot",
                 format!("1D tensors expected, but got {}D and {}D tensors", self.dim(), other.dim()),
             ));

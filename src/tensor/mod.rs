@@ -23,7 +23,7 @@ pub mod reduce;
 pub mod shape;
 
 use crate::device::Device;
-use crate::error::{Error, Result};
+use crate::error::{Error, OpErrorKind, Result};
 use crate::runtime::{Slot, Value};
 use smallvec::SmallVec;
 use std::cell::Cell;
@@ -292,7 +292,8 @@ impl std::fmt::Debug for Tensor {
 pub(crate) fn wrap_dim(op: &'static str, dim: isize, rank: usize) -> Result<usize> {
     let r = rank.max(1) as isize;
     if dim < -r || dim >= r {
-        return Err(Error::op(
+        return Err(Error::op_of(
+            OpErrorKind::Axis,
             op,
             format!("dimension out of range (expected to be in range of [{}, {}], but got {dim})", -r, r - 1),
         ));

@@ -7,7 +7,7 @@
 //! minimum (it propagates).
 
 use super::{wrap_dim, Tensor};
-use crate::error::{Error, OrPanic, Result};
+use crate::error::{Error, OpErrorKind, OrPanic, Result};
 use smallvec::SmallVec;
 use tenjit_ir::ops::Dims as IrDims;
 use tenjit_ir::{ArgOp, DType, Op, ReduceOp, Shape};
@@ -57,7 +57,8 @@ impl Tensor {
         }
         axes.sort_unstable();
         if axes.windows(2).any(|w| w[0] == w[1]) {
-            return Err(Error::op(
+            return Err(Error::op_of(
+                OpErrorKind::Axis,
                 op,
                 format!("dim {:?} appears multiple times in the list of dims", dims.0.as_slice()),
             ));
@@ -73,10 +74,15 @@ impl Tensor {
     fn reduce(&self, op: ReduceOp, axes: IrDims, keepdim: bool) -> Result<Tensor> {
         let name = op.name();
         if self.dtype() == DType::Bool && matches!(op, ReduceOp::Max | ReduceOp::Min) {
-            return Err(Error::op(name, "bool tensors are not supported; convert with to_dtype first"));
+            return Err(Error::op_of(
+                OpErrorKind::DType,
+                name,
+                "bool tensors are not supported; convert with to_dtype first",
+            ));
         }
         if op.identity().is_none() && axes.iter().any(|&a| self.shape()[a] == 0) {
-            return Err(Error::op(
+            return Err(Error::op_of(
+                OpErrorKind::Shape,
                 name,
                 format!(
                     "cannot reduce over a zero-size dimension of a tensor of shape {} (no identity)",
@@ -115,7 +121,8 @@ impl Tensor {
         if self.dtype().is_float() {
             Ok(())
         } else {
-            Err(Error::op(
+            Err(Error::op_of(
+                OpErrorKind::DType,
                 op,
                 format!(
                     "could not infer output dtype. Input dtype must be a floating point dtype, but got {}",
@@ -322,14 +329,19 @@ impl Tensor {
     #[track_caller]
     fn arg_reduce(&self, op: ArgOp, axes: IrDims, keepdim: bool) -> Result<Tensor> {
         if self.dtype() == DType::Bool {
-            return Err(Error::op(op.name(), "bool tensors are not supported; convert with to_dtype first"));
+            return Err(Error::op_of(
+                OpErrorKind::DType,
+                op.name(),
+                "bool tensors are not supported; convert with to_dtype first",
+            ));
         }
         let Some(&axis) = axes.first() else {
             // A scalar: its only index is 0.
             return Ok(Tensor::full_dtype(Shape::scalar(), 0, DType::I64));
         };
         if self.shape()[axis] == 0 {
-            return Err(Error::op(
+            return Err(Error::op_of(
+                OpErrorKind::Shape,
                 op.name(),
                 format!("expected reduction dim {axis} to have non-zero size (shape {})", self.ir_shape()),
             ));

@@ -7,7 +7,7 @@
 //! and `view` fails where PyTorch's `view` fails, with the same advice to use `reshape`.
 
 use super::{contiguous_strides, wrap_dim, Strides, Tensor};
-use crate::error::{Error, OrPanic, Result};
+use crate::error::{Error, OpErrorKind, OrPanic, Result};
 use smallvec::SmallVec;
 use tenjit_ir::{Op, Shape};
 
@@ -20,10 +20,16 @@ pub(crate) fn infer_shape(op: &'static str, dims: &[isize], numel: usize, from: 
         match d {
             -1 if infer.is_none() => infer = Some(i),
             -1 => return Err(Error::op(op, "only one dimension can be inferred")),
-            d if d < 0 => return Err(Error::op(op, format!("invalid shape dimension {d}"))),
+            d if d < 0 => {
+                return Err(Error::op_of(OpErrorKind::Shape, op, format!("invalid shape dimension {d}")))
+            }
             d => {
                 known = known.checked_mul(d as usize).ok_or_else(|| {
-                    Error::op(op, format!("shape {dims:?} is too large: its size overflows"))
+                    Error::op_of(
+                        OpErrorKind::Size,
+                        op,
+                        format!("shape {dims:?} is too large: its size overflows"),
+                    )
                 })?
             }
         }
@@ -31,7 +37,8 @@ pub(crate) fn infer_shape(op: &'static str, dims: &[isize], numel: usize, from: 
     let mut out: Vec<usize> = dims.iter().map(|&d| d.max(0) as usize).collect();
     if let Some(i) = infer {
         if known == 0 || !numel.is_multiple_of(known) {
-            return Err(Error::op(
+            return Err(Error::op_of(
+                OpErrorKind::Shape,
                 op,
                 format!("shape {dims:?} is invalid for input of size {numel} (shape {from})"),
             ));
@@ -40,7 +47,8 @@ pub(crate) fn infer_shape(op: &'static str, dims: &[isize], numel: usize, from: 
     }
     let shape = Shape::from(out);
     if shape.numel() != numel {
-        return Err(Error::op(
+        return Err(Error::op_of(
+            OpErrorKind::Shape,
             op,
             format!("shape {dims:?} is invalid for input of size {numel} (shape {from})"),
         ));
@@ -105,7 +113,8 @@ impl Tensor {
     pub fn try_view(&self, dims: impl AsRef<[isize]>) -> Result<Tensor> {
         let shape = infer_shape("view", dims.as_ref(), self.numel(), self.ir_shape())?;
         let Some(strides) = view_strides(self.shape(), self.strides(), shape.dims()) else {
-            return Err(Error::op(
+            return Err(Error::op_of(
+                OpErrorKind::Shape,
                 "view",
                 format!(
                     "view size {shape} is not compatible with input tensor's size {} and stride {:?} \
@@ -139,7 +148,7 @@ impl Tensor {
         }
         let (s, e) = (wrap_dim("flatten", start, self.dim())?, wrap_dim("flatten", end, self.dim())?);
         if s > e {
-            return Err(Error::op("flatten", "start_dim cannot come after end_dim"));
+            return Err(Error::op_of(OpErrorKind::Axis, "flatten", "start_dim cannot come after end_dim"));
         }
         let mut dims: Vec<isize> = self.shape()[..s].iter().map(|&d| d as isize).collect();
         dims.push(self.shape()[s..=e].iter().product::<usize>() as isize);
@@ -215,7 +224,8 @@ impl Tensor {
     pub fn try_permute(&self, dims: impl AsRef<[isize]>) -> Result<Tensor> {
         let dims = dims.as_ref();
         if dims.len() != self.dim() {
-            return Err(Error::op(
+            return Err(Error::op_of(
+                OpErrorKind::Shape,
                 "permute",
                 format!(
                     "number of dims {} does not match the tensor's {} ({})",
@@ -232,7 +242,11 @@ impl Tensor {
         let mut seen = vec![false; self.dim()];
         for &p in &perm {
             if std::mem::replace(&mut seen[p], true) {
-                return Err(Error::op("permute", format!("dim {p} repeats in {dims:?}")));
+                return Err(Error::op_of(
+                    OpErrorKind::Axis,
+                    "permute",
+                    format!("dim {p} repeats in {dims:?}"),
+                ));
             }
         }
         if perm.iter().enumerate().all(|(i, &p)| i == p) {
@@ -272,7 +286,11 @@ impl Tensor {
         match self.dim() {
             0 | 1 => Ok(self.clone()),
             2 => self.try_transpose(0, 1),
-            n => Err(Error::op("t", format!("expects a tensor with <= 2 dimensions, but self is {n}D"))),
+            n => Err(Error::op_of(
+                OpErrorKind::Shape,
+                "t",
+                format!("expects a tensor with <= 2 dimensions, but self is {n}D"),
+            )),
         }
     }
 
@@ -287,7 +305,8 @@ impl Tensor {
     pub fn try_expand(&self, sizes: impl AsRef<[isize]>) -> Result<Tensor> {
         let sizes = sizes.as_ref();
         if sizes.len() < self.dim() {
-            return Err(Error::op(
+            return Err(Error::op_of(
+                OpErrorKind::Shape,
                 "expand",
                 format!(
                     "the number of sizes {} must be at least the tensor's {} ({})",

@@ -7,7 +7,7 @@
 
 use super::exec::CpuExecutable;
 use super::memory;
-use crate::error::{Error, Result};
+use crate::error::{DeviceErrorKind, Error, EvalErrorKind, Result};
 use crate::runtime::backend::{Backend, Executable, Value};
 use smallvec::SmallVec;
 use std::sync::Arc;
@@ -28,15 +28,14 @@ impl Backend for CpuBackend {
 
     fn compile(&self, program: Program) -> Result<Arc<dyn Executable>> {
         let exe = CpuExecutable::compile(program)
-            .map_err(|e| Error::Eval { message: format!("compilation failed: {e}") })?;
+            .map_err(|e| Error::internal(format!("compilation failed: {e}")))?;
         Ok(Arc::new(exe))
     }
 
     fn allocate(&self, ty: &TensorType) -> Result<Value> {
         let data = memory::allocate(ty.dtype, ty.shape.numel())
-            .map_err(|e| Error::Eval { message: format!("{e} for a value of type {ty}") })?;
-        let buffer =
-            Buffer::new(ty.shape.clone(), data).map_err(|e| Error::Eval { message: e.to_string() })?;
+            .map_err(|e| Error::eval(EvalErrorKind::OutOfMemory, format!("{e} for a value of type {ty}")))?;
+        let buffer = Buffer::new(ty.shape.clone(), data).map_err(|e| Error::internal(e.to_string()))?;
         Ok(Value::Host(Arc::new(buffer)))
     }
 
@@ -76,8 +75,11 @@ pub fn render(program: &Program) -> Vec<(String, String)> {
 
 /// The host buffer of a value the CPU computes on.
 fn host_of(value: &Value) -> Result<&Arc<Buffer>> {
-    value.host().ok_or_else(|| Error::Device {
-        message: "the CPU backend was given a value in a GPU's memory (move it with .cpu())".into(),
+    value.host().ok_or_else(|| {
+        Error::device(
+            DeviceErrorKind::Mismatch,
+            "the CPU backend was given a value in a GPU's memory (move it with .cpu())",
+        )
     })
 }
 
@@ -86,7 +88,7 @@ impl Executable for CpuExecutable {
         // Inline for the inputs of a typical step: no allocation beyond the executor's own.
         let hosts: SmallVec<[Arc<Buffer>; 16]> =
             inputs.iter().map(|v| host_of(v).cloned()).collect::<Result<_>>()?;
-        let outputs = CpuExecutable::run(self, &hosts).map_err(|e| Error::Eval { message: e.to_string() })?;
+        let outputs = CpuExecutable::run(self, &hosts).map_err(Error::from)?;
         for b in outputs {
             output(Value::Host(Arc::new(b)));
         }

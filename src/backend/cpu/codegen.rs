@@ -150,6 +150,14 @@ impl fmt::Display for KernelError {
 impl std::error::Error for KernelError {}
 
 impl KernelError {
+    /// The kind of evaluation error this is.
+    pub fn kind(&self) -> crate::error::EvalErrorKind {
+        match self {
+            KernelError::Arithmetic { .. } => crate::error::EvalErrorKind::Arithmetic,
+            KernelError::Arguments(_) => crate::error::EvalErrorKind::Internal,
+        }
+    }
+
     /// The error of a nonzero status word.
     fn from_status(code: u32) -> KernelError {
         let Some(&op) = (code as usize).checked_sub(1).and_then(|i| BinaryOp::ALL.get(i)) else {

@@ -6,12 +6,13 @@
 //! The executor sits above `group` and `library`, which sit above `pool` (the workers and the
 //! error type): nothing below calls back up.
 
-use super::codegen::{self, CompiledKernel};
+use super::codegen::{self, CompiledKernel, KernelError};
 use super::gemm;
 use super::group;
 use super::library::{self, Operand};
 use super::memory::{self, step_buffers, MemoryPlan};
 use super::pool::{data_ptr, on_workers, Ptrs, PARALLEL_MIN_ELEMENTS};
+use crate::error::EvalErrorKind;
 use std::sync::Arc;
 use tenjit_ir::kernel::{BufId, BufferKind, OpStep, Program, Step};
 use tenjit_ir::{Buffer, Data};
@@ -36,7 +37,7 @@ impl CpuExecutable {
             kernels.push(match step {
                 Step::Kernel(k) => Some(
                     codegen::compile(k, &program.buffers)
-                        .map_err(|e| ExecError(format!("compiling kernel {}: {e}", k.name)))?,
+                        .map_err(|e| ExecError::internal(format!("compiling kernel {}: {e}", k.name)))?,
                 ),
                 Step::Matmul(_) | Step::Op(_) => None,
             });
@@ -70,9 +71,10 @@ impl CpuExecutable {
         let mut ptrs: Vec<*mut u8> = vec![std::ptr::null_mut(); p.buffers.len()];
         for (id, decl) in p.buffers.iter().enumerate() {
             if let BufferKind::Input(i) = decl.kind {
-                let buf = inputs.get(i).ok_or_else(|| ExecError(format!("input {i} is missing")))?;
+                let buf =
+                    inputs.get(i).ok_or_else(|| ExecError::internal(format!("input {i} is missing")))?;
                 if buf.ty() != decl.ty {
-                    return Err(ExecError(format!(
+                    return Err(ExecError::internal(format!(
                         "input {i} is {} but the program was compiled for {}",
                         buf.ty(),
                         decl.ty
@@ -92,8 +94,9 @@ impl CpuExecutable {
                     let local = group.is_some_and(|g| g.local.contains(&w));
                     if temps[w].is_none() && p.buffers[w].kind == BufferKind::Temp && !local {
                         let ty = &p.buffers[w].ty;
-                        let data = memory::allocate(ty.dtype, ty.shape.numel())
-                            .map_err(|e| ExecError(format!("{e} for buffer b{w} of type {ty}")))?;
+                        let data = memory::allocate(ty.dtype, ty.shape.numel()).map_err(|e| {
+                            ExecError(EvalErrorKind::OutOfMemory, format!("{e} for buffer b{w} of type {ty}"))
+                        })?;
                         ptrs[w] = data_ptr(&data);
                         temps[w] = Some(data);
                     }
@@ -124,8 +127,10 @@ impl CpuExecutable {
                 BufferKind::Temp if again => temps[o].clone(),
                 BufferKind::Temp => temps[o].take(),
             }
-            .ok_or_else(|| ExecError(format!("output buffer b{o} was never written")))?;
-            outs.push(Buffer::new(decl.ty.shape.clone(), data).map_err(|e| ExecError(e.to_string()))?);
+            .ok_or_else(|| ExecError::internal(format!("output buffer b{o} was never written")))?;
+            outs.push(
+                Buffer::new(decl.ty.shape.clone(), data).map_err(|e| ExecError::internal(e.to_string()))?,
+            );
         }
         Ok(outs)
     }
@@ -142,27 +147,28 @@ impl CpuExecutable {
         match (step, kernel) {
             (Step::Kernel(k), Some(ck)) => {
                 let work: usize = k.space.iter().product();
-                run_kernel(ck, ptrs, work).map_err(|e| ExecError(format!("kernel {}: {e}", k.name)))?;
+                run_kernel(ck, ptrs, work)
+                    .map_err(|e| ExecError(e.kind(), format!("kernel {}: {e}", k.name)))?;
             }
             (Step::Matmul(m), _) => {
                 let mut out =
-                    temps[m.out].take().ok_or_else(|| ExecError("matmul output is not a temp".into()))?;
+                    temps[m.out].take().ok_or_else(|| ExecError::internal("matmul output is not a temp"))?;
                 let a = self.data(m.a.buf, inputs, temps);
                 let b = self.data(m.b.buf, inputs, temps);
                 let r = gemm::matmul_data(m, a, b, &mut out, threads());
                 temps[m.out] = Some(out);
-                r.map_err(|e| ExecError(format!("matmul: {e}")))?;
+                r.map_err(|e| ExecError::internal(format!("matmul: {e}")))?;
             }
             (Step::Op(op), _) => {
                 let mut out = temps[op.out]
                     .take()
-                    .ok_or_else(|| ExecError(format!("{} output is not a temp", op.op.name())))?;
+                    .ok_or_else(|| ExecError::internal(format!("{} output is not a temp", op.op.name())))?;
                 let r = self.run_op(op, inputs, temps, &mut out);
                 temps[op.out] = Some(out);
                 r?;
             }
             (Step::Kernel(k), None) => {
-                return Err(ExecError(format!("kernel {} was not compiled", k.name)));
+                return Err(ExecError::internal(format!("kernel {} was not compiled", k.name)));
             }
         }
         Ok(())
@@ -194,14 +200,14 @@ impl CpuExecutable {
     }
 }
 
-fn run_kernel(ck: &CompiledKernel, ptrs: &[*mut u8], work: usize) -> Result<(), String> {
+fn run_kernel(ck: &CompiledKernel, ptrs: &[*mut u8], work: usize) -> Result<(), KernelError> {
     let outer = ck.outer_len();
     let n = threads().min(outer);
     if work < PARALLEL_MIN_ELEMENTS || n <= 1 {
         // SAFETY: `ptrs` holds one valid pointer per buffer of the program, each to an
         // allocation of the buffer's declared type and size; the kernel was compiled for
         // these declarations and reads and writes only within them.
-        return unsafe { ck.run(ptrs, 0, outer) }.map_err(|e| e.to_string());
+        return unsafe { ck.run(ptrs, 0, outer) };
     }
     let shared = Ptrs::new(ptrs);
     let chunk = outer.div_ceil(n);
@@ -209,6 +215,6 @@ fn run_kernel(ck: &CompiledKernel, ptrs: &[*mut u8], work: usize) -> Result<(), 
         let (start, end) = (t * chunk, ((t + 1) * chunk).min(outer));
         // SAFETY: as above; the tasks cover disjoint `start..end` ranges of the outermost
         // output dimension, so their writes do not overlap.
-        unsafe { ck.run(shared.get(), start, end) }.map_err(|e| e.to_string())
+        unsafe { ck.run(shared.get(), start, end) }
     })
 }

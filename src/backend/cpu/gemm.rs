@@ -133,7 +133,7 @@ pub fn matmul_data(step: &MatmulStep, a: &Data, b: &Data, out: &mut Data, thread
 }
 
 fn fail(message: String) -> Error {
-    Error::Eval { message: format!("matmul: {message}") }
+    Error::internal(format!("matmul: {message}"))
 }
 
 /// A step that passed validation.

@@ -18,6 +18,7 @@ use super::codegen::CompiledKernel;
 use super::gemm;
 use super::memory;
 use super::pool::{data_ptr, on_workers, threads, ExecError, Ptrs};
+use crate::error::EvalErrorKind;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tenjit_ir::kernel::{BufId, Group, MatOperand, MatmulStep, Program, Step};
 use tenjit_ir::{DType, Data};
@@ -77,9 +78,9 @@ pub(super) fn run(
             Step::Kernel(k) => {
                 let ck = kernels[s]
                     .as_ref()
-                    .ok_or_else(|| ExecError(format!("kernel {} was not compiled", k.name)))?;
+                    .ok_or_else(|| ExecError::internal(format!("kernel {} was not compiled", k.name)))?;
                 if ck.outer_len() % rows != 0 {
-                    return Err(ExecError(format!(
+                    return Err(ExecError::internal(format!(
                         "kernel {}: {} outer indices for {rows} rows of its group",
                         k.name,
                         ck.outer_len()
@@ -97,7 +98,7 @@ pub(super) fn run(
                 work = work.saturating_add(m.m.saturating_mul(m.n).saturating_mul(m.k));
                 row_bytes += m.n * m.dtype.size_bytes();
             }
-            Step::Op(op) => return Err(ExecError(format!("{} in a row group", op.op.name()))),
+            Step::Op(op) => return Err(ExecError::internal(format!("{} in a row group", op.op.name()))),
         }
     }
     let forced = FORCED_BLOCK_ROWS.load(Ordering::Relaxed);
@@ -119,7 +120,8 @@ pub(super) fn run(
         }
         let scratch: Result<Vec<Data>, _> =
             locals.iter().map(|l| memory::allocate(l.dtype, block * l.row_len)).collect();
-        let scratch = scratch.map_err(|e| ExecError(format!("{e} for a row group's scratch")))?;
+        let scratch = scratch
+            .map_err(|e| ExecError(EvalErrorKind::OutOfMemory, format!("{e} for a row group's scratch")))?;
         let mut mine: Vec<*mut u8> = shared.get().to_vec();
         let result = (|| {
             for r0 in (lo..hi).step_by(block) {
@@ -140,7 +142,7 @@ pub(super) fn run(
                             // for outer indices `r0 * q..r1 * q` (the group's row rule). Other
                             // threads touch other rows of the buffers written here.
                             unsafe { ck.run(&mine, r0 * q, r1 * q) }
-                                .map_err(|e| ExecError(format!("kernel {}: {e}", k.name)))?;
+                                .map_err(|e| ExecError(e.kind(), format!("kernel {}: {e}", k.name)))?;
                         }
                         Step::Matmul(m) => matmul_rows(program, g, m, &mine, r0, r1)?,
                         Step::Op(_) => unreachable!("checked above"),
@@ -213,7 +215,7 @@ fn matmul_rows(
         DType::F64 => run!(f64, gemm::matmul_f64),
         DType::I32 => run!(i32, gemm::matmul_i32),
         DType::I64 => run!(i64, gemm::matmul_i64),
-        DType::Bool => return Err(ExecError("matmul of bools".into())),
+        DType::Bool => return Err(ExecError::internal("matmul of bools")),
     }
-    .map_err(|e| ExecError(format!("matmul: {e}")))
+    .map_err(|e| ExecError::internal(format!("matmul: {e}")))
 }

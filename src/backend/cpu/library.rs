@@ -17,6 +17,7 @@
 //! axis) of rows (the first).
 
 use super::pool::{on_row_ranges, ExecError};
+use crate::error::EvalErrorKind;
 use smallvec::SmallVec;
 use std::ops::Range;
 use tenjit_ir::kernel::OpStep;
@@ -116,7 +117,7 @@ pub(super) fn run(
 
 /// An inconsistency between a step and its buffers, which lowering excludes: our own bug.
 fn internal(step: &OpStep, message: &str) -> ExecError {
-    ExecError(format!("{}: library routine bug: {message}", step.op.name()))
+    ExecError::internal(format!("{}: library routine bug: {message}", step.op.name()))
 }
 
 /// The elements of `a` as `T`, or an error if they are of another type.
@@ -137,7 +138,8 @@ struct BadIndex(i64);
 /// The interpreter's message for a bad index. The interpreter evaluates a step as a graph of
 /// its operands followed by the op, so the op is node `%{operands}` there.
 fn out_of_range(operands: usize, op: &str, BadIndex(index): BadIndex, axis: usize, size: usize) -> ExecError {
-    ExecError(format!("%{operands}: {op}: index {index} is out of range for axis {axis} of size {size}"))
+    let message = format!("%{operands}: {op}: index {index} is out of range for axis {axis} of size {size}");
+    ExecError(EvalErrorKind::IndexOutOfRange, message)
 }
 
 /// `k` as an index into an axis of `size`, if it lies in `0..size`.

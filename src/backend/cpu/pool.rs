@@ -8,18 +8,33 @@
 //! its work into one contiguous range per task; [`on_row_ranges`] reports the error of the
 //! lowest range, so the error it returns never depends on thread timing.
 
+use crate::error::EvalErrorKind;
 use tenjit_ir::Data;
 
 /// Work (elements written, roughly) below which a step runs on the calling thread.
 pub(super) const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
 
-/// A failure while running a program.
+/// A failure while running a program: its kind (what [`crate::Error::Eval`] reports) and what
+/// failed.
 #[derive(Clone, Debug)]
-pub struct ExecError(pub String);
+pub struct ExecError(pub EvalErrorKind, pub String);
+
+impl ExecError {
+    /// A failure of tenjit itself.
+    pub(crate) fn internal(message: impl Into<String>) -> ExecError {
+        ExecError(EvalErrorKind::Internal, message.into())
+    }
+}
+
+impl From<ExecError> for crate::error::Error {
+    fn from(e: ExecError) -> crate::error::Error {
+        crate::error::Error::eval(e.0, e.1)
+    }
+}
 
 impl std::fmt::Display for ExecError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.1)
     }
 }
 

@@ -6,9 +6,10 @@
 //! This file is the CUDA folder's one link to the runtime: it names the trait it implements
 //! and nothing else above the backends.
 
+use super::codegen::DeviceFailure;
 use super::exec::CudaExecutable;
 use super::runtime::{self, CudaError, DeviceBuffer, Storage};
-use crate::error::{Error, Result};
+use crate::error::{DeviceErrorKind, Error, Result};
 use crate::runtime::backend::{Backend, Executable, Value};
 use std::sync::Arc;
 use tenjit_ir::kernel::Program;
@@ -26,9 +27,25 @@ impl CudaBackend {
     }
 }
 
-/// A CUDA failure as a tenjit error.
+/// A CUDA failure as a tenjit error of the matching kind.
 fn cuda_error(e: CudaError) -> Error {
-    Error::Device { message: e.to_string() }
+    use crate::error::{DeviceErrorKind as D, EvalErrorKind as E};
+    let message = e.to_string();
+    match e {
+        CudaError::NoDriver | CudaError::DriverUnusable { .. } | CudaError::NoDevice { .. } => {
+            Error::device(D::Unavailable, message)
+        }
+        CudaError::Driver { .. } | CudaError::Blas { .. } => Error::device(D::Driver, message),
+        CudaError::UnsupportedDevice { .. } => Error::device(D::Unsupported, message),
+        CudaError::InputDevice { .. } => Error::device(D::Mismatch, message),
+        CudaError::MissingInput { .. } | CudaError::InputType { .. } => Error::eval(E::Input, message),
+        CudaError::Kernel(DeviceFailure::Arithmetic { .. }) => Error::eval(E::Arithmetic, message),
+        CudaError::Kernel(DeviceFailure::IndexOutOfRange { .. }) => Error::eval(E::IndexOutOfRange, message),
+        CudaError::Codegen(_)
+        | CudaError::Nvrtc(_)
+        | CudaError::UnknownErrorCode(_)
+        | CudaError::Internal(_) => Error::internal(message),
+    }
 }
 
 /// Whether device 0 can be used (the driver loads and its context opens). Never panics.
@@ -46,11 +63,16 @@ fn device_buffer(value: &Value) -> Result<Arc<DeviceBuffer>> {
     match value {
         Value::Device(d) => {
             let any: Arc<dyn std::any::Any + Send + Sync> = d.clone();
-            any.downcast::<DeviceBuffer>().map_err(|_| Error::Device {
-                message: "the CUDA backend was given a value of another backend".into(),
+            any.downcast::<DeviceBuffer>().map_err(|_| {
+                Error::device(
+                    DeviceErrorKind::Mismatch,
+                    "the CUDA backend was given a value of another backend",
+                )
             })
         }
-        Value::Host(_) => Err(Error::Device { message: "the CUDA backend was given a host value".into() }),
+        Value::Host(_) => {
+            Err(Error::device(DeviceErrorKind::Mismatch, "the CUDA backend was given a host value"))
+        }
     }
 }
 
@@ -62,18 +84,20 @@ impl Backend for CudaBackend {
     fn check_available(&self) -> Result<()> {
         let i = self.ordinal;
         if !runtime::is_available() {
-            return Err(Error::Device {
-                message: format!(
+            return Err(Error::device(
+                DeviceErrorKind::Unavailable,
+                format!(
                     "device cuda:{i} is not available: no CUDA driver or device was found on this \
                      machine (tenjit::cuda::is_available() is false)"
                 ),
-            });
+            ));
         }
         let n = runtime::device_count();
         if i >= n {
-            return Err(Error::Device {
-                message: format!("device cuda:{i} does not exist: this machine has {n} CUDA device(s)"),
-            });
+            return Err(Error::device(
+                DeviceErrorKind::Unavailable,
+                format!("device cuda:{i} does not exist: this machine has {n} CUDA device(s)"),
+            ));
         }
         Ok(())
     }
