@@ -26,7 +26,7 @@
 //! values again for the next step.
 
 use crate::error::{Error, OpErrorKind, OrPanic, Result};
-use crate::realize::{realize_with_next, Flat};
+use crate::realize::{realize_with_next, Flat, Pending};
 use crate::tensor::{grad_enabled, set_grad_enabled, Tensor, INTERIOR, LEAF, NO_GRAD};
 use smallvec::SmallVec;
 use std::collections::HashMap;
@@ -269,6 +269,8 @@ impl Tensor {
     #[track_caller]
     pub fn backward_with(&self, seed: Option<&Tensor>, create_graph: bool) -> Result<()> {
         let loc = Location::caller();
+        // A parameter updated since the last realization ends the previous step: compute it.
+        crate::realize::at_backward()?;
         let seeds = seed.map(|s| [s]);
         let traced = GradTrace::new(&[self], seeds.as_ref().map(|s| &s[..]), loc)?;
         let wrt = traced.leaves();
@@ -281,7 +283,7 @@ impl Tensor {
                 leaf.accumulate_grad(&g)?;
             }
         }
-        realize_with_next(self);
+        realize_with_next(self, Pending::Loss);
         Ok(())
     }
 }

@@ -107,6 +107,10 @@ pub struct CompileReport {
     pub peak_bytes: usize,
     /// Bytes of all temporary buffers together (what no reuse would need).
     pub total_bytes: usize,
+    /// The tensor nodes alive in the process when it compiled, and the bytes their values
+    /// held ([`crate::live`]): a number that grows from one compilation to the next points at
+    /// a loop that keeps what it made.
+    pub live: crate::runtime::live::Live,
 }
 
 impl fmt::Display for CompileReport {
@@ -116,6 +120,7 @@ impl fmt::Display for CompileReport {
             write!(f, " {stage} {:.3} ms", t.as_secs_f64() * 1e3)?;
         }
         write!(f, "; peak temporaries {} bytes ({} without reuse)", self.peak_bytes, self.total_bytes)?;
+        write!(f, "; live tensors {} ({} bytes)", self.live.nodes, self.live.bytes)?;
         write!(f, "; {}", self.miss)
     }
 }
@@ -311,6 +316,7 @@ fn record_compilation(
         steps,
         peak_bytes: memory.peak_bytes,
         total_bytes: memory.total_bytes,
+        live: crate::runtime::live::live(),
     };
     dump(index, stages, &report);
     if std::env::var_os("TENJIT_REPORT").is_some() {

@@ -159,10 +159,10 @@ where
                 )
             })
             .collect();
+        // The inputs are placeholders: nothing may be realized automatically while `f` runs.
+        let tracing = crate::lazy::Tracing::new();
         let results = (self.f)(&placeholders);
-        // A `backward()` inside the closure registered its loss for the next realization;
-        // it belongs to this trace only.
-        drop(crate::realize::take_pending());
+        drop(tracing);
         let roots: Vec<&Tensor> = results.iter().collect();
         let traced = trace(&roots, TraceOptions { locations: false });
         let bindings = traced

@@ -2,8 +2,9 @@
 //! [`ir::Graph`](tenjit_ir::Graph) whose inputs are the realized leaves it reaches, and
 //! `realize` finds the executable of that structure (compiled once, see [`crate::compile`]),
 //! runs it through the [`runtime`](crate::runtime) on the tensors' device and stores the
-//! values back in the nodes. Tensors asked for with `realize_with_next` (losses after
-//! `backward()`, parameters updated in place) join the next realization.
+//! values back in the nodes. Tensors waiting for the next realization (losses after
+//! `backward()`, parameters updated in place; see [`crate::lazy`], which says when values are
+//! computed) join it.
 //!
 //! Realized nodes drop their operands, so they are leaves for every later trace: the graph of
 //! a loop that realizes each step stays the size of one step. Traversals are iterative, so
@@ -20,29 +21,81 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use tenjit_ir::{Buffer, Graph, NodeId, Op};
 
+/// Why a tensor waits for the next realization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pending {
+    /// A loss `backward()` was called on.
+    Loss,
+    /// A leaf that requires grad, updated in place: the end of a training step.
+    Update,
+}
+
 thread_local! {
     /// What [`realize_with_next`] asked for on this thread, not computed yet.
-    static PENDING: RefCell<Vec<Weak<Node>>> = const { RefCell::new(Vec::new()) };
+    static PENDING: RefCell<Vec<(Weak<Node>, Pending)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Asks for `t` to be computed with the next realization on this thread: the losses
-/// `backward()` was called on and the parameters updated in place under `no_grad`, so a
-/// training step (forward, backward, update) is one executable and the chain of updates never
-/// grows lazily from step to step.
-pub(crate) fn realize_with_next(t: &Tensor) {
-    PENDING.with(|p| p.borrow_mut().push(Arc::downgrade(&t.0)));
+/// Asks for `t` to be computed with the next realization on this thread (unless this thread
+/// is tracing a function for [`crate::jit()`]: a loss or an update there belongs to the trace).
+pub(crate) fn realize_with_next(t: &Tensor, why: Pending) {
+    if crate::lazy::tracing() {
+        return;
+    }
+    PENDING.with(|p| p.borrow_mut().push((Arc::downgrade(&t.0), why)));
 }
 
-/// What [`realize_with_next`] asked for that is still alive and not computed; the list is
-/// emptied.
-pub(crate) fn take_pending() -> Vec<Tensor> {
-    PENDING
-        .with(|p| p.take())
-        .iter()
-        .filter_map(Weak::upgrade)
-        .map(Tensor)
-        .filter(|t| !t.is_realized())
-        .collect()
+/// What [`realize_with_next`] asked for on `device` that is alive and not computed; those
+/// entries leave the list (entries of other devices stay for their own realization).
+pub(crate) fn take_pending(device: crate::Device) -> Vec<Tensor> {
+    let mut taken = Vec::new();
+    PENDING.with(|p| {
+        p.borrow_mut().retain(|(weak, _)| {
+            let Some(node) = weak.upgrade() else { return false };
+            let t = Tensor(node);
+            if t.is_realized() {
+                return false;
+            }
+            if t.device() == device {
+                taken.push(t);
+                return false;
+            }
+            true
+        })
+    });
+    taken
+}
+
+/// The devices of the tensors waiting for the next realization on this thread.
+pub(crate) fn pending_devices() -> Vec<crate::Device> {
+    let mut devices = Vec::new();
+    PENDING.with(|p| {
+        for (weak, _) in p.borrow().iter() {
+            if let Some(node) = weak.upgrade() {
+                if !devices.contains(&node.device) {
+                    devices.push(node.device);
+                }
+            }
+        }
+    });
+    devices
+}
+
+/// The step boundary at the start of `backward()`: when a parameter was updated in place since
+/// the last realization, computes everything pending (that update, the losses before it).
+pub(crate) fn at_backward() -> Result<()> {
+    if crate::lazy::tracing() {
+        return Ok(());
+    }
+    let update_pending = PENDING.with(|p| {
+        p.borrow()
+            .iter()
+            .any(|(w, why)| *why == Pending::Update && w.upgrade().is_some_and(|n| !Tensor(n).is_realized()))
+    });
+    if !update_pending {
+        return Ok(());
+    }
+    // Any realization takes the pending list with it; asking for nothing computes just that.
+    realize_pending()
 }
 
 /// What a trace produced: the graph (its outputs are the roots, in order) and the tensor
@@ -240,16 +293,17 @@ pub fn try_realize(tensors: &[&Tensor]) -> Result<()> {
 }
 
 /// Computes the values of `asked`, unrealized tensors all on `device`, together with the
-/// tensors [`realize_with_next`] asked for on that device.
+/// tensors waiting for the next realization on that device (see [`crate::lazy`]).
 fn realize_on(device: Device, asked: Vec<&Tensor>) -> Result<()> {
-    // Losses and updated parameters are computed with the next realization (see
-    // `realize_with_next`).
-    let deferred = take_pending();
+    let deferred = take_pending(device);
     let mut pending: Vec<&Tensor> = asked;
     for l in &deferred {
-        if l.device() == device && !pending.iter().any(|t| t.same_node(l)) {
+        if !pending.iter().any(|t| t.same_node(l)) {
             pending.push(l);
         }
+    }
+    if pending.is_empty() {
+        return Ok(());
     }
     device.check_available()?;
     let start = std::time::Instant::now();
@@ -294,6 +348,14 @@ fn host_copy(value: &Value) -> Buffer {
         Value::Host(b) => (**b).clone(),
         Value::Device(_) => unreachable!("the interpreter runs CPU tensors, whose values are in host memory"),
     }
+}
+
+/// Computes what waits for the next realization (on every device), and nothing else.
+pub(crate) fn realize_pending() -> Result<()> {
+    for device in pending_devices() {
+        realize_on(device, Vec::new())?;
+    }
+    Ok(())
 }
 
 /// Drops a freshly realized node's operands, unless gradients flow through it.

@@ -11,6 +11,7 @@
 
 pub mod backend;
 pub mod cache;
+pub mod live;
 mod slot;
 
 pub use crate::backend::cpu::memory::MemoryPlan;

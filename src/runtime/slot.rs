@@ -9,21 +9,22 @@ use std::sync::{Arc, OnceLock};
 use tenjit_ir::Buffer;
 
 /// A tensor node's value, set once: where it was computed, and a host copy made on demand.
-#[derive(Default)]
 pub struct Slot {
     host: OnceLock<Arc<Buffer>>,
     device: OnceLock<DeviceValue>,
+    /// The size of the value, counted in [`super::live::live`] while one is set.
+    bytes: usize,
 }
 
 impl Slot {
-    /// An empty slot (the node is not computed yet).
-    pub fn new() -> Slot {
-        Slot::default()
+    /// An empty slot for a value of `bytes` bytes (the node is not computed yet).
+    pub fn new(bytes: usize) -> Slot {
+        Slot { host: OnceLock::new(), device: OnceLock::new(), bytes }
     }
 
-    /// A slot holding `value`.
-    pub fn with(value: Value) -> Slot {
-        let slot = Slot::new();
+    /// A slot holding `value`, of `bytes` bytes.
+    pub fn with(value: Value, bytes: usize) -> Slot {
+        let slot = Slot::new(bytes);
         slot.set(value);
         slot
     }
@@ -35,13 +36,15 @@ impl Slot {
 
     /// Sets the value; a slot already set keeps its value (the first realization wins).
     pub fn set(&self, value: Value) {
-        match value {
-            Value::Host(b) => {
-                let _ = self.host.set(b);
-            }
-            Value::Device(d) => {
-                let _ = self.device.set(d);
-            }
+        let was_set = self.is_set();
+        let stored = match value {
+            Value::Host(b) => self.host.set(b).is_ok(),
+            Value::Device(d) => self.device.set(d).is_ok(),
+        };
+        // A node's value is always of one kind (its device's), so of two realizations racing
+        // only the first stores and counts.
+        if stored && !was_set {
+            super::live::value_bytes(self.bytes, true);
         }
     }
 
@@ -73,6 +76,9 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        if self.is_set() {
+            super::live::value_bytes(self.bytes, false);
+        }
         // A host value no other handle shares goes back to the CPU backend's buffer pool.
         if let Some(h) = self.host.take() {
             super::free_host(h);

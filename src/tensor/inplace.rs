@@ -57,7 +57,7 @@ impl Tensor {
             }
             new.0.grad_state.store(LEAF, std::sync::atomic::Ordering::Relaxed);
             new.set_grad(self.0.grad.lock().unwrap_or_else(|p| p.into_inner()).take());
-            crate::realize::realize_with_next(&new);
+            crate::realize::realize_with_next(&new, crate::realize::Pending::Update);
             *self = new;
             return Ok(());
         }

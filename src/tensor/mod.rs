@@ -12,6 +12,7 @@
 
 pub mod convert;
 pub mod creation;
+mod depth;
 pub mod display;
 pub mod elementwise;
 pub mod index;
@@ -28,7 +29,7 @@ use crate::runtime::{Slot, Value};
 use smallvec::SmallVec;
 use std::cell::Cell;
 use std::panic::Location;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use tenjit_ir::{Buffer, DType, Op, Shape, TensorType};
 
@@ -90,12 +91,17 @@ pub(crate) struct Node {
     pub(crate) grad_state: AtomicU8,
     /// The gradient accumulated by `backward()` (leaves that require grad).
     pub(crate) grad: Mutex<Option<Tensor>>,
+    /// How many ops this node is from computed values, as last known (0 for data; an
+    /// operand computed since makes it an overestimate, corrected when it matters); see
+    /// `depth.rs`.
+    pub(crate) depth: AtomicU32,
 }
 
 impl Drop for Node {
     /// Drops a long chain of lazy nodes iteratively: a recursive drop of 100,000 chained
     /// nodes would overflow the stack.
     fn drop(&mut self) {
+        crate::runtime::live::node_dropped();
         // The value itself is given back to its backend by the slot's own drop.
         let mut stack = std::mem::take(self.inputs.get_mut().unwrap_or_else(|p| p.into_inner()));
         while let Some(t) = stack.pop() {
@@ -157,16 +163,18 @@ impl Tensor {
         device: Device,
         loc: &'static Location<'static>,
     ) -> Tensor {
+        crate::runtime::live::node_created();
         Tensor(Arc::new(Node {
             op: None,
             strides: contiguous_strides(&ty.shape),
+            value: Slot::with(value, bytes_of(&ty)),
             ty,
             device,
             loc,
             inputs: Mutex::new(Vec::new()),
-            value: Slot::with(value),
             grad_state: AtomicU8::new(NO_GRAD),
             grad: Mutex::new(None),
+            depth: AtomicU32::new(0),
         }))
     }
 
@@ -202,17 +210,21 @@ impl Tensor {
         let ty = op.infer(&tys).map_err(|e| Error::from_op_error(e, loc))?;
         let strides = strides.unwrap_or_else(|| contiguous_strides(&ty.shape));
         let grad_state = state_of_result(&ty, inputs);
-        Ok(Tensor(Arc::new(Node {
+        crate::runtime::live::node_created();
+        let t = Tensor(Arc::new(Node {
             op: Some(op),
+            value: Slot::new(bytes_of(&ty)),
             ty,
             device,
             strides,
             loc,
             inputs: Mutex::new(inputs.iter().map(|t| (*t).clone()).collect()),
-            value: Slot::new(),
             grad_state: AtomicU8::new(grad_state),
             grad: Mutex::new(None),
-        })))
+            depth: AtomicU32::new(depth::depth_of(inputs)),
+        }));
+        depth::bound_depth(&t)?;
+        Ok(t)
     }
 
     /// The shape, as PyTorch's `x.shape`.
@@ -284,6 +296,11 @@ impl std::fmt::Debug for Tensor {
         }
         write!(f, ", at {})", self.0.loc)
     }
+}
+
+/// The size in bytes of a value of type `ty`.
+fn bytes_of(ty: &TensorType) -> usize {
+    ty.shape.numel().saturating_mul(ty.dtype.size_bytes())
 }
 
 /// Normalizes a possibly negative dim for a tensor of rank `rank` (`-1` is the last), as
