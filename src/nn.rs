@@ -1,6 +1,8 @@
-//! What a first neural network needs, named as in PyTorch: a [`Linear`] layer with torch's
-//! default initialization, the [`Module`] trait, activations ([`relu`], [`softmax`],
-//! [`log_softmax`], [`logsumexp`]) and losses ([`mse_loss`], [`nll_loss`], [`cross_entropy`]).
+//! Neural-network layers and functions, named as in PyTorch: the [`Module`] trait; layers
+//! ([`Linear`] with torch's default initialization, [`Embedding`], [`LayerNorm`]); activations
+//! ([`relu`], [`gelu`], [`silu`], [`softmax`], [`log_softmax`], [`logsumexp`]); normalization
+//! ([`layer_norm`]) and attention ([`scaled_dot_product_attention`]); losses ([`mse_loss`],
+//! [`nll_loss`], [`cross_entropy`]); and [`clip_grad_norm_`].
 //!
 //! Everything here is built from tensor ops, so it records lazily, differentiates with
 //! `backward()` and compiles with the rest of the step.
@@ -17,6 +19,18 @@
 //! loss.backward();
 //! assert_eq!(model.weight.grad().unwrap().shape(), &[3, 4]);
 //! ```
+
+mod activation;
+mod attention;
+mod embedding;
+mod norm;
+mod utils;
+
+pub use activation::{gelu, silu, try_gelu, try_silu, Approximate};
+pub use attention::{scaled_dot_product_attention, try_scaled_dot_product_attention, Attention};
+pub use embedding::{embedding, try_embedding, Embedding};
+pub use norm::{layer_norm, try_layer_norm, LayerNorm};
+pub use utils::{clip_grad_norm_, try_clip_grad_norm_};
 
 use crate::error::{Error, OpErrorKind, OrPanic, Result};
 use crate::tensor::Tensor;

@@ -10,104 +10,23 @@
 //! tolerance each comparison uses. Regenerate with
 //! `/root/.cache/peers-venv/bin/python tests/oracle/gen_grads.py`.
 
-use std::cell::RefCell;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
 use tenjit::nn::{self, Linear};
 use tenjit::optim::{self, Adam, Sgd};
 use tenjit::prelude::*;
 
+#[path = "common/torch_oracle.rs"]
+mod torch_oracle;
+
+use torch_oracle::Case;
+
+/// Loads an array of `tests/oracle/data/grad`.
 fn load(case: &str, name: &str) -> Tensor {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/oracle/data/grad")
-        .join(format!("{case}.{name}.npy"));
-    Tensor::load_npy(&path).unwrap_or_else(|e| panic!("loading {}: {e}", path.display()))
+    torch_oracle::load("grad", case, name)
 }
 
-/// One case in one dtype: loads its inputs, compares results, collects failures.
-struct Case {
-    name: &'static str,
-    dtype: DType,
-    failures: RefCell<Vec<String>>,
-}
-
-impl Case {
-    /// An input: floats converted to the case's dtype, integers as they are.
-    fn data(&self, name: &str) -> Tensor {
-        let t = load(self.name, name);
-        if t.dtype().is_float() {
-            t.to_dtype(self.dtype).realize().clone()
-        } else {
-            t
-        }
-    }
-
-    /// A float input that requires grad.
-    fn leaf(&self, name: &str) -> Tensor {
-        self.data(name).requires_grad_()
-    }
-
-    /// Compares `got` with `<case>.<name>.npy`.
-    fn check(&self, name: &str, got: &Tensor) {
-        if let Err(e) = self.compare(name, got) {
-            self.failures.borrow_mut().push(format!("{} {} {name}: {e}", self.name, self.dtype));
-        }
-    }
-
-    fn compare(&self, name: &str, got: &Tensor) -> Result<(), String> {
-        let exp = load(self.name, name);
-        if got.dtype() != self.dtype {
-            return Err(format!("dtype {}, expected {}", got.dtype(), self.dtype));
-        }
-        if got.shape() != exp.shape() {
-            return Err(format!("shape {:?}, expected {:?}", got.shape(), exp.shape()));
-        }
-        let (rtol, atol_rel) = if self.dtype == DType::F64 { (1e-10, 1e-12) } else { (1e-4, 1e-5) };
-        let got = got.to_dtype(DType::F64).to_vec::<f64>();
-        let want = exp.to_vec::<f64>();
-        let scale = want.iter().fold(0.0f64, |m, e| m.max(e.abs()));
-        let atol = atol_rel * scale.max(f64::MIN_POSITIVE);
-        if std::env::var_os("ORACLE_VERBOSE").is_some() {
-            let used = got
-                .iter()
-                .zip(&want)
-                .map(|(g, e)| (g - e).abs() / (atol + rtol * e.abs()))
-                .fold(0.0, f64::max);
-            eprintln!("{} {} {name}: {used:.3} of the tolerance", self.name, self.dtype);
-        }
-        let mut bad = Vec::new();
-        for (i, (g, e)) in got.iter().zip(&want).enumerate() {
-            // NaN anywhere is a failure.
-            let ok = (g - e).abs() <= atol + rtol * e.abs();
-            if !ok {
-                bad.push(format!("[{i}] got {g:e}, expected {e:e}"));
-            }
-        }
-        if bad.is_empty() {
-            return Ok(());
-        }
-        let n = bad.len();
-        bad.truncate(5);
-        Err(format!("{n} of {} elements differ: {}", want.len(), bad.join(", ")))
-    }
-}
-
-/// Runs `body` for the case in `f64` and in `f32`; panics listing every failure.
-fn run(name: &'static str, body: impl Fn(&Case)) {
-    let mut failures = Vec::new();
-    for dtype in [DType::F64, DType::F32] {
-        let case = Case { name, dtype, failures: RefCell::new(Vec::new()) };
-        if let Err(p) = catch_unwind(AssertUnwindSafe(|| body(&case))) {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            case.failures.borrow_mut().push(format!("{name} {dtype}: panicked: {msg}"));
-        }
-        failures.extend(case.failures.into_inner());
-    }
-    assert!(failures.is_empty(), "disagreements with torch:\n  {}", failures.join("\n  "));
+/// Runs a case of `tests/oracle/data/grad`.
+fn run(name: &'static str, body: impl Fn(&torch_oracle::Case)) {
+    torch_oracle::run("grad", name, body)
 }
 
 #[test]

@@ -283,6 +283,8 @@ unary_methods! {
     tanh, Tanh;
     /// Softsign, `self / (1 + |self|)` (integers compute in `f32`).
     softsign, Softsign;
+    /// The error function (integers compute in `f32`), as `torch.erf`.
+    erf, Erf;
     /// Logical not (nonzero is true).
     logical_not, Not;
 }

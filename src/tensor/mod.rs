@@ -7,7 +7,7 @@
 //! graph and memory bounded.
 //!
 //! The user ops are grouped as the tutorial groups them: [`creation`], [`random`],
-//! [`elementwise`], [`reduce`], [`shape`], [`index`], [`linalg`], [`join`], [`convert`],
+//! [`elementwise`], [`reduce`], [`shape`], [`index`], [`mask`], [`linalg`], [`join`], [`convert`],
 //! [`inplace`] and [`display`].
 
 pub mod convert;
@@ -19,6 +19,7 @@ pub mod index;
 pub mod inplace;
 pub mod join;
 pub mod linalg;
+pub mod mask;
 pub mod random;
 pub mod reduce;
 pub mod shape;

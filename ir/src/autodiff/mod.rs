@@ -99,9 +99,10 @@ impl<'g> Emit<'g> {
         self.full(value, ty)
     }
 
-    /// A constant of type `ty`.
+    /// A constant of type `ty` (a float value rounded to the dtype, as `1/√π` must be in `f32`).
     pub fn full(&mut self, value: f64, ty: TensorType) -> Result<NodeId, GradError> {
-        let value = if ty.dtype.is_float() { Scalar::Float(value) } else { Scalar::Int(value as i64) };
+        let value =
+            if ty.dtype.is_float() { Scalar::Float(value).cast(ty.dtype) } else { Scalar::Int(value as i64) };
         self.op(Op::Const { value, ty }, &[])
     }
 

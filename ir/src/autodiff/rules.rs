@@ -80,6 +80,15 @@ pub fn softsign(e: &mut Emit, x: NodeId, _y: NodeId, g: NodeId) -> R1 {
     e.div(g, dd)
 }
 
+/// `g * 2/√π * e^(-x²)`.
+pub fn erf(e: &mut Emit, x: NodeId, _y: NodeId, g: NodeId) -> R1 {
+    let xx = e.mul(x, x)?;
+    let nxx = e.neg(xx)?;
+    let ex = e.unary(UnaryOp::Exp, nxx)?;
+    let d = e.scale(ex, std::f64::consts::FRAC_2_SQRT_PI)?;
+    e.mul(g, d)
+}
+
 /// Zero: piecewise-constant functions (`floor`, `ceil`).
 pub fn zero(e: &mut Emit, x: NodeId, _y: NodeId, _g: NodeId) -> R1 {
     e.zeros_like(x)

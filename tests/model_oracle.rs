@@ -1,0 +1,242 @@
+//! The transformer's pieces checked against PyTorch (`tests/oracle/gen_models.py`, data in
+//! `tests/oracle/data/models`): `erf`, `gelu` (both forms), `silu`, `tril`/`triu`,
+//! `masked_fill`, `layer_norm`, `embedding`, `scaled_dot_product_attention` (causal, float and
+//! boolean masks), `clip_grad_norm_`, AdamW with a warmup-cosine schedule and two parameter
+//! groups, and a small GPT (the W8 model, narrower) through its logits, loss, every gradient,
+//! the gradient norm and one AdamW step. Each value and each vector-Jacobian product (for a
+//! random cotangent) in `f64` and `f32`, with the tolerances of `common/torch_oracle.rs`.
+
+#[path = "common/torch_oracle.rs"]
+mod torch_oracle;
+
+use std::collections::BTreeMap;
+use tenjit::nn::{self, Approximate, Attention};
+use tenjit::optim::{AdamW, WarmupCosine};
+use tenjit::prelude::*;
+use torch_oracle::Case;
+
+/// A named function of one tensor, checked against the case of that name.
+type Unary = (&'static str, fn(&Tensor) -> Tensor);
+
+fn run(name: &'static str, body: impl Fn(&Case)) {
+    torch_oracle::run("models", name, body)
+}
+
+/// Checks `value` and the gradient of `sum(value * cot)` with respect to each named leaf.
+fn check_vjp(c: &Case, value: &Tensor, leaves: &[(&str, &Tensor)]) {
+    c.check("value", value);
+    let cot = c.data("cot");
+    let wrt: Vec<&Tensor> = leaves.iter().map(|(_, t)| *t).collect();
+    let grads = tenjit::grad(&[&(value * &cot).sum()], &wrt);
+    for ((name, _), g) in leaves.iter().zip(&grads) {
+        c.check(&format!("grad_{name}"), g);
+    }
+}
+
+#[test]
+fn elementwise_activations() {
+    let cases: [Unary; 4] = [
+        ("erf", |x| x.erf()),
+        ("gelu", |x| nn::gelu(x, Approximate::None)),
+        ("gelu_tanh", |x| nn::gelu(x, Approximate::Tanh)),
+        ("silu", nn::silu),
+    ];
+    for (name, f) in cases {
+        run(name, |c| {
+            let x = c.leaf("x");
+            check_vjp(c, &f(&x), &[("x", &x)]);
+        });
+    }
+}
+
+#[test]
+fn triangles_and_masked_fill() {
+    let cases: [Unary; 3] = [("tril", |x| x.tril(0)), ("tril_m1", |x| x.tril(-1)), ("triu_2", |x| x.triu(2))];
+    for (name, f) in cases {
+        run(name, |c| {
+            let x = c.leaf("x");
+            check_vjp(c, &f(&x), &[("x", &x)]);
+        });
+    }
+    run("masked_fill", |c| {
+        let x = c.leaf("x");
+        let mask = c.data("mask").to_dtype(DType::Bool);
+        check_vjp(c, &x.masked_fill(&mask, 2.5), &[("x", &x)]);
+    });
+}
+
+#[test]
+fn layer_norm() {
+    run("layer_norm", |c| {
+        let (x, w, b) = (c.leaf("x"), c.leaf("weight"), c.leaf("bias"));
+        let y = nn::layer_norm(&x, &[8], Some(&w), Some(&b), 1e-5);
+        check_vjp(c, &y, &[("x", &x), ("weight", &w), ("bias", &b)]);
+    });
+    run("layer_norm2", |c| {
+        let (x, w) = (c.leaf("x"), c.leaf("weight"));
+        let y = nn::layer_norm(&x, &[4, 6], Some(&w), None, 1e-5);
+        check_vjp(c, &y, &[("x", &x), ("weight", &w)]);
+    });
+}
+
+#[test]
+fn embedding() {
+    run("embedding", |c| {
+        let w = c.leaf("weight");
+        let y = nn::embedding(&c.data("indices"), &w);
+        check_vjp(c, &y, &[("weight", &w)]);
+    });
+}
+
+#[test]
+fn attention() {
+    run("sdpa_causal", |c| {
+        let (q, k, v) = (c.leaf("q"), c.leaf("k"), c.leaf("v"));
+        let y =
+            nn::scaled_dot_product_attention(&q, &k, &v, Attention { is_causal: true, ..Default::default() });
+        check_vjp(c, &y, &[("q", &q), ("k", &k), ("v", &v)]);
+    });
+    run("sdpa_mask", |c| {
+        let (q, k, v) = (c.leaf("q"), c.leaf("k"), c.leaf("v"));
+        let mask = c.data("mask");
+        let opts = Attention { attn_mask: Some(&mask), scale: Some(0.3), ..Default::default() };
+        let y = nn::scaled_dot_product_attention(&q, &k, &v, opts);
+        check_vjp(c, &y, &[("q", &q), ("k", &k), ("v", &v)]);
+    });
+    run("sdpa_bool", |c| {
+        let (q, k, v) = (c.leaf("q"), c.leaf("k"), c.leaf("v"));
+        let mask = c.data("mask").to_dtype(DType::Bool);
+        let y = nn::scaled_dot_product_attention(
+            &q,
+            &k,
+            &v,
+            Attention { attn_mask: Some(&mask), ..Default::default() },
+        );
+        check_vjp(c, &y, &[("q", &q), ("k", &k), ("v", &v)]);
+    });
+}
+
+#[test]
+fn clip_grad_norm() {
+    for (name, max_norm) in [("clip", 1.0), ("clip_noop", 100.0)] {
+        run(name, |c| {
+            let (a, b) = (c.leaf("a"), c.leaf("b"));
+            a.set_grad(Some(c.data("grad_a")));
+            b.set_grad(Some(c.data("grad_b")));
+            let norm = nn::clip_grad_norm_(&[&a, &b], max_norm);
+            c.check("norm", &norm);
+            c.check("clipped_a", &a.grad().unwrap());
+            c.check("clipped_b", &b.grad().unwrap());
+        });
+    }
+}
+
+#[test]
+fn adamw_with_a_schedule_and_two_groups() {
+    run("adamw", |c| {
+        let (mut w, mut b) = (c.leaf("w"), c.leaf("b"));
+        let (x, y) = (c.data("x"), c.data("y"));
+        let schedule = WarmupCosine { max_lr: 1e-2, min_lr: 1e-3, warmup: 2, decay_steps: 6 };
+        let mut decay = AdamW::new(1e-2).with_betas(0.9, 0.99).with_weight_decay(0.1);
+        let mut no_decay = AdamW::new(1e-2).with_betas(0.9, 0.99).with_weight_decay(0.0);
+        for it in 0..6 {
+            let lr = schedule.lr(it);
+            (decay.lr, no_decay.lr) = (lr, lr);
+            w.zero_grad();
+            b.zero_grad();
+            (x.matmul(&w) + &b - &y).square().mean().backward();
+            nn::clip_grad_norm_(&[&w, &b], 1.0);
+            decay.step(&mut [&mut w]);
+            no_decay.step(&mut [&mut b]);
+        }
+        c.check("w_after", &w);
+        c.check("b_after", &b);
+    });
+}
+
+/// The small GPT of `gen_models.py`: parameters by torch's names.
+struct Gpt {
+    params: BTreeMap<String, Tensor>,
+    heads: usize,
+    layers: usize,
+}
+
+impl Gpt {
+    fn load(c: &Case, layers: usize, heads: usize) -> Gpt {
+        let mut names = vec!["wte.weight".to_string(), "wpe.weight".to_string(), "ln_f.weight".to_string()];
+        for l in 0..layers {
+            for p in ["ln1", "qkv", "proj", "ln2", "fc", "fc_proj"] {
+                names.push(format!("blocks.{l}.{p}.weight"));
+            }
+        }
+        let params = names.into_iter().map(|n| (n.clone(), c.leaf(&format!("param.{n}")))).collect();
+        Gpt { params, heads, layers }
+    }
+
+    fn p(&self, name: &str) -> &Tensor {
+        &self.params[name]
+    }
+
+    fn linear(&self, x: &Tensor, name: &str) -> Tensor {
+        x.matmul(&self.p(name).t())
+    }
+
+    fn forward(&self, idx: &Tensor) -> Tensor {
+        let (b, t) = (idx.shape()[0], idx.shape()[1]);
+        let emb = self.p("wte.weight");
+        let c = emb.shape()[1];
+        let h = self.heads;
+        let mut x = nn::embedding(idx, emb) + nn::embedding(&Tensor::arange(t as i64), self.p("wpe.weight"));
+        let ln = |x: &Tensor, name: &str| nn::layer_norm(x, &[c], Some(self.p(name)), None, 1e-5);
+        for l in 0..self.layers {
+            let qkv =
+                self.linear(&ln(&x, &format!("blocks.{l}.ln1.weight")), &format!("blocks.{l}.qkv.weight"));
+            let heads: Vec<Tensor> = qkv
+                .split(c, 2)
+                .iter()
+                .map(|t| {
+                    t.reshape([b as isize, t.shape()[1] as isize, h as isize, (c / h) as isize])
+                        .transpose(1, 2)
+                })
+                .collect();
+            let causal = Attention { is_causal: true, ..Default::default() };
+            let y = nn::scaled_dot_product_attention(&heads[0], &heads[1], &heads[2], causal);
+            let y = y.transpose(1, 2).reshape([b as isize, t as isize, c as isize]);
+            x = &x + self.linear(&y, &format!("blocks.{l}.proj.weight"));
+            let hidden =
+                self.linear(&ln(&x, &format!("blocks.{l}.ln2.weight")), &format!("blocks.{l}.fc.weight"));
+            x = &x
+                + self.linear(&nn::gelu(&hidden, Approximate::None), &format!("blocks.{l}.fc_proj.weight"));
+        }
+        // The head's weight is the token embedding (weight tying).
+        ln(&x, "ln_f.weight").matmul(&emb.t())
+    }
+}
+
+#[test]
+fn a_small_gpt_trains_one_step_as_torch_does() {
+    run("gpt", |c| {
+        let mut gpt = Gpt::load(c, 2, 2);
+        let (x, y) = (c.data("x"), c.data("y"));
+        let logits = gpt.forward(&x);
+        let vocab = logits.shape()[2] as isize;
+        let loss = nn::cross_entropy(&logits.reshape([-1, vocab]), &y.reshape([-1]));
+        c.check("logits", &logits);
+        c.check("loss", &loss);
+        loss.backward();
+        for (name, p) in &gpt.params {
+            c.check(&format!("grad.{name}"), &p.grad().unwrap_or_else(|| panic!("{name} has no gradient")));
+        }
+        let all: Vec<&Tensor> = gpt.params.values().collect();
+        c.check("grad_norm", &nn::clip_grad_norm_(&all, 1.0));
+        let mut decay = AdamW::new(1e-3).with_betas(0.9, 0.99).with_weight_decay(0.1);
+        let mut no_decay = AdamW::new(1e-3).with_betas(0.9, 0.99).with_weight_decay(0.0);
+        let (mut matrices, mut vectors): (Vec<&mut Tensor>, Vec<&mut Tensor>) =
+            gpt.params.values_mut().partition(|p| p.dim() >= 2);
+        decay.step(&mut matrices);
+        no_decay.step(&mut vectors);
+        for (name, p) in &gpt.params {
+            c.check(&format!("after.{name}"), p);
+        }
+    });
+}

@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""Generates the oracle data of tests/model_oracle.rs with PyTorch: the transformer's
+primitives and layers, AdamW with a learning-rate schedule, clip_grad_norm_, and a small GPT
+(the W8 model of ../shared/peers/bench_models_torch.py, scaled down) through one training step.
+
+    /root/.cache/peers-venv/bin/python tests/oracle/gen_models.py
+
+Writes tests/oracle/data/models/<case>.<name>.npy: each case's inputs (drawn here with fixed
+seeds; boolean masks as int64) and expected values, all float64 (indices int64) and computed in
+float64. A function's gradients are those of `sum(value * cot)` for a random cotangent `cot`
+(saved too), so every element of the vector-Jacobian product is checked, not only its sum. The
+folder is emptied first and the output is deterministic.
+"""
+
+import math
+import os
+import shutil
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "data", "models")
+
+torch.use_deterministic_algorithms(True)
+torch.set_num_threads(1)
+torch.set_default_dtype(torch.float64)
+
+_written = set()
+
+
+def save(case, name, value):
+    if isinstance(value, torch.Tensor):
+        value = value.detach()
+        value = value.to(torch.int64) if value.dtype == torch.bool else value
+        value = value.numpy()
+    arr = np.array(value, order="C")
+    assert arr.dtype in (np.float64, np.int64), (case, name, arr.dtype)
+    key = f"{case}.{name}"
+    assert key not in _written, f"duplicate {key}"
+    _written.add(key)
+    np.save(os.path.join(OUT, key + ".npy"), arr)
+    return arr
+
+
+def leaf(case, name, arr):
+    arr = save(case, name, np.asarray(arr, dtype=np.float64))
+    return torch.tensor(arr, requires_grad=True)
+
+
+def vjp(case, value, inputs, seed):
+    """Saves `value`, a random cotangent and the gradient of sum(value * cot) for each input."""
+    save(case, "value", value)
+    cot = torch.tensor(save(case, "cot", np.random.default_rng(seed).normal(size=value.shape)))
+    names = list(inputs)
+    gs = torch.autograd.grad((value * cot).sum(), [inputs[n] for n in names])
+    for n, g in zip(names, gs):
+        save(case, "grad_" + n, g)
+
+
+def elementwise_cases():
+    r = np.random.default_rng(1)
+    x = r.normal(size=(5, 7)) * 1.5
+    for case, f in [
+        ("erf", torch.erf),
+        ("gelu", lambda t: F.gelu(t)),
+        ("gelu_tanh", lambda t: F.gelu(t, approximate="tanh")),
+        ("silu", F.silu),
+    ]:
+        t = leaf(case, "x", x)
+        vjp(case, f(t), {"x": t}, 2)
+
+
+def mask_cases():
+    r = np.random.default_rng(3)
+    x = r.normal(size=(2, 4, 5))
+    for case, f in [
+        ("tril", lambda t: t.tril()),
+        ("tril_m1", lambda t: t.tril(-1)),
+        ("triu_2", lambda t: t.triu(2)),
+    ]:
+        t = leaf(case, "x", x)
+        vjp(case, f(t), {"x": t}, 4)
+    t = leaf("masked_fill", "x", x)
+    mask = torch.tensor(save("masked_fill", "mask", (r.random(size=(4, 5)) < 0.4).astype(np.int64))).bool()
+    vjp("masked_fill", t.masked_fill(mask, 2.5), {"x": t}, 5)
+
+
+def layer_norm_cases():
+    r = np.random.default_rng(6)
+    x = leaf("layer_norm", "x", r.normal(size=(3, 4, 8)) * 2.0 + 1.0)
+    w = leaf("layer_norm", "weight", r.normal(size=(8,)))
+    b = leaf("layer_norm", "bias", r.normal(size=(8,)))
+    vjp("layer_norm", F.layer_norm(x, (8,), w, b, 1e-5), {"x": x, "weight": w, "bias": b}, 7)
+    x = leaf("layer_norm2", "x", r.normal(size=(3, 4, 6)))
+    w = leaf("layer_norm2", "weight", r.normal(size=(4, 6)))
+    vjp("layer_norm2", F.layer_norm(x, (4, 6), w, None, 1e-5), {"x": x, "weight": w}, 8)
+
+
+def embedding_cases():
+    r = np.random.default_rng(9)
+    w = leaf("embedding", "weight", r.normal(size=(10, 6)))
+    idx = torch.tensor(save("embedding", "indices", r.integers(0, 10, size=(3, 5)).astype(np.int64)))
+    vjp("embedding", F.embedding(idx, w), {"weight": w}, 10)
+
+
+def attention_cases():
+    r = np.random.default_rng(11)
+    shape = (2, 2, 5, 4)
+    q, k, v = (leaf("sdpa_causal", n, r.normal(size=shape)) for n in ("q", "k", "v"))
+    y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    vjp("sdpa_causal", y, {"q": q, "k": k, "v": v}, 12)
+    # Non-square, a float mask and an explicit scale.
+    q = leaf("sdpa_mask", "q", r.normal(size=(3, 4, 6)))
+    k = leaf("sdpa_mask", "k", r.normal(size=(3, 7, 6)))
+    v = leaf("sdpa_mask", "v", r.normal(size=(3, 7, 5)))
+    m = torch.tensor(save("sdpa_mask", "mask", r.normal(size=(4, 7))))
+    y = F.scaled_dot_product_attention(q, k, v, attn_mask=m, scale=0.3)
+    vjp("sdpa_mask", y, {"q": q, "k": k, "v": v}, 13)
+    # A boolean mask (true takes part) with every row keeping at least one key.
+    q = leaf("sdpa_bool", "q", r.normal(size=(2, 3, 4)))
+    k = leaf("sdpa_bool", "k", r.normal(size=(2, 5, 4)))
+    v = leaf("sdpa_bool", "v", r.normal(size=(2, 5, 4)))
+    keep = r.random(size=(3, 5)) < 0.6
+    keep[:, 0] = True
+    m = torch.tensor(save("sdpa_bool", "mask", keep.astype(np.int64))).bool()
+    y = F.scaled_dot_product_attention(q, k, v, attn_mask=m)
+    vjp("sdpa_bool", y, {"q": q, "k": k, "v": v}, 14)
+
+
+def clip_cases():
+    r = np.random.default_rng(15)
+    for case, max_norm in [("clip", 1.0), ("clip_noop", 100.0)]:
+        a = torch.tensor(save(case, "a", r.normal(size=(3, 4))), requires_grad=True)
+        b = torch.tensor(save(case, "b", r.normal(size=(5,))), requires_grad=True)
+        a.grad = torch.tensor(save(case, "grad_a", r.normal(size=(3, 4)) * 2.0))
+        b.grad = torch.tensor(save(case, "grad_b", r.normal(size=(5,))))
+        norm = torch.nn.utils.clip_grad_norm_([a, b], max_norm)
+        save(case, "norm", norm)
+        save(case, "clipped_a", a.grad)
+        save(case, "clipped_b", b.grad)
+
+
+def lr_at(it, lr=1e-2, min_lr=1e-3, warmup=2, iters=6):
+    if it < warmup:
+        return lr * (it + 1) / (warmup + 1)
+    ratio = (it - warmup) / (iters - warmup)
+    return min_lr + 0.5 * (1 + math.cos(math.pi * ratio)) * (lr - min_lr)
+
+
+def adamw_case():
+    r = np.random.default_rng(16)
+    case = "adamw"
+    w = leaf(case, "w", r.normal(size=(4, 3)))
+    b = leaf(case, "b", r.normal(size=(3,)))
+    x = torch.tensor(save(case, "x", r.normal(size=(8, 4))))
+    y = torch.tensor(save(case, "y", r.normal(size=(8, 3))))
+    opt = torch.optim.AdamW([{"params": [w], "weight_decay": 0.1}, {"params": [b], "weight_decay": 0.0}],
+                            lr=1e-2, betas=(0.9, 0.99))
+    for it in range(6):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(it)
+        opt.zero_grad(set_to_none=True)
+        loss = ((x @ w + b - y) ** 2).mean()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([w, b], 1.0)
+        opt.step()
+    save(case, "w_after", w)
+    save(case, "b_after", b)
+
+
+# A small GPT: the W8 model with fewer and narrower layers.
+VOCAB, BLOCK, EMBD, HEADS, LAYERS, BATCH = 11, 8, 16, 2, 2, 3
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(EMBD, bias=False)
+        self.qkv = nn.Linear(EMBD, 3 * EMBD, bias=False)
+        self.proj = nn.Linear(EMBD, EMBD, bias=False)
+        self.ln2 = nn.LayerNorm(EMBD, bias=False)
+        self.fc = nn.Linear(EMBD, 4 * EMBD, bias=False)
+        self.fc_proj = nn.Linear(4 * EMBD, EMBD, bias=False)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(EMBD, dim=2)
+        q, k, v = (t.view(B, T, HEADS, C // HEADS).transpose(1, 2) for t in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(C // HEADS))
+        mask = torch.ones(T, T, dtype=torch.bool).tril()
+        att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+        y = (att @ v).transpose(1, 2).contiguous().view(B, T, C)
+        x = x + self.proj(y)
+        return x + self.fc_proj(F.gelu(self.fc(self.ln2(x))))
+
+
+class GPT(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.wte = nn.Embedding(VOCAB, EMBD)
+        self.wpe = nn.Embedding(BLOCK, EMBD)
+        self.blocks = nn.ModuleList(Block() for _ in range(LAYERS))
+        self.ln_f = nn.LayerNorm(EMBD, bias=False)
+        self.head = nn.Linear(EMBD, VOCAB, bias=False)
+        self.head.weight = self.wte.weight
+        for n, p in self.named_parameters():
+            if p.dim() == 2:
+                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * LAYERS) if n.endswith("proj.weight") else 0.02)
+        # Larger embeddings than nanoGPT's, so the logits (and the test) are not all near zero.
+        with torch.no_grad():
+            self.wte.weight.mul_(20.0)
+            self.wpe.weight.mul_(20.0)
+
+    def forward(self, idx):
+        T = idx.shape[1]
+        x = self.wte(idx) + self.wpe(torch.arange(T))
+        for b in self.blocks:
+            x = b(x)
+        return self.head(self.ln_f(x))
+
+
+def gpt_case():
+    case = "gpt"
+    torch.manual_seed(42)
+    model = GPT()
+    for n, p in model.named_parameters():
+        save(case, "param." + n, p)
+    r = np.random.default_rng(17)
+    x = torch.tensor(save(case, "x", r.integers(0, VOCAB, size=(BATCH, BLOCK)).astype(np.int64)))
+    y = torch.tensor(save(case, "y", r.integers(0, VOCAB, size=(BATCH, BLOCK)).astype(np.int64)))
+    logits = model(x)
+    loss = F.cross_entropy(logits.view(-1, VOCAB), y.view(-1))
+    save(case, "logits", logits)
+    save(case, "loss", loss)
+    loss.backward()
+    for n, p in model.named_parameters():
+        save(case, "grad." + n, p.grad)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=1e-3, betas=(0.9, 0.99))
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    save(case, "grad_norm", norm)
+    opt.step()
+    for n, p in model.named_parameters():
+        save(case, "after." + n, p)
+
+
+def main():
+    shutil.rmtree(OUT, ignore_errors=True)
+    os.makedirs(OUT)
+    elementwise_cases()
+    mask_cases()
+    layer_norm_cases()
+    embedding_cases()
+    attention_cases()
+    clip_cases()
+    adamw_case()
+    gpt_case()
+    print(f"wrote {len(_written)} arrays to {OUT}")
+
+
+if __name__ == "__main__":
+    main()
