@@ -60,6 +60,7 @@ pub use tensor::elementwise::{IntoOperand, Operand};
 pub use tensor::index::{Ellipsis, NewAxis, SliceItem};
 pub use tensor::random::manual_seed;
 pub use tensor::reduce::Dims;
+pub use tensor::safetensors::{load_safetensors, save_safetensors};
 pub use tensor::Tensor;
 
 /// Everything a tensor program needs: `use tenjit::prelude::*;`.

@@ -2,7 +2,8 @@
 //! ([`Linear`] with torch's default initialization, [`Embedding`], [`LayerNorm`]); activations
 //! ([`relu`], [`gelu`], [`silu`], [`softmax`], [`log_softmax`], [`logsumexp`]); normalization
 //! ([`layer_norm`]) and attention ([`scaled_dot_product_attention`]); losses ([`mse_loss`],
-//! [`nll_loss`], [`cross_entropy`]); and [`clip_grad_norm_`].
+//! [`nll_loss`], [`cross_entropy`]); [`clip_grad_norm_`]; and state dicts ([`StateDict`],
+//! [`load_state_dict`]).
 //!
 //! Everything here is built from tensor ops, so it records lazily, differentiates with
 //! `backward()` and compiles with the rest of the step.
@@ -24,12 +25,14 @@ mod activation;
 mod attention;
 mod embedding;
 mod norm;
+mod state;
 mod utils;
 
 pub use activation::{gelu, silu, try_gelu, try_silu, Approximate};
 pub use attention::{scaled_dot_product_attention, try_scaled_dot_product_attention, Attention};
 pub use embedding::{embedding, try_embedding, Embedding};
 pub use norm::{layer_norm, try_layer_norm, LayerNorm};
+pub use state::{load_state_dict, prefixed, state_dict, StateDict};
 pub use utils::{clip_grad_norm_, try_clip_grad_norm_};
 
 use crate::error::{Error, OpErrorKind, OrPanic, Result};
@@ -54,6 +57,29 @@ pub trait Module {
             p.zero_grad();
         }
     }
+
+    /// The parameters with their names, in the order of [`Module::parameters`]
+    /// (`module.named_parameters()`); by default named by position (`0`, `1`, ...). A module
+    /// made of modules names its parts' parameters with [`prefixed`].
+    fn named_parameters(&self) -> Vec<(String, &Tensor)> {
+        self.parameters().into_iter().enumerate().map(|(i, p)| (i.to_string(), p)).collect()
+    }
+
+    /// [`Module::named_parameters`] as mutable handles, for [`load_state_dict`].
+    fn named_parameters_mut(&mut self) -> Vec<(String, &mut Tensor)> {
+        self.parameters_mut().into_iter().enumerate().map(|(i, p)| (i.to_string(), p)).collect()
+    }
+
+    /// The parameters by name (`module.state_dict()`), to save with
+    /// [`crate::save_safetensors`] or load into another module.
+    fn state_dict(&self) -> StateDict {
+        state_dict(self.named_parameters())
+    }
+}
+
+/// Names `weight` and, when present, `bias`, as torch's layers name theirs.
+fn weight_and_bias<T>(weight: T, bias: Option<T>) -> Vec<(String, T)> {
+    std::iter::once(("weight".to_string(), weight)).chain(bias.map(|b| ("bias".to_string(), b))).collect()
 }
 
 /// A fully connected layer `y = x @ weight^T + bias`, as `torch.nn.Linear`.
@@ -216,6 +242,14 @@ impl Module for Linear {
 
     fn parameters_mut(&mut self) -> Vec<&mut Tensor> {
         Linear::parameters_mut(self)
+    }
+
+    fn named_parameters(&self) -> Vec<(String, &Tensor)> {
+        weight_and_bias(&self.weight, self.bias.as_ref())
+    }
+
+    fn named_parameters_mut(&mut self) -> Vec<(String, &mut Tensor)> {
+        weight_and_bias(&mut self.weight, self.bias.as_mut())
     }
 }
 

@@ -3,8 +3,9 @@
 //! `masked_fill`, `layer_norm`, `embedding`, `scaled_dot_product_attention` (causal, float and
 //! boolean masks), `clip_grad_norm_`, AdamW with a warmup-cosine schedule and two parameter
 //! groups, and a small GPT (the W8 model, narrower) through its logits, loss, every gradient,
-//! the gradient norm and one AdamW step. Each value and each vector-Jacobian product (for a
-//! random cotangent) in `f64` and `f32`, with the tolerances of `common/torch_oracle.rs`.
+//! the gradient norm and one AdamW step, and on the weights torch saved as safetensors. Each
+//! value and each vector-Jacobian product (for a random cotangent) in `f64` and `f32`, with
+//! the tolerances of `common/torch_oracle.rs`.
 
 #[path = "common/torch_oracle.rs"]
 mod torch_oracle;
@@ -238,5 +239,22 @@ fn a_small_gpt_trains_one_step_as_torch_does() {
         for (name, p) in &gpt.params {
             c.check(&format!("after.{name}"), p);
         }
+    });
+}
+
+#[test]
+fn the_gpt_runs_on_the_weights_torch_saved() {
+    run("gpt", |c| {
+        let mut gpt = Gpt::load(c, 2, 2);
+        // Zeroed parameters of the case's dtype, then torch's float64 file loaded by name.
+        for p in gpt.params.values_mut() {
+            *p = p.zeros_like().requires_grad_();
+        }
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/oracle/data/models/gpt.weights.safetensors");
+        let state = tenjit::load_safetensors(path).expect("torch's weights load");
+        nn::load_state_dict(gpt.params.iter_mut().map(|(n, p)| (n.clone(), p)).collect(), &state, true)
+            .expect("every parameter is in the file");
+        c.check("logits", &gpt.forward(&c.data("x")));
     });
 }

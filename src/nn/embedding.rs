@@ -91,4 +91,12 @@ impl Module for Embedding {
     fn parameters_mut(&mut self) -> Vec<&mut Tensor> {
         vec![&mut self.weight]
     }
+
+    fn named_parameters(&self) -> Vec<(String, &Tensor)> {
+        super::weight_and_bias(&self.weight, None)
+    }
+
+    fn named_parameters_mut(&mut self) -> Vec<(String, &mut Tensor)> {
+        super::weight_and_bias(&mut self.weight, None)
+    }
 }

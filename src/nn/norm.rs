@@ -129,4 +129,12 @@ impl Module for LayerNorm {
     fn parameters_mut(&mut self) -> Vec<&mut Tensor> {
         std::iter::once(&mut self.weight).chain(self.bias.as_mut()).collect()
     }
+
+    fn named_parameters(&self) -> Vec<(String, &Tensor)> {
+        super::weight_and_bias(&self.weight, self.bias.as_ref())
+    }
+
+    fn named_parameters_mut(&mut self) -> Vec<(String, &mut Tensor)> {
+        super::weight_and_bias(&mut self.weight, self.bias.as_mut())
+    }
 }

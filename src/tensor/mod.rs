@@ -8,7 +8,7 @@
 //!
 //! The user ops are grouped as the tutorial groups them: [`creation`], [`random`],
 //! [`elementwise`], [`reduce`], [`shape`], [`index`], [`mask`], [`linalg`], [`join`], [`convert`],
-//! [`inplace`] and [`display`].
+//! [`inplace`], [`display`] and [`safetensors`].
 
 pub mod convert;
 pub mod creation;
@@ -22,6 +22,7 @@ pub mod linalg;
 pub mod mask;
 pub mod random;
 pub mod reduce;
+pub mod safetensors;
 pub mod shape;
 
 use crate::device::Device;

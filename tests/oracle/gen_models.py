@@ -5,7 +5,8 @@ primitives and layers, AdamW with a learning-rate schedule, clip_grad_norm_, and
 
     /root/.cache/peers-venv/bin/python tests/oracle/gen_models.py
 
-Writes tests/oracle/data/models/<case>.<name>.npy: each case's inputs (drawn here with fixed
+Writes tests/oracle/data/models/<case>.<name>.npy (and the small GPT's initial weights as
+gpt.weights.safetensors, with half.safetensors holding an f16 tensor): each case's inputs (drawn here with fixed
 seeds; boolean masks as int64) and expected values, all float64 (indices int64) and computed in
 float64. A function's gradients are those of `sum(value * cot)` for a random cotangent `cot`
 (saved too), so every element of the vector-Jacobian product is checked, not only its sum. The
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from safetensors.torch import save_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "data", "models")
@@ -228,6 +230,11 @@ def gpt_case():
     model = GPT()
     for n, p in model.named_parameters():
         save(case, "param." + n, p)
+    # The same initial weights as PyTorch shares them (float64; the head is tied to wte).
+    save_file({n: p.detach().contiguous() for n, p in model.named_parameters()},
+              os.path.join(OUT, "gpt.weights.safetensors"))
+    # A dtype tenjit does not have yet, for the error it gives.
+    save_file({"w": torch.ones(2, 3, dtype=torch.float16)}, os.path.join(OUT, "half.safetensors"))
     r = np.random.default_rng(17)
     x = torch.tensor(save(case, "x", r.integers(0, VOCAB, size=(BATCH, BLOCK)).astype(np.int64)))
     y = torch.tensor(save(case, "y", r.integers(0, VOCAB, size=(BATCH, BLOCK)).astype(np.int64)))
