@@ -311,7 +311,8 @@ fn realize_on(device: Device, asked: Vec<&Tensor>) -> Result<()> {
     let target = match crate::compile::target(device) {
         Target::Interp => {
             let inputs: Vec<Buffer> = flat.input_values(device, true)?.iter().map(host_copy).collect();
-            let outputs = tenjit_ir::interp::eval(&flat.graph(opts, true), &inputs).map_err(Error::from_interp)?;
+            let outputs =
+                tenjit_ir::interp::eval(&flat.graph(opts, true), &inputs).map_err(Error::from_interp)?;
             for (t, buf) in pending.iter().zip(outputs) {
                 t.0.value.set(Value::Host(Arc::new(buf)));
                 release_operands(t);
