@@ -6,6 +6,14 @@
 //! `backward()`, parameters updated in place; see [`crate::lazy`], which says when values are
 //! computed) join it.
 //!
+//! Scalars are data: on the realize path, a constant whose value no simplifier rule matches
+//! (see [`is_structural`]) is *lifted*. The executable's graph takes it as an input holding
+//! one element (named `%s0`, `%s1`, ... in dumps and compile reports, expanded to the
+//! constant's shape with `expand`), and the cache key records "a lifted scalar of this type",
+//! never its value, so `w.sub_(g * lr)` with a new `lr` each step finds the same executable.
+//! The interpreter runs the same lifted graph, so both backends agree. [`graph`] and
+//! `tenjit::inspect` show the user's graph with its constants inline.
+//!
 //! Realized nodes drop their operands, so they are leaves for every later trace: the graph of
 //! a loop that realizes each step stays the size of one step. Traversals are iterative, so
 //! long chains cannot overflow the stack.
@@ -19,7 +27,8 @@ use smallvec::SmallVec;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
-use tenjit_ir::{Buffer, Graph, NodeId, Op};
+use tenjit_ir::passes::simplify::is_structural;
+use tenjit_ir::{Buffer, Graph, NodeId, Op, Scalar, Shape, TensorType};
 
 /// Why a tensor waits for the next realization.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,12 +208,19 @@ impl Flat {
     }
 
     /// Mixes the structure of the entries (types, ops, attributes, operands; never data) into
-    /// `f`.
+    /// `f`, constants with their values.
     pub(crate) fn structure(&self, f: &mut tenjit_ir::Fingerprint) {
+        self.structure_with(f, false);
+    }
+
+    /// [`Flat::structure`]; with `lift`, a lifted constant (see [`lifted`]) mixes in only that
+    /// it is one: its type is already there, its value never is.
+    fn structure_with(&self, f: &mut tenjit_ir::Fingerprint, lift: bool) {
         for e in &self.entries {
             f.add(e.tensor.ty());
             match &e.op {
                 None => f.add(&0u8),
+                Some(_) if lift && lifted(e).is_some() => f.add(&2u8),
                 Some((op, args)) => {
                     f.add(&1u8);
                     f.add(op);
@@ -216,11 +232,15 @@ impl Flat {
 
     /// The values of the inputs of a walk that stopped at computed values, in order, as a
     /// computation on `device` reads them: every input must have been computed on `device`
-    /// (for the CPU, in host memory).
-    fn input_values(&self, device: Device) -> Result<Vec<Value>> {
-        let inputs = self.entries.iter().filter(|e| e.op.is_none());
+    /// (for the CPU, in host memory). With `lift`, the lifted constants are inputs too, each a
+    /// host buffer of one element (a backend on another device uploads it).
+    fn input_values(&self, device: Device, lift: bool) -> Result<Vec<Value>> {
+        let inputs = self.entries.iter().filter(|e| e.op.is_none() || (lift && lifted(e).is_some()));
         inputs
             .map(|e| {
+                if let Some((value, ty)) = lifted(e) {
+                    return Ok(Value::Host(Arc::new(Buffer::full(&lifted_type(ty), value))));
+                }
                 let value =
                     if e.tensor.device() == device { e.tensor.0.value.value_on(device) } else { None };
                 value.ok_or_else(|| Error::Device {
@@ -235,22 +255,39 @@ impl Flat {
             .collect()
     }
 
-    /// The structure (ops, attributes, types, operands, roots; never data): the key of the
-    /// executable cache on the realize path, so a hit builds no `ir::Graph`.
+    /// The structure (ops, attributes, types, operands, roots; never data, and constants
+    /// lifted): the key of the executable cache on the realize path, so a hit builds no
+    /// `ir::Graph`.
     fn key(&self) -> u128 {
         let mut f = tenjit_ir::Fingerprint::new();
         f.add("realize");
-        self.structure(&mut f);
+        self.structure_with(&mut f, true);
         f.add(&self.roots);
         f.finish()
     }
 
-    /// The `ir::Graph`: inputs named `in0`, `in1`, ... in order of discovery.
-    fn graph(&self, opts: TraceOptions) -> Graph {
+    /// The `ir::Graph`: inputs named `in0`, `in1`, ... in order of discovery. With `lift`,
+    /// each lifted constant is an input too, named `s0`, `s1`, ..., of one element, expanded
+    /// to the constant's shape.
+    fn graph(&self, opts: TraceOptions, lift: bool) -> Graph {
         let mut graph = Graph::new("main");
         let mut ids: Vec<NodeId> = Vec::with_capacity(self.entries.len());
-        let mut inputs = 0;
+        let (mut inputs, mut scalars) = (0, 0);
         for e in &self.entries {
+            if let Some((_, ty)) = lifted(e).filter(|_| lift) {
+                let one = lifted_type(ty);
+                let s = graph.add_input(format!("s{scalars}"), one.clone());
+                scalars += 1;
+                ids.push(if one == *ty {
+                    s
+                } else {
+                    let loc = opts.locations.then(|| e.tensor.0.loc.to_string());
+                    graph.add_at(Op::Expand { shape: ty.shape.clone() }, &[s], loc).unwrap_or_else(|e| {
+                        panic!("tenjit bug: a lifted constant does not expand to its shape: {e}")
+                    })
+                });
+                continue;
+            }
             ids.push(match &e.op {
                 None => {
                     inputs += 1;
@@ -270,10 +307,26 @@ impl Flat {
     }
 }
 
+/// The value and type of entry `e` when realization makes it a runtime operand: a constant
+/// whose value no simplifier rule matches ([`is_structural`]). Every other constant stays in
+/// the program and in the cache key.
+fn lifted(e: &Entry) -> Option<(Scalar, &TensorType)> {
+    let Some((Op::Const { value, ty }, _)) = &e.op else {
+        return None;
+    };
+    (!is_structural(*value, ty.dtype)).then_some((*value, ty))
+}
+
+/// The type of a lifted constant's input: its dtype, one element, its rank (so `expand` takes
+/// it to the constant's shape; no buffer of the full shape is allocated).
+fn lifted_type(ty: &TensorType) -> TensorType {
+    TensorType::new(ty.dtype, Shape::new(&vec![1; ty.shape.rank()]))
+}
+
 /// The graph behind `roots`, down to computed values (its inputs).
 pub(crate) fn trace(roots: &[&Tensor], opts: TraceOptions) -> Traced {
     let flat = Flat::new(roots);
-    let graph = flat.graph(opts);
+    let graph = flat.graph(opts, false);
     let leaves = flat.entries.iter().filter(|e| e.op.is_none()).map(|e| e.tensor.clone()).collect();
     Traced { graph, leaves }
 }
@@ -311,8 +364,9 @@ fn realize_on(device: Device, asked: Vec<&Tensor>) -> Result<()> {
     let opts = TraceOptions { locations: false };
     let target = match crate::compile::target(device) {
         Target::Interp => {
-            let inputs: Vec<Buffer> = flat.input_values(device)?.iter().map(host_copy).collect();
-            let outputs = tenjit_ir::interp::eval(&flat.graph(opts), &inputs).map_err(Error::from_interp)?;
+            let inputs: Vec<Buffer> = flat.input_values(device, true)?.iter().map(host_copy).collect();
+            let outputs =
+                tenjit_ir::interp::eval(&flat.graph(opts, true), &inputs).map_err(Error::from_interp)?;
             for (t, buf) in pending.iter().zip(outputs) {
                 t.0.value.set(Value::Host(Arc::new(buf)));
                 release_operands(t);
@@ -322,8 +376,8 @@ fn realize_on(device: Device, asked: Vec<&Tensor>) -> Result<()> {
         Target::Device(target) => target,
     };
     target.check_available()?;
-    let exe = crate::compile::executable_lazy(target, flat.key(), || flat.graph(opts), start)?;
-    let inputs = flat.input_values(device)?;
+    let exe = crate::compile::executable_lazy(target, flat.key(), || flat.graph(opts, true), start)?;
+    let inputs = flat.input_values(device, true)?;
     if target == device {
         let mut next = pending.iter();
         return exe.run(&inputs, &mut |value| {

@@ -62,6 +62,19 @@
 //! integer or a float identically whether it arrives as `i32`, `i64` or an exact `f64`). A lossy
 //! inner cast (`i64 → f64`, `i32 → f32`, any float to an integer) is left alone.
 //!
+//! # Values that change the program
+//!
+//! Most rules look only at ops and types. The algebraic ones also match a constant operand by
+//! its value, and [`is_structural`] lists exactly those values: `-0.0` and `+0.0` (`add-zero`,
+//! `sub-zero`, and the `+0` of `fold-pad`), `1` (`mul-one`, `div-one`, `pow-one`), `2`
+//! (`pow-two`), each in every numeric dtype, and both booleans (`where-const`, `and-true`,
+//! `or-false`). The rules name their values through the same constants [`is_structural`]
+//! reads, so the list and the rules cannot drift apart. The front end keeps these values in
+//! its executable-cache key and passes every other constant to the compiled program as a
+//! runtime operand, so a learning rate that changes each step does not compile a new program.
+//! Such an operand is no longer a constant here, so the folding rules do not see it: the
+//! computation happens at run time, with the same result.
+//!
 //! The pass visits live nodes once in topological order and applies rules to each until none
 //! fires, so operands are final before their users are looked at and one run reaches a fixpoint.
 //! No rule compares operands by node identity (such as `where(c, x, x) → x`), so merging
@@ -182,6 +195,40 @@ fn simplify(g: &mut Graph, log: &mut dyn FnMut(&'static str, NodeId)) -> bool {
         }
     }
     changed
+}
+
+// ---------------------------------------------------------------------------------------------
+// The values the rules match.
+
+/// `+0` (`Scalar::Int(0)` converts to `+0.0` in a float dtype): `add-zero` on integers,
+/// `sub-zero`, and the zero `pad` writes (`fold-pad`).
+const ZERO: Scalar = Scalar::Int(0);
+/// `-0.0`, the IEEE additive identity: `add-zero` on floats.
+const NEG_ZERO: Scalar = Scalar::Float(-0.0);
+/// `1`: `mul-one`, `div-one`, `pow-one`.
+const ONE: Scalar = Scalar::Int(1);
+/// `2`: `pow-two`.
+const TWO: Scalar = Scalar::Int(2);
+/// Every numeric value some rule matches a constant operand against.
+const MATCHED: [Scalar; 4] = [ZERO, NEG_ZERO, ONE, TWO];
+
+/// Whether some rule of this pass rewrites a node differently because one of its operands is
+/// a constant of exactly `value` (of dtype `dtype`), rather than any other value of that
+/// dtype: `±0`, `1` and `2` in a numeric dtype, and every `bool` (the module docs say which
+/// rule matches which value). The front end keeps such constants in the compiled program and
+/// in its cache key, and makes every other constant a runtime operand (see the README's
+/// section on what compiles).
+///
+/// ```
+/// use tenjit_ir::passes::simplify::is_structural;
+/// use tenjit_ir::{DType, Scalar};
+/// assert!(is_structural(Scalar::Float(1.0), DType::F32)); // x * 1 -> x
+/// assert!(is_structural(Scalar::Int(2), DType::I64)); // x ** 2 -> x * x
+/// assert!(!is_structural(Scalar::Float(0.37), DType::F32)); // a learning rate
+/// assert!(!is_structural(Scalar::Int(-1), DType::I32));
+/// ```
+pub fn is_structural(value: Scalar, dtype: DType) -> bool {
+    dtype == DType::Bool || MATCHED.iter().any(|m| m.cast(dtype) == value.cast(dtype))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -322,22 +369,13 @@ fn fold_view(g: &Graph, n: NodeId) -> Option<Rewrite> {
     }
 }
 
-/// Whether `value` is the zero `pad` writes: `+0.0`, `0` or `false`.
-fn is_pad_zero(value: Scalar) -> bool {
-    match value {
-        Scalar::Bool(b) => !b,
-        Scalar::Int(i) => i == 0,
-        Scalar::Float(f) => f.to_bits() == 0,
-    }
-}
-
 /// `pad(0) → 0`: padding a `+0` splat with zeros keeps it a splat.
 fn fold_pad(g: &Graph, n: NodeId) -> Option<Rewrite> {
     let Op::Pad { .. } = g.op(n) else {
         return None;
     };
-    let c = splat(g, arg0(g, n))?;
-    is_pad_zero(c).then(|| constant(c, g.ty(n)))
+    // The zero `pad` writes: `+0.0`, `0` or `false`.
+    is_splat_of(g, arg0(g, n), ZERO).then(|| constant(ZERO, g.ty(n)))
 }
 
 /// `concat(c, c, ...) → c` when every operand is a splat of the same value.
@@ -395,28 +433,28 @@ fn where_const(g: &Graph, n: NodeId) -> Option<Rewrite> {
 /// and `y + -0.0 = y` otherwise); `x + 0 → x` and `0 + x → x` for integers. `x + (+0.0)` stays:
 /// it turns `-0.0` into `+0.0`.
 fn add_zero(g: &Graph, n: NodeId) -> Option<Rewrite> {
-    let zero = if g.ty(n).dtype.is_float() { Scalar::Float(-0.0) } else { Scalar::Int(0) };
+    let zero = if g.ty(n).dtype.is_float() { NEG_ZERO } else { ZERO };
     binary_with(g, n, BinaryOp::Add, zero, true).map(Rewrite::Use)
 }
 
 /// `x - (+0.0) → x` (it is `x + (-0.0)`), `x - 0 → x` for integers. `x - (-0.0)` stays.
 fn sub_zero(g: &Graph, n: NodeId) -> Option<Rewrite> {
-    binary_with(g, n, BinaryOp::Sub, Scalar::Int(0), false).map(Rewrite::Use)
+    binary_with(g, n, BinaryOp::Sub, ZERO, false).map(Rewrite::Use)
 }
 
 /// `x * 1 → x`, `1 * x → x`: multiplication by one is exact (NaN stays NaN).
 fn mul_one(g: &Graph, n: NodeId) -> Option<Rewrite> {
-    binary_with(g, n, BinaryOp::Mul, Scalar::Int(1), true).map(Rewrite::Use)
+    binary_with(g, n, BinaryOp::Mul, ONE, true).map(Rewrite::Use)
 }
 
 /// `x / 1 → x`: division by one is exact.
 fn div_one(g: &Graph, n: NodeId) -> Option<Rewrite> {
-    binary_with(g, n, BinaryOp::Div, Scalar::Int(1), false).map(Rewrite::Use)
+    binary_with(g, n, BinaryOp::Div, ONE, false).map(Rewrite::Use)
 }
 
 /// `x ** 1 → x`: `pow(x, 1) = x` exactly, and `wrapping_pow(x, 1) = x`.
 fn pow_one(g: &Graph, n: NodeId) -> Option<Rewrite> {
-    binary_with(g, n, BinaryOp::Pow, Scalar::Int(1), false).map(Rewrite::Use)
+    binary_with(g, n, BinaryOp::Pow, ONE, false).map(Rewrite::Use)
 }
 
 /// `x ** 2 → x * x`: the square, correctly rounded either way (and a multiplication instead of
@@ -426,8 +464,7 @@ fn pow_two(g: &Graph, n: NodeId) -> Option<Rewrite> {
         return None;
     }
     let args = g.args(n);
-    let two = splat(g, args[1])?;
-    (two.as_f64() == 2.0)
+    is_splat_of(g, args[1], TWO)
         .then(|| Rewrite::Op(Op::Binary(BinaryOp::Mul), SmallVec::from_slice(&[args[0], args[0]])))
 }
 
