@@ -43,7 +43,7 @@ pub use compile::{
     MissReason, Stages,
 };
 pub use device::Device;
-pub use error::{DeviceErrorKind, Error, EvalErrorKind, OpErrorKind, Result};
+pub use error::{DeviceErrorKind, Error, EvalErrorKind, EvalOrigin, OpErrorKind, Result};
 pub use inspect::{inspect, Inspect};
 pub use jit::{jit, Jit};
 pub use ndarray;

@@ -192,6 +192,20 @@ impl Flat {
         f.finish()
     }
 
+    /// An evaluation error of this walk's graph at the user's call: a failure tied to a node
+    /// (its id in [`Flat::graph`] is its entry's position) names the op the user called to
+    /// build that node and where. The executable may have been compiled for another call
+    /// site of the same structure; the location is this walk's.
+    fn locate(&self, e: Error) -> Error {
+        let Some(node) = e.unlocated_node() else {
+            return e;
+        };
+        match self.entries.get(node.index()) {
+            Some(Entry { tensor, op: Some((op, _)) }) => e.located(user_op(tensor, op), tensor.0.loc),
+            Some(Entry { op: None, .. }) | None => e,
+        }
+    }
+
     /// The `ir::Graph`: inputs named `in0`, `in1`, ... in order of discovery.
     fn graph(&self, opts: TraceOptions) -> Graph {
         let mut graph = Graph::new("main");
@@ -214,6 +228,19 @@ impl Flat {
         }
         graph.set_outputs(self.roots.iter().map(|&r| ids[r as usize]).collect());
         graph
+    }
+}
+
+/// The name of the API method the user called to build `t`, whose op is `op`: the method
+/// recorded on the node, else PyTorch's name of the op where it differs from the IR's.
+fn user_op(t: &Tensor, op: &Op) -> &'static str {
+    if let Some(api) = t.0.api {
+        return api;
+    }
+    match op {
+        Op::Binary(tenjit_ir::ops::BinaryOp::FloorDiv) => "floor_divide",
+        Op::Binary(tenjit_ir::ops::BinaryOp::Rem) => "remainder",
+        other => other.name(),
     }
 }
 
@@ -258,7 +285,8 @@ fn realize_on(device: Device, asked: Vec<&Tensor>) -> Result<()> {
     let target = match crate::compile::target(device) {
         Target::Interp => {
             let inputs: Vec<Buffer> = flat.input_values(device)?.iter().map(host_copy).collect();
-            let outputs = tenjit_ir::interp::eval(&flat.graph(opts), &inputs).map_err(Error::from_interp)?;
+            let outputs = tenjit_ir::interp::eval(&flat.graph(opts), &inputs)
+                .map_err(|e| flat.locate(Error::from_interp(e)))?;
             for (t, buf) in pending.iter().zip(outputs) {
                 t.0.value.set(Value::Host(Arc::new(buf)));
                 release_operands(t);
@@ -272,15 +300,17 @@ fn realize_on(device: Device, asked: Vec<&Tensor>) -> Result<()> {
     let inputs = flat.input_values(device)?;
     if target == device {
         let mut next = pending.iter();
-        return exe.run(&inputs, &mut |value| {
-            let t = next.next().expect("one output per tensor asked for");
-            t.0.value.set(value);
-            release_operands(t);
-        });
+        return exe
+            .run(&inputs, &mut |value| {
+                let t = next.next().expect("one output per tensor asked for");
+                t.0.value.set(value);
+                release_operands(t);
+            })
+            .map_err(|e| flat.locate(e));
     }
     // CPU tensors computed on another device (the `cuda` backend setting) come back to the
     // host.
-    let outputs = crate::compile::run_to_host(exe.as_ref(), &inputs, target)?;
+    let outputs = crate::compile::run_to_host(exe.as_ref(), &inputs, target).map_err(|e| flat.locate(e))?;
     for (t, buf) in pending.iter().zip(outputs) {
         t.0.value.set(Value::Host(Arc::new(buf)));
         release_operands(t);
