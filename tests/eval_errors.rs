@@ -180,3 +180,39 @@ fn each_call_site_of_one_compiled_program_reports_its_own_line() {
         assert_eq!(compiled, want, "{b:?}: one compilation serves both call sites");
     });
 }
+
+#[test]
+fn cuda_failures_name_the_node_they_come_from() {
+    // The CUDA runtime's error word names only what failed; the node is found in the program,
+    // as here, and the realization maps it to the call site as for the CPU. No GPU needed.
+    use tenjit::backend::cuda::backend::kernel_failure;
+    use tenjit::backend::cuda::codegen::DeviceFailure;
+    use tenjit::EvalOrigin;
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let node_of = |e: Error| match e {
+        Error::Eval { origin: Some(EvalOrigin { node: Some(n), .. }), message, .. } => (n, message),
+        other => panic!("no node: {other:?}"),
+    };
+    let x = tensor!([[1.0, 2.0, 3.0]]);
+    let (y, line) = (x.index_select(1, &tensor!([0, 4])), line!());
+    let y = y.exp();
+    let program = tenjit::inspect(&[&y]).program().clone();
+    let (n, message) = node_of(kernel_failure(&program, &DeviceFailure::IndexOutOfRange { op: "gather" }));
+    assert_eq!(message, "an index is out of bounds for dimension 1 with size 3");
+    let g = tenjit::graph(&[&y]);
+    assert_eq!(g.op(n).name(), "gather");
+    let at = format!("tests/eval_errors.rs:{line}:");
+    assert!(g.loc(n).is_some_and(|l| l.starts_with(&at)), "{g}");
+
+    let (a, d) = (tensor!([5, 6]), tensor!([1, 0]));
+    let q = (&a + 1).floor_divide(&a);
+    let (r, line) = (&q % &d, line!());
+    let out = r * 3;
+    let program = tenjit::inspect(&[&out]).program().clone();
+    let failure = DeviceFailure::Arithmetic { op: "rem", message: "integer remainder by zero" };
+    let (n, _) = node_of(kernel_failure(&program, &failure));
+    let g = tenjit::graph(&[&out]);
+    assert_eq!(g.op(n).name(), "rem");
+    let at = format!("tests/eval_errors.rs:{line}:");
+    assert!(g.loc(n).is_some_and(|l| l.starts_with(&at)), "{g}");
+}
