@@ -17,6 +17,7 @@ use crate::tensor::{Node, Tensor, INTERIOR};
 use smallvec::SmallVec;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::panic::Location;
 use std::sync::{Arc, Weak};
 use tenjit_ir::{Buffer, Graph, NodeId, Op};
 
@@ -52,6 +53,8 @@ pub(crate) struct Traced {
     pub graph: Graph,
     /// The tensor behind each input, in order.
     pub leaves: Vec<Tensor>,
+    /// The call that built each node, so evaluation errors can name it.
+    pub calls: Calls,
 }
 
 /// Options of [`graph_with`].
@@ -72,6 +75,30 @@ impl Default for TraceOptions {
 pub(crate) struct Entry {
     pub tensor: Tensor,
     pub op: Option<(Op, SmallVec<[u32; 3]>)>,
+}
+
+impl Entry {
+    /// The API method the user called to build this node, and where; `None` for an input.
+    fn call(&self) -> Option<(&'static str, &'static Location<'static>)> {
+        let (op, _) = self.op.as_ref()?;
+        Some((user_op(&self.tensor, op), self.tensor.0.loc))
+    }
+}
+
+/// The API call that built each node of a traced graph, by node index (`None` for inputs):
+/// the method's name and where it was called.
+pub(crate) type Calls = Vec<Option<(&'static str, &'static Location<'static>)>>;
+
+/// `e` at the call that built its node, if it is an evaluation error of a node of the graph
+/// `calls` describes with no location yet.
+pub(crate) fn locate_in(calls: &Calls, e: Error) -> Error {
+    let Some(node) = e.unlocated_node() else {
+        return e;
+    };
+    match calls.get(node.index()).copied().flatten() {
+        Some((op, at)) => e.located(op, at),
+        None => e,
+    }
 }
 
 /// The DAG behind some roots as a flat list in topological order (post-order). Which nodes
@@ -200,10 +227,15 @@ impl Flat {
         let Some(node) = e.unlocated_node() else {
             return e;
         };
-        match self.entries.get(node.index()) {
-            Some(Entry { tensor, op: Some((op, _)) }) => e.located(user_op(tensor, op), tensor.0.loc),
-            Some(Entry { op: None, .. }) | None => e,
+        match self.entries.get(node.index()).and_then(Entry::call) {
+            Some((op, at)) => e.located(op, at),
+            None => e,
         }
+    }
+
+    /// The call that built each node of [`Flat::graph`], by node index.
+    fn calls(&self) -> Calls {
+        self.entries.iter().map(Entry::call).collect()
     }
 
     /// The `ir::Graph`: inputs named `in0`, `in1`, ... in order of discovery.
@@ -249,7 +281,7 @@ pub(crate) fn trace(roots: &[&Tensor], opts: TraceOptions) -> Traced {
     let flat = Flat::new(roots);
     let graph = flat.graph(opts);
     let leaves = flat.entries.iter().filter(|e| e.op.is_none()).map(|e| e.tensor.clone()).collect();
-    Traced { graph, leaves }
+    Traced { graph, leaves, calls: flat.calls() }
 }
 
 /// Computes the values of `tensors` together (one graph per device, shared work computed
