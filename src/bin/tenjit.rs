@@ -19,6 +19,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tenjit::ir::format::{format_tensor, PrintOptions};
+use tenjit::ir::text::Lines;
 use tenjit::ir::{autodiff, dot, interp, npy, text, verify, Buffer, Graph, Scalar, TensorType};
 
 const USAGE: &str = "\
@@ -265,9 +266,6 @@ fn load_graph(file: &str) -> Result<Graph, Failure> {
     load_graph_with_lines(file).map(|(g, _)| g)
 }
 
-/// Where each node of a graph read from text is defined: its line and column.
-type Lines = std::collections::HashMap<tenjit::ir::NodeId, (usize, usize)>;
-
 /// [`load_graph`], with the line and column of each node's definition.
 fn load_graph_with_lines(file: &str) -> Result<(Graph, Lines), Failure> {
     let name = display_name(file);
@@ -377,7 +375,7 @@ fn run(file: &str, given: &[(String, Source)], out: Option<&Path>) -> Result<(),
         }
         buffers.push(buf);
     }
-    let outputs = interp::eval(&g, &buffers).map_err(|e| user(eval_error(&name, &lines, &e)))?;
+    let outputs = interp::eval(&g, &buffers).map_err(|e| user(eval_error(name, &lines, &e)))?;
     match out {
         Some(dir) => write_outputs(dir, &outputs),
         None => print_outputs(&outputs),

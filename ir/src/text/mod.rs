@@ -51,10 +51,14 @@ pub fn parse(text: &str) -> Result<Graph, ParseError> {
     parser::parse(text)
 }
 
+/// The line and column (1-based, columns in characters) where each node of a parsed graph is
+/// defined.
+pub type Lines = HashMap<NodeId, (usize, usize)>;
+
 /// [`parse`], also giving the line and column (1-based, columns in characters) where each
 /// node is defined, inputs included, so a tool can point at the text of a node an
 /// evaluation error names.
-pub fn parse_with_lines(text: &str) -> Result<(Graph, HashMap<NodeId, (usize, usize)>), ParseError> {
+pub fn parse_with_lines(text: &str) -> Result<(Graph, Lines), ParseError> {
     parser::parse_with_lines(text)
 }
 

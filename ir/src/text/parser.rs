@@ -590,7 +590,7 @@ pub(crate) fn parse(text: &str) -> Result<Graph, ParseError> {
 
 /// Parses one graph, with the line and column where each node is defined; see
 /// [`crate::text::parse_with_lines`].
-pub(crate) fn parse_with_lines(text: &str) -> Result<(Graph, HashMap<NodeId, (usize, usize)>), ParseError> {
+pub(crate) fn parse_with_lines(text: &str) -> Result<(Graph, super::Lines), ParseError> {
     let (tokens, lex_error) = lex(text);
     let mut p = Parser {
         tokens,
