@@ -79,7 +79,7 @@ pub enum Error {
 pub struct EvalOrigin {
     /// The failing node of the graph that was evaluated (its text form numbers it, `%3`).
     pub node: Option<NodeId>,
-    /// The failing step of the compiled program (`kernel k0`, `gather step 2`).
+    /// The failing step of the compiled program (`kernel k0`, `library routine gather`).
     pub step: Option<String>,
 }
 

@@ -15,8 +15,11 @@
 //! `start..end` ([`CompiledKernel::outer_len`] is that index's range), so the runtime can split
 //! a kernel over threads by disjoint ranges. It never traps: an integer division or remainder
 //! by zero or a negative integer power stores a nonzero code in `*status` (the op's position
-//! in [`BinaryOp::ALL`] plus one) and goes on with a harmless value; [`CompiledKernel::run`]
-//! turns the code into a [`KernelError`].
+//! in [`BinaryOp::ALL`] plus one, plus 64 times the instruction's position in the kernel's
+//! [`failing_sites`](tenjit_ir::kernel::Kernel::failing_sites), so the code says which
+//! instruction failed) and goes on with a harmless value; [`CompiledKernel::run`] turns the
+//! code into a [`KernelError`], whose site the executor maps to the graph node the
+//! instruction computes.
 //!
 //! # Loop structure
 //!

@@ -3,8 +3,8 @@
 //! straight into the step's output buffer.
 //!
 //! Each routine computes what the reference interpreter (`tenjit_ir::interp`) computes, bit for
-//! bit, and fails where it fails, with its message: an index outside its axis is an error,
-//! never a read or write out of bounds. Large outputs are split over the workers by rows of
+//! bit, and fails where it fails, with its message: an index outside its axis is an error
+//! naming the graph node of the step, never a read or write out of bounds. Large outputs are split over the workers by rows of
 //! the outermost output dimension ([`on_row_ranges`]), which returns the error of the lowest
 //! rows, so the index reported is always the first bad one in row-major order, as the
 //! interpreter reports it. `scatter_add` adds into each output element in the interpreter's
