@@ -57,6 +57,8 @@ enum Binding {
 struct Compiled {
     signature: Vec<TensorType>,
     graph: Graph,
+    /// The call in the closure that built each node of `graph`, for evaluation errors.
+    calls: crate::realize::Calls,
     bindings: Vec<Binding>,
     exe: Option<Arc<dyn Executable>>,
 }
@@ -109,12 +111,14 @@ where
                 exe.run(&inputs, &mut |v| {
                     let ty = v.host().expect("the CPU computes in host memory").ty();
                     outputs.push(Tensor::from_value(v, ty, Device::Cpu, loc));
-                })?;
+                })
+                .map_err(|e| crate::realize::locate_in(&compiled.calls, e))?;
                 Ok(outputs)
             }
             None => {
                 let owned: Vec<Buffer> = inputs.iter().map(|b| (**b).clone()).collect();
-                let outputs = tenjit_ir::interp::eval(&compiled.graph, &owned).map_err(Error::from_interp)?;
+                let outputs = tenjit_ir::interp::eval(&compiled.graph, &owned)
+                    .map_err(|e| crate::realize::locate_in(&compiled.calls, Error::from_interp(e)))?;
                 Ok(outputs.into_iter().map(|b| Tensor::from_buffer_at(b, Device::Cpu, loc)).collect())
             }
         }
@@ -187,7 +191,7 @@ where
                 })
             }
         };
-        Ok(Compiled { signature, graph: traced.graph, bindings, exe })
+        Ok(Compiled { signature, graph: traced.graph, calls: traced.calls, bindings, exe })
     }
 }
 

@@ -44,7 +44,7 @@ pub use compile::{
     MissReason, Stages,
 };
 pub use device::Device;
-pub use error::{DeviceErrorKind, Error, EvalErrorKind, OpErrorKind, Result};
+pub use error::{DeviceErrorKind, Error, EvalErrorKind, EvalOrigin, OpErrorKind, Result};
 pub use inspect::{inspect, Inspect};
 pub use jit::{jit, Jit};
 pub use lazy::{lazy_depth_limit, set_lazy_depth_limit};

@@ -26,6 +26,7 @@ use crate::tensor::{Node, Tensor, INTERIOR};
 use smallvec::SmallVec;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::panic::Location;
 use std::sync::{Arc, Weak};
 use tenjit_ir::passes::simplify::is_structural;
 use tenjit_ir::{Buffer, Graph, NodeId, Op, Scalar, Shape, TensorType};
@@ -114,6 +115,8 @@ pub(crate) struct Traced {
     pub graph: Graph,
     /// The tensor behind each input, in order.
     pub leaves: Vec<Tensor>,
+    /// The call that built each node, so evaluation errors can name it.
+    pub calls: Calls,
 }
 
 /// Options of [`graph_with`].
@@ -134,6 +137,30 @@ impl Default for TraceOptions {
 pub(crate) struct Entry {
     pub tensor: Tensor,
     pub op: Option<(Op, SmallVec<[u32; 3]>)>,
+}
+
+impl Entry {
+    /// The API method the user called to build this node, and where; `None` for an input.
+    fn call(&self) -> Option<(&'static str, &'static Location<'static>)> {
+        let (op, _) = self.op.as_ref()?;
+        Some((user_op(&self.tensor, op), self.tensor.0.loc))
+    }
+}
+
+/// The API call that built each node of a traced graph, by node index (`None` for inputs):
+/// the method's name and where it was called.
+pub(crate) type Calls = Vec<Option<(&'static str, &'static Location<'static>)>>;
+
+/// `e` at the call that built its node, if it is an evaluation error of a node of the graph
+/// `calls` describes with no location yet.
+pub(crate) fn locate_in(calls: &Calls, e: Error) -> Error {
+    let Some(node) = e.unlocated_node() else {
+        return e;
+    };
+    match calls.get(node.index()).copied().flatten() {
+        Some((op, at)) => e.located(op, at),
+        None => e,
+    }
 }
 
 /// The DAG behind some roots as a flat list in topological order (post-order). Which nodes
@@ -266,6 +293,47 @@ impl Flat {
         f.finish()
     }
 
+    /// An evaluation error of this walk's graph as realization compiles it (constants
+    /// lifted) at the user's call: a failure tied to a node names the op the user called to
+    /// build that node and where. The executable may have been compiled for another call
+    /// site of the same structure; the location is this walk's.
+    fn locate(&self, e: Error) -> Error {
+        let Some(node) = e.unlocated_node() else {
+            return e;
+        };
+        match self.entry_of_node(node.index()).and_then(|p| self.entries[p].call()) {
+            Some((op, at)) => e.located(op, at),
+            None => e,
+        }
+    }
+
+    /// The entry behind node `node` of [`Flat::graph`] with constants lifted: each entry is
+    /// one node, but for a lifted constant of rank above 0, which is two (its input, then the
+    /// `expand` standing for the entry).
+    fn entry_of_node(&self, node: usize) -> Option<usize> {
+        let mut next = 0;
+        for (p, e) in self.entries.iter().enumerate() {
+            if let Some((_, ty)) = lifted(e) {
+                if lifted_type(ty) != *ty {
+                    next += 1;
+                }
+            }
+            if next == node {
+                return Some(p);
+            }
+            if next > node {
+                return None;
+            }
+            next += 1;
+        }
+        None
+    }
+
+    /// The call that built each node of [`Flat::graph`] without lifting, by node index.
+    fn calls(&self) -> Calls {
+        self.entries.iter().map(Entry::call).collect()
+    }
+
     /// The `ir::Graph`: inputs named `in0`, `in1`, ... in order of discovery. With `lift`,
     /// each lifted constant is an input too, named `s0`, `s1`, ..., of one element, expanded
     /// to the constant's shape.
@@ -323,12 +391,25 @@ fn lifted_type(ty: &TensorType) -> TensorType {
     TensorType::new(ty.dtype, Shape::new(&vec![1; ty.shape.rank()]))
 }
 
+/// The name of the API method the user called to build `t`, whose op is `op`: the method
+/// recorded on the node, else PyTorch's name of the op where it differs from the IR's.
+fn user_op(t: &Tensor, op: &Op) -> &'static str {
+    if let Some(api) = t.0.api {
+        return api;
+    }
+    match op {
+        Op::Binary(tenjit_ir::ops::BinaryOp::FloorDiv) => "floor_divide",
+        Op::Binary(tenjit_ir::ops::BinaryOp::Rem) => "remainder",
+        other => other.name(),
+    }
+}
+
 /// The graph behind `roots`, down to computed values (its inputs).
 pub(crate) fn trace(roots: &[&Tensor], opts: TraceOptions) -> Traced {
     let flat = Flat::new(roots);
     let graph = flat.graph(opts, false);
     let leaves = flat.entries.iter().filter(|e| e.op.is_none()).map(|e| e.tensor.clone()).collect();
-    Traced { graph, leaves }
+    Traced { graph, leaves, calls: flat.calls() }
 }
 
 /// Computes the values of `tensors` together (one graph per device, shared work computed
@@ -365,8 +446,8 @@ fn realize_on(device: Device, asked: Vec<&Tensor>) -> Result<()> {
     let target = match crate::compile::target(device) {
         Target::Interp => {
             let inputs: Vec<Buffer> = flat.input_values(device, true)?.iter().map(host_copy).collect();
-            let outputs =
-                tenjit_ir::interp::eval(&flat.graph(opts, true), &inputs).map_err(Error::from_interp)?;
+            let outputs = tenjit_ir::interp::eval(&flat.graph(opts, true), &inputs)
+                .map_err(|e| flat.locate(Error::from_interp(e)))?;
             for (t, buf) in pending.iter().zip(outputs) {
                 t.0.value.set(Value::Host(Arc::new(buf)));
                 release_operands(t);
@@ -380,15 +461,17 @@ fn realize_on(device: Device, asked: Vec<&Tensor>) -> Result<()> {
     let inputs = flat.input_values(device, true)?;
     if target == device {
         let mut next = pending.iter();
-        return exe.run(&inputs, &mut |value| {
-            let t = next.next().expect("one output per tensor asked for");
-            t.0.value.set(value);
-            release_operands(t);
-        });
+        return exe
+            .run(&inputs, &mut |value| {
+                let t = next.next().expect("one output per tensor asked for");
+                t.0.value.set(value);
+                release_operands(t);
+            })
+            .map_err(|e| flat.locate(e));
     }
     // CPU tensors computed on another device (the `cuda` backend setting) come back to the
     // host.
-    let outputs = crate::compile::run_to_host(exe.as_ref(), &inputs, target)?;
+    let outputs = crate::compile::run_to_host(exe.as_ref(), &inputs, target).map_err(|e| flat.locate(e))?;
     for (t, buf) in pending.iter().zip(outputs) {
         t.0.value.set(Value::Host(Arc::new(buf)));
         release_operands(t);

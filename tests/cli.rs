@@ -357,8 +357,20 @@ fn evaluation_error_names_the_file() {
     let n = save(&dir, "n.npy", &Buffer::from_vec(vec![6i32, 7, 8], [3]).unwrap());
     let d = save(&dir, "d.npy", &Buffer::from_vec(vec![2i32, 0, 4], [3]).unwrap());
     let r = tenjit(&["run", DIV, "-i", &format!("n={n}"), "-i", &format!("d={d}")], None);
-    assert_fails(&r, 1, &["error: tests/cli/div.tir: ", "floor_div"]);
+    // The line and column of the failing node's definition.
+    assert_fails(&r, 1, &["error: tests/cli/div.tir:3:3: floor_div: integer division by zero"]);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn evaluation_error_names_the_line_and_the_recorded_location() {
+    let graph = "graph @g(%x: f32[3], %i: i64[2]) {\n\n  %y = gather %x, %i, axis=0 : f32[2]  ; at src/model.rs:12:5\n  return %y\n}\n";
+    let r = tenjit(&["run", "-", "-v", "x=1,2,3", "-v", "i=0,-4"], Some(graph));
+    assert_fails(
+        &r,
+        1,
+        &["error: <stdin>:3:3: gather: index -4 is out of bounds for dimension 0 with size 3 (at src/model.rs:12:5)"],
+    );
 }
 
 #[test]

@@ -53,6 +53,7 @@ fn elementwise(space: &[usize], body: Vec<Instr>, stores: Vec<Store>) -> Kernel 
         epilogue: Vec::new(),
         stores,
         reason: "graph output".into(),
+        origins: Vec::new(),
     }
 }
 
@@ -73,6 +74,7 @@ fn reduction(
         epilogue,
         stores,
         reason: "graph output".into(),
+        origins: Vec::new(),
     }
 }
 
@@ -515,7 +517,7 @@ fn integer_division_by_zero_and_negative_powers_are_errors() {
                 (0..n).map(|i| Scalar::Int(if i == 17 { bad } else { 3 })).collect::<Vec<_>>(),
             );
             let got = run(&p, &[a.clone(), b]);
-            assert_eq!(got, Err(KernelError::Arithmetic { op: op.spec().name, message }), "{dtype}");
+            assert_eq!(got, Err(KernelError::Arithmetic { op: op.spec().name, message, site: 0 }), "{dtype}");
             assert_agree(&p, &[a, positive_ints(dtype, n, 5, 9)], Tol::Exact);
         }
     }
@@ -858,6 +860,7 @@ fn arg_program(op: ArgOp, dtype: DType, shape: &[usize], axis: usize) -> Program
         epilogue: vec![ins(Inst::Acc, DType::I64), ins(Inst::AccValue, dtype)],
         stores: vec![Store { buf: 1, value: 0 }, Store { buf: 2, value: 1 }],
         reason: "graph output".into(),
+        origins: Vec::new(),
     };
     program(vec![input(0, dtype, shape), temp(DType::I64, &out), temp(dtype, &out)], k, vec![1, 2])
 }
@@ -948,6 +951,7 @@ fn arg_reductions_fuse_their_body_and_take_vector_rows() {
         epilogue,
         stores: vec![Store { buf: 2, value: 1 }],
         reason: "graph output".into(),
+        origins: Vec::new(),
     };
     let p = program(
         vec![input(0, DType::F32, &[m, n]), input(1, DType::F32, &[n]), temp(DType::F64, &[m])],

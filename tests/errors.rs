@@ -94,6 +94,12 @@ fn index_out_of_range_in_data_is_an_evaluation_error() {
     let e = picked.try_realize().unwrap_err().to_string();
     assert!(e.starts_with("evaluation failed:"), "{e}");
     assert!(e.contains('5'), "{e}");
+    let (picked, line) = (Tensor::eye(3).index_select(0, &tensor!([0, 5])), line!());
+    let e = fails!(picked.try_realize());
+    assert_eq!(
+        at_line((e.0, line)),
+        "evaluation failed: index_select: index 5 is out of bounds for dimension 0 with size 3"
+    );
 }
 
 #[test]
@@ -174,6 +180,11 @@ fn errors_have_kinds_to_match_on() {
         Error::Eval { kind, .. } => kind,
         other => panic!("not an evaluation error: {other}"),
     };
+    // A failure found in data also names the op the user called and where.
+    let eval_at = |e: Error| match e {
+        Error::Eval { op: Some(op), at: Some(at), .. } => (op, at.file(), at.line()),
+        other => panic!("not a located evaluation error: {other:?}"),
+    };
     // Caught when the op is called.
     let x = Tensor::zeros([2, 3]);
     match op_kind(x.try_add(Tensor::zeros([4])).unwrap_err()) {
@@ -193,9 +204,13 @@ fn errors_have_kinds_to_match_on() {
         eval_kind(n.floor_divide(tensor!([1, 0, 1])).try_realize().unwrap_err()),
         EvalErrorKind::Arithmetic
     );
+    let (quotient, line) = (n.floor_divide(tensor!([0, 1, 1])), line!());
+    assert_eq!(eval_at(quotient.try_realize().unwrap_err()), ("floor_divide", "tests/errors.rs", line));
     let bad = tensor!([[0, 5]]);
     let gathered = Tensor::zeros([1, 3]).gather(1, &bad);
     assert_eq!(eval_kind(gathered.try_realize().unwrap_err()), EvalErrorKind::IndexOutOfRange);
+    let (gathered, line) = (Tensor::zeros([1, 3]).gather(1, &bad), line!());
+    assert_eq!(eval_at(gathered.try_realize().unwrap_err()), ("gather", "tests/errors.rs", line));
     // Devices.
     if !tenjit::cuda::is_available() {
         match x.try_to(Device::Cuda(0)).unwrap_err() {

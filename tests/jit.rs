@@ -49,13 +49,16 @@ fn captured_tensors_are_constants_of_the_function() {
 #[test]
 fn errors_of_the_compiled_program_come_back() {
     let _turn = lock();
-    let f = tenjit::jit(|p: &[Tensor]| vec![p[0].floor_divide(&p[1])]);
+    let (f, line) = (tenjit::jit(|p: &[Tensor]| vec![p[0].floor_divide(&p[1])]), line!());
     let a = Tensor::from_vec(vec![1i64, 2], [2]);
     let ok = Tensor::from_vec(vec![1i64, 1], [2]);
     assert_eq!(f.call(&[&a, &ok])[0].to_vec::<i64>(), vec![1, 2]);
     let zero = Tensor::from_vec(vec![1i64, 0], [2]);
     let err = f.try_call(&[&a, &zero]).unwrap_err().to_string();
     assert!(err.contains("division by zero"), "{err}");
+    // The op the closure called, and where.
+    let at = format!("floor_divide: integer division by zero (at tests/jit.rs:{line}:");
+    assert!(err.contains(&at), "{err}");
 }
 
 /// One step of linear regression by SGD, as the closure `tenjit::jit` traces.

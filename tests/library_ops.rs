@@ -339,11 +339,14 @@ fn the_first_bad_index_is_reported_however_the_work_is_split() {
     let case = direct(Op::Gather { axis: 1 }, vec![x, index.clone()]);
     check("gather, two bad indices", &case);
     let e = tenjit::run_graph(&case.g, &case.inputs).unwrap_err().to_string();
-    assert_eq!(e, "evaluation failed: %2: gather: index -4 is out of range for axis 1 of size 200");
+    assert_eq!(e, "evaluation failed: %2: gather: index -4 is out of bounds for dimension 1 with size 200");
     let base = Buffer::from_vec(vec![0i64; rows * cols], vec![rows, cols]).unwrap();
     let src = Buffer::from_vec(vec![1i64; rows * cols], vec![rows, cols]).unwrap();
     let case = direct(Op::ScatterAdd { axis: 1 }, vec![base, index, src]);
     check("scatter_add, two bad indices", &case);
     let e = tenjit::run_graph(&case.g, &case.inputs).unwrap_err().to_string();
-    assert_eq!(e, "evaluation failed: %3: scatter_add: index -4 is out of range for axis 1 of size 200");
+    assert_eq!(
+        e,
+        "evaluation failed: %3: scatter_add: index -4 is out of bounds for dimension 1 with size 200"
+    );
 }

@@ -123,7 +123,10 @@ impl fmt::Display for EvalError {
                 write_loc(f, loc)
             }
             EvalError::IndexOutOfRange { node, op, index, axis, size, loc } => {
-                write!(f, "{node}: {op}: index {index} is out of range for axis {axis} of size {size}")?;
+                write!(
+                    f,
+                    "{node}: {op}: index {index} is out of bounds for dimension {axis} with size {size}"
+                )?;
                 write_loc(f, loc)
             }
             EvalError::TooLarge { node, ty } => {

@@ -413,7 +413,7 @@ fn gather_rejects_out_of_range_indices() {
         }
         assert!(err
             .to_string()
-            .contains(&format!("gather: index {bad} is out of range for axis 1 of size 2")));
+            .contains(&format!("gather: index {bad} is out of bounds for dimension 1 with size 2")));
     }
 }
 

@@ -760,3 +760,42 @@ fn lowered_programs_compute_what_the_graph_interpreter_computes() {
         assert!(seen.get(what).copied().unwrap_or(0) >= 5, "the random graphs rarely exercise {what}");
     }
 }
+
+/// The steps that can fail keep the node they compute: a library step its op's, a kernel each
+/// of its integer `//`, `%` and `**`, in order, including in an epilogue.
+#[test]
+fn failing_steps_keep_their_graph_nodes() {
+    let g = tenjit_ir::text::parse(
+        "graph @g(%x: f32[3], %i: i64[2], %n: i64[4,3], %d: i64[4,3]) {
+  %y = gather %x, %i, axis=0 : f32[2]
+  %q = floor_div %n, %d : i64[4,3]
+  %r = rem %q, %d : i64[4,3]
+  %s = sum %r, axes=[1] : i64[4]
+  %t = floor_div %s, %s : i64[4]
+  return %y, %t
+}
+",
+    )
+    .unwrap();
+    let p = lower(&g);
+    let named = |op: &str| g.nodes().into_iter().filter(|&n| g.op(n).name() == op).collect::<Vec<_>>();
+    let ops = p.steps.iter().filter_map(|s| match s {
+        Step::Op(o) => Some(o),
+        Step::Kernel(_) | Step::Matmul(_) => None,
+    });
+    let origins: Vec<Option<NodeId>> = ops.map(|o| o.origin).collect();
+    assert_eq!(origins, vec![Some(named("gather")[0])], "{p}");
+    let kernels: Vec<_> = p
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Kernel(k) => Some(k),
+            Step::Op(_) | Step::Matmul(_) => None,
+        })
+        .collect();
+    let sites: Vec<NodeId> =
+        kernels.iter().flat_map(|k| k.failing_sites().into_iter().map(|s| k.origin(s).unwrap())).collect();
+    let divs = named("floor_div");
+    assert_eq!(sites, vec![divs[0], named("rem")[0], divs[1]], "{p}");
+    assert!(kernels.iter().any(|k| k.failing_sites().iter().any(|s| s.epilogue)), "{p}");
+}

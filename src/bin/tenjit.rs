@@ -19,6 +19,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tenjit::ir::format::{format_tensor, PrintOptions};
+use tenjit::ir::text::Lines;
 use tenjit::ir::{autodiff, dot, interp, npy, text, verify, Buffer, Graph, Scalar, TensorType};
 
 const USAGE: &str = "\
@@ -262,6 +263,11 @@ fn display_name(file: &str) -> &str {
 
 /// Reads, parses and verifies the graph in `file` (`-` for standard input).
 fn load_graph(file: &str) -> Result<Graph, Failure> {
+    load_graph_with_lines(file).map(|(g, _)| g)
+}
+
+/// [`load_graph`], with the line and column of each node's definition.
+fn load_graph_with_lines(file: &str) -> Result<(Graph, Lines), Failure> {
     let name = display_name(file);
     let mut src = String::new();
     let read = if file == "-" {
@@ -270,9 +276,36 @@ fn load_graph(file: &str) -> Result<Graph, Failure> {
         std::fs::File::open(file).and_then(|mut f| f.read_to_string(&mut src)).map(drop)
     };
     read.map_err(|e| user(format!("cannot read {name}: {e}")))?;
-    let g = text::parse(&src).map_err(|e| user(format!("{name}:{e}")))?;
+    let (g, lines) = text::parse_with_lines(&src).map_err(|e| user(format!("{name}:{e}")))?;
     verify(&g).map_err(|e| user(format!("{name}: {}", e.to_string().trim_end())))?;
-    Ok(g)
+    Ok((g, lines))
+}
+
+/// An evaluation error of a graph read from `name`, pointing at the line that defines the
+/// failing node (`div.tir:3:3: floor_div: integer division by zero`), followed by the source
+/// location the text records for it, if any.
+fn eval_error(name: &str, lines: &Lines, e: &interp::EvalError) -> String {
+    use interp::EvalError as E;
+    let (node, what, loc) = match e {
+        E::Arithmetic { node, op, message, loc } => (*node, format!("{op}: {message}"), loc),
+        E::IndexOutOfRange { node, op, index, axis, size, loc } => (
+            *node,
+            format!("{op}: index {index} is out of bounds for dimension {axis} with size {size}"),
+            loc,
+        ),
+        E::Verify(_)
+        | E::InputCount { .. }
+        | E::InputType { .. }
+        | E::TooLarge { .. }
+        | E::Internal { .. } => {
+            return format!("{name}: {e}");
+        }
+    };
+    let at = loc.as_ref().map(|l| format!(" (at {l})")).unwrap_or_default();
+    match lines.get(&node) {
+        Some((line, col)) => format!("{name}:{line}:{col}: {what}{at}"),
+        None => format!("{name}: {e}"),
+    }
 }
 
 /// Writes `s` to standard output, ending it with a line break if it has none; a failed write is
@@ -297,7 +330,7 @@ fn describe_inputs(g: &Graph) -> String {
 
 fn run(file: &str, given: &[(String, Source)], out: Option<&Path>) -> Result<(), Failure> {
     let name = display_name(file);
-    let g = load_graph(file)?;
+    let (g, lines) = load_graph_with_lines(file)?;
     // Match the given inputs to the graph's by name.
     let mut by_name: BTreeMap<&str, &Source> = BTreeMap::new();
     for (input, source) in given {
@@ -342,7 +375,7 @@ fn run(file: &str, given: &[(String, Source)], out: Option<&Path>) -> Result<(),
         }
         buffers.push(buf);
     }
-    let outputs = interp::eval(&g, &buffers).map_err(|e| user(format!("{name}: {e}")))?;
+    let outputs = interp::eval(&g, &buffers).map_err(|e| user(eval_error(name, &lines, &e)))?;
     match out {
         Some(dir) => write_outputs(dir, &outputs),
         None => print_outputs(&outputs),

@@ -59,12 +59,11 @@ impl Tensor {
         let copy = |s: &[T]| {
             // A copy the system cannot hold is an error, not an abort.
             let mut v = Vec::new();
-            v.try_reserve_exact(s.len()).map_err(|_| Error::Eval {
-                kind: crate::EvalErrorKind::OutOfMemory,
-                message: format!(
-                    "out of memory: cannot copy the {} value of this tensor into a Vec",
-                    self.ty()
-                ),
+            v.try_reserve_exact(s.len()).map_err(|_| {
+                Error::eval(
+                    crate::EvalErrorKind::OutOfMemory,
+                    format!("out of memory: cannot copy the {} value of this tensor into a Vec", self.ty()),
+                )
             })?;
             v.extend_from_slice(s);
             Ok(v)

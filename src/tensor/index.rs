@@ -323,7 +323,7 @@ impl Tensor {
             .try_to_dtype(DType::I64)?
             .try_reshape(view)?
             .expand_to("index_select", &Shape::from(target))?;
-        Tensor::from_op(Op::Gather { axis: d }, &[self, &idx])
+        Tensor::from_op_named(Op::Gather { axis: d }, &[self, &idx], "index_select")
     }
 
     /// `torch.gather`: `out[i][j] = self[index[i][j]][j]` for `dim = 0`.

@@ -84,6 +84,9 @@ pub(crate) struct Node {
     pub(crate) device: Device,
     pub(crate) strides: Strides,
     pub(crate) loc: &'static Location<'static>,
+    /// The name of the API method that built the node when it is not its op's (`index_select`
+    /// builds a `gather`), so an error found when it is evaluated names what the user called.
+    pub(crate) api: Option<&'static str>,
     /// Operands; emptied once the node is realized.
     pub(crate) inputs: Mutex<Vec<Tensor>>,
     /// The value once realized, where it was computed (for a tensor on a GPU, with a host
@@ -173,6 +176,7 @@ impl Tensor {
             ty,
             device,
             loc,
+            api: None,
             inputs: Mutex::new(Vec::new()),
             grad_state: AtomicU8::new(NO_GRAD),
             grad: Mutex::new(None),
@@ -185,6 +189,13 @@ impl Tensor {
     pub(crate) fn from_op(op: Op, inputs: &[&Tensor]) -> Result<Tensor> {
         let strides = None;
         Tensor::from_op_strided(op, inputs, strides)
+    }
+
+    /// [`Tensor::from_op`] for API method `api`, whose name errors found in the node's data
+    /// use instead of the op's.
+    #[track_caller]
+    pub(crate) fn from_op_named(op: Op, inputs: &[&Tensor], api: &'static str) -> Result<Tensor> {
+        Tensor::build(op, inputs, None, Location::caller(), Some(api))
     }
 
     /// [`Tensor::from_op`] with the torch-style strides of the result (for views).
@@ -200,6 +211,17 @@ impl Tensor {
         inputs: &[&Tensor],
         strides: Option<Strides>,
         loc: &'static Location<'static>,
+    ) -> Result<Tensor> {
+        Tensor::build(op, inputs, strides, loc, None)
+    }
+
+    /// A node applying `op` to `inputs` at `loc`, built by API method `api` if given.
+    fn build(
+        op: Op,
+        inputs: &[&Tensor],
+        strides: Option<Strides>,
+        loc: &'static Location<'static>,
+        api: Option<&'static str>,
     ) -> Result<Tensor> {
         let device = inputs.first().map(|t| t.device()).unwrap_or_default();
         if let Some(other) = inputs.iter().find(|t| t.device() != device) {
@@ -220,6 +242,7 @@ impl Tensor {
             device,
             strides,
             loc,
+            api,
             inputs: Mutex::new(inputs.iter().map(|t| (*t).clone()).collect()),
             grad_state: AtomicU8::new(grad_state),
             grad: Mutex::new(None),

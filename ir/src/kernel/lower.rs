@@ -50,8 +50,8 @@
 //! program is deterministic.
 
 use super::{
-    BufId, BufferDecl, BufferKind, Combine, IndexMap, Inst, InstId, Instr, Kernel, KernelReduce, MatOperand,
-    MatmulStep, OpStep, Program, Step, Store,
+    can_fail, BufId, BufferDecl, BufferKind, Combine, IndexMap, Inst, InstId, InstOrigin, Instr, Kernel,
+    KernelReduce, MatOperand, MatmulStep, OpStep, Program, Site, Step, Store,
 };
 use crate::graph::{Graph, NodeId};
 use crate::ops::{Movement, Op, OpKind};
@@ -564,6 +564,9 @@ struct Insts {
     list: Vec<Instr>,
     interned: HashMap<Instr, InstId>,
     memo: HashMap<(NodeId, Vec<NodeId>), InstId>,
+    /// The node each instruction that can fail computes (the first one, for an instruction
+    /// two nodes share).
+    origins: Vec<(InstId, NodeId)>,
 }
 
 impl Insts {
@@ -693,7 +696,7 @@ impl<'p, 'g> Builder<'p, 'g> {
                 let reason = format!("{} runs as a library routine", g.op(n).name());
                 let args = g.args(n).iter().map(|a| self.buf_of[a]).collect();
                 let out = self.temp(n);
-                self.steps.push(Step::Op(OpStep { op: g.op(n).clone(), args, out, reason }));
+                self.steps.push(Step::Op(OpStep { op: g.op(n).clone(), args, out, reason, origin: Some(n) }));
             }
             Kind::Reduce => self.reduction(n, n, reason)?,
             Kind::Input | Kind::Source | Kind::Elementwise | Kind::Movement => {
@@ -783,6 +786,11 @@ impl<'p, 'g> Builder<'p, 'g> {
     ) {
         let name = format!("k{}", self.kernels);
         self.kernels += 1;
+        let site = |epilogue: bool| {
+            move |&(inst, node): &(InstId, NodeId)| InstOrigin { site: Site { epilogue, inst }, node }
+        };
+        let mut origins: Vec<InstOrigin> = body.origins.iter().map(site(false)).collect();
+        origins.extend(epilogue.origins.iter().map(site(true)));
         self.steps.push(Step::Kernel(Kernel {
             name,
             space,
@@ -792,6 +800,7 @@ impl<'p, 'g> Builder<'p, 'g> {
             epilogue: epilogue.list,
             stores,
             reason,
+            origins,
         }));
     }
 
@@ -899,6 +908,9 @@ impl<'p, 'g> Builder<'p, 'g> {
                 }
             };
             let id = out.push(Instr { inst, dtype });
+            if can_fail(&out.list, id) && !out.origins.iter().any(|&(i, _)| i == id) {
+                out.origins.push((id, n));
+            }
             out.memo.insert(key, id);
         }
         Ok(out.memo[&(n, chain.to_vec())])

@@ -11,6 +11,7 @@
 //! Both code generators read only this IR; neither looks back at the graph. Its text form
 //! (`Program`'s `Display`) is what `TENJIT_DUMP` writes and what snapshot tests pin.
 
+use crate::graph::NodeId;
 use crate::ops::{ArgOp, BinaryOp, Op, ReduceOp, Scalar, UnaryOp};
 use crate::types::{DType, TensorType};
 use smallvec::{smallvec, SmallVec};
@@ -121,6 +122,28 @@ pub struct Kernel {
     /// Why the kernel ends here: the reason its result is materialized rather than fused into
     /// its consumers (`"graph output"`, `"reduction output used at two shapes"`, ...).
     pub reason: String,
+    /// The graph node each instruction that can fail ([`Kernel::failing_sites`]) computes,
+    /// where known, so a backend's error can name the user's op. Not printed: it is not part
+    /// of what the kernel computes.
+    pub origins: Vec<InstOrigin>,
+}
+
+/// The graph node an instruction of a kernel computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct InstOrigin {
+    /// The instruction.
+    pub site: Site,
+    /// The node of the lowered graph it computes.
+    pub node: NodeId,
+}
+
+/// An instruction of a kernel: of its body, or of its epilogue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Site {
+    /// Whether the instruction is in the epilogue (else in the body).
+    pub epilogue: bool,
+    /// Its position there.
+    pub inst: InstId,
 }
 
 /// The reduction of a kernel.
@@ -245,6 +268,25 @@ impl Inst {
     }
 }
 
+/// Whether instruction `i` of `list` can fail at run time: an integer `//`, `%` or `**`.
+pub fn can_fail(list: &[Instr], i: InstId) -> bool {
+    match list[i].inst {
+        Inst::Binary(op, a, _) => {
+            matches!(op, BinaryOp::FloorDiv | BinaryOp::Rem | BinaryOp::Pow)
+                && list.get(a).is_some_and(|x| !x.dtype.is_float())
+        }
+        Inst::Load { .. }
+        | Inst::Const(_)
+        | Inst::Iota { .. }
+        | Inst::Rand { .. }
+        | Inst::Unary(..)
+        | Inst::Where(..)
+        | Inst::Cast(_)
+        | Inst::Acc
+        | Inst::AccValue => false,
+    }
+}
+
 /// An affine index: `offset + Σ strides[d] * i[d]` over the loop indices `i` (of the space
 /// for body instructions, of the output space for epilogue instructions).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -266,6 +308,23 @@ impl IndexMap {
 }
 
 impl Kernel {
+    /// The instructions that can fail at run time, body first, each in order: integer `//`,
+    /// `%` (a zero divisor) and `**` (a negative exponent). A backend reports a failure by its
+    /// position in this list, and [`Kernel::origin`] names the node it computes.
+    pub fn failing_sites(&self) -> Vec<Site> {
+        let sites = |list: &[Instr], epilogue: bool| -> Vec<Site> {
+            (0..list.len()).filter(|&i| can_fail(list, i)).map(|inst| Site { epilogue, inst }).collect()
+        };
+        let mut all = sites(&self.body, false);
+        all.extend(sites(&self.epilogue, true));
+        all
+    }
+
+    /// The graph node instruction `site` computes, if recorded.
+    pub fn origin(&self, site: Site) -> Option<NodeId> {
+        self.origins.iter().find(|o| o.site == site).map(|o| o.node)
+    }
+
     /// The output space: `space` without the reduced axes (all of `space` without a
     /// reduction). Stores write dense buffers of this many elements, row-major.
     pub fn out_space(&self) -> Vec<usize> {
@@ -336,6 +395,8 @@ pub struct OpStep {
     pub out: BufId,
     /// Why this op is not part of a fused kernel.
     pub reason: String,
+    /// The node of the lowered graph it computes (so a failure names the user's op).
+    pub origin: Option<NodeId>,
 }
 
 pub mod eval;

@@ -38,7 +38,8 @@
 //! is the computed one, at its dtype.
 
 use super::{
-    BufId, BufferDecl, BufferKind, Group, IndexMap, Inst, InstId, Instr, Kernel, Program, Step, Store,
+    BufId, BufferDecl, BufferKind, Group, IndexMap, Inst, InstId, InstOrigin, Instr, Kernel, Program, Site,
+    Step, Store,
 };
 use crate::types::{Shape, TensorType};
 use std::collections::{BTreeSet, HashMap};
@@ -311,7 +312,14 @@ fn hoist(p: &mut Program, i: usize, a: InstId, users: &[(usize, InstId)]) {
     let dtype = ki.body[a].dtype;
     let buf = p.buffers.len();
     p.buffers.push(BufferDecl { ty: TensorType::new(dtype, Shape::new(&space)), kind: BufferKind::Temp });
-    let (body, root) = subtree(&ki.body, a);
+    let (body, root, new_id) = subtree(&ki.body, a);
+    // The moved instructions keep their origins in the new kernel.
+    let origins = ki
+        .origins
+        .iter()
+        .filter(|o| !o.site.epilogue && new_id[o.site.inst] != usize::MAX)
+        .map(|o| InstOrigin { site: Site { epilogue: false, inst: new_id[o.site.inst] }, node: o.node })
+        .collect();
     let shared = Kernel {
         name: String::new(),
         space: space.clone(),
@@ -321,6 +329,7 @@ fn hoist(p: &mut Program, i: usize, a: InstId, users: &[(usize, InstId)]) {
         epilogue: Vec::new(),
         stores: vec![Store { buf, value: root }],
         reason: SHARED.into(),
+        origins,
     };
     let load = Instr { inst: Inst::Load { buf, index: dense(&space) }, dtype };
     for &(s, at) in std::iter::once(&(i, a)).chain(users) {
@@ -343,8 +352,9 @@ fn dense(dims: &[usize]) -> IndexMap {
     IndexMap { offset: 0, strides }
 }
 
-/// The instructions `root` depends on, renumbered in order, and `root`'s new id.
-fn subtree(body: &[Instr], root: InstId) -> (Vec<Instr>, InstId) {
+/// The instructions `root` depends on, renumbered in order, `root`'s new id, and the new id
+/// of each instruction (`usize::MAX` for those left out).
+fn subtree(body: &[Instr], root: InstId) -> (Vec<Instr>, InstId, Vec<usize>) {
     let mut live = vec![false; body.len()];
     live[root] = true;
     for at in (0..=root).rev() {
@@ -362,7 +372,8 @@ fn subtree(body: &[Instr], root: InstId) -> (Vec<Instr>, InstId) {
             out.push(Instr { inst: map_operands(&instr.inst, |o| new_id[o]), dtype: instr.dtype });
         }
     }
-    (out, new_id[root])
+    let root = new_id[root];
+    (out, root, new_id)
 }
 
 /// Drops body instructions nothing uses any more, renumbering the rest (and the kernel's
@@ -389,6 +400,13 @@ fn compact(k: &mut Kernel) {
         }
     }
     k.body = body;
+    k.origins.retain_mut(|o| {
+        if o.site.epilogue {
+            return true;
+        }
+        o.site.inst = new_id[o.site.inst];
+        o.site.inst != usize::MAX
+    });
     match &mut k.value {
         Some(v) => *v = new_id[*v],
         None => k.stores.iter_mut().for_each(|s| s.value = new_id[s.value]),

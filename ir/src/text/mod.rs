@@ -35,7 +35,8 @@ mod printer;
 
 pub(crate) use printer::{clean_loc, op_text, Listing};
 
-use crate::graph::Graph;
+use crate::graph::{Graph, NodeId};
+use std::collections::HashMap;
 use std::fmt;
 
 /// Prints `g` in the text form. Never fails: a graph that does not verify prints as far as it
@@ -48,6 +49,17 @@ pub fn print(g: &Graph) -> String {
 /// Parses the text form of one graph, re-inferring every type, then verifies it.
 pub fn parse(text: &str) -> Result<Graph, ParseError> {
     parser::parse(text)
+}
+
+/// The line and column (1-based, columns in characters) where each node of a parsed graph is
+/// defined.
+pub type Lines = HashMap<NodeId, (usize, usize)>;
+
+/// [`parse`], also giving the line and column (1-based, columns in characters) where each
+/// node is defined, inputs included, so a tool can point at the text of a node an
+/// evaluation error names.
+pub fn parse_with_lines(text: &str) -> Result<(Graph, Lines), ParseError> {
+    parser::parse_with_lines(text)
 }
 
 /// An error in IR text: where it is (1-based line and column, columns counted in characters)

@@ -585,6 +585,12 @@ impl Parser {
 
 /// Parses one graph; see [`crate::text::parse`].
 pub(crate) fn parse(text: &str) -> Result<Graph, ParseError> {
+    parse_with_lines(text).map(|(g, _)| g)
+}
+
+/// Parses one graph, with the line and column where each node is defined; see
+/// [`crate::text::parse_with_lines`].
+pub(crate) fn parse_with_lines(text: &str) -> Result<(Graph, super::Lines), ParseError> {
     let (tokens, lex_error) = lex(text);
     let mut p = Parser {
         tokens,
@@ -609,5 +615,6 @@ pub(crate) fn parse(text: &str) -> Result<Graph, ParseError> {
         let pos = e.node.and_then(|n| p.node_pos.get(&n).copied()).unwrap_or(Pos { line: 1, col: 1 });
         return Err(pos.err(format!("the graph does not verify: {}", e.message)));
     }
-    Ok(p.g)
+    let lines = p.node_pos.iter().map(|(&n, pos)| (n, (pos.line, pos.col))).collect();
+    Ok((p.g, lines))
 }

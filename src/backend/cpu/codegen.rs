@@ -15,8 +15,11 @@
 //! `start..end` ([`CompiledKernel::outer_len`] is that index's range), so the runtime can split
 //! a kernel over threads by disjoint ranges. It never traps: an integer division or remainder
 //! by zero or a negative integer power stores a nonzero code in `*status` (the op's position
-//! in [`BinaryOp::ALL`] plus one) and goes on with a harmless value; [`CompiledKernel::run`]
-//! turns the code into a [`KernelError`].
+//! in [`BinaryOp::ALL`] plus one, plus 64 times the instruction's position in the kernel's
+//! [`failing_sites`](tenjit_ir::kernel::Kernel::failing_sites), so the code says which
+//! instruction failed) and goes on with a harmless value; [`CompiledKernel::run`] turns the
+//! code into a [`KernelError`], whose site the executor maps to the graph node the
+//! instruction computes.
 //!
 //! # Loop structure
 //!
@@ -133,6 +136,9 @@ pub enum KernelError {
         op: &'static str,
         /// What is undefined, from the op table.
         message: &'static str,
+        /// The failing instruction: its position in the kernel's
+        /// [`failing_sites`](tenjit_ir::kernel::Kernel::failing_sites).
+        site: usize,
     },
     /// The buffers or the range given do not fit the kernel.
     Arguments(String),
@@ -141,7 +147,7 @@ pub enum KernelError {
 impl fmt::Display for KernelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            KernelError::Arithmetic { op, message } => write!(f, "{op}: {message}"),
+            KernelError::Arithmetic { op, message, .. } => write!(f, "{op}: {message}"),
             KernelError::Arguments(m) => write!(f, "kernel arguments: {m}"),
         }
     }
@@ -160,13 +166,18 @@ impl KernelError {
 
     /// The error of a nonzero status word.
     fn from_status(code: u32) -> KernelError {
-        let Some(&op) = (code as usize).checked_sub(1).and_then(|i| BinaryOp::ALL.get(i)) else {
+        // Codes of site `s` start at `s * SITE_STRIDE + 1` (see `emit::status_code`).
+        let Some(c) = code.checked_sub(1) else {
+            return KernelError::Arguments(format!("unknown status {code}"));
+        };
+        let (site, position) = ((c / emit::SITE_STRIDE) as usize, (c % emit::SITE_STRIDE) as usize);
+        let Some(&op) = BinaryOp::ALL.get(position) else {
             return KernelError::Arguments(format!("unknown status {code}"));
         };
         let spec = op.spec();
         // The table's own message: evaluate the op at an input it rejects.
         let failing = if op == BinaryOp::Pow { (spec.int)(1, -1) } else { (spec.int)(1, 0) };
-        KernelError::Arithmetic { op: spec.name, message: failing.err().unwrap_or("undefined result") }
+        KernelError::Arithmetic { op: spec.name, message: failing.err().unwrap_or("undefined result"), site }
     }
 }
 

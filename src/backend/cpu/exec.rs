@@ -95,7 +95,10 @@ impl CpuExecutable {
                     if temps[w].is_none() && p.buffers[w].kind == BufferKind::Temp && !local {
                         let ty = &p.buffers[w].ty;
                         let data = memory::allocate(ty.dtype, ty.shape.numel()).map_err(|e| {
-                            ExecError(EvalErrorKind::OutOfMemory, format!("{e} for buffer b{w} of type {ty}"))
+                            ExecError::new(
+                                EvalErrorKind::OutOfMemory,
+                                format!("{e} for buffer b{w} of type {ty}"),
+                            )
                         })?;
                         ptrs[w] = data_ptr(&data);
                         temps[w] = Some(data);
@@ -147,8 +150,7 @@ impl CpuExecutable {
         match (step, kernel) {
             (Step::Kernel(k), Some(ck)) => {
                 let work: usize = k.space.iter().product();
-                run_kernel(ck, ptrs, work)
-                    .map_err(|e| ExecError(e.kind(), format!("kernel {}: {e}", k.name)))?;
+                run_kernel(ck, ptrs, work).map_err(|e| ExecError::of_kernel(k, e))?;
             }
             (Step::Matmul(m), _) => {
                 let mut out =

@@ -120,8 +120,9 @@ pub(super) fn run(
         }
         let scratch: Result<Vec<Data>, _> =
             locals.iter().map(|l| memory::allocate(l.dtype, block * l.row_len)).collect();
-        let scratch = scratch
-            .map_err(|e| ExecError(EvalErrorKind::OutOfMemory, format!("{e} for a row group's scratch")))?;
+        let scratch = scratch.map_err(|e| {
+            ExecError::new(EvalErrorKind::OutOfMemory, format!("{e} for a row group's scratch"))
+        })?;
         let mut mine: Vec<*mut u8> = shared.get().to_vec();
         let result = (|| {
             for r0 in (lo..hi).step_by(block) {
@@ -142,7 +143,7 @@ pub(super) fn run(
                             // for outer indices `r0 * q..r1 * q` (the group's row rule). Other
                             // threads touch other rows of the buffers written here.
                             unsafe { ck.run(&mine, r0 * q, r1 * q) }
-                                .map_err(|e| ExecError(e.kind(), format!("kernel {}: {e}", k.name)))?;
+                                .map_err(|e| ExecError::of_kernel(k, e))?;
                         }
                         Step::Matmul(m) => matmul_rows(program, g, m, &mine, r0, r1)?,
                         Step::Op(_) => unreachable!("checked above"),

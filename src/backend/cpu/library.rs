@@ -3,8 +3,8 @@
 //! straight into the step's output buffer.
 //!
 //! Each routine computes what the reference interpreter (`tenjit_ir::interp`) computes, bit for
-//! bit, and fails where it fails, with its message: an index outside its axis is an error,
-//! never a read or write out of bounds. Large outputs are split over the workers by rows of
+//! bit, and fails where it fails, with its message: an index outside its axis is an error
+//! naming the graph node of the step, never a read or write out of bounds. Large outputs are split over the workers by rows of
 //! the outermost output dimension ([`on_row_ranges`]), which returns the error of the lowest
 //! rows, so the index reported is always the first bad one in row-major order, as the
 //! interpreter reports it. `scatter_add` adds into each output element in the interpreter's
@@ -17,7 +17,7 @@
 //! axis) of rows (the first).
 
 use super::pool::{on_row_ranges, ExecError};
-use crate::error::EvalErrorKind;
+use crate::error::{EvalErrorKind, EvalOrigin};
 use smallvec::SmallVec;
 use std::ops::Range;
 use tenjit_ir::kernel::OpStep;
@@ -75,13 +75,13 @@ pub(super) fn run(
         Op::Gather { axis } => {
             let (x, index) = (arg(0)?, arg(1)?);
             let size = axis_size(step, x, *axis)?;
-            let bad = |at: BadIndex| out_of_range(args.len(), "gather", at, *axis, size);
+            let bad = |at: BadIndex| out_of_range(step, "gather", at, *axis, size);
             with_out!(out, o => gather(slice(step, x)?, x.dims, *axis, slice(step, index)?, o, out_dims).map_err(bad))
         }
         Op::ScatterAdd { axis } => {
             let (base, index, src) = (arg(0)?, arg(1)?, arg(2)?);
             let size = axis_size(step, base, *axis)?;
-            let bad = |at: BadIndex| out_of_range(args.len(), "scatter_add", at, *axis, size);
+            let bad = |at: BadIndex| out_of_range(step, "scatter_add", at, *axis, size);
             let index = slice(step, index)?;
             macro_rules! scatter {
                 ($o:expr) => {
@@ -135,11 +135,21 @@ fn axis_size(step: &OpStep, a: Operand<'_>, axis: usize) -> Result<usize, ExecEr
 #[derive(Clone, Copy, Debug)]
 struct BadIndex(i64);
 
-/// The interpreter's message for a bad index. The interpreter evaluates a step as a graph of
-/// its operands followed by the op, so the op is node `%{operands}` there.
-fn out_of_range(operands: usize, op: &str, BadIndex(index): BadIndex, axis: usize, size: usize) -> ExecError {
-    let message = format!("%{operands}: {op}: index {index} is out of range for axis {axis} of size {size}");
-    ExecError(EvalErrorKind::IndexOutOfRange, message)
+/// A bad index met by `step`, worded as the interpreter and PyTorch word it, with the graph
+/// node the step computes.
+fn out_of_range(
+    step: &OpStep,
+    op: &'static str,
+    BadIndex(index): BadIndex,
+    axis: usize,
+    size: usize,
+) -> ExecError {
+    ExecError {
+        kind: EvalErrorKind::IndexOutOfRange,
+        op: Some(op),
+        message: crate::error::out_of_bounds(index, axis, size),
+        origin: EvalOrigin { node: step.origin, step: Some(format!("library routine {op}")) },
+    }
 }
 
 /// `k` as an index into an axis of `size`, if it lies in `0..size`.

@@ -8,33 +8,65 @@
 //! its work into one contiguous range per task; [`on_row_ranges`] reports the error of the
 //! lowest range, so the error it returns never depends on thread timing.
 
-use crate::error::EvalErrorKind;
+use super::codegen::KernelError;
+use crate::error::{EvalErrorKind, EvalOrigin};
+use tenjit_ir::kernel::Kernel;
 use tenjit_ir::Data;
 
 /// Work (elements written, roughly) below which a step runs on the calling thread.
 pub(super) const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
 
-/// A failure while running a program: its kind (what [`crate::Error::Eval`] reports) and what
-/// failed.
+/// A failure while running a program: its kind (what [`crate::Error::Eval`] reports), the op
+/// that failed, what failed, and the graph node and step it comes from.
 #[derive(Clone, Debug)]
-pub struct ExecError(pub EvalErrorKind, pub String);
+pub struct ExecError {
+    /// What kind of failure.
+    pub kind: EvalErrorKind,
+    /// The failing op's name in the graph, for a failure found in data.
+    pub op: Option<&'static str>,
+    /// What failed.
+    pub message: String,
+    /// The graph node and the program step it comes from.
+    pub origin: EvalOrigin,
+}
 
 impl ExecError {
+    /// A failure of `kind` that is no one op's.
+    pub(crate) fn new(kind: EvalErrorKind, message: impl Into<String>) -> ExecError {
+        ExecError { kind, op: None, message: message.into(), origin: EvalOrigin::default() }
+    }
+
     /// A failure of tenjit itself.
     pub(crate) fn internal(message: impl Into<String>) -> ExecError {
-        ExecError(EvalErrorKind::Internal, message.into())
+        ExecError::new(EvalErrorKind::Internal, message)
+    }
+
+    /// The error kernel `k` reported, with the node its failing instruction computes.
+    pub(crate) fn of_kernel(k: &Kernel, e: KernelError) -> ExecError {
+        let step = Some(format!("kernel {}", k.name));
+        match e {
+            KernelError::Arithmetic { op, message, site } => {
+                let node = k.failing_sites().get(site).and_then(|&s| k.origin(s));
+                let origin = EvalOrigin { node, step };
+                ExecError { kind: EvalErrorKind::Arithmetic, op: Some(op), message: message.into(), origin }
+            }
+            KernelError::Arguments(_) => ExecError::internal(format!("kernel {}: {e}", k.name)),
+        }
     }
 }
 
 impl From<ExecError> for crate::error::Error {
     fn from(e: ExecError) -> crate::error::Error {
-        crate::error::Error::eval(e.0, e.1)
+        match e.op {
+            Some(op) => crate::error::Error::eval_of(e.kind, op, e.message, e.origin),
+            None => crate::error::Error::eval(e.kind, e.message),
+        }
     }
 }
 
 impl std::fmt::Display for ExecError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.1)
+        crate::error::Error::from(self.clone()).fmt(f)
     }
 }
 

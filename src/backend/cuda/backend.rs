@@ -12,7 +12,8 @@ use super::runtime::{self, CudaError, DeviceBuffer, Storage};
 use crate::error::{DeviceErrorKind, Error, Result};
 use crate::runtime::backend::{Backend, Executable, Value};
 use std::sync::Arc;
-use tenjit_ir::kernel::Program;
+use tenjit_ir::kernel::{Inst, Program, Step};
+use tenjit_ir::Op;
 use tenjit_ir::{Buffer, TensorType};
 
 /// One CUDA device as a runtime backend.
@@ -45,6 +46,63 @@ fn cuda_error(e: CudaError) -> Error {
         | CudaError::Nvrtc(_)
         | CudaError::UnknownErrorCode(_)
         | CudaError::Internal(_) => Error::internal(message),
+    }
+}
+
+/// The error of a failure the error word of `program` reported, naming the graph node it
+/// comes from. The word is shared by every kernel of the program and says only what failed
+/// (an op and its kind), so the node is that of the first step that can fail that way: exact
+/// when one step can, as in most programs. A bad index's axis and its size come from the
+/// step; its value is not reported by the device.
+pub fn kernel_failure(program: &Program, failure: &DeviceFailure) -> Error {
+    use crate::error::{EvalErrorKind as E, EvalOrigin};
+    match failure {
+        DeviceFailure::Arithmetic { op, message } => {
+            let found = program.steps.iter().find_map(|step| match step {
+                Step::Kernel(k) => k.failing_sites().into_iter().find_map(|site| {
+                    let list = if site.epilogue { &k.epilogue } else { &k.body };
+                    match list[site.inst].inst {
+                        Inst::Binary(b, ..) if b.spec().name == *op => Some(EvalOrigin {
+                            node: k.origin(site),
+                            step: Some(format!("kernel {}", k.name)),
+                        }),
+                        _ => None,
+                    }
+                }),
+                Step::Matmul(_) | Step::Op(_) => None,
+            });
+            Error::eval_of(E::Arithmetic, op, *message, found.unwrap_or_default())
+        }
+        DeviceFailure::IndexOutOfRange { op } => {
+            let found = program.steps.iter().find_map(|step| match step {
+                Step::Op(s) if s.op.name() == *op => {
+                    let (Op::Gather { axis } | Op::ScatterAdd { axis }) = s.op else {
+                        return None;
+                    };
+                    // The indexed operand is the first.
+                    let size =
+                        s.args.first().and_then(|&a| program.buffers[a].ty.shape.dims().get(axis).copied());
+                    let origin = EvalOrigin { node: s.origin, step: Some(format!("{op} step")) };
+                    Some((axis, size, origin))
+                }
+                Step::Kernel(_) | Step::Matmul(_) | Step::Op(_) => None,
+            });
+            match found {
+                Some((axis, Some(size), origin)) => Error::eval_of(
+                    E::IndexOutOfRange,
+                    op,
+                    format!("an index is out of bounds for dimension {axis} with size {size}"),
+                    origin,
+                ),
+                Some((_, None, origin)) => Error::eval_of(
+                    E::IndexOutOfRange,
+                    op,
+                    "an index is out of bounds for its dimension",
+                    origin,
+                ),
+                None => Error::eval(E::IndexOutOfRange, failure.to_string()),
+            }
+        }
     }
 }
 
@@ -152,7 +210,10 @@ impl Executable for CudaExecutable {
                 Value::Device(_) => device_buffer(v),
             })
             .collect::<Result<Vec<_>>>()?;
-        let outputs = CudaExecutable::run(self, &on_device).map_err(cuda_error)?;
+        let outputs = CudaExecutable::run(self, &on_device).map_err(|e| match e {
+            CudaError::Kernel(failure) => kernel_failure(self.program(), &failure),
+            other => cuda_error(other),
+        })?;
         for b in outputs {
             output(Value::Device(Arc::new(b)));
         }

@@ -18,7 +18,7 @@ use cranelift_codegen::ir::{
 };
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::{FunctionBuilder, Variable};
-use tenjit_ir::kernel::Inst;
+use tenjit_ir::kernel::{Inst, Site};
 use tenjit_ir::ops::{BinaryOp, CpuLowering, ReduceOp, Scalar, UnaryOp};
 use tenjit_ir::types::Category;
 use tenjit_ir::DType;
@@ -136,9 +136,19 @@ pub fn binary_resolves(op: BinaryOp, d: DType) -> bool {
     }
 }
 
-/// Status code of an integer op that failed: its position in [`BinaryOp::ALL`] plus one.
-pub(super) fn status_code(op: BinaryOp) -> u32 {
-    BinaryOp::ALL.iter().position(|&o| o == op).map_or(u32::MAX, |p| p as u32 + 1)
+/// Status codes of one instruction that can fail: the codes of site `s` (its position in
+/// [`tenjit_ir::kernel::Kernel::failing_sites`]) are `s * SITE_STRIDE + 1..`.
+pub(super) const SITE_STRIDE: u32 = 64;
+
+/// Status code of an integer op that failed at site `site`: the op's position in
+/// [`BinaryOp::ALL`] plus one, plus [`SITE_STRIDE`] per earlier site, so a kernel's only (or
+/// first) failing instruction has the op's own code.
+pub(super) fn status_code(op: BinaryOp, site: u32) -> u32 {
+    const _: () = assert!(BinaryOp::ALL.len() < SITE_STRIDE as usize);
+    BinaryOp::ALL
+        .iter()
+        .position(|&o| o == op)
+        .map_or(u32::MAX, |p| p as u32 + 1 + site.saturating_mul(SITE_STRIDE))
 }
 
 /// The value a reduction's accumulator starts from: a neutral element that also keeps the
@@ -176,6 +186,10 @@ pub(super) struct Emitter<'a, 'p> {
     tramps: Vec<(u32, FuncRef)>,
     /// The first internal inconsistency met (emission goes on with a placeholder).
     pub error: Option<CodegenError>,
+    /// The kernel's instructions that can fail, in order (their positions are status sites).
+    sites: Vec<Site>,
+    /// The site of the instruction being emitted (see [`status_code`]).
+    site: u32,
 }
 
 impl<'a, 'p> Emitter<'a, 'p> {
@@ -193,6 +207,8 @@ impl<'a, 'p> Emitter<'a, 'p> {
             order: Vec::new(),
             tramps: Vec::new(),
             error: None,
+            sites: plan.kernel.failing_sites(),
+            site: 0,
         };
         let k = plan.kernel;
         let mut used: Vec<usize> = k.stores.iter().map(|s| s.buf).collect();
@@ -430,6 +446,12 @@ impl<'a, 'p> Emitter<'a, 'p> {
         }
     }
 
+    /// Makes instruction `i` of `prog` the one whose failures the status codes name.
+    fn enter_site(&mut self, prog: Prog, i: usize) {
+        let site = Site { epilogue: matches!(prog, Prog::Epilogue), inst: i };
+        self.site = self.sites.iter().position(|&s| s == site).unwrap_or(0) as u32;
+    }
+
     /// Sets the status word to `code` when `cond` holds.
     fn flag_if(&mut self, cond: Value, code: u32) {
         let set = self.b.create_block();
@@ -536,6 +558,7 @@ impl<'a, 'p> Emitter<'a, 'p> {
             }
             Inst::Binary(op, a, b) => {
                 let t = ins[*a].dtype;
+                self.enter_site(prog, i);
                 let x = self.scalar_val(vals[*a], t);
                 let y = self.scalar_val(vals[*b], t);
                 self.binary(*op, t, x, y)
@@ -627,6 +650,7 @@ impl<'a, 'p> Emitter<'a, 'p> {
             }
             Inst::Binary(op, a, b) => {
                 let t = ins[*a].dtype;
+                self.enter_site(prog, i);
                 let x = self.vector_val(vals[*a], t, lanes);
                 let y = self.vector_val(vals[*b], t, lanes);
                 self.vector_binary(*op, t, lanes, x, y)
@@ -789,7 +813,7 @@ impl<'a, 'p> Emitter<'a, 'p> {
     fn int_divmod(&mut self, op: BinaryOp, d: DType, a: Value, b: Value) -> Value {
         let ty = scalar_ty(d);
         let zero = self.b.ins().icmp_imm_s(IntCC::Equal, b, 0);
-        self.flag_if(zero, status_code(op));
+        self.flag_if(zero, status_code(op, self.site));
         let minus_one = self.b.ins().icmp_imm_s(IntCC::Equal, b, -1);
         let unsafe_divisor = self.b.ins().bor(zero, minus_one);
         let one = self.iconst(ty, 1);
@@ -821,7 +845,7 @@ impl<'a, 'p> Emitter<'a, 'p> {
     /// table's function.
     fn int_pow(&mut self, d: DType, a: Value, b: Value) -> Value {
         let neg = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, b, 0);
-        self.flag_if(neg, status_code(BinaryOp::Pow));
+        self.flag_if(neg, status_code(BinaryOp::Pow, self.site));
         if d == DType::I32 {
             let a = self.b.ins().sextend(I64, a);
             let b = self.b.ins().sextend(I64, b);
