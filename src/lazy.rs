@@ -8,8 +8,8 @@
 //! 2. **At a training step's boundaries.** `backward()` asks for its loss, and an in-place update
 //!    of a leaf that requires grad (`w.sub_(...)` under `no_grad`) asks for the updated
 //!    parameter, to be computed with the next realization, so forward, backward and update run
-//!    as one executable. An optimizer's `step()` realizes at once. A manual update is realized
-//!    at the latest when the next `backward()` starts: a loop that never reads a value still
+//!    as one executable; an optimizer's `step()` is such an update of its parameters and
+//!    state. The update is realized at the latest when the next `backward()` starts: a loop that never reads a value still
 //!    runs one compiled step per iteration, in time linear in the steps and memory flat.
 //!    Several `backward()` calls before one update (gradient accumulation) stay lazy and are
 //!    computed together.

@@ -2,11 +2,12 @@
 //! decay), as `torch.optim.SGD`, and [`Adam`] (bias-corrected, L2 weight decay), as
 //! `torch.optim.Adam`.
 //!
-//! `step` reads each parameter's `grad()`, updates the parameters in place inside
-//! [`no_grad`](crate::no_grad) (they stay leaves that require grad, keeping their gradients),
-//! and then computes the new parameters, the optimizer's state and the gradients in one
-//! [`realize`](crate::realize()) — with the loss that `backward()` was called on — so one
-//! training step is one compiled executable. Values that change from step to step (the
+//! `step` reads each parameter's `grad()` and updates the parameters in place inside
+//! [`no_grad`](crate::no_grad) (they stay leaves that require grad, keeping their gradients).
+//! The new parameters and the optimizer's state are computed with the next realization — a
+//! value read, or the next step's `backward()` at the latest (see [`crate::lazy`]) — with the
+//! loss, the gradients and every other optimizer's step (two AdamW for two weight decays, as
+//! torch's parameter groups), so one training step is one compiled executable. Values that change from step to step (the
 //! learning rate, Adam's bias corrections) enter the graph as data, not as constants, so the
 //! step compiles once (plus once for the first step, whose state starts empty).
 //!
@@ -97,13 +98,14 @@ fn with_grads(
     Ok(out)
 }
 
-/// Computes the updated parameters, the state and the gradients together.
-fn realize_step(params: &[&mut Tensor], extra: &[&Tensor]) -> Result<()> {
-    let grads: Vec<Tensor> = params.iter().filter_map(|p| p.grad()).collect();
-    let mut all: Vec<&Tensor> = params.iter().map(|p| &**p).collect();
-    all.extend(extra.iter().copied());
-    all.extend(grads.iter());
-    crate::try_realize(&all)
+/// Ends an optimizer step: the updated parameters (asked for by their in-place update) and the
+/// optimizer's new state wait for the next realization, which computes them with the loss, the
+/// gradients and any other optimizer's step in one executable (see [`crate::lazy`]).
+fn finish_step(params: &[&mut Tensor], state: &[&Tensor]) -> Result<()> {
+    for t in params.iter().map(|p| &**p).chain(state.iter().copied()) {
+        crate::realize::realize_with_next(t, crate::realize::Pending::Update);
+    }
+    Ok(())
 }
 
 /// Stochastic gradient descent, as `torch.optim.SGD`:
@@ -231,6 +233,6 @@ impl Sgd {
             p.sub_(g.try_mul(data_scalar(self.lr, dtype))?);
         }
         let buffers: Vec<&Tensor> = self.buffers.iter().flatten().collect();
-        realize_step(params, &buffers)
+        finish_step(params, &buffers)
     }
 }

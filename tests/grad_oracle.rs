@@ -194,20 +194,23 @@ fn optimizer_case(c: &Case, mut step: impl FnMut(&mut [&mut Tensor])) {
     let mut model = Tiny::load(c);
     let x = c.data("x");
     let y = c.data("y");
-    let mut losses = Vec::new();
+    let mut losses: Vec<Tensor> = Vec::new();
     for _ in 0..3 {
         optim::zero_grad(&model.parameters());
         let out = model.forward(&x);
         let loss = if y.dtype().is_float() { nn::mse_loss(&out, &y) } else { nn::cross_entropy(&out, &y) };
         loss.backward();
+        if let Some(previous) = losses.last() {
+            assert!(previous.is_realized(), "the previous step is computed when this backward() starts");
+        }
         step(&mut model.parameters_mut());
-        assert!(loss.is_realized(), "the loss is computed with the step");
+        assert!(!loss.is_realized(), "a step waits for the next realization");
         losses.push(loss);
     }
+    c.check("losses", &Tensor::stack(&losses.iter().collect::<Vec<_>>(), 0));
     for p in model.parameters() {
         assert!(p.is_leaf() && p.requires_grad() && p.is_realized());
     }
-    c.check("losses", &Tensor::stack(&losses.iter().collect::<Vec<_>>(), 0));
     c.check("after_w1", &model.fc1.weight);
     c.check("after_b1", model.fc1.bias.as_ref().unwrap());
     c.check("after_w2", &model.fc2.weight);

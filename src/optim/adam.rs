@@ -1,6 +1,6 @@
 //! Adam and AdamW, as torch's (one update rule, two ways to apply weight decay).
 
-use super::{data_scalar, realize_step, with_grads};
+use super::{data_scalar, finish_step, with_grads};
 use crate::error::{OrPanic, Result};
 use crate::tensor::Tensor;
 
@@ -244,5 +244,5 @@ fn update(
         s.exp_avg_sq = v;
     }
     let moments: Vec<&Tensor> = state.iter().flatten().flat_map(|s| [&s.exp_avg, &s.exp_avg_sq]).collect();
-    realize_step(params, &moments)
+    finish_step(params, &moments)
 }
