@@ -40,7 +40,8 @@
 //! of `f32` sums and products accumulate in `f64` (in tree order for block reductions, so they
 //! may differ from the interpreter's sequential `f64` sum in the last bit of the `f32`
 //! result); integer reductions wrap exactly; `max`/`min` and `argmax`/`argmin` are exact,
-//! including NaN (first NaN wins) and ties (first index wins).
+//! including NaN (first NaN wins), ties (first index wins) and the sign of a zero (`max` of
+//! `+0` and `-0` is `+0`, `min` is `-0`, in any order: the op table's IEEE 754-2019 rule).
 
 mod expr;
 mod ops;
