@@ -3,7 +3,8 @@
 //! parameter order, compiled by the host `g++` against a small SIMT emulation
 //! (`tests/emul/simt.h`: blocks in a shuffled order, each block's threads as fibers resumed in
 //! a shuffled order, barriers, warp shuffles, poisoned shared memory) and run; the results are
-//! compared with the interpreter's. All cases share one translation unit, compiled once per
+//! compared with the interpreter's: the op × dtype corpus, reductions, arg reductions, softmax
+//! and Linear+ReLU, library ops, the error word, Philox and random graphs. All cases share one translation unit, compiled once per
 //! run of this binary.
 //!
 //! Without a host C++ compiler these tests fail with a message saying to install g++.
@@ -13,6 +14,8 @@
 #[path = "common/cuda_corpus.rs"]
 mod cuda_corpus;
 mod emul;
+#[path = "common/random_graphs.rs"]
+mod random_graphs;
 #[path = "common/rng.rs"]
 mod rng;
 
@@ -403,6 +406,20 @@ fn random_cases(out: &mut Vec<Case>) {
     }
 }
 
+/// Random graphs of `tests/differential.rs` (another stream), with its tolerances: `f32`'s
+/// rounding shows through later casts.
+fn random_graph_cases(out: &mut Vec<Case>) {
+    let mut r = Rng(0xC0DA);
+    for i in 0..150 * seeds() as usize {
+        let (g, inputs) = random_graphs::random_graph(&mut r);
+        let f32_graph = g.nodes().iter().any(|&n| g.ty(n).dtype == DType::F32);
+        let mut case = Case::new("graphs", format!("random graph {i}:\n{g}"), g, inputs);
+        case.tol = emul::Tol::Rel(if f32_graph { 2e-4 } else { 1e-9 });
+        case.dropped_errors = true;
+        out.push(case);
+    }
+}
+
 fn emulator() -> &'static Emulator {
     static E: OnceLock<Emulator> = OnceLock::new();
     E.get_or_init(|| {
@@ -415,6 +432,7 @@ fn emulator() -> &'static Emulator {
         library_cases(&mut cases);
         division_cases(&mut cases);
         random_cases(&mut cases);
+        random_graph_cases(&mut cases);
         Emulator::build(cases)
     })
 }
@@ -458,6 +476,11 @@ fn gather_scatter_add_concat_pad() {
 #[test]
 fn integer_division_by_zero_sets_the_error_word() {
     check("division", 1);
+}
+
+#[test]
+fn random_graphs() {
+    check("graphs", 1);
 }
 
 #[test]

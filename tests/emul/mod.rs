@@ -37,6 +37,10 @@ pub struct Case {
     pub inputs: Vec<Buffer>,
     /// How its floats are compared.
     pub tol: Tol,
+    /// Whether the kernels may run where the interpreter fails with an arithmetic error (fused
+    /// code computes only the elements a slice keeps, so a division by zero in an element it
+    /// drops is the interpreter's alone: the documented difference).
+    pub dropped_errors: bool,
 }
 
 impl Case {
@@ -61,7 +65,7 @@ impl Case {
             (false, true) => Tol::Rel(1e-5),
             (false, false) => Tol::Rel(1e-12),
         };
-        Case { group, name: name.into(), graph, inputs, tol }
+        Case { group, name: name.into(), graph, inputs, tol, dropped_errors: false }
     }
 }
 
