@@ -132,8 +132,7 @@ fn compiler() -> String {
 impl Emulator {
     /// Compiles every case's program into one driver (g++ once).
     pub fn build(cases: Vec<Case>) -> Emulator {
-        let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/emul");
-        let mut tu = format!("#include \"{}\"\n", here.join("simt.h").display());
+        let mut tu = header();
         tu.push_str(&codegen::prelude());
         let mut table = String::from("static const tj_kernel_entry tj_kernels[] = {\n");
         let mut prepared = Vec::with_capacity(cases.len());
@@ -179,42 +178,9 @@ impl Emulator {
         table.push_str("};\n");
         tu.push('\n');
         tu.push_str(&table);
-        writeln!(tu, "#include \"{}\"", here.join("runner.h").display()).unwrap();
+        tu.push_str(&footer());
 
-        // One folder per run under cargo's scratch space for tests (the source stays there for
-        // reading after a failure); folders of earlier runs are removed.
-        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cuda-emulation");
-        if let Ok(entries) = std::fs::read_dir(&root) {
-            for e in entries.flatten() {
-                let stale = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
-                if stale.is_some_and(|age| age.as_secs() > 3600) {
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
-            }
-        }
-        let dir = root.join(std::process::id().to_string());
-        std::fs::create_dir_all(&dir).unwrap();
-        let src = dir.join("kernels.cpp");
-        std::fs::write(&src, &tu).unwrap();
-        let exe = dir.join("emul");
-        let cxx = compiler();
-        let out = Command::new(&cxx)
-            .args(["-std=c++17", "-O1", "-ffp-contract=off", "-fno-fast-math", "-w", "-o"])
-            .arg(&exe)
-            .arg(&src)
-            .output()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "running `{cxx}` failed ({e}): the CUDA emulation tests need a host C++ compiler; \
-                     install g++ (e.g. `apt-get install g++`) or name one in TENJIT_CXX"
-                )
-            });
-        assert!(
-            out.status.success(),
-            "{cxx} rejected the emulated kernels ({}):\n{}",
-            src.display(),
-            String::from_utf8_lossy(&out.stderr).chars().take(8000).collect::<String>()
-        );
+        let (exe, dir) = compile_driver("kernels", &tu);
         Emulator { exe, dir, cases, prepared }
     }
 
@@ -318,23 +284,7 @@ impl Emulator {
                 job.extend(((ty.shape.numel() * elem(ty.dtype).1) as u64).to_le_bytes());
             }
         }
-        let job_path = self.dir.join(format!("{group}-{seed}.job"));
-        let out_path = self.dir.join(format!("{group}-{seed}.out"));
-        std::fs::File::create(&job_path).unwrap().write_all(&job).unwrap();
-        let out = Command::new(&self.exe)
-            .arg(seed.to_string())
-            .arg(&job_path)
-            .arg(&out_path)
-            .output()
-            .unwrap_or_else(|e| panic!("running {}: {e}", self.exe.display()));
-        assert!(
-            out.status.success(),
-            "the emulation of group {group} (seed {seed}) failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let bytes = std::fs::read(&out_path).unwrap();
-        let _ = std::fs::remove_file(&job_path);
-        let _ = std::fs::remove_file(&out_path);
+        let bytes = run_driver(&self.exe, &self.dir, group, seed, &job).unwrap_or_else(|e| panic!("{e}"));
         let mut at = 0;
         let mut take = |n: usize| {
             let s = &bytes[at..at + n];
@@ -362,6 +312,81 @@ impl Emulator {
             })
             .collect()
     }
+}
+
+/// The start of a driver's translation unit: the SIMT header.
+pub fn header() -> String {
+    format!("#include \"{}\"\n", Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/emul/simt.h").display())
+}
+
+/// The end of a driver's translation unit (after the kernels and `tj_kernels`): the driver.
+pub fn footer() -> String {
+    format!("#include \"{}\"\n", Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/emul/runner.h").display())
+}
+
+/// Compiles the translation unit `tu` with the host C++ compiler into a driver called `name`,
+/// in a folder of this run under cargo's scratch space for tests (the source stays there for
+/// reading after a failure; folders of runs more than an hour old are removed). Returns the
+/// executable and its folder.
+pub fn compile_driver(name: &str, tu: &str) -> (PathBuf, PathBuf) {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cuda-emulation");
+    if let Ok(entries) = std::fs::read_dir(&root) {
+        for e in entries.flatten() {
+            let age = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+            if age.is_some_and(|age| age.as_secs() > 3600) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let dir = root.join(std::process::id().to_string());
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join(format!("{name}.cpp"));
+    std::fs::write(&src, tu).unwrap();
+    let exe = dir.join(name);
+    let cxx = compiler();
+    let out = Command::new(&cxx)
+        .args(["-std=c++17", "-O1", "-ffp-contract=off", "-fno-fast-math", "-w", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "running `{cxx}` failed ({e}): the CUDA emulation tests need a host C++ compiler; \
+                 install g++ (e.g. `apt-get install g++`) or name one in TENJIT_CXX"
+            )
+        });
+    assert!(
+        out.status.success(),
+        "{cxx} rejected the emulated kernels ({}):\n{}",
+        src.display(),
+        String::from_utf8_lossy(&out.stderr).chars().take(8000).collect::<String>()
+    );
+    (exe, dir)
+}
+
+/// Runs driver `exe` on `job` (see `runner.h`) with the thread and block orders of `seed`:
+/// the bytes it writes back, or what it said when it failed (an emulation error: a barrier
+/// divergence, a deadlock, a bad shuffle mask).
+pub fn run_driver(exe: &Path, dir: &Path, tag: &str, seed: u64, job: &[u8]) -> Result<Vec<u8>, String> {
+    let job_path = dir.join(format!("{tag}-{seed}.job"));
+    let out_path = dir.join(format!("{tag}-{seed}.out"));
+    std::fs::File::create(&job_path).unwrap().write_all(job).unwrap();
+    let out = Command::new(exe)
+        .arg(seed.to_string())
+        .arg(&job_path)
+        .arg(&out_path)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", exe.display()));
+    let _ = std::fs::remove_file(&job_path);
+    let bytes = std::fs::read(&out_path);
+    let _ = std::fs::remove_file(&out_path);
+    if !out.status.success() {
+        return Err(format!(
+            "the emulation of {tag} (seed {seed}) failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    bytes.map_err(|e| format!("reading the emulation's output: {e}"))
 }
 
 /// The first difference between `got` and `want`, if any.

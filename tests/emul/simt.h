@@ -159,8 +159,9 @@ __device__ T __shfl_up_sync(unsigned mask, T v, unsigned delta, int width = 32) 
 template <typename T>
 __device__ T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
     return tj_shuffle(mask, v, [&](unsigned lane) {
+        // A lane may read an earlier segment of `width` lanes, not a later one.
         unsigned w = (unsigned)width, to = lane ^ (unsigned)lane_mask;
-        return to / w == lane / w ? (int)to : (int)lane;
+        return to / w <= lane / w ? (int)to : (int)lane;
     });
 }
 template <typename T>

@@ -5,7 +5,9 @@
 //! runtime needs to launch it ([`RenderedKernel`]: name, parameters, [`Launch`] geometry) or,
 //! for a float matrix product, the [`MatmulStep`] of its cuBLAS call. [`render_kernel`] and
 //! [`render_op`] render one [`Kernel`] and one [`OpStep`]. Rendering is deterministic and
-//! needs no GPU and no NVRTC; the text is what `TENJIT_DUMP` writes and snapshot tests pin.
+//! needs no GPU and no NVRTC; the text is what `TENJIT_DUMP` writes and snapshot tests pin,
+//! and `tests/cuda_emulation.rs` runs it on the CPU (host `g++` and a SIMT emulation) with the
+//! launches and parameters rendered here, against the interpreter.
 //!
 //! # ABI
 //!
