@@ -179,6 +179,21 @@ fn reduction_cases(out: &mut Vec<Case>) {
     }
 }
 
+/// More output points than a grid has blocks (65,535), so a block reduces several rows in
+/// turn and reuses its shared memory: run under `TENJIT_EMUL_CASES` only (about half a
+/// minute per thread order: two million fibers).
+fn grid_stride_cases(out: &mut Vec<Case>) {
+    if seeds() == 1 {
+        return;
+    }
+    let t = ty(DType::F32, &[65_600, 33]);
+    let g = graph("wide", std::slice::from_ref(&t), |g, x| {
+        vec![g.add(Op::Reduce { op: ReduceOp::Sum, axes: dims(&[1]) }, &[x[0]]).unwrap()]
+    });
+    let x = shaped(values(DType::F32, t.shape.numel(), 4), &t);
+    out.push(Case::new("reductions", "sum f32 [65600, 33]", g, vec![x]));
+}
+
 /// Argmax/argmin with ties and NaN, alone and with the max (one kernel).
 fn arg_cases(out: &mut Vec<Case>) {
     for n in [5, 33, 300, 4097] {
@@ -426,6 +441,7 @@ fn emulator() -> &'static Emulator {
         let mut cases = Vec::new();
         corpus_cases(&mut cases);
         reduction_cases(&mut cases);
+        grid_stride_cases(&mut cases);
         arg_cases(&mut cases);
         signed_zero_arg_cases(&mut cases);
         model_cases(&mut cases);
