@@ -6,6 +6,8 @@
 //! shared-memory size and parameter order, its outputs), runs the driver with a seed for the
 //! thread and block orders, and compares what comes back with the interpreter's results.
 
+pub mod cases;
+
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
