@@ -386,6 +386,10 @@ static inline float __fmul_rn(float a, float b) { return a * b; }
 static inline double __dmul_rn(double a, double b) { return a * b; }
 static inline double __ddiv_rn(double a, double b) { return a / b; }
 static inline int atomicCAS(int* p, int cmp, int v) { int old = *p; if (old == cmp) *p = v; return old; }
+static inline float __int_as_float(int x) { float f; memcpy(&f, &x, 4); return f; }
+static inline int __float_as_int(float f) { int x; memcpy(&x, &f, 4); return x; }
+static inline double __longlong_as_double(long long x) { double d; memcpy(&d, &x, 8); return d; }
+static inline long long __double_as_longlong(double d) { long long x; memcpy(&x, &d, 8); return x; }
 static unsigned long long bits(double x) { unsigned long long b; memcpy(&b, &x, 8); return b; }
 static unsigned long long bits(float x) { unsigned b; memcpy(&b, &x, 4); return b; }
 static unsigned long long bits(int x) { return (unsigned long long)(unsigned)x; }

@@ -47,7 +47,7 @@ fn cuda_form_renders(form: &CudaForm, dtype: DType, operands: &[&str]) -> Result
 
 fn accuracy_is_sane(a: Accuracy) -> Result<(), String> {
     match a {
-        Accuracy::Exact | Accuracy::SignedZero => Ok(()),
+        Accuracy::Exact => Ok(()),
         Accuracy::Ulp(0) => Err("Ulp(0) is Exact".into()),
         Accuracy::Ulp(_) => Ok(()),
     }

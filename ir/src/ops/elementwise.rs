@@ -61,8 +61,6 @@ pub enum Accuracy {
     /// Bit for bit equal to the interpreter (correctly rounded, as `+ - * / sqrt`, rounding,
     /// comparisons and logic).
     Exact,
-    /// Exact except that the sign of a zero result may differ (`maximum`/`minimum` of `±0`).
-    SignedZero,
     /// Within this many ulp of the interpreter's result (vector math, libm, a composed
     /// expression with more than one rounding).
     Ulp(u32),
@@ -267,17 +265,29 @@ op_enum! {
     }
 }
 
+/// IEEE 754-2019 `maximum`: NaN-propagating, and `+0` above `-0`, so the result does not
+/// depend on the operands' order and a reduction gives the same value in any order (the rule
+/// of Cranelift's `fmax`, WebAssembly's `f64.max` and the CUDA prelude's `tj_maximum`).
+/// NumPy and torch return one of two equal zeros by position instead (`np.max([0., -0.])` is
+/// `-0.0`, the later one), which no parallel reduction can reproduce.
 fn nan_max(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() {
         f64::NAN
+    } else if a == b {
+        // Equal values differ at most in the sign of a zero: +0 unless both are -0.
+        f64::from_bits(a.to_bits() & b.to_bits())
     } else {
         a.max(b)
     }
 }
 
+/// IEEE 754-2019 `minimum`: NaN-propagating, and `-0` below `+0` (see [`nan_max`]).
 fn nan_min(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() {
         f64::NAN
+    } else if a == b {
+        // Equal values differ at most in the sign of a zero: -0 if either is -0.
+        f64::from_bits(a.to_bits() | b.to_bits())
     } else {
         a.min(b)
     }
@@ -359,8 +369,8 @@ impl BinaryOp {
             BinaryOp::Mul => &BinarySpec { name: "mul", accepts: Numeric, kind: Arith, float: |a, b| a * b, int: |a, b| Ok(a.wrapping_mul(b)), vjp: Some(rules::mul), cost: Cost { weight: 1, cpu: 1 }, cpu: Native, accuracy: Exact, cuda: CudaForm { f32: "__fmul_rn({x}, {y})", f64: "__dmul_rn({x}, {y})", int: "tj_mul({x}, {y})" } },
             BinaryOp::Div => &BinarySpec { name: "div", accepts: Float, kind: Arith, float: |a, b| a / b, int: |_, _| Err("div is defined on floats only"), vjp: Some(rules::div), cost: Cost { weight: 2, cpu: 1 }, cpu: Native, accuracy: Exact, cuda: CudaForm { f32: "__fdiv_rn({x}, {y})", f64: "__ddiv_rn({x}, {y})", int: "" } },
             BinaryOp::Pow => &BinarySpec { name: "pow", accepts: Numeric, kind: Arith, float: f64::powf, int: int_pow, vjp: Some(rules::pow), cost: Cost { weight: 4, cpu: 80 }, cpu: VecMath, accuracy: Ulp(4), cuda: CudaForm { f32: "powf({x}, {y})", f64: "pow({x}, {y})", int: "tj_pow({x}, {y}, {err})" } },
-            BinaryOp::Maximum => &BinarySpec { name: "maximum", accepts: Numeric, kind: Arith, float: nan_max, int: |a, b| Ok(a.max(b)), vjp: Some(rules::maximum), cost: Cost { weight: 1, cpu: 1 }, cpu: Native, accuracy: SignedZero, cuda: CudaForm { f32: "tj_maximum({x}, {y})", f64: "tj_maximum({x}, {y})", int: "tj_maximum({x}, {y})" } },
-            BinaryOp::Minimum => &BinarySpec { name: "minimum", accepts: Numeric, kind: Arith, float: nan_min, int: |a, b| Ok(a.min(b)), vjp: Some(rules::minimum), cost: Cost { weight: 1, cpu: 1 }, cpu: Native, accuracy: SignedZero, cuda: CudaForm { f32: "tj_minimum({x}, {y})", f64: "tj_minimum({x}, {y})", int: "tj_minimum({x}, {y})" } },
+            BinaryOp::Maximum => &BinarySpec { name: "maximum", accepts: Numeric, kind: Arith, float: nan_max, int: |a, b| Ok(a.max(b)), vjp: Some(rules::maximum), cost: Cost { weight: 1, cpu: 1 }, cpu: Native, accuracy: Exact, cuda: CudaForm { f32: "tj_maximum({x}, {y})", f64: "tj_maximum({x}, {y})", int: "tj_maximum({x}, {y})" } },
+            BinaryOp::Minimum => &BinarySpec { name: "minimum", accepts: Numeric, kind: Arith, float: nan_min, int: |a, b| Ok(a.min(b)), vjp: Some(rules::minimum), cost: Cost { weight: 1, cpu: 1 }, cpu: Native, accuracy: Exact, cuda: CudaForm { f32: "tj_minimum({x}, {y})", f64: "tj_minimum({x}, {y})", int: "tj_minimum({x}, {y})" } },
             BinaryOp::FloorDiv => &BinarySpec { name: "floor_div", accepts: Numeric, kind: Arith, float: float_floor_div, int: int_floor_div, vjp: Some(rules::floor_div), cost: Cost { weight: 2, cpu: 8 }, cpu: Call, accuracy: Exact, cuda: CudaForm { f32: "tj_floor_div({x}, {y})", f64: "tj_floor_div({x}, {y})", int: "tj_floor_div({x}, {y}, {err})" } },
             BinaryOp::Rem => &BinarySpec { name: "rem", accepts: Numeric, kind: Arith, float: float_rem, int: int_rem, vjp: Some(rules::rem), cost: Cost { weight: 2, cpu: 8 }, cpu: Call, accuracy: Exact, cuda: CudaForm { f32: "tj_rem({x}, {y})", f64: "tj_rem({x}, {y})", int: "tj_rem({x}, {y}, {err})" } },
             BinaryOp::Eq => &BinarySpec { name: "eq", accepts: Any, kind: Compare, float: |x, y| b(x == y), int: |x, y| bi(x == y), vjp: None, cost: Cost { weight: 1, cpu: 1 }, cpu: Native, accuracy: Exact, cuda: CudaForm { f32: "({x} == {y})", f64: "({x} == {y})", int: "({x} == {y})" } },

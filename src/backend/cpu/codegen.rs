@@ -65,8 +65,8 @@
 //!
 //! Integer and bool results equal the interpreter's exactly; so do float `+ - * /`, `sqrt`,
 //! `neg`, `abs`, `floor`, `ceil`, comparisons, `where`, casts (`fcvt_to_sint_sat`: truncating,
-//! saturating, NaN to 0) and `maximum`/`minimum` (NaN-propagating `fmax`/`fmin`; the sign of a
-//! zero result may differ, as Rust's `f64::max` leaves it unspecified). Ops Cranelift lacks
+//! saturating, NaN to 0) and `maximum`/`minimum` (Cranelift's `fmax`/`fmin`: NaN-propagating,
+//! `+0` above `-0`, the op table's IEEE 754-2019 rule, so reductions agree in any order). Ops Cranelift lacks
 //! (`exp`, `log`, `sin`, `cos`, `tanh`, `pow`, float `//` and `%`) come from `vecmath` or, when
 //! it has none, call the op table's own `f64` function and round. Float products of `f32`
 //! accumulate in `f64`, `f64` sums and products in `f64`. `f32` sums in vector rows are

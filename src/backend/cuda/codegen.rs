@@ -5,7 +5,9 @@
 //! runtime needs to launch it ([`RenderedKernel`]: name, parameters, [`Launch`] geometry) or,
 //! for a float matrix product, the [`MatmulStep`] of its cuBLAS call. [`render_kernel`] and
 //! [`render_op`] render one [`Kernel`] and one [`OpStep`]. Rendering is deterministic and
-//! needs no GPU and no NVRTC; the text is what `TENJIT_DUMP` writes and snapshot tests pin.
+//! needs no GPU and no NVRTC; the text is what `TENJIT_DUMP` writes and snapshot tests pin,
+//! and `tests/cuda_emulation.rs` runs it on the CPU (host `g++` and a SIMT emulation) with the
+//! launches and parameters rendered here, against the interpreter.
 //!
 //! # ABI
 //!
@@ -40,7 +42,8 @@
 //! of `f32` sums and products accumulate in `f64` (in tree order for block reductions, so they
 //! may differ from the interpreter's sequential `f64` sum in the last bit of the `f32`
 //! result); integer reductions wrap exactly; `max`/`min` and `argmax`/`argmin` are exact,
-//! including NaN (first NaN wins) and ties (first index wins).
+//! including NaN (first NaN wins), ties (first index wins) and the sign of a zero (`max` of
+//! `+0` and `-0` is `+0`, `min` is `-0`, in any order: the op table's IEEE 754-2019 rule).
 
 mod expr;
 mod ops;

@@ -490,7 +490,23 @@ impl Emitter<'_, '_> {
             let tie = self.b.ins().band(eq, lt);
             self.b.ins().bor(better, tie)
         };
-        self.arg_select(take, b, a)
+        let (_, i) = self.arg_select(take, b, a);
+        (self.arg_value(op, d, take, b.0, a.0), i)
+    }
+
+    /// The best value after `x` meets the best-so-far `best`, where `better` says whether `x`
+    /// won the index: for floats the extremum of the two (`fmax`/`fmin`: NaN-propagating,
+    /// `+0` above `-0`), so the value is the `max`/`min` reduction's over the same elements,
+    /// even when the winning index holds the other zero; for integers the winner's value.
+    fn arg_value(&mut self, op: ArgOp, d: DType, better: Value, x: Value, best: Value) -> Value {
+        if d.is_float() {
+            match op {
+                ArgOp::ArgMax => self.b.ins().fmax(best, x),
+                ArgOp::ArgMin => self.b.ins().fmin(best, x),
+            }
+        } else {
+            self.arg_select(better, (x, x), (best, best)).0
+        }
     }
 
     /// Runs the epilogue at the current output point with the reduced value `acc[0]` (and an
@@ -916,7 +932,8 @@ impl Emitter<'_, '_> {
                 let xi = self.b.ins().iadd(j, iota);
                 let (v, i) = (self.b.use_var(bv), self.b.use_var(bi));
                 let better = self.arg_better(*op, r.vd, x, v);
-                let (v, i) = self.arg_select(better, (x, xi), (v, i));
+                let (_, i) = self.arg_select(better, (x, xi), (v, i));
+                let v = self.arg_value(*op, r.vd, better, x, v);
                 self.b.def_var(bv, v);
                 self.b.def_var(bi, i);
             }
@@ -977,7 +994,8 @@ impl Emitter<'_, '_> {
                 let x = self.scalar_val(vals[r.value], r.vd);
                 let (v, i) = (self.b.use_var(*bv), self.b.use_var(*bi));
                 let better = self.arg_better(*op, r.vd, x, v);
-                let (v, i) = self.arg_select(better, (x, row.j), (v, i));
+                let (_, i) = self.arg_select(better, (x, row.j), (v, i));
+                let v = self.arg_value(*op, r.vd, better, x, v);
                 self.b.def_var(*bv, v);
                 self.b.def_var(*bi, i);
             }

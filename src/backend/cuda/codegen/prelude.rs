@@ -93,12 +93,14 @@ __device__ __forceinline__ long long tj_pow(long long a, long long b, int* err) 
     return (long long)r;
 }
 
-// NaN-propagating maximum and minimum (fmaxf/fminf would drop a NaN). Between equal values
-// (+0.0 and -0.0) the first operand is kept, as the interpreter's f64::max/min do here.
-__device__ __forceinline__ float tj_maximum(float a, float b) { return (a != a || b != b) ? a + b : (b > a ? b : a); }
-__device__ __forceinline__ float tj_minimum(float a, float b) { return (a != a || b != b) ? a + b : (b < a ? b : a); }
-__device__ __forceinline__ double tj_maximum(double a, double b) { return (a != a || b != b) ? a + b : (b > a ? b : a); }
-__device__ __forceinline__ double tj_minimum(double a, double b) { return (a != a || b != b) ? a + b : (b < a ? b : a); }
+// NaN-propagating maximum and minimum (fmaxf/fminf would drop a NaN), IEEE 754-2019's: +0.0
+// is above -0.0, so the result does not depend on the operands' order and a block reduction's
+// tree gives what the interpreter's row-order fold gives. Equal operands differ at most in the
+// sign of a zero: the AND of their bits keeps -0.0 only if both are, the OR if either is.
+__device__ __forceinline__ float tj_maximum(float a, float b) { return (a != a || b != b) ? a + b : a == b ? __int_as_float(__float_as_int(a) & __float_as_int(b)) : (b > a ? b : a); }
+__device__ __forceinline__ float tj_minimum(float a, float b) { return (a != a || b != b) ? a + b : a == b ? __int_as_float(__float_as_int(a) | __float_as_int(b)) : (b < a ? b : a); }
+__device__ __forceinline__ double tj_maximum(double a, double b) { return (a != a || b != b) ? a + b : a == b ? __longlong_as_double(__double_as_longlong(a) & __double_as_longlong(b)) : (b > a ? b : a); }
+__device__ __forceinline__ double tj_minimum(double a, double b) { return (a != a || b != b) ? a + b : a == b ? __longlong_as_double(__double_as_longlong(a) | __double_as_longlong(b)) : (b < a ? b : a); }
 __device__ __forceinline__ int tj_maximum(int a, int b) { return a > b ? a : b; }
 __device__ __forceinline__ int tj_minimum(int a, int b) { return a < b ? a : b; }
 __device__ __forceinline__ long long tj_maximum(long long a, long long b) { return a > b ? a : b; }
@@ -128,13 +130,18 @@ __device__ __forceinline__ float tj_rem(float a, float b) { return (float)tj_rem
 // One step of an argmax (MAX) or argmin: merges candidate (v2, i2, nan2) into (v, i, nan).
 // The first NaN wins; otherwise the better value, and the smaller index on ties. Visiting
 // elements in increasing index order this keeps the first extremum; merging partial results
-// of interleaved subsets it gives the same answer. An empty candidate has index LLONG_MAX.
+// of interleaved subsets it gives the same answer. The value is the extremum by
+// tj_maximum/tj_minimum (a tie of +0 and -0 keeps the max's +0 even where the index holds -0),
+// so it equals the max/min reduction of the same elements. An empty candidate has index
+// LLONG_MAX.
 template <bool MAX, typename T>
 __device__ __forceinline__ void tj_arg_merge(T& v, long long& i, bool& nan, T v2, long long i2, bool nan2) {
-    bool take;
-    if (nan || nan2) take = nan2 && (!nan || i2 < i);
-    else take = (MAX ? v2 > v : v2 < v) || (v2 == v && i2 < i);
-    if (take) { v = v2; i = i2; nan = nan2; }
+    if (nan || nan2) {
+        if (nan2 && (!nan || i2 < i)) { v = v2; i = i2; nan = true; }
+        return;
+    }
+    if ((MAX ? v2 > v : v2 < v) || (v2 == v && i2 < i)) i = i2;
+    v = MAX ? tj_maximum(v, v2) : tj_minimum(v, v2);
 }
 
 // Philox4x32-10 (Salmon et al. 2011), bit for bit as tenjit_ir::random: counter
