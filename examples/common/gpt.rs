@@ -59,7 +59,9 @@ impl Gpt {
     pub fn new(cfg: Config) -> Gpt {
         let std = 0.02;
         let proj_std = 0.02 / (2.0 * cfg.layers as f64).sqrt();
-        let embedding = |n: usize| Embedding::from_weight((Tensor::randn([n, cfg.embd]) * std).realize().requires_grad_());
+        let embedding = |n: usize| {
+            Embedding::from_weight((Tensor::randn([n, cfg.embd]) * std).realize().requires_grad_())
+        };
         let blocks = (0..cfg.layers)
             .map(|_| Block {
                 ln1: layer_norm(cfg.embd),
@@ -78,11 +80,14 @@ impl Gpt {
         let (b, t) = (idx.shape()[0] as isize, idx.shape()[1] as isize);
         let c = self.cfg.embd as isize;
         let h = self.cfg.heads as isize;
-        let mut x = self.wte.forward(idx) + self.wpe.forward(&Tensor::arange(t));
+        let mut x = self.wte.forward(idx) + self.wpe.forward(&Tensor::arange(t as i64));
         for blk in &self.blocks {
             let qkv = blk.qkv.forward(&blk.ln1.forward(&x));
-            let heads: Vec<Tensor> =
-                qkv.split(c as usize, 2).iter().map(|p| p.reshape([b, t, h, c / h]).transpose(1, 2)).collect();
+            let heads: Vec<Tensor> = qkv
+                .split(c as usize, 2)
+                .iter()
+                .map(|p| p.reshape([b, t, h, c / h]).transpose(1, 2))
+                .collect();
             let causal = Attention { is_causal: true, ..Default::default() };
             let y = nn::scaled_dot_product_attention(&heads[0], &heads[1], &heads[2], causal);
             x = &x + blk.proj.forward(&y.transpose(1, 2).reshape([b, t, c]));
