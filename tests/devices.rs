@@ -65,6 +65,30 @@ fn values_round_trip_and_compute_on_the_gpu() {
 
 #[test]
 #[ignore = "needs an NVIDIA GPU and driver; run with --ignored on a GPU machine"]
+fn scalars_and_masks_go_to_the_device_of_what_they_meet() {
+    assert!(tenjit::cuda::is_available(), "{GPU}");
+    // Rust numbers, `arange`-built masks and constants are computed where their consumer is.
+    let x = Tensor::randn([2, 5, 5]).realize().clone();
+    let on = |t: &Tensor| {
+        let scores = (t * 0.37 + 1.0).masked_fill(&Tensor::ones([5, 5]).triu(1).to_dtype(DType::Bool), -1e9);
+        let attn = tenjit::nn::scaled_dot_product_attention(
+            t,
+            t,
+            t,
+            tenjit::nn::Attention { is_causal: true, ..Default::default() },
+        );
+        (scores, attn, t.tril(0) + Tensor::full([5], 2.0))
+    };
+    let (a, b, c) = on(&x);
+    let (ga, gb, gc) = on(&x.cuda());
+    for (g, c) in [(&ga, &a), (&gb, &b), (&gc, &c)] {
+        assert_eq!(g.device(), Device::Cuda(0));
+        close(&g.to_vec::<f32>(), &c.to_vec::<f32>(), 1e-5);
+    }
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU and driver; run with --ignored on a GPU machine"]
 fn mixing_devices_is_an_error_and_gradients_work_on_the_gpu() {
     assert!(tenjit::cuda::is_available(), "{GPU}");
     let a = Tensor::ones([3]);

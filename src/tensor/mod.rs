@@ -100,6 +100,9 @@ pub(crate) struct Node {
     /// operand computed since makes it an overestimate, corrected when it matters); see
     /// `depth.rs`.
     pub(crate) depth: AtomicU32,
+    /// Computed from sources alone (constants, `arange`), so computable on any device: until
+    /// it is computed, an op combining it with tensors of a device runs it there.
+    pub(crate) floating: bool,
 }
 
 impl Drop for Node {
@@ -181,6 +184,7 @@ impl Tensor {
             grad_state: AtomicU8::new(NO_GRAD),
             grad: Mutex::new(None),
             depth: AtomicU32::new(0),
+            floating: false,
         }))
     }
 
@@ -223,8 +227,11 @@ impl Tensor {
         loc: &'static Location<'static>,
         api: Option<&'static str>,
     ) -> Result<Tensor> {
-        let device = inputs.first().map(|t| t.device()).unwrap_or_default();
-        if let Some(other) = inputs.iter().find(|t| t.device() != device) {
+        // Constants, `arange` and what is computed from them alone are computed wherever
+        // their consumer is: they take the device of the other operands.
+        let floating = inputs.iter().all(|t| t.is_floating());
+        let device = inputs.iter().find(|t| !t.is_floating()).map(|t| t.device()).unwrap_or_default();
+        if let Some(other) = inputs.iter().find(|t| !t.is_floating() && t.device() != device) {
             return Err(Error::op(
                 op.name(),
                 format!("operands are on different devices, {device} and {}", other.device()),
@@ -247,6 +254,7 @@ impl Tensor {
             grad_state: AtomicU8::new(grad_state),
             grad: Mutex::new(None),
             depth: AtomicU32::new(depth::depth_of(inputs)),
+            floating,
         }));
         depth::bound_depth(&t)?;
         Ok(t)
@@ -295,6 +303,12 @@ impl Tensor {
     /// Whether the value has been computed (or the tensor was created from data).
     pub fn is_realized(&self) -> bool {
         self.0.value.is_set()
+    }
+
+    /// Whether this node is computed from constants alone and not computed yet, so it goes to
+    /// whichever device its consumer is on.
+    pub(crate) fn is_floating(&self) -> bool {
+        self.0.floating && !self.is_realized()
     }
 
     /// Whether two handles refer to the same node.
