@@ -6,9 +6,10 @@ best-peer / tenjit (above 1: tenjit is faster).
   bash ../shared/peers/setup_venv.sh          # once: the peers' CPU-only virtualenv
   $HOME/.cache/peers-venv/bin/python benches/side_by_side.py --only W1,W2,W3,W4,W7 --out bench.md
   $HOME/.cache/peers-venv/bin/python benches/side_by_side.py --only W5,W6,W7 --w7   # training; peers' cold first calls
+  $HOME/.cache/peers-venv/bin/python benches/side_by_side.py --only W8,W10 --peers models_torch   # the GPT
 
 The peers' scripts live in ../shared/peers; this script only runs them (their run_all.py) and
-reads their JSON records next to tenjit's (`cargo bench --bench cpu` and `--bench train`, each
+reads their JSON records next to tenjit's (`cargo bench --bench cpu`, `--bench train` and `--bench models`, each
 with `-- --json FILE`). W7's first calls are compared by `first_call_s` (the peers measure them in a
 fresh process each, as `benches/train.rs` does); `--w7` also runs the peers' cold W7 probes, which
 take minutes (torch.compile's first call is ~13 s).
@@ -29,7 +30,7 @@ def main():
   ap.add_argument("--w7", action="store_true", help="also run the peers' cold W7 first-call probes")
   a = ap.parse_args()
   ours = tempfile.mktemp(suffix=".jsonl")
-  for bench in ("cpu", "train"):
+  for bench in ("cpu", "train", "models"):
     subprocess.run(["cargo", "bench", "--bench", bench, "--", "--json", ours, "--only", a.only], cwd=ROOT, check=True)
   theirs = tempfile.mktemp(suffix=".json")
   env = dict(os.environ, PEERS_QUIET_WAIT=os.environ.get("PEERS_QUIET_WAIT", "5"))

@@ -1,0 +1,126 @@
+//! tenjit's side of the model workloads of `../shared/BENCH.md`, as
+//! `../shared/peers/bench_models_torch.py` runs them for PyTorch:
+//!
+//! - W8: one training step of the char-level GPT (nanoGPT's shakespeare_char CPU
+//!   configuration, vocabulary 65, batch 12, block 64; `examples/common/gpt.rs`): forward,
+//!   cross-entropy, backward, gradient clipping at 1.0, AdamW with weight decay 0.1 on matrices.
+//!   Each timed step is computed (its loss read), so the step's single executable runs once.
+//! - W10: greedy generation of 128 tokens with the W8 model from a 1-token prompt, the context
+//!   cropped to the last 64 tokens, no KV cache; tokens per second on the second call (the
+//!   first compiles once per context length until shapes can vary, and is reported too).
+//!
+//! ```sh
+//! cargo bench --bench models                           # W8, W10
+//! cargo bench --bench models -- --only W8 --json out.jsonl
+//! $HOME/.cache/peers-venv/bin/python benches/side_by_side.py --only W8,W10 --peers models_torch
+//! ```
+//!
+//! Inputs are random with fixed seeds: these are timings, not accuracy runs.
+
+mod common;
+#[path = "../examples/common/gpt.rs"]
+mod gpt;
+
+use common::Bench;
+use gpt::{Config, Gpt};
+use std::time::Instant;
+use tenjit::nn;
+use tenjit::optim::AdamW;
+use tenjit::prelude::*;
+
+const VOCAB: usize = 65;
+const BATCH: usize = 12;
+
+/// Random token ids `[rows, cols]` below `VOCAB`.
+fn tokens(rows: usize, cols: usize) -> Tensor {
+    (Tensor::rand([rows, cols]) * VOCAB as f64).floor().to_dtype(DType::I64).clamp(0, VOCAB as i64 - 1)
+}
+
+/// One W8 step: returns the loss, computed with the step.
+fn w8_step(model: &mut Gpt, decay: &mut AdamW, no_decay: &mut AdamW, x: &Tensor, y: &Tensor) -> f64 {
+    let loss = model.loss(x, y);
+    let mut params = model.named_parameters_mut();
+    for (_, p) in &params {
+        p.zero_grad();
+    }
+    loss.backward();
+    nn::clip_grad_norm_(&params.iter().map(|(_, p)| &**p).collect::<Vec<_>>(), 1.0);
+    let (mut matrices, mut vectors): (Vec<&mut Tensor>, Vec<&mut Tensor>) =
+        params.iter_mut().map(|(_, p)| &mut **p).partition(|p| p.dim() >= 2);
+    decay.step(&mut matrices);
+    no_decay.step(&mut vectors);
+    loss.item()
+}
+
+fn w8(bench: &mut Bench) {
+    if !bench.want("W8.gpt_step") {
+        return;
+    }
+    tenjit::manual_seed(8);
+    let cfg = Config::shakespeare_char(VOCAB);
+    let (x, y) = (tokens(BATCH, cfg.block).realize().clone(), tokens(BATCH, cfg.block).realize().clone());
+    let mut model = Gpt::new(cfg);
+    let mut decay = AdamW::new(1e-3).with_betas(0.9, 0.99).with_weight_decay(0.1);
+    let mut no_decay = AdamW::new(1e-3).with_betas(0.9, 0.99).with_weight_decay(0.0);
+    let compiles = tenjit::compile_count();
+    let t = Instant::now();
+    let first = w8_step(&mut model, &mut decay, &mut no_decay, &x, &y);
+    let first_call = t.elapsed().as_secs_f64();
+    let mut last = first;
+    bench.time_as("W8.gpt_step", "lazy", 11, None, None, || {
+        last = w8_step(&mut model, &mut decay, &mut no_decay, &x, &y);
+    });
+    bench.record("W8.gpt_step", "first call", first_call, first_call, first_call, 1);
+    println!(
+        "  W8: {} parameters; loss {first:.3} -> {last:.3}; {} compilations",
+        model.parameter_count(),
+        tenjit::compile_count() - compiles
+    );
+}
+
+/// Greedy generation of `n` tokens after `prompt`, the context cropped to `block`.
+fn generate(model: &Gpt, prompt: i64, n: usize) -> Vec<i64> {
+    let mut ids = vec![prompt];
+    tenjit::no_grad(|| {
+        for _ in 0..n {
+            let context = &ids[ids.len().saturating_sub(model.cfg.block)..];
+            let x = Tensor::from_vec(context.to_vec(), [1, context.len()]);
+            let next = model.forward(&x).i(s![0, -1]).argmax().item() as i64;
+            ids.push(next);
+        }
+    });
+    ids
+}
+
+fn w10(bench: &mut Bench) {
+    if !bench.want("W10.gpt_generate") {
+        return;
+    }
+    tenjit::manual_seed(10);
+    let model = Gpt::new(Config::shakespeare_char(VOCAB));
+    let tokens = 128;
+    let compiles = tenjit::compile_count();
+    let t = Instant::now();
+    let first = generate(&model, 0, tokens);
+    let first_call = t.elapsed().as_secs_f64();
+    let first_compiles = tenjit::compile_count() - compiles;
+    let median = bench.time_as("W10.gpt_generate", "lazy", 3, None, None, || {
+        assert_eq!(generate(&model, 0, tokens), first, "greedy generation is deterministic");
+    });
+    bench.record("W10.gpt_generate", "first call", first_call, first_call, first_call, 1);
+    if let Some(m) = median {
+        println!(
+            "  W10: {:.0} tokens/s after the first call ({:.0} tokens/s in it, {first_compiles} compilations)",
+            tokens as f64 / m,
+            tokens as f64 / first_call
+        );
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let mut bench = Bench::from_args(&args);
+    println!("tenjit {} backend, {} threads", common::backend_name(), tenjit::backend::cpu::exec::threads());
+    w8(&mut bench);
+    w10(&mut bench);
+}
