@@ -125,6 +125,25 @@ pub(super) fn windows(
     Ok(taps)
 }
 
+/// Stacks the windows of [`windows`] on a new axis `dim` as one elementwise expression: a
+/// chain of `where(tap_index == i, tap_i, ...)` over an iota, which the scheduler fuses into a
+/// single kernel reading the padded input through each tap's strided view (a `stack` would
+/// copy each tap out and join the copies with a library concat).
+pub(super) fn stack_taps(taps: &[Tensor], dim: usize) -> Result<Tensor> {
+    let k = taps.len();
+    let mut shape: Vec<isize> = taps[0].shape().iter().map(|&d| d as isize).collect();
+    shape.insert(dim, k as isize);
+    let mut index_shape = vec![1isize; shape.len()];
+    index_shape[dim] = k as isize;
+    let index = Tensor::arange(k as i64).try_reshape(index_shape)?.try_expand(&shape)?;
+    let mut stacked = taps[k - 1].try_unsqueeze(dim as isize)?.try_expand(&shape)?;
+    for (i, tap) in taps.iter().enumerate().rev().skip(1) {
+        let tap = tap.try_unsqueeze(dim as isize)?.try_expand(&shape)?;
+        stacked = Tensor::try_where(&index.try_eq(i as f64)?, &tap, &stacked)?;
+    }
+    Ok(stacked)
+}
+
 /// A 2-D convolution (cross-correlation, as torch's) of `input` `[N, C, H, W]` with `weight`
 /// `[O, C/groups, kH, kW]` plus an optional `bias` `[O]`, as `F.conv2d`: the result is
 /// `[N, O, OH, OW]` with `OH = (H + 2·padding - dilation·(kH - 1) - 1) / stride + 1` (and
@@ -213,11 +232,9 @@ pub fn try_conv2d(
     let (k, l) = (kh * kw, oh * ow);
     // Channels first, so that the stacked windows are the columns of one matrix per group:
     // [C, N, Hp, Wp] -> K x [C, N, OH, OW] -> [C, K, N, OH, OW] = [G, C/G·K, N·OH·OW].
-    let xp = pad_spatial(&input.try_transpose(0, 1)?, padding)?;
+    let xp = pad_spatial(input, padding)?.try_transpose(0, 1)?;
     let taps = windows(&xp, [kh, kw], stride, dilation, [oh, ow])?;
-    let taps: Vec<&Tensor> = taps.iter().collect();
-    let cols =
-        Tensor::try_stack(&taps, 1)?.try_reshape([groups as isize, (cg * k) as isize, (n * l) as isize])?;
+    let cols = stack_taps(&taps, 1)?.try_reshape([groups as isize, (cg * k) as isize, (n * l) as isize])?;
     // [O, C/G, kH, kW] -> [G, O/G, C/G·K], whose column order matches the columns' rows.
     let og = o / groups;
     let wm = weight.try_reshape([groups as isize, og as isize, (cg * k) as isize])?;

@@ -2,7 +2,7 @@
 //! convolution's im2col are stacked on a new axis and reduced over it, so the gradients come
 //! from autodiff. The max's gradient goes to the first maximum of each window, as torch's.
 
-use super::conv::{out_size, pad_spatial, positive, require_nchw, windows};
+use super::conv::{out_size, pad_spatial, positive, require_nchw, stack_taps, windows};
 use crate::error::{Error, OpErrorKind, OrPanic, Result};
 use crate::tensor::Tensor;
 use tenjit_ir::Shape;
@@ -67,9 +67,8 @@ pub fn try_max_pool2d(
         Tensor::try_where(&inside, &pad_spatial(x, padding)?, f64::NEG_INFINITY)?
     };
     let taps = windows(&xp, kernel, stride, [1, 1], out)?;
-    let taps: Vec<&Tensor> = taps.iter().collect();
     // `max_dim` gathers at the first maximum's index when a gradient is wanted.
-    Ok(Tensor::try_stack(&taps, 2)?.max_dim(2, false).0)
+    Ok(stack_taps(&taps, 2)?.max_dim(2, false).0)
 }
 
 /// The mean over each `kernel` window of `x` `[N, C, H, W]`, the windows `stride` apart on
@@ -107,9 +106,9 @@ pub fn try_avg_pool2d(
 ) -> Result<Tensor> {
     let out = geometry("avg_pool2d", x, kernel, stride, padding)?;
     let window_sum = |t: &Tensor| -> Result<Tensor> {
+        // One elementwise sum of the taps' strided views.
         let taps = windows(&pad_spatial(t, padding)?, kernel, stride, [1, 1], out)?;
-        let taps: Vec<&Tensor> = taps.iter().collect();
-        Tensor::try_stack(&taps, 0)?.try_sum_dim(0, false)
+        taps[1..].iter().try_fold(taps[0].clone(), |acc, tap| acc.try_add(tap))
     };
     let sums = window_sum(x)?;
     if count_include_pad || padding == [0, 0] {
