@@ -30,8 +30,17 @@ fn check_vjp(c: &Case, value: &Tensor, leaves: &[(&str, &Tensor)]) {
     }
 }
 
-/// `CONV_CASES` of `gen_models.py`: name, bias, stride, padding, dilation, groups.
-const CONV_CASES: [(&str, bool, [usize; 2], [usize; 2], [usize; 2], usize); 5] = [
+/// A (height, width) pair.
+type Pair = [usize; 2];
+/// A conv case: name, bias, stride, padding, dilation, groups.
+type ConvCase = (&'static str, bool, Pair, Pair, Pair, usize);
+/// A max-pool case: name, kernel, stride, padding.
+type MaxPoolCase = (&'static str, Pair, Pair, Pair);
+/// An average-pool case: name, kernel, stride, padding, count_include_pad.
+type AvgPoolCase = (&'static str, Pair, Pair, Pair, bool);
+
+/// `CONV_CASES` of `gen_models.py`.
+const CONV_CASES: [ConvCase; 5] = [
     ("conv_plain", true, [1, 1], [0, 0], [1, 1], 1),
     ("conv_stride_pad", false, [2, 2], [1, 1], [1, 1], 1),
     ("conv_dilated", true, [1, 2], [2, 1], [2, 1], 1),
@@ -56,7 +65,7 @@ fn conv2d() {
 #[test]
 fn max_pool2d() {
     // `MAX_POOL_CASES` of `gen_models.py`: name, kernel, stride, padding.
-    let cases: [(&str, [usize; 2], [usize; 2], [usize; 2]); 3] = [
+    let cases: [MaxPoolCase; 3] = [
         ("max_pool", [3, 2], [2, 1], [1, 0]),
         ("max_pool_ties", [2, 2], [1, 1], [0, 0]),
         ("max_pool_ties_pad", [3, 3], [2, 2], [1, 1]),
@@ -72,7 +81,7 @@ fn max_pool2d() {
 #[test]
 fn avg_pool2d() {
     // `AVG_POOL_CASES` of `gen_models.py`: name, kernel, stride, padding, count_include_pad.
-    let cases: [(&str, [usize; 2], [usize; 2], [usize; 2], bool); 3] = [
+    let cases: [AvgPoolCase; 3] = [
         ("avg_pool", [2, 3], [1, 2], [0, 1], true),
         ("avg_pool_pad", [3, 3], [2, 2], [1, 1], true),
         ("avg_pool_no_pad_count", [3, 3], [2, 2], [1, 1], false),
@@ -151,7 +160,7 @@ fn a_small_cnn_trains_one_step_as_torch_does() {
 fn shapes_that_do_not_fit_are_clear_errors() {
     let x = Tensor::zeros([2, 4, 5, 5]);
     let opts = Conv2dOptions::default();
-    let err = |r: tenjit::Result<Tensor>| r.err().expect("an error").to_string();
+    let err = |r: tenjit::Result<Tensor>| r.expect_err("an error").to_string();
     let e = err(nn::try_conv2d(&x, &Tensor::zeros([6, 4, 3]), None, opts));
     assert!(e.contains("conv2d") && e.contains("4-D weight"), "{e}");
     let e = err(nn::try_conv2d(&Tensor::zeros([4, 5, 5]), &Tensor::zeros([6, 4, 3, 3]), None, opts));

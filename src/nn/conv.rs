@@ -192,7 +192,7 @@ pub fn try_conv2d(
     }
     let (n, c, h, w) = (input.shape()[0], input.shape()[1], input.shape()[2], input.shape()[3]);
     let (o, cg, kh, kw) = (weight.shape()[0], weight.shape()[1], weight.shape()[2], weight.shape()[3]);
-    if c % groups != 0 || o % groups != 0 {
+    if !c.is_multiple_of(groups) || !o.is_multiple_of(groups) {
         return Err(Error::op_of(
             OpErrorKind::Shape,
             OP,
@@ -295,7 +295,11 @@ impl Conv2d {
         dtype: DType,
     ) -> Conv2d {
         let groups = options.groups;
-        if !dtype.is_float() || groups == 0 || in_channels % groups != 0 || out_channels % groups != 0 {
+        if !dtype.is_float()
+            || groups == 0
+            || !in_channels.is_multiple_of(groups)
+            || !out_channels.is_multiple_of(groups)
+        {
             panic!(
                 "{}",
                 Error::op_of(
