@@ -1,5 +1,6 @@
 //! The UCI handwritten digits and a 64→128→10 MLP trained on them: shared by
-//! `examples/mlp_digits.rs` and `tests/mlp_digits.rs` (included with `#[path]`).
+//! `examples/mlp_digits.rs`, `examples/cnn_digits.rs` and their tests (included with
+//! `#[path]`); the training loop and the evaluation take any [`Module`].
 
 #![allow(dead_code)] // each includer uses part of it
 
@@ -166,8 +167,8 @@ impl Optimizer {
 /// One pass over `train` in shuffled mini-batches of `batch_size` (the last, smaller batch
 /// included): one realization (one executable) per step. Calls `on_step(loss)` after each
 /// step and returns the mean loss over the samples.
-pub fn train_epoch(
-    model: &mut Mlp,
+pub fn train_epoch<M: Module>(
+    model: &mut M,
     opt: &mut Optimizer,
     train: &Split,
     batch_size: usize,
@@ -193,7 +194,7 @@ pub fn train_epoch(
 }
 
 /// Accuracy and confusion matrix (`[true][predicted]` counts) on `data`.
-pub fn evaluate(model: &Mlp, data: &Split) -> (f64, [[usize; CLASSES]; CLASSES]) {
+pub fn evaluate<M: Module>(model: &M, data: &Split) -> (f64, [[usize; CLASSES]; CLASSES]) {
     let predicted = tenjit::no_grad(|| model.forward(&data.x).argmax_dim(1, false)).to_vec::<i64>();
     let truth = data.y.to_vec::<i64>();
     let mut confusion = [[0usize; CLASSES]; CLASSES];

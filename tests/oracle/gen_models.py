@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Generates the oracle data of tests/model_oracle.rs with PyTorch: the transformer's
 primitives and layers, AdamW with a learning-rate schedule, clip_grad_norm_, and a small GPT
-(the W8 model of ../shared/peers/bench_models_torch.py, scaled down) through one training step.
+(the W8 model of ../shared/peers/bench_models_torch.py, scaled down) through one training step;
+and of tests/cnn_oracle.rs: conv2d, max_pool2d and avg_pool2d, and a small CNN through one Adam
+step.
 
     /root/.cache/peers-venv/bin/python tests/oracle/gen_models.py
 
@@ -256,6 +258,93 @@ def gpt_case():
         save(case, "after." + n, p)
 
 
+# The CNN's pieces: (case, input shape, weight shape, bias, stride, padding, dilation, groups).
+# tests/cnn_oracle.rs holds the same table.
+CONV_CASES = [
+    ("conv_plain", (2, 3, 7, 6), (4, 3, 3, 3), True, (1, 1), (0, 0), (1, 1), 1),
+    ("conv_stride_pad", (2, 3, 7, 8), (5, 3, 2, 3), False, (2, 2), (1, 1), (1, 1), 1),
+    ("conv_dilated", (2, 2, 9, 7), (3, 2, 3, 2), True, (1, 2), (2, 1), (2, 1), 1),
+    ("conv_groups", (2, 4, 6, 5), (6, 2, 3, 3), True, (1, 1), (1, 1), (1, 1), 2),
+    ("conv_depthwise", (1, 3, 8, 6), (3, 1, 3, 3), False, (2, 1), (1, 2), (2, 2), 3),
+]
+
+# (case, input shape, kernel, stride, padding, integer-valued input with ties).
+MAX_POOL_CASES = [
+    ("max_pool", (2, 3, 7, 6), (3, 2), (2, 1), (1, 0), False),
+    ("max_pool_ties", (2, 2, 6, 6), (2, 2), (1, 1), (0, 0), True),
+    ("max_pool_ties_pad", (1, 2, 7, 5), (3, 3), (2, 2), (1, 1), True),
+]
+
+# (case, input shape, kernel, stride, padding, count_include_pad).
+AVG_POOL_CASES = [
+    ("avg_pool", (2, 3, 6, 7), (2, 3), (1, 2), (0, 1), True),
+    ("avg_pool_pad", (2, 2, 7, 7), (3, 3), (2, 2), (1, 1), True),
+    ("avg_pool_no_pad_count", (2, 2, 7, 7), (3, 3), (2, 2), (1, 1), False),
+]
+
+
+def conv_cases():
+    r = np.random.default_rng(20)
+    for i, (case, xs, ws, bias, stride, padding, dilation, groups) in enumerate(CONV_CASES):
+        x = leaf(case, "x", r.normal(size=xs))
+        w = leaf(case, "weight", r.normal(size=ws))
+        inputs = {"x": x, "weight": w}
+        b = None
+        if bias:
+            b = inputs["bias"] = leaf(case, "bias", r.normal(size=ws[0]))
+        y = F.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+        vjp(case, y, inputs, 21 + i)
+
+
+def pool_cases():
+    r = np.random.default_rng(30)
+    for i, (case, xs, kernel, stride, padding, ties) in enumerate(MAX_POOL_CASES):
+        # Small integers make ties in most windows: torch's gradient goes to the first maximum.
+        x = leaf(case, "x", r.integers(-2, 3, size=xs).astype(np.float64) if ties else r.normal(size=xs))
+        vjp(case, F.max_pool2d(x, kernel, stride, padding), {"x": x}, 31 + i)
+    for i, (case, xs, kernel, stride, padding, include) in enumerate(AVG_POOL_CASES):
+        x = leaf(case, "x", r.normal(size=xs))
+        y = F.avg_pool2d(x, kernel, stride, padding, count_include_pad=include)
+        vjp(case, y, {"x": x}, 41 + i)
+
+
+class Cnn(nn.Module):
+    """conv(1->4, 3x3, pad 1) -> relu -> maxpool 2 -> conv(4->8, 3x3, pad 1) -> relu -> maxpool 2
+    -> linear(32 -> 10), on 8x8 images."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 8, 3, padding=1)
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        return self.fc(x.flatten(1))
+
+
+def cnn_case():
+    case = "cnn"
+    torch.manual_seed(43)
+    model = Cnn()
+    for n, p in model.named_parameters():
+        save(case, "param." + n, p)
+    r = np.random.default_rng(50)
+    x = torch.tensor(save(case, "x", r.random(size=(4, 1, 8, 8))))
+    y = torch.tensor(save(case, "y", r.integers(0, 10, size=(4,)).astype(np.int64)))
+    logits = model(x)
+    loss = F.cross_entropy(logits, y)
+    save(case, "logits", logits)
+    save(case, "loss", loss)
+    loss.backward()
+    for n, p in model.named_parameters():
+        save(case, "grad." + n, p.grad)
+    torch.optim.Adam(model.parameters(), lr=1e-2).step()
+    for n, p in model.named_parameters():
+        save(case, "after." + n, p)
+
+
 def main():
     shutil.rmtree(OUT, ignore_errors=True)
     os.makedirs(OUT)
@@ -267,6 +356,9 @@ def main():
     clip_cases()
     adamw_case()
     gpt_case()
+    conv_cases()
+    pool_cases()
+    cnn_case()
     print(f"wrote {len(_written)} arrays to {OUT}")
 
 
