@@ -1,6 +1,7 @@
 //! Neural-network layers and functions, named as in PyTorch: the [`Module`] trait; layers
-//! ([`Linear`] and [`Conv2d`] with torch's default initialization, [`Embedding`], [`LayerNorm`]);
-//! convolution and pooling ([`conv2d`], [`max_pool2d`], [`avg_pool2d`]); activations
+//! ([`Linear`] and [`Conv2d`] with torch's default initialization, [`Embedding`], [`LayerNorm`],
+//! [`Dropout`]); convolution and pooling ([`conv2d`], [`max_pool2d`], [`avg_pool2d`]);
+//! [`dropout`]; activations
 //! ([`relu`], [`gelu`], [`silu`], [`softmax`], [`log_softmax`], [`logsumexp`]); normalization
 //! ([`layer_norm`]) and attention ([`scaled_dot_product_attention`]); losses ([`mse_loss`],
 //! [`nll_loss`], [`cross_entropy`]); [`clip_grad_norm_`]; and state dicts ([`StateDict`],
@@ -25,6 +26,7 @@
 mod activation;
 mod attention;
 mod conv;
+mod dropout;
 mod embedding;
 mod norm;
 mod pool;
@@ -34,6 +36,7 @@ mod utils;
 pub use activation::{gelu, silu, try_gelu, try_silu, Approximate};
 pub use attention::{scaled_dot_product_attention, try_scaled_dot_product_attention, Attention};
 pub use conv::{conv2d, try_conv2d, Conv2d, Conv2dOptions};
+pub use dropout::{dropout, try_dropout, Dropout};
 pub use embedding::{embedding, try_embedding, Embedding};
 pub use norm::{layer_norm, try_layer_norm, LayerNorm};
 pub use pool::{avg_pool2d, max_pool2d, try_avg_pool2d, try_max_pool2d};
