@@ -75,8 +75,6 @@ fn main() {
 
 /// The W8 training step on the GPU (the model of `benches/models.rs`, moved to the device).
 fn w8(b: &mut Bench) {
-    use tenjit::nn;
-    use tenjit::optim::AdamW;
     tenjit::manual_seed(8);
     let cfg = gpt::Config::shakespeare_char(65);
     let tokens = |rows: usize| {
@@ -87,20 +85,8 @@ fn w8(b: &mut Bench) {
     for (_, p) in model.named_parameters_mut() {
         *p = p.to(Device::Cuda(0)).realize().requires_grad_();
     }
-    let mut decay = AdamW::new(1e-3).with_betas(0.9, 0.99).with_weight_decay(0.1);
-    let mut no_decay = AdamW::new(1e-3).with_betas(0.9, 0.99).with_weight_decay(0.0);
+    let mut opt = gpt::GptOptimizer::new(1e-3);
     b.time_as("W8.gpt_step", "cuda", 11, None, None, || {
-        let loss = model.loss(&x, &y);
-        let mut params = model.named_parameters_mut();
-        for (_, p) in &params {
-            p.zero_grad();
-        }
-        loss.backward();
-        nn::clip_grad_norm_(&params.iter().map(|(_, p)| &**p).collect::<Vec<_>>(), 1.0);
-        let (mut matrices, mut vectors): (Vec<&mut Tensor>, Vec<&mut Tensor>) =
-            params.iter_mut().map(|(_, p)| &mut **p).partition(|p| p.dim() >= 2);
-        decay.step(&mut matrices);
-        no_decay.step(&mut vectors);
-        let _ = loss.item();
+        let _ = model.train_step(&mut opt, &x, &y).item();
     });
 }

@@ -22,10 +22,8 @@ mod common;
 mod gpt;
 
 use common::Bench;
-use gpt::{Config, Gpt};
+use gpt::{Config, Gpt, GptOptimizer};
 use std::time::Instant;
-use tenjit::nn;
-use tenjit::optim::AdamW;
 use tenjit::prelude::*;
 
 const VOCAB: usize = 65;
@@ -36,22 +34,6 @@ fn tokens(rows: usize, cols: usize) -> Tensor {
     (Tensor::rand([rows, cols]) * VOCAB as f64).floor().to_dtype(DType::I64).clamp(0, VOCAB as i64 - 1)
 }
 
-/// One W8 step: returns the loss, computed with the step.
-fn w8_step(model: &mut Gpt, decay: &mut AdamW, no_decay: &mut AdamW, x: &Tensor, y: &Tensor) -> f64 {
-    let loss = model.loss(x, y);
-    let mut params = model.named_parameters_mut();
-    for (_, p) in &params {
-        p.zero_grad();
-    }
-    loss.backward();
-    nn::clip_grad_norm_(&params.iter().map(|(_, p)| &**p).collect::<Vec<_>>(), 1.0);
-    let (mut matrices, mut vectors): (Vec<&mut Tensor>, Vec<&mut Tensor>) =
-        params.iter_mut().map(|(_, p)| &mut **p).partition(|p| p.dim() >= 2);
-    decay.step(&mut matrices);
-    no_decay.step(&mut vectors);
-    loss.item()
-}
-
 fn w8(bench: &mut Bench) {
     if !bench.want("W8.gpt_step") {
         return;
@@ -60,15 +42,14 @@ fn w8(bench: &mut Bench) {
     let cfg = Config::shakespeare_char(VOCAB);
     let (x, y) = (tokens(BATCH, cfg.block).realize().clone(), tokens(BATCH, cfg.block).realize().clone());
     let mut model = Gpt::new(cfg);
-    let mut decay = AdamW::new(1e-3).with_betas(0.9, 0.99).with_weight_decay(0.1);
-    let mut no_decay = AdamW::new(1e-3).with_betas(0.9, 0.99).with_weight_decay(0.0);
+    let mut opt = GptOptimizer::new(1e-3);
     let compiles = tenjit::compile_count();
     let t = Instant::now();
-    let first = w8_step(&mut model, &mut decay, &mut no_decay, &x, &y);
+    let first = model.train_step(&mut opt, &x, &y).item();
     let first_call = t.elapsed().as_secs_f64();
     let mut last = first;
     bench.time_as("W8.gpt_step", "lazy", 11, None, None, || {
-        last = w8_step(&mut model, &mut decay, &mut no_decay, &x, &y);
+        last = model.train_step(&mut opt, &x, &y).item();
     });
     bench.record("W8.gpt_step", "first call", first_call, first_call, first_call, 1);
     println!(

@@ -17,12 +17,12 @@
 #[path = "common/gpt.rs"]
 mod gpt;
 
-use gpt::{Config, Gpt};
+use gpt::{Config, Gpt, GptOptimizer};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Read;
 use std::time::Instant;
 use tenjit::nn;
-use tenjit::optim::{AdamW, WarmupCosine};
+use tenjit::optim::WarmupCosine;
 use tenjit::prelude::*;
 
 const BATCH: usize = 12;
@@ -130,8 +130,7 @@ fn main() {
     let mut model = Gpt::new(Config::shakespeare_char(vocab.len()));
     println!("{} parameters", model.parameter_count());
     let schedule = WarmupCosine { max_lr: 1e-3, min_lr: 1e-4, warmup: 100, decay_steps: iters };
-    let mut decay = AdamW::new(1e-3).with_betas(0.9, 0.99).with_weight_decay(0.1);
-    let mut no_decay = AdamW::new(1e-3).with_betas(0.9, 0.99).with_weight_decay(0.0);
+    let mut opt = GptOptimizer::new(1e-3);
 
     let bar = ProgressBar::new(iters as u64).with_style(
         ProgressStyle::with_template("[{bar:40}] {pos}/{len} {msg} ({per_sec}, {eta} left)")
@@ -156,20 +155,9 @@ fn main() {
             break;
         }
         let step_start = Instant::now();
-        let lr = schedule.lr(it);
-        (decay.lr, no_decay.lr) = (lr, lr);
+        opt.set_lr(schedule.lr(it));
         let (x, y) = batch(train, model.cfg.block, &mut rng);
-        let loss = model.loss(&x, &y);
-        let mut params = model.named_parameters_mut();
-        for (_, p) in &params {
-            p.zero_grad();
-        }
-        loss.backward();
-        nn::clip_grad_norm_(&params.iter().map(|(_, p)| &**p).collect::<Vec<_>>(), 1.0);
-        let (mut matrices, mut vectors): (Vec<&mut Tensor>, Vec<&mut Tensor>) =
-            params.iter_mut().map(|(_, p)| &mut **p).partition(|p| p.dim() >= 2);
-        decay.step(&mut matrices);
-        no_decay.step(&mut vectors);
+        let loss = model.train_step(&mut opt, &x, &y);
         if it % 10 == 0 {
             bar.set_message(format!("loss {:.4}", loss.item()));
         }

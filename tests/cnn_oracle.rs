@@ -13,21 +13,10 @@ mod torch_oracle;
 use tenjit::nn::{self, Conv2d, Conv2dOptions, Linear, Module};
 use tenjit::optim::Adam;
 use tenjit::prelude::*;
-use torch_oracle::Case;
+use torch_oracle::{check_vjp, Case};
 
 fn run(name: &'static str, body: impl Fn(&Case)) {
     torch_oracle::run("models", name, body)
-}
-
-/// Checks `value` and the gradient of `sum(value * cot)` with respect to each named leaf.
-fn check_vjp(c: &Case, value: &Tensor, leaves: &[(&str, &Tensor)]) {
-    c.check("value", value);
-    let cot = c.data("cot");
-    let wrt: Vec<&Tensor> = leaves.iter().map(|(_, t)| *t).collect();
-    let grads = tenjit::grad(&[&(value * &cot).sum()], &wrt);
-    for ((name, _), g) in leaves.iter().zip(&grads) {
-        c.check(&format!("grad_{name}"), g);
-    }
 }
 
 /// A (height, width) pair.

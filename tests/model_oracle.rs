@@ -14,24 +14,13 @@ use std::collections::BTreeMap;
 use tenjit::nn::{self, Approximate, Attention};
 use tenjit::optim::{AdamW, WarmupCosine};
 use tenjit::prelude::*;
-use torch_oracle::Case;
+use torch_oracle::{check_vjp, Case};
 
 /// A named function of one tensor, checked against the case of that name.
 type Unary = (&'static str, fn(&Tensor) -> Tensor);
 
 fn run(name: &'static str, body: impl Fn(&Case)) {
     torch_oracle::run("models", name, body)
-}
-
-/// Checks `value` and the gradient of `sum(value * cot)` with respect to each named leaf.
-fn check_vjp(c: &Case, value: &Tensor, leaves: &[(&str, &Tensor)]) {
-    c.check("value", value);
-    let cot = c.data("cot");
-    let wrt: Vec<&Tensor> = leaves.iter().map(|(_, t)| *t).collect();
-    let grads = tenjit::grad(&[&(value * &cot).sum()], &wrt);
-    for ((name, _), g) in leaves.iter().zip(&grads) {
-        c.check(&format!("grad_{name}"), g);
-    }
 }
 
 #[test]

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 use tenjit::nn::{self, Approximate, Attention, Embedding, LayerNorm, Linear, Module};
+use tenjit::optim::AdamW;
 use tenjit::prelude::*;
 
 /// The model's sizes.
@@ -125,8 +126,47 @@ impl Gpt {
         out
     }
 
+    /// One training step on inputs `x` and targets `y`: gradients cleared, the loss,
+    /// `backward()`, the gradients clipped at norm 1.0, both optimizers' updates. Returns the
+    /// loss, computed with the step when it is read (or at the next step's `backward()`).
+    pub fn train_step(&mut self, opt: &mut GptOptimizer, x: &Tensor, y: &Tensor) -> Tensor {
+        let loss = self.loss(x, y);
+        let mut params = self.named_parameters_mut();
+        for (_, p) in &params {
+            p.zero_grad();
+        }
+        loss.backward();
+        nn::clip_grad_norm_(&params.iter().map(|(_, p)| &**p).collect::<Vec<_>>(), 1.0);
+        let (mut matrices, mut vectors): (Vec<&mut Tensor>, Vec<&mut Tensor>) =
+            params.iter_mut().map(|(_, p)| &mut **p).partition(|p| p.dim() >= 2);
+        opt.decay.step(&mut matrices);
+        opt.no_decay.step(&mut vectors);
+        loss
+    }
+
     /// How many numbers the model learns.
     pub fn parameter_count(&mut self) -> usize {
         self.named_parameters_mut().iter().map(|(_, p)| p.numel()).sum()
+    }
+}
+
+/// nanoGPT's optimizer: AdamW with betas (0.9, 0.99), weight decay 0.1 on the matrices and none
+/// on the rest (torch's two parameter groups, as two optimizers sharing a learning rate).
+pub struct GptOptimizer {
+    pub decay: AdamW,
+    pub no_decay: AdamW,
+}
+
+impl GptOptimizer {
+    pub fn new(lr: f64) -> GptOptimizer {
+        GptOptimizer {
+            decay: AdamW::new(lr).with_betas(0.9, 0.99).with_weight_decay(0.1),
+            no_decay: AdamW::new(lr).with_betas(0.9, 0.99).with_weight_decay(0.0),
+        }
+    }
+
+    /// Sets both groups' learning rate (a schedule's value for this step).
+    pub fn set_lr(&mut self, lr: f64) {
+        (self.decay.lr, self.no_decay.lr) = (lr, lr);
     }
 }

@@ -5,6 +5,9 @@
 //! zero. `ORACLE_VERBOSE=1` (with `-- --nocapture`) prints how much of its tolerance each
 //! comparison uses.
 
+// Each oracle test uses a subset.
+#![allow(dead_code)]
+
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
@@ -105,4 +108,16 @@ pub fn run(dir: &'static str, name: &'static str, body: impl Fn(&Case)) {
         failures.extend(case.failures.into_inner());
     }
     assert!(failures.is_empty(), "disagreements with torch:\n  {}", failures.join("\n  "));
+}
+
+/// Checks `value` against the case's `value` and the gradient of `sum(value * cot)` (`cot` the
+/// case's random cotangent) with respect to each named leaf against its `grad_<name>`.
+pub fn check_vjp(c: &Case, value: &Tensor, leaves: &[(&str, &Tensor)]) {
+    c.check("value", value);
+    let cot = c.data("cot");
+    let wrt: Vec<&Tensor> = leaves.iter().map(|(_, t)| *t).collect();
+    let grads = tenjit::grad(&[&(value * &cot).sum()], &wrt);
+    for ((name, _), g) in leaves.iter().zip(&grads) {
+        c.check(&format!("grad_{name}"), g);
+    }
 }

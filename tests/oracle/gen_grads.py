@@ -17,9 +17,9 @@ output is deterministic: running the script twice gives byte-identical files.
 """
 
 import os
-import shutil
 
 import numpy as np
+from oracle_npy import NpyWriter
 import torch
 import torch.nn.functional as F
 
@@ -29,20 +29,8 @@ OUT = os.path.join(HERE, "data", "grad")
 torch.use_deterministic_algorithms(True)
 torch.set_num_threads(1)
 
-_written = set()
-
-
-def save(case, name, value):
-    """Saves one array as <case>.<name>.npy and returns it."""
-    if isinstance(value, torch.Tensor):
-        value = value.detach().numpy()
-    arr = np.array(value, order="C")
-    assert arr.dtype in (np.float64, np.int64), (case, name, arr.dtype)
-    key = f"{case}.{name}"
-    assert key not in _written, f"duplicate {key}"
-    _written.add(key)
-    np.save(os.path.join(OUT, key + ".npy"), arr)
-    return arr
+WRITER = NpyWriter(OUT)
+save = WRITER.save
 
 
 def rng(seed):
@@ -219,12 +207,11 @@ def linreg_numpy_case():
 
 
 def main():
-    shutil.rmtree(OUT, ignore_errors=True)
-    os.makedirs(OUT)
+    WRITER.reset()
     composite_cases()
     optimizer_cases()
     linreg_numpy_case()
-    print(f"wrote {len(_written)} files to {os.path.relpath(OUT)}")
+    print(f"wrote {len(WRITER.written)} files to {os.path.relpath(OUT)}")
 
 
 if __name__ == "__main__":

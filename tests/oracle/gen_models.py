@@ -17,9 +17,9 @@ folder is emptied first and the output is deterministic.
 
 import math
 import os
-import shutil
 
 import numpy as np
+from oracle_npy import NpyWriter
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -32,21 +32,8 @@ torch.use_deterministic_algorithms(True)
 torch.set_num_threads(1)
 torch.set_default_dtype(torch.float64)
 
-_written = set()
-
-
-def save(case, name, value):
-    if isinstance(value, torch.Tensor):
-        value = value.detach()
-        value = value.to(torch.int64) if value.dtype == torch.bool else value
-        value = value.numpy()
-    arr = np.array(value, order="C")
-    assert arr.dtype in (np.float64, np.int64), (case, name, arr.dtype)
-    key = f"{case}.{name}"
-    assert key not in _written, f"duplicate {key}"
-    _written.add(key)
-    np.save(os.path.join(OUT, key + ".npy"), arr)
-    return arr
+WRITER = NpyWriter(OUT)
+save = WRITER.save
 
 
 def leaf(case, name, arr):
@@ -346,8 +333,7 @@ def cnn_case():
 
 
 def main():
-    shutil.rmtree(OUT, ignore_errors=True)
-    os.makedirs(OUT)
+    WRITER.reset()
     elementwise_cases()
     mask_cases()
     layer_norm_cases()
@@ -359,7 +345,7 @@ def main():
     conv_cases()
     pool_cases()
     cnn_case()
-    print(f"wrote {len(_written)} arrays to {OUT}")
+    print(f"wrote {len(WRITER.written)} arrays to {OUT}")
 
 
 if __name__ == "__main__":
