@@ -1,7 +1,8 @@
 //! Linear algebra: `matmul` with every case of `torch.matmul`, and `dot`.
 //!
 //! The IR has one contraction primitive, a batched matrix product with equal batch dims;
-//! the 1-D cases and batch broadcasting are composed here from reshapes and expands.
+//! the 1-D cases and batch broadcasting are composed here from reshapes and expands, and a
+//! stack of matrices times one matrix folds its batch into the rows.
 
 use super::Tensor;
 use crate::error::{Error, OpErrorKind, OrPanic, Result};
@@ -65,6 +66,23 @@ impl Tensor {
                     other.ir_shape()
                 ),
             ));
+        }
+        if sa.len() > 2 && sb.len() == 2 {
+            // A stack of matrices times one matrix (`x @ w` in every linear layer): the batch
+            // folds into the rows, as torch does, so the product is one `[B·m, k] x [k, n]`
+            // matrix product rather than `B` small ones against an expanded `w`; its gradient
+            // with respect to `w` is then one product contracting over all `B·m` rows too.
+            let rows = sa[..sa.len() - 1].iter().product::<usize>() as isize;
+            let flat = a.try_reshape([rows, k as isize])?;
+            let out = Tensor::from_op(Op::Matmul, &[&flat, &b])?;
+            let mut dims: Vec<isize> = sa[..sa.len() - 2].iter().map(|&d| d as isize).collect();
+            if ra > 1 {
+                dims.push(m as isize);
+            }
+            if rb > 1 {
+                dims.push(n as isize);
+            }
+            return out.try_reshape(dims);
         }
         let batch_a = Shape::new(&sa[..sa.len() - 2]);
         let batch_b = Shape::new(&sb[..sb.len() - 2]);

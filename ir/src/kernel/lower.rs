@@ -325,16 +325,37 @@ impl<'g> Plan<'g> {
                 Kind::Matmul => {
                     self.force(n, "matmul runs as a GEMM".into());
                     for a in g.args(n) {
-                        let (base, chain) = self.strip(a, &BTreeMap::new());
-                        let dense = View::dense(g.ty(base).shape.dims());
-                        if dense.through(g, &chain).is_err() {
-                            self.force(a, "matmul operand is not a strided view".into());
-                        } else if !self.is_input(base) {
-                            self.force(base, "matmul operand".into());
-                        }
+                        self.matmul_operand(a);
                     }
                 }
                 Kind::Input | Kind::Source | Kind::Elementwise | Kind::Movement | Kind::Reduce => {}
+            }
+        }
+    }
+
+    /// Makes matmul operand `a` a strided view of a buffer. Where a reshape on the way down
+    /// cannot be followed as a view (the heads of attention merged back, `y.transpose(1, 2)
+    /// .reshape(b, t, c)`), what that reshape reads is materialized (one copy, dense in its own
+    /// shape, of which every reshape is a view) rather than `a` itself, which would copy twice
+    /// once the reshape's other readers materialize its operand anyway.
+    fn matmul_operand(&mut self, a: NodeId) {
+        let g = self.g;
+        loop {
+            let (base, chain) = self.strip(a, &BTreeMap::new());
+            match View::dense(g.ty(base).shape.dims()).through(g, &chain) {
+                Ok(_) => {
+                    if !self.is_input(base) {
+                        self.force(base, "matmul operand".into());
+                    }
+                    return;
+                }
+                Err(NotAView { reshape }) => {
+                    let below = g.args(reshape)[0];
+                    if self.is_input(below) || !self.force(below, "reshape of a non-contiguous view".into()) {
+                        self.force(a, "matmul operand is not a strided view".into());
+                        return;
+                    }
+                }
             }
         }
     }

@@ -185,7 +185,7 @@ impl UnaryOp {
             UnaryOp::Ceil => &UnarySpec { name: "ceil", accepts: Float, float: f64::ceil, int: float_only, vjp: Some(rules::zero), cost: Cost { weight: 1, cpu: 1 }, cpu: Native, accuracy: Exact, cuda: CudaForm { f32: "ceilf({x})", f64: "ceil({x})", int: "" } },
             UnaryOp::Not => &UnarySpec { name: "not", accepts: Bool, float: |x| (x == 0.0) as i64 as f64, int: |x| (x == 0) as i64, vjp: None, cost: Cost { weight: 1, cpu: 1 }, cpu: Native, accuracy: Exact, cuda: CudaForm { f32: "", f64: "", int: "(!{x})" } },
             UnaryOp::Softsign => &UnarySpec { name: "softsign", accepts: Float, float: |x| x / (1.0 + x.abs()), int: float_only, vjp: Some(rules::softsign), cost: Cost { weight: 2, cpu: 40 }, cpu: Call, accuracy: Ulp(4), cuda: CudaForm { f32: "({x} / (1.0f + fabsf({x})))", f64: "({x} / (1.0 + fabs({x})))", int: "" } },
-            UnaryOp::Erf => &UnarySpec { name: "erf", accepts: Float, float: libm::erf, int: float_only, vjp: Some(rules::erf), cost: Cost { weight: 4, cpu: 40 }, cpu: Call, accuracy: Ulp(4), cuda: CudaForm { f32: "erff({x})", f64: "erf({x})", int: "" } },
+            UnaryOp::Erf => &UnarySpec { name: "erf", accepts: Float, float: libm::erf, int: float_only, vjp: Some(rules::erf), cost: Cost { weight: 4, cpu: 40 }, cpu: VecMath, accuracy: Ulp(4), cuda: CudaForm { f32: "erff({x})", f64: "erf({x})", int: "" } },
         }
     }
 }

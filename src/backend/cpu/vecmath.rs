@@ -1,4 +1,4 @@
-//! Vector math as CLIF: exp, log, sin, cos, tanh and pow as polynomial approximations with
+//! Vector math as CLIF: exp, log, sin, cos, tanh, erf and pow as polynomial approximations with
 //! range reduction, emitted inline so they vectorize (Cranelift has no such instructions, and libm
 //! calls run one element at a time). The op rows whose CPU lowering is `VecMath` are exactly the
 //! ops of this module's tables (a test asserts it); other float ops are the emitter's.
@@ -24,6 +24,7 @@
 //! | `log` | subnormals scaled by `2^54` (f32: `2^24`); `x = 2^e·m`, `m ∈ [√½, √2)`; `log m = f − (f²/2 − s·(f²/2 + R(s²)))` with `f = m − 1`, `s = f/(2+f)`, `R` the `atanh` series (fdlibm's arrangement) to `s^20` (f32: `s^10`); `e·ln2` added by one FMA. `log(±0) = −inf`, `log(x < 0) = nan`, `log(inf) = inf`, `log(nan) = nan`. |
 //! | `sin`, `cos` | `k = nearest(x·2/π)`, Cody–Waite `r = x − k·π/2` with a three-part π/2 and FMA (exact first step). f64: Taylor polynomials for sine and cosine on `[−π/4, π/4]` (to `r^17`/`r^18`; the rounding error of `1 − r²/2` is kept). f32: minimax polynomials on `[−π/4, π/4]`, `r + r³·S(r²)` and `1 + r²·C(r²)` with four coefficients each (relative errors 5e-12 and 7e-11). Both are computed and one is picked and signed by `k mod 4`, so `sin x` and `cos x` of the same `x` share everything but the last selects once Cranelift's GVN merges them; `sin(±0) = ±0`. Lanes with `|x| > 1e8` (f32: `1e5`), `±inf` included, are recomputed in a cold block by Rust's `f64::sin`/`f64::cos` (libm, with Payne–Hanek reduction) through `call_indirect` to the function's address (the JIT runs in this process): correct for every argument, `sin/cos(±inf) = nan`. On x86-64 those functions use the Windows x64 convention on every OS, which preserves xmm6–xmm15, so the hot path need not spill its vectors around the cold call. Below the limits `k` is the nearest quadrant to within one, the first reduction step is exact and `r` is within about an ulp: the f32 check over every 7th input and the f64 sweeps up to `1e8` stay within 1 ulp. |
 //! | `tanh` | `tanh |x| = em/(em + 2)` with `em = expm1(2|x|) = 2^k·expm1(r) + (2^k − 1)` kept as a double (both terms exact), so there is no cancellation near 0; the sum `em + 2` and the quotient are corrected by their exact rounding errors; `|x|` clamped to 20 (f32: 10), where `tanh` rounds to ±1; sign copied from `x` (`tanh(−0) = −0`). |
+//! | `erf` | f32: on `|x| < 1`, `x·(c0 + x²·R(x²))` with `c0 = 2/√π` split in two parts (`fma(x, c0_hi, x·(c0_lo + x²·R))`, so its rounding costs nothing) and `R` a degree-5 least-squares-minimax polynomial; on `1 ≤ |x| ≤ 4`, `1 − exp(Q(|x| − 2.5) − x²)` with `Q` a degree-6 fit of `log erfc(x) + x²` (small, so evaluating it cancels nothing) and `x²` as an exact product pair; `|x|` clamped to 4, where `erf` rounds to 1; both computed and one selected, sign copied from `x` (`erf(−0) = −0`, NaN stays NaN). f64: libm's `erf` lane by lane (no vector routine yet). |
 //! | `pow` | f64: `exp(y·log|x|)` with `log|x|` as a double-double (error about `2^−68`: `s` with the remainder of its division, `2s³/3` as a double-double, `e·ln2` exact by FMA) and `y·log|x|` as a double-double folded into the reduction of `exp`. f32: each half promoted to `F64X2`, plain f64 `log` and `exp`, demoted (one rounding). When any lane has `x ≤ 0`, `x` or `y` non-finite, or a NaN, a cold block applies IEEE `pow`'s special cases: `pow(x, ±0) = 1` and `pow(1, y) = 1` even for NaN, `pow(−1, ±inf) = 1`, `pow(±0, y < 0) = inf` (`±inf` for odd `y`), `pow(±0, y > 0) = 0` (`±0` for odd `y`), `pow(±inf, y)` likewise, `pow(x, ±inf)` by whether `|x| < 1`, a finite negative `x` with non-integer `y` gives NaN, and odd integer `y` keeps the sign of `x`. |
 //!
 //! Accuracy, asserted by the tests below (which print what they measure): f32 ≤ 2 ulp for exp,
@@ -33,11 +34,11 @@
 //! to within half an ulp), std itself for f64 (glibc, which has its own error of up to about
 //! 1 ulp, 2 for tanh). Measured maxima:
 //!
-//! | ulp | exp | log | sin | cos | tanh | pow |
-//! |---|---|---|---|---|---|---|
-//! | f32 sweeps | 1 | 1 | 1 | 1 | 1 | 0 |
-//! | f32, every 7th of all 2^32 inputs (`TENJIT_VECMATH_STRIDE=7` on the test `f32_strided_sweep_of_all_inputs`) | 1 | 1 | 1 | 1 | 2 (at −0.124068) | — |
-//! | f64 vs std (sweeps, 10^7 random arguments each) | 1 | 1 | 2 | 1 | 3 (1.4 against mpmath) | 1 |
+//! | ulp | exp | log | sin | cos | tanh | pow | erf |
+//! |---|---|---|---|---|---|---|---|
+//! | f32 sweeps | 1 | 1 | 1 | 1 | 1 | 0 | 1 |
+//! | f32, every 7th of all 2^32 inputs (`TENJIT_VECMATH_STRIDE=7` on the test `f32_strided_sweep_of_all_inputs`) | 1 | 1 | 1 | 1 | 2 (at −0.124068) | — | — |
+//! | f64 vs std (sweeps, 10^7 random arguments each) | 1 | 1 | 2 | 1 | 3 (1.4 against mpmath) | 1 | libm's |
 //!
 //! Throughput is measured, not asserted: `cargo bench --bench vecmath` prints G elements/s per
 //! thread, compile time and code size per routine (the figures and their history are in
@@ -74,6 +75,7 @@ const UNARY: &[(UnaryOp, UnaryRoutine)] = &[
     (UnaryOp::Sin, |e, x| sin_cos(e, x, Trig::Sin)),
     (UnaryOp::Cos, |e, x| sin_cos(e, x, Trig::Cos)),
     (UnaryOp::Tanh, tanh),
+    (UnaryOp::Erf, erf),
 ];
 
 /// The binary ops this module provides (`pow` is the one it exists for).
@@ -831,6 +833,65 @@ fn tanh(e: &mut Emitter, x: Value) -> Value {
     e.as_float(r)
 }
 
+/// `erf` on `|x| < 1`: `R` in `erf x = x·(2/√π + x²·R(x²))`, lowest coefficient first (a
+/// least-squares fit reweighted towards minimax relative error, 1e-9 on `[0, 1]`).
+const ERF_SMALL: [f64; 6] = [
+    -0.376_126_271_659_065_15,
+    0.112_836_004_198_273_86,
+    -0.026_854_453_022_005_537,
+    0.005_189_549_467_288_251,
+    -0.000_802_095_465_823_660_1,
+    7.889_468_930_691_312e-5,
+];
+
+/// `erf` on `1 ≤ |x| ≤ 4`: `Q` in `erfc x = exp(Q(x − 2.5) − x²)`, lowest coefficient first
+/// (the same fit; its error, relative to `erf`, is 1e-9).
+const ERF_LARGE: [f64; 7] = [
+    -1.556_817_892_054_591,
+    -0.352_693_952_236_200_1,
+    0.056_116_878_711_384_2,
+    -0.010_711_214_883_405_193,
+    0.002_465_429_591_810_314,
+    -0.000_151_949_028_463_993_5,
+    0.000_186_383_141_764_112_64,
+];
+
+/// `2/√π` as the sum of two `f32`s.
+const TWO_OVER_SQRT_PI_F32: (f64, f64) = (1.128_379_225_730_896, -5.863_538_277_139_924e-8);
+
+fn erf(e: &mut Emitter, x: Value) -> Value {
+    if e.t.is_f64() {
+        return libm_lanes(e, x, libm_erf as LibmFn as usize);
+    }
+    let a = e.abs(x);
+    let a = e.clamp(a, 0.0, 4.0);
+    // |x| < 1: x·c0_hi + x·(c0_lo + x²·R(x²)).
+    let s = e.mul(a, a);
+    let r = e.horner(s, &ERF_SMALL);
+    let lo = e.c(TWO_OVER_SQRT_PI_F32.1);
+    let corr = e.fma(s, r, lo);
+    let t = e.mul(a, corr);
+    let small = e.fma_c(a, TWO_OVER_SQRT_PI_F32.0, t);
+    // 1 ≤ |x| ≤ 4: 1 − exp(Q(|x| − 2.5) − x²), with x² = sh + sl exactly.
+    let u = e.add_c(a, -2.5);
+    let q = e.horner(u, &ERF_LARGE);
+    let (sh, sl) = e.two_prod(a, a);
+    let arg = e.sub(q, sh);
+    let arg = e.sub(arg, sl);
+    let ex = exp_f32(e, arg);
+    let one = e.c(1.0);
+    let large = e.sub(one, ex);
+    let is_small = e.cmp_c(FloatCC::LessThan, a, 1.0);
+    let y = e.sel(is_small, small, large);
+    // erf(−x) = −erf(x): copy the sign bit of x.
+    let sign = 1_i64 << (e.t.bits() - 1);
+    let xb = e.as_int(x);
+    let sb = e.and_c(xb, sign);
+    let yb = e.as_int(y);
+    let r = e.or(yb, sb);
+    e.as_float(r)
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Trig {
     Sin,
@@ -984,6 +1045,11 @@ extern "win64" fn libm_cos(x: f64) -> f64 {
 }
 
 #[cfg(target_arch = "x86_64")]
+extern "win64" fn libm_erf(x: f64) -> f64 {
+    (UnaryOp::Erf.spec().float)(x)
+}
+
+#[cfg(target_arch = "x86_64")]
 type LibmFn = extern "win64" fn(f64) -> f64;
 
 /// The calling convention of [`libm_sin`] and [`libm_cos`].
@@ -1003,6 +1069,11 @@ extern "C" fn libm_cos(x: f64) -> f64 {
 }
 
 #[cfg(not(target_arch = "x86_64"))]
+extern "C" fn libm_erf(x: f64) -> f64 {
+    (UnaryOp::Erf.spec().float)(x)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
 type LibmFn = extern "C" fn(f64) -> f64;
 
 /// The calling convention of `extern "C"` functions on the host.
@@ -1017,14 +1088,19 @@ fn libm_call_conv() -> CallConv {
 
 /// Every used lane through Rust's `f64::sin`/`f64::cos` (libm, full-range reduction).
 fn sin_cos_libm(e: &mut Emitter, x: Value, which: Trig) -> Value {
-    let mut sig = Signature::new(libm_call_conv());
-    sig.params.push(AbiParam::new(types::F64));
-    sig.returns.push(AbiParam::new(types::F64));
-    let sig = e.b.import_signature(sig);
     let func = match which {
         Trig::Sin => libm_sin as LibmFn as usize,
         Trig::Cos => libm_cos as LibmFn as usize,
     };
+    libm_lanes(e, x, func)
+}
+
+/// `func(x)` lane by lane, for a host function `func` of type [`LibmFn`] on `f64`.
+fn libm_lanes(e: &mut Emitter, x: Value, func: usize) -> Value {
+    let mut sig = Signature::new(libm_call_conv());
+    sig.params.push(AbiParam::new(types::F64));
+    sig.returns.push(AbiParam::new(types::F64));
+    let sig = e.b.import_signature(sig);
     let ptr_ty = Type::int_with_byte_size(std::mem::size_of::<usize>() as u16).expect("pointer width");
     // The JIT runs in this process, so the function's address is the callee.
     let callee = e.b.ins().iconst(ptr_ty, func as i64);
@@ -1086,6 +1162,7 @@ mod tests {
                 Op::Unary(UnaryOp::Sin) => a.sin(),
                 Op::Unary(UnaryOp::Cos) => a.cos(),
                 Op::Unary(UnaryOp::Tanh) => a.tanh(),
+                Op::Unary(UnaryOp::Erf) => (UnaryOp::Erf.spec().float)(a),
                 Op::Unary(other) => unreachable!("{other:?} is not tested here"),
                 Op::Pow => a.powf(b),
             })
@@ -1268,6 +1345,12 @@ mod tests {
                 a.extend((0..n).map(|_| rng.log_uniform(-40.0, 2.0)));
                 a.extend((0..n).map(|_| rng.uniform(-1.0, 1.0)));
             }
+            Op::Unary(UnaryOp::Erf) => {
+                a.extend(grid(-5.0, 5.0, n));
+                a.extend(grid(0.9, 1.1, n / 4));
+                a.extend((0..n).map(|_| rng.log_uniform(-40.0, 2.0)));
+                a.extend((0..n).map(|_| -rng.log_uniform(-40.0, 2.0)));
+            }
             Op::Unary(other) => unreachable!("{other:?} is not tested here"),
             Op::Pow => {
                 let mut pairs: Vec<(f64, f64)> = Vec::new();
@@ -1375,7 +1458,7 @@ mod tests {
     fn f32_strided_sweep_of_all_inputs() {
         let stride: u64 =
             std::env::var("TENJIT_VECMATH_STRIDE").ok().and_then(|s| s.parse().ok()).unwrap_or(65_537).max(1);
-        for op in [UnaryOp::Exp, UnaryOp::Log, UnaryOp::Sin, UnaryOp::Cos, UnaryOp::Tanh] {
+        for op in [UnaryOp::Exp, UnaryOp::Log, UnaryOp::Sin, UnaryOp::Cos, UnaryOp::Tanh, UnaryOp::Erf] {
             let op = Op::Unary(op);
             let kernel = compile(op, types::F32, true);
             let mut worst = (0, 0.0_f32, 0.0_f32, 0.0_f32);
@@ -1432,6 +1515,12 @@ mod tests {
     fn tanh_accuracy() {
         check::<f32>(Op::Unary(UnaryOp::Tanh), 2);
         check::<f64>(Op::Unary(UnaryOp::Tanh), 4);
+    }
+
+    #[test]
+    fn erf_accuracy() {
+        check::<f32>(Op::Unary(UnaryOp::Erf), 2);
+        check::<f64>(Op::Unary(UnaryOp::Erf), 0);
     }
 
     #[test]
