@@ -31,6 +31,7 @@ impl Op {
             Op::Unary(UnaryOp::Sin) => "sin",
             Op::Unary(UnaryOp::Cos) => "cos",
             Op::Unary(UnaryOp::Tanh) => "tanh",
+            Op::Unary(UnaryOp::Erf) => "erf",
             Op::Unary(_) => "other",
             Op::Pow => "pow",
             Op::SinCos => "sin+cos²",
@@ -45,19 +46,20 @@ impl Op {
             Op::Unary(UnaryOp::Log) => (1e-3, 1e3),
             Op::Unary(UnaryOp::Sin | UnaryOp::Cos) | Op::SinCos => (-3.0, 3.0),
             Op::SqrtExp => (-3.0, 3.0),
-            Op::Unary(UnaryOp::Tanh) => (-5.0, 5.0),
+            Op::Unary(UnaryOp::Tanh | UnaryOp::Erf) => (-5.0, 5.0),
             Op::Unary(_) => (0.0, 1.0),
             Op::Pow => (0.1, 10.0),
         }
     }
 }
 
-const OPS: [Op; 8] = [
+const OPS: [Op; 9] = [
     Op::Unary(UnaryOp::Exp),
     Op::Unary(UnaryOp::Log),
     Op::Unary(UnaryOp::Sin),
     Op::Unary(UnaryOp::Cos),
     Op::Unary(UnaryOp::Tanh),
+    Op::Unary(UnaryOp::Erf),
     Op::Pow,
     Op::SinCos,
     Op::SqrtExp,

@@ -1161,3 +1161,38 @@ fn fast_paths_are_taken_where_they_apply() {
     );
     assert_eq!(shape_of(&reduce_program(ReduceOp::Sum, f, &[3, 0], &[1])), "inner reduction, scalar rows");
 }
+
+// ---- shared machine code ---------------------------------------------------------------------
+
+/// `out = x * x + y` over buffers `x, y, out` of `n` `f32`s.
+fn square_add(x: usize, y: usize, out: usize, n: usize) -> Kernel {
+    let body = vec![
+        load(x, DType::F32, 0, &[1]),
+        ins(Inst::Binary(BinaryOp::Mul, 0, 0), DType::F32),
+        load(y, DType::F32, 0, &[1]),
+        ins(Inst::Binary(BinaryOp::Add, 1, 2), DType::F32),
+    ];
+    elementwise(&[n], body, vec![Store { buf: out, value: 3 }])
+}
+
+#[test]
+fn kernels_of_one_structure_share_their_code_and_keep_their_buffers() {
+    let f = |i, n| input(i, DType::F32, &[n]);
+    let buffers = vec![f(0, 9), f(1, 9), temp(DType::F32, &[9]), f(2, 9), temp(DType::F32, &[9]), f(3, 5)];
+    let buffers = [buffers, vec![temp(DType::F32, &[5])]].concat();
+    // The second kernel reads its buffers in another order: x is b3, y is b2 (the first's output).
+    let (k0, k1, k2) = (square_add(0, 1, 2, 9), square_add(3, 2, 4, 9), square_add(5, 5, 6, 5));
+    let c: Vec<_> = [&k0, &k1, &k2].iter().map(|k| compile(k, &buffers).unwrap()).collect();
+    assert!(c[0].shares_code_with(&c[1]), "same structure and types: one compilation");
+    assert!(!c[0].shares_code_with(&c[2]), "another size is another function");
+    let mut p = program(buffers, k0, vec![2, 4, 6]);
+    p.steps.push(Step::Kernel(k1));
+    p.steps.push(Step::Kernel(k2));
+    let inputs = [
+        values(DType::F32, 9, 1),
+        values(DType::F32, 9, 2),
+        values(DType::F32, 9, 3),
+        values(DType::F32, 5, 4),
+    ];
+    assert_agree(&p, &inputs, Tol::Exact);
+}

@@ -1444,3 +1444,39 @@ fn grad_rejects_bad_arguments() {
     let want: Vec<f64> = [0.5f64, -1.0].iter().map(|v| v.sin().exp()).collect();
     assert_eq!(f64s(&out[0]), want);
 }
+
+/// The cotangents of slices of one axis (`q, k, v = qkv.split(c, -1)`) are joined by one
+/// `concat`, zeros filling the gaps, instead of a zero-padded buffer per slice and their sum.
+#[test]
+fn slices_of_one_axis_get_one_joined_gradient() {
+    let mut g = Graph::new("split");
+    let x = g.add_input("x", f64_ty(&[2, 7]));
+    let slice = |g: &mut Graph, from: usize, len: usize| {
+        let op = Op::Slice { start: idims(&[0, from as isize]), step: idims(&[1, 1]), size: dims(&[2, len]) };
+        g.add(op, &[x]).unwrap()
+    };
+    let (a, b) = (slice(&mut g, 0, 2), slice(&mut g, 4, 3));
+    let sum = |g: &mut Graph, v: NodeId| {
+        g.add(Op::Reduce { op: ReduceOp::Sum, axes: dims(&[0, 1]) }, &[v]).unwrap()
+    };
+    let sa = g.add(Op::Unary(UnaryOp::Sin), &[a]).unwrap();
+    let bb = g.add(Op::Binary(BinaryOp::Mul), &[b, b]).unwrap();
+    let (s1, s2, s3) = (sum(&mut g, sa), sum(&mut g, bb), sum(&mut g, x));
+    let t = g.add(Op::Binary(BinaryOp::Add), &[s1, s2]).unwrap();
+    let loss = g.add(Op::Binary(BinaryOp::Add), &[t, s3]).unwrap();
+    g.set_outputs(vec![loss]);
+    let gg = autodiff::grad_graph(&g).unwrap();
+    tenjit_ir::verify(&gg).unwrap();
+    let text = gg.to_string();
+    assert!(text.contains("concat") && !text.contains("pad"), "{text}");
+    let xs: Vec<f64> = (0..14).map(|i| 0.3 * i as f64 - 2.0).collect();
+    let out = run(&gg, &[Buffer::from_vec(xs.clone(), [2, 7]).unwrap()]);
+    let want: Vec<f64> = (0..14)
+        .map(|i| match i % 7 {
+            0 | 1 => xs[i].cos() + 1.0,
+            2 | 3 => 1.0,
+            _ => 2.0 * xs[i] + 1.0,
+        })
+        .collect();
+    assert_eq!(f64s(&out[1]), want);
+}

@@ -281,13 +281,80 @@ pub fn grad(
     Ok(wrt.iter().map(|w| total.get(w).copied()).collect())
 }
 
-/// The sum of cotangents, added in the order they arrived (deterministic).
+/// The sum of cotangents, added in the order they arrived (deterministic). Cotangents that
+/// are zero paddings of disjoint ranges of one axis (the gradients of `q, k, v =
+/// qkv.split(c, 2)`) are first joined into one `concat`, zeros filling the gaps: one pass
+/// writing the result instead of a full-size buffer per part and the sums of them.
 fn sum_all(emit: &mut Emit, parts: &[NodeId]) -> Result<NodeId, GradError> {
+    let parts = join_pads(emit, parts)?;
     let mut acc = parts[0];
     for &p in &parts[1..] {
         acc = emit.add(acc, p)?;
     }
     Ok(acc)
+}
+
+/// `pad` cotangents that pad only along one axis, over disjoint ranges, replaced by one
+/// `concat` of their operands and zeros (in place of the first of them); the others kept in
+/// order. The sum and the join agree but for the sign of a zero: `-0 + 0` is `+0`, the join
+/// keeps `-0`.
+fn join_pads(emit: &mut Emit, parts: &[NodeId]) -> Result<Vec<NodeId>, GradError> {
+    // (part index, axis, start, length) of each pad along a single axis.
+    let mut pads: Vec<(usize, usize, usize, usize)> = Vec::new();
+    for (i, &p) in parts.iter().enumerate() {
+        if let Op::Pad { lo, hi } = emit.graph.op(p) {
+            let mut axes = (0..lo.len()).filter(|&d| lo[d] != 0 || hi[d] != 0);
+            if let (Some(axis), None) = (axes.next(), axes.next()) {
+                let len = emit.graph.ty(emit.graph.args(p)[0]).shape.0[axis];
+                pads.push((i, axis, lo[axis], len));
+            }
+        }
+    }
+    let Some(&(_, axis, _, _)) = pads.first() else {
+        return Ok(parts.to_vec());
+    };
+    pads.retain(|p| p.1 == axis);
+    pads.sort_by_key(|p| p.2);
+    let disjoint = pads.windows(2).all(|w| w[0].2 + w[0].3 <= w[1].2);
+    if pads.len() < 2 || !disjoint {
+        return Ok(parts.to_vec());
+    }
+    let ty = emit.ty(parts[pads[0].0]);
+    let mut pieces = Vec::new();
+    let mut at = 0;
+    for &(i, _, start, len) in &pads {
+        if start > at {
+            pieces.push(zeros_along(emit, &ty, axis, start - at)?);
+        }
+        pieces.push(emit.graph.args(parts[i])[0]);
+        at = start + len;
+    }
+    if at < ty.shape.0[axis] {
+        pieces.push(zeros_along(emit, &ty, axis, ty.shape.0[axis] - at)?);
+    }
+    let joined = emit.op(Op::Concat { axis }, &pieces)?;
+    let first = pads.iter().map(|p| p.0).min().unwrap_or(0);
+    let joined_parts: Vec<usize> = pads.iter().map(|p| p.0).collect();
+    Ok(parts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &p)| {
+            if i == first {
+                Some(joined)
+            } else if joined_parts.contains(&i) {
+                None
+            } else {
+                Some(p)
+            }
+        })
+        .collect())
+}
+
+/// Zeros of type `ty` but `size` long along `axis`.
+fn zeros_along(emit: &mut Emit, ty: &TensorType, axis: usize, size: usize) -> Result<NodeId, GradError> {
+    let mut ty = ty.clone();
+    ty.shape.0[axis] = size;
+    emit.full(0.0, ty)
 }
 
 /// The gradient graph of a graph with one scalar floating-point output: its outputs become

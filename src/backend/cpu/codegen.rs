@@ -81,6 +81,7 @@ mod emit;
 mod native;
 mod nest;
 mod plan;
+mod shared;
 
 pub use emit::{binary_resolves, unary_resolves};
 
@@ -91,11 +92,13 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, Linkage, Module};
+use smallvec::SmallVec;
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 #[cfg(doc)]
 use tenjit_ir::kernel::Combine;
-use tenjit_ir::kernel::{BufferDecl, Kernel};
+use tenjit_ir::kernel::{BufId, BufferDecl, Kernel};
 use tenjit_ir::random;
 use tenjit_ir::{BinaryOp, DType, UnaryOp};
 
@@ -428,9 +431,73 @@ pub fn render(kernel: &Kernel, buffers: &[BufferDecl]) -> Result<String, Codegen
 
 type KernelFn = unsafe extern "C" fn(*const *mut u8, u64, u64, *mut u32);
 
-/// JIT-compiles `kernel` (its buffers declared by `buffers`, indexed by `BufId`).
+/// JIT-compiles `kernel` (its buffers declared by `buffers`, indexed by `BufId`), or reuses
+/// the code of a kernel of the same structure over buffers of the same types compiled earlier
+/// in the process (see `shared`).
 pub fn compile(kernel: &Kernel, buffers: &[BufferDecl]) -> Result<CompiledKernel, CodegenError> {
-    let p = plan::plan(kernel, buffers)?;
+    let mut all = compile_all(&[kernel], buffers, 1)?;
+    all.pop().ok_or_else(|| CodegenError::Internal("no kernel compiled".into()))
+}
+
+/// [`compile`] for each of `kernels`, each structure compiled once, the new ones spread over
+/// up to `threads` threads (Cranelift compiles functions independently).
+pub fn compile_all(
+    kernels: &[&Kernel],
+    buffers: &[BufferDecl],
+    threads: usize,
+) -> Result<Vec<CompiledKernel>, CodegenError> {
+    struct Item {
+        local: Kernel,
+        map: Vec<BufId>,
+        decls: Vec<BufferDecl>,
+        key: shared::Key,
+    }
+    let mut items = Vec::with_capacity(kernels.len());
+    for &kernel in kernels {
+        let (local, map) = shared::canonical(kernel);
+        let decls = map
+            .iter()
+            .map(|&b| buffers.get(b).cloned().ok_or_else(|| CodegenError::Internal(format!("no buffer {b}"))))
+            .collect::<Result<Vec<BufferDecl>, CodegenError>>()?;
+        let key = shared::Key::new(&local, decls.iter().map(|d| d.ty.clone()).collect());
+        items.push(Item { local, map, decls, key });
+    }
+    // The code of each distinct key: cached, or compiled now (the first kernel of that key).
+    let mut codes: HashMap<&shared::Key, Option<Arc<shared::Code>>> = HashMap::new();
+    let mut todo: Vec<usize> = Vec::new();
+    for (i, it) in items.iter().enumerate() {
+        if !codes.contains_key(&it.key) {
+            let cached = shared::lookup(&it.key);
+            if cached.is_none() {
+                todo.push(i);
+            }
+            codes.insert(&it.key, cached);
+        }
+    }
+    let build_one = |&i: &usize| compile_code(kernels[i], &items[i].local, &items[i].decls).map(Arc::new);
+    let built: Vec<Result<Arc<shared::Code>, CodegenError>> = if threads > 1 && todo.len() > 1 {
+        use rayon::prelude::*;
+        todo.par_iter().with_max_len(1).map(build_one).collect()
+    } else {
+        todo.iter().map(build_one).collect()
+    };
+    for (&i, code) in todo.iter().zip(built) {
+        let code = code?;
+        shared::insert(items[i].key.clone(), &code);
+        codes.insert(&items[i].key, Some(code));
+    }
+    items
+        .iter()
+        .map(|it| match codes.get(&it.key) {
+            Some(Some(code)) => Ok(CompiledKernel { code: Arc::clone(code), map: it.map.clone() }),
+            _ => Err(CodegenError::Internal("a kernel's code is missing".into())),
+        })
+        .collect()
+}
+
+/// Compiles `local` (`kernel` with local buffer ids, declared by `decls`) to machine code.
+fn compile_code(kernel: &Kernel, local: &Kernel, decls: &[BufferDecl]) -> Result<shared::Code, CodegenError> {
+    let p = plan::plan(local, decls)?;
     let isa = host_isa()?;
     let cc = isa.default_call_conv();
     let func = build(&p, isa.frontend_config())?;
@@ -460,49 +527,20 @@ pub fn compile(kernel: &Kernel, buffers: &[BufferDecl]) -> Result<CompiledKernel
     // `kernel_signature(cc)`, the host's C calling convention with four pointer-sized
     // arguments and no results, which is what `KernelFn` declares.
     let f = unsafe { std::mem::transmute::<*const u8, KernelFn>(code) };
-    let mut used: Vec<usize> = kernel.stores.iter().map(|s| s.buf).collect();
-    for ins in kernel.body.iter().chain(&kernel.epilogue) {
-        if let tenjit_ir::kernel::Inst::Load { buf, .. } = ins.inst {
-            used.push(buf);
-        }
-    }
-    used.sort_unstable();
-    used.dedup();
-    Ok(CompiledKernel { module: Some(module), f, outer_len: p.outer_len(), used, n_buffers: buffers.len() })
+    Ok(shared::Code { module: Some(module), f, outer_len: p.outer_len() })
 }
 
-/// A compiled kernel: its machine code and the JIT module that owns it.
+/// A compiled kernel: machine code (shared with the kernels of the same structure) and the
+/// program buffers it works on, in the order of its local buffer ids.
 pub struct CompiledKernel {
-    module: Option<JITModule>,
-    f: KernelFn,
-    outer_len: usize,
-    /// Buffers the code touches.
-    used: Vec<usize>,
-    /// Buffers the program declares.
-    n_buffers: usize,
-}
-
-// SAFETY: after `finalize_definitions` the module is never touched again except to free its
-// memory on drop (which needs `&mut self`, so no other thread can be running the code); the
-// code itself is immutable and reentrant (it keeps no state but its stack and the buffers it
-// is given), so calling it from several threads at once is sound.
-unsafe impl Send for CompiledKernel {}
-// SAFETY: as above: `&CompiledKernel` only gives access to `run`, which calls immutable code.
-unsafe impl Sync for CompiledKernel {}
-
-impl Drop for CompiledKernel {
-    fn drop(&mut self) {
-        if let Some(m) = self.module.take() {
-            // SAFETY: we hold the only handle to the code (`&mut self`), so none of it is
-            // running and no pointer to it survives.
-            unsafe { m.free_memory() };
-        }
-    }
+    code: Arc<shared::Code>,
+    /// Program buffer of each local buffer id: every buffer the code touches.
+    map: Vec<BufId>,
 }
 
 impl fmt::Debug for CompiledKernel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CompiledKernel").field("outer_len", &self.outer_len).finish_non_exhaustive()
+        f.debug_struct("CompiledKernel").field("outer_len", &self.code.outer_len).finish_non_exhaustive()
     }
 }
 
@@ -516,27 +554,32 @@ impl CompiledKernel {
     /// anyone else during the call (other calls on disjoint ranges may run concurrently: they
     /// write disjoint output elements).
     pub unsafe fn run(&self, bufs: &[*mut u8], start: usize, end: usize) -> Result<(), KernelError> {
-        if bufs.len() < self.n_buffers {
-            return Err(KernelError::Arguments(format!(
-                "{} buffer pointers for {} buffers",
-                bufs.len(),
-                self.n_buffers
-            )));
+        let outer_len = self.code.outer_len;
+        if start > end || end > outer_len {
+            return Err(KernelError::Arguments(format!("rows {start}..{end} of 0..{outer_len}")));
         }
-        if start > end || end > self.outer_len {
-            return Err(KernelError::Arguments(format!("rows {start}..{end} of 0..{}", self.outer_len)));
-        }
-        if let Some(&id) = self.used.iter().find(|&&id| bufs[id].is_null()) {
-            return Err(KernelError::Arguments(format!("buffer {id} is null")));
+        let mut local: SmallVec<[*mut u8; 16]> = SmallVec::with_capacity(self.map.len());
+        for &id in &self.map {
+            match bufs.get(id) {
+                Some(p) if !p.is_null() => local.push(*p),
+                Some(_) => return Err(KernelError::Arguments(format!("buffer {id} is null"))),
+                None => {
+                    return Err(KernelError::Arguments(format!(
+                        "{} buffer pointers, but the kernel uses buffer {id}",
+                        bufs.len()
+                    )))
+                }
+            }
         }
         if start == end {
             return Ok(());
         }
         let mut status = 0u32;
-        // SAFETY: the caller vouches for the buffers; the code accesses only elements the plan
-        // proved inside them, for outer indices in `start..end` ⊆ `0..outer_len`, and writes
-        // `status`, a live local.
-        unsafe { (self.f)(bufs.as_ptr(), start as u64, end as u64, &mut status) };
+        // SAFETY: the caller vouches for the buffers, and `local[i]` is the pointer to the
+        // program buffer the code knows as `i` (the code was compiled for buffers of exactly
+        // these types); the code accesses only elements the plan proved inside them, for
+        // outer indices in `start..end` ⊆ `0..outer_len`, and writes `status`, a live local.
+        unsafe { (self.code.f)(local.as_ptr(), start as u64, end as u64, &mut status) };
         if status == 0 {
             Ok(())
         } else {
@@ -544,9 +587,14 @@ impl CompiledKernel {
         }
     }
 
-    /// The size of the dimension `start..end` ranges over (1 for a 0-d output, 0 for an empty
-    /// one).
+    /// The size of the outer index range.
     pub fn outer_len(&self) -> usize {
-        self.outer_len
+        self.code.outer_len
+    }
+
+    /// Whether `self` and `other` run the same machine code (over their own buffers): kernels
+    /// of one structure over buffers of the same types are compiled once per process.
+    pub fn shares_code_with(&self, other: &CompiledKernel) -> bool {
+        Arc::ptr_eq(&self.code, &other.code)
     }
 }

@@ -32,16 +32,25 @@ pub struct CpuExecutable {
 impl CpuExecutable {
     /// Compiles every kernel of `program`.
     pub fn compile(program: Program) -> Result<CpuExecutable, ExecError> {
-        let mut kernels = Vec::with_capacity(program.steps.len());
-        for step in &program.steps {
-            kernels.push(match step {
-                Step::Kernel(k) => Some(
-                    codegen::compile(k, &program.buffers)
-                        .map_err(|e| ExecError::internal(format!("compiling kernel {}: {e}", k.name)))?,
-                ),
+        let list: Vec<&tenjit_ir::kernel::Kernel> = program
+            .steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Kernel(k) => Some(k),
                 Step::Matmul(_) | Step::Op(_) => None,
-            });
-        }
+            })
+            .collect();
+        let mut compiled = codegen::compile_all(&list, &program.buffers, threads())
+            .map_err(|e| ExecError::internal(format!("compiling kernels: {e}")))?
+            .into_iter();
+        let kernels = program
+            .steps
+            .iter()
+            .map(|step| match step {
+                Step::Kernel(_) => compiled.next(),
+                Step::Matmul(_) | Step::Op(_) => None,
+            })
+            .collect();
         let memory = memory::plan(&program);
         let mut releases = vec![Vec::new(); program.steps.len()];
         for (b, r) in memory.release_after.iter().enumerate() {

@@ -49,21 +49,32 @@ pub fn plan(program: &Program) -> MemoryPlan {
     };
     // A row group's local buffers are never allocated in full (each thread keeps a block of
     // their rows), so they are not counted here.
-    let local = |b: usize| program.groups.iter().any(|g| g.local.contains(&b));
-    let temp = |b: usize| program.buffers[b].kind == BufferKind::Temp && !local(b);
+    let mut temp: Vec<bool> = program.buffers.iter().map(|b| b.kind == BufferKind::Temp).collect();
+    for g in &program.groups {
+        for &b in &g.local {
+            temp[b] = false;
+        }
+    }
     let release_after: Vec<Option<usize>> =
-        (0..n).map(|b| if temp(b) && !program.outputs.contains(&b) { last[b] } else { None }).collect();
-    let mut peak = 0;
-    for s in 0..program.steps.len() {
-        let live: usize = (0..n)
-            .filter(|&b| {
-                temp(b) && first[b].is_some_and(|f| f <= s) && release_after[b].is_none_or(|r| r >= s)
-            })
-            .map(bytes)
-            .sum();
+        (0..n).map(|b| if temp[b] && !program.outputs.contains(&b) { last[b] } else { None }).collect();
+    // The bytes live at step `s`: those of every temp written at or before `s` and not yet
+    // released before it, summed by a sweep over allocation and release events.
+    let steps = program.steps.len();
+    let (mut born, mut freed) = (vec![0usize; steps + 1], vec![0usize; steps + 1]);
+    for b in (0..n).filter(|&b| temp[b]) {
+        if let Some(f) = first[b] {
+            born[f] += bytes(b);
+            if let Some(r) = release_after[b] {
+                freed[r + 1] += bytes(b);
+            }
+        }
+    }
+    let (mut live, mut peak) = (0usize, 0usize);
+    for s in 0..steps {
+        live = live + born[s] - freed[s];
         peak = peak.max(live);
     }
-    let total_bytes = (0..n).filter(|&b| temp(b)).map(bytes).sum();
+    let total_bytes = (0..n).filter(|&b| temp[b]).map(bytes).sum();
     MemoryPlan { release_after, peak_bytes: peak, total_bytes }
 }
 
