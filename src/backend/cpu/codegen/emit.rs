@@ -546,11 +546,13 @@ impl<'a, 'p> Emitter<'a, 'p> {
                 let ix = self.row_index(m, row, base);
                 self.cast(DType::I64, d, ix)
             }
-            Inst::Rand { seed, .. } => {
+            Inst::Rand { seed, offset, .. } => {
                 let Some(m) = map else { return self.missing_map(d) };
                 let ix = self.row_index(m, row, base);
-                let s = self.iconst(I64, *seed as i64);
-                self.call(Tramp::Rand(d), &[s, ix])
+                let s = self.scalar_val(vals[*seed], DType::I64);
+                let o = self.scalar_val(vals[*offset], DType::I64);
+                let c = self.b.ins().iadd(o, ix);
+                self.call(Tramp::Rand(d), &[s, c])
             }
             Inst::Unary(op, a) => {
                 let x = self.scalar_val(vals[*a], d);
@@ -627,15 +629,23 @@ impl<'a, 'p> Emitter<'a, 'p> {
                 };
                 let ix = self.row_index(m, row, base);
                 let stride = row.map_or(0, |r| m.strides[r.dim]);
+                // A draw's seed and offset are uniform, so scalars here (see `plan`).
+                let words = match &ins[i].inst {
+                    Inst::Rand { seed, offset, .. } => {
+                        let s = self.scalar_val(vals[*seed], DType::I64);
+                        Some((s, self.scalar_val(vals[*offset], DType::I64)))
+                    }
+                    _ => None,
+                };
                 let mut out: Option<Value> = None;
                 for k in 0..lanes {
                     let ixk = if k == 0 { ix } else { self.b.ins().iadd_imm_s(ix, stride * k as i64) };
-                    let x = match &ins[i].inst {
-                        Inst::Rand { seed, .. } => {
-                            let s = self.iconst(I64, *seed as i64);
-                            self.call(Tramp::Rand(d), &[s, ixk])
+                    let x = match words {
+                        Some((s, o)) => {
+                            let c = self.b.ins().iadd(o, ixk);
+                            self.call(Tramp::Rand(d), &[s, c])
                         }
-                        _ => self.cast(DType::I64, d, ixk),
+                        None => self.cast(DType::I64, d, ixk),
                     };
                     out = Some(match out {
                         None => self.b.ins().splat(vty, x),
