@@ -120,7 +120,9 @@ pub fn corpus(long_rows: usize) -> Vec<(String, Graph)> {
         }
     }
     for d in [DType::F32, DType::F64] {
-        let r = graph("rand", &[], |g, _| g.add_rand(ty(d, &[5, 3]), 0x0123_4567_89ab_cdef, u64::MAX - 4).unwrap());
+        let r = graph("rand", &[], |g, _| {
+            g.add_rand(ty(d, &[5, 3]), 0x0123_4567_89ab_cdef, u64::MAX - 4).unwrap()
+        });
         out.push((format!("rand {d}"), r));
         // The seed and offset as runtime operands (as realization passes them).
         let word = ty(DType::I64, &[]);

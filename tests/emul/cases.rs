@@ -427,8 +427,14 @@ fn random_cases(out: &mut Vec<Case>) {
                 let two = g.add(Op::Const { value: Scalar::Float(2.0), ty: t.clone() }, &[]).unwrap();
                 vec![g.add(Op::Binary(BinaryOp::Mul), &[r, two]).unwrap()]
             });
-            let words = [seed, offset].map(|w| Buffer::from_scalars(DType::I64, Shape::scalar(), vec![Scalar::Int(w as i64)]));
-            out.push(Case::new("random", format!("rand {d} {shape:?} at {offset}, runtime seed"), g, words.to_vec()));
+            let words = [seed, offset]
+                .map(|w| Buffer::from_scalars(DType::I64, Shape::scalar(), vec![Scalar::Int(w as i64)]));
+            out.push(Case::new(
+                "random",
+                format!("rand {d} {shape:?} at {offset}, runtime seed"),
+                g,
+                words.to_vec(),
+            ));
         }
     }
 }

@@ -265,11 +265,9 @@ impl Inst {
             Inst::Unary(_, a) | Inst::Cast(a) => smallvec![a],
             Inst::Binary(_, a, b) | Inst::Rand { seed: a, offset: b, .. } => smallvec![a, b],
             Inst::Where(c, a, b) => smallvec![c, a, b],
-            Inst::Load { .. }
-            | Inst::Const(_)
-            | Inst::Iota { .. }
-            | Inst::Acc
-            | Inst::AccValue => SmallVec::new(),
+            Inst::Load { .. } | Inst::Const(_) | Inst::Iota { .. } | Inst::Acc | Inst::AccValue => {
+                SmallVec::new()
+            }
         }
     }
 }

@@ -288,6 +288,14 @@ impl<'a, 'p> Emitter<'a, 'p> {
         }
     }
 
+    /// A uniform `i64` value (a draw's seed or offset) as a scalar: lane 0 of a vector.
+    fn uniform_val(&mut self, v: Option<Val>) -> Value {
+        match v {
+            Some(Val::V(x)) => self.b.ins().extractlane(x, 0),
+            Some(Val::S(_)) | None => self.scalar_val(v, DType::I64),
+        }
+    }
+
     pub fn scalar_val(&mut self, v: Option<Val>, d: DType) -> Value {
         match v {
             Some(Val::S(x)) => x,
@@ -549,8 +557,8 @@ impl<'a, 'p> Emitter<'a, 'p> {
             Inst::Rand { seed, offset, .. } => {
                 let Some(m) = map else { return self.missing_map(d) };
                 let ix = self.row_index(m, row, base);
-                let s = self.scalar_val(vals[*seed], DType::I64);
-                let o = self.scalar_val(vals[*offset], DType::I64);
+                let s = self.uniform_val(vals[*seed]);
+                let o = self.uniform_val(vals[*offset]);
                 let c = self.b.ins().iadd(o, ix);
                 self.call(Tramp::Rand(d), &[s, c])
             }
@@ -632,8 +640,8 @@ impl<'a, 'p> Emitter<'a, 'p> {
                 // A draw's seed and offset are uniform, so scalars here (see `plan`).
                 let words = match &ins[i].inst {
                     Inst::Rand { seed, offset, .. } => {
-                        let s = self.scalar_val(vals[*seed], DType::I64);
-                        Some((s, self.scalar_val(vals[*offset], DType::I64)))
+                        let s = self.uniform_val(vals[*seed]);
+                        Some((s, self.uniform_val(vals[*offset])))
                     }
                     _ => None,
                 };
