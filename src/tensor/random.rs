@@ -135,11 +135,13 @@ impl Tensor {
     }
 
     /// A random permutation of `0..n` (`i64`), as `torch.randperm`: the argsort of `n`
-    /// uniform draws. The sort runs on the host, so this is a realization boundary.
+    /// uniform draws. The sort runs on the host, so the `f64` draws are made there too (the
+    /// same numbers a `rand` of `n` elements gives, with no program to compile).
     #[track_caller]
     pub fn randperm(n: usize) -> Tensor {
-        let keys = Tensor::uniform(Shape::new(&[n]), DType::F64);
-        let keys = keys.to_vec::<f64>();
+        let (seed, offset) = reserve(n);
+        let keys: Vec<f64> =
+            (0..n as u64).map(|i| tenjit_ir::random::uniform_f64(seed, offset.wrapping_add(i))).collect();
         let mut idx: Vec<i64> = (0..n as i64).collect();
         idx.sort_by(|&a, &b| keys[a as usize].total_cmp(&keys[b as usize]).then(a.cmp(&b)));
         Tensor::from_buffer(Buffer::from_vec(idx, [n]).expect("n indices"), Device::Cpu)
