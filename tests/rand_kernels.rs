@@ -105,7 +105,11 @@ fn compiled_draws_match_the_interpreter_bit_for_bit() {
 fn step(seed: u64) -> Vec<Vec<f32>> {
     tenjit::manual_seed(seed);
     let (a, b, c, n) = (Tensor::rand([1]), Tensor::rand([1]), Tensor::rand([4097]), Tensor::randn([7]));
-    vec![a.to_vec::<f32>(), b.to_vec::<f32>(), (&c * 2.0).to_vec::<f32>(), n.to_vec::<f32>()]
+    let a = a.to_vec::<f32>();
+    let compiled = tenjit::compile_count();
+    let b = b.to_vec::<f32>();
+    assert_eq!(tenjit::compile_count(), compiled, "offset 1 compiled another program than offset 0");
+    vec![a, b, (&c * 2.0).to_vec::<f32>(), n.to_vec::<f32>()]
 }
 
 #[test]
