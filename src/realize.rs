@@ -137,6 +137,8 @@ impl Default for TraceOptions {
 pub(crate) struct Entry {
     pub tensor: Tensor,
     pub op: Option<(Op, SmallVec<[u32; 3]>)>,
+    /// A seed or offset of a `rand`: lifted whatever its value (see [`lifted`]).
+    pub rand_word: bool,
 }
 
 impl Entry {
@@ -222,7 +224,12 @@ impl Flat {
     fn push(&mut self, t: &Tensor, op: Option<(Op, SmallVec<[u32; 3]>)>) -> u32 {
         let p = self.entries.len() as u32;
         self.index.insert(Arc::as_ptr(&t.0), p);
-        self.entries.push(Entry { tensor: t.clone(), op });
+        if let Some((Op::Rand { .. }, args)) = &op {
+            for &a in args {
+                self.entries[a as usize].rand_word = true;
+            }
+        }
+        self.entries.push(Entry { tensor: t.clone(), op, rand_word: false });
         p
     }
 
@@ -376,13 +383,14 @@ impl Flat {
 }
 
 /// The value and type of entry `e` when realization makes it a runtime operand: a constant
-/// whose value no simplifier rule matches ([`is_structural`]). Every other constant stays in
-/// the program and in the cache key.
+/// whose value no simplifier rule matches ([`is_structural`]), and every constant seed or
+/// offset of a `rand` (so an offset of 0 or 1 draws through the same program as any other).
+/// Every other constant stays in the program and in the cache key.
 fn lifted(e: &Entry) -> Option<(Scalar, &TensorType)> {
     let Some((Op::Const { value, ty }, _)) = &e.op else {
         return None;
     };
-    (!is_structural(*value, ty.dtype)).then_some((*value, ty))
+    (e.rand_word || !is_structural(*value, ty.dtype)).then_some((*value, ty))
 }
 
 /// The type of a lifted constant's input: its dtype, one element, its rank (so `expand` takes

@@ -639,8 +639,10 @@ fn iota_and_rand_match_the_interpreter() {
         let mut stores = vec![Store { buf: 1, value: 2 }];
         let mut bufs = vec![input(0, dtype, &[m]), temp(dtype, &[m, n])];
         if dtype.is_float() {
-            body.push(ins(Inst::Rand { seed: 42, counter: map(1000, &[n as i64, 1]) }, dtype));
-            stores.push(Store { buf: 2, value: 3 });
+            body.push(ins(Inst::Const(Scalar::Int(42)), DType::I64));
+            body.push(ins(Inst::Const(Scalar::Int(1000)), DType::I64));
+            body.push(ins(Inst::Rand { seed: 3, offset: 4, counter: map(0, &[n as i64, 1]) }, dtype));
+            stores.push(Store { buf: 2, value: 5 });
             bufs.push(temp(dtype, &[m, n]));
         }
         let outs = (1..bufs.len()).collect();

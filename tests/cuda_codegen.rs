@@ -163,6 +163,29 @@ fn tutorial_graphs() {
     snapshot_and_compile("max_argmax_long_rows", &tenjit::inspect(&[&m, &i]));
 }
 
+/// Dropout on a matrix product as realization compiles it: the seed and the offset are
+/// runtime inputs (`%s0`, `%s1`), the draw is inside the one elementwise kernel after the GEMM.
+#[test]
+fn dropout_draws_inside_the_kernel() {
+    let text = "graph @dropout(%x: f32[8,16], %w: f32[16,4], %s0: i64[], %s1: i64[]) {
+  %0 = matmul %x, %w : f32[8,4]
+  %1 = rand %s0, %s1 : f32[8,4]
+  %2 = const 0.25 : f32[8,4]
+  %3 = ge %1, %2 : bool[8,4]
+  %4 = cast %3 : f32[8,4]
+  %5 = mul %0, %4 : f32[8,4]
+  %6 = const 1.3333333 : f32[8,4]
+  %7 = mul %5, %6 : f32[8,4]
+  return %7
+}
+";
+    let g = tenjit::ir::text::parse(text).unwrap_or_else(|e| panic!("{e}"));
+    let program = lower(&g);
+    let module = render(&program);
+    insta::assert_snapshot!("dropout_matmul", describe(&module));
+    compile_and_assemble("dropout_matmul", &module.source);
+}
+
 // ---- the op x dtype corpus -----------------------------------------------------------------
 
 #[path = "common/cuda_corpus.rs"]

@@ -1,6 +1,8 @@
 //! Dropout: the share of zeros and the scale of the kept values, the gradient (the mask over
-//! `1 - p`), the identity in evaluation, reproducibility under `manual_seed`, errors, and a
-//! training loop with dropout that compiles once (fresh random numbers each step are data).
+//! `1 - p`), the identity in evaluation, reproducibility under `manual_seed`, errors, a
+//! training loop with dropout that compiles once (the seed and offset of each step's draw are
+//! runtime operands), and the kernels of a dropout on a matrix product: the draw runs inside
+//! the one elementwise kernel that applies the mask.
 
 use std::sync::Mutex;
 use tenjit::nn::{self, Dropout, Linear, Module};
@@ -89,4 +91,30 @@ fn a_training_loop_with_dropout_compiles_once() {
     }
     assert_eq!(compiles[3], compiles[11], "fresh masks recompiled the step: {compiles:?}");
     assert!(losses[11] < losses[0], "the loss fell: {losses:?}");
+}
+
+#[test]
+fn dropout_on_a_matmul_is_one_elementwise_kernel_drawing_the_mask() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    tenjit::manual_seed(5);
+    let a = Tensor::rand([8, 16]).realize().clone();
+    let b = Tensor::rand([16, 4]).realize().clone();
+    let y = nn::dropout(&a.matmul(&b), 0.25, true);
+    let stages = tenjit::inspect(&[&y]);
+    // The GEMM, then one kernel: draw, compare, select, scale.
+    assert_eq!(stages.kernel_count(), 2, "{}", stages.kernels());
+    insta::assert_snapshot!("dropout_matmul_kernels", stages.kernels());
+    insta::assert_snapshot!("dropout_matmul_kernel_ir", stages.kernel_ir());
+    // The compiled step drops the interpreter's elements (the GEMM may round differently).
+    let got = y.to_vec::<f32>();
+    tenjit::set_backend(tenjit::Backend::Interp);
+    tenjit::manual_seed(5);
+    let _ = (Tensor::rand([8, 16]), Tensor::rand([16, 4]));
+    let want = nn::dropout(&a.matmul(&b), 0.25, true).to_vec::<f32>();
+    tenjit::set_backend(tenjit::Backend::Cpu);
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(*g == 0.0, *w == 0.0, "element {i}: compiled {g}, interpreter {w}");
+        assert!((g - w).abs() <= 1e-5 * w.abs(), "element {i}: compiled {g}, interpreter {w}");
+    }
+    assert!(got.contains(&0.0) && got.iter().any(|&v| v != 0.0));
 }

@@ -92,6 +92,25 @@ impl Graph {
         self.add_at(op, args, None)
     }
 
+    /// Adds a `rand` of type `ty` whose seed and offset are the constants `seed` and `offset`
+    /// (`i64[]` nodes holding their bits); fails if `ty` is not a float type.
+    ///
+    /// ```
+    /// use tenjit_ir::{DType, Graph, TensorType};
+    /// let mut g = Graph::new("g");
+    /// let r = g.add_rand(TensorType::new(DType::F32, [3]), 7, u64::MAX).unwrap();
+    /// assert_eq!(g.args(r).len(), 2);
+    /// ```
+    pub fn add_rand(&mut self, ty: TensorType, seed: u64, offset: u64) -> Result<NodeId, OpError> {
+        let word = |bits: u64| Op::Const {
+            value: crate::ops::Scalar::Int(bits as i64),
+            ty: TensorType::new(crate::types::DType::I64, crate::types::Shape::scalar()),
+        };
+        let seed = self.add(word(seed), &[])?;
+        let offset = self.add(word(offset), &[])?;
+        self.add(Op::Rand { ty }, &[seed, offset])
+    }
+
     /// [`Graph::add`], recording the user's source location (printed as a trailing comment).
     pub fn add_at(&mut self, op: Op, args: &[NodeId], loc: Option<String>) -> Result<NodeId, OpError> {
         if let Op::Input { .. } = op {

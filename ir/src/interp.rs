@@ -388,6 +388,11 @@ fn eval_node(g: &Graph, n: NodeId, args: &[&Buffer], inputs: &[Buffer]) -> Resul
     let internal = |message: &str| EvalError::Internal { node: n, message: message.to_string() };
     let loc = || g.loc(n).map(str::to_string);
     let arg = |i: usize| args.get(i).copied().ok_or_else(|| internal("missing operand"));
+    // A rand's seed or offset: the `u64` whose bits its `i64[]` operand holds.
+    let word = |b: &Buffer| match b.data() {
+        Data::I64(v) if v.len() == 1 => Ok(v[0] as u64),
+        _ => Err(internal("rand's seed and offset must be i64[] values")),
+    };
     let op = g.op(n);
     let data = match op {
         Op::Input { index, .. } => {
@@ -399,11 +404,12 @@ fn eval_node(g: &Graph, n: NodeId, args: &[&Buffer], inputs: &[Buffer]) -> Resul
             let size = ty.shape.dims()[*axis];
             from_ints(ty.dtype, (0..ty.shape.numel()).map(|i| ((i / stride) % size) as i64))
         }
-        Op::Rand { ty, seed, offset } => {
+        Op::Rand { ty } => {
+            let (seed, offset) = (word(arg(0)?)?, word(arg(1)?)?);
             let counters = (0..ty.shape.numel() as u64).map(|i| offset.wrapping_add(i));
             match ty.dtype {
-                DType::F32 => Data::F32(counters.map(|c| random::uniform_f32(*seed, c)).collect()),
-                DType::F64 => Data::F64(counters.map(|c| random::uniform_f64(*seed, c)).collect()),
+                DType::F32 => Data::F32(counters.map(|c| random::uniform_f32(seed, c)).collect()),
+                DType::F64 => Data::F64(counters.map(|c| random::uniform_f64(seed, c)).collect()),
                 DType::Bool | DType::I32 | DType::I64 => return Err(internal("rand of a non-float dtype")),
             }
         }

@@ -285,14 +285,12 @@ pub enum Op {
     },
     /// Uniform random floats in `[0, 1)` from the counter-based Philox4x32-10 generator:
     /// element `i` (row-major) is drawn from counter `offset + i` under key `seed`, so values
-    /// depend on nothing but `(seed, offset, i)`.
+    /// depend on nothing but `(seed, offset, i)`. The seed and the offset are its two operands,
+    /// `i64[]` values read as the bits of a `u64`: runtime data, so a program drawing fresh
+    /// numbers each step is one program.
     Rand {
         /// Result type (`f32` or `f64`).
         ty: TensorType,
-        /// Generator key.
-        seed: u64,
-        /// Counter of element 0.
-        offset: u64,
     },
     /// Elementwise unary op.
     Unary(UnaryOp),
@@ -462,7 +460,7 @@ impl Op {
     /// Number of operands, or `None` for variadic ops (concat takes one or more).
     pub fn arity(&self) -> Option<usize> {
         match self {
-            Op::Input { .. } | Op::Const { .. } | Op::Iota { .. } | Op::Rand { .. } => Some(0),
+            Op::Input { .. } | Op::Const { .. } | Op::Iota { .. } => Some(0),
             Op::Unary(_)
             | Op::Cast { .. }
             | Op::Reduce { .. }
@@ -472,7 +470,7 @@ impl Op {
             | Op::Expand { .. }
             | Op::Slice { .. }
             | Op::Pad { .. } => Some(1),
-            Op::Binary(_) | Op::Matmul | Op::Gather { .. } => Some(2),
+            Op::Binary(_) | Op::Matmul | Op::Gather { .. } | Op::Rand { .. } => Some(2),
             Op::Where | Op::ScatterAdd { .. } => Some(3),
             Op::Concat { .. } => None,
         }
@@ -524,9 +522,14 @@ impl Op {
                 check_axes(name, &[*axis], ty.shape.rank())?;
                 Ok(ty.clone())
             }
-            Op::Rand { ty, .. } => {
+            Op::Rand { ty } => {
                 if !ty.dtype.is_float() {
                     return err(OpErrorKind::DType, format!("rand produces floats, not {}", ty.dtype));
+                }
+                for (what, a) in ["seed", "offset"].iter().zip(args) {
+                    if a.dtype != DType::I64 || a.shape.rank() != 0 {
+                        return err(OpErrorKind::DType, format!("rand's {what} is {a}, expected i64[]"));
+                    }
                 }
                 Ok(ty.clone())
             }

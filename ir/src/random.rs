@@ -6,8 +6,10 @@
 //! rounds with multipliers `0xD2511F53`, `0xCD9E8D57` and key increments (Weyl constants)
 //! `0x9E3779B9`, `0xBB67AE85`. It is a pure function of a 128-bit counter and a 64-bit key.
 //!
-//! The `rand` op (`Op::Rand { ty, seed, offset }`) draws element `i` (row-major) as follows,
-//! and a backend must produce exactly these bits:
+//! The `rand` op (`Op::Rand { ty }`, whose two `i64[]` operands hold the bits of the `u64`
+//! `seed` and `offset`) draws element `i` (row-major) as follows, and a backend must produce
+//! exactly these bits (the interpreter, the CPU kernels and the CUDA kernels all do, inside the
+//! kernel that consumes the draw):
 //!
 //! * counter `c = offset + i` (wrapping in `u64`) becomes the Philox counter
 //!   `[c as u32, (c >> 32) as u32, 0, 0]`;

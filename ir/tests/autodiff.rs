@@ -113,6 +113,11 @@ impl Builder {
         self.op(Op::Const { value, ty }, &[])
     }
 
+    /// A `rand` whose seed and offset are constants.
+    fn rand(&mut self, ty: TensorType, seed: u64, offset: u64) -> NodeId {
+        self.graph.add_rand(ty, seed, offset).unwrap_or_else(|e| panic!("building the test graph: rand: {e}"))
+    }
+
     /// A constant with the type of `like`.
     fn constant_like(&mut self, value: f64, like: NodeId) -> NodeId {
         let ty = self.graph.ty(like).clone();
@@ -565,7 +570,7 @@ fn samples() -> Vec<Sample> {
         s("input 0-d", |b, r| b.random(r, "x", &[])),
         s("const", |b, _| b.constant(1.5, f64_ty(&[2, 3]))),
         s("iota", |b, _| b.op(Op::Iota { ty: f64_ty(&[2, 3]), axis: 1 }, &[])),
-        s("rand", |b, _| b.op(Op::Rand { ty: f64_ty(&[2, 3]), seed: 7, offset: 3 }, &[])),
+        s("rand", |b, _| b.rand(f64_ty(&[2, 3]), 7, 3)),
         // Elementwise (the table tests cover every row).
         s("unary", |b, r| {
             let x = b.random(r, "x", &[2, 3]);

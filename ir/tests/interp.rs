@@ -482,7 +482,9 @@ fn const_splats_and_where_selects() {
 }
 
 fn rand(dtype: DType, shape: &[usize], seed: u64, offset: u64) -> Buffer {
-    run_ok(Op::Rand { ty: TensorType::new(dtype, Shape::new(shape)), seed, offset }, &[])
+    // The seed and offset are graph inputs: runtime values, as realization passes them.
+    let word = |bits: u64| buf(vec![bits as i64], &[]);
+    run_ok(Op::Rand { ty: TensorType::new(dtype, Shape::new(shape)) }, &[word(seed), word(offset)])
 }
 
 #[test]

@@ -465,7 +465,7 @@ fn index_for(g: &mut Graph, r: &mut Rng, x: &TensorType, axis: usize) -> Option<
 /// A source value of type `ty`: a constant, `rand` (floats) or an `iota` cast to it.
 fn source(g: &mut Graph, r: &mut Rng, ty: TensorType) -> Option<NodeId> {
     if ty.dtype.is_float() && r.chance(3) {
-        return g.add(Op::Rand { ty, seed: r.next(), offset: r.next() >> r.below(64) }, &[]).ok();
+        return g.add_rand(ty, r.next(), r.next() >> r.below(64)).ok();
     }
     if ty.dtype != DType::Bool && ty.shape.rank() > 0 && r.chance(2) {
         let axis = r.below(ty.shape.rank());

@@ -345,7 +345,7 @@ const NON_RULES: &[(&str, &str)] = &[
     // Sums of splats are not folded (c * n is not always the rounded running sum).
     ("sum(c)", "graph @f() {\n  %0 = const 0.1 : f32[3]\n  %1 = sum %0, axes=[0] : f32[]\n  return %1\n}\n"),
     // Random bits and iota are computed at run time.
-    ("rand, iota", "graph @f() {\n  %0 = rand seed=1, offset=0 : f32[2]\n  %1 = iota axis=0 : f32[2]\n  %2 = add %0, %1 : f32[2]\n  return %2\n}\n"),
+    ("rand, iota", "graph @f() {\n  %0 = const 1 : i64[]\n  %1 = const 0 : i64[]\n  %2 = rand %0, %1 : f32[2]\n  %3 = iota axis=0 : f32[2]\n  %4 = add %2, %3 : f32[2]\n  return %4\n}\n"),
     // where(c, x, x) is not a rule (it would make the pipeline depend on CSE's order).
     ("where(c, x, x)", "graph @f(%c: bool[2], %x: f32[2]) {\n  %0 = where %c, %x, %x : f32[2]\n  return %0\n}\n"),
     // A slice that reverses is not the identity.
@@ -430,40 +430,52 @@ fn cse_merges_duplicates_keeping_the_first() {
 
 #[test]
 fn cse_merges_equal_rand_but_not_inputs() {
-    let text = "graph @f(%a: f32[2], %b: f32[2]) {
-  %0 = rand seed=3, offset=8 : f32[2]
-  %1 = rand seed=3, offset=8 : f32[2]
-  %2 = rand seed=3, offset=9 : f32[2]
-  %3 = add %0, %1 : f32[2]
-  %4 = add %3, %2 : f32[2]
-  %5 = add %a, %b : f32[2]
-  %6 = add %4, %5 : f32[2]
-  return %6
+    let text = "graph @f(%a: f32[2], %b: f32[2], %s: i64[]) {
+  %0 = const 8 : i64[]
+  %1 = rand %s, %0 : f32[2]
+  %2 = rand %s, %0 : f32[2]
+  %3 = const 9 : i64[]
+  %4 = rand %s, %3 : f32[2]
+  %5 = add %1, %2 : f32[2]
+  %6 = add %5, %4 : f32[2]
+  %7 = add %a, %b : f32[2]
+  %8 = add %6, %7 : f32[2]
+  return %8
 }
 ";
     let mut g = parse_ok(text);
     let before = eval(
         &g,
-        &[Buffer::from_vec(vec![1f32, 2.0], [2]).unwrap(), Buffer::from_vec(vec![1f32, 2.0], [2]).unwrap()],
+        &[
+            Buffer::from_vec(vec![1f32, 2.0], [2]).unwrap(),
+            Buffer::from_vec(vec![1f32, 2.0], [2]).unwrap(),
+            Buffer::from_vec(vec![-3i64], []).unwrap(),
+        ],
     )
     .unwrap();
     assert!(Cse.run(&mut g));
     assert_eq!(
         print(&g),
-        "graph @f(%a: f32[2], %b: f32[2]) {
-  %0 = rand seed=3, offset=8 : f32[2]
-  %1 = rand seed=3, offset=9 : f32[2]
-  %2 = add %0, %0 : f32[2]
-  %3 = add %2, %1 : f32[2]
-  %4 = add %a, %b : f32[2]
-  %5 = add %3, %4 : f32[2]
-  return %5
+        "graph @f(%a: f32[2], %b: f32[2], %s: i64[]) {
+  %0 = const 8 : i64[]
+  %1 = rand %s, %0 : f32[2]
+  %2 = const 9 : i64[]
+  %3 = rand %s, %2 : f32[2]
+  %4 = add %1, %1 : f32[2]
+  %5 = add %4, %3 : f32[2]
+  %6 = add %a, %b : f32[2]
+  %7 = add %5, %6 : f32[2]
+  return %7
 }
 "
     );
     let after = eval(
         &g,
-        &[Buffer::from_vec(vec![1f32, 2.0], [2]).unwrap(), Buffer::from_vec(vec![1f32, 2.0], [2]).unwrap()],
+        &[
+            Buffer::from_vec(vec![1f32, 2.0], [2]).unwrap(),
+            Buffer::from_vec(vec![1f32, 2.0], [2]).unwrap(),
+            Buffer::from_vec(vec![-3i64], []).unwrap(),
+        ],
     )
     .unwrap();
     assert!(same_bits(&before, &after));
@@ -736,7 +748,11 @@ fn random_step(g: &mut Graph, r: &mut Rng, vals: &[NodeId]) -> Option<NodeId> {
         }
         _ => {
             let ty = TensorType::new(r.pick(&[DType::F32, DType::F64]), r.pick(&SHAPES));
-            (Op::Rand { ty, seed: r.below(2) as u64, offset: r.below(2) as u64 }, vec![])
+            let word = |g: &mut Graph, bits: u64| {
+                g.add(Op::Const { value: Scalar::Int(bits as i64), ty: TensorType::new(DType::I64, []) }, &[])
+            };
+            let (seed, offset) = (word(g, r.below(2) as u64).ok()?, word(g, r.below(2) as u64).ok()?);
+            (Op::Rand { ty }, vec![seed, offset])
         }
     };
     g.add(op, &args).ok()

@@ -134,11 +134,10 @@ fn random_step(g: &mut Graph, r: &mut Rng, vals: &[NodeId]) -> Option<NodeId> {
             dims[rank - 1] = 1 + r.below(3);
             let ty = TensorType::new(xt.dtype, dims);
             let b = if xt.dtype.is_float() && r.chance(2) {
-                Op::Rand { ty, seed: r.next(), offset: r.next() >> 1 }
+                g.add_rand(ty, r.next(), r.next() >> 1).ok()?
             } else {
-                Op::Const { value: random_scalar(r, xt.dtype), ty }
+                g.add(Op::Const { value: random_scalar(r, xt.dtype), ty }, &[]).ok()?
             };
-            let b = g.add(b, &[]).ok()?;
             (Op::Matmul, vec![x, b])
         }
         13 => {
@@ -163,7 +162,11 @@ fn random_step(g: &mut Graph, r: &mut Rng, vals: &[NodeId]) -> Option<NodeId> {
         }
         _ => {
             let ty = TensorType::new(r.pick(&[DType::F32, DType::F64]), random_shape(r, 0));
-            (Op::Rand { ty, seed: r.next(), offset: r.next() }, vec![])
+            let word = |g: &mut Graph, bits: u64| {
+                g.add(Op::Const { value: Scalar::Int(bits as i64), ty: TensorType::new(DType::I64, []) }, &[])
+            };
+            let (seed, offset) = (word(g, r.next()).ok()?, word(g, r.next()).ok()?);
+            (Op::Rand { ty }, vec![seed, offset])
         }
     };
     g.add_at(op, &args, loc).ok()

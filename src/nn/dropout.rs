@@ -1,10 +1,12 @@
 //! Dropout, as `F.dropout` and `nn.Dropout`: in training, each element is zeroed with
 //! probability `p` and the others are scaled by `1 / (1 - p)`; in evaluation, the identity.
 //!
-//! The mask's random numbers are drawn from the process's generator ([`crate::manual_seed`])
-//! on the host, a fresh buffer per call that enters the step as data, so a training loop with
-//! dropout still compiles once. (Drawing them inside the fused kernel, from a seed and an
-//! offset passed as runtime operands, is the next step: it saves the buffer's memory traffic.)
+//! The mask is a lazy `rand` draw (see [`crate::tensor::random`]): its seed and counter
+//! offset are reserved from the process's generator ([`crate::manual_seed`]) at each call and
+//! enter the compiled step as runtime operands, so the draw runs inside the kernel that applies
+//! the mask (no buffer of random numbers is written, nor copied to a GPU) and a training loop
+//! with dropout compiles once. The gradient multiplies by the same mask node: the backward
+//! kernel redraws it from the same seed and offset, so it drops exactly the forward's elements.
 
 use super::Module;
 use crate::error::{Error, OpErrorKind, OrPanic, Result};

@@ -6,18 +6,19 @@
 //! `manual_seed` resets the counter. Normal variates use the Box–Muller transform of two uniform
 //! draws.
 //!
-//! The uniform draws are made when the tensor is created, as data (in parallel for large
-//! tensors), not recorded as `rand` ops: a `rand` op carries its counter in the graph's
-//! structure, so a training loop drawing fresh numbers each step (shuffles, dropout masks)
-//! would compile a new executable every step. As data, the draws are inputs and the step's
-//! structure stays the same. What is computed from them (`randn`'s Box–Muller, `randint`'s
-//! scaling) stays lazy and fuses. The IR's `rand` op remains for graphs written as text.
+//! A uniform draw is a lazy `rand` op computed inside the kernel that consumes it (on the CPU
+//! and on the GPU alike): no buffer of random numbers is written or copied. Its seed and
+//! counter offset, reserved from the generator when the tensor is created, are the op's two
+//! `i64[]` operands, constants that realization always lifts to runtime operands (never
+//! folded, whatever their value), so a training loop drawing fresh numbers each step
+//! (shuffles, dropout masks) compiles once. What is computed from the draws (`randn`'s
+//! Box–Muller, `randint`'s scaling, dropout's mask) fuses with them.
 
 use super::Tensor;
 use crate::device::Device;
 use crate::error::{Error, OrPanic, Result};
 use std::sync::Mutex;
-use tenjit_ir::{Buffer, DType, Data, Shape};
+use tenjit_ir::{Buffer, DType, Op, Scalar, Shape, TensorType};
 
 /// PyTorch's default initial seed.
 const DEFAULT_SEED: u64 = 67_280_421_310_721;
@@ -47,43 +48,20 @@ fn reserve(n: usize) -> (u64, u64) {
     out
 }
 
-/// `n` values `f(0)`, `f(1)`, ..., computed in parallel over the cores when `n` is large.
-fn draw<T: Copy + Default + Send>(n: usize, f: impl Fn(u64) -> T + Sync) -> Vec<T> {
-    let mut out = vec![T::default(); n];
-    let threads = crate::runtime::host_threads();
-    if n < 1 << 16 || threads < 2 {
-        for (i, v) in out.iter_mut().enumerate() {
-            *v = f(i as u64);
-        }
-        return out;
-    }
-    let chunk = n.div_ceil(threads);
-    std::thread::scope(|scope| {
-        for (c, part) in out.chunks_mut(chunk).enumerate() {
-            let f = &f;
-            scope.spawn(move || {
-                for (i, v) in part.iter_mut().enumerate() {
-                    *v = f((c * chunk + i) as u64);
-                }
-            });
-        }
-    });
-    out
-}
-
 impl Tensor {
+    /// A lazy `rand` of `shape` (`f64` for `F64`, else `f32`) drawing the next `numel`
+    /// counters of the generator: element `i` is `tenjit_ir::random`'s draw of counter
+    /// `offset + i` under the generator's seed.
     #[track_caller]
     fn uniform(shape: Shape, dtype: DType) -> Tensor {
-        let n = shape.numel();
-        let (seed, offset) = reserve(n);
-        let data = match dtype {
-            DType::F64 => {
-                Data::F64(draw(n, |i| tenjit_ir::random::uniform_f64(seed, offset.wrapping_add(i))))
-            }
-            _ => Data::F32(draw(n, |i| tenjit_ir::random::uniform_f32(seed, offset.wrapping_add(i)))),
+        let dtype = if dtype == DType::F64 { DType::F64 } else { DType::F32 };
+        let (seed, offset) = reserve(shape.numel());
+        let word = |bits: u64| {
+            let ty = TensorType::new(DType::I64, Shape::scalar());
+            Tensor::from_op(Op::Const { value: Scalar::Int(bits as i64), ty }, &[]).or_panic()
         };
-        let buffer = Buffer::new(shape, data).expect("one value per element");
-        Tensor::from_buffer(buffer, Device::default())
+        let (seed, offset) = (word(seed), word(offset));
+        Tensor::from_op(Op::Rand { ty: TensorType::new(dtype, shape) }, &[&seed, &offset]).or_panic()
     }
 
     /// Uniform `f32` values in `[0, 1)`, as `torch.rand`.
@@ -157,11 +135,13 @@ impl Tensor {
     }
 
     /// A random permutation of `0..n` (`i64`), as `torch.randperm`: the argsort of `n`
-    /// uniform draws. The sort runs on the host, so this is a realization boundary.
+    /// uniform draws. The sort runs on the host, so the `f64` draws are made there too (the
+    /// same numbers a `rand` of `n` elements gives, with no program to compile).
     #[track_caller]
     pub fn randperm(n: usize) -> Tensor {
-        let keys = Tensor::uniform(Shape::new(&[n]), DType::F64);
-        let keys = keys.to_vec::<f64>();
+        let (seed, offset) = reserve(n);
+        let keys: Vec<f64> =
+            (0..n as u64).map(|i| tenjit_ir::random::uniform_f64(seed, offset.wrapping_add(i))).collect();
         let mut idx: Vec<i64> = (0..n as i64).collect();
         idx.sort_by(|&a, &b| keys[a as usize].total_cmp(&keys[b as usize]).then(a.cmp(&b)));
         Tensor::from_buffer(Buffer::from_vec(idx, [n]).expect("n indices"), Device::Cpu)

@@ -120,8 +120,14 @@ pub fn corpus(long_rows: usize) -> Vec<(String, Graph)> {
         }
     }
     for d in [DType::F32, DType::F64] {
-        let r = Op::Rand { ty: ty(d, &[5, 3]), seed: 0x0123_4567_89ab_cdef, offset: u64::MAX - 4 };
-        out.push((format!("rand {d}"), one(r, &[])));
+        let r = graph("rand", &[], |g, _| {
+            g.add_rand(ty(d, &[5, 3]), 0x0123_4567_89ab_cdef, u64::MAX - 4).unwrap()
+        });
+        out.push((format!("rand {d}"), r));
+        // The seed and offset as runtime operands (as realization passes them).
+        let word = ty(DType::I64, &[]);
+        let r = one(Op::Rand { ty: ty(d, &[5, 3]) }, &[word.clone(), word]);
+        out.push((format!("rand {d} runtime seed"), r));
         for (v, name) in
             [(f64::NAN, "nan"), (f64::INFINITY, "inf"), (f64::NEG_INFINITY, "-inf"), (0.1, "0.1")]
         {

@@ -416,9 +416,25 @@ fn random_cases(out: &mut Vec<Case>) {
             (vec![7, 300], 0x0123_4567_89ab_cdef, u64::MAX - 1000),
             (vec![3, 5], 7, 1 << 32),
         ] {
-            let r = Op::Rand { ty: ty(d, &shape), seed, offset };
-            let g = graph("rand", &[], |g, _| vec![g.add(r, &[]).unwrap()]);
+            // The seed and offset as constants, and as runtime operands (as realization passes
+            // them), drawn inside a fused kernel that scales the draw.
+            let t = ty(d, &shape);
+            let g = graph("rand", &[], |g, _| vec![g.add_rand(t.clone(), seed, offset).unwrap()]);
             out.push(Case::new("random", format!("rand {d} {shape:?} at {offset}"), g, vec![]));
+            let word = ty(DType::I64, &[]);
+            let g = graph("rand", &[word.clone(), word], |g, ids| {
+                let r = g.add(Op::Rand { ty: t.clone() }, ids).unwrap();
+                let two = g.add(Op::Const { value: Scalar::Float(2.0), ty: t.clone() }, &[]).unwrap();
+                vec![g.add(Op::Binary(BinaryOp::Mul), &[r, two]).unwrap()]
+            });
+            let words = [seed, offset]
+                .map(|w| Buffer::from_scalars(DType::I64, Shape::scalar(), vec![Scalar::Int(w as i64)]));
+            out.push(Case::new(
+                "random",
+                format!("rand {d} {shape:?} at {offset}, runtime seed"),
+                g,
+                words.to_vec(),
+            ));
         }
     }
 }

@@ -317,11 +317,15 @@ fn run_program(
             Inst::Load { buf, index: map } => read(mem, step, *buf, index(map)?)?,
             Inst::Const(s) => V::of(*s).to(dtype),
             Inst::Iota { index: map } => V::I(index(map)?).to(dtype),
-            Inst::Rand { seed, counter } => {
-                let c = index(counter)? as u64;
+            Inst::Rand { seed, offset, counter } => {
+                let word = |a: usize| match get(vals, a)? {
+                    V::I(x) => Ok(x as u64),
+                    V::F(_) => Err(malformed(step, format!("rand operand %{a} is not an integer"))),
+                };
+                let (seed, c) = (word(*seed)?, word(*offset)?.wrapping_add(index(counter)? as u64));
                 match dtype {
-                    DType::F32 => V::F(random::uniform_f32(*seed, c) as f64),
-                    DType::F64 => V::F(random::uniform_f64(*seed, c)),
+                    DType::F32 => V::F(random::uniform_f32(seed, c) as f64),
+                    DType::F64 => V::F(random::uniform_f64(seed, c)),
                     DType::Bool | DType::I32 | DType::I64 => {
                         return Err(malformed(step, format!("rand of dtype {dtype}")))
                     }

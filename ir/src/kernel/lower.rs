@@ -328,6 +328,15 @@ impl<'g> Plan<'g> {
                         self.matmul_operand(a);
                     }
                 }
+                // A draw reads its seed and offset as uniform values: constants, or loads of
+                // one element, so anything computed for them is materialized first.
+                Kind::Source if matches!(g.op(n), Op::Rand { .. }) => {
+                    for a in g.args(n) {
+                        if !self.is_input(a) && !matches!(g.op(a), Op::Const { .. }) {
+                            self.force(a, "seed or offset of rand".into());
+                        }
+                    }
+                }
                 Kind::Input | Kind::Source | Kind::Elementwise | Kind::Movement | Kind::Reduce => {}
             }
         }
@@ -896,9 +905,10 @@ impl<'p, 'g> Builder<'p, 'g> {
                     let strides = (0..ty.shape.rank()).map(|d| (d == *axis) as i64).collect();
                     Inst::Iota { index: t.index(View { offset: 0, strides }.through(g, chain)?) }
                 }
-                Op::Rand { ty, seed, offset } => {
-                    let v = View { offset: *offset as i64, strides: View::dense(ty.shape.dims()).strides };
-                    Inst::Rand { seed: *seed, counter: t.index(v.through(g, chain)?) }
+                Op::Rand { ty } => {
+                    let counter = t.index(View::dense(ty.shape.dims()).through(g, chain)?);
+                    let (seed, offset) = (self.uniform(out, t, args[0]), self.uniform(out, t, args[1]));
+                    Inst::Rand { seed, offset, counter }
                 }
                 Op::Unary(u) => Inst::Unary(*u, id(args[0])),
                 Op::Binary(b) => Inst::Binary(*b, id(args[0]), id(args[1])),
@@ -935,6 +945,20 @@ impl<'p, 'g> Builder<'p, 'g> {
             out.memo.insert(key, id);
         }
         Ok(out.memo[&(n, chain.to_vec())])
+    }
+
+    /// The one-element value `a` (a rand's seed or offset) at every point of the kernel: its
+    /// constant, or a load with stride 0 everywhere (the plan materializes anything else).
+    fn uniform(&self, out: &mut Insts, t: &Target, a: NodeId) -> InstId {
+        let g = self.plan.g;
+        let dtype = g.ty(a).dtype;
+        let inst = if let (Op::Const { value, .. }, false) = (g.op(a), self.realized.contains_key(&a)) {
+            Inst::Const(*value)
+        } else {
+            let everywhere = View { offset: 0, strides: vec![0; t.root_dims.len()] };
+            Inst::Load { buf: self.buf_of[&a], index: t.index(everywhere) }
+        };
+        out.push(Instr { inst, dtype })
     }
 
     /// A load of the materialized value `n` through `chain`.

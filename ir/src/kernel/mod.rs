@@ -227,12 +227,19 @@ pub enum Inst {
         /// The value as an affine function of the loop indices.
         index: IndexMap,
     },
-    /// The Philox uniform draw with key `seed` and counter `counter` (see `crate::random`).
+    /// The Philox uniform draw with key `seed` and counter `offset + counter` (see
+    /// `crate::random`), in wrapping `u64` arithmetic.
+    ///
+    /// `seed` and `offset` are earlier `i64` instructions read as the bits of a `u64`; they
+    /// are uniform (the same at every point of the space: constants, or loads with stride 0
+    /// everywhere), which is what the lowering emits and what backends may rely on.
     Rand {
-        /// Generator key.
-        seed: u64,
-        /// The counter at this point (the map is evaluated in wrapping 64-bit arithmetic and
-        /// read as a `u64`: the offset of a `rand` with a large counter offset is negative).
+        /// The generator key.
+        seed: InstId,
+        /// The counter of the draw's element 0.
+        offset: InstId,
+        /// The element's position in the draw at this point (the map is evaluated in
+        /// wrapping 64-bit arithmetic).
         counter: IndexMap,
     },
     /// A unary op.
@@ -256,14 +263,11 @@ impl Inst {
     pub fn operands(&self) -> SmallVec<[InstId; 3]> {
         match *self {
             Inst::Unary(_, a) | Inst::Cast(a) => smallvec![a],
-            Inst::Binary(_, a, b) => smallvec![a, b],
+            Inst::Binary(_, a, b) | Inst::Rand { seed: a, offset: b, .. } => smallvec![a, b],
             Inst::Where(c, a, b) => smallvec![c, a, b],
-            Inst::Load { .. }
-            | Inst::Const(_)
-            | Inst::Iota { .. }
-            | Inst::Rand { .. }
-            | Inst::Acc
-            | Inst::AccValue => SmallVec::new(),
+            Inst::Load { .. } | Inst::Const(_) | Inst::Iota { .. } | Inst::Acc | Inst::AccValue => {
+                SmallVec::new()
+            }
         }
     }
 }

@@ -71,7 +71,9 @@ fn instr_text(instr: &Instr, first: usize, var: &str) -> String {
         Inst::Load { buf, index } => format!("load b{buf}[{}]", index_text(index, var)),
         Inst::Const(value) => format!("const {}", value.text(instr.dtype)),
         Inst::Iota { index } => format!("iota {}", index_text(index, var)),
-        Inst::Rand { seed, counter } => format!("rand seed={seed} counter={}", index_text(counter, var)),
+        Inst::Rand { seed, offset, counter } => {
+            format!("rand seed={}, offset={}, counter={}", v(*seed), v(*offset), index_text(counter, var))
+        }
         Inst::Unary(op, x) => format!("{} {}", op.spec().name, v(*x)),
         Inst::Binary(op, x, y) => format!("{} {}, {}", op.spec().name, v(*x), v(*y)),
         Inst::Where(c, x, y) => format!("where {}, {}, {}", v(*c), v(*x), v(*y)),
@@ -128,7 +130,6 @@ fn op_attrs(op: &Op) -> String {
         Op::Pad { lo, hi } => format!(", lo={}, hi={}", dims_text(lo), dims_text(hi)),
         Op::Reduce { axes, .. } => format!(", axes={}", dims_text(axes)),
         Op::Iota { axis, .. } => format!(", axis={axis}"),
-        Op::Rand { seed, offset, .. } => format!(", seed={seed}, offset={offset}"),
         Op::Reshape { shape } | Op::Expand { shape } => format!(", shape={}", dims_text(shape.dims())),
         Op::Permute { perm } => format!(", perm={}", dims_text(perm)),
         Op::Slice { start, step, size } => {
@@ -138,6 +139,7 @@ fn op_attrs(op: &Op) -> String {
         }
         Op::Input { .. }
         | Op::Const { .. }
+        | Op::Rand { .. }
         | Op::Unary(_)
         | Op::Binary(_)
         | Op::Where

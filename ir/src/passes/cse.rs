@@ -5,7 +5,7 @@
 //! graph's deterministic topological order, so operands are already merged when their users
 //! are looked up, and the node kept is the first one in that order (with its location); the
 //! others' uses move to it and they are removed. Inputs are never merged (each has its own
-//! index). `rand` nodes with equal attributes are merged: the generator is counter-based, so
+//! index). `rand` nodes with equal operands are merged: the generator is counter-based, so
 //! equal `(seed, offset, type)` draw equal values.
 //!
 //! Operands are not reordered for commutative ops: `a + b` and `b + a` may differ in which NaN

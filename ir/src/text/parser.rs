@@ -21,7 +21,7 @@ fn prototypes() -> Vec<Op> {
         Op::Input { index: 0, ty: ty.clone() },
         Op::Const { value: Scalar::Float(0.0), ty: ty.clone() },
         Op::Iota { ty: ty.clone(), axis: 0 },
-        Op::Rand { ty, seed: 0, offset: 0 },
+        Op::Rand { ty },
         Op::Where,
         Op::Cast { dtype: DType::F32 },
         Op::Reshape { shape: Shape::scalar() },
@@ -174,7 +174,7 @@ fn build_op(stmt: &mut Stmt, protos: &[Op]) -> Result<Op, ParseError> {
             Op::Const { value, ty }
         }
         Op::Iota { .. } => Op::Iota { axis: a.int("axis", UINT)?, ty },
-        Op::Rand { .. } => Op::Rand { seed: a.int("seed", UINT)?, offset: a.int("offset", UINT)?, ty },
+        Op::Rand { .. } => Op::Rand { ty },
         Op::Unary(u) => Op::Unary(*u),
         Op::Binary(b) => Op::Binary(*b),
         Op::Where => Op::Where,

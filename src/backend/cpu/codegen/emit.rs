@@ -288,6 +288,14 @@ impl<'a, 'p> Emitter<'a, 'p> {
         }
     }
 
+    /// A uniform `i64` value (a draw's seed or offset) as a scalar: lane 0 of a vector.
+    fn uniform_val(&mut self, v: Option<Val>) -> Value {
+        match v {
+            Some(Val::V(x)) => self.b.ins().extractlane(x, 0),
+            Some(Val::S(_)) | None => self.scalar_val(v, DType::I64),
+        }
+    }
+
     pub fn scalar_val(&mut self, v: Option<Val>, d: DType) -> Value {
         match v {
             Some(Val::S(x)) => x,
@@ -546,11 +554,13 @@ impl<'a, 'p> Emitter<'a, 'p> {
                 let ix = self.row_index(m, row, base);
                 self.cast(DType::I64, d, ix)
             }
-            Inst::Rand { seed, .. } => {
+            Inst::Rand { seed, offset, .. } => {
                 let Some(m) = map else { return self.missing_map(d) };
                 let ix = self.row_index(m, row, base);
-                let s = self.iconst(I64, *seed as i64);
-                self.call(Tramp::Rand(d), &[s, ix])
+                let s = self.uniform_val(vals[*seed]);
+                let o = self.uniform_val(vals[*offset]);
+                let c = self.b.ins().iadd(o, ix);
+                self.call(Tramp::Rand(d), &[s, c])
             }
             Inst::Unary(op, a) => {
                 let x = self.scalar_val(vals[*a], d);
@@ -627,15 +637,23 @@ impl<'a, 'p> Emitter<'a, 'p> {
                 };
                 let ix = self.row_index(m, row, base);
                 let stride = row.map_or(0, |r| m.strides[r.dim]);
+                // A draw's seed and offset are uniform, so scalars here (see `plan`).
+                let words = match &ins[i].inst {
+                    Inst::Rand { seed, offset, .. } => {
+                        let s = self.uniform_val(vals[*seed]);
+                        Some((s, self.uniform_val(vals[*offset])))
+                    }
+                    _ => None,
+                };
                 let mut out: Option<Value> = None;
                 for k in 0..lanes {
                     let ixk = if k == 0 { ix } else { self.b.ins().iadd_imm_s(ix, stride * k as i64) };
-                    let x = match &ins[i].inst {
-                        Inst::Rand { seed, .. } => {
-                            let s = self.iconst(I64, *seed as i64);
-                            self.call(Tramp::Rand(d), &[s, ixk])
+                    let x = match words {
+                        Some((s, o)) => {
+                            let c = self.b.ins().iadd(o, ixk);
+                            self.call(Tramp::Rand(d), &[s, c])
                         }
-                        _ => self.cast(DType::I64, d, ixk),
+                        None => self.cast(DType::I64, d, ixk),
                     };
                     out = Some(match out {
                         None => self.b.ins().splat(vty, x),

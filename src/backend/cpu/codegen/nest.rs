@@ -567,10 +567,11 @@ impl Emitter<'_, '_> {
         };
         let mut j = lo;
         if let Some(l) = lanes {
-            // Invariant values the vector row reads, splatted once before it.
+            // Invariant values the vector row reads, splatted once before it (but a draw's seed
+            // and offset, which it reads as scalars).
             let mut splat = vec![false; ins.len()];
             for (i, x) in ins.iter().enumerate() {
-                if var[i] {
+                if var[i] && !matches!(x.inst, Inst::Rand { .. }) {
                     for a in x.inst.operands() {
                         splat[a] = true;
                     }

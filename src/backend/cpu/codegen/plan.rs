@@ -163,9 +163,14 @@ fn check_prog(
             }
             Inst::Const(_) => {}
             Inst::Iota { index } => check_map(index)?,
-            Inst::Rand { counter, .. } => {
+            Inst::Rand { seed, offset, counter } => {
                 if !ins.dtype.is_float() {
                     return Err(err(format!("rand of {}", ins.dtype)));
+                }
+                for w in [*seed, *offset] {
+                    if arg(w)? != DType::I64 || !uniform(prog, w) {
+                        return Err(err(format!("rand operand {w} is not a uniform i64 value")));
+                    }
                 }
                 check_map(counter)?;
             }
@@ -210,6 +215,30 @@ fn check_prog(
         }
     }
     Ok(())
+}
+
+/// Whether instruction `i` of `prog` is the same at every point of the space: it reads no
+/// index map with a nonzero stride, nor the reduced value.
+fn uniform(prog: &[Instr], i: usize) -> bool {
+    let mut seen = vec![false; i + 1];
+    let mut stack = vec![i];
+    while let Some(j) = stack.pop() {
+        if std::mem::replace(&mut seen[j], true) {
+            continue;
+        }
+        let fixed = match &prog[j].inst {
+            Inst::Load { index, .. } | Inst::Iota { index } | Inst::Rand { counter: index, .. } => {
+                index.strides.iter().all(|&s| s == 0)
+            }
+            Inst::Acc | Inst::AccValue => false,
+            Inst::Const(_) | Inst::Unary(..) | Inst::Binary(..) | Inst::Where(..) | Inst::Cast(_) => true,
+        };
+        if !fixed {
+            return false;
+        }
+        stack.extend(prog[j].inst.operands().into_iter().filter(|&a| a < j));
+    }
+    true
 }
 
 /// The smallest and largest value of `m` over `space` (which has no zero dim), in `i128`.
@@ -444,8 +473,9 @@ pub(super) fn variant(prog: &[Instr], maps: &[Option<Map>], dim: usize, acc_vari
     let mut v = vec![false; prog.len()];
     for (i, ins) in prog.iter().enumerate() {
         v[i] = match &ins.inst {
-            Inst::Load { .. } | Inst::Iota { .. } | Inst::Rand { .. } => {
-                maps[i].as_ref().is_some_and(|m| m.strides[dim] != 0)
+            Inst::Load { .. } | Inst::Iota { .. } => maps[i].as_ref().is_some_and(|m| m.strides[dim] != 0),
+            Inst::Rand { seed, offset, .. } => {
+                maps[i].as_ref().is_some_and(|m| m.strides[dim] != 0) || v[*seed] || v[*offset]
             }
             Inst::Const(_) => false,
             Inst::Unary(_, a) | Inst::Cast(a) => v[*a],

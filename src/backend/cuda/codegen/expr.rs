@@ -77,7 +77,7 @@ impl Prog<'_> {
                 let at = affine(index.offset, &index.strides, self.names);
                 (cast(DType::I64, d, &format!("(long long)({at})")), false)
             }
-            Inst::Rand { seed, counter } => {
+            Inst::Rand { seed, offset, counter } => {
                 if counter.strides.len() != self.names.len() {
                     return Err(self.err(format!("%{i}: rand counter of the wrong rank")));
                 }
@@ -88,10 +88,16 @@ impl Prog<'_> {
                         return Err(self.err(format!("%{i}: rand of dtype {d}")))
                     }
                 };
-                (
-                    format!("{f}({seed}ull, {})", counter_expr(counter.offset, &counter.strides, self.names)),
-                    false,
-                )
+                // The seed and offset are i64 values holding the bits of a u64.
+                let word = |id: usize| -> Result<String, CodegenError> {
+                    match self.operand(prog, i, id)? {
+                        (name, DType::I64) => Ok(format!("(tj_u64){name}")),
+                        (_, t) => Err(self.err(format!("%{i}: rand operand %{id} is {t}, not i64"))),
+                    }
+                };
+                let (seed, offset) = (word(*seed)?, word(*offset)?);
+                let counter = counter_expr(counter.offset, &counter.strides, self.names);
+                (format!("{f}({seed}, {offset} + {counter})"), false)
             }
             Inst::Unary(op, a) => {
                 let (x, t) = self.operand(prog, i, *a)?;
