@@ -591,7 +591,7 @@ fn identity_constant(g: &mut Graph, r: &mut Rng, ty: &TensorType) -> Option<Node
     let value = match ty.dtype {
         DType::Bool => Scalar::Bool(r.chance(2)),
         DType::I32 | DType::I64 => Scalar::Int(r.below(2) as i64),
-        DType::F32 | DType::F64 => Scalar::Float(r.pick(&[0.0, -0.0, 1.0])),
+        DType::F16 | DType::BF16 | DType::F32 | DType::F64 => Scalar::Float(r.pick(&[0.0, -0.0, 1.0])),
     };
     g.add(Op::Const { value: value.cast(ty.dtype), ty: ty.clone() }, &[]).ok()
 }
@@ -1043,7 +1043,9 @@ mod structural {
             let values: Vec<Scalar> = match dtype {
                 DType::Bool => vec![Scalar::Bool(false), Scalar::Bool(true)],
                 DType::I32 | DType::I64 => ints.iter().map(|&i| Scalar::Int(i)).collect(),
-                DType::F32 | DType::F64 => floats.iter().map(|&f| Scalar::Float(f)).collect(),
+                DType::F16 | DType::BF16 | DType::F32 | DType::F64 => {
+                    floats.iter().map(|&f| Scalar::Float(f)).collect()
+                }
             };
             let values: Vec<Scalar> = values.into_iter().map(|v| v.cast(dtype)).collect();
             let mut fired = Vec::new();

@@ -114,6 +114,8 @@ impl Tensor {
     pub fn from_literal<L: Literal>(lit: &L) -> Tensor {
         let dtype = match <L::Elem as Element>::DTYPE {
             DType::F64 | DType::F32 => DType::F32,
+            DType::F16 => DType::F16,
+            DType::BF16 => DType::BF16,
             DType::I32 | DType::I64 => DType::I64,
             DType::Bool => DType::Bool,
         };

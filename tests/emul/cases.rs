@@ -48,8 +48,10 @@ fn values(d: DType, n: usize, seed: u64) -> Buffer {
         .map(|i| match d {
             DType::Bool => Scalar::Bool(r.chance(0.5)),
             DType::I32 | DType::I64 => Scalar::Int(r.below(41) as i64 - 20),
-            DType::F32 | DType::F64 if i < SPECIAL.len() && seed % 2 == 1 => Scalar::Float(SPECIAL[i]),
-            DType::F32 | DType::F64 => Scalar::Float(r.unit() * 10.0 - 5.0),
+            DType::F16 | DType::BF16 | DType::F32 | DType::F64 if i < SPECIAL.len() && seed % 2 == 1 => {
+                Scalar::Float(SPECIAL[i])
+            }
+            DType::F16 | DType::BF16 | DType::F32 | DType::F64 => Scalar::Float(r.unit() * 10.0 - 5.0),
         })
         .collect();
     Buffer::from_scalars(d, Shape::new(&[n]), v)

@@ -76,7 +76,9 @@ pub(super) fn scalar_ty(d: DType) -> Type {
         DType::Bool => I8,
         DType::I32 => I32,
         DType::I64 => I64,
-        DType::F32 => F32,
+        // A 16-bit float lives in an `f32` register, holding a value exact in its format; it
+        // is 16 bits only in memory (`Emitter::load_elem`, `Emitter::store_elem`).
+        DType::F16 | DType::BF16 | DType::F32 => F32,
         DType::F64 => F64,
     }
 }
@@ -84,7 +86,7 @@ pub(super) fn scalar_ty(d: DType) -> Type {
 /// The CLIF type of a vector of `d` beside `lanes`-lane values (bool: the lane mask type).
 pub(super) fn vector_ty(d: DType, lanes: usize) -> Type {
     match (d, lanes) {
-        (DType::F32, _) => F32X4,
+        (DType::F16 | DType::BF16 | DType::F32, _) => F32X4,
         (DType::I32, _) => I32X4,
         (DType::F64, _) => F64X2,
         (DType::I64, _) => I64X2,
@@ -252,7 +254,7 @@ impl<'a, 'p> Emitter<'a, 'p> {
             Scalar::Bool(v) => self.iconst(I8, v as i64),
             Scalar::Int(v) => self.iconst(scalar_ty(d), v),
             Scalar::Float(v) => match d {
-                DType::F32 => self.b.ins().f32const(v as f32),
+                DType::F16 | DType::BF16 | DType::F32 => self.b.ins().f32const(v as f32),
                 DType::F64 | DType::Bool | DType::I32 | DType::I64 => self.b.ins().f64const(v),
             },
         }
@@ -538,7 +540,7 @@ impl<'a, 'p> Emitter<'a, 'p> {
             Inst::Load { buf, .. } => {
                 let Some(m) = map else { return self.missing_map(d) };
                 let (a, off) = self.load_addr(i, *buf, m, row, base, d.size_bytes());
-                self.b.ins().load(scalar_ty(d), MemFlagsData::trusted(), a, off)
+                self.load_elem(d, a, off)
             }
             Inst::Const(s) => self.constant(*s, d),
             Inst::Iota { .. } => {
@@ -856,12 +858,85 @@ impl<'a, 'p> Emitter<'a, 'p> {
         }
     }
 
+    /// A scalar element of dtype `d` at `a + off`; a 16-bit float arrives widened to `f32`.
+    pub fn load_elem(&mut self, d: DType, a: Value, off: i32) -> Value {
+        let flags = MemFlagsData::trusted();
+        match d {
+            DType::BF16 => {
+                // bf16 is the high half of an f32: the widening is exact.
+                let bits = self.b.ins().uload16(I32, flags, a, off);
+                let bits = self.b.ins().ishl_imm_u(bits, 16);
+                self.bitcast(F32, bits)
+            }
+            DType::F16 => {
+                let bits = self.b.ins().uload16(I32, flags, a, off);
+                self.call(Tramp::F16ToF32, &[bits])
+            }
+            DType::Bool | DType::I32 | DType::I64 | DType::F32 | DType::F64 => {
+                self.b.ins().load(scalar_ty(d), flags, a, off)
+            }
+        }
+    }
+
+    /// Stores the scalar `x` of dtype `d` at `a`; a 16-bit float's `f32` register holds a value
+    /// already exact in its format (`kernel::half` stores only loads, constants and rounding
+    /// casts), so bf16 keeps its high half and f16's conversion is exact.
+    pub fn store_elem(&mut self, d: DType, x: Value, a: Value) {
+        let flags = MemFlagsData::trusted();
+        match d {
+            DType::BF16 => {
+                let bits = self.bitcast(I32, x);
+                let bits = self.b.ins().ushr_imm_u(bits, 16);
+                self.b.ins().istore16(flags, bits, a, 0);
+            }
+            DType::F16 => {
+                let bits = self.call(Tramp::F32ToF16, &[x]);
+                self.b.ins().istore16(flags, bits, a, 0);
+            }
+            DType::Bool | DType::I32 | DType::I64 | DType::F32 | DType::F64 => {
+                self.b.ins().store(flags, x, a, 0);
+            }
+        }
+    }
+
+    /// `x` (an `f32`) rounded to the 16-bit float `to` (to nearest, ties to even), kept in an
+    /// `f32` register.
+    fn round_half(&mut self, to: DType, x: Value) -> Value {
+        if to == DType::F16 {
+            let bits = self.call(Tramp::F32ToF16, &[x]);
+            return self.call(Tramp::F16ToF32, &[bits]);
+        }
+        // bf16: add 0x7fff plus the lowest kept bit, then clear the low half (ties to even;
+        // a carry into the exponent rounds up to the next binade or to infinity). A NaN keeps
+        // its sign and becomes quiet, so no payload truncates to infinity.
+        let bits = self.bitcast(I32, x);
+        let lsb = self.b.ins().ushr_imm_u(bits, 16);
+        let lsb = self.b.ins().band_imm_u(lsb, 1);
+        let bias = self.b.ins().iadd_imm_u(lsb, 0x7fff);
+        let rounded = self.b.ins().iadd(bits, bias);
+        let rounded = self.b.ins().band_imm_u(rounded, 0xffff_0000);
+        let quiet = self.b.ins().bor_imm_u(bits, 0x0040_0000);
+        let quiet = self.b.ins().band_imm_u(quiet, 0xffff_0000);
+        let nan = self.b.ins().fcmp(FloatCC::Unordered, x, x);
+        let out = self.b.ins().select(nan, quiet, rounded);
+        self.bitcast(F32, out)
+    }
+
     /// Converts a scalar of `from` to `to` as the interpreter's cast does.
     pub fn cast(&mut self, from: DType, to: DType, x: Value) -> Value {
         use DType::*;
         let ty = scalar_ty(to);
         let ins = self.b.ins();
         match (from, to) {
+            // Through `f32`, where a 16-bit float's register already is.
+            (F16 | BF16, _) | (_, F16 | BF16) => {
+                let f = if from.is_half() { x } else { self.cast(from, F32, x) };
+                if to.is_half() {
+                    self.round_half(to, f)
+                } else {
+                    self.cast(F32, to, f)
+                }
+            }
             (Bool, Bool) | (I32, I32) | (I64, I64) | (F32, F32) | (F64, F64) => x,
             (Bool, I32 | I64) => ins.uextend(ty, x),
             (Bool, F32 | F64) => {
@@ -952,6 +1027,11 @@ impl<'a, 'p> Emitter<'a, 'p> {
         use DType::*;
         let vty = vector_ty(to, lanes);
         match (from, to) {
+            (F16 | BF16, _) | (_, F16 | BF16) => {
+                // `plan::vector_lanes` keeps kernels with 16-bit loads, casts or stores scalar.
+                self.fail(format!("vector cast from {from} to {to}"));
+                self.splat_zero(to, lanes)
+            }
             (Bool, Bool) | (I32, I32) | (I64, I64) | (F32, F32) | (F64, F64) => x,
             (Bool, F32 | F64) => {
                 let ones = self.constant(Scalar::Float(1.0), to);
@@ -1019,7 +1099,7 @@ impl<'a, 'p> Emitter<'a, 'p> {
         match d {
             DType::F64 => F64X2,
             DType::I64 => I64X2,
-            DType::F32 => F32X4,
+            DType::F16 | DType::BF16 | DType::F32 => F32X4,
             DType::I32 | DType::Bool => I32X4,
         }
     }

@@ -521,7 +521,7 @@ impl Emitter<'_, '_> {
             let x = self.scalar_val(vals[s.value], d);
             let ix = self.index(&plan.store_map, None);
             let a = self.addr(s.buf, ix, d.size_bytes());
-            self.b.ins().store(MemFlagsData::trusted(), x, a, 0);
+            self.store_elem(d, x, a);
         }
     }
 
@@ -971,7 +971,7 @@ impl Emitter<'_, '_> {
                     let x = self.scalar_val(vals[s.value], d);
                     let ix = self.row_index(&plan.store_map, Some(row), store_base);
                     let a = self.addr(s.buf, ix, d.size_bytes());
-                    self.b.ins().store(MemFlagsData::trusted(), x, a, 0);
+                    self.store_elem(d, x, a);
                 }
             }
             (Sink::Accs { sacc, .. }, Some(r)) => {
