@@ -113,6 +113,11 @@ fn creation_and_promotion() {
     assert_eq!(f.to_vec::<f16>(), [f16::from_f32(0.1); 3]);
     let v = Tensor::from_vec(vec![bf16::from_f32(1.5), bf16::from_f32(-2.0)], [2]);
     assert_eq!(v.dtype(), DType::BF16);
+    // Literals and scalars of the half types keep their dtype where the element type decides.
+    let lit = tensor!([[f16::from_f32(0.5)], [f16::from_f32(-1.0)]]);
+    assert_eq!((lit.dtype(), lit.shape()), (DType::F16, &[2, 1][..]));
+    assert_eq!(Tensor::full_dtype([2], bf16::from_f32(3.0), DType::BF16).to_vec::<f32>(), [3.0, 3.0]);
+    assert_eq!(Tensor::scalar(bf16::from_f32(0.25)).item(), 0.25);
     // A Rust scalar is weak: bf16 * 2.0 stays bf16; bf16 + f32 tensor is f32; f16 + bf16 is f32.
     assert_eq!((&v * 2.0).dtype(), DType::BF16);
     assert_eq!((&v * 2.0).to_vec::<f32>(), [3.0, -4.0]);

@@ -134,7 +134,7 @@ impl Tensor {
             .map_err(|e| Error::Io { path: p.display().to_string(), message: e.to_string() })
     }
 
-    /// Reads a NumPy `.npy` file (`f32`, `f64`, `i32`, `i64` or `bool`).
+    /// Reads a NumPy `.npy` file (`f16`, `f32`, `f64`, `i32`, `i64` or `bool`).
     pub fn load_npy(path: impl AsRef<Path>) -> Result<Tensor> {
         let p = path.as_ref();
         let buf = tenjit_ir::npy::load(p)

@@ -26,6 +26,16 @@ impl IntoScalar for f32 {
         Scalar::Float(self as f64)
     }
 }
+impl IntoScalar for half::f16 {
+    fn scalar(self) -> Scalar {
+        Scalar::Float(self.to_f64())
+    }
+}
+impl IntoScalar for half::bf16 {
+    fn scalar(self) -> Scalar {
+        Scalar::Float(self.to_f64())
+    }
+}
 impl IntoScalar for i64 {
     fn scalar(self) -> Scalar {
         Scalar::Int(self)
@@ -69,7 +79,7 @@ macro_rules! scalar_literal {
         }
     )*};
 }
-scalar_literal!(f32, f64, i32, i64, bool);
+scalar_literal!(f32, f64, half::f16, half::bf16, i32, i64, bool);
 
 impl<L: Literal, const N: usize> Literal for [L; N] {
     type Elem = L::Elem;

@@ -1,5 +1,6 @@
 //! The cases the emulation runs, by group: the op × dtype corpus, reductions around a warp and
-//! a block, arg reductions with ties, NaN and signed zeros, softmax and Linear+ReLU, library
+//! a block, arg reductions with ties, NaN and signed zeros, softmax and Linear+ReLU (also in
+//! `bf16` and `f16`), library
 //! ops and their index errors, integer division by zero, Philox, random graphs. Inputs are
 //! deterministic; `TENJIT_EMUL_CASES=N` ([`seeds`]) adds longer rows and a grid-stride
 //! reduction.

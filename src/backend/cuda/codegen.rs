@@ -44,6 +44,13 @@
 //! result); integer reductions wrap exactly; `max`/`min` and `argmax`/`argmin` are exact,
 //! including NaN (first NaN wins), ties (first index wins) and the sign of a zero (`max` of
 //! `+0` and `-0` is `+0`, `min` is `-0`, in any order: the op table's IEEE 754-2019 rule).
+//!
+//! `f16` and `bf16` buffers hold the formats' bits (`tj_f16`, `tj_bf16`); a module with such
+//! buffers gets [`prelude::half_prelude`]'s conversions after the prelude. A 16-bit value is a
+//! `float` in a kernel (the lowering computes them in `f32`, `tenjit_ir::kernel::half`): loads
+//! widen it exactly, casts to a 16-bit dtype and stores round to nearest even, with the `half`
+//! crate's bits; their matrix products run in the generated matmul kernel (`f32` products
+//! summed in `double`, rounded once), not cuBLAS.
 
 mod expr;
 mod ops;
