@@ -274,3 +274,19 @@ fn gradients_of_bf16_tensors_are_bf16() {
     close(&gx.to_vec::<f32>(), &x32.grad().unwrap().to_vec::<f32>(), TOL_BF16, "dx");
     close(&gw.to_vec::<f32>(), &w32.grad().unwrap().to_vec::<f32>(), TOL_BF16, "dw");
 }
+
+#[test]
+fn long_sums_accumulate_in_f32() {
+    // The CPU backend splits a reduction this long into two stages; for a 16-bit float both
+    // run in f32, so the sum is the exact one rounded once to bf16, as torch's.
+    let n = 1 << 18;
+    let v: Vec<f32> = (0..n).map(|i| (i % 13) as f32 * 0.37 - 1.1).collect();
+    let x = Tensor::from_vec(v, [n]).bfloat16();
+    let exact: f64 = x.to_vec::<f32>().iter().map(|&v| v as f64).sum();
+    let got = x.sum().item();
+    // The f32 partial sums are far finer than bf16 (and the exact sum is not near a tie).
+    let once = bf16::from_f32(exact as f32).to_f64();
+    assert_eq!(got, once, "sum {got}, exact {exact}");
+    let split = tenjit::inspect(&[&x.sum()]).kernels().to_string();
+    assert!(split.lines().count() >= 2, "the sum runs in two stages:\n{split}");
+}

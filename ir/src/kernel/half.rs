@@ -11,6 +11,11 @@
 //! PyTorch's eager mode rounds after every op: results agree with the graph interpreter (the
 //! oracle, which rounds every node) to the 16-bit format's precision, not bit for bit.
 //!
+//! Lowering widens every kernel it makes, and a backend widens every kernel it is given
+//! ([`widened`]: a no-op on lowered kernels, since widening twice changes nothing), so a
+//! hand-built kernel with 16-bit arithmetic compiles too; the kernel-IR interpreter instead
+//! rounds each instruction to its dtype, as written.
+//!
 //! A backend then needs only: 16-bit loads and stores, constants, the conversion of 16-bit
 //! values to `f32` (the only cast whose operand is 16-bit), and the rounding conversion of
 //! `f32` to 16 bits (the only cast to a 16-bit dtype). A kernel with no 16-bit value is returned
@@ -18,6 +23,17 @@
 
 use super::{Inst, InstId, InstOrigin, Instr, Kernel, Store};
 use crate::types::DType;
+use std::borrow::Cow;
+
+/// `k` with its 16-bit values computed in `f32`: borrowed when it has none (or is already
+/// widened in effect), else [`widen`]ed.
+pub fn widened(k: &Kernel) -> Cow<'_, Kernel> {
+    if k.body.iter().chain(&k.epilogue).any(|i| i.dtype.is_half()) {
+        Cow::Owned(widen(k.clone()))
+    } else {
+        Cow::Borrowed(k)
+    }
+}
 
 /// Rewrites `k` so that its 16-bit values are computed in `f32` (see the module doc).
 pub fn widen(k: Kernel) -> Kernel {

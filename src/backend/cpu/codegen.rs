@@ -434,7 +434,8 @@ fn describe(p: &plan::Plan) -> String {
 /// The CLIF text of `kernel`'s function: a comment naming the loop shape and the called
 /// trampolines, then the function as Cranelift prints it. Deterministic for a given host.
 pub fn render(kernel: &Kernel, buffers: &[BufferDecl]) -> Result<String, CodegenError> {
-    let p = plan::plan(kernel, buffers)?;
+    let kernel = tenjit_ir::kernel::half::widened(kernel);
+    let p = plan::plan(&kernel, buffers)?;
     let func = build(&p, host_isa()?.frontend_config())?;
     cranelift_codegen::verify_function(&func, &settings::Flags::new(settings::builder()))
         .map_err(|e| CodegenError::Internal(format!("CLIF does not verify: {e}")))?;
@@ -457,7 +458,9 @@ type KernelFn = unsafe extern "C" fn(*const *mut u8, u64, u64, *mut u32);
 
 /// JIT-compiles `kernel` (its buffers declared by `buffers`, indexed by `BufId`).
 pub fn compile(kernel: &Kernel, buffers: &[BufferDecl]) -> Result<CompiledKernel, CodegenError> {
-    let p = plan::plan(kernel, buffers)?;
+    // 16-bit values compute in `f32` (lowered kernels already do; a hand-built one may not).
+    let kernel = tenjit_ir::kernel::half::widened(kernel);
+    let p = plan::plan(&kernel, buffers)?;
     let isa = host_isa()?;
     let cc = isa.default_call_conv();
     let func = build(&p, isa.frontend_config())?;

@@ -235,6 +235,8 @@ fn dims_text(dims: &[usize]) -> String {
 
 /// Renders a fused kernel.
 pub(super) fn render_kernel(k: &Kernel, buffers: &[BufferDecl]) -> Result<RenderedKernel, CodegenError> {
+    // 16-bit values compute in `f32` (lowered kernels already do; a hand-built one may not).
+    let k = &*tenjit_ir::kernel::half::widened(k);
     let mut uses: Vec<(usize, bool, bool)> =
         loads(&k.body).chain(loads(&k.epilogue)).map(|b| (b, true, false)).collect();
     uses.extend(k.stores.iter().map(|s| (s.buf, false, true)));
