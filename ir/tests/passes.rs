@@ -882,9 +882,10 @@ fn cast_chains_keep_their_values_for_every_dtype_triple() {
             }
         }
     }
-    // a == b (25), b == c (20 more), and the lossless pairs bool -> {i32, i64, f32, f64},
-    // i32 -> {i64, f64}, f32 -> f64 with the 4 targets other than b each (7 * 4 = 28).
-    assert_eq!(fired, 25 + 20 + 28);
+    // a == b (49), b == c (42 more), and the lossless pairs bool -> {i32, i64, f16, bf16, f32,
+    // f64}, i32 -> {i64, f64}, f32 -> f64, {f16, bf16} -> {f32, f64} with the 6 targets other
+    // than b each (13 * 6 = 78).
+    assert_eq!(fired, 49 + 42 + 78);
 }
 
 #[test]
