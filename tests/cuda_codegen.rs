@@ -171,7 +171,7 @@ use cuda_corpus::corpus;
 
 /// The prelude with the 16-bit float helpers, which the corpus's f16 and bf16 kernels call.
 fn full_prelude() -> String {
-    codegen::prelude() + codegen::prelude::half_prelude()
+    codegen::prelude() + codegen::half_prelude()
 }
 
 /// Renders `programs` into modules of about `batch` kernels each (kernels renamed so names
@@ -562,7 +562,7 @@ fn sixteen_bit_kernels() {
 
 #[test]
 fn the_half_prelude_is_pinned() {
-    insta::assert_snapshot!("half_prelude", codegen::prelude::half_prelude());
+    insta::assert_snapshot!("half_prelude", codegen::half_prelude());
 }
 
 /// The half prelude's conversions compiled for the host with `c++` give the `half` crate's
@@ -583,7 +583,7 @@ fn half_prelude_conversions_match_the_half_crate() {
     let mut program = String::from(HOST_SHIM);
     program = program.replace("#include <cstdio>", "#include <cstdio>\n#include <cstring>");
     program.push_str(&codegen::prelude());
-    program.push_str(codegen::prelude::half_prelude());
+    program.push_str(codegen::half_prelude());
     program.push_str(
         "int main() {\n\
          \x20   for (unsigned h = 0; h < 65536; ++h) { float f = tj_f16_to_f32((tj_f16)h); fwrite(&f, 4, 1, stdout); }\n\

@@ -150,7 +150,7 @@ impl Emulator {
     pub fn build(cases: Vec<Case>) -> Emulator {
         let mut tu = header();
         tu.push_str(&codegen::prelude());
-        tu.push_str(codegen::prelude::half_prelude());
+        tu.push_str(codegen::half_prelude());
         let mut table = String::from("static const tj_kernel_entry tj_kernels[] = {\n");
         let mut prepared = Vec::with_capacity(cases.len());
         let mut count = 0;

@@ -46,7 +46,7 @@
 //! `+0` and `-0` is `+0`, `min` is `-0`, in any order: the op table's IEEE 754-2019 rule).
 //!
 //! `f16` and `bf16` buffers hold the formats' bits (`tj_f16`, `tj_bf16`); a module with such
-//! buffers gets [`prelude::half_prelude`]'s conversions after the prelude. A 16-bit value is a
+//! buffers gets [`half_prelude`]'s conversions after the prelude. A 16-bit value is a
 //! `float` in a kernel (the lowering computes them in `f32`, `tenjit_ir::kernel::half`): loads
 //! widen it exactly, casts to a 16-bit dtype and stores round to nearest even, with the `half`
 //! crate's bits; their matrix products run in the generated matmul kernel (`f32` products
@@ -54,9 +54,9 @@
 
 mod expr;
 mod ops;
-pub mod prelude;
+mod prelude;
 
-pub use prelude::prelude;
+pub use prelude::{half_prelude, prelude};
 
 use std::fmt;
 use tenjit_ir::kernel::{BufId, BufferDecl, Inst, Kernel, MatmulStep, OpStep, Program, Step};
@@ -294,12 +294,12 @@ pub fn render_program(program: &Program) -> Result<CudaModule, CodegenError> {
 }
 
 /// A module of already rendered steps: the prelude (with the 16-bit float helpers of
-/// [`prelude::half_prelude`] when `half`, so `f32` and `f64` modules are unchanged), then each
+/// [`half_prelude`] when `half`, so `f32` and `f64` modules are unchanged), then each
 /// kernel's text in order.
 pub fn assemble(name: String, steps: Vec<CudaStep>, half: bool) -> CudaModule {
     let mut source = prelude();
     if half {
-        source.push_str(prelude::half_prelude());
+        source.push_str(half_prelude());
     }
     source.push_str(&format!("\n// ---- program @{name} ----\n"));
     let mut module = CudaModule { name, source, steps };
@@ -336,7 +336,7 @@ pub(crate) fn ctype(d: DType) -> &'static str {
 }
 
 /// The C type of a buffer element of `d` (bool is one byte, 0 or 1; the 16-bit floats are
-/// their bits, `tj_f16` and `tj_bf16` of [`prelude::half_prelude`]).
+/// their bits, `tj_f16` and `tj_bf16` of [`half_prelude`]).
 pub(crate) fn elem_type(d: DType) -> &'static str {
     match d {
         DType::Bool => "unsigned char",
