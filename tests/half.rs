@@ -290,3 +290,40 @@ fn long_sums_accumulate_in_f32() {
     let split = tenjit::inspect(&[&x.sum()]).kernels().to_string();
     assert!(split.lines().count() >= 2, "the sum runs in two stages:\n{split}");
 }
+
+#[test]
+fn bf16_rows_of_every_length_compile_to_the_interpreters_bits() {
+    // Vector rows of 4 lanes with a partial last vector: bf16 loads into an f32 result, an f32
+    // load rounded to bf16, and a bf16 store, each a single rounding, so bit for bit.
+    for n in [1usize, 3, 4, 5, 8, 13, 37] {
+        let mut g = Graph::new("rows");
+        let x = g.add_input("x", TensorType::new(DType::BF16, [n]));
+        let y = g.add_input("y", TensorType::new(DType::F32, [n]));
+        let xf = g.add(Op::Cast { dtype: DType::F32 }, &[x]).unwrap();
+        let p = g.add(Op::Binary(BinaryOp::Mul), &[xf, y]).unwrap();
+        let yb = g.add(Op::Cast { dtype: DType::BF16 }, &[y]).unwrap();
+        let s = g.add(Op::Binary(BinaryOp::Add), &[yb, x]).unwrap();
+        g.set_outputs(vec![p, s]);
+        let specials = [f64::NAN, f64::INFINITY, -0.0, 3.4e38, 1.0 + 1.0 / 256.0, -2.5];
+        let v = |k: usize| {
+            (0..n).map(move |i| {
+                let x =
+                    if (i + k) % 5 == 0 { specials[(i + k) % 6] } else { (i * 37 + k) as f64 / 7.0 - 3.0 };
+                tenjit::ir::Scalar::Float(x)
+            })
+        };
+        let inputs = [
+            Buffer::from_scalars(DType::BF16, [n].into(), v(1)),
+            Buffer::from_scalars(DType::F32, [n].into(), v(2)),
+        ];
+        let want = interp::eval(&g, &inputs).unwrap();
+        let got = tenjit::run_graph(&g, &inputs).unwrap();
+        for (a, b) in got.iter().zip(&want) {
+            let same = a.scalars().iter().zip(b.scalars()).all(|(p, q)| {
+                let (p, q) = (p.as_f64(), q.as_f64());
+                p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan())
+            });
+            assert!(same, "n={n}: {a} vs {b}");
+        }
+    }
+}
