@@ -307,8 +307,11 @@ fn bf16_rows_of_every_length_compile_to_the_interpreters_bits() {
         let specials = [f64::NAN, f64::INFINITY, -0.0, 3.4e38, 1.0 + 1.0 / 256.0, -2.5];
         let v = |k: usize| {
             (0..n).map(move |i| {
-                let x =
-                    if (i + k) % 5 == 0 { specials[(i + k) % 6] } else { (i * 37 + k) as f64 / 7.0 - 3.0 };
+                let x = if (i + k).is_multiple_of(5) {
+                    specials[(i + k) % 6]
+                } else {
+                    (i * 37 + k) as f64 / 7.0 - 3.0
+                };
                 tenjit::ir::Scalar::Float(x)
             })
         };
