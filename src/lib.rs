@@ -45,6 +45,7 @@ pub use compile::{
 };
 pub use device::Device;
 pub use error::{DeviceErrorKind, Error, EvalErrorKind, EvalOrigin, OpErrorKind, Result};
+pub use half;
 pub use inspect::{inspect, Inspect};
 pub use jit::{jit, Jit};
 pub use lazy::{lazy_depth_limit, set_lazy_depth_limit};

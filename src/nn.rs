@@ -83,6 +83,40 @@ pub trait Module {
     fn state_dict(&self) -> StateDict {
         state_dict(self.named_parameters())
     }
+
+    /// Converts every float parameter to the float dtype `dtype`, as `model.to(torch.bfloat16)`:
+    /// each is replaced by its converted value (realized now), and one that required grad still
+    /// does, with no gradient. Integer and bool parameters are left alone.
+    ///
+    /// ```
+    /// use tenjit::prelude::*;
+    /// use tenjit::nn::{Linear, Module};
+    /// let mut layer = Linear::new(3, 2);
+    /// layer.to_dtype(DType::BF16)?;
+    /// assert_eq!(layer.weight.dtype(), DType::BF16);
+    /// assert!(layer.weight.requires_grad());
+    /// let y = layer.forward(&Tensor::ones([4, 3]).bfloat16());
+    /// assert_eq!(y.dtype(), DType::BF16);
+    /// # Ok::<(), tenjit::Error>(())
+    /// ```
+    fn to_dtype(&mut self, dtype: DType) -> Result<()> {
+        if !dtype.is_float() {
+            return Err(Error::op_of(
+                OpErrorKind::DType,
+                "to_dtype",
+                format!("a module's parameters convert to float dtypes only, not {}", dtype.torch_name()),
+            ));
+        }
+        for p in self.parameters_mut() {
+            if !p.dtype().is_float() || p.dtype() == dtype {
+                continue;
+            }
+            let value = p.detach().try_to_dtype(dtype)?;
+            value.try_realize()?;
+            *p = if p.requires_grad() { value.requires_grad_() } else { value };
+        }
+        Ok(())
+    }
 }
 
 /// Names `weight` and, when present, `bias`, as torch's layers name theirs.

@@ -90,6 +90,8 @@ fn bytes_of(b: &Buffer) -> Vec<u64> {
         Data::Bool(v) => v.iter().map(|&x| x as u8).collect(),
         Data::I32(v) => v.iter().flat_map(|x| x.to_ne_bytes()).collect(),
         Data::I64(v) => v.iter().flat_map(|x| x.to_ne_bytes()).collect(),
+        Data::F16(v) => v.iter().flat_map(|x| x.to_ne_bytes()).collect(),
+        Data::BF16(v) => v.iter().flat_map(|x| x.to_ne_bytes()).collect(),
         Data::F32(v) => v.iter().flat_map(|x| x.to_ne_bytes()).collect(),
         Data::F64(v) => v.iter().flat_map(|x| x.to_ne_bytes()).collect(),
     };
@@ -113,6 +115,12 @@ fn buffer_of(words: &[u64], ty: &TensorType) -> Buffer {
         DType::I64 => {
             Data::I64(raw.chunks(8).take(n).map(|c| i64::from_ne_bytes(c.try_into().unwrap())).collect())
         }
+        DType::F16 => Data::F16(
+            raw.chunks(2).take(n).map(|c| half::f16::from_ne_bytes(c.try_into().unwrap())).collect(),
+        ),
+        DType::BF16 => Data::BF16(
+            raw.chunks(2).take(n).map(|c| half::bf16::from_ne_bytes(c.try_into().unwrap())).collect(),
+        ),
         DType::F32 => {
             Data::F32(raw.chunks(4).take(n).map(|c| f32::from_ne_bytes(c.try_into().unwrap())).collect())
         }
@@ -223,7 +231,7 @@ fn values(dtype: DType, n: usize, seed: u64) -> Buffer {
         DType::I32 | DType::I64 => {
             Scalar::Int(if i < SPECIAL_I.len() { SPECIAL_I[i] } else { (r.next() % 2001) as i64 - 1000 })
         }
-        DType::F32 | DType::F64 => {
+        DType::F16 | DType::BF16 | DType::F32 | DType::F64 => {
             Scalar::Float(if i < SPECIAL_F.len() { SPECIAL_F[i] } else { (r.unit() - 0.5) * 20.0 })
         }
     });
@@ -336,10 +344,13 @@ fn unary_program(op: UnaryOp, dtype: DType, n: usize, stride: i64) -> Program {
 }
 
 fn transcendental_tol(dtype: DType) -> Tol {
-    if dtype == DType::F32 {
-        Tol::Rel(4e-7)
-    } else {
-        Tol::Rel(1e-14)
+    match dtype {
+        DType::F32 => Tol::Rel(4e-7),
+        // A few f32 ulps can move the rounding to 16 bits by one unit: 2^-7 (bf16) or 2^-10
+        // (f16) relative at most.
+        DType::BF16 => Tol::Rel(1.0 / 128.0),
+        DType::F16 => Tol::Rel(1.0 / 1024.0),
+        DType::Bool | DType::I32 | DType::I64 | DType::F64 => Tol::Rel(1e-14),
     }
 }
 

@@ -192,11 +192,16 @@ fn dropout_draws_inside_the_kernel() {
 mod cuda_corpus;
 use cuda_corpus::corpus;
 
+/// The prelude with the 16-bit float helpers, which the corpus's f16 and bf16 kernels call.
+fn full_prelude() -> String {
+    codegen::prelude() + codegen::half_prelude()
+}
+
 /// Renders `programs` into modules of about `batch` kernels each (kernels renamed so names
 /// stay unique), compiles and assembles every module.
 fn compile_programs(what: &str, programs: Vec<(String, Program)>, batch: usize) -> usize {
     let mut count = 0;
-    let mut source = codegen::prelude();
+    let mut source = full_prelude();
     let mut names = Vec::new();
     let mut kernels = 0;
     let total = programs.len();
@@ -223,7 +228,7 @@ fn compile_programs(what: &str, programs: Vec<(String, Program)>, batch: usize) 
                 let _ = std::fs::write(PathBuf::from(dir).join(format!("{what}-{i}.cu")), &source);
             }
             compile_and_assemble(&format!("{what} [{}]", names.join(", ")), &source);
-            source = codegen::prelude();
+            source = full_prelude();
             names.clear();
             kernels = 0;
         }
@@ -553,5 +558,99 @@ fn prelude_helpers_match_the_op_table_on_the_host() {
         calls.len(),
         bad[..bad.len().min(20)].join("\n")
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A bf16 layer (matrix product, scale, `tanh`, a row sum) and an f16 softmax: 16-bit buffers,
+/// `f32` arithmetic, rounding casts and stores, and the matmul kernel (cuBLAS takes `f32` and
+/// `f64` only); with the half prelude, compiled and assembled.
+#[test]
+fn sixteen_bit_kernels() {
+    let x = leaf(&[4, 8]).bfloat16();
+    let w = leaf(&[8, 3]).bfloat16();
+    let y = (x.matmul(&w) * 0.5).tanh();
+    let s = y.sum_dim(1, true);
+    let module = render(tenjit::inspect(&[&y, &s]).program());
+    assert!(module.source.contains("typedef unsigned short tj_bf16;"));
+    insta::assert_snapshot!("bf16_layer", describe(&module));
+    compile_and_assemble("bf16_layer", &module.source);
+    let h = leaf(&[4, 8]).half();
+    let e = (&h - h.amax(1, true)).exp();
+    let softmax = &e / e.sum_dim(1, true);
+    snapshot_and_compile("f16_softmax", &tenjit::inspect(&[&softmax]));
+    // A module without 16-bit buffers has no half prelude: f32 modules are unchanged.
+    let plain = render(tenjit::inspect(&[&leaf(&[3]).exp()]).program());
+    assert!(!plain.source.contains("tj_bf16"));
+}
+
+#[test]
+fn the_half_prelude_is_pinned() {
+    insta::assert_snapshot!("half_prelude", codegen::half_prelude());
+}
+
+/// The half prelude's conversions compiled for the host with `c++` give the `half` crate's
+/// bits (the interpreter's): `f16 → f32` for all 65536 patterns, `f32 → f16` and `f32 → bf16`
+/// for every 4093rd `f32` pattern (all exponents, both signs, NaNs and subnormals among them)
+/// and for the boundaries of each rounding.
+#[test]
+fn half_prelude_conversions_match_the_half_crate() {
+    use tenjit::half::{bf16, f16};
+    let mut f32s: Vec<u32> = (0..=u32::MAX).step_by(4093).collect();
+    for base in [0x3380_0000u32, 0x3300_0000, 0x3880_0000, 0x477f_e000, 0x477f_f000, 0x3f80_0000, 0x7f7f_ffff]
+    {
+        for d in 0..=0x2000u32 {
+            f32s.extend([base.wrapping_add(d), base.wrapping_sub(d), base.wrapping_add(d) | 0x8000_0000]);
+        }
+    }
+    f32s.extend([0x7f80_0000, 0xff80_0000, 0x7f80_0001, 0x7fc0_0000, 0xffc0_1234, 0x0000_0001, 0x8000_0000]);
+    let mut program = String::from(HOST_SHIM);
+    program = program.replace("#include <cstdio>", "#include <cstdio>\n#include <cstring>");
+    program.push_str(&codegen::prelude());
+    program.push_str(codegen::half_prelude());
+    program.push_str(
+        "int main() {\n\
+         \x20   for (unsigned h = 0; h < 65536; ++h) { float f = tj_f16_to_f32((tj_f16)h); fwrite(&f, 4, 1, stdout); }\n\
+         \x20   unsigned x;\n\
+         \x20   while (fread(&x, 4, 1, stdin) == 1) {\n\
+         \x20       float f = __int_as_float((int)x);\n\
+         \x20       tj_f16 h = tj_f32_to_f16(f); tj_bf16 b = tj_f32_to_bf16(f);\n\
+         \x20       fwrite(&h, 2, 1, stdout); fwrite(&b, 2, 1, stdout);\n\
+         \x20   }\n\
+         \x20   return 0;\n}\n",
+    );
+    let dir = std::env::temp_dir().join(format!("tenjit-half-host-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (src, exe) = (dir.join("half.cpp"), dir.join("half"));
+    std::fs::write(&src, &program).unwrap();
+    let cc = Command::new("c++")
+        .args(["-std=c++17", "-O1", "-ffp-contract=off", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .output()
+        .unwrap_or_else(|e| panic!("running the host C++ compiler `c++`: {e}"));
+    assert!(cc.status.success(), "c++ rejected the half prelude:\n{}", String::from_utf8_lossy(&cc.stderr));
+    let input: Vec<u8> = f32s.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let mut child = Command::new(&exe)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert_eq!(out.stdout.len(), 65536 * 4 + f32s.len() * 4);
+    let (widened, narrowed) = out.stdout.split_at(65536 * 4);
+    for (h, w) in widened.chunks(4).enumerate() {
+        let got = u32::from_le_bytes(w.try_into().unwrap());
+        let want = f16::from_bits(h as u16).to_f32();
+        assert!(got == want.to_bits() || (want.is_nan() && f32::from_bits(got).is_nan()), "f16 {h:#06x}");
+    }
+    for (&x, pair) in f32s.iter().zip(narrowed.chunks(4)) {
+        let f = f32::from_bits(x);
+        let (h, b) = (u16::from_le_bytes([pair[0], pair[1]]), u16::from_le_bytes([pair[2], pair[3]]));
+        assert_eq!(h, f16::from_f32(f).to_bits(), "f32 {x:#010x} to f16");
+        assert_eq!(b, bf16::from_f32(f).to_bits(), "f32 {x:#010x} to bf16");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

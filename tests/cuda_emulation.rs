@@ -60,6 +60,11 @@ fn softmax_and_linear_relu() {
 }
 
 #[test]
+fn sixteen_bit_floats() {
+    check("half", 2);
+}
+
+#[test]
 fn gather_scatter_add_concat_pad() {
     check("library", 1);
 }

@@ -142,7 +142,9 @@ fn random_buffer(r: &mut Rng, t: &TensorType, ints: (i64, i64)) -> Buffer {
                 let span = (i128::from(ints.1) - i128::from(ints.0) + 1) as u128;
                 Scalar::Int((i128::from(ints.0) + (u128::from(r.next()) % span) as i128) as i64)
             }
-            DType::F32 | DType::F64 => Scalar::Float((r.below(60_001) as f64 - 30_000.0) / 10_000.0),
+            DType::F16 | DType::BF16 | DType::F32 | DType::F64 => {
+                Scalar::Float((r.below(60_001) as f64 - 30_000.0) / 10_000.0)
+            }
         })
         .collect();
     Buffer::from_scalars(t.dtype, t.shape.clone(), values)
@@ -239,7 +241,8 @@ fn the_gpu_test_programs_render_and_plan() {
             assert_eq!(blas, 0, "{name}\n{plan}");
         }
     }
-    assert_eq!(checked, matmuls.len() + 8, "the corpus has 8 matmuls");
+    // Two per non-bool dtype: i32, i64, f16, bf16, f32, f64.
+    assert_eq!(checked, matmuls.len() + 12, "the corpus has 12 matmuls");
 }
 
 // ---- GPU: buffers ----------------------------------------------------------------------------

@@ -189,7 +189,9 @@ fn inputs(r: &mut Rng, g: &Graph) -> Vec<Buffer> {
                 .map(|_| match ty.dtype {
                     DType::Bool => Scalar::Bool(r.below(2) == 1),
                     DType::I32 | DType::I64 => Scalar::Int(r.below(7) as i64 - 3),
-                    DType::F32 | DType::F64 => Scalar::Float(r.below(7) as f64 - 3.0),
+                    DType::F16 | DType::BF16 | DType::F32 | DType::F64 => {
+                        Scalar::Float(r.below(7) as f64 - 3.0)
+                    }
                 })
                 .collect();
             Buffer::from_scalars(ty.dtype, ty.shape.clone(), values)

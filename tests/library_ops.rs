@@ -20,7 +20,9 @@ fn values(r: &mut Rng, ty: &TensorType) -> Buffer {
         .map(|_| match ty.dtype {
             DType::Bool => Scalar::Bool(r.chance(0.5)),
             DType::I32 | DType::I64 => Scalar::Int(r.below(2001) as i64 - 1000),
-            DType::F32 | DType::F64 => Scalar::Float((r.unit() - 0.5) * 10f64.powi(r.below(17) as i32 - 8)),
+            DType::F16 | DType::BF16 | DType::F32 | DType::F64 => {
+                Scalar::Float((r.unit() - 0.5) * 10f64.powi(r.below(17) as i32 - 8))
+            }
         })
         .collect();
     Buffer::from_scalars(ty.dtype, ty.shape.clone(), scalars)

@@ -5,13 +5,14 @@
 //! groups, and a small GPT (the W8 model, narrower) through its logits, loss, every gradient,
 //! the gradient norm and one AdamW step, and on the weights torch saved as safetensors. Each
 //! value and each vector-Jacobian product (for a random cotangent) in `f64` and `f32`, with
-//! the tolerances of `common/torch_oracle.rs`.
+//! the tolerances of `common/torch_oracle.rs`. The same GPT converted to `bf16` gives torch's
+//! `bf16` logits to `bf16`'s precision (`BF16_LOGITS_TOL`).
 
 #[path = "common/torch_oracle.rs"]
 mod torch_oracle;
 
 use std::collections::BTreeMap;
-use tenjit::nn::{self, Approximate, Attention};
+use tenjit::nn::{self, Approximate, Attention, Module};
 use tenjit::optim::{AdamW, WarmupCosine};
 use tenjit::prelude::*;
 use torch_oracle::{check_vjp, Case};
@@ -201,6 +202,53 @@ impl Gpt {
         // The head's weight is the token embedding (weight tying).
         ln(&x, "ln_f.weight").matmul(&emb.t())
     }
+}
+
+impl Module for Gpt {
+    fn forward(&self, idx: &Tensor) -> Tensor {
+        Gpt::forward(self, idx)
+    }
+
+    fn parameters(&self) -> Vec<&Tensor> {
+        self.params.values().collect()
+    }
+
+    fn parameters_mut(&mut self) -> Vec<&mut Tensor> {
+        self.params.values_mut().collect()
+    }
+}
+
+/// How far the `bf16` GPT's logits may be from torch's `bf16` logits. Both compute each op in
+/// `f32`, but round to `bf16` at different places: torch after every op, tenjit where a fused
+/// kernel stores its result, with other fusions, reduction orders and a different attention
+/// kernel; over two layers each side is some 20 roundings of 2^-9 relative away from the exact
+/// value (torch's own `bf16` logits are 0.027 from its `f64` ones here). The logits are below
+/// 8 in magnitude, where one unit in the last place of `bf16` is 2^-5: the bound is two of them.
+const BF16_LOGITS_TOL: f64 = 2.0 / 32.0;
+
+#[test]
+fn the_gpt_in_bf16_gives_torchs_bf16_logits() {
+    // torch's float64 weights, as float32, then converted as `model.to(torch.bfloat16)`.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/oracle/data/models/gpt.weights.safetensors");
+    let state = tenjit::load_safetensors(path).expect("torch's weights load");
+    let params = state.into_iter().map(|(n, t)| (n, t.float())).collect();
+    let mut gpt = Gpt { params, heads: 2, layers: 2 };
+    gpt.to_dtype(DType::BF16).expect("converts");
+    assert!(gpt.parameters().iter().all(|p| p.dtype() == DType::BF16));
+    let logits = gpt.forward(&torch_oracle::load("models", "gpt", "x"));
+    assert_eq!(logits.dtype(), DType::BF16);
+    let got = logits.to_vec::<f64>();
+    let want = torch_oracle::load("models", "gpt", "logits_bf16").to_vec::<f64>();
+    let exact = torch_oracle::load("models", "gpt", "logits").to_vec::<f64>();
+    assert_eq!(got.len(), want.len());
+    let max_diff = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).fold(0.0, f64::max);
+    let max_err = got.iter().zip(&exact).map(|(g, w)| (g - w).abs()).fold(0.0, f64::max);
+    eprintln!("bf16 GPT logits: {max_diff:.4} from torch's bf16 ones, {max_err:.4} from the exact ones");
+    assert!(exact.iter().all(|w| w.abs() < 8.0), "the tolerance assumes logits below 8");
+    assert!(max_diff <= BF16_LOGITS_TOL, "logits differ from torch's bf16 ones by {max_diff}");
+    // And they are a bf16 computation's distance from the exact logits, not more.
+    assert!(max_err <= BF16_LOGITS_TOL, "logits differ from torch's float64 ones by {max_err}");
 }
 
 #[test]

@@ -16,7 +16,7 @@ fn values(dtype: DType, n: usize) -> Buffer {
         .map(|i| match dtype {
             DType::Bool => Scalar::Bool(i % 3 == 1),
             DType::I32 | DType::I64 => Scalar::Int(((i * 7) % 13) as i64 - 6),
-            DType::F32 | DType::F64 => {
+            DType::F16 | DType::BF16 | DType::F32 | DType::F64 => {
                 if i < specials_f.len() {
                     Scalar::Float(specials_f[i])
                 } else {

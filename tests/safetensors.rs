@@ -1,5 +1,6 @@
 //! Safetensors files and state dicts: every dtype round-trips; a file PyTorch wrote
-//! (`tests/oracle/gen_models.py`) loads with the values torch saved; a dtype tenjit lacks, a
+//! (`tests/oracle/gen_models.py`) loads with the values torch saved, its `f16` and `bf16`
+//! tensors included; a dtype tenjit lacks, a
 //! file that is not safetensors and a missing file are errors naming the file (and the
 //! tensor); `load_state_dict` checks names and shapes as torch does and converts dtypes.
 
@@ -25,7 +26,10 @@ fn every_dtype_round_trips() {
     let d = (Tensor::randn([5]).to_dtype(DType::F64) * 3.0).exp(); // lazy until saved
     let s = Tensor::scalar(2.5);
     let e = Tensor::zeros([0, 3]);
-    let all = [("b", &b), ("i", &i), ("l", &l), ("f", &f), ("d", &d), ("s", &s), ("e", &e)];
+    let h = Tensor::randn([2, 3]).half();
+    let bf = (Tensor::randn([4]) * 100.0).bfloat16();
+    let all =
+        [("b", &b), ("i", &i), ("l", &l), ("f", &f), ("d", &d), ("s", &s), ("e", &e), ("h", &h), ("bf", &bf)];
     tenjit::save_safetensors(&path, &all).expect("saves");
     let loaded = tenjit::load_safetensors(&path).expect("loads");
     std::fs::remove_file(&path).ok();
@@ -52,10 +56,23 @@ fn a_file_pytorch_wrote_loads_with_its_values() {
 }
 
 #[test]
+fn sixteen_bit_floats_pytorch_wrote_load() {
+    let loaded = tenjit::load_safetensors(models_data("half.safetensors")).expect("torch's file loads");
+    let values = [1.0, -2.5, 65504.0, 1e-7, 0.1, -0.0];
+    let (w, b) = (&loaded["w"], &loaded["b"]);
+    assert_eq!((w.dtype(), w.shape()), (DType::F16, &[2, 3][..]));
+    assert_eq!((b.dtype(), b.shape()), (DType::BF16, &[2, 3][..]));
+    let want_w: Vec<f32> = values.iter().map(|&v| tenjit::half::f16::from_f32(v as f32).to_f32()).collect();
+    let want_b: Vec<f32> = values.iter().map(|&v| tenjit::half::bf16::from_f32(v as f32).to_f32()).collect();
+    assert_eq!(w.to_vec::<f32>(), want_w);
+    assert_eq!(b.to_vec::<f32>(), want_b);
+}
+
+#[test]
 fn bad_files_are_errors_naming_the_file() {
-    let half = models_data("half.safetensors");
-    let e = tenjit::load_safetensors(&half).unwrap_err().to_string();
-    assert!(e.contains("half.safetensors") && e.contains("`w`") && e.contains("F16"), "{e}");
+    let u8s = models_data("u8.safetensors");
+    let e = tenjit::load_safetensors(&u8s).unwrap_err().to_string();
+    assert!(e.contains("u8.safetensors") && e.contains("`w`") && e.contains("U8"), "{e}");
 
     let junk = temp("junk.safetensors");
     std::fs::write(&junk, b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!").unwrap();

@@ -17,6 +17,10 @@ pub enum Data {
     I32(Vec<i32>),
     /// `i64` elements.
     I64(Vec<i64>),
+    /// `f16` elements.
+    F16(Vec<half::f16>),
+    /// `bf16` elements.
+    BF16(Vec<half::bf16>),
     /// `f32` elements.
     F32(Vec<f32>),
     /// `f64` elements.
@@ -30,6 +34,8 @@ impl Data {
             Data::Bool(_) => DType::Bool,
             Data::I32(_) => DType::I32,
             Data::I64(_) => DType::I64,
+            Data::F16(_) => DType::F16,
+            Data::BF16(_) => DType::BF16,
             Data::F32(_) => DType::F32,
             Data::F64(_) => DType::F64,
         }
@@ -41,6 +47,8 @@ impl Data {
             Data::Bool(v) => v.len(),
             Data::I32(v) => v.len(),
             Data::I64(v) => v.len(),
+            Data::F16(v) => v.len(),
+            Data::BF16(v) => v.len(),
             Data::F32(v) => v.len(),
             Data::F64(v) => v.len(),
         }
@@ -93,6 +101,12 @@ macro_rules! element {
 element!(bool, Bool, DType::Bool, |s| s.as_f64() != 0.0, |x| Scalar::Bool(x));
 element!(i32, I32, DType::I32, |s| s.as_i64() as i32, |x| Scalar::Int(x as i64));
 element!(i64, I64, DType::I64, |s| s.as_i64(), |x| Scalar::Int(x));
+element!(half::f16, F16, DType::F16, |s| half::f16::from_f32(s.as_f64() as f32), |x| Scalar::Float(
+    x.to_f64()
+));
+element!(half::bf16, BF16, DType::BF16, |s| half::bf16::from_f32(s.as_f64() as f32), |x| Scalar::Float(
+    x.to_f64()
+));
 element!(f32, F32, DType::F32, |s| s.as_f64() as f32, |x| Scalar::Float(x as f64));
 element!(f64, F64, DType::F64, |s| s.as_f64(), |x| Scalar::Float(x));
 
@@ -143,6 +157,8 @@ impl Buffer {
             DType::Bool => collect::<bool>(values),
             DType::I32 => collect::<i32>(values),
             DType::I64 => collect::<i64>(values),
+            DType::F16 => collect::<half::f16>(values),
+            DType::BF16 => collect::<half::bf16>(values),
             DType::F32 => collect::<f32>(values),
             DType::F64 => collect::<f64>(values),
         };
@@ -196,6 +212,8 @@ impl Buffer {
             Data::Bool(v) => v[i].to_scalar(),
             Data::I32(v) => v[i].to_scalar(),
             Data::I64(v) => v[i].to_scalar(),
+            Data::F16(v) => v[i].to_scalar(),
+            Data::BF16(v) => v[i].to_scalar(),
             Data::F32(v) => v[i].to_scalar(),
             Data::F64(v) => v[i].to_scalar(),
         }

@@ -1,6 +1,6 @@
 //! Prints a [`Buffer`] exactly as PyTorch prints a tensor (`repr(t)`, `print(t)`).
 //!
-//! This is a faithful port of `torch/_tensor_str.py` for the five dtypes tenjit has. A
+//! This is a faithful port of `torch/_tensor_str.py` for the dtypes tenjit has. A
 //! `Formatter` looks at the elements that will be shown (all of them, or the summarized edges
 //! when the tensor has more than `threshold` elements) and decides once for the whole tensor:
 //!

@@ -12,6 +12,12 @@
 //! * Elementwise ops apply the table's functions with no per-op code: floats are computed in
 //!   `f64` and rounded once to the result dtype; integers in `i64` with wrapping, truncated to
 //!   `i32` for `i32`; booleans are 0 and 1 through the integer function.
+//! * `f16` and `bf16` are computed in `f32`, as PyTorch's CPU kernels do: every op's result is
+//!   its `f32` result (the `f64` one rounded to `f32`) rounded to the node's dtype, to nearest
+//!   with ties to even (NaN stays NaN, overflow gives infinity, `f16` keeps its subnormals).
+//!   Casts to them go through `f32` too. Compiled code keeps values in `f32` inside a fused
+//!   kernel and rounds only where a value is cast or stored (`kernel::half`), so it agrees
+//!   with this oracle to the 16-bit format's precision, not bit for bit.
 //! * `cast` truncates floats toward zero and saturates (NaN becomes 0), rounds `f64 → f32` and
 //!   integers to floats to nearest, wraps integers to `i32`, and maps anything to `bool` as
 //!   `!= 0` (so NaN is `true`).
@@ -230,29 +236,37 @@ fn numeric(d: &Data) -> Num {
         Data::Bool(v) => Num::I(v.iter().map(|&b| b as i64).collect()),
         Data::I32(v) => Num::I(v.iter().map(|&x| x as i64).collect()),
         Data::I64(v) => Num::I(v.clone()),
+        Data::F16(v) => Num::F(v.iter().map(|x| x.to_f64()).collect()),
+        Data::BF16(v) => Num::F(v.iter().map(|x| x.to_f64()).collect()),
         Data::F32(v) => Num::F(v.iter().map(|&x| x as f64).collect()),
         Data::F64(v) => Num::F(v.clone()),
     }
 }
 
-/// Converts integers to `dtype` as a cast does: wrap to `i32`, round to floats, `!= 0` to bool.
+/// Converts integers to `dtype` as a cast does: wrap to `i32`, round to floats (to `f16` and
+/// `bf16` through `f32`), `!= 0` to bool.
 fn from_ints(dtype: DType, v: impl Iterator<Item = i64>) -> Data {
     match dtype {
         DType::Bool => Data::Bool(v.map(|x| x != 0).collect()),
         DType::I32 => Data::I32(v.map(|x| x as i32).collect()),
         DType::I64 => Data::I64(v.collect()),
+        DType::F16 => Data::F16(v.map(|x| half::f16::from_f32(x as f32)).collect()),
+        DType::BF16 => Data::BF16(v.map(|x| half::bf16::from_f32(x as f32)).collect()),
         DType::F32 => Data::F32(v.map(|x| x as f32).collect()),
         DType::F64 => Data::F64(v.map(|x| x as f64).collect()),
     }
 }
 
 /// Converts floats to `dtype` as a cast does: truncate and saturate to integers (NaN to 0),
-/// round to `f32`, `!= 0` to bool.
+/// round to `f32`, to `f16`/`bf16` through `f32` (each step to nearest even), `!= 0` to bool.
 fn from_floats(dtype: DType, v: impl Iterator<Item = f64>) -> Data {
     match dtype {
         DType::Bool => Data::Bool(v.map(|x| x != 0.0).collect()),
         DType::I32 => Data::I32(v.map(|x| x as i32).collect()),
         DType::I64 => Data::I64(v.map(|x| x as i64).collect()),
+        // Through `f32` (compute in `f32`, then round to the storage format), as torch does.
+        DType::F16 => Data::F16(v.map(|x| half::f16::from_f32(x as f32)).collect()),
+        DType::BF16 => Data::BF16(v.map(|x| half::bf16::from_f32(x as f32)).collect()),
         DType::F32 => Data::F32(v.map(|x| x as f32).collect()),
         DType::F64 => Data::F64(v.collect()),
     }
@@ -279,6 +293,14 @@ macro_rules! with_element {
             }
             DType::I64 => {
                 type $T = i64;
+                $body
+            }
+            DType::F16 => {
+                type $T = half::f16;
+                $body
+            }
+            DType::BF16 => {
+                type $T = half::bf16;
                 $body
             }
             DType::F32 => {
@@ -409,6 +431,14 @@ fn eval_node(g: &Graph, n: NodeId, args: &[&Buffer], inputs: &[Buffer]) -> Resul
             let counters = (0..ty.shape.numel() as u64).map(|i| offset.wrapping_add(i));
             match ty.dtype {
                 DType::F32 => Data::F32(counters.map(|c| random::uniform_f32(seed, c)).collect()),
+                // The `f32` draw rounded to the storage format, as `torch.rand(dtype=bfloat16)`
+                // draws in `f32`.
+                DType::F16 => {
+                    Data::F16(counters.map(|c| half::f16::from_f32(random::uniform_f32(seed, c))).collect())
+                }
+                DType::BF16 => Data::BF16(
+                    counters.map(|c| half::bf16::from_f32(random::uniform_f32(seed, c))).collect(),
+                ),
                 DType::F64 => Data::F64(counters.map(|c| random::uniform_f64(seed, c)).collect()),
                 DType::Bool | DType::I32 | DType::I64 => return Err(internal("rand of a non-float dtype")),
             }
@@ -641,7 +671,7 @@ fn eval_node(g: &Graph, n: NodeId, args: &[&Buffer], inputs: &[Buffer]) -> Resul
                 (Num::F(mut out), Num::F(v)) => {
                     for (&o, x) in dest.iter().zip(v) {
                         let s = (add.float)(out[o], x);
-                        out[o] = if ty.dtype == DType::F32 { s as f32 as f64 } else { s };
+                        out[o] = crate::ops::Scalar::Float(s).cast(ty.dtype).as_f64();
                     }
                     from_floats(ty.dtype, out.into_iter())
                 }

@@ -5,7 +5,7 @@
 //! is a Python dict literal such as `{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }`,
 //! then the raw elements.
 //!
-//! * Reading accepts versions 1.0, 2.0 and 3.0; the dtypes `f4`, `f8`, `i4`, `i8` and `b1` in
+//! * Reading accepts versions 1.0, 2.0 and 3.0; the dtypes `f2`, `f4`, `f8`, `i4`, `i8` and `b1` in
 //!   either byte order (big-endian data is byte-swapped); C or Fortran order (Fortran-order data
 //!   is reordered to row-major); any shape, including `()` and empty ones. Anything else is an
 //!   [`NpyError`] that says what was wrong and at which byte, and names the file when reading
@@ -13,7 +13,9 @@
 //!   input holds is reported without allocating for the claim.
 //! * Writing produces what `numpy.save` produces, byte for byte: version 1.0 (2.0 when the
 //!   header does not fit in 65535 bytes), little-endian, C order, a header padded with spaces
-//!   so that the data starts at a multiple of 64 bytes.
+//!   so that the data starts at a multiple of 64 bytes. `f16` is `<f2`; `bf16` has no NumPy
+//!   dtype (ml_dtypes' `bfloat16` saves as untyped `<V2` bytes that read back as void), so
+//!   writing one is an error that names the dtype and says to cast to `f32` first.
 
 use crate::buffer::{Buffer, Data};
 use crate::types::{DType, Shape};
@@ -132,7 +134,7 @@ impl fmt::Display for NpyError {
             }
             NpyErrorKind::UnsupportedDtype { descr } => write!(
                 f,
-                "unsupported dtype '{descr}' (tenjit reads f4, f8, i4, i8 and b1, as '<f4', '>i8', '|b1', ...)"
+                "unsupported dtype '{descr}' (tenjit reads f2, f4, f8, i4, i8 and b1, as '<f4', '>i8', '|b1', ...)"
             ),
             NpyErrorKind::ShapeOverflow { shape } => {
                 let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
@@ -181,15 +183,18 @@ fn escape_bytes(bytes: &[u8]) -> String {
     s
 }
 
-/// The little-endian `descr` NumPy writes for a dtype.
-fn descr_of(dtype: DType) -> &'static str {
-    match dtype {
+/// The little-endian `descr` NumPy writes for a dtype, or `None` for `bf16`, which NumPy has
+/// no dtype for.
+fn descr_of(dtype: DType) -> Option<&'static str> {
+    Some(match dtype {
         DType::Bool => "|b1",
         DType::I32 => "<i4",
         DType::I64 => "<i8",
+        DType::F16 => "<f2",
+        DType::BF16 => return None,
         DType::F32 => "<f4",
         DType::F64 => "<f8",
-    }
+    })
 }
 
 /// Parses a `descr` into a dtype and whether its data is big-endian.
@@ -199,6 +204,7 @@ fn parse_descr(descr: &str) -> Option<(DType, bool)> {
         "b1" => DType::Bool,
         "i4" => DType::I32,
         "i8" => DType::I64,
+        "f2" => DType::F16,
         "f4" => DType::F32,
         "f8" => DType::F64,
         _ => return None,
@@ -229,8 +235,14 @@ fn python_tuple(dims: &[usize]) -> String {
 pub fn write_npy(w: &mut impl Write, b: &Buffer) -> io::Result<()> {
     let dims = b.shape().dims();
     let shape = python_tuple(dims);
-    let mut header =
-        format!("{{'descr': '{}', 'fortran_order': False, 'shape': {shape}, }}", descr_of(b.dtype()));
+    let descr = descr_of(b.dtype()).ok_or_else(|| {
+        io::Error::other(format!(
+            "npy: dtype {} has no NumPy dtype (ml_dtypes' bfloat16 saves as raw '<V2' bytes); \
+             cast to f32 with .float() before saving",
+            b.dtype().torch_name()
+        ))
+    })?;
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
     // NumPy pads for the leading dimension to grow in place (`GROWTH_AXIS_MAX_DIGITS`).
     if let Some(first) = dims.first() {
         let digits = first.to_string().len();
@@ -258,6 +270,8 @@ pub fn write_npy(w: &mut impl Write, b: &Buffer) -> io::Result<()> {
         Data::Bool(v) => out.extend(v.iter().map(|&x| x as u8)),
         Data::I32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
         Data::I64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        Data::F16(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        Data::BF16(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
         Data::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
         Data::F64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
     }
@@ -368,6 +382,8 @@ fn decode(dtype: DType, big_endian: bool, bytes: &[u8]) -> Data {
         DType::Bool => Data::Bool(bytes.iter().map(|&b| b != 0).collect()),
         DType::I32 => Data::I32(words(bytes, big_endian, i32::from_le_bytes)),
         DType::I64 => Data::I64(words(bytes, big_endian, i64::from_le_bytes)),
+        DType::F16 => Data::F16(words(bytes, big_endian, half::f16::from_le_bytes)),
+        DType::BF16 => Data::BF16(words(bytes, big_endian, half::bf16::from_le_bytes)),
         DType::F32 => Data::F32(words(bytes, big_endian, f32::from_le_bytes)),
         DType::F64 => Data::F64(words(bytes, big_endian, f64::from_le_bytes)),
     }
@@ -400,6 +416,8 @@ fn fortran_to_c(data: Data, dims: &[usize]) -> Data {
         Data::Bool(v) => Data::Bool(reorder(v, dims)),
         Data::I32(v) => Data::I32(reorder(v, dims)),
         Data::I64(v) => Data::I64(reorder(v, dims)),
+        Data::F16(v) => Data::F16(reorder(v, dims)),
+        Data::BF16(v) => Data::BF16(reorder(v, dims)),
         Data::F32(v) => Data::F32(reorder(v, dims)),
         Data::F64(v) => Data::F64(reorder(v, dims)),
     }

@@ -12,7 +12,9 @@
 //!
 //! Floating-point semantics are defined in `f64`: an `f32` op is its `f64` op rounded to `f32`,
 //! which is exact for `+ - * / sqrt` and the best attainable for transcendental functions. This
-//! makes the interpreter an oracle to compare compiled code against. Integer ops wrap on
+//! makes the interpreter an oracle to compare compiled code against. An `f16` or `bf16` op is
+//! its `f32` op rounded to the 16-bit format (round to nearest, ties to even), as PyTorch's CPU
+//! kernels compute them. Integer ops wrap on
 //! overflow, as PyTorch's do; integer division or remainder by zero and negative integer powers
 //! are evaluation errors rather than undefined results.
 
@@ -62,6 +64,12 @@ impl Scalar {
                 Scalar::Int(i) => i as f32 as f64,
                 _ => f as f32 as f64,
             }),
+            // Through `f32`, as torch converts (and as the backends compute): round to `f32`,
+            // then to the 16-bit format, each to nearest even.
+            DType::F16 => Scalar::Float(half::f16::from_f32(self.cast(DType::F32).as_f64() as f32).to_f64()),
+            DType::BF16 => {
+                Scalar::Float(half::bf16::from_f32(self.cast(DType::F32).as_f64() as f32).to_f64())
+            }
             DType::F64 => Scalar::Float(f),
         }
     }
@@ -104,7 +112,8 @@ impl Scalar {
                     "nan".to_string()
                 } else if f.is_infinite() {
                     if f > 0.0 { "inf" } else { "-inf" }.to_string()
-                } else if dtype == DType::F32 {
+                } else if matches!(dtype, DType::F16 | DType::BF16 | DType::F32) {
+                    // Exact in `f32`, so `f32`'s shortest form parses back to the same bits.
                     format!("{:?}", f as f32)
                 } else {
                     format!("{f:?}")
@@ -123,7 +132,7 @@ impl Scalar {
             },
             DType::I32 => s.parse::<i32>().ok().map(|i| Scalar::Int(i as i64)),
             DType::I64 => s.parse::<i64>().ok().map(Scalar::Int),
-            DType::F32 => parse_float(s).map(|f| Scalar::Float(f as f32 as f64)),
+            DType::F16 | DType::BF16 | DType::F32 => parse_float(s).map(|f| Scalar::Float(f).cast(dtype)),
             DType::F64 => parse_float(s).map(Scalar::Float),
         }
     }

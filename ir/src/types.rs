@@ -7,7 +7,8 @@
 //!   as 1. See [`broadcast_shapes`].
 //! * **Type promotion** follows PyTorch: the categories are ordered `bool < integer < float`;
 //!   between two tensors the result is the higher category and, within a category, the wider
-//!   type (`i32 + i64 → i64`, `f32 + f64 → f64`, `i64 + f32 → f32`). A Rust scalar (`t + 2.0`)
+//!   type (`i32 + i64 → i64`, `f32 + f64 → f64`, `i64 + f32 → f32`, `bf16 + f32 → f32`, and
+//!   `f16 + bf16 → f32` since neither holds the other). A Rust scalar (`t + 2.0`)
 //!   is *weak*: it only contributes its category, so `f32 tensor * 2.0 → f32`,
 //!   `i32 tensor + 1 → i32`, `i64 tensor * 0.5 → f32` (the default float), and
 //!   `bool tensor + 1 → i64` (the default integer). See [`promote`] and [`promote_weak`].
@@ -30,6 +31,11 @@ pub enum DType {
     I32,
     /// 64-bit signed integers, the default integer type (`torch.long`).
     I64,
+    /// IEEE half-precision floats (`torch.float16`): stored in 16 bits, computed in `f32`.
+    F16,
+    /// Brain floats (`torch.bfloat16`): `f32`'s exponent with 8 significand bits, stored in
+    /// 16 bits and computed in `f32`.
+    BF16,
     /// 32-bit IEEE floats, the default float type.
     F32,
     /// 64-bit IEEE floats.
@@ -43,13 +49,14 @@ pub enum Category {
     Bool,
     /// `i32`, `i64`.
     Int,
-    /// `f32`, `f64`.
+    /// `f16`, `bf16`, `f32`, `f64`.
     Float,
 }
 
 impl DType {
     /// Every dtype, in promotion order.
-    pub const ALL: [DType; 5] = [DType::Bool, DType::I32, DType::I64, DType::F32, DType::F64];
+    pub const ALL: [DType; 7] =
+        [DType::Bool, DType::I32, DType::I64, DType::F16, DType::BF16, DType::F32, DType::F64];
 
     /// The name used in the text IR (`f32`, `i64`, `bool`, ...).
     pub fn name(self) -> &'static str {
@@ -57,6 +64,8 @@ impl DType {
             DType::Bool => "bool",
             DType::I32 => "i32",
             DType::I64 => "i64",
+            DType::F16 => "f16",
+            DType::BF16 => "bf16",
             DType::F32 => "f32",
             DType::F64 => "f64",
         }
@@ -68,6 +77,8 @@ impl DType {
             DType::Bool => "torch.bool",
             DType::I32 => "torch.int32",
             DType::I64 => "torch.int64",
+            DType::F16 => "torch.float16",
+            DType::BF16 => "torch.bfloat16",
             DType::F32 => "torch.float32",
             DType::F64 => "torch.float64",
         }
@@ -83,11 +94,11 @@ impl DType {
         match self {
             DType::Bool => Category::Bool,
             DType::I32 | DType::I64 => Category::Int,
-            DType::F32 | DType::F64 => Category::Float,
+            DType::F16 | DType::BF16 | DType::F32 | DType::F64 => Category::Float,
         }
     }
 
-    /// Whether this is `f32` or `f64`.
+    /// Whether this is a float dtype (`f16`, `bf16`, `f32` or `f64`).
     pub fn is_float(self) -> bool {
         self.category() == Category::Float
     }
@@ -101,8 +112,28 @@ impl DType {
     pub fn size_bytes(self) -> usize {
         match self {
             DType::Bool => 1,
+            DType::F16 | DType::BF16 => 2,
             DType::I32 | DType::F32 => 4,
             DType::I64 | DType::F64 => 8,
+        }
+    }
+
+    /// Whether this is a 16-bit float (`f16` or `bf16`): stored in 16 bits, computed in `f32`,
+    /// each op's result rounded to the storage type (round to nearest, ties to even).
+    pub fn is_half(self) -> bool {
+        match self {
+            DType::F16 | DType::BF16 => true,
+            DType::Bool | DType::I32 | DType::I64 | DType::F32 | DType::F64 => false,
+        }
+    }
+
+    /// The dtype arithmetic on this dtype is computed in: `f32` for the 16-bit floats, the
+    /// dtype itself otherwise.
+    pub fn compute(self) -> DType {
+        if self.is_half() {
+            DType::F32
+        } else {
+            self
         }
     }
 
@@ -122,11 +153,16 @@ impl fmt::Display for DType {
     }
 }
 
-/// Promotes two tensor dtypes as PyTorch does: higher category wins, then the wider type.
+/// Promotes two tensor dtypes as PyTorch does: higher category wins, then the wider type;
+/// `f16` with `bf16` gives `f32` (neither holds the other).
 pub fn promote(a: DType, b: DType) -> DType {
-    // DType's declaration order is bool < i32 < i64 < f32 < f64, which is exactly the
-    // promotion lattice for these five types.
-    a.max(b)
+    // DType's declaration order is bool < i32 < i64 < f16 < bf16 < f32 < f64, which is the
+    // promotion lattice except for the one incomparable pair.
+    if a.is_half() && b.is_half() && a != b {
+        DType::F32
+    } else {
+        a.max(b)
+    }
 }
 
 /// Promotes the dtype of a tensor with dimensions with that of a 0-d tensor, as PyTorch's
@@ -330,6 +366,16 @@ mod tests {
         assert_eq!(promote(I64, F32), F32);
         assert_eq!(promote(F32, F64), F64);
         assert_eq!(promote(Bool, I32), I32);
+        assert_eq!(promote(F16, BF16), F32);
+        assert_eq!(promote(BF16, F16), F32);
+        assert_eq!(promote(BF16, BF16), BF16);
+        assert_eq!(promote(I64, BF16), BF16);
+        assert_eq!(promote(F16, F32), F32);
+        assert_eq!(promote(BF16, F64), F64);
+        assert_eq!(promote_weak(BF16, Category::Float), BF16);
+        assert_eq!(promote_weak(F16, Category::Int), F16);
+        assert_eq!(promote_with_zero_dim(BF16, F32), BF16);
+        assert_eq!(promote_with_zero_dim(I64, F16), F16);
         assert_eq!(promote_weak(F32, Category::Float), F32);
         assert_eq!(promote_weak(I32, Category::Int), I32);
         assert_eq!(promote_weak(I64, Category::Float), F32);

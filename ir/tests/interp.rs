@@ -48,6 +48,11 @@ fn samples(dtype: DType) -> Buffer {
         DType::Bool => buf(vec![false, true], &[2]),
         DType::I32 => buf(vec![-7i32, -2, 0, 2, 7, i32::MAX, i32::MIN], &[7]),
         DType::I64 => buf(vec![-7i64, -2, 0, 2, 3, i64::MAX, i64::MIN], &[7]),
+        DType::F16 | DType::BF16 => Buffer::from_scalars(
+            dtype,
+            Shape::new(&[9]),
+            [-5.5, -2.0, -0.0, 0.0, 0.1, 2.0, 5.5, f64::NAN, f64::INFINITY].map(Scalar::Float),
+        ),
         DType::F32 => buf(vec![-5.5f32, -2.0, -0.0, 0.0, 0.1, 2.0, 5.5, f32::NAN, f32::INFINITY], &[9]),
         DType::F64 => buf(vec![-5.5f64, -2.0, -0.0, 0.0, 0.1, 2.0, 5.5, f64::NAN, f64::NEG_INFINITY], &[9]),
     }

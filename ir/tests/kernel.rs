@@ -508,7 +508,7 @@ fn random_step(g: &mut Graph, r: &mut Rng, vals: &[NodeId]) -> Option<NodeId> {
             let cmp = g.add(Op::Binary(BinaryOp::Lt), &[x, r.pick(&same_type)]).ok()?;
             (Op::Where, vec![cmp, x, r.pick(&same_type)])
         }
-        5 => (Op::Cast { dtype: r.pick(&DType::ALL) }, vec![x]),
+        5 => (Op::Cast { dtype: r.pick(&EXACT_DTYPES) }, vec![x]),
         6 => {
             let axes: Dims = (0..rank).filter(|_| r.chance(2)).collect();
             (Op::Reduce { op: r.pick(&ReduceOp::ALL), axes }, vec![x])
@@ -648,6 +648,11 @@ fn random_step(g: &mut Graph, r: &mut Rng, vals: &[NodeId]) -> Option<NodeId> {
     g.add(op, &args).ok()
 }
 
+/// The dtypes whose lowered programs compute the interpreter's bits. `f16` and `bf16` stay in
+/// `f32` inside a kernel (`kernel::half`) where the interpreter rounds every node, so they
+/// agree only to their precision; `tests/half.rs` checks them with a tolerance.
+const EXACT_DTYPES: [DType; 5] = [DType::Bool, DType::I32, DType::I64, DType::F32, DType::F64];
+
 /// A random graph with its inputs.
 fn random_graph(seed: u64) -> (Graph, Vec<Buffer>) {
     let mut r = Rng::new(seed);
@@ -655,7 +660,7 @@ fn random_graph(seed: u64) -> (Graph, Vec<Buffer>) {
     let mut vals = Vec::new();
     let mut inputs = Vec::new();
     for i in 0..1 + r.below(3) {
-        let dtype = if r.chance(3) { r.pick(&DType::ALL) } else { r.pick(&[DType::F32, DType::F64]) };
+        let dtype = if r.chance(3) { r.pick(&EXACT_DTYPES) } else { r.pick(&[DType::F32, DType::F64]) };
         let ty = TensorType::new(dtype, random_shape(&mut r, 0));
         inputs.push(random_buffer(&mut r, &ty));
         vals.push(g.add_input(format!("x{i}"), ty));

@@ -47,6 +47,13 @@ fn round_trips_every_dtype_and_shape() {
         round_trip(
             &Buffer::from_vec((0..n).map(|i| (i as f64).sqrt() * 1e-200).collect::<Vec<_>>(), dims).unwrap(),
         );
+        round_trip(
+            &Buffer::from_vec(
+                (0..n).map(|i| half::f16::from_f32(i as f32 * 0.3 - 1.0)).collect::<Vec<_>>(),
+                dims,
+            )
+            .unwrap(),
+        );
     }
 }
 
@@ -86,6 +93,7 @@ fn reads_files_written_by_numpy() {
         ("i8_big_endian_2x2.npy", Buffer::from_vec(vec![1i64, -2, 3, 1 << 40], [2, 2]).unwrap()),
         ("f8_v2_2x2.npy", Buffer::from_vec(vec![0.25f64, -1.0, 3.0, 1e-300], [2, 2]).unwrap()),
         ("i4_v3_3.npy", Buffer::from_vec(vec![7i32, 8, 9], [3]).unwrap()),
+        ("f2_2.npy", Buffer::from_vec(vec![half::f16::ONE, half::f16::from_f32(2.0)], [2]).unwrap()),
     ];
     for (name, expected) in cases {
         let got = npy::load(data(name)).unwrap_or_else(|e| panic!("{e}"));
@@ -95,7 +103,9 @@ fn reads_files_written_by_numpy() {
 
 #[test]
 fn writes_what_numpy_writes_byte_for_byte() {
-    for name in ["f4_2x3.npy", "f8_3.npy", "i4_2x2.npy", "i8_scalar.npy", "b1_4.npy", "f4_empty_0x3.npy"] {
+    for name in
+        ["f4_2x3.npy", "f8_3.npy", "i4_2x2.npy", "i8_scalar.npy", "b1_4.npy", "f4_empty_0x3.npy", "f2_2.npy"]
+    {
         let file = std::fs::read(data(name)).unwrap();
         let b = from_bytes(&file).unwrap();
         assert_eq!(to_bytes(&b), file, "{name}");
@@ -123,9 +133,7 @@ fn error_of(bytes: &[u8], check: impl Fn(&NpyErrorKind) -> bool) -> String {
 
 #[test]
 fn rejects_unsupported_dtypes_by_name() {
-    for (name, descr) in
-        [("u1_2.npy", "'|u1'"), ("f2_2.npy", "'<f2'"), ("structured_2.npy", "[('a', '<i4'), ('b', '<f4')]")]
-    {
+    for (name, descr) in [("u1_2.npy", "'|u1'"), ("structured_2.npy", "[('a', '<i4'), ('b', '<f4')]")] {
         let err = npy::load(data(name)).unwrap_err();
         assert!(matches!(err.kind, NpyErrorKind::UnsupportedDtype { .. }), "{err:?}");
         let text = err.to_string();

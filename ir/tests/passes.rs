@@ -603,7 +603,7 @@ fn identity_constant(g: &mut Graph, r: &mut Rng, ty: &TensorType) -> Option<Node
     let value = match ty.dtype {
         DType::Bool => Scalar::Bool(r.chance(2)),
         DType::I32 | DType::I64 => Scalar::Int(r.below(2) as i64),
-        DType::F32 | DType::F64 => Scalar::Float(r.pick(&[0.0, -0.0, 1.0])),
+        DType::F16 | DType::BF16 | DType::F32 | DType::F64 => Scalar::Float(r.pick(&[0.0, -0.0, 1.0])),
     };
     g.add(Op::Const { value: value.cast(ty.dtype), ty: ty.clone() }, &[]).ok()
 }
@@ -898,9 +898,10 @@ fn cast_chains_keep_their_values_for_every_dtype_triple() {
             }
         }
     }
-    // a == b (25), b == c (20 more), and the lossless pairs bool -> {i32, i64, f32, f64},
-    // i32 -> {i64, f64}, f32 -> f64 with the 4 targets other than b each (7 * 4 = 28).
-    assert_eq!(fired, 25 + 20 + 28);
+    // a == b (49), b == c (42 more), and the lossless pairs bool -> {i32, i64, f16, bf16, f32,
+    // f64}, i32 -> {i64, f64}, f32 -> f64, {f16, bf16} -> {f32, f64} with the 6 targets other
+    // than b each (13 * 6 = 78).
+    assert_eq!(fired, 49 + 42 + 78);
 }
 
 #[test]
@@ -1059,7 +1060,9 @@ mod structural {
             let values: Vec<Scalar> = match dtype {
                 DType::Bool => vec![Scalar::Bool(false), Scalar::Bool(true)],
                 DType::I32 | DType::I64 => ints.iter().map(|&i| Scalar::Int(i)).collect(),
-                DType::F32 | DType::F64 => floats.iter().map(|&f| Scalar::Float(f)).collect(),
+                DType::F16 | DType::BF16 | DType::F32 | DType::F64 => {
+                    floats.iter().map(|&f| Scalar::Float(f)).collect()
+                }
             };
             let values: Vec<Scalar> = values.into_iter().map(|v| v.cast(dtype)).collect();
             let mut fired = Vec::new();

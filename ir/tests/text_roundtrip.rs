@@ -386,8 +386,8 @@ fn parse_errors_name_the_place_and_the_problem() {
             "3:3: duplicate definition of `%0` (first defined at 2:3)",
         ),
         (
-            wrap("  %0 = neg %x : f16[4]\n  return %0"),
-            "2:17: unknown dtype `f16` (expected bool, i32, i64, f32 or f64)",
+            wrap("  %0 = neg %x : f8[4]\n  return %0"),
+            "2:17: unknown dtype `f8` (expected bool, i32, i64, f16, bf16, f32 or f64)",
         ),
         (
             wrap("  %0 = sub %x, %x : f32[3]\n  return %0"),

@@ -1,4 +1,5 @@
-//! Values out and in: `item`, `to_vec`, ndarray interop, `.npy` files, and devices.
+//! Values out and in: `item`, `to_vec`, ndarray interop, `.npy` files, devices, and torch's
+//! dtype shortcuts (`half`, `bfloat16`, `float`, `double`).
 //!
 //! ndarray interop: `Tensor::from(array)` takes the array's storage without copying when the
 //! array is in standard (row-major, offset 0) layout and copies otherwise; `to_ndarray`
@@ -9,9 +10,46 @@ use crate::device::Device;
 use crate::error::{Error, OpErrorKind, OrPanic, Result};
 use ndarray::{Array, ArrayD, Dimension, IxDyn};
 use std::path::Path;
-use tenjit_ir::{Buffer, Element};
+use tenjit_ir::{Buffer, DType, Element};
 
 impl Tensor {
+    /// Converts to `f16` (`x.half()`): each value rounded to nearest, ties to even.
+    ///
+    /// ```
+    /// use tenjit::prelude::*;
+    /// let x = tensor!([1.0, 65520.0]).half();
+    /// assert_eq!(x.dtype(), DType::F16);
+    /// assert_eq!(x.to_vec::<f32>(), [1.0, f32::INFINITY]);
+    /// ```
+    #[track_caller]
+    pub fn half(&self) -> Tensor {
+        self.to_dtype(DType::F16)
+    }
+
+    /// Converts to `bf16` (`x.bfloat16()`): each value rounded to nearest, ties to even.
+    ///
+    /// ```
+    /// use tenjit::prelude::*;
+    /// let x = tensor!([1.0, 2.5, 1.00390625]).bfloat16();
+    /// assert_eq!(x.to_string(), "tensor([1.0000, 2.5000, 1.0000], dtype=torch.bfloat16)");
+    /// ```
+    #[track_caller]
+    pub fn bfloat16(&self) -> Tensor {
+        self.to_dtype(DType::BF16)
+    }
+
+    /// Converts to `f32` (`x.float()`).
+    #[track_caller]
+    pub fn float(&self) -> Tensor {
+        self.to_dtype(DType::F32)
+    }
+
+    /// Converts to `f64` (`x.double()`).
+    #[track_caller]
+    pub fn double(&self) -> Tensor {
+        self.to_dtype(DType::F64)
+    }
+
     /// The value of a one-element tensor as `f64` (integers convert exactly up to 2^53), as
     /// `x.item()`.
     ///
@@ -96,7 +134,7 @@ impl Tensor {
             .map_err(|e| Error::Io { path: p.display().to_string(), message: e.to_string() })
     }
 
-    /// Reads a NumPy `.npy` file (`f32`, `f64`, `i32`, `i64` or `bool`).
+    /// Reads a NumPy `.npy` file (`f16`, `f32`, `f64`, `i32`, `i64` or `bool`).
     pub fn load_npy(path: impl AsRef<Path>) -> Result<Tensor> {
         let p = path.as_ref();
         let buf = tenjit_ir::npy::load(p)

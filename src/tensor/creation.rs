@@ -26,6 +26,16 @@ impl IntoScalar for f32 {
         Scalar::Float(self as f64)
     }
 }
+impl IntoScalar for half::f16 {
+    fn scalar(self) -> Scalar {
+        Scalar::Float(self.to_f64())
+    }
+}
+impl IntoScalar for half::bf16 {
+    fn scalar(self) -> Scalar {
+        Scalar::Float(self.to_f64())
+    }
+}
 impl IntoScalar for i64 {
     fn scalar(self) -> Scalar {
         Scalar::Int(self)
@@ -69,7 +79,7 @@ macro_rules! scalar_literal {
         }
     )*};
 }
-scalar_literal!(f32, f64, i32, i64, bool);
+scalar_literal!(f32, f64, half::f16, half::bf16, i32, i64, bool);
 
 impl<L: Literal, const N: usize> Literal for [L; N] {
     type Elem = L::Elem;
@@ -114,6 +124,8 @@ impl Tensor {
     pub fn from_literal<L: Literal>(lit: &L) -> Tensor {
         let dtype = match <L::Elem as Element>::DTYPE {
             DType::F64 | DType::F32 => DType::F32,
+            DType::F16 => DType::F16,
+            DType::BF16 => DType::BF16,
             DType::I32 | DType::I64 => DType::I64,
             DType::Bool => DType::Bool,
         };

@@ -1,9 +1,9 @@
 //! Named tensors in the `safetensors` format (Hugging Face's, which PyTorch models are shared
 //! in): [`save_safetensors`] and [`load_safetensors`], through the `safetensors` crate.
 //!
-//! The dtypes tenjit has (`bool`, `i32`, `i64`, `f32`, `f64`) load and save as themselves;
-//! a file holding another dtype (`f16`, `bf16`, `u8`, ...) loads with an error naming the
-//! tensor and its dtype.
+//! The dtypes tenjit has (`bool`, `i32`, `i64`, `f16`, `bf16`, `f32`, `f64`; safetensors'
+//! `BOOL`, `I32`, `I64`, `F16`, `BF16`, `F32`, `F64`) load and save as themselves; a file
+//! holding another dtype (`u8`, `f8`, ...) loads with an error naming the tensor and its dtype.
 
 use super::Tensor;
 use crate::error::{Error, Result};
@@ -83,6 +83,8 @@ fn to_bytes(data: &Data) -> (Dtype, Vec<u8>) {
         Data::Bool(v) => (Dtype::BOOL, v.iter().map(|&b| b as u8).collect()),
         Data::I32(v) => (Dtype::I32, le(v, |x| x.to_le_bytes())),
         Data::I64(v) => (Dtype::I64, le(v, |x| x.to_le_bytes())),
+        Data::F16(v) => (Dtype::F16, le(v, |x| x.to_le_bytes())),
+        Data::BF16(v) => (Dtype::BF16, le(v, |x| x.to_le_bytes())),
         Data::F32(v) => (Dtype::F32, le(v, |x| x.to_le_bytes())),
         Data::F64(v) => (Dtype::F64, le(v, |x| x.to_le_bytes())),
     }
@@ -97,6 +99,8 @@ fn from_bytes(dtype: Dtype, bytes: &[u8]) -> Option<Data> {
         Dtype::BOOL => Data::Bool(bytes.iter().map(|&b| b != 0).collect()),
         Dtype::I32 => Data::I32(read(bytes, i32::from_le_bytes)),
         Dtype::I64 => Data::I64(read(bytes, i64::from_le_bytes)),
+        Dtype::F16 => Data::F16(read(bytes, half::f16::from_le_bytes)),
+        Dtype::BF16 => Data::BF16(read(bytes, half::bf16::from_le_bytes)),
         Dtype::F32 => Data::F32(read(bytes, f32::from_le_bytes)),
         Dtype::F64 => Data::F64(read(bytes, f64::from_le_bytes)),
         _ => return None,

@@ -21,7 +21,9 @@ fn random_buffer(r: &mut Rng, ty: &TensorType) -> Buffer {
         .map(|_| match ty.dtype {
             DType::Bool => Scalar::Bool(r.chance(0.5)),
             DType::I32 | DType::I64 => Scalar::Int(r.below(11) as i64 - 5),
-            DType::F32 | DType::F64 => Scalar::Float((r.below(60_001) as f64 - 30_000.0) / 10_000.0),
+            DType::F16 | DType::BF16 | DType::F32 | DType::F64 => {
+                Scalar::Float((r.below(60_001) as f64 - 30_000.0) / 10_000.0)
+            }
         })
         .collect();
     Buffer::from_scalars(ty.dtype, ty.shape.clone(), values)

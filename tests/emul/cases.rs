@@ -1,5 +1,6 @@
 //! The cases the emulation runs, by group: the op × dtype corpus, reductions around a warp and
-//! a block, arg reductions with ties, NaN and signed zeros, softmax and Linear+ReLU, library
+//! a block, arg reductions with ties, NaN and signed zeros, softmax and Linear+ReLU (also in
+//! `bf16` and `f16`), library
 //! ops and their index errors, integer division by zero, Philox, random graphs. Inputs are
 //! deterministic; `TENJIT_EMUL_CASES=N` ([`seeds`]) adds longer rows and a grid-stride
 //! reduction.
@@ -22,6 +23,7 @@ pub fn all() -> Vec<Case> {
     arg_cases(&mut cases);
     signed_zero_arg_cases(&mut cases);
     model_cases(&mut cases);
+    half_cases(&mut cases);
     library_cases(&mut cases);
     division_cases(&mut cases);
     random_cases(&mut cases);
@@ -48,8 +50,10 @@ fn values(d: DType, n: usize, seed: u64) -> Buffer {
         .map(|i| match d {
             DType::Bool => Scalar::Bool(r.chance(0.5)),
             DType::I32 | DType::I64 => Scalar::Int(r.below(41) as i64 - 20),
-            DType::F32 | DType::F64 if i < SPECIAL.len() && seed % 2 == 1 => Scalar::Float(SPECIAL[i]),
-            DType::F32 | DType::F64 => Scalar::Float(r.unit() * 10.0 - 5.0),
+            DType::F16 | DType::BF16 | DType::F32 | DType::F64 if i < SPECIAL.len() && seed % 2 == 1 => {
+                Scalar::Float(SPECIAL[i])
+            }
+            DType::F16 | DType::BF16 | DType::F32 | DType::F64 => Scalar::Float(r.unit() * 10.0 - 5.0),
         })
         .collect();
     Buffer::from_scalars(d, Shape::new(&[n]), v)
@@ -268,8 +272,22 @@ fn signed_zero_arg_cases(out: &mut Vec<Case>) {
 
 /// Row softmax (max, subtract, exp, sum, divide) and a Linear+ReLU layer.
 fn model_cases(out: &mut Vec<Case>) {
-    for n in [8, 33, 1000, 4097] {
-        for d in [DType::F32, DType::F64] {
+    softmax_cases(out, "models", &[DType::F32, DType::F64], &[8, 33, 1000, 4097]);
+    linear_relu_cases(out, "models", DType::F32);
+}
+
+/// Softmax and Linear+ReLU in `bf16` and `f16`: 16-bit loads and stores, `f32` arithmetic,
+/// the matmul kernel, each compared with the interpreter to the formats' precision.
+fn half_cases(out: &mut Vec<Case>) {
+    softmax_cases(out, "half", &[DType::BF16, DType::F16], &[33, 1000]);
+    linear_relu_cases(out, "half", DType::BF16);
+    linear_relu_cases(out, "half", DType::F16);
+}
+
+/// Row softmax of `[4, n]` for each dtype and row length.
+fn softmax_cases(out: &mut Vec<Case>, group: &'static str, dtypes: &[DType], lengths: &[usize]) {
+    for &n in lengths {
+        for &d in dtypes {
             let t = ty(d, &[4, n]);
             let g = graph("softmax", std::slice::from_ref(&t), |g, x| {
                 let keep = |g: &mut Graph, v: NodeId| {
@@ -285,26 +303,34 @@ fn model_cases(out: &mut Vec<Case>) {
                 vec![g.add(Op::Binary(BinaryOp::Div), &[e, sum]).unwrap()]
             });
             let x = shaped(values(d, 4 * n, 2 + n as u64), &t);
-            out.push(Case::new("models", format!("softmax {d} [4, {n}]"), g, vec![x]));
+            out.push(Case::new(group, format!("softmax {d} [4, {n}]"), g, vec![x]));
         }
     }
+}
+
+/// `relu(x @ w + b)` of dtype `d`.
+fn linear_relu_cases(out: &mut Vec<Case>, group: &'static str, d: DType) {
     for (m, k, n) in [(8, 16, 4), (33, 70, 65)] {
-        let (tx, tw, tb) = (ty(DType::F32, &[m, k]), ty(DType::F32, &[k, n]), ty(DType::F32, &[n]));
+        let (tx, tw, tb) = (ty(d, &[m, k]), ty(d, &[k, n]), ty(d, &[n]));
         let g = graph("linear_relu", &[tx.clone(), tw.clone(), tb.clone()], |g, x| {
             let y = g.add(Op::Matmul, &[x[0], x[1]]).unwrap();
             let b = g.add(Op::Reshape { shape: Shape::new(&[1, n]) }, &[x[2]]).unwrap();
             let b = g.add(Op::Expand { shape: Shape::new(&[m, n]) }, &[b]).unwrap();
             let y = g.add(Op::Binary(BinaryOp::Add), &[y, b]).unwrap();
-            let zero =
-                g.add(Op::Const { value: Scalar::Float(0.0), ty: ty(DType::F32, &[m, n]) }, &[]).unwrap();
+            let zero = g.add(Op::Const { value: Scalar::Float(0.0), ty: ty(d, &[m, n]) }, &[]).unwrap();
             vec![g.add(Op::Binary(BinaryOp::Maximum), &[y, zero]).unwrap()]
         });
         let inputs = vec![
-            shaped(values(DType::F32, m * k, 4), &tx),
-            shaped(values(DType::F32, k * n, 6), &tw),
-            shaped(values(DType::F32, n, 8), &tb),
+            shaped(values(d, m * k, 4), &tx),
+            shaped(values(d, k * n, 6), &tw),
+            shaped(values(d, n, 8), &tb),
         ];
-        out.push(Case::new("models", format!("linear+relu {m}x{k}x{n}"), g, inputs));
+        let name = if d == DType::F32 {
+            format!("linear+relu {m}x{k}x{n}")
+        } else {
+            format!("linear+relu {d} {m}x{k}x{n}")
+        };
+        out.push(Case::new(group, name, g, inputs));
     }
 }
 

@@ -8,13 +8,16 @@ step.
     /root/.cache/peers-venv/bin/python tests/oracle/gen_models.py
 
 Writes tests/oracle/data/models/<case>.<name>.npy (and the small GPT's initial weights as
-gpt.weights.safetensors, with half.safetensors holding an f16 tensor): each case's inputs (drawn here with fixed
-seeds; boolean masks as int64) and expected values, all float64 (indices int64) and computed in
-float64. A function's gradients are those of `sum(value * cot)` for a random cotangent `cot`
+gpt.weights.safetensors, with half.safetensors holding f16 and bf16 tensors torch wrote and
+u8.safetensors a dtype tenjit lacks): each case's inputs (drawn here with fixed seeds; boolean
+masks as int64) and expected values, all float64 (indices int64) and computed in float64, but
+for the GPT's logits computed in bfloat16 (`gpt.logits_bf16`: the model converted with
+`model.to(torch.bfloat16)`, its values widened exactly to float64). A function's gradients are those of `sum(value * cot)` for a random cotangent `cot`
 (saved too), so every element of the vector-Jacobian product is checked, not only its sum. The
 folder is emptied first and the output is deterministic.
 """
 
+import copy
 import math
 import os
 
@@ -222,11 +225,17 @@ def gpt_case():
     # The same initial weights as PyTorch shares them (float64; the head is tied to wte).
     save_file({n: p.detach().contiguous() for n, p in model.named_parameters()},
               os.path.join(OUT, "gpt.weights.safetensors"))
-    # A dtype tenjit does not have yet, for the error it gives.
-    save_file({"w": torch.ones(2, 3, dtype=torch.float16)}, os.path.join(OUT, "half.safetensors"))
+    # 16-bit floats as torch writes them, and a dtype tenjit does not have, for the error it gives.
+    half = torch.tensor([[1.0, -2.5, 65504.0], [1e-7, 0.1, -0.0]])
+    save_file({"w": half.to(torch.float16), "b": half.to(torch.bfloat16)}, os.path.join(OUT, "half.safetensors"))
+    save_file({"w": torch.ones(2, 3, dtype=torch.uint8)}, os.path.join(OUT, "u8.safetensors"))
     r = np.random.default_rng(17)
     x = torch.tensor(save(case, "x", r.integers(0, VOCAB, size=(BATCH, BLOCK)).astype(np.int64)))
     y = torch.tensor(save(case, "y", r.integers(0, VOCAB, size=(BATCH, BLOCK)).astype(np.int64)))
+    # The same weights and batch in bfloat16, as torch's CPU kernels compute it: each op in
+    # float32, its result rounded to bfloat16.
+    with torch.no_grad():
+        save(case, "logits_bf16", copy.deepcopy(model).to(torch.bfloat16)(x).double())
     logits = model(x)
     loss = F.cross_entropy(logits.view(-1, VOCAB), y.view(-1))
     save(case, "logits", logits)

@@ -16,7 +16,10 @@
 //! * `rand` draws from [`crate::random`]; an [`OpStep`] runs the graph interpreter on a
 //!   one-node graph.
 //!
-//! So for a graph `g` that evaluates without error, the outputs agree bit for bit. (Fused code
+//! So for a graph `g` that evaluates without error, the outputs agree bit for bit, except
+//! where `f16`/`bf16` values are involved: lowering computes those in `f32` inside a kernel
+//! ([`super::half`]), rounding only at casts and stores, where the graph interpreter rounds
+//! every node. (Fused code
 //! computes only the elements it needs, so a graph whose interpretation fails, say on an
 //! integer division by zero in an element nobody reads, may still run here.) The interpreter
 //! never panics: an index outside its buffer, which would be a lowering bug, is an error too.
@@ -112,18 +115,21 @@ impl V {
     }
 
     /// Converts to `dtype` as the graph interpreter stores a result: floats truncate and
-    /// saturate to integers, round to `f32`; integers wrap to `i32`; `!= 0` to bool.
+    /// saturate to integers, round to `f32` (and through it to `f16`/`bf16`); integers wrap to
+    /// `i32`; `!= 0` to bool.
     fn to(self, dtype: DType) -> V {
         match (self, dtype) {
             (V::F(x), DType::Bool) => V::I((x != 0.0) as i64),
             (V::F(x), DType::I32) => V::I(x as i32 as i64),
             (V::F(x), DType::I64) => V::I(x as i64),
             (V::F(x), DType::F32) => V::F(x as f32 as f64),
+            (V::F(x), DType::F16 | DType::BF16) => V::F(Scalar::Float(x).cast(dtype).as_f64()),
             (V::F(x), DType::F64) => V::F(x),
             (V::I(x), DType::Bool) => V::I((x != 0) as i64),
             (V::I(x), DType::I32) => V::I(x as i32 as i64),
             (V::I(x), DType::I64) => V::I(x),
             (V::I(x), DType::F32) => V::F(x as f32 as f64),
+            (V::I(x), DType::F16 | DType::BF16) => V::F(Scalar::Int(x).cast(dtype).as_f64()),
             (V::I(x), DType::F64) => V::F(x as f64),
         }
     }
@@ -326,6 +332,7 @@ fn run_program(
                 match dtype {
                     DType::F32 => V::F(random::uniform_f32(seed, c) as f64),
                     DType::F64 => V::F(random::uniform_f64(seed, c)),
+                    DType::F16 | DType::BF16 => V::F(random::uniform_f32(seed, c) as f64).to(dtype),
                     DType::Bool | DType::I32 | DType::I64 => {
                         return Err(malformed(step, format!("rand of dtype {dtype}")))
                     }

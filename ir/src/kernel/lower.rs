@@ -821,7 +821,7 @@ impl<'p, 'g> Builder<'p, 'g> {
         };
         let mut origins: Vec<InstOrigin> = body.origins.iter().map(site(false)).collect();
         origins.extend(epilogue.origins.iter().map(site(true)));
-        self.steps.push(Step::Kernel(Kernel {
+        self.steps.push(Step::Kernel(super::half::widen(Kernel {
             name,
             space,
             reduce,
@@ -831,7 +831,7 @@ impl<'p, 'g> Builder<'p, 'g> {
             stores,
             reason,
             origins,
-        }));
+        })));
     }
 
     /// A matmul operand: the strided view of its base buffer.

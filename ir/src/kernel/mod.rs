@@ -404,6 +404,7 @@ pub struct OpStep {
 }
 
 pub mod eval;
+pub mod half;
 pub mod lower;
 pub mod print;
 pub mod schedule;

@@ -97,7 +97,8 @@ impl CudaForm {
     /// The template for operands of `dtype` (empty when the op has none).
     pub fn template(&self, dtype: DType) -> &'static str {
         match dtype {
-            DType::F32 => self.f32,
+            // The 16-bit floats are computed in `f32`.
+            DType::F16 | DType::BF16 | DType::F32 => self.f32,
             DType::F64 => self.f64,
             DType::Bool | DType::I32 | DType::I64 => self.int,
         }

@@ -56,11 +56,13 @@
 //! | `concat-single` | `concat x → x` | nothing joined |
 //!
 //! `cast-cast` needs the inner cast to be lossless — `bool → anything`, `i32 → i64`,
-//! `i32 → f64`, `f32 → f64` — so the value reaching the outer cast is the original one, and a
-//! cast's result depends only on the value (the interpreter widens `f32` to `f64` itself, so
-//! `f32 → f64 → c` is literally the computation of `f32 → c`; an `i32` value converts to an
-//! integer or a float identically whether it arrives as `i32`, `i64` or an exact `f64`). A lossy
-//! inner cast (`i64 → f64`, `i32 → f32`, any float to an integer) is left alone.
+//! `i32 → f64`, `f32 → f64`, `f16` or `bf16 → f32` or `f64` — so the value reaching the outer
+//! cast is the original one, and a cast's result depends only on the value (the interpreter
+//! widens `f32` to `f64` itself, so `f32 → f64 → c` is literally the computation of `f32 → c`,
+//! and it converts to `f16`/`bf16` through `f32`; an `i32` value converts to an integer or a
+//! float identically whether it arrives as `i32`, `i64` or an exact `f64`). A lossy inner cast
+//! (`i64 → f64`, `i32 → f32`, `f32 → bf16`, `f16 → bf16`, any float to an integer) is left
+//! alone.
 //!
 //! # Values that change the program
 //!
@@ -513,7 +515,10 @@ fn lossless(from: DType, to: DType) -> bool {
         || from == DType::Bool
         || matches!(
             (from, to),
-            (DType::I32, DType::I64) | (DType::I32, DType::F64) | (DType::F32, DType::F64)
+            (DType::I32, DType::I64)
+                | (DType::I32, DType::F64)
+                | (DType::F32, DType::F64)
+                | (DType::F16 | DType::BF16, DType::F32 | DType::F64)
         )
 }
 

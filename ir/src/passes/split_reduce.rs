@@ -7,7 +7,8 @@
 //! elements; a single long reduced axis is first reshaped into `[t, n / t]`. The combine ops
 //! (sum, product, max, min) are associative, so the value is the same up to floating-point
 //! rounding of a sum or product in a different order (the first stage's partial results are
-//! rounded to the dtype). Index reductions (`argmax`) are left alone.
+//! rounded to the dtype, but for `f16` and `bf16`, whose two stages run in `f32`). Index
+//! reductions (`argmax`) are left alone.
 //!
 //! A reduction with many outputs is parallel already, but when its first axis is reduced (a
 //! column sum `x.sum(0)`), the backend's split over the output's outer dim gives each core a
@@ -21,7 +22,7 @@
 
 use crate::graph::{Graph, NodeId};
 use crate::ops::{Dims, Op, ReduceOp};
-use crate::types::Shape;
+use crate::types::{DType, Shape};
 
 /// The `split-reduce` pass; see the module docs.
 pub struct SplitReduce {
@@ -127,8 +128,20 @@ fn split_axis(g: &mut Graph, n: NodeId, op: ReduceOp, x: NodeId, axes: &Dims, a:
     split_at(g, n, op, reshaped, &shifted, a)
 }
 
-/// Splits reduction `n` of `x` over `axes` into `reduce(reduce(x, axes \ {a}), {a})`.
+/// Splits reduction `n` of `x` over `axes` into `reduce(reduce(x, axes \ {a}), {a})`. A sum
+/// or product of a 16-bit float runs both stages in `f32` and rounds once at the end,
+/// `cast(reduce(reduce(cast(x, f32))))`, so its partial results are not rounded to 16 bits.
 fn split_at(g: &mut Graph, n: NodeId, op: ReduceOp, x: NodeId, axes: &Dims, a: usize) -> bool {
+    let dtype = g.ty(x).dtype;
+    let widen = dtype.is_half() && matches!(op, ReduceOp::Sum | ReduceOp::Prod);
+    let x = if widen {
+        let Ok(wide) = g.add(Op::Cast { dtype: DType::F32 }, &[x]) else {
+            return false;
+        };
+        wide
+    } else {
+        x
+    };
     let inner: Dims = axes.iter().copied().filter(|&b| b != a).collect();
     let Ok(first) = g.add(Op::Reduce { op, axes: inner }, &[x]) else {
         return false;
@@ -136,5 +149,11 @@ fn split_at(g: &mut Graph, n: NodeId, op: ReduceOp, x: NodeId, axes: &Dims, a: u
     // Where axis `a` sits in the first stage's result.
     let pos = a - axes.iter().filter(|&&b| b < a).count();
     let second = Op::Reduce { op, axes: Dims::from_slice(&[pos]) };
+    if widen {
+        let Ok(total) = g.add(second, &[first]) else {
+            return false;
+        };
+        return g.set_op(n, Op::Cast { dtype }, &[total]).is_ok();
+    }
     g.set_op(n, second, &[first]).is_ok()
 }

@@ -324,7 +324,7 @@ impl Parser {
         let pos = Pos::of(&t);
         let dtype = match &t.tok {
             Tok::Word(w) => DType::parse(w).ok_or_else(|| {
-                pos.err(format!("unknown dtype `{w}` (expected bool, i32, i64, f32 or f64)"))
+                pos.err(format!("unknown dtype `{w}` (expected bool, i32, i64, f16, bf16, f32 or f64)"))
             })?,
             _ => return Err(pos.err(format!("expected a type like `f32[2,3]`, found {}", t.describe()))),
         };

@@ -18,7 +18,7 @@ pub fn scalar(r: &mut Rng, dtype: DType, floats: &[f64], ints: &[i64]) -> Scalar
     match dtype {
         DType::Bool => Scalar::Bool(r.chance(2)),
         DType::I32 | DType::I64 => Scalar::Int(r.pick(ints)).cast(dtype),
-        DType::F32 | DType::F64 => Scalar::Float(r.pick(floats)).cast(dtype),
+        DType::F16 | DType::BF16 | DType::F32 | DType::F64 => Scalar::Float(r.pick(floats)).cast(dtype),
     }
 }
 

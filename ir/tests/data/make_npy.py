@@ -20,9 +20,9 @@ files = {
     "i4_fortran_2x3x4.npy": np.asfortranarray(np.arange(24, dtype="<i4").reshape(2, 3, 4)),
     "f4_big_endian_3.npy": np.array([1.0, 2.5, -3.0], dtype=">f4"),
     "i8_big_endian_2x2.npy": np.array([[1, -2], [3, 1 << 40]], dtype=">i8"),
+    "f2_2.npy": np.array([1, 2], dtype="<f2"),
     # Rejected: dtypes tenjit does not have.
     "u1_2.npy": np.array([1, 2], dtype="u1"),
-    "f2_2.npy": np.array([1, 2], dtype="<f2"),
     "structured_2.npy": np.zeros(2, dtype=[("a", "<i4"), ("b", "<f4")]),
 }
 

@@ -85,7 +85,7 @@ mod shared;
 
 pub use emit::{binary_resolves, unary_resolves};
 
-use cranelift_codegen::ir::types::{F32, F64, I64};
+use cranelift_codegen::ir::types::{F32, F64, I32, I64};
 use cranelift_codegen::ir::{AbiParam, ExternalName, Function, InstBuilder, Signature, Type, UserFuncName};
 use cranelift_codegen::isa::{CallConv, OwnedTargetIsa, TargetFrontendConfig};
 use cranelift_codegen::settings::{self, Configurable};
@@ -198,6 +198,10 @@ enum Tramp {
     IntPow,
     /// The uniform draw of `rand` (`f32` or `f64`).
     Rand(DType),
+    /// The `f16` with these bits (the low 16 of an `i32`) as an `f32` (exact).
+    F16ToF32,
+    /// The bits of an `f32` rounded to `f16` (to nearest even), in the low 16 of an `i32`.
+    F32ToF16,
 }
 
 extern "C" fn unary_f64<const I: usize>(x: f64) -> f64 {
@@ -218,6 +222,14 @@ extern "C" fn rand_f32(seed: u64, counter: u64) -> f32 {
 
 extern "C" fn rand_f64(seed: u64, counter: u64) -> f64 {
     random::uniform_f64(seed, counter)
+}
+
+extern "C" fn f16_to_f32(bits: u32) -> f32 {
+    half::f16::from_bits(bits as u16).to_f32()
+}
+
+extern "C" fn f32_to_f16(x: f32) -> u32 {
+    half::f16::from_f32(x).to_bits() as u32
 }
 
 /// The most unary or binary ops the trampoline tables hold (checked at compile time).
@@ -251,7 +263,13 @@ impl Tramp {
     fn all() -> Vec<Tramp> {
         let mut v: Vec<Tramp> = UnaryOp::ALL.iter().map(|&o| Tramp::Unary(o)).collect();
         v.extend(BinaryOp::ALL.iter().map(|&o| Tramp::Binary(o)));
-        v.extend([Tramp::IntPow, Tramp::Rand(DType::F32), Tramp::Rand(DType::F64)]);
+        v.extend([
+            Tramp::IntPow,
+            Tramp::Rand(DType::F32),
+            Tramp::Rand(DType::F64),
+            Tramp::F16ToF32,
+            Tramp::F32ToF16,
+        ]);
         v
     }
 
@@ -262,8 +280,11 @@ impl Tramp {
             Tramp::Unary(o) => UnaryOp::ALL.iter().position(|&x| x == o).unwrap_or(0),
             Tramp::Binary(o) => nu + BinaryOp::ALL.iter().position(|&x| x == o).unwrap_or(0),
             Tramp::IntPow => nu + nb,
-            Tramp::Rand(DType::F32) => nu + nb + 1,
+            // The 16-bit floats draw in `f32` (`kernel::half` widens their `rand`).
+            Tramp::Rand(DType::F32 | DType::F16 | DType::BF16) => nu + nb + 1,
             Tramp::Rand(DType::F64 | DType::Bool | DType::I32 | DType::I64) => nu + nb + 2,
+            Tramp::F16ToF32 => nu + nb + 3,
+            Tramp::F32ToF16 => nu + nb + 4,
         };
         i as u32
     }
@@ -274,8 +295,10 @@ impl Tramp {
             Tramp::Unary(o) => format!("tenjit_{}", o.spec().name),
             Tramp::Binary(o) => format!("tenjit_{}", o.spec().name),
             Tramp::IntPow => "tenjit_pow_i64".into(),
-            Tramp::Rand(DType::F32) => "tenjit_rand_f32".into(),
+            Tramp::Rand(DType::F32 | DType::F16 | DType::BF16) => "tenjit_rand_f32".into(),
             Tramp::Rand(DType::F64 | DType::Bool | DType::I32 | DType::I64) => "tenjit_rand_f64".into(),
+            Tramp::F16ToF32 => "tenjit_f16_to_f32".into(),
+            Tramp::F32ToF16 => "tenjit_f32_to_f16".into(),
         }
     }
 
@@ -286,8 +309,10 @@ impl Tramp {
             Tramp::Unary(_) => UNARY_FNS[i] as *const u8,
             Tramp::Binary(_) => BINARY_FNS[i - UnaryOp::ALL.len()] as *const u8,
             Tramp::IntPow => int_pow as *const u8,
-            Tramp::Rand(DType::F32) => rand_f32 as *const u8,
+            Tramp::Rand(DType::F32 | DType::F16 | DType::BF16) => rand_f32 as *const u8,
             Tramp::Rand(DType::F64 | DType::Bool | DType::I32 | DType::I64) => rand_f64 as *const u8,
+            Tramp::F16ToF32 => f16_to_f32 as *const u8,
+            Tramp::F32ToF16 => f32_to_f16 as *const u8,
         }
     }
 
@@ -297,8 +322,10 @@ impl Tramp {
             Tramp::Unary(_) => (vec![F64], F64),
             Tramp::Binary(_) => (vec![F64, F64], F64),
             Tramp::IntPow => (vec![I64, I64], I64),
-            Tramp::Rand(DType::F32) => (vec![I64, I64], F32),
+            Tramp::Rand(DType::F32 | DType::F16 | DType::BF16) => (vec![I64, I64], F32),
             Tramp::Rand(DType::F64 | DType::Bool | DType::I32 | DType::I64) => (vec![I64, I64], F64),
+            Tramp::F16ToF32 => (vec![I32], F32),
+            Tramp::F32ToF16 => (vec![F32], I32),
         }
     }
 
@@ -410,7 +437,8 @@ fn describe(p: &plan::Plan) -> String {
 /// The CLIF text of `kernel`'s function: a comment naming the loop shape and the called
 /// trampolines, then the function as Cranelift prints it. Deterministic for a given host.
 pub fn render(kernel: &Kernel, buffers: &[BufferDecl]) -> Result<String, CodegenError> {
-    let p = plan::plan(kernel, buffers)?;
+    let kernel = tenjit_ir::kernel::half::widened(kernel);
+    let p = plan::plan(&kernel, buffers)?;
     let func = build(&p, host_isa()?.frontend_config())?;
     cranelift_codegen::verify_function(&func, &settings::Flags::new(settings::builder()))
         .map_err(|e| CodegenError::Internal(format!("CLIF does not verify: {e}")))?;
@@ -454,7 +482,8 @@ pub fn compile_all(
     }
     let mut items = Vec::with_capacity(kernels.len());
     for &kernel in kernels {
-        let (local, map) = shared::canonical(kernel);
+        // 16-bit values compute in `f32` (lowered kernels already do; a hand-built one may not).
+        let (local, map) = shared::canonical(&tenjit_ir::kernel::half::widened(kernel));
         let decls = map
             .iter()
             .map(|&b| buffers.get(b).cloned().ok_or_else(|| CodegenError::Internal(format!("no buffer {b}"))))

@@ -86,6 +86,63 @@ pub fn matmul_f64(step: &MatmulStep, a: &[f64], b: &[f64], out: &mut [f64], thre
     float_matmul(step, DType::F64, a, b, out, threads)
 }
 
+/// Runs an `f16` [`MatmulStep`] on host buffers: the operands widened to `f32`, an `f32`
+/// product (`f32` accumulation, as torch's CPU matmul of 16-bit floats), the result rounded to
+/// `f16`; see [`matmul_f32`].
+///
+/// # Errors
+///
+/// [`Error::Eval`] when the step fails the checks in the [module docs](self).
+pub fn matmul_f16(
+    step: &MatmulStep,
+    a: &[half::f16],
+    b: &[half::f16],
+    out: &mut [half::f16],
+    threads: usize,
+) -> Result<()> {
+    half_matmul(step, DType::F16, a, b, out, threads, half::f16::to_f32, half::f16::from_f32)
+}
+
+/// Runs a `bf16` [`MatmulStep`] on host buffers, as [`matmul_f16`] does.
+///
+/// # Errors
+///
+/// [`Error::Eval`] when the step fails the checks in the [module docs](self).
+pub fn matmul_bf16(
+    step: &MatmulStep,
+    a: &[half::bf16],
+    b: &[half::bf16],
+    out: &mut [half::bf16],
+    threads: usize,
+) -> Result<()> {
+    half_matmul(step, DType::BF16, a, b, out, threads, half::bf16::to_f32, half::bf16::from_f32)
+}
+
+/// A 16-bit float product through `f32`: the whole operand buffers widened (so the step's
+/// offsets and strides index them unchanged), [`matmul_f32`], and the output rounded.
+#[allow(clippy::too_many_arguments)]
+fn half_matmul<T: Copy>(
+    step: &MatmulStep,
+    dtype: DType,
+    a: &[T],
+    b: &[T],
+    out: &mut [T],
+    threads: usize,
+    widen: fn(T) -> f32,
+    round: fn(f32) -> T,
+) -> Result<()> {
+    if step.dtype != dtype {
+        return Err(fail(format!("a {:?} product run as {dtype:?}", step.dtype)));
+    }
+    let wide = |v: &[T]| v.iter().map(|&x| widen(x)).collect::<Vec<f32>>();
+    let (a32, b32) = (wide(a), wide(b));
+    let mut out32 = vec![0f32; out.len()];
+    let step32 = MatmulStep { dtype: DType::F32, ..step.clone() };
+    matmul_f32(&step32, &a32, &b32, &mut out32, threads)?;
+    out.iter_mut().zip(out32).for_each(|(o, x)| *o = round(x));
+    Ok(())
+}
+
 /// Runs an `i32` [`MatmulStep`] on host buffers with wrapping arithmetic (the same bits as the
 /// interpreter's wrapping `i64` accumulation truncated to `i32`); see [`matmul_f32`].
 ///
@@ -122,6 +179,8 @@ pub fn matmul_data(step: &MatmulStep, a: &Data, b: &Data, out: &mut Data, thread
         (Data::F64(a), Data::F64(b), Data::F64(o)) => matmul_f64(step, a, b, o, threads),
         (Data::I32(a), Data::I32(b), Data::I32(o)) => matmul_i32(step, a, b, o, threads),
         (Data::I64(a), Data::I64(b), Data::I64(o)) => matmul_i64(step, a, b, o, threads),
+        (Data::F16(a), Data::F16(b), Data::F16(o)) => matmul_f16(step, a, b, o, threads),
+        (Data::BF16(a), Data::BF16(b), Data::BF16(o)) => matmul_bf16(step, a, b, o, threads),
         (a, b, o) => Err(fail(format!(
             "buffers of dtypes {:?}, {:?} -> {:?} for a {:?} product",
             a.dtype(),

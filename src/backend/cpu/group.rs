@@ -216,6 +216,8 @@ fn matmul_rows(
         DType::F64 => run!(f64, gemm::matmul_f64),
         DType::I32 => run!(i32, gemm::matmul_i32),
         DType::I64 => run!(i64, gemm::matmul_i64),
+        DType::F16 => run!(half::f16, gemm::matmul_f16),
+        DType::BF16 => run!(half::bf16, gemm::matmul_bf16),
         DType::Bool => return Err(ExecError::internal("matmul of bools")),
     }
     .map_err(|e| ExecError::internal(format!("matmul: {e}")))

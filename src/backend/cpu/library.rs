@@ -33,6 +33,8 @@ macro_rules! with_out {
             Data::Bool($o) => $body,
             Data::I32($o) => $body,
             Data::I64($o) => $body,
+            Data::F16($o) => $body,
+            Data::BF16($o) => $body,
             Data::F32($o) => $body,
             Data::F64($o) => $body,
         }
@@ -92,6 +94,8 @@ pub(super) fn run(
             match out {
                 Data::I32(o) => scatter!(o),
                 Data::I64(o) => scatter!(o),
+                Data::F16(o) => scatter!(o),
+                Data::BF16(o) => scatter!(o),
                 Data::F32(o) => scatter!(o),
                 Data::F64(o) => scatter!(o),
                 Data::Bool(_) => Err(internal(step, "a scatter_add of bools")),
@@ -338,6 +342,19 @@ impl Accumulate for i32 {
 impl Accumulate for i64 {
     fn accumulate(self, x: i64) -> i64 {
         self.wrapping_add(x)
+    }
+}
+
+/// The 16-bit floats add in `f32` and round the sum to their format, as the interpreter does.
+impl Accumulate for half::f16 {
+    fn accumulate(self, x: half::f16) -> half::f16 {
+        half::f16::from_f32(self.to_f32() + x.to_f32())
+    }
+}
+
+impl Accumulate for half::bf16 {
+    fn accumulate(self, x: half::bf16) -> half::bf16 {
+        half::bf16::from_f32(self.to_f32() + x.to_f32())
     }
 }
 

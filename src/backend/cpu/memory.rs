@@ -95,6 +95,8 @@ fn capacity_bytes(d: &Data) -> usize {
         Data::Bool(v) => v.capacity(),
         Data::I32(v) => v.capacity() * 4,
         Data::I64(v) => v.capacity() * 8,
+        Data::F16(v) => v.capacity() * 2,
+        Data::BF16(v) => v.capacity() * 2,
         Data::F32(v) => v.capacity() * 4,
         Data::F64(v) => v.capacity() * 8,
     }
@@ -123,6 +125,8 @@ pub fn allocate(dtype: DType, n: usize) -> Result<Data, AllocError> {
         DType::Bool => Data::Bool(zeroed(n).ok_or_else(err)?),
         DType::I32 => Data::I32(zeroed(n).ok_or_else(err)?),
         DType::I64 => Data::I64(zeroed(n).ok_or_else(err)?),
+        DType::F16 => Data::F16(zeroed(n).ok_or_else(err)?),
+        DType::BF16 => Data::BF16(zeroed(n).ok_or_else(err)?),
         DType::F32 => Data::F32(zeroed(n).ok_or_else(err)?),
         DType::F64 => Data::F64(zeroed(n).ok_or_else(err)?),
     })
@@ -161,6 +165,8 @@ trait ZeroIsValid: Copy {}
 impl ZeroIsValid for bool {}
 impl ZeroIsValid for i32 {}
 impl ZeroIsValid for i64 {}
+impl ZeroIsValid for half::f16 {}
+impl ZeroIsValid for half::bf16 {}
 impl ZeroIsValid for f32 {}
 impl ZeroIsValid for f64 {}
 
@@ -187,6 +193,8 @@ fn resize(d: &mut Data, n: usize) {
         Data::Bool(v) => v.resize(n, false),
         Data::I32(v) => v.resize(n, 0),
         Data::I64(v) => v.resize(n, 0),
+        Data::F16(v) => v.resize(n, half::f16::ZERO),
+        Data::BF16(v) => v.resize(n, half::bf16::ZERO),
         Data::F32(v) => v.resize(n, 0.0),
         Data::F64(v) => v.resize(n, 0.0),
     }

@@ -78,6 +78,8 @@ pub(super) fn data_ptr(d: &Data) -> *mut u8 {
         Data::Bool(v) => v.as_ptr() as *mut u8,
         Data::I32(v) => v.as_ptr() as *mut u8,
         Data::I64(v) => v.as_ptr() as *mut u8,
+        Data::F16(v) => v.as_ptr() as *mut u8,
+        Data::BF16(v) => v.as_ptr() as *mut u8,
         Data::F32(v) => v.as_ptr() as *mut u8,
         Data::F64(v) => v.as_ptr() as *mut u8,
     }

@@ -367,7 +367,9 @@ impl Blas {
                         )
                     }
                 }
-                DType::Bool | DType::I32 | DType::I64 => {
+                // `plan` gives cuBLAS `f32` and `f64` products only; the generated kernel runs
+                // the others (16-bit floats widened to `float`, accumulated in `double`).
+                DType::Bool | DType::I32 | DType::I64 | DType::F16 | DType::BF16 => {
                     return Err(CudaError::Internal(format!("cuBLAS asked for a {} product", g.dtype)))
                 }
             };

@@ -44,12 +44,19 @@
 //! result); integer reductions wrap exactly; `max`/`min` and `argmax`/`argmin` are exact,
 //! including NaN (first NaN wins), ties (first index wins) and the sign of a zero (`max` of
 //! `+0` and `-0` is `+0`, `min` is `-0`, in any order: the op table's IEEE 754-2019 rule).
+//!
+//! `f16` and `bf16` buffers hold the formats' bits (`tj_f16`, `tj_bf16`); a module with such
+//! buffers gets [`half_prelude`]'s conversions after the prelude. A 16-bit value is a
+//! `float` in a kernel (the lowering computes them in `f32`, `tenjit_ir::kernel::half`): loads
+//! widen it exactly, casts to a 16-bit dtype and stores round to nearest even, with the `half`
+//! crate's bits; their matrix products run in the generated matmul kernel (`f32` products
+//! summed in `double`, rounded once), not cuBLAS.
 
 mod expr;
 mod ops;
 mod prelude;
 
-pub use prelude::prelude;
+pub use prelude::{half_prelude, prelude};
 
 use std::fmt;
 use tenjit_ir::kernel::{BufId, BufferDecl, Inst, Kernel, MatmulStep, OpStep, Program, Step};
@@ -282,12 +289,18 @@ pub fn render_program(program: &Program) -> Result<CudaModule, CodegenError> {
             )?),
         });
     }
-    Ok(assemble(program.name.clone(), steps))
+    let half = program.buffers.iter().any(|b| b.ty.dtype.is_half());
+    Ok(assemble(program.name.clone(), steps, half))
 }
 
-/// A module of already rendered steps: the prelude, then each kernel's text in order.
-pub fn assemble(name: String, steps: Vec<CudaStep>) -> CudaModule {
+/// A module of already rendered steps: the prelude (with the 16-bit float helpers of
+/// [`half_prelude`] when `half`, so `f32` and `f64` modules are unchanged), then each
+/// kernel's text in order.
+pub fn assemble(name: String, steps: Vec<CudaStep>, half: bool) -> CudaModule {
     let mut source = prelude();
+    if half {
+        source.push_str(half_prelude());
+    }
     source.push_str(&format!("\n// ---- program @{name} ----\n"));
     let mut module = CudaModule { name, source, steps };
     let texts: Vec<String> = module.kernels().map(|k| k.source.clone()).collect();
@@ -310,22 +323,46 @@ pub fn render_op(name: &str, step: &OpStep, buffers: &[BufferDecl]) -> Result<Re
 
 // ---- shared helpers ------------------------------------------------------------------------
 
-/// The C type of a value of `d`.
+/// The C type of a value of `d` (a 16-bit float is a `float` holding a value exact in its
+/// format: it is 16 bits only in memory).
 pub(crate) fn ctype(d: DType) -> &'static str {
     match d {
         DType::Bool => "bool",
         DType::I32 => "int",
         DType::I64 => "long long",
-        DType::F32 => "float",
+        DType::F16 | DType::BF16 | DType::F32 => "float",
         DType::F64 => "double",
     }
 }
 
-/// The C type of a buffer element of `d` (bool is one byte, 0 or 1).
+/// The C type of a buffer element of `d` (bool is one byte, 0 or 1; the 16-bit floats are
+/// their bits, `tj_f16` and `tj_bf16` of [`half_prelude`]).
 pub(crate) fn elem_type(d: DType) -> &'static str {
     match d {
         DType::Bool => "unsigned char",
+        DType::F16 => "tj_f16",
+        DType::BF16 => "tj_bf16",
         DType::I32 | DType::I64 | DType::F32 | DType::F64 => ctype(d),
+    }
+}
+
+/// The value of the buffer element `raw` (a C lvalue of [`elem_type`]`(d)`) as a value of `d`:
+/// a 16-bit float widened to `float` (exact).
+pub(crate) fn load_elem(d: DType, raw: &str) -> String {
+    match d {
+        DType::F16 => format!("tj_f16_to_f32({raw})"),
+        DType::BF16 => format!("tj_bf16_to_f32({raw})"),
+        DType::Bool | DType::I32 | DType::I64 | DType::F32 | DType::F64 => raw.to_string(),
+    }
+}
+
+/// The buffer element of dtype `d` holding `value` (a C value of [`ctype`]`(d)`): a 16-bit
+/// float's `float` rounded to its bits (to nearest even; exact for a value already rounded).
+pub(crate) fn store_elem(d: DType, value: &str) -> String {
+    match d {
+        DType::F16 => format!("tj_f32_to_f16({value})"),
+        DType::BF16 => format!("tj_f32_to_bf16({value})"),
+        DType::Bool | DType::I32 | DType::I64 | DType::F32 | DType::F64 => value.to_string(),
     }
 }
 
@@ -352,7 +389,7 @@ pub(crate) fn literal(s: Scalar, d: DType) -> String {
             i64::MIN => int_lit(i),
             _ => format!("{i}LL"),
         },
-        (Scalar::Float(f), DType::F32) => {
+        (Scalar::Float(f), DType::F16 | DType::BF16 | DType::F32) => {
             let x = f as f32;
             if x.is_finite() {
                 format!("{x:?}f")
@@ -375,6 +412,12 @@ pub(crate) fn literal(s: Scalar, d: DType) -> String {
 pub(crate) fn cast(from: DType, to: DType, x: &str) -> String {
     use DType::*;
     match (from, to) {
+        // A 16-bit float is a `float` value: conversions go through `float`, and to a 16-bit
+        // format round (to nearest even).
+        (F16, F16) | (BF16, BF16) => x.to_string(),
+        (F16 | BF16, _) => cast(F32, to, x),
+        (_, F16) => format!("tj_round_f16({})", cast(from, F32, x)),
+        (_, BF16) => format!("tj_round_bf16({})", cast(from, F32, x)),
         (Bool, Bool) | (I32, I32) | (I64, I64) | (F32, F32) | (F64, F64) => x.to_string(),
         (_, Bool) => format!("({x} != 0)"),
         (F32, I32) => format!("__float2int_rz({x})"),

@@ -320,6 +320,10 @@ pub(crate) enum Storage {
     I32(CudaSlice<i32>),
     /// `i64` elements.
     I64(CudaSlice<i64>),
+    /// `f16` elements, as their bits.
+    F16(CudaSlice<u16>),
+    /// `bf16` elements, as their bits.
+    BF16(CudaSlice<u16>),
     /// `f32` elements.
     F32(CudaSlice<f32>),
     /// `f64` elements.
@@ -330,6 +334,7 @@ pub(crate) enum Storage {
 pub(crate) fn elem_bytes(dtype: DType) -> usize {
     match dtype {
         DType::Bool => 1,
+        DType::F16 | DType::BF16 => 2,
         DType::I32 | DType::F32 => 4,
         DType::I64 | DType::F64 => 8,
     }
@@ -348,6 +353,8 @@ impl Storage {
                 DType::Bool => Storage::Bool(stream.alloc::<u8>(n)?),
                 DType::I32 => Storage::I32(stream.alloc::<i32>(n)?),
                 DType::I64 => Storage::I64(stream.alloc::<i64>(n)?),
+                DType::F16 => Storage::F16(stream.alloc::<u16>(n)?),
+                DType::BF16 => Storage::BF16(stream.alloc::<u16>(n)?),
                 DType::F32 => Storage::F32(stream.alloc::<f32>(n)?),
                 DType::F64 => Storage::F64(stream.alloc::<f64>(n)?),
             })
@@ -361,6 +368,7 @@ impl Storage {
             Storage::Bool(s) => s.device_ptr(stream).0,
             Storage::I32(s) => s.device_ptr(stream).0,
             Storage::I64(s) => s.device_ptr(stream).0,
+            Storage::F16(s) | Storage::BF16(s) => s.device_ptr(stream).0,
             Storage::F32(s) => s.device_ptr(stream).0,
             Storage::F64(s) => s.device_ptr(stream).0,
         }
@@ -385,6 +393,8 @@ impl Storage {
             Storage::Bool(s) => Storage::Bool(dup(stream, s, len)?),
             Storage::I32(s) => Storage::I32(dup(stream, s, len)?),
             Storage::I64(s) => Storage::I64(dup(stream, s, len)?),
+            Storage::F16(s) => Storage::F16(dup(stream, s, len)?),
+            Storage::BF16(s) => Storage::BF16(dup(stream, s, len)?),
             Storage::F32(s) => Storage::F32(dup(stream, s, len)?),
             Storage::F64(s) => Storage::F64(dup(stream, s, len)?),
         })
@@ -459,6 +469,14 @@ pub fn upload(buf: &Buffer, device: usize) -> Result<DeviceBuffer, CudaError> {
             }
             Data::I32(v) => put(stream, v).map(Storage::I32),
             Data::I64(v) => put(stream, v).map(Storage::I64),
+            Data::F16(v) => {
+                let bits: Vec<u16> = v.iter().map(|x| x.to_bits()).collect();
+                put(stream, &bits).map(Storage::F16)
+            }
+            Data::BF16(v) => {
+                let bits: Vec<u16> = v.iter().map(|x| x.to_bits()).collect();
+                put(stream, &bits).map(Storage::BF16)
+            }
             Data::F32(v) => put(stream, v).map(Storage::F32),
             Data::F64(v) => put(stream, v).map(Storage::F64),
         };
@@ -490,15 +508,20 @@ pub fn download(d: &DeviceBuffer) -> Result<Buffer, CudaError> {
         }
         let what = || format!("cuMemcpyDtoHAsync (downloading a {} from cuda:{})", d.ty, d.device);
         guarded("downloading", || {
-            let r = match &d.storage {
-                Storage::Bool(s) => {
-                    get(stream, s, n).map(|v| Data::Bool(v.into_iter().map(|b| b != 0).collect()))
-                }
-                Storage::I32(s) => get(stream, s, n).map(Data::I32),
-                Storage::I64(s) => get(stream, s, n).map(Data::I64),
-                Storage::F32(s) => get(stream, s, n).map(Data::F32),
-                Storage::F64(s) => get(stream, s, n).map(Data::F64),
-            };
+            let r =
+                match &d.storage {
+                    Storage::Bool(s) => {
+                        get(stream, s, n).map(|v| Data::Bool(v.into_iter().map(|b| b != 0).collect()))
+                    }
+                    Storage::I32(s) => get(stream, s, n).map(Data::I32),
+                    Storage::I64(s) => get(stream, s, n).map(Data::I64),
+                    Storage::F16(s) => get(stream, s, n)
+                        .map(|v| Data::F16(v.into_iter().map(half::f16::from_bits).collect())),
+                    Storage::BF16(s) => get(stream, s, n)
+                        .map(|v| Data::BF16(v.into_iter().map(half::bf16::from_bits).collect())),
+                    Storage::F32(s) => get(stream, s, n).map(Data::F32),
+                    Storage::F64(s) => get(stream, s, n).map(Data::F64),
+                };
             r.map_err(|e| driver_error(what(), e))
         })?
     };
@@ -510,6 +533,8 @@ fn empty_data(dtype: DType) -> Data {
         DType::Bool => Data::Bool(Vec::new()),
         DType::I32 => Data::I32(Vec::new()),
         DType::I64 => Data::I64(Vec::new()),
+        DType::F16 => Data::F16(Vec::new()),
+        DType::BF16 => Data::BF16(Vec::new()),
         DType::F32 => Data::F32(Vec::new()),
         DType::F64 => Data::F64(Vec::new()),
     }

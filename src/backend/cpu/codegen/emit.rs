@@ -11,7 +11,7 @@ use super::{CodegenError, Tramp};
 use crate::backend::cpu::vecmath;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::immediates::Imm64;
-use cranelift_codegen::ir::types::{self, F32, F32X4, F64, F64X2, I32, I32X4, I64, I64X2, I8};
+use cranelift_codegen::ir::types::{self, F32, F32X4, F64, F64X2, I16, I32, I32X4, I64, I64X2, I8};
 use cranelift_codegen::ir::{
     AbiParam, Block, Endianness, ExtFuncData, ExternalName, FuncRef, InstBuilder, MemFlagsData, Signature,
     Type, UserExternalName, Value,
@@ -76,15 +76,25 @@ pub(super) fn scalar_ty(d: DType) -> Type {
         DType::Bool => I8,
         DType::I32 => I32,
         DType::I64 => I64,
-        DType::F32 => F32,
+        // A 16-bit float lives in an `f32` register, holding a value exact in its format; it
+        // is 16 bits only in memory (`Emitter::load_elem`, `Emitter::store_elem`).
+        DType::F16 | DType::BF16 | DType::F32 => F32,
         DType::F64 => F64,
+    }
+}
+
+/// The CLIF type of an element of `d` in memory: a 16-bit float's bits are an `i16` there.
+pub(super) fn mem_ty(d: DType) -> Type {
+    match d {
+        DType::F16 | DType::BF16 => I16,
+        DType::Bool | DType::I32 | DType::I64 | DType::F32 | DType::F64 => scalar_ty(d),
     }
 }
 
 /// The CLIF type of a vector of `d` beside `lanes`-lane values (bool: the lane mask type).
 pub(super) fn vector_ty(d: DType, lanes: usize) -> Type {
     match (d, lanes) {
-        (DType::F32, _) => F32X4,
+        (DType::F16 | DType::BF16 | DType::F32, _) => F32X4,
         (DType::I32, _) => I32X4,
         (DType::F64, _) => F64X2,
         (DType::I64, _) => I64X2,
@@ -252,7 +262,7 @@ impl<'a, 'p> Emitter<'a, 'p> {
             Scalar::Bool(v) => self.iconst(I8, v as i64),
             Scalar::Int(v) => self.iconst(scalar_ty(d), v),
             Scalar::Float(v) => match d {
-                DType::F32 => self.b.ins().f32const(v as f32),
+                DType::F16 | DType::BF16 | DType::F32 => self.b.ins().f32const(v as f32),
                 DType::F64 | DType::Bool | DType::I32 | DType::I64 => self.b.ins().f64const(v),
             },
         }
@@ -546,7 +556,7 @@ impl<'a, 'p> Emitter<'a, 'p> {
             Inst::Load { buf, .. } => {
                 let Some(m) = map else { return self.missing_map(d) };
                 let (a, off) = self.load_addr(i, *buf, m, row, base, d.size_bytes());
-                self.b.ins().load(scalar_ty(d), MemFlagsData::trusted(), a, off)
+                self.load_elem(d, a, off)
             }
             Inst::Const(s) => self.constant(*s, d),
             Inst::Iota { .. } => {
@@ -623,7 +633,7 @@ impl<'a, 'p> Emitter<'a, 'p> {
                     return self.splat(z, d, lanes);
                 };
                 let (a, off) = self.load_addr(i, *buf, m, row, base, d.size_bytes());
-                self.b.ins().load(vty, MemFlagsData::new().with_notrap(), a, off)
+                self.vector_load_elem(d, lanes, a, off)
             }
             Inst::Const(s) => {
                 let c = self.constant(*s, d);
@@ -874,12 +884,149 @@ impl<'a, 'p> Emitter<'a, 'p> {
         }
     }
 
+    /// A scalar element of dtype `d` at `a + off`; a 16-bit float arrives widened to `f32`.
+    pub fn load_elem(&mut self, d: DType, a: Value, off: i32) -> Value {
+        let flags = MemFlagsData::trusted();
+        match d {
+            DType::BF16 => {
+                // bf16 is the high half of an f32: the widening is exact.
+                let bits = self.b.ins().uload16(I32, flags, a, off);
+                let bits = self.b.ins().ishl_imm_u(bits, 16);
+                self.bitcast(F32, bits)
+            }
+            DType::F16 => {
+                let bits = self.b.ins().uload16(I32, flags, a, off);
+                self.call(Tramp::F16ToF32, &[bits])
+            }
+            DType::Bool | DType::I32 | DType::I64 | DType::F32 | DType::F64 => {
+                self.b.ins().load(scalar_ty(d), flags, a, off)
+            }
+        }
+    }
+
+    /// Stores the scalar `x` of dtype `d` at `a`; a 16-bit float's `f32` register holds a value
+    /// already exact in its format (`kernel::half` stores only loads, constants and rounding
+    /// casts), so bf16 keeps its high half and f16's conversion is exact.
+    pub fn store_elem(&mut self, d: DType, x: Value, a: Value) {
+        let flags = MemFlagsData::trusted();
+        match d {
+            DType::BF16 => {
+                let bits = self.bitcast(I32, x);
+                let bits = self.b.ins().ushr_imm_u(bits, 16);
+                self.b.ins().istore16(flags, bits, a, 0);
+            }
+            DType::F16 => {
+                let bits = self.call(Tramp::F32ToF16, &[x]);
+                self.b.ins().istore16(flags, bits, a, 0);
+            }
+            DType::Bool | DType::I32 | DType::I64 | DType::F32 | DType::F64 => {
+                self.b.ins().store(flags, x, a, 0);
+            }
+        }
+    }
+
+    /// A vector of `lanes` elements of `d` at `a + off`; bf16 arrives widened to `f32x4` (f16
+    /// rows are scalar: `plan::vector_lanes`).
+    pub fn vector_load_elem(&mut self, d: DType, lanes: usize, a: Value, off: i32) -> Value {
+        let flags = MemFlagsData::new().with_notrap();
+        match d {
+            DType::BF16 => {
+                let bits = self.b.ins().uload16x4(flags, a, off);
+                let bits = self.b.ins().ishl_imm_u(bits, 16);
+                self.bitcast(F32X4, bits)
+            }
+            DType::F16 => {
+                self.fail("a vector load of f16".into());
+                self.splat_zero(d, lanes)
+            }
+            DType::Bool | DType::I32 | DType::I64 | DType::F32 | DType::F64 => {
+                self.b.ins().load(vector_ty(d, lanes), flags, a, off)
+            }
+        }
+    }
+
+    /// Stores the vector `x` of dtype `d` at `a`; a bf16 `f32x4` holds values exact in bf16,
+    /// whose high halves are packed into 8 bytes.
+    pub fn vector_store_elem(&mut self, d: DType, x: Value, a: Value) {
+        let flags = MemFlagsData::new().with_notrap();
+        match d {
+            DType::BF16 => {
+                let bits = self.bitcast(I32X4, x);
+                let high = self.b.ins().ushr_imm_u(bits, 16);
+                // Each lane is below 2^16, so the saturating narrowing keeps it.
+                let packed = self.b.ins().unarrow(high, high);
+                let words = self.bitcast(I64X2, packed);
+                let low = self.b.ins().extractlane(words, 0);
+                self.b.ins().store(flags, low, a, 0);
+            }
+            DType::F16 => self.fail("a vector store of f16".into()),
+            DType::Bool | DType::I32 | DType::I64 | DType::F32 | DType::F64 => {
+                self.b.ins().store(flags, x, a, 0);
+            }
+        }
+    }
+
+    /// The lanes of the `f32x4` `x` rounded to bf16 (to nearest, ties to even; NaN quiet), as
+    /// [`Emitter::round_half`] rounds a scalar.
+    fn vector_round_bf16(&mut self, x: Value) -> Value {
+        let splat = |e: &mut Self, v: u32| {
+            let c = e.iconst(I32, v as i64);
+            e.b.ins().splat(I32X4, c)
+        };
+        let bits = self.bitcast(I32X4, x);
+        let (one, bias, high, quiet_bit) =
+            (splat(self, 1), splat(self, 0x7fff), splat(self, 0xffff_0000), splat(self, 0x0040_0000));
+        let lsb = self.b.ins().ushr_imm_u(bits, 16);
+        let lsb = self.b.ins().band(lsb, one);
+        let add = self.b.ins().iadd(lsb, bias);
+        let rounded = self.b.ins().iadd(bits, add);
+        let rounded = self.b.ins().band(rounded, high);
+        let quiet = self.b.ins().bor(bits, quiet_bit);
+        let quiet = self.b.ins().band(quiet, high);
+        let nan = self.b.ins().fcmp(FloatCC::Unordered, x, x);
+        let nan = self.bitcast(I32X4, nan);
+        let out = self.b.ins().bitselect(nan, quiet, rounded);
+        self.bitcast(F32X4, out)
+    }
+
+    /// `x` (an `f32`) rounded to the 16-bit float `to` (to nearest, ties to even), kept in an
+    /// `f32` register.
+    fn round_half(&mut self, to: DType, x: Value) -> Value {
+        if to == DType::F16 {
+            let bits = self.call(Tramp::F32ToF16, &[x]);
+            return self.call(Tramp::F16ToF32, &[bits]);
+        }
+        // bf16: add 0x7fff plus the lowest kept bit, then clear the low half (ties to even;
+        // a carry into the exponent rounds up to the next binade or to infinity). A NaN keeps
+        // its sign and becomes quiet, so no payload truncates to infinity.
+        let bits = self.bitcast(I32, x);
+        let lsb = self.b.ins().ushr_imm_u(bits, 16);
+        let lsb = self.b.ins().band_imm_u(lsb, 1);
+        let bias = self.b.ins().iadd_imm_u(lsb, 0x7fff);
+        let rounded = self.b.ins().iadd(bits, bias);
+        let rounded = self.b.ins().band_imm_u(rounded, 0xffff_0000);
+        let quiet = self.b.ins().bor_imm_u(bits, 0x0040_0000);
+        let quiet = self.b.ins().band_imm_u(quiet, 0xffff_0000);
+        let nan = self.b.ins().fcmp(FloatCC::Unordered, x, x);
+        let out = self.b.ins().select(nan, quiet, rounded);
+        self.bitcast(F32, out)
+    }
+
     /// Converts a scalar of `from` to `to` as the interpreter's cast does.
     pub fn cast(&mut self, from: DType, to: DType, x: Value) -> Value {
         use DType::*;
         let ty = scalar_ty(to);
         let ins = self.b.ins();
         match (from, to) {
+            // Through `f32`, where a 16-bit float's register already is.
+            (F16 | BF16, _) | (_, F16 | BF16) => {
+                let f = if from.is_half() { x } else { self.cast(from, F32, x) };
+                if to.is_half() {
+                    self.round_half(to, f)
+                } else {
+                    self.cast(F32, to, f)
+                }
+            }
             (Bool, Bool) | (I32, I32) | (I64, I64) | (F32, F32) | (F64, F64) => x,
             (Bool, I32 | I64) => ins.uextend(ty, x),
             (Bool, F32 | F64) => {
@@ -970,6 +1117,14 @@ impl<'a, 'p> Emitter<'a, 'p> {
         use DType::*;
         let vty = vector_ty(to, lanes);
         match (from, to) {
+            // A bf16 vector is an f32x4 of exact values; f16 rows are scalar (`plan::vector_lanes`),
+            // and `kernel::half` leaves no other cast of a 16-bit value.
+            (BF16, F32) => x,
+            (F32, BF16) => self.vector_round_bf16(x),
+            (F16 | BF16, _) | (_, F16 | BF16) => {
+                self.fail(format!("vector cast from {from} to {to}"));
+                self.splat_zero(to, lanes)
+            }
             (Bool, Bool) | (I32, I32) | (I64, I64) | (F32, F32) | (F64, F64) => x,
             (Bool, F32 | F64) => {
                 let ones = self.constant(Scalar::Float(1.0), to);
@@ -1037,7 +1192,7 @@ impl<'a, 'p> Emitter<'a, 'p> {
         match d {
             DType::F64 => F64X2,
             DType::I64 => I64X2,
-            DType::F32 => F32X4,
+            DType::F16 | DType::BF16 | DType::F32 => F32X4,
             DType::I32 | DType::Bool => I32X4,
         }
     }

@@ -9,7 +9,7 @@
 //! no scalar copy of the body, the last partial vector computed on stack copies. Arg
 //! reductions (`argmax`, `argmin`) have their own inner shape, [`Emitter::inner_arg`].
 
-use super::emit::{scalar_ty, vector_ty, Emitter, Mode, Row, Val};
+use super::emit::{mem_ty, scalar_ty, vector_ty, Emitter, Mode, Row, Val};
 use super::plan::{acc_dtype, variant, Prog, Shape};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::types::{self, F32, F64, F64X2, I32, I64};
@@ -521,7 +521,7 @@ impl Emitter<'_, '_> {
             let x = self.scalar_val(vals[s.value], d);
             let ix = self.index(&plan.store_map, None);
             let a = self.addr(s.buf, ix, d.size_bytes());
-            self.b.ins().store(MemFlagsData::trusted(), x, a, 0);
+            self.store_elem(d, x, a);
         }
     }
 
@@ -820,7 +820,8 @@ impl Emitter<'_, '_> {
             let size = ins[i].dtype.size_bytes();
             let ix = self.row_index(m, Some(&row_k), row_k.bases[i]);
             let from = self.addr(*buf, ix, size);
-            let x = self.b.ins().load(scalar_ty(ins[i].dtype), MemFlagsData::trusted(), from, 0);
+            // The element's bits, whatever they are (16-bit floats copied as 16 bits).
+            let x = self.b.ins().load(mem_ty(ins[i].dtype), MemFlagsData::trusted(), from, 0);
             let off = self.b.ins().imul_imm_s(copy.i, size as i64);
             let to = self.b.ins().iadd(a, off);
             self.b.ins().store(MemFlagsData::trusted(), x, to, 0);
@@ -833,15 +834,14 @@ impl Emitter<'_, '_> {
         let mut which = rv.var.to_vec();
         for (&i, &p) in loads.iter().zip(&src) {
             let p = self.b.use_var(p);
-            let ty = vector_ty(ins[i].dtype, l);
-            v[i] = Some(Val::V(self.b.ins().load(ty, MemFlagsData::new().with_notrap(), p, 0)));
+            v[i] = Some(Val::V(self.vector_load_elem(ins[i].dtype, l, p, 0)));
             which[i] = false;
         }
         self.emit_set(Prog::Body, &which, Mode::Vector(l), &mut v, Some(&row), &[]);
         for (s, &p) in stores.iter().zip(&dst) {
             let x = self.vector_val(v[s.value], ins[s.value].dtype, l);
             let p = self.b.use_var(p);
-            self.b.ins().store(MemFlagsData::new().with_notrap(), x, p, 0);
+            self.vector_store_elem(ins[s.value].dtype, x, p);
         }
         let (out, cont) = (self.b.create_block(), self.b.create_block());
         self.b.ins().brif(full, cont, &[], out, &[]);
@@ -857,7 +857,7 @@ impl Emitter<'_, '_> {
             let d = ins[s.value].dtype;
             let off = self.b.ins().imul_imm_s(copy.i, d.size_bytes() as i64);
             let from = self.b.ins().iadd(a, off);
-            let x = self.b.ins().load(scalar_ty(d), MemFlagsData::trusted(), from, 0);
+            let x = self.b.ins().load(mem_ty(d), MemFlagsData::trusted(), from, 0);
             let to = self.addr(s.buf, out_ix, d.size_bytes());
             self.b.ins().store(MemFlagsData::trusted(), x, to, 0);
         }
@@ -887,7 +887,7 @@ impl Emitter<'_, '_> {
                     let x = self.vector_val(vals[s.value], d, lanes);
                     let ix = self.row_index(&plan.store_map, Some(row), store_base);
                     let a = self.addr(s.buf, ix, d.size_bytes());
-                    self.b.ins().store(MemFlagsData::new().with_notrap(), x, a, 0);
+                    self.vector_store_elem(d, x, a);
                 }
             }
             (Sink::Accs { vaccs, fold, .. }, Some(r)) => {
@@ -972,7 +972,7 @@ impl Emitter<'_, '_> {
                     let x = self.scalar_val(vals[s.value], d);
                     let ix = self.row_index(&plan.store_map, Some(row), store_base);
                     let a = self.addr(s.buf, ix, d.size_bytes());
-                    self.b.ins().store(MemFlagsData::trusted(), x, a, 0);
+                    self.store_elem(d, x, a);
                 }
             }
             (Sink::Accs { sacc, .. }, Some(r)) => {

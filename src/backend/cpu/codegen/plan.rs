@@ -110,7 +110,8 @@ impl Plan<'_> {
 /// Vector lanes of a dtype in a 128-bit register (`None` for bool, which lives in masks).
 pub(super) fn lanes_of(d: DType) -> Option<usize> {
     match d {
-        DType::F32 | DType::I32 => Some(4),
+        // In `f32` registers (16-bit only in memory; f16's conversions keep its rows scalar).
+        DType::F16 | DType::BF16 | DType::F32 | DType::I32 => Some(4),
         DType::F64 | DType::I64 => Some(2),
         DType::Bool => None,
     }
@@ -514,7 +515,10 @@ pub(super) fn vector_lanes(
         }
         match &ins.inst {
             Inst::Load { .. } => {
-                if maps[i].as_ref().is_none_or(|m| m.strides[dim] != 1) || ins.dtype == DType::Bool {
+                if maps[i].as_ref().is_none_or(|m| m.strides[dim] != 1)
+                    || ins.dtype == DType::Bool
+                    || ins.dtype == DType::F16
+                {
                     return None;
                 }
             }
@@ -523,11 +527,16 @@ pub(super) fn vector_lanes(
                     return None;
                 }
             }
+            // A conversion to or from f16 is a call: scalar. bf16's are vector integer ops.
+            Inst::Cast(a) => {
+                if ins.dtype == DType::F16 || prog[*a].dtype == DType::F16 {
+                    return None;
+                }
+            }
             Inst::Const(_)
             | Inst::Unary(..)
             | Inst::Binary(..)
             | Inst::Where(..)
-            | Inst::Cast(_)
             | Inst::Acc
             | Inst::AccValue => {}
         }
@@ -556,7 +565,7 @@ fn choose_shape(p: &Plan) -> Shape {
         k.stores.iter().map(|s| prog[s.value].dtype).collect()
     };
     let Some(r) = &k.reduce else {
-        let lanes = if stored.contains(&DType::Bool) {
+        let lanes = if stored.iter().any(|&d| d == DType::Bool || d == DType::F16) {
             None
         } else {
             vector_lanes(&k.body, &p.body_maps, last, &stored)

@@ -3,8 +3,8 @@
 
 use super::{
     affine, buffer, c_name, cast, check_bounds, ctype, decompose, grid_for, index_names, invalid, literal,
-    loads, params, signature, CodegenError, Launch, RenderedKernel, ELEMENTWISE_BLOCK, MAX_GRID,
-    SMALL_REDUCTION,
+    load_elem, loads, params, signature, store_elem, CodegenError, Launch, RenderedKernel, ELEMENTWISE_BLOCK,
+    MAX_GRID, SMALL_REDUCTION,
 };
 use tenjit_ir::kernel::{BufferDecl, Combine, Inst, Instr, Kernel};
 use tenjit_ir::ops::BinaryKind;
@@ -65,8 +65,11 @@ impl Prog<'_> {
                 check_bounds(step, &what, index.offset, &index.strides, self.dims, decl.ty.shape.numel())?;
                 let at = affine(index.offset, &index.strides, self.names);
                 let bd = decl.ty.dtype;
-                let x =
-                    if bd == DType::Bool { format!("(b{buf}[{at}] != 0)") } else { format!("b{buf}[{at}]") };
+                let x = if bd == DType::Bool {
+                    format!("(b{buf}[{at}] != 0)")
+                } else {
+                    load_elem(bd, &format!("b{buf}[{at}]"))
+                };
                 (cast(bd, d, &x), false)
             }
             Inst::Const(s) => (literal(*s, d), false),
@@ -82,7 +85,8 @@ impl Prog<'_> {
                     return Err(self.err(format!("%{i}: rand counter of the wrong rank")));
                 }
                 let f = match d {
-                    DType::F32 => "tj_rand_f32",
+                    // `kernel::half` widens a 16-bit `rand` to `f32` before it gets here.
+                    DType::F16 | DType::BF16 | DType::F32 => "tj_rand_f32",
                     DType::F64 => "tj_rand_f64",
                     DType::Bool | DType::I32 | DType::I64 => {
                         return Err(self.err(format!("%{i}: rand of dtype {d}")))
@@ -187,7 +191,9 @@ fn counter_expr(offset: i64, strides: &[i64], names: &[String]) -> String {
 fn store(buf: usize, bd: DType, v: &str, d: DType, at: &str) -> String {
     match bd {
         DType::Bool => format!("b{buf}[{at}] = (unsigned char){};", cast(d, DType::Bool, v)),
-        DType::I32 | DType::I64 | DType::F32 | DType::F64 => format!("b{buf}[{at}] = {};", cast(d, bd, v)),
+        DType::I32 | DType::I64 | DType::F16 | DType::BF16 | DType::F32 | DType::F64 => {
+            format!("b{buf}[{at}] = {};", store_elem(bd, &cast(d, bd, v)))
+        }
     }
 }
 
@@ -235,6 +241,8 @@ fn dims_text(dims: &[usize]) -> String {
 
 /// Renders a fused kernel.
 pub(super) fn render_kernel(k: &Kernel, buffers: &[BufferDecl]) -> Result<RenderedKernel, CodegenError> {
+    // 16-bit values compute in `f32` (lowered kernels already do; a hand-built one may not).
+    let k = &*tenjit_ir::kernel::half::widened(k);
     let mut uses: Vec<(usize, bool, bool)> =
         loads(&k.body).chain(loads(&k.epilogue)).map(|b| (b, true, false)).collect();
     uses.extend(k.stores.iter().map(|s| (s.buf, false, true)));

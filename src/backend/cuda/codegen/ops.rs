@@ -8,8 +8,8 @@
 //! the interpreter's bit for bit; the cost is `base.numel() × index.shape[axis]` index reads.
 
 use super::{
-    affine, buffer, c_name, check_bounds, decompose, elem_type, grid_for, index_names, int_lit, invalid,
-    literal, params, signature, CodegenError, RenderedKernel, ELEMENTWISE_BLOCK,
+    affine, buffer, c_name, cast, check_bounds, ctype, decompose, grid_for, index_names, int_lit, invalid,
+    literal, load_elem, params, signature, store_elem, CodegenError, RenderedKernel, ELEMENTWISE_BLOCK,
 };
 use tenjit_ir::kernel::{BufferDecl, MatmulStep, OpStep};
 use tenjit_ir::ops::{Library, OpKind};
@@ -101,12 +101,15 @@ pub(super) fn render_op(
             if shape(base)?.1.dims() != out_dims {
                 return Err(invalid(name, "scatter_add base and output differ"));
             }
+            // Each addition rounded to the dtype (a 16-bit float's in `float`), as the
+            // interpreter adds.
             let add = match dt.category() {
-                Category::Float => "acc + b{src}[p]",
-                Category::Int => "tj_add(acc, b{src}[p])",
+                Category::Float => {
+                    cast(dt.compute(), dt, &format!("acc + {}", load_elem(dt, &format!("b{src}[p]"))))
+                }
+                Category::Int => format!("tj_add(acc, b{src}[p])"),
                 Category::Bool => return Err(invalid(name, "scatter_add of bool")),
-            }
-            .replace("{src}", &src.to_string());
+            };
             let mut terms = names.clone();
             terms[axis] = "t".into();
             let at = affine(0, &strides(&idims), &terms);
@@ -115,16 +118,17 @@ pub(super) fn render_op(
                 .map(|d| format!("{} < {}", names[d], int_lit(idims[d] as i64)))
                 .collect();
             let fits = if fits.is_empty() { "true".to_string() } else { fits.join(" && ") };
-            let t = elem_type(dt);
+            let t = ctype(dt);
+            let (init, result) = (load_elem(dt, &format!("b{base}[flat]")), store_elem(dt, "acc"));
             let body = format!(
-                "{}{ind}{t} acc = b{base}[flat];\n\
+                "{}{ind}{t} acc = {init};\n\
                  {ind}if ({fits}) {{\n\
                  {ind}    for (long long t = 0; t < {}; ++t) {{\n\
                  {ind}        const long long p = {at};\n\
                  {ind}        if (b{idx}[p] == {}) acc = {add};\n\
                  {ind}    }}\n\
                  {ind}}}\n\
-                 {ind}b{o}[flat] = acc;\n",
+                 {ind}b{o}[flat] = {result};\n",
                 decompose("flat", &out_dims, &names, ind),
                 int_lit(idims[axis] as i64),
                 names[axis],
@@ -204,6 +208,8 @@ pub(super) fn render_op(
                 .collect();
             let zero = match dt {
                 DType::Bool => "0".to_string(),
+                // The bits of +0.0.
+                DType::F16 | DType::BF16 => "0".to_string(),
                 DType::I32 | DType::I64 | DType::F32 | DType::F64 => literal(Scalar::Int(0), dt),
             };
             let body = format!(
@@ -270,13 +276,13 @@ pub(super) fn render_matmul(
             "double",
             "-0.0",
             "acc = acc + __dmul_rn((double)x, (double)y);",
-            format!("({})acc", elem_type(m.dtype)),
+            store_elem(m.dtype, &format!("({})acc", ctype(m.dtype))),
         ),
         Category::Int => (
             "tj_u64",
             "0ull",
             "acc = acc + (tj_u64)(long long)x * (tj_u64)(long long)y;",
-            format!("({})acc", elem_type(m.dtype)),
+            format!("({})acc", ctype(m.dtype)),
         ),
         Category::Bool => return Err(invalid(name, "matmul of bool")),
     };
@@ -287,12 +293,12 @@ pub(super) fn render_matmul(
         nm.extend([first.to_string(), second.to_string()]);
         let mut st = op.batch_strides.clone();
         st.extend([op.row_stride, op.col_stride]);
-        format!("b{}[{}]", op.buf, affine(op.offset, &st, &nm))
+        load_elem(m.dtype, &format!("b{}[{}]", op.buf, affine(op.offset, &st, &nm)))
     };
     let uses = [(m.a.buf, true, false), (m.b.buf, true, false), (m.out, false, true)];
     let params = params(name, buffers, &uses, false)?;
     let fname = c_name(name);
-    let t = elem_type(m.dtype);
+    let t = ctype(m.dtype);
     let ind = "        ";
     let comment = format!(
         "{name}: matmul batch={:?} m={} k={} n={} ({}); one thread per output element",

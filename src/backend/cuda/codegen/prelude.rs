@@ -173,3 +173,77 @@ __device__ __forceinline__ double tj_rand_f64(tj_u64 seed, tj_u64 counter) {
 }
 // ---- end of prelude ------------------------------------------------------------------------
 "#;
+
+/// The 16-bit float helpers of a module that has `f16` or `bf16` buffers: the storage types
+/// `tj_f16` and `tj_bf16` (the formats' bits, as `__half` and `__nv_bfloat16` hold them) and
+/// their conversions, the same bits as the `half` crate's (and so as the interpreter's):
+/// widening is exact, narrowing rounds to nearest with ties to even, overflows to infinity,
+/// keeps `f16` subnormals, and turns a NaN into a quiet NaN of the same sign.
+///
+/// They are written in plain C on integer bits rather than with `cuda_fp16.h`/`cuda_bf16.h`'s
+/// `__float2half_rn`/`__float2bfloat16_rn`: NVRTC has those headers only through an include
+/// path into the CUDA runtime's headers, which the PyPI tools tenjit compiles with do not
+/// install, and plain C also runs unchanged in the tests' g++ emulation. Arithmetic on 16-bit
+/// values is `float` arithmetic in either case, so only loads, stores and rounding casts use
+/// them.
+pub fn half_prelude() -> &'static str {
+    HALF
+}
+
+const HALF: &str = r#"
+// ---- 16-bit floats: stored as their bits, computed in float ----------------------------------
+typedef unsigned short tj_f16;
+typedef unsigned short tj_bf16;
+
+__device__ __forceinline__ float tj_bf16_to_f32(tj_bf16 b) { return __int_as_float((int)((tj_u32)b << 16)); }
+
+// Round to nearest even on the bits; a NaN stays a (quiet) NaN.
+__device__ __forceinline__ tj_bf16 tj_f32_to_bf16(float f) {
+    tj_u32 x = (tj_u32)__float_as_int(f);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (tj_bf16)((x >> 16) | 0x40u);
+    return (tj_bf16)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
+__device__ __forceinline__ float tj_f16_to_f32(tj_f16 h) {
+    tj_u32 sign = ((tj_u32)h & 0x8000u) << 16;
+    tj_u32 e = ((tj_u32)h >> 10) & 0x1fu;
+    tj_u32 m = (tj_u32)h & 0x3ffu;
+    if (e == 0x1fu) return __int_as_float((int)(sign | 0x7f800000u | (m << 13)));
+    if (e == 0u) {
+        // Zero or a subnormal, m * 2^-24 (exact).
+        float v = __fmul_rn((float)m, 5.9604644775390625e-8f);
+        return sign ? -v : v;
+    }
+    return __int_as_float((int)(sign | ((e + 112u) << 23) | (m << 13)));
+}
+
+__device__ __forceinline__ tj_f16 tj_f32_to_f16(float f) {
+    tj_u32 x = (tj_u32)__float_as_int(f);
+    tj_u32 sign = (x >> 16) & 0x8000u;
+    tj_u32 ax = x & 0x7fffffffu;
+    if (ax > 0x7f800000u) return (tj_f16)(sign | 0x7e00u | ((ax & 0x7fffffu) >> 13));
+    // 65520 and above (the midpoint past 65504, whose last bit is odd) round to infinity.
+    if (ax >= 0x477ff000u) return (tj_f16)(sign | 0x7c00u);
+    if (ax >= 0x38800000u) {
+        // Normal: rebias the exponent (127 - 15), round away 13 bits.
+        tj_u32 r = ax - 0x38000000u;
+        r = r + 0xfffu + ((r >> 13) & 1u);
+        return (tj_f16)(sign | (r >> 13));
+    }
+    // 2^-25 and below round to zero (2^-25 is a tie, and zero is even).
+    if (ax <= 0x33000000u) return (tj_f16)sign;
+    // Subnormal: the significand with its implicit bit, shifted to units of 2^-24; a carry
+    // into bit 10 gives the smallest normal, as it should.
+    tj_u32 e = ax >> 23;
+    tj_u32 m = (ax & 0x7fffffu) | 0x800000u;
+    tj_u32 shift = 126u - e;
+    tj_u32 r = m >> shift;
+    tj_u32 rem = m & ((1u << shift) - 1u);
+    tj_u32 halfway = 1u << (shift - 1u);
+    if (rem > halfway || (rem == halfway && (r & 1u))) r += 1u;
+    return (tj_f16)(sign | r);
+}
+
+__device__ __forceinline__ float tj_round_f16(float f) { return tj_f16_to_f32(tj_f32_to_f16(f)); }
+__device__ __forceinline__ float tj_round_bf16(float f) { return tj_bf16_to_f32(tj_f32_to_bf16(f)); }
+"#;
