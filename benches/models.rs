@@ -5,14 +5,17 @@
 //!   configuration, vocabulary 65, batch 12, block 64; `examples/common/gpt.rs`): forward,
 //!   cross-entropy, backward, gradient clipping at 1.0, AdamW with weight decay 0.1 on matrices.
 //!   Each timed step is computed (its loss read), so the step's single executable runs once.
+//! - W9: one training step of PyTorch's MNIST example CNN (conv 1→32 3×3, relu, conv 32→64
+//!   3×3, relu, max-pool 2, flatten 9216, linear 128, relu, linear 10, log-softmax and NLL;
+//!   dropout off), batch 64 of 28×28 inputs, SGD with lr 0.01 and momentum 0.9.
 //! - W10: greedy generation of 128 tokens with the W8 model from a 1-token prompt, the context
 //!   cropped to the last 64 tokens, no KV cache; tokens per second on the second call (the
 //!   first compiles once per context length until shapes can vary, and is reported too).
 //!
 //! ```sh
-//! cargo bench --bench models                           # W8, W10
+//! cargo bench --bench models                           # W8, W9, W10
 //! cargo bench --bench models -- --only W8 --json out.jsonl
-//! $HOME/.cache/peers-venv/bin/python benches/side_by_side.py --only W8,W10 --peers models_torch
+//! $HOME/.cache/peers-venv/bin/python benches/side_by_side.py --only W8,W9,W10 --peers models_torch
 //! ```
 //!
 //! Inputs are random with fixed seeds: these are timings, not accuracy runs.
@@ -24,6 +27,8 @@ mod gpt;
 use common::Bench;
 use gpt::{Config, Gpt, GptOptimizer};
 use std::time::Instant;
+use tenjit::nn::{self, Conv2d, Conv2dOptions, Linear, Module};
+use tenjit::optim::Sgd;
 use tenjit::prelude::*;
 
 const VOCAB: usize = 65;
@@ -57,6 +62,70 @@ fn w8(bench: &mut Bench) {
         model.parameter_count(),
         tenjit::compile_count() - compiles
     );
+}
+
+/// PyTorch's examples/mnist network, dropout off.
+struct MnistNet {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl MnistNet {
+    fn new() -> MnistNet {
+        let valid = Conv2dOptions::default();
+        MnistNet {
+            conv1: Conv2d::new(1, 32, [3, 3], valid),
+            conv2: Conv2d::new(32, 64, [3, 3], valid),
+            fc1: Linear::new(9216, 128),
+            fc2: Linear::new(128, 10),
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let x = nn::relu(&self.conv1.forward(x));
+        let x = nn::max_pool2d(&nn::relu(&self.conv2.forward(&x)), [2, 2], [2, 2], [0, 0]);
+        let x = nn::relu(&self.fc1.forward(&x.flatten_dims(1, -1)));
+        nn::log_softmax(&self.fc2.forward(&x), 1)
+    }
+
+    fn parameters_mut(&mut self) -> Vec<&mut Tensor> {
+        let mut p = self.conv1.parameters_mut();
+        p.extend(self.conv2.parameters_mut());
+        p.extend(self.fc1.parameters_mut());
+        p.extend(self.fc2.parameters_mut());
+        p
+    }
+}
+
+fn w9(bench: &mut Bench) {
+    if !bench.want("W9.cnn_step") {
+        return;
+    }
+    tenjit::manual_seed(90);
+    let x = Tensor::randn([64, 1, 28, 28]).realize().clone();
+    let y = (Tensor::rand([64]) * 10.0).floor().to_dtype(DType::I64).clamp(0, 9).realize().clone();
+    let mut model = MnistNet::new();
+    let mut opt = Sgd::new(0.01).with_momentum(0.9);
+    let mut step = || {
+        let loss = nn::nll_loss(&model.forward(&x), &y);
+        let mut params = model.parameters_mut();
+        for p in params.iter_mut() {
+            p.zero_grad();
+        }
+        loss.backward();
+        opt.step(&mut params);
+        loss.item()
+    };
+    let compiles = tenjit::compile_count();
+    let t = Instant::now();
+    let first = step();
+    let first_call = t.elapsed().as_secs_f64();
+    let mut last = first;
+    bench.time_as("W9.cnn_step", "lazy", 11, None, None, || last = step());
+    bench.record("W9.cnn_step", "first call", first_call, first_call, first_call, 1);
+    println!("  W9: loss {first:.3} -> {last:.3}; {} compilations", tenjit::compile_count() - compiles);
 }
 
 /// Greedy generation of `n` tokens after `prompt`, the context cropped to `block`.
@@ -103,5 +172,6 @@ fn main() {
     let mut bench = Bench::from_args(&args);
     println!("tenjit {} backend, {} threads", common::backend_name(), tenjit::backend::cpu::exec::threads());
     w8(&mut bench);
+    w9(&mut bench);
     w10(&mut bench);
 }

@@ -1209,3 +1209,34 @@ fn kernels_of_one_structure_share_their_code_and_keep_their_buffers() {
     ];
     assert_agree(&p, &inputs, Tol::Exact);
 }
+
+/// Masks read from bool buffers in vector rows (`masked_fill` with a stored causal mask): rows
+/// of every length up to a few vectors, 4- and 2-lane values, an elementwise `where` and a
+/// masked row maximum, bit for bit against the interpreter.
+#[test]
+fn bool_loads_in_vector_rows() {
+    for dtype in [DType::F32, DType::F64, DType::I32, DType::I64] {
+        for n in 1..=13usize {
+            let m = 3;
+            let body = vec![
+                load(0, DType::Bool, 0, &[n as i64, 1]),
+                load(1, dtype, 0, &[n as i64, 1]),
+                ins(Inst::Const(Scalar::Int(-7)), dtype),
+                ins(Inst::Where(0, 2, 1), dtype),
+            ];
+            let bufs = |out: &[usize]| {
+                vec![input(0, DType::Bool, &[m, n]), input(1, dtype, &[m, n]), temp(dtype, out)]
+            };
+            let k = elementwise(&[m, n], body.clone(), vec![Store { buf: 2, value: 3 }]);
+            let clif = render(&k, &bufs(&[m, n])).unwrap();
+            assert!(n < 4 || clif.contains("uwiden_low"), "a vector row widens the mask bytes:\n{clif}");
+            let mask = values(DType::Bool, m * n, n as u64).reshaped(vec![m, n].into()).unwrap();
+            let x = values(dtype, m * n, 7 + n as u64).reshaped(vec![m, n].into()).unwrap();
+            assert_agree(&program(bufs(&[m, n]), k, vec![2]), &[mask.clone(), x.clone()], Tol::Exact);
+            let epilogue = vec![ins(Inst::Acc, dtype)];
+            let max =
+                reduction(&[m, n], ReduceOp::Max, &[1], body, epilogue, vec![Store { buf: 2, value: 0 }]);
+            assert_agree(&program(bufs(&[m]), max, vec![2]), &[mask, x], Tol::Exact);
+        }
+    }
+}

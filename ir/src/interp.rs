@@ -436,9 +436,9 @@ fn eval_node(g: &Graph, n: NodeId, args: &[&Buffer], inputs: &[Buffer]) -> Resul
                 DType::F16 => {
                     Data::F16(counters.map(|c| half::f16::from_f32(random::uniform_f32(seed, c))).collect())
                 }
-                DType::BF16 => Data::BF16(
-                    counters.map(|c| half::bf16::from_f32(random::uniform_f32(seed, c))).collect(),
-                ),
+                DType::BF16 => {
+                    Data::BF16(counters.map(|c| half::bf16::from_f32(random::uniform_f32(seed, c))).collect())
+                }
                 DType::F64 => Data::F64(counters.map(|c| random::uniform_f64(seed, c)).collect()),
                 DType::Bool | DType::I32 | DType::I64 => return Err(internal("rand of a non-float dtype")),
             }

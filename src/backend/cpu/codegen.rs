@@ -56,8 +56,9 @@
 //!
 //! A row vectorizes when every load that varies along it has stride 1 there (stride 0 means
 //! invariant) and every varying value fits one lane count: `f32`/`i32` as 4 lanes,
-//! `f64`/`i64` as 2, bool as a lane mask of the same width. Bool loads and stores and mixed
-//! lane counts keep the scalar row. Ops without a vector instruction (integer `//`, `%`,
+//! `f64`/`i64` as 2, bool as a lane mask of the same width (a bool load reads its 4 or 2
+//! bytes as one integer and widens them to the mask: the causal mask of attention). Bool
+//! stores and mixed lane counts keep the scalar row. Ops without a vector instruction (integer `//`, `%`,
 //! `**`, 64-bit int↔float casts, iota, rand, and the transcendental ops `vecmath` does not
 //! provide) run lane by lane inside the vector row.
 //!

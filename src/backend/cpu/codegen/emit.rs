@@ -11,7 +11,9 @@ use super::{CodegenError, Tramp};
 use crate::backend::cpu::vecmath;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::immediates::Imm64;
-use cranelift_codegen::ir::types::{self, F32, F32X4, F64, F64X2, I16, I32, I32X4, I64, I64X2, I8};
+use cranelift_codegen::ir::types::{
+    self, F32, F32X4, F64, F64X2, I16, I16X8, I32, I32X4, I64, I64X2, I8, I8X16,
+};
 use cranelift_codegen::ir::{
     AbiParam, Block, Endianness, ExtFuncData, ExternalName, FuncRef, InstBuilder, MemFlagsData, Signature,
     Type, UserExternalName, Value,
@@ -925,8 +927,8 @@ impl<'a, 'p> Emitter<'a, 'p> {
         }
     }
 
-    /// A vector of `lanes` elements of `d` at `a + off`; bf16 arrives widened to `f32x4` (f16
-    /// rows are scalar: `plan::vector_lanes`).
+    /// A vector of `lanes` elements of `d` at `a + off`; bf16 arrives widened to `f32x4`, bool
+    /// as a lane mask (f16 rows are scalar: `plan::vector_lanes`).
     pub fn vector_load_elem(&mut self, d: DType, lanes: usize, a: Value, off: i32) -> Value {
         let flags = MemFlagsData::new().with_notrap();
         match d {
@@ -939,7 +941,20 @@ impl<'a, 'p> Emitter<'a, 'p> {
                 self.fail("a vector load of f16".into());
                 self.splat_zero(d, lanes)
             }
-            DType::Bool | DType::I32 | DType::I64 | DType::F32 | DType::F64 => {
+            DType::Bool => {
+                // `lanes` bytes of 0 or 1, read as one integer (nothing past them), zero-extended
+                // lane by lane to the mask's width and compared with zero.
+                let (word, wty) = if lanes == 4 { (I32, I32X4) } else { (I16, I16X8) };
+                let x = self.b.ins().load(word, flags, a, off);
+                let v = self.b.ins().scalar_to_vector(wty, x);
+                let mut v = self.bitcast(I8X16, v);
+                for _ in 0..if lanes == 4 { 2 } else { 3 } {
+                    v = self.b.ins().uwiden_low(v);
+                }
+                let zero = self.splat_zero(DType::Bool, lanes);
+                self.b.ins().icmp(IntCC::NotEqual, v, zero)
+            }
+            DType::I32 | DType::I64 | DType::F32 | DType::F64 => {
                 self.b.ins().load(vector_ty(d, lanes), flags, a, off)
             }
         }

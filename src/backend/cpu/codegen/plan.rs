@@ -490,7 +490,7 @@ pub(super) fn variant(prog: &[Instr], maps: &[Option<Map>], dim: usize, acc_vari
 
 /// The vector width for running the instructions of `prog` that vary along `dim` as vectors,
 /// together with values of dtypes `extra` (stored or reduced values), or `None` when they
-/// cannot: a varying load with a stride other than 1, a varying bool load or iota, or dtypes
+/// cannot: a varying load with a stride other than 1, a varying bool iota, or dtypes
 /// of different lane counts.
 pub(super) fn vector_lanes(
     prog: &[Instr],
@@ -515,10 +515,7 @@ pub(super) fn vector_lanes(
         }
         match &ins.inst {
             Inst::Load { .. } => {
-                if maps[i].as_ref().is_none_or(|m| m.strides[dim] != 1)
-                    || ins.dtype == DType::Bool
-                    || ins.dtype == DType::F16
-                {
+                if maps[i].as_ref().is_none_or(|m| m.strides[dim] != 1) || ins.dtype == DType::F16 {
                     return None;
                 }
             }
