@@ -530,17 +530,7 @@ fn prelude_helpers_match_the_op_table_on_the_host() {
         }
     }
     program.push_str("    return 0;\n}\n");
-    let dir = std::env::temp_dir().join(format!("tenjit-prelude-host-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (src, exe) = (dir.join("prelude.cpp"), dir.join("prelude"));
-    std::fs::write(&src, &program).unwrap();
-    let cc = Command::new("c++")
-        .args(["-std=c++17", "-O1", "-ffp-contract=off", "-o"])
-        .arg(&exe)
-        .arg(&src)
-        .output()
-        .unwrap_or_else(|e| panic!("running the host C++ compiler `c++`: {e}"));
-    assert!(cc.status.success(), "c++ rejected the prelude:\n{}", String::from_utf8_lossy(&cc.stderr));
+    let exe = host_binary("prelude", &program);
     let out = Command::new(&exe).output().unwrap();
     let got = String::from_utf8_lossy(&out.stdout);
     let got: Vec<&str> = got.lines().collect();
@@ -558,7 +548,7 @@ fn prelude_helpers_match_the_op_table_on_the_host() {
         calls.len(),
         bad[..bad.len().min(20)].join("\n")
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(exe.parent().unwrap());
 }
 
 /// A bf16 layer (matrix product, scale, `tanh`, a row sum) and an f16 softmax: 16-bit buffers,
@@ -618,17 +608,7 @@ fn half_prelude_conversions_match_the_half_crate() {
          \x20   }\n\
          \x20   return 0;\n}\n",
     );
-    let dir = std::env::temp_dir().join(format!("tenjit-half-host-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (src, exe) = (dir.join("half.cpp"), dir.join("half"));
-    std::fs::write(&src, &program).unwrap();
-    let cc = Command::new("c++")
-        .args(["-std=c++17", "-O1", "-ffp-contract=off", "-o"])
-        .arg(&exe)
-        .arg(&src)
-        .output()
-        .unwrap_or_else(|e| panic!("running the host C++ compiler `c++`: {e}"));
-    assert!(cc.status.success(), "c++ rejected the half prelude:\n{}", String::from_utf8_lossy(&cc.stderr));
+    let exe = host_binary("half", &program);
     let input: Vec<u8> = f32s.iter().flat_map(|x| x.to_le_bytes()).collect();
     let mut child = Command::new(&exe)
         .stdin(std::process::Stdio::piped())
@@ -652,5 +632,22 @@ fn half_prelude_conversions_match_the_half_crate() {
         assert_eq!(h, f16::from_f32(f).to_bits(), "f32 {x:#010x} to f16");
         assert_eq!(b, bf16::from_f32(f).to_bits(), "f32 {x:#010x} to bf16");
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(exe.parent().unwrap());
+}
+
+/// Compiles the C++ `program` for the host (no FMA contraction, as the emulation) into a fresh
+/// temporary directory named after `name`, and returns the executable's path.
+fn host_binary(name: &str, program: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tenjit-{name}-host-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (src, exe) = (dir.join(format!("{name}.cpp")), dir.join(name));
+    std::fs::write(&src, program).unwrap();
+    let cc = Command::new("c++")
+        .args(["-std=c++17", "-O1", "-ffp-contract=off", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .output()
+        .unwrap_or_else(|e| panic!("running the host C++ compiler `c++`: {e}"));
+    assert!(cc.status.success(), "c++ rejected the {name} program:\n{}", String::from_utf8_lossy(&cc.stderr));
+    exe
 }
