@@ -24,7 +24,7 @@
 //! | `log` | subnormals scaled by `2^54` (f32: `2^24`); `x = 2^e·m`, `m ∈ [√½, √2)`; `log m = f − (f²/2 − s·(f²/2 + R(s²)))` with `f = m − 1`, `s = f/(2+f)`, `R` the `atanh` series (fdlibm's arrangement) to `s^20` (f32: `s^10`); `e·ln2` added by one FMA. `log(±0) = −inf`, `log(x < 0) = nan`, `log(inf) = inf`, `log(nan) = nan`. |
 //! | `sin`, `cos` | `k = nearest(x·2/π)`, Cody–Waite `r = x − k·π/2` with a three-part π/2 and FMA (exact first step). f64: Taylor polynomials for sine and cosine on `[−π/4, π/4]` (to `r^17`/`r^18`; the rounding error of `1 − r²/2` is kept). f32: minimax polynomials on `[−π/4, π/4]`, `r + r³·S(r²)` and `1 + r²·C(r²)` with four coefficients each (relative errors 5e-12 and 7e-11). Both are computed and one is picked and signed by `k mod 4`, so `sin x` and `cos x` of the same `x` share everything but the last selects once Cranelift's GVN merges them; `sin(±0) = ±0`. Lanes with `|x| > 1e8` (f32: `1e5`), `±inf` included, are recomputed in a cold block by Rust's `f64::sin`/`f64::cos` (libm, with Payne–Hanek reduction) through `call_indirect` to the function's address (the JIT runs in this process): correct for every argument, `sin/cos(±inf) = nan`. On x86-64 those functions use the Windows x64 convention on every OS, which preserves xmm6–xmm15, so the hot path need not spill its vectors around the cold call. Below the limits `k` is the nearest quadrant to within one, the first reduction step is exact and `r` is within about an ulp: the f32 check over every 7th input and the f64 sweeps up to `1e8` stay within 1 ulp. |
 //! | `tanh` | `tanh |x| = em/(em + 2)` with `em = expm1(2|x|) = 2^k·expm1(r) + (2^k − 1)` kept as a double (both terms exact), so there is no cancellation near 0; the sum `em + 2` and the quotient are corrected by their exact rounding errors; `|x|` clamped to 20 (f32: 10), where `tanh` rounds to ±1; sign copied from `x` (`tanh(−0) = −0`). |
-//! | `erf` | f32: on `|x| < 1`, `x·(c0 + x²·R(x²))` with `c0 = 2/√π` split in two parts (`fma(x, c0_hi, x·(c0_lo + x²·R))`, so its rounding costs nothing) and `R` a degree-5 least-squares-minimax polynomial; on `1 ≤ |x| ≤ 4`, `1 − exp(Q(|x| − 2.5) − x²)` with `Q` a degree-6 fit of `log erfc(x) + x²` (small, so evaluating it cancels nothing) and `x²` as an exact product pair; `|x|` clamped to 4, where `erf` rounds to 1; both computed and one selected, sign copied from `x` (`erf(−0) = −0`, NaN stays NaN). f64: libm's `erf` lane by lane (no vector routine yet). |
+//! | `erf` | f32: on `|x| < 1`, `x·(c0 + x²·R(x²))` with `c0 = 2/√π` split in two parts (`fma(x, c0_hi, x·(c0_lo + x²·R))`, so its rounding costs nothing) and `R` a degree-5 least-squares-minimax polynomial; on `1 ≤ |x| ≤ 4`, `1 − exp(Q(|x| − 2.5) − x²)` with `Q` a degree-6 fit of `log erfc(x) + x²` (small, so evaluating it cancels nothing) and `x²` as an exact product pair; `|x|` clamped to 4, where `erf` rounds to 1; the second region is computed only when some lane needs it (then both, one selected per lane), sign copied from `x` (`erf(−0) = −0`, NaN stays NaN). f64: libm's `erf` lane by lane (no vector routine yet). |
 //! | `pow` | f64: `exp(y·log|x|)` with `log|x|` as a double-double (error about `2^−68`: `s` with the remainder of its division, `2s³/3` as a double-double, `e·ln2` exact by FMA) and `y·log|x|` as a double-double folded into the reduction of `exp`. f32: each half promoted to `F64X2`, plain f64 `log` and `exp`, demoted (one rounding). When any lane has `x ≤ 0`, `x` or `y` non-finite, or a NaN, a cold block applies IEEE `pow`'s special cases: `pow(x, ±0) = 1` and `pow(1, y) = 1` even for NaN, `pow(−1, ±inf) = 1`, `pow(±0, y < 0) = inf` (`±inf` for odd `y`), `pow(±0, y > 0) = 0` (`±0` for odd `y`), `pow(±inf, y)` likewise, `pow(x, ±inf)` by whether `|x| < 1`, a finite negative `x` with non-integer `y` gives NaN, and odd integer `y` keeps the sign of `x`. |
 //!
 //! Accuracy, asserted by the tests below (which print what they measure): f32 ≤ 2 ulp for exp,
@@ -45,9 +45,9 @@
 //! BENCHMARKS.md and the commit log). The loops are bound by instruction count, not by the FMA
 //! units, so fewer instructions per vector is what makes a routine faster.
 //!
-//! Control flow: `sin`, `cos` and `pow` end the caller's current block with a branch to a cold
-//! block and leave the builder in a new, sealed block that holds the result; `exp`, `log` and
-//! `tanh` are straight-line code in the current block.
+//! Control flow: `sin`, `cos`, `pow` and f32 `erf` end the caller's current block with a branch
+//! to a cold block and leave the builder in a new, sealed block that holds the result; `exp`,
+//! `log` and `tanh` are straight-line code in the current block.
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::immediates::Imm64;
@@ -872,17 +872,20 @@ fn erf(e: &mut Emitter, x: Value) -> Value {
     let corr = e.fma(s, r, lo);
     let t = e.mul(a, corr);
     let small = e.fma_c(a, TWO_OVER_SQRT_PI_F32.0, t);
-    // 1 ≤ |x| ≤ 4: 1 − exp(Q(|x| − 2.5) − x²), with x² = sh + sl exactly.
-    let u = e.add_c(a, -2.5);
-    let q = e.horner(u, &ERF_LARGE);
-    let (sh, sl) = e.two_prod(a, a);
-    let arg = e.sub(q, sh);
-    let arg = e.sub(arg, sl);
-    let ex = exp_f32(e, arg);
-    let one = e.c(1.0);
-    let large = e.sub(one, ex);
-    let is_small = e.cmp_c(FloatCC::LessThan, a, 1.0);
-    let y = e.sel(is_small, small, large);
+    // 1 ≤ |x| ≤ 4 (and NaN): 1 − exp(Q(|x| − 2.5) − x²), with x² = sh + sl exactly; computed
+    // only when some lane needs it (GELU's inputs are mostly small).
+    let large_lanes = e.cmp_c(FloatCC::UnorderedOrGreaterThanOrEqual, a, 1.0);
+    let y = if_any_lane(e, large_lanes, small, |e, small| {
+        let u = e.add_c(a, -2.5);
+        let q = e.horner(u, &ERF_LARGE);
+        let (sh, sl) = e.two_prod(a, a);
+        let arg = e.sub(q, sh);
+        let arg = e.sub(arg, sl);
+        let ex = exp_f32(e, arg);
+        let one = e.c(1.0);
+        let large = e.sub(one, ex);
+        e.sel(large_lanes, large, small)
+    });
     // erf(−x) = −erf(x): copy the sign bit of x.
     let sign = 1_i64 << (e.t.bits() - 1);
     let xb = e.as_int(x);
