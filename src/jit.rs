@@ -8,8 +8,10 @@
 //!
 //! As with `jax.jit`, the closure must not read values (`item`, `to_vec`, printing, boolean
 //! masks): its placeholders hold no data. Tensors it captures are constants of the compiled
-//! function (their values as they were at the first call), and random ops draw the same numbers
-//! on every call.
+//! function (their values as they were at the first call). Random ops draw fresh numbers on
+//! every call, as they would outside `jit`: each call reserves new counters of the process's
+//! generator ([`crate::manual_seed`]) for every `rand` of the trace, whose seed and offset are
+//! runtime operands of the compiled program, so the function still compiles once.
 //!
 //! ```
 //! use tenjit::prelude::*;
@@ -38,7 +40,7 @@ use crate::runtime::{Executable, Value};
 use crate::tensor::Tensor;
 use std::panic::Location;
 use std::sync::{Arc, Mutex};
-use tenjit_ir::{Buffer, Graph, TensorType};
+use tenjit_ir::{Buffer, DType, Graph, Op, Scalar, Shape, TensorType};
 
 /// A function traced once per argument signature and compiled (see the [module](self) docs).
 pub struct Jit<F> {
@@ -57,6 +59,9 @@ enum Binding {
 struct Compiled {
     signature: Vec<TensorType>,
     graph: Graph,
+    /// The element count of each `rand` of the graph, whose seed and offset are its last
+    /// inputs, a pair per draw in this order.
+    draws: Vec<usize>,
     /// The call in the closure that built each node of `graph`, for evaluation errors.
     calls: crate::realize::Calls,
     bindings: Vec<Binding>,
@@ -103,6 +108,11 @@ where
                 Binding::Arg(i) => args[*i].buffer()?,
                 Binding::Captured(buf) => buf.clone(),
             });
+        }
+        for &n in &compiled.draws {
+            let (seed, offset) = crate::tensor::random::reserve(n);
+            let word = |bits: u64| Arc::new(Buffer::full(&rand_word(), Scalar::Int(bits as i64)));
+            inputs.extend([word(seed), word(offset)]);
         }
         match &compiled.exe {
             Some(exe) => {
@@ -169,6 +179,19 @@ where
         drop(tracing);
         let roots: Vec<&Tensor> = results.iter().collect();
         let traced = trace(&roots, TraceOptions { locations: false });
+        // Each `rand` reads its seed and offset from two new inputs, filled at every call.
+        let mut graph = traced.graph;
+        let mut draws = Vec::new();
+        for n in graph.topo_order().unwrap_or_default() {
+            if let op @ Op::Rand { .. } = graph.op(n).clone() {
+                let seed = graph.add_input(format!("seed{}", draws.len()), rand_word());
+                let offset = graph.add_input(format!("offset{}", draws.len()), rand_word());
+                graph
+                    .set_op(n, op, &[seed, offset])
+                    .map_err(|e| Error::internal(format!("a traced rand takes no runtime seed: {e}")))?;
+                draws.push(graph.ty(n).shape.numel());
+            }
+        }
         let bindings = traced
             .leaves
             .iter()
@@ -180,7 +203,7 @@ where
         let exe = match crate::compile::target(Device::Cpu) {
             Target::Interp => None,
             Target::Device(Device::Cpu) => {
-                Some(crate::compile::executable(Device::Cpu, &traced.graph, start.elapsed())?)
+                Some(crate::compile::executable(Device::Cpu, &graph, start.elapsed())?)
             }
             Target::Device(Device::Cuda(_)) => {
                 return Err(Error::Device {
@@ -191,8 +214,13 @@ where
                 })
             }
         };
-        Ok(Compiled { signature, graph: traced.graph, calls: traced.calls, bindings, exe })
+        Ok(Compiled { signature, graph, draws, calls: traced.calls, bindings, exe })
     }
+}
+
+/// The type of a `rand`'s seed and offset: the bits of a `u64` in an `i64[]`.
+fn rand_word() -> TensorType {
+    TensorType::new(DType::I64, Shape::scalar())
 }
 
 fn matches_signature(signature: &[TensorType], args: &[&Tensor]) -> bool {

@@ -153,3 +153,35 @@ fn one_training_step_is_one_executable_with_a_pinned_kernel_list() {
     }
     assert!(loss0.is_finite() && loss0 > 0.0);
 }
+
+/// Random ops inside a jitted function draw fresh numbers on every call (as outside `jit`),
+/// from the process's generator, so a seed gives the same sequence of calls; the function is
+/// traced once.
+#[test]
+fn random_ops_draw_fresh_numbers_on_every_call() {
+    let _turn = lock();
+    let make = || {
+        tenjit::jit(|a: &[Tensor]| {
+            vec![&a[0] + Tensor::rand([5]), tenjit::nn::dropout(&Tensor::ones([64]), 0.5, true)]
+        })
+    };
+    let x = Tensor::zeros([5]);
+    let run = |seed: u64| {
+        tenjit::manual_seed(seed);
+        let f = make();
+        let calls: Vec<Vec<Vec<f32>>> =
+            (0..3).map(|_| f.call(&[&x]).iter().map(|t| t.to_vec::<f32>()).collect()).collect();
+        assert_eq!(f.trace_count(), 1);
+        calls
+    };
+    let calls = run(11);
+    for c in &calls {
+        assert!(c[0].iter().all(|v| (0.0..1.0).contains(v)), "{:?}", c[0]);
+        assert!(c[1].iter().all(|&v| v == 0.0 || v == 2.0), "{:?}", c[1]);
+        assert!(c[1].contains(&0.0) && c[1].contains(&2.0), "{:?}", c[1]);
+    }
+    assert_ne!(calls[0][0], calls[1][0], "a second call draws new uniforms");
+    assert_ne!(calls[1][1], calls[2][1], "and a new dropout mask");
+    assert_eq!(run(11), calls, "the same seed, the same calls");
+    assert_ne!(run(12), calls);
+}

@@ -41,7 +41,7 @@ pub fn manual_seed(seed: u64) {
 }
 
 /// Reserves `n` counter values: returns (seed, first counter).
-fn reserve(n: usize) -> (u64, u64) {
+pub(crate) fn reserve(n: usize) -> (u64, u64) {
     let mut s = STATE.lock().unwrap_or_else(|p| p.into_inner());
     let out = *s;
     s.1 = s.1.wrapping_add(n as u64);
