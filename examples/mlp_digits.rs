@@ -11,9 +11,7 @@
 #[path = "common/digits.rs"]
 mod digits;
 
-use digits::{Digits, Mlp, Optimizer, CLASSES};
-use indicatif::{ProgressBar, ProgressStyle};
-use std::time::Instant;
+use digits::{Mlp, Optimizer, CLASSES};
 use tenjit::optim::{Adam, Sgd};
 
 const EPOCHS: usize = 12;
@@ -22,13 +20,7 @@ const SEED: u64 = 0;
 
 fn main() {
     let adam = std::env::args().any(|a| a == "--adam");
-    let path = digits::data_path();
-    let data = Digits::load(&path).unwrap_or_else(|e| {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    });
-    let (train, test) = data.split(0.2, SEED);
-    println!("{} images: {} to train on, {} to test", data.len(), train.len(), test.len());
+    let (train, test) = digits::load_split(SEED);
 
     tenjit::manual_seed(SEED);
     let mut model = Mlp::new();
@@ -40,32 +32,7 @@ fn main() {
         Optimizer::Sgd(Sgd::new(0.05).with_momentum(0.9))
     };
 
-    let steps = train.len().div_ceil(BATCH) as u64;
-    let style = ProgressStyle::with_template("epoch {prefix:>2} [{bar:30}] {pos:>2}/{len} {msg}")
-        .expect("a valid template")
-        .progress_chars("=> ");
-    let start = Instant::now();
-    let compiled_before = tenjit::compile_count();
-    for epoch in 1..=EPOCHS {
-        let t = Instant::now();
-        let bar = ProgressBar::new(steps).with_style(style.clone()).with_prefix(epoch.to_string());
-        let loss = digits::train_epoch(&mut model, &mut opt, &train, BATCH, |l| {
-            bar.set_message(format!("loss {l:.4}"));
-            bar.inc(1);
-        });
-        let (acc, _) = digits::evaluate(&model, &test);
-        bar.finish_and_clear();
-        println!(
-            "epoch {epoch:>2}: loss {loss:.4}  test accuracy {:.2}%  ({:.2?})",
-            100.0 * acc,
-            t.elapsed()
-        );
-    }
-    println!(
-        "trained in {:.2?} ({} compilations)",
-        start.elapsed(),
-        tenjit::compile_count() - compiled_before
-    );
+    digits::fit(&mut model, &mut opt, &train, &test, EPOCHS, BATCH);
 
     let (acc, confusion) = digits::evaluate(&model, &test);
     println!("\ntest accuracy: {:.2}% ({} images)\n", 100.0 * acc, test.len());

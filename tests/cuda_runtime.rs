@@ -27,18 +27,7 @@ fn ty(d: DType, s: &[usize]) -> TensorType {
     TensorType::new(d, Shape::new(s))
 }
 
-fn graph(
-    name: &str,
-    inputs: &[TensorType],
-    build: impl FnOnce(&mut Graph, &[NodeId]) -> Vec<NodeId>,
-) -> Graph {
-    let mut g = Graph::new(name);
-    let ids: Vec<NodeId> =
-        inputs.iter().enumerate().map(|(i, t)| g.add_input(format!("x{i}"), t.clone())).collect();
-    let outs = build(&mut g, &ids);
-    g.set_outputs(outs);
-    g
-}
+use cuda_corpus::graph_of as graph;
 
 /// The types of `g`'s inputs, in order.
 fn input_types(g: &Graph) -> Vec<TensorType> {

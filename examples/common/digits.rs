@@ -193,6 +193,59 @@ pub fn train_epoch<M: Module>(
     total / train.len() as f64
 }
 
+/// The committed data set split 80/20 with `seed`, its sizes printed; exits with the error if
+/// the file cannot be read (for the examples).
+pub fn load_split(seed: u64) -> (Split, Split) {
+    let data = Digits::load(&data_path()).unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    });
+    let (train, test) = data.split(0.2, seed);
+    println!("{} images: {} to train on, {} to test", data.len(), train.len(), test.len());
+    (train, test)
+}
+
+/// Trains `model` for `epochs` passes of [`train_epoch`] with a progress bar, printing after
+/// each the mean loss, the test accuracy, the epoch's time and the compilations so far, then
+/// the total time.
+pub fn fit<M: Module>(
+    model: &mut M,
+    opt: &mut Optimizer,
+    train: &Split,
+    test: &Split,
+    epochs: usize,
+    batch: usize,
+) {
+    use indicatif::{ProgressBar, ProgressStyle};
+    let steps = train.len().div_ceil(batch) as u64;
+    let style = ProgressStyle::with_template("epoch {prefix:>2} [{bar:30}] {pos:>2}/{len} {msg}")
+        .expect("a valid template")
+        .progress_chars("=> ");
+    let start = std::time::Instant::now();
+    let compiled_before = tenjit::compile_count();
+    for epoch in 1..=epochs {
+        let t = std::time::Instant::now();
+        let bar = ProgressBar::new(steps).with_style(style.clone()).with_prefix(epoch.to_string());
+        let loss = train_epoch(model, opt, train, batch, |l| {
+            bar.set_message(format!("loss {l:.4}"));
+            bar.inc(1);
+        });
+        let train_time = t.elapsed();
+        let (acc, _) = evaluate(model, test);
+        bar.finish_and_clear();
+        println!(
+            "epoch {epoch:>2}: loss {loss:.4}  test accuracy {:.2}%  (train {train_time:.2?}, {} compilations so far)",
+            100.0 * acc,
+            tenjit::compile_count() - compiled_before
+        );
+    }
+    println!(
+        "trained in {:.2?} ({} compilations)",
+        start.elapsed(),
+        tenjit::compile_count() - compiled_before
+    );
+}
+
 /// Accuracy and confusion matrix (`[true][predicted]` counts) on `data`.
 pub fn evaluate<M: Module>(model: &M, data: &Split) -> (f64, [[usize; CLASSES]; CLASSES]) {
     let predicted = tenjit::no_grad(|| model.forward(&data.x).argmax_dim(1, false)).to_vec::<i64>();

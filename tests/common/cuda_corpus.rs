@@ -11,17 +11,27 @@ pub fn accepted(a: Accepts) -> Vec<DType> {
     DType::ALL.into_iter().filter(|&d| a.admits(d)).collect()
 }
 
+/// A graph of inputs `x0, x1, …` of these types whose outputs `build` adds.
+pub fn graph_of(
+    name: &str,
+    inputs: &[TensorType],
+    build: impl FnOnce(&mut Graph, &[NodeId]) -> Vec<NodeId>,
+) -> Graph {
+    let mut g = Graph::new(name);
+    let ids: Vec<NodeId> =
+        inputs.iter().enumerate().map(|(i, t)| g.add_input(format!("x{i}"), t.clone())).collect();
+    let outs = build(&mut g, &ids);
+    g.set_outputs(outs);
+    g
+}
+
+/// [`graph_of`] with one output.
 pub fn graph(
     name: &str,
     inputs: &[TensorType],
     build: impl FnOnce(&mut Graph, &[NodeId]) -> NodeId,
 ) -> Graph {
-    let mut g = Graph::new(name);
-    let ids: Vec<NodeId> =
-        inputs.iter().enumerate().map(|(i, t)| g.add_input(format!("x{i}"), t.clone())).collect();
-    let y = build(&mut g, &ids);
-    g.set_outputs(vec![y]);
-    g
+    graph_of(name, inputs, |g, ids| vec![build(g, ids)])
 }
 
 pub fn one(op: Op, inputs: &[TensorType]) -> Graph {

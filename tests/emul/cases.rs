@@ -71,18 +71,7 @@ fn ints(d: DType, t: &TensorType, lo: i64, hi: i64, seed: u64) -> Buffer {
     Buffer::from_scalars(d, t.shape.clone(), v)
 }
 
-fn graph(
-    name: &str,
-    inputs: &[TensorType],
-    build: impl FnOnce(&mut Graph, &[NodeId]) -> Vec<NodeId>,
-) -> Graph {
-    let mut g = Graph::new(name);
-    let ids: Vec<NodeId> =
-        inputs.iter().enumerate().map(|(i, t)| g.add_input(format!("x{i}"), t.clone())).collect();
-    let outs = build(&mut g, &ids);
-    g.set_outputs(outs);
-    g
-}
+use cuda_corpus::graph_of as graph;
 
 fn dims(v: &[usize]) -> SmallVec<[usize; 4]> {
     SmallVec::from_slice(v)
