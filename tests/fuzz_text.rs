@@ -206,7 +206,7 @@ fn exact(op: &Op) -> bool {
     match op {
         Op::Unary(u) => exact(u.spec().accuracy),
         Op::Binary(b) => exact(b.spec().accuracy),
-        Op::Matmul => false,
+        Op::Matmul | Op::Conv(_) => false,
         Op::Input { .. }
         | Op::Const { .. }
         | Op::Iota { .. }
@@ -222,7 +222,8 @@ fn exact(op: &Op) -> bool {
         | Op::Pad { .. }
         | Op::Concat { .. }
         | Op::Gather { .. }
-        | Op::ScatterAdd { .. } => true,
+        | Op::ScatterAdd { .. }
+        | Op::Pool(_) => true,
     }
 }
 

@@ -623,6 +623,22 @@ fn eval_node(g: &Graph, n: NodeId, args: &[&Buffer], inputs: &[Buffer]) -> Resul
                 _ => return Err(internal("matmul operands of different categories")),
             }
         }
+        Op::Conv(c) => {
+            let (a, b) = (arg(0)?, arg(1)?);
+            let sizes = c.sizes(a.shape(), b.shape()).map_err(|e| internal(&e.to_string()))?;
+            match (numeric(a.data()), numeric(b.data())) {
+                (Num::F(x), Num::F(y)) => from_floats(ty.dtype, c.eval_f64(&sizes, &x, &y).into_iter()),
+                _ => return Err(internal("convolution operands are not floats")),
+            }
+        }
+        Op::Pool(p) => {
+            let (x, other) = (arg(0)?, arg(1)?);
+            let sizes = p.sizes(x.shape(), other.shape()).map_err(|e| internal(&e.to_string()))?;
+            match (numeric(x.data()), numeric(other.data())) {
+                (Num::F(x), Num::F(y)) => from_floats(ty.dtype, p.eval_f64(sizes, &x, &y).into_iter()),
+                _ => return Err(internal("max-pool operands are not floats")),
+            }
+        }
         Op::Gather { axis } => {
             let (x, index) = (arg(0)?, arg(1)?);
             let index = index.as_slice::<i64>().ok_or_else(|| internal("index is not i64"))?;

@@ -18,9 +18,13 @@
 //! overflow, as PyTorch's do; integer division or remainder by zero and negative integer powers
 //! are evaluation errors rather than undefined results.
 
+mod conv;
 mod kind;
+mod pool;
 
+pub use conv::{ConvGeometry, ConvOp, ConvRole, ConvSizes};
 pub use kind::{Library, Movement, OpKind};
+pub use pool::{PoolGeometry, PoolOp, PoolRole};
 
 use crate::types::{broadcast_shapes, Category, DType, Shape, TensorType};
 use smallvec::SmallVec;
@@ -377,6 +381,12 @@ pub enum Op {
         /// Axis indexed.
         axis: usize,
     },
+    /// A 2-D convolution or one of its transposes (`conv2d`, `conv2d_input`,
+    /// `conv2d_weight`; see [`ConvOp`]), on two float operands of one dtype.
+    Conv(ConvOp),
+    /// Max pooling's selection or scatter (`max_pool2d_select`, `max_pool2d_scatter`; see
+    /// [`PoolOp`]), on two float operands of one dtype.
+    Pool(PoolOp),
 }
 
 /// An error of an op's type rule.
@@ -463,6 +473,8 @@ impl Op {
             Op::Matmul => "matmul",
             Op::Gather { .. } => "gather",
             Op::ScatterAdd { .. } => "scatter_add",
+            Op::Conv(c) => c.name(),
+            Op::Pool(p) => p.name(),
         }
     }
 
@@ -479,7 +491,9 @@ impl Op {
             | Op::Expand { .. }
             | Op::Slice { .. }
             | Op::Pad { .. } => Some(1),
-            Op::Binary(_) | Op::Matmul | Op::Gather { .. } | Op::Rand { .. } => Some(2),
+            Op::Binary(_) | Op::Matmul | Op::Gather { .. } | Op::Rand { .. } | Op::Conv(_) | Op::Pool(_) => {
+                Some(2)
+            }
             Op::Where | Op::ScatterAdd { .. } => Some(3),
             Op::Concat { .. } => None,
         }
@@ -788,6 +802,8 @@ impl Op {
                 }
                 Ok(base.clone())
             }
+            Op::Conv(c) => c.infer(args[0], args[1]),
+            Op::Pool(p) => p.infer(args[0], args[1]),
         }
     }
 }

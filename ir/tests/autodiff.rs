@@ -20,7 +20,9 @@ mod common;
 use common::Rng;
 use tenjit_ir::autodiff::{self, rules, Emit};
 use tenjit_ir::interp::eval;
-use tenjit_ir::ops::{BinaryKind, Dims, IDims};
+use tenjit_ir::ops::{
+    BinaryKind, ConvGeometry, ConvOp, ConvRole, Dims, IDims, PoolGeometry, PoolOp, PoolRole,
+};
 use tenjit_ir::{
     text, ArgOp, BinaryOp, Buffer, DType, Graph, NodeId, Op, ReduceOp, Scalar, Shape, TensorType, UnaryOp,
 };
@@ -490,12 +492,15 @@ enum Expect {
     Flows,
     /// No input other than the weight gets a gradient, and the rule returns none.
     Stops,
+    /// The first operand, input `x`, only chooses positions (a max pool's): it gets no
+    /// gradient, and every other `f64` input gets one matching finite differences.
+    Chooses,
     /// A float-to-float cast through `f32`: the gradient is the weight rounded to `f32`.
     RoundsThroughF32,
 }
 
 /// The number of `Op` variants [`classify`] distinguishes.
-const VARIANTS: usize = 19;
+const VARIANTS: usize = 21;
 
 /// The variant of node `n`'s op (an index below [`VARIANTS`]) and what its gradient must be.
 /// One exhaustive match, no wildcard: a new `Op` variant does not compile until it is
@@ -531,6 +536,11 @@ fn classify(g: &Graph, n: NodeId) -> (usize, Expect) {
         Op::Matmul => (16, Flows),
         Op::Gather { .. } => (17, Flows),
         Op::ScatterAdd { .. } => (18, Flows),
+        Op::Conv(_) => (19, Flows),
+        Op::Pool(_) => {
+            let args = g.args(n);
+            (20, if args[0] == args[1] { Flows } else { Chooses })
+        }
     }
 }
 
@@ -556,6 +566,17 @@ fn slice7(b: &mut Builder, r: &mut Rng, start: isize, step: isize, size: usize) 
 fn prod_rows_with_zeros(b: &mut Builder, _: &mut Rng) -> NodeId {
     let x = b.values("x", &[3, 4], vec![1.5, -2.0, 0.5, 3.0, 2.0, 0.0, -1.5, 0.7, 0.0, 1.2, 0.0, -2.0]);
     b.op(reduce(ReduceOp::Prod, &[1]), &[x])
+}
+
+/// A convolution of the samples' geometry: stride 2, padding [1, 2], dilation [1, 2], 2 groups.
+fn conv(role: ConvRole) -> Op {
+    let geometry = ConvGeometry { stride: [2, 2], padding: [1, 2], dilation: [1, 2], groups: 2 };
+    Op::Conv(ConvOp { role, geometry })
+}
+
+/// A max pool of the samples' geometry: 3×3 windows, stride 2, padding 1.
+fn pool(role: PoolRole) -> Op {
+    Op::Pool(PoolOp { role, geometry: PoolGeometry { kernel: [3, 3], stride: [2, 2], padding: [1, 1] } })
 }
 
 /// A sample (coerces the builder closure to a function pointer).
@@ -787,6 +808,35 @@ fn samples() -> Vec<Sample> {
             let x = b.random(r, "x", &[3, 3]);
             b.op(Op::Matmul, &[x, x])
         }),
+        s("conv2d, strided, padded, dilated, grouped", |b, r| {
+            let x = b.random(r, "x", &[2, 4, 5, 4]);
+            let w = b.random(r, "w", &[4, 2, 2, 3]);
+            b.op(conv(ConvRole::Forward), &[x, w])
+        }),
+        s("conv2d_input", |b, r| {
+            let dy = b.random(r, "dy", &[2, 4, 3, 2]);
+            let w = b.random(r, "w", &[4, 2, 2, 3]);
+            b.op(conv(ConvRole::Input { size: [5, 4] }), &[dy, w])
+        }),
+        s("conv2d_weight", |b, r| {
+            let x = b.random(r, "x", &[2, 4, 5, 4]);
+            let dy = b.random(r, "dy", &[2, 4, 3, 2]);
+            b.op(conv(ConvRole::Weight { kernel: [2, 3] }), &[x, dy])
+        }),
+        s("max_pool2d_select, overlapping padded windows", |b, r| {
+            let x = b.random(r, "x", &[1, 2, 5, 4]);
+            let t = b.random(r, "t", &[1, 2, 5, 4]);
+            b.op(pool(PoolRole::Select), &[x, t])
+        }),
+        s("max_pool2d_select of x by itself (max_pool2d)", |b, r| {
+            let x = b.random(r, "x", &[1, 2, 5, 4]);
+            b.op(pool(PoolRole::Select), &[x, x])
+        }),
+        s("max_pool2d_scatter", |b, r| {
+            let x = b.random(r, "x", &[1, 2, 5, 4]);
+            let g = b.random(r, "g", &[1, 2, 3, 2]);
+            b.op(pool(PoolRole::Scatter), &[x, g])
+        }),
         s("gather along axis 0, repeated indices", |b, r| {
             let x = b.random(r, "x", &[3, 4]);
             let i = b.index("i", &[2, 4], vec![0, 2, 2, 1, 0, 0, 2, 1]);
@@ -840,6 +890,19 @@ fn every_structural_rule_matches_finite_differences() {
                 for (i, input) in case.inputs.iter().enumerate() {
                     if input.dtype() == DType::F64 && input.numel() > 0 {
                         assert!(flows[i], "{name}: input {} gets a gradient\n{}", names[i], case.graph);
+                    }
+                }
+            }
+            Expect::Chooses => {
+                let flows = check_fd2(&case, name, &mut rng);
+                for (i, input) in case.inputs.iter().enumerate() {
+                    if input.dtype() == DType::F64 && input.numel() > 0 {
+                        assert_eq!(
+                            flows[i],
+                            names[i] != "x",
+                            "{name}: only x's gradient is none\n{}",
+                            case.graph
+                        );
                     }
                 }
             }

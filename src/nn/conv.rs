@@ -1,14 +1,13 @@
-//! Two-dimensional convolution, as `F.conv2d` and `nn.Conv2d`, composed from tensor ops so
-//! that its gradients come from autodiff: the input is zero-padded, the `kH·kW` shifted and
-//! strided windows are sliced out and stacked (im2col), and one batched matrix product per
-//! group contracts them with the weight, the bias added in the same expression so that the
-//! scheduler can run it on the product's block. The windowing helpers here serve the pools too.
+//! Two-dimensional convolution, as `F.conv2d` and `nn.Conv2d`: the IR's `conv2d` op (whose
+//! gradients are its transposes `conv2d_input` and `conv2d_weight`, see
+//! `tenjit_ir::ops::ConvOp`), with the bias added as an elementwise epilogue. The windowing
+//! helpers here (padding, strided windows) serve the average pool.
 
 use super::Module;
 use crate::error::{Error, OpErrorKind, OrPanic, Result};
 use crate::tensor::Tensor;
 use crate::SliceItem;
-use tenjit_ir::ops::Dims;
+use tenjit_ir::ops::{ConvGeometry, ConvOp, ConvRole, Dims};
 use tenjit_ir::{DType, Op};
 
 /// The geometry of a convolution, as the keyword arguments of `F.conv2d`: each pair is
@@ -125,25 +124,6 @@ pub(super) fn windows(
     Ok(taps)
 }
 
-/// Stacks the windows of [`windows`] on a new axis `dim` as one elementwise expression: a
-/// chain of `where(tap_index == i, tap_i, ...)` over an iota, which the scheduler fuses into a
-/// single kernel reading the padded input through each tap's strided view (a `stack` would
-/// copy each tap out and join the copies with a library concat).
-pub(super) fn stack_taps(taps: &[Tensor], dim: usize) -> Result<Tensor> {
-    let k = taps.len();
-    let mut shape: Vec<isize> = taps[0].shape().iter().map(|&d| d as isize).collect();
-    shape.insert(dim, k as isize);
-    let mut index_shape = vec![1isize; shape.len()];
-    index_shape[dim] = k as isize;
-    let index = Tensor::arange(k as i64).try_reshape(index_shape)?.try_expand(&shape)?;
-    let mut stacked = taps[k - 1].try_unsqueeze(dim as isize)?.try_expand(&shape)?;
-    for (i, tap) in taps.iter().enumerate().rev().skip(1) {
-        let tap = tap.try_unsqueeze(dim as isize)?.try_expand(&shape)?;
-        stacked = Tensor::try_where(&index.try_eq(i as f64)?, &tap, &stacked)?;
-    }
-    Ok(stacked)
-}
-
 /// A 2-D convolution (cross-correlation, as torch's) of `input` `[N, C, H, W]` with `weight`
 /// `[O, C/groups, kH, kW]` plus an optional `bias` `[O]`, as `F.conv2d`: the result is
 /// `[N, O, OH, OW]` with `OH = (H + 2·padding - dilation·(kH - 1) - 1) / stride + 1` (and
@@ -190,7 +170,7 @@ pub fn try_conv2d(
     if groups == 0 {
         return Err(Error::op_of(OpErrorKind::Argument, OP, "groups must be greater than zero"));
     }
-    let (n, c, h, w) = (input.shape()[0], input.shape()[1], input.shape()[2], input.shape()[3]);
+    let (c, h, w) = (input.shape()[1], input.shape()[2], input.shape()[3]);
     let (o, cg, kh, kw) = (weight.shape()[0], weight.shape()[1], weight.shape()[2], weight.shape()[3]);
     if !c.is_multiple_of(groups) || !o.is_multiple_of(groups) {
         return Err(Error::op_of(
@@ -227,24 +207,14 @@ pub fn try_conv2d(
             ));
         }
     }
-    let oh = out_size(OP, h, kh, stride[0], padding[0], dilation[0])?;
-    let ow = out_size(OP, w, kw, stride[1], padding[1], dilation[1])?;
-    let (k, l) = (kh * kw, oh * ow);
-    // Channels first, so that the stacked windows are the columns of one matrix per group:
-    // [C, N, Hp, Wp] -> K x [C, N, OH, OW] -> [C, K, N, OH, OW] = [G, C/G·K, N·OH·OW].
-    let xp = pad_spatial(input, padding)?.try_transpose(0, 1)?;
-    let taps = windows(&xp, [kh, kw], stride, dilation, [oh, ow])?;
-    let cols = stack_taps(&taps, 1)?.try_reshape([groups as isize, (cg * k) as isize, (n * l) as isize])?;
-    // [O, C/G, kH, kW] -> [G, O/G, C/G·K], whose column order matches the columns' rows.
-    let og = o / groups;
-    let wm = weight.try_reshape([groups as isize, og as isize, (cg * k) as isize])?;
-    let y = wm.try_matmul(&cols)?;
-    let y = match bias {
-        Some(b) => y.try_add(&b.try_reshape([groups as isize, og as isize, 1])?)?,
-        None => y,
-    };
-    // [G, O/G, N·L] -> [O, N, OH, OW] -> [N, O, OH, OW].
-    y.try_reshape([o as isize, n as isize, oh as isize, ow as isize])?.try_transpose(0, 1)
+    out_size(OP, h, kh, stride[0], padding[0], dilation[0])?;
+    out_size(OP, w, kw, stride[1], padding[1], dilation[1])?;
+    let geometry = ConvGeometry { stride, padding, dilation, groups };
+    let y = Tensor::from_op(Op::Conv(ConvOp { role: ConvRole::Forward, geometry }), &[input, weight])?;
+    match bias {
+        Some(b) => y.try_add(&b.try_reshape([1, o as isize, 1, 1])?),
+        None => Ok(y),
+    }
 }
 
 /// A 2-D convolution layer, as `torch.nn.Conv2d`: `weight` `[out, in/groups, kH, kW]` and

@@ -1,11 +1,14 @@
-//! Two-dimensional pooling, as `F.max_pool2d` and `F.avg_pool2d`: the windows of the
-//! convolution's im2col are stacked on a new axis and reduced over it, so the gradients come
-//! from autodiff. The max's gradient goes to the first maximum of each window, as torch's.
+//! Two-dimensional pooling, as `F.max_pool2d` and `F.avg_pool2d`. The max of an input that
+//! needs a gradient is the IR's `max_pool2d_select` of the input by itself, whose gradient
+//! (`max_pool2d_scatter`) goes to the first maximum of each window, as torch's; without one it
+//! is a fused maximum over the windows. The average is composed: windows that tile the input
+//! are reduced through a view, others summed from the convolution's strided windows.
 
-use super::conv::{out_size, pad_spatial, positive, require_nchw, stack_taps, windows};
+use super::conv::{out_size, pad_spatial, positive, require_nchw, windows};
 use crate::error::{Error, OpErrorKind, OrPanic, Result};
 use crate::tensor::Tensor;
-use tenjit_ir::Shape;
+use tenjit_ir::ops::{PoolGeometry, PoolOp, PoolRole};
+use tenjit_ir::{Op, ReduceOp, Shape};
 
 /// Checks the pool's arguments and returns its output size `[OH, OW]`. As torch, padding may
 /// be at most half the kernel, so that every window holds an element of the input.
@@ -33,6 +36,30 @@ fn geometry(
     ])
 }
 
+/// The windows of a pool whose windows tile the input (stride equal to the kernel, no
+/// padding: the common `avg_pool2d(x, 2)`), as `[N, C, OH, OW, kH, kW]` through views only (a
+/// crop to whole tiles, a reshape and a permute); `None` for other pools. Reduced over the
+/// last two axes, its gradient is elementwise over the input instead of a padded copy per tap.
+fn tiles(
+    x: &Tensor,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    out: [usize; 2],
+) -> Result<Option<Tensor>> {
+    if stride != kernel || padding != [0, 0] {
+        return Ok(None);
+    }
+    let (n, c) = (x.shape()[0] as isize, x.shape()[1] as isize);
+    let [kh, kw] = kernel.map(|k| k as isize);
+    let [oh, ow] = out.map(|o| o as isize);
+    let full = crate::SliceItem::Range { start: None, end: None, step: 1 };
+    let crop = |end: isize| crate::SliceItem::Range { start: Some(0), end: Some(end), step: 1 };
+    let cropped = x.try_i(vec![full, full, crop(oh * kh), crop(ow * kw)])?;
+    let tiles = cropped.try_reshape([n, c, oh, kh, ow, kw])?.try_permute([0, 1, 2, 4, 3, 5])?;
+    Ok(Some(tiles))
+}
+
 /// The maximum over each `kernel` window of `x` `[N, C, H, W]`, the windows `stride` apart on
 /// an input padded with `-inf`, as `F.max_pool2d(x, kernel, stride, padding)` (torch's
 /// default stride is the kernel). The gradient goes to the first maximum of each window.
@@ -58,17 +85,25 @@ pub fn try_max_pool2d(
     padding: [usize; 2],
 ) -> Result<Tensor> {
     let out = geometry("max_pool2d", x, kernel, stride, padding)?;
+    if x.requires_grad() {
+        let op = PoolOp { role: PoolRole::Select, geometry: PoolGeometry { kernel, stride, padding } };
+        return Tensor::from_op(Op::Pool(op), &[x, x]);
+    }
+    // Without a gradient, the same values as one fused expression, which absorbs the producer
+    // of `x` (a convolution's bias and activation): the maximum over the windows' axes where
+    // they tile the input, else of the strided windows of `x` padded with `-inf`.
+    if let Some(tiles) = tiles(x, kernel, stride, padding, out)? {
+        return tiles.reduce(ReduceOp::Max, [4, 5].into_iter().collect(), false);
+    }
     let xp = if padding == [0, 0] {
         x.clone()
     } else {
-        // Zero padding, then -inf where the padding is: a mask of the input's place.
         let (h, w) = (x.shape()[2], x.shape()[3]);
         let inside = pad_spatial(&Tensor::ones(Shape::new(&[h, w])), padding)?.try_ne(0.0)?;
         Tensor::try_where(&inside, &pad_spatial(x, padding)?, f64::NEG_INFINITY)?
     };
     let taps = windows(&xp, kernel, stride, [1, 1], out)?;
-    // `max_dim` gathers at the first maximum's index when a gradient is wanted.
-    Ok(stack_taps(&taps, 2)?.max_dim(2, false).0)
+    taps[1..].iter().try_fold(taps[0].clone(), |acc, tap| acc.try_maximum(tap))
 }
 
 /// The mean over each `kernel` window of `x` `[N, C, H, W]`, the windows `stride` apart on
@@ -105,6 +140,9 @@ pub fn try_avg_pool2d(
     count_include_pad: bool,
 ) -> Result<Tensor> {
     let out = geometry("avg_pool2d", x, kernel, stride, padding)?;
+    if let Some(tiles) = tiles(x, kernel, stride, padding, out)? {
+        return tiles.try_mean_dim([4, 5], false);
+    }
     let window_sum = |t: &Tensor| -> Result<Tensor> {
         // One elementwise sum of the taps' strided views.
         let taps = windows(&pad_spatial(t, padding)?, kernel, stride, [1, 1], out)?;

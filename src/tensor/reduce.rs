@@ -71,7 +71,7 @@ impl Tensor {
 
     /// Reduces `axes` with `op`, then reinserts them as size 1 when `keepdim`.
     #[track_caller]
-    fn reduce(&self, op: ReduceOp, axes: IrDims, keepdim: bool) -> Result<Tensor> {
+    pub(crate) fn reduce(&self, op: ReduceOp, axes: IrDims, keepdim: bool) -> Result<Tensor> {
         let name = op.name();
         if self.dtype() == DType::Bool && matches!(op, ReduceOp::Max | ReduceOp::Min) {
             return Err(Error::op_of(

@@ -1,10 +1,12 @@
 //! The op × dtype corpus of the CUDA tests: every primitive op on every dtype it accepts (as
 //! `tests/op_corpus.rs` enumerates them for the CPU), the ops it covers elsewhere (iota, rand,
-//! where, scatter_add, special constants) and reductions long enough for block reductions.
+//! where, scatter_add, special constants, the convolutions and
+//! max pooling) and reductions long enough for
+//! block reductions.
 //! Shared by `tests/cuda_codegen.rs` (compiled to PTX here) and `tests/cuda_runtime.rs` (run
 //! on a GPU).
 
-use tenjit::ir::ops::Accepts;
+use tenjit::ir::ops::{Accepts, ConvGeometry, ConvOp, ConvRole, PoolGeometry, PoolOp, PoolRole};
 use tenjit::ir::{ArgOp, BinaryOp, DType, Graph, NodeId, Op, ReduceOp, Scalar, Shape, TensorType, UnaryOp};
 
 pub fn accepted(a: Accepts) -> Vec<DType> {
@@ -128,6 +130,20 @@ pub fn corpus(long_rows: usize) -> Vec<(String, Graph)> {
             let c = Op::Const { value: Scalar::Int(-7).cast(d), ty: ty(d, &[2]) };
             out.push((format!("const {d}"), one(c, &[])));
         }
+    }
+    // The three convolutions, with every geometry attribute away from its default.
+    for d in [DType::F16, DType::BF16, DType::F32, DType::F64] {
+        let geometry = ConvGeometry { stride: [2, 1], padding: [1, 2], dilation: [1, 2], groups: 2 };
+        let conv = |role| Op::Conv(ConvOp { role, geometry });
+        let (x, w, y) = (ty(d, &[2, 4, 7, 6]), ty(d, &[6, 2, 3, 2]), ty(d, &[2, 6, 4, 8]));
+        out.push((format!("conv2d {d}"), one(conv(ConvRole::Forward), &[x.clone(), w.clone()])));
+        out.push((format!("conv2d_input {d}"), one(conv(ConvRole::Input { size: [7, 6] }), &[y.clone(), w])));
+        out.push((format!("conv2d_weight {d}"), one(conv(ConvRole::Weight { kernel: [3, 2] }), &[x, y])));
+        let geometry = PoolGeometry { kernel: [3, 2], stride: [2, 1], padding: [1, 1] };
+        let pool = |role| Op::Pool(PoolOp { role, geometry });
+        let (x, g) = (ty(d, &[2, 3, 7, 6]), ty(d, &[2, 3, 4, 7]));
+        out.push((format!("max_pool2d_select {d}"), one(pool(PoolRole::Select), &[x.clone(), x.clone()])));
+        out.push((format!("max_pool2d_scatter {d}"), one(pool(PoolRole::Scatter), &[x, g])));
     }
     for d in [DType::F32, DType::F64] {
         let r = graph("rand", &[], |g, _| {

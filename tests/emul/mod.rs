@@ -47,7 +47,7 @@ pub struct Case {
 
 impl Case {
     /// A case whose tolerance follows the graph's ops: exact unless some op is only accurate
-    /// to a few ulp, or a float sum, product or matrix product reassociates.
+    /// to a few ulp, or a float sum, product, matrix product or convolution reassociates.
     pub fn new(group: &'static str, name: impl Into<String>, graph: Graph, inputs: Vec<Buffer>) -> Case {
         let mut exact = true;
         let mut f32_graph = false;
@@ -60,7 +60,7 @@ impl Case {
                 Op::Unary(u) => u.spec().accuracy == Accuracy::Exact,
                 Op::Binary(b) => b.spec().accuracy == Accuracy::Exact,
                 Op::Reduce { op, .. } => op.identity().is_none() || !float_in,
-                Op::Matmul => !float_in,
+                Op::Matmul | Op::Conv(_) => !float_in,
                 _ => true,
             };
         }

@@ -6,7 +6,7 @@
 
 use super::{Emit, GradError};
 use crate::graph::NodeId;
-use crate::ops::{BinaryOp, Op, ReduceOp, UnaryOp};
+use crate::ops::{BinaryOp, ConvOp, ConvRole, Op, PoolOp, PoolRole, ReduceOp, UnaryOp};
 use crate::types::{Shape, TensorType};
 use smallvec::SmallVec;
 
@@ -281,12 +281,74 @@ pub fn vjp(
             };
             smallvec::smallvec![da, db]
         }
+        Op::Conv(c) => conv_vjp(e, c, args, g, wanted)?,
+        // `x` only chooses positions; select and scatter are each other's transposes in the
+        // other operand.
+        Op::Pool(p) => {
+            let role = match p.role {
+                PoolRole::Select => PoolRole::Scatter,
+                PoolRole::Scatter => PoolRole::Select,
+            };
+            let d =
+                if wanted[1] { Some(e.op(Op::Pool(PoolOp { role, ..*p }), &[args[0], g])?) } else { None };
+            smallvec::smallvec![None, d]
+        }
         Op::Gather { axis } => smallvec::smallvec![Some(ungather(e, *axis, args[0], args[1], g)?), None],
         Op::ScatterAdd { axis } => {
             let dsrc = if wanted[2] { Some(e.op(Op::Gather { axis: *axis }, &[g, args[1]])?) } else { None };
             smallvec::smallvec![Some(g), None, dsrc]
         }
     })
+}
+
+/// Cotangents of a convolution op's two operands. The three ops are one bilinear form
+/// `⟨conv2d(x, w), dy⟩ = ⟨x, conv2d_input(dy, w)⟩ = ⟨w, conv2d_weight(x, dy)⟩` (see
+/// `ops/conv.rs`), so each operand's cotangent is another of the three applied to the cotangent
+/// `g` and the other operand.
+fn conv_vjp(
+    e: &mut Emit,
+    c: &ConvOp,
+    args: &[NodeId],
+    g: NodeId,
+    wanted: &[bool],
+) -> Result<SmallVec<[Option<NodeId>; 3]>, GradError> {
+    let (a, b) = (args[0], args[1]);
+    let geometry = c.geometry;
+    let dims = |e: &Emit, n: NodeId| -> [usize; 2] {
+        let s = e.shape(n);
+        [s.0[2], s.0[3]]
+    };
+    let op = |role| Op::Conv(ConvOp { role, geometry });
+    let forward = op(ConvRole::Forward);
+    let pair = |e: &mut Emit, want: bool, role: Option<ConvRole>, l: NodeId, r: NodeId| match role {
+        Some(role) if want => e.op(op(role), &[l, r]).map(Some),
+        None if want => e.op(forward.clone(), &[l, r]).map(Some),
+        _ => Ok(None),
+    };
+    let (da, db) = match c.role {
+        // y = conv2d(x, w): dx = conv2d_input(g, w), dw = conv2d_weight(x, g).
+        ConvRole::Forward => {
+            let (size, kernel) = (dims(e, a), dims(e, b));
+            let dx = pair(e, wanted[0], Some(ConvRole::Input { size }), g, b)?;
+            let dw = pair(e, wanted[1], Some(ConvRole::Weight { kernel }), a, g)?;
+            (dx, dw)
+        }
+        // dx = conv2d_input(dy, w): d(dy) = conv2d(g, w), dw = conv2d_weight(g, dy).
+        ConvRole::Input { .. } => {
+            let kernel = dims(e, b);
+            let ddy = pair(e, wanted[0], None, g, b)?;
+            let dw = pair(e, wanted[1], Some(ConvRole::Weight { kernel }), g, a)?;
+            (ddy, dw)
+        }
+        // dw = conv2d_weight(x, dy): dx = conv2d_input(dy, g), d(dy) = conv2d(x, g).
+        ConvRole::Weight { .. } => {
+            let size = dims(e, a);
+            let dx = pair(e, wanted[0], Some(ConvRole::Input { size }), b, g)?;
+            let ddy = pair(e, wanted[1], None, a, g)?;
+            (dx, ddy)
+        }
+    };
+    Ok(smallvec::smallvec![da, db])
 }
 
 /// The gradient of `gather(x, index)` along `axis`: `g` added into zeros at the gathered

@@ -151,7 +151,9 @@ fn weight(op: &Op) -> u64 {
         | Op::Gather { .. }
         | Op::ScatterAdd { .. }
         | Op::Concat { .. }
-        | Op::Pad { .. } => 0,
+        | Op::Pad { .. }
+        | Op::Conv(_)
+        | Op::Pool(_) => 0,
     }
 }
 
@@ -889,7 +891,9 @@ impl<'p, 'g> Builder<'p, 'g> {
                 | Op::Concat { .. }
                 | Op::Matmul
                 | Op::Gather { .. }
-                | Op::ScatterAdd { .. } => (&[], Vec::new()),
+                | Op::ScatterAdd { .. }
+                | Op::Conv(_)
+                | Op::Pool(_) => (&[], Vec::new()),
             };
             if !operands_done && !operands.is_empty() {
                 let pending: Vec<NodeId> = operands.to_vec();
@@ -934,7 +938,9 @@ impl<'p, 'g> Builder<'p, 'g> {
                 | Op::Concat { .. }
                 | Op::Matmul
                 | Op::Gather { .. }
-                | Op::ScatterAdd { .. } => {
+                | Op::ScatterAdd { .. }
+                | Op::Conv(_)
+                | Op::Pool(_) => {
                     unreachable!("lower: {n} runs as its own step")
                 }
             };

@@ -128,6 +128,8 @@ fn op_attrs(op: &Op) -> String {
             format!(", axis={axis}")
         }
         Op::Pad { lo, hi } => format!(", lo={}, hi={}", dims_text(lo), dims_text(hi)),
+        Op::Conv(c) => c.attrs().into_iter().map(|(k, v)| format!(", {k}={v}")).collect(),
+        Op::Pool(p) => p.attrs().into_iter().map(|(k, v)| format!(", {k}={v}")).collect(),
         Op::Reduce { axes, .. } => format!(", axes={}", dims_text(axes)),
         Op::Iota { axis, .. } => format!(", axis={axis}"),
         Op::Reshape { shape } | Op::Expand { shape } => format!(", shape={}", dims_text(shape.dims())),

@@ -2,7 +2,7 @@
 //! over [`Op`] ([`Op::kind`]) that the lowering, the parser and the code generators read, in
 //! place of each keeping its own list of "every op but these".
 
-use super::{Dims, IDims, Op};
+use super::{ConvOp, Dims, IDims, Op, PoolOp};
 use crate::types::Shape;
 
 /// What an op is to the kernel lowering, with the attributes of the kinds that code matches on.
@@ -78,6 +78,10 @@ pub enum Library<'a> {
         /// Padding after.
         hi: &'a Dims,
     },
+    /// `conv2d`, `conv2d_input`, `conv2d_weight`.
+    Conv(&'a ConvOp),
+    /// `max_pool2d_select`, `max_pool2d_scatter`.
+    Pool(&'a PoolOp),
 }
 
 impl Op {
@@ -97,6 +101,8 @@ impl Op {
             Op::ScatterAdd { axis } => OpKind::Library(Library::ScatterAdd { axis: *axis }),
             Op::Concat { axis } => OpKind::Library(Library::Concat { axis: *axis }),
             Op::Pad { lo, hi } => OpKind::Library(Library::Pad { lo, hi }),
+            Op::Conv(c) => OpKind::Library(Library::Conv(c)),
+            Op::Pool(p) => OpKind::Library(Library::Pool(p)),
         }
     }
 }

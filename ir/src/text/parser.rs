@@ -9,7 +9,10 @@
 use super::lexer::{lex, Key, Tok, Token};
 use super::ParseError;
 use crate::graph::{Graph, NodeId};
-use crate::ops::{ArgOp, BinaryOp, Dims, IDims, Library, Movement, Op, OpKind, ReduceOp, Scalar, UnaryOp};
+use crate::ops::{
+    ArgOp, BinaryOp, ConvGeometry, ConvOp, ConvRole, Dims, IDims, Library, Movement, Op, OpKind,
+    PoolGeometry, PoolOp, ReduceOp, Scalar, UnaryOp,
+};
 use crate::types::{DType, Shape, TensorType};
 use crate::verify::verify;
 use std::collections::HashMap;
@@ -34,6 +37,8 @@ fn prototypes() -> Vec<Op> {
         Op::Gather { axis: 0 },
         Op::ScatterAdd { axis: 0 },
     ];
+    ops.extend(ConvOp::prototypes().map(Op::Conv));
+    ops.extend(PoolOp::prototypes().map(Op::Pool));
     ops.extend(UnaryOp::ALL.map(Op::Unary));
     ops.extend(BinaryOp::ALL.map(Op::Binary));
     ops.extend(ReduceOp::ALL.map(|op| Op::Reduce { op, axes: Dims::new() }));
@@ -122,6 +127,18 @@ impl Attrs {
         }
     }
 
+    /// A list of exactly two non-negative integers, `(height, width)`.
+    fn pair(&mut self, key: &'static str) -> Result<[usize; 2], ParseError> {
+        let pos = self.attrs.iter().flatten().find(|(k, _, _)| k == key).map_or(self.pos, |a| a.1);
+        let items: Vec<usize> = self.list(key, UINTS)?;
+        <[usize; 2]>::try_from(items.as_slice()).map_err(|_| {
+            pos.err(format!(
+                "bad attribute `{key}`: expected two entries `[height,width]`, found {}",
+                items.len()
+            ))
+        })
+    }
+
     /// Fails on an attribute no one asked for.
     fn finish(self) -> Result<(), ParseError> {
         if let Some((key, pos, _)) = self.attrs.into_iter().flatten().next() {
@@ -194,6 +211,28 @@ fn build_op(stmt: &mut Stmt, protos: &[Op]) -> Result<Op, ParseError> {
         Op::Matmul => Op::Matmul,
         Op::Gather { .. } => Op::Gather { axis: a.int("axis", UINT)? },
         Op::ScatterAdd { .. } => Op::ScatterAdd { axis: a.int("axis", UINT)? },
+        Op::Conv(c) => {
+            let geometry = ConvGeometry {
+                stride: a.pair("stride")?,
+                padding: a.pair("padding")?,
+                dilation: a.pair("dilation")?,
+                groups: a.int("groups", UINT)?,
+            };
+            let role = match c.role {
+                ConvRole::Forward => ConvRole::Forward,
+                ConvRole::Input { .. } => ConvRole::Input { size: a.pair("size")? },
+                ConvRole::Weight { .. } => ConvRole::Weight { kernel: a.pair("kernel")? },
+            };
+            Op::Conv(ConvOp { role, geometry })
+        }
+        Op::Pool(p) => {
+            let geometry = PoolGeometry {
+                kernel: a.pair("kernel")?,
+                stride: a.pair("stride")?,
+                padding: a.pair("padding")?,
+            };
+            Op::Pool(PoolOp { role: p.role, geometry })
+        }
     };
     a.finish()?;
     Ok(op)
@@ -246,7 +285,9 @@ fn check_sizes(op: &Op, args: &[&TensorType], pos: Pos) -> Result<(), ParseError
         | OpKind::Reduce
         | OpKind::Matmul
         | OpKind::Movement(Movement::Permute { .. })
-        | OpKind::Library(Library::Gather { .. } | Library::ScatterAdd { .. }) => {}
+        | OpKind::Library(
+            Library::Gather { .. } | Library::ScatterAdd { .. } | Library::Conv(_) | Library::Pool(_),
+        ) => {}
     }
     Ok(())
 }

@@ -115,6 +115,8 @@ pub(crate) fn op_text(op: &Op) -> OpText {
         Op::Concat { axis } | Op::Gather { axis } | Op::ScatterAdd { axis } => {
             attrs(vec![("axis", axis.to_string())])
         }
+        Op::Conv(c) => attrs(c.attrs()),
+        Op::Pool(p) => attrs(p.attrs()),
     }
 }
 

@@ -311,7 +311,7 @@ type GemmFn<T> = unsafe fn(
 );
 
 /// An element type `gemm` multiplies.
-trait Float: Copy + Default + Send + Sync + 'static {
+pub(super) trait Float: Copy + Default + Send + Sync + std::ops::AddAssign + 'static {
     const ZERO: Self;
     const ONE: Self;
     /// The fastest kernel for this CPU (detected once, then cached by the crate).
@@ -467,6 +467,88 @@ fn one_float<T: Float>(
             parallelism,
         );
     }
+}
+
+/// A matrix inside a slice for [`gemm_into`]: element `(r, c)` is `data[r·rs + c·cs]`.
+#[derive(Clone, Copy)]
+pub(super) struct Mat<'a, T> {
+    /// The elements.
+    pub data: &'a [T],
+    /// Row stride.
+    pub rs: usize,
+    /// Column stride.
+    pub cs: usize,
+}
+
+/// `dst := Σ_p a[i, p]·b[p, j]` (or `dst += ...` when `accumulate`) for an `m × n` `dst`
+/// whose element `(i, j)` is `dst[i·n + j]`, on up to `threads` threads: the product the
+/// library routines (the convolutions) run on blocks of their operands. Fails, before reading
+/// anything, when a matrix does not lie inside its slice.
+pub(super) fn gemm_into<T: Float>(
+    (m, n, k): (usize, usize, usize),
+    a: Mat<'_, T>,
+    b: Mat<'_, T>,
+    dst: &mut [T],
+    accumulate: bool,
+    threads: usize,
+) -> Result<()> {
+    let inside = |x: &Mat<'_, T>, rows: usize, cols: usize| {
+        rows == 0
+            || cols == 0
+            || (rows - 1)
+                .checked_mul(x.rs)
+                .zip((cols - 1).checked_mul(x.cs))
+                .and_then(|(r, c)| r.checked_add(c))
+                .is_some_and(|last| {
+                    last < x.data.len() && x.rs <= isize::MAX as usize && x.cs <= isize::MAX as usize
+                })
+    };
+    if dst.len() != m * n || !inside(&a, m, k) || !inside(&b, k, n) {
+        return Err(fail(format!("a {m}x{k} by {k}x{n} product does not fit its buffers")));
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        if !accumulate {
+            dst.fill(T::ZERO);
+        }
+        return Ok(());
+    }
+    let parallelism = if threads > 1 && m * n * k >= PARALLEL_MIN_WORK {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    };
+    // SAFETY: `inside` checked that every element `r·rs + c·cs` of each operand (r, c below its
+    // sizes) lies in its slice, with strides that fit in `isize`; `dst` is exactly `m·n`
+    // elements written (and read when accumulating) at `i·n + j`, a unique borrow aliasing
+    // neither operand; `m, n, k > 0`. As in `one_float`, the row-major `dst` is computed as
+    // its transpose `dstᵀ = bᵀ·aᵀ`, the kernels' preferred column-major layout.
+    unsafe {
+        (T::gemm_fn())(
+            n,
+            m,
+            k,
+            dst.as_mut_ptr(),
+            n as isize,
+            1,
+            accumulate,
+            b.data.as_ptr(),
+            b.rs as isize,
+            b.cs as isize,
+            a.data.as_ptr(),
+            a.rs as isize,
+            a.cs as isize,
+            T::ONE,
+            T::ONE,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+    Ok(())
 }
 
 /// An integer element type with wrapping arithmetic.

@@ -1,5 +1,6 @@
 //! Library routines on the CPU: the ops a program runs as [`OpStep`]s (`gather`,
-//! `scatter_add`, `concat`, `pad`), as typed loops over the operands' slices that write
+//! `scatter_add`, `concat`, `pad`; the convolutions and max pooling are in `conv`
+//! and `maxpool`), as typed loops over the operands' slices that write
 //! straight into the step's output buffer.
 //!
 //! Each routine computes what the reference interpreter (`tenjit_ir::interp`) computes, bit for
@@ -100,6 +101,14 @@ pub(super) fn run(
                 Data::F64(o) => scatter!(o),
                 Data::Bool(_) => Err(internal(step, "a scatter_add of bools")),
             }
+        }
+        Op::Conv(c) => {
+            let (a, b) = (arg(0)?, arg(1)?);
+            super::conv::run(c, (a.data, a.dims), (b.data, b.dims), out)
+        }
+        Op::Pool(p) => {
+            let (x, other) = (arg(0)?, arg(1)?);
+            super::maxpool::run(p, (x.data, x.dims), (other.data, other.dims), out)
         }
         Op::Input { .. }
         | Op::Const { .. }

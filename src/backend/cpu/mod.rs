@@ -3,10 +3,12 @@
 
 pub mod backend;
 pub mod codegen;
+mod conv;
 pub mod exec;
 pub mod gemm;
 mod group;
 mod library;
+mod maxpool;
 mod pool;
 
 pub use group::set_block_rows;

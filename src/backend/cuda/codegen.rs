@@ -52,7 +52,9 @@
 //! crate's bits; their matrix products run in the generated matmul kernel (`f32` products
 //! summed in `double`, rounded once), not cuBLAS.
 
+mod conv;
 mod expr;
+mod maxpool;
 mod ops;
 mod prelude;
 

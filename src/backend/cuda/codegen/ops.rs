@@ -1,4 +1,5 @@
-//! Library steps as kernels: gather, scatter_add, concat, pad ([`OpStep`]s) and the matrix
+//! Library steps as kernels: gather, scatter_add, concat, pad, the convolutions and max
+//! pooling ([`OpStep`]s; their bodies are in `conv.rs` and `maxpool.rs`) and the matrix
 //! product kernel of a [`MatmulStep`].
 //!
 //! Each is a grid-stride loop over its output, one thread per output element, so every
@@ -188,6 +189,36 @@ pub(super) fn render_op(
                 return Err(invalid(name, "concat operands do not fill the output"));
             }
             (uses, false, format!("{name}: concat along axis {axis}"), body)
+        }
+        Library::Conv(c) => {
+            let (a, b) = (arg(0)?, arg(1)?);
+            let sizes = c.sizes(&shape(a)?.1, &shape(b)?.1).map_err(|e| invalid(name, e.to_string()))?;
+            if out_dims.len() != 4 {
+                return Err(invalid(name, "a convolution's result is not 4-D"));
+            }
+            let body = super::conv::body(c, &sizes, dt, (a, b, step.out), &out_dims, &names, ind);
+            let attrs: Vec<String> = c.attrs().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+            (
+                vec![(a, true, false), (b, true, false), (step.out, false, true)],
+                false,
+                format!("{name}: {} {}", c.name(), attrs.join(", ")),
+                body,
+            )
+        }
+        Library::Pool(p) => {
+            let (x, other) = (arg(0)?, arg(1)?);
+            let sizes = p.sizes(&shape(x)?.1, &shape(other)?.1).map_err(|e| invalid(name, e.to_string()))?;
+            if out_dims.len() != 4 {
+                return Err(invalid(name, "a max pool's result is not 4-D"));
+            }
+            let body = super::maxpool::body(p, sizes, dt, (x, other, step.out), &out_dims, &names, ind);
+            let attrs: Vec<String> = p.attrs().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+            (
+                vec![(x, true, false), (other, true, false), (step.out, false, true)],
+                false,
+                format!("{name}: {} {}", p.name(), attrs.join(", ")),
+                body,
+            )
         }
         Library::Pad { lo, .. } => {
             let x = arg(0)?;
