@@ -15,6 +15,7 @@
 //! ```sh
 //! cargo bench --bench models                           # W8, W9, W10
 //! cargo bench --bench models -- --only W8 --json out.jsonl
+//! TENJIT_PROFILE=1 cargo bench --bench models -- --only W9   # and the time of every step
 //! $HOME/.cache/peers-venv/bin/python benches/side_by_side.py --only W8,W9,W10 --peers models_torch
 //! ```
 //!
@@ -174,4 +175,8 @@ fn main() {
     w8(&mut bench);
     w9(&mut bench);
     w10(&mut bench);
+    if tenjit::profile::enabled() {
+        // Every run above, first calls included: where the time goes, step by step.
+        eprintln!("{}", tenjit::profile::report());
+    }
 }

@@ -54,6 +54,7 @@ pub use realize::{graph, graph_with, realize, try_realize, TraceOptions};
 pub use runtime::cache::{cache_capacity, cached_executables, set_cache_capacity};
 pub use runtime::cuda;
 pub use runtime::live::{live, Live};
+pub use runtime::profile;
 pub use tenjit_ir as ir;
 pub use tenjit_ir::DType;
 pub use tensor::creation::{IntoScalar, Literal};

@@ -9,3 +9,4 @@
 
 pub mod cpu;
 pub mod cuda;
+pub mod profile;

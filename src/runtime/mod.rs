@@ -15,6 +15,7 @@ pub mod live;
 mod slot;
 
 pub use crate::backend::cpu::memory::MemoryPlan;
+pub use crate::backend::profile;
 pub use backend::{Backend, DeviceValue, Executable, Value};
 pub use slot::Slot;
 

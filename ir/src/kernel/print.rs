@@ -253,41 +253,48 @@ fn buffers_text(bufs: &[usize]) -> String {
 /// an index-of-extremum kernel reads `k0  reduce argmax  [4,8] axes=[1]  b0 -> b1, b2  ; ...`
 /// (it stores the indices and, when the graph also takes the `max`, the values).
 pub fn kernel_list(p: &Program) -> String {
-    let rows: Vec<[String; 5]> = p
-        .steps
-        .iter()
-        .map(|step| match step {
-            Step::Kernel(k) => {
-                let (what, space) = match &k.reduce {
-                    Some(r) => (
-                        format!("reduce {}", r.op.name()),
-                        format!("{} axes={}", dims_text(&k.space), dims_text(&r.axes)),
-                    ),
-                    None => ("elementwise".to_string(), dims_text(&k.space)),
-                };
-                let writes: Vec<usize> = k.stores.iter().map(|s| s.buf).collect();
-                let io = format!("{} -> {}", buffers_text(&kernel_reads(k)), buffers_text(&writes));
-                [k.name.clone(), what, space, io, k.reason.clone()]
-            }
-            Step::Matmul(m) => {
-                let batch: String = m.batch.iter().map(|d| format!("{d}x")).collect();
-                [
-                    "matmul".into(),
-                    format!("matmul {}", m.dtype),
-                    format!("{batch}[{},{}]x[{},{}]", m.m, m.k, m.k, m.n),
-                    format!("b{}, b{} -> b{}", m.a.buf, m.b.buf, m.out),
-                    "matmul runs as a GEMM".into(),
-                ]
-            }
-            Step::Op(s) => [
-                s.op.name().into(),
-                "library".into(),
-                op_attrs(&s.op).trim_start_matches(", ").to_string(),
-                format!("{} -> b{}", buffers_text(&s.args), s.out),
-                s.reason.clone(),
-            ],
-        })
-        .collect();
+    let rows: Vec<[String; 5]> = p.steps.iter().map(step_cells).collect();
+    kernel_list_rows(p, rows)
+}
+
+/// The cells of a step's line in [`kernel_list`]: its name, what it is, its iteration space or
+/// attributes, the buffers it reads and writes, and why it is a step of its own.
+pub fn step_cells(step: &Step) -> [String; 5] {
+    match step {
+        Step::Kernel(k) => {
+            let (what, space) = match &k.reduce {
+                Some(r) => (
+                    format!("reduce {}", r.op.name()),
+                    format!("{} axes={}", dims_text(&k.space), dims_text(&r.axes)),
+                ),
+                None => ("elementwise".to_string(), dims_text(&k.space)),
+            };
+            let writes: Vec<usize> = k.stores.iter().map(|s| s.buf).collect();
+            let io = format!("{} -> {}", buffers_text(&kernel_reads(k)), buffers_text(&writes));
+            [k.name.clone(), what, space, io, k.reason.clone()]
+        }
+        Step::Matmul(m) => {
+            let batch: String = m.batch.iter().map(|d| format!("{d}x")).collect();
+            [
+                "matmul".into(),
+                format!("matmul {}", m.dtype),
+                format!("{batch}[{},{}]x[{},{}]", m.m, m.k, m.k, m.n),
+                format!("b{}, b{} -> b{}", m.a.buf, m.b.buf, m.out),
+                "matmul runs as a GEMM".into(),
+            ]
+        }
+        Step::Op(s) => [
+            s.op.name().into(),
+            "library".into(),
+            op_attrs(&s.op).trim_start_matches(", ").to_string(),
+            format!("{} -> b{}", buffers_text(&s.args), s.out),
+            s.reason.clone(),
+        ],
+    }
+}
+
+/// [`kernel_list`] of the steps' cells.
+fn kernel_list_rows(p: &Program, rows: Vec<[String; 5]>) -> String {
     // A group's steps are indented under its header.
     let mut rows = rows;
     for (at, row) in rows.iter_mut().enumerate() {

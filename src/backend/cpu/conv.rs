@@ -147,6 +147,18 @@ impl Conv<'_> {
         })
     }
 
+    /// For kernel column `q`: the output columns `j0..j1` whose input column
+    /// `j·stride + q·dilation − padding` lies inside the input, and the input column of `j0`.
+    fn columns(&self, q: usize) -> (usize, usize, usize) {
+        let g = &self.op.geometry;
+        let (w, ow) = (self.s.input[3], self.s.output[3]);
+        let (s, off) = (g.stride[1], q * g.dilation[1]);
+        // Smallest j with j·s + off ≥ padding; then the first j with j·s + off − padding ≥ w.
+        let j0 = g.padding[1].saturating_sub(off).div_ceil(s).min(ow);
+        let j1 = (w + g.padding[1]).saturating_sub(off).div_ceil(s).clamp(j0, ow);
+        (j0, j1, (j0 * s + off).saturating_sub(g.padding[1]))
+    }
+
     /// Unfolds group `grp` of one image `x` (`[C, H, W]`) into `cols` as the row-major
     /// `[C/G·kH·kW, OH·OW]` window matrix, zeros where a window reaches into the padding.
     fn im2col<T: Float>(&self, x: &[T], grp: usize, cols: &mut Vec<T>) {
@@ -171,9 +183,11 @@ impl Conv<'_> {
                         }
                         let src = &plane[ih * w..][..w];
                         let dst = &mut row[i * ow..][..ow];
-                        for (j, d) in dst.iter_mut().enumerate() {
-                            let iw = (j * g.stride[1] + q * g.dilation[1]).wrapping_sub(g.padding[1]);
-                            if iw < w {
+                        let (j0, j1, first) = self.columns(q);
+                        if g.stride[1] == 1 {
+                            dst[j0..j1].copy_from_slice(&src[first..first + (j1 - j0)]);
+                        } else {
+                            for (d, iw) in dst[j0..j1].iter_mut().zip((first..).step_by(g.stride[1])) {
                                 *d = src[iw];
                             }
                         }
@@ -204,9 +218,14 @@ impl Conv<'_> {
                             continue;
                         }
                         let dst = &mut plane[ih * w..][..w];
-                        for (j, &v) in row[i * ow..][..ow].iter().enumerate() {
-                            let iw = (j * g.stride[1] + q * g.dilation[1]).wrapping_sub(g.padding[1]);
-                            if iw < w {
+                        let (j0, j1, first) = self.columns(q);
+                        let src = &row[i * ow..][j0..j1];
+                        if g.stride[1] == 1 {
+                            for (d, &v) in dst[first..first + (j1 - j0)].iter_mut().zip(src) {
+                                *d += v;
+                            }
+                        } else {
+                            for (&v, iw) in src.iter().zip((first..).step_by(g.stride[1])) {
                                 dst[iw] += v;
                             }
                         }

@@ -13,8 +13,10 @@ use super::library::{self, Operand};
 use super::memory::{self, step_buffers, MemoryPlan};
 use super::pool::{data_ptr, on_workers, Ptrs, PARALLEL_MIN_ELEMENTS};
 use crate::error::EvalErrorKind;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tenjit_ir::kernel::{BufId, BufferKind, OpStep, Program, Step};
+use std::time::Instant;
+use tenjit_ir::kernel::{print, BufId, BufferKind, OpStep, Program, Step};
 use tenjit_ir::{Buffer, Data};
 
 pub use super::pool::{threads, ExecError};
@@ -27,6 +29,8 @@ pub struct CpuExecutable {
     memory: MemoryPlan,
     /// The buffers released after each step.
     releases: Vec<Vec<BufId>>,
+    /// This executable's number in the profile (`crate::backend::profile`).
+    id: u64,
 }
 
 impl CpuExecutable {
@@ -58,7 +62,9 @@ impl CpuExecutable {
                 releases[*s].push(b);
             }
         }
-        Ok(CpuExecutable { program, kernels, memory, releases })
+        static COMPILED: AtomicU64 = AtomicU64::new(0);
+        let id = COMPILED.fetch_add(1, Ordering::Relaxed);
+        Ok(CpuExecutable { program, kernels, memory, releases, id })
     }
 
     /// The program.
@@ -92,6 +98,7 @@ impl CpuExecutable {
                 ptrs[id] = data_ptr(buf.data());
             }
         }
+        let profiling = crate::backend::profile::enabled();
         let mut s = 0;
         while s < p.steps.len() {
             // A row group runs as one: its buffers are allocated first (but for its local ones,
@@ -114,10 +121,25 @@ impl CpuExecutable {
                     }
                 }
             }
+            let t0 = std::time::Instant::now();
+            let start = profiling.then(Instant::now);
             if let Some(g) = group {
                 group::run(p, &self.kernels, g, &ptrs)?;
             } else {
                 self.run_step(s, inputs, &mut temps, &mut ptrs)?;
+            }
+            if let Some(start) = start {
+                crate::backend::profile::record(self.id, s, || self.step_name(span.clone()), start.elapsed());
+            }
+            if std::env::var_os("TJPROF").is_some() {
+                let what = match &p.steps[s] {
+                    Step::Kernel(k) => {
+                        format!("kernel {} space {:?} group {}", k.name, k.space, group.is_some())
+                    }
+                    Step::Matmul(m) => format!("matmul batch {:?} m {} n {} k {}", m.batch, m.m, m.n, m.k),
+                    Step::Op(o) => format!("op {}", o.op.name()),
+                };
+                eprintln!("TJPROF {s} {} {:.1} {what}", span.len(), t0.elapsed().as_secs_f64() * 1e6);
             }
             for s in span.clone() {
                 for &b in &self.releases[s] {
@@ -145,6 +167,19 @@ impl CpuExecutable {
             );
         }
         Ok(outs)
+    }
+
+    /// A step as the profile names it: its kernel-list cells, or for a row group the names of
+    /// its steps and the first one's space.
+    fn step_name(&self, span: std::ops::Range<usize>) -> String {
+        let cells: Vec<[String; 5]> = self.program.steps[span].iter().map(print::step_cells).collect();
+        match cells.as_slice() {
+            [one] => format!("{}  {}  {}", one[0], one[1], one[2]),
+            many => {
+                let names: Vec<&str> = many.iter().map(|c| c[0].as_str()).collect();
+                format!("group {}  {}", names.join(", "), many[0][2])
+            }
+        }
     }
 
     /// Runs step `s` (not part of a group) over all of its space.

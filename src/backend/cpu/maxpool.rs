@@ -8,10 +8,35 @@ use tenjit_ir::ops::{PoolOp, PoolRole};
 use tenjit_ir::{Data, Shape};
 
 /// A float element read as `f64` and rounded back as the interpreter rounds (16-bit formats
-/// through `f32`).
+/// through `f32`), with the key that orders elements as the pool chooses them.
 trait Elem: Copy + Default + Send + Sync {
     fn wide(self) -> f64;
     fn narrow(v: f64) -> Self;
+    /// An integer whose order is the pool's: any NaN above everything (all NaNs equal), then
+    /// the numbers in order with `+0` above `-0`.
+    fn key(self) -> u64;
+}
+
+/// [`Elem::key`] of an `f64`: the bits made monotonic (negatives flipped, positives offset).
+fn key64(v: f64) -> u64 {
+    let b = v.to_bits();
+    let ordered = if b >> 63 == 1 { !b } else { b | 1 << 63 };
+    if v.is_nan() {
+        u64::MAX
+    } else {
+        ordered
+    }
+}
+
+/// [`Elem::key`] of an `f32`, as [`key64`] on 32 bits.
+fn key32(v: f32) -> u64 {
+    let b = v.to_bits();
+    let ordered = if b >> 31 == 1 { !b } else { b | 1 << 31 };
+    if v.is_nan() {
+        u64::MAX
+    } else {
+        ordered as u64
+    }
 }
 
 impl Elem for f32 {
@@ -20,6 +45,9 @@ impl Elem for f32 {
     }
     fn narrow(v: f64) -> f32 {
         v as f32
+    }
+    fn key(self) -> u64 {
+        key32(self)
     }
 }
 
@@ -30,6 +58,9 @@ impl Elem for f64 {
     fn narrow(v: f64) -> f64 {
         v
     }
+    fn key(self) -> u64 {
+        key64(self)
+    }
 }
 
 impl Elem for half::f16 {
@@ -39,6 +70,9 @@ impl Elem for half::f16 {
     fn narrow(v: f64) -> half::f16 {
         half::f16::from_f32(v as f32)
     }
+    fn key(self) -> u64 {
+        key32(self.to_f32())
+    }
 }
 
 impl Elem for half::bf16 {
@@ -47,6 +81,9 @@ impl Elem for half::bf16 {
     }
     fn narrow(v: f64) -> half::bf16 {
         half::bf16::from_f32(v as f32)
+    }
+    fn key(self) -> u64 {
+        key32(self.to_f32())
     }
 }
 
@@ -99,23 +136,26 @@ fn pool<T: Elem>(
     }
     let planes = n * c;
     let work = planes * plane_out * op.geometry.kernel[0] * op.geometry.kernel[1];
+    let windows = Windows::new(op, input, output);
     on_row_ranges(out, planes, work, |range, block| {
         let per = block.len() / range.len().max(1);
+        let mut chosen = vec![0usize; plane_out];
         let mut acc = Vec::new();
         for (plane, o) in range.zip(block.chunks_mut(per.max(1))) {
-            let windows = (0..oh).flat_map(|i| (0..ow).map(move |j| (i, j)));
+            windows.first_maxima(&x[plane * plane_in..][..plane_in], &mut chosen);
             match op.role {
                 PoolRole::Select => {
-                    for (dst, ij) in o.iter_mut().zip(windows) {
-                        *dst = other[op.first_max(input, plane, ij, |k| x[k].wide())];
+                    let t = &other[plane * plane_in..][..plane_in];
+                    for (dst, &k) in o.iter_mut().zip(&chosen) {
+                        *dst = t[k];
                     }
                 }
                 PoolRole::Scatter => {
                     acc.clear();
                     acc.resize(plane_in, 0.0f64);
                     let g = &other[plane * plane_out..][..plane_out];
-                    for (&gv, ij) in g.iter().zip(windows) {
-                        acc[op.first_max(input, plane, ij, |k| x[k].wide()) - plane * plane_in] += gv.wide();
+                    for (&gv, &k) in g.iter().zip(&chosen) {
+                        acc[k] += gv.wide();
                     }
                     for (dst, &v) in o.iter_mut().zip(&acc) {
                         *dst = T::narrow(v);
@@ -125,4 +165,56 @@ fn pool<T: Elem>(
         }
         Ok(())
     })
+}
+
+/// The windows of one plane, each clipped to the input once: row and column ranges of taps.
+struct Windows {
+    /// Per output row: the input rows `lo..hi` it covers.
+    rows: Vec<(usize, usize)>,
+    /// Per output column: the input columns `lo..hi` it covers.
+    cols: Vec<(usize, usize)>,
+    /// The input's width.
+    w: usize,
+}
+
+impl Windows {
+    fn new(op: &PoolOp, input: [usize; 4], output: [usize; 4]) -> Windows {
+        let g = &op.geometry;
+        let span = |d: usize, i: usize| {
+            let start = i * g.stride[d];
+            let lo = start.saturating_sub(g.padding[d]);
+            let hi = (start + g.kernel[d]).saturating_sub(g.padding[d]).min(input[2 + d]);
+            (lo, hi.max(lo))
+        };
+        Windows {
+            rows: (0..output[2]).map(|i| span(0, i)).collect(),
+            cols: (0..output[3]).map(|j| span(1, j)).collect(),
+            w: input[3],
+        }
+    }
+
+    /// The index in `x` (one plane) of each window's first maximum, row-major over the
+    /// windows: the first of equal elements, a NaN above any number (the first NaN), `+0`
+    /// above `-0`, as `PoolOp::first_max` defines it.
+    fn first_maxima<T: Elem>(&self, x: &[T], chosen: &mut [usize]) {
+        let mut out = chosen.iter_mut();
+        for &(r0, r1) in &self.rows {
+            for &(c0, c1) in &self.cols {
+                // The first of the largest keys: only a strictly larger key replaces it.
+                let mut best = r0 * self.w + c0;
+                let mut bk = x[best].key();
+                for r in r0..r1 {
+                    let start = r * self.w + c0;
+                    for (at, v) in (start..).zip(&x[start..start + (c1 - c0)]) {
+                        let k = v.key();
+                        best = if k > bk { at } else { best };
+                        bk = bk.max(k);
+                    }
+                }
+                if let Some(slot) = out.next() {
+                    *slot = best;
+                }
+            }
+        }
+    }
 }
