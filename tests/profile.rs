@@ -38,6 +38,9 @@ fn runs_are_profiled_step_by_step_only_when_enabled() {
     let order: Vec<_> = profile.entries.iter().map(|e| e.total).collect();
     assert!(order.windows(2).all(|p| p[0] >= p[1]), "heaviest first:\n{text}");
     assert!(text.starts_with("tenjit profile: ") && text.contains("group matmul, k"), "{text}");
+    let kinds: Vec<String> = profile.by_kind().into_iter().map(|(k, _, _)| k).collect();
+    assert!(kinds.contains(&"group".to_string()) && kinds.contains(&"reduce".to_string()), "{kinds:?}");
+    assert!(text.contains("by kind: "), "{text}");
 
     tenjit::profile::reset();
     assert!(tenjit::profile::report().entries.is_empty());

@@ -68,6 +68,9 @@ pub struct ProfileEntry {
     /// matmul f32  [64,9216]x[9216,128]`, `conv2d  library  stride=[1,1], ...`, or `group
     /// k1, k2, k3  [64,10]` for a row group, which runs as one.
     pub step: String,
+    /// What it is: `matmul`, `elementwise`, `reduce`, `group`, or a library routine's name
+    /// (`conv2d`, `gather`, ...).
+    pub kind: String,
     /// How many runs timed it.
     pub calls: u64,
     /// Their total time.
@@ -91,26 +94,53 @@ pub fn report() -> Profile {
     Profile { entries }
 }
 
-/// Adds one timing of step `index` of executable `executable`, named by `name` the first time.
-pub(crate) fn record(executable: u64, index: usize, name: impl FnOnce() -> String, elapsed: Duration) {
+/// Adds one timing of step `index` of executable `executable`, named and classified by `name`
+/// (`(step, kind)`) the first time.
+pub(crate) fn record(
+    executable: u64,
+    index: usize,
+    name: impl FnOnce() -> (String, String),
+    elapsed: Duration,
+) {
     let mut table = table().lock().unwrap_or_else(|e| e.into_inner());
-    let entry = table.entry((executable, index)).or_insert_with(|| ProfileEntry {
-        executable,
-        index,
-        step: name(),
-        calls: 0,
-        total: Duration::ZERO,
+    let entry = table.entry((executable, index)).or_insert_with(|| {
+        let (step, kind) = name();
+        ProfileEntry { executable, index, step, kind, calls: 0, total: Duration::ZERO }
     });
     entry.calls += 1;
     entry.total += elapsed;
 }
 
+impl Profile {
+    /// The total time and step count of each kind of step, heaviest first.
+    pub fn by_kind(&self) -> Vec<(String, Duration, usize)> {
+        let mut kinds: Vec<(String, Duration, usize)> = Vec::new();
+        for e in &self.entries {
+            match kinds.iter_mut().find(|(k, _, _)| *k == e.kind) {
+                Some((_, total, n)) => {
+                    *total += e.total;
+                    *n += 1;
+                }
+                None => kinds.push((e.kind.clone(), e.total, 1)),
+            }
+        }
+        kinds.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        kinds
+    }
+}
+
 impl fmt::Display for Profile {
-    /// A table: total milliseconds, share of all recorded time, calls, mean microseconds per
-    /// call, the program (`e3`) and its step.
+    /// The time of each kind of step, then a table: total milliseconds, share of all recorded
+    /// time, calls, mean microseconds per call, the program (`e3`) and its step.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let all: f64 = self.entries.iter().map(|e| e.total.as_secs_f64()).sum();
         writeln!(f, "tenjit profile: {} steps, {:.3} ms in all", self.entries.len(), all * 1e3)?;
+        let kinds: Vec<String> = self
+            .by_kind()
+            .iter()
+            .map(|(k, t, n)| format!("{k} {:.3} ms ({n})", t.as_secs_f64() * 1e3))
+            .collect();
+        writeln!(f, "by kind: {}", kinds.join(", "))?;
         writeln!(f, "{:>10}  {:>6}  {:>6}  {:>10}  step", "total ms", "share", "calls", "mean us")?;
         for e in &self.entries {
             let total = e.total.as_secs_f64();

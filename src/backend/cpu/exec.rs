@@ -169,15 +169,24 @@ impl CpuExecutable {
         Ok(outs)
     }
 
-    /// A step as the profile names it: its kernel-list cells, or for a row group the names of
-    /// its steps and the first one's space.
-    fn step_name(&self, span: std::ops::Range<usize>) -> String {
-        let cells: Vec<[String; 5]> = self.program.steps[span].iter().map(print::step_cells).collect();
-        match cells.as_slice() {
-            [one] => format!("{}  {}  {}", one[0], one[1], one[2]),
-            many => {
+    /// A step as the profile names and classifies it: its kernel-list cells, or for a row
+    /// group the names of its steps and the first one's space.
+    fn step_name(&self, span: std::ops::Range<usize>) -> (String, String) {
+        let steps = &self.program.steps[span];
+        let cells: Vec<[String; 5]> = steps.iter().map(print::step_cells).collect();
+        match (cells.as_slice(), steps) {
+            ([one], [step]) => {
+                let kind = match step {
+                    Step::Kernel(k) if k.reduce.is_some() => "reduce",
+                    Step::Kernel(_) => "elementwise",
+                    Step::Matmul(_) => "matmul",
+                    Step::Op(op) => op.op.name(),
+                };
+                (format!("{}  {}  {}", one[0], one[1], one[2]), kind.to_string())
+            }
+            (many, _) => {
                 let names: Vec<&str> = many.iter().map(|c| c[0].as_str()).collect();
-                format!("group {}  {}", names.join(", "), many[0][2])
+                (format!("group {}  {}", names.join(", ").trim(), many[0][2]), "group".to_string())
             }
         }
     }
