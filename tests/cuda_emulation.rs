@@ -65,6 +65,11 @@ fn sixteen_bit_floats() {
 }
 
 #[test]
+fn row_groups_as_one_kernel() {
+    check("groups", 2);
+}
+
+#[test]
 fn gather_scatter_add_concat_pad() {
     check("library", 1);
 }
@@ -190,4 +195,39 @@ fn the_emulation_is_not_sequential_and_shuffles_like_cuda() {
     let j = job(&[(32 * 4, None)], 3, 1, 32, &[0], 0);
     let err = emul::run_driver(&exe, &dir, "divergent", 1, &j).unwrap_err();
     assert!(err.contains("deadlock") && err.contains("divergent"), "{err}");
+}
+
+// ---- launch counts -------------------------------------------------------------------------
+
+/// The program steps and the kernel launches of the graph of `outputs`, as the CUDA backend
+/// plans it without cuBLAS.
+fn launches(outputs: &[&tenjit::Tensor]) -> (usize, usize) {
+    use tenjit::backend::cuda::{codegen, exec};
+    let g = tenjit::graph_with(outputs, tenjit::TraceOptions { locations: false });
+    let program = emul::compile(&g);
+    let module = codegen::render_program(&program).unwrap();
+    let plan = exec::ExecPlan::new(&program, &module, false).unwrap();
+    if std::env::var("TENJIT_EMUL_DUMP").is_ok() {
+        eprintln!("{program}\n{}\n{plan}", module.source.split("// ---- program").nth(1).unwrap_or(""));
+    }
+    let n = plan.steps.iter().filter(|s| matches!(s, exec::StepPlan::Launch { .. })).count();
+    (program.steps.len(), n)
+}
+
+/// A row group is one launch: softmax's four kernels (row max, `exp(x - max)` kept row by
+/// row, row sum, division) are one, as are layer norm's and the row steps of a causal
+/// attention (whose matrix products stay launches of their own).
+#[test]
+fn a_row_group_is_one_launch() {
+    use tenjit::nn;
+    let x = tenjit::Tensor::from_vec(vec![0.0f32; 4 * 1000], vec![4, 1000]);
+    assert_eq!(launches(&[&nn::softmax(&x, -1)]), (4, 1), "softmax");
+    assert_eq!(launches(&[&nn::log_softmax(&x, -1)]).1, 1, "log_softmax");
+    let w = tenjit::Tensor::from_vec(vec![1.0f32; 1000], vec![1000]);
+    let y = nn::layer_norm(&x, &[1000], Some(&w), Some(&w), 1e-5);
+    assert_eq!(launches(&[&y]), (3, 1), "layer norm");
+    let q = tenjit::Tensor::from_vec(vec![0.0f32; 2 * 40 * 8], vec![2, 40, 8]);
+    let opts = nn::Attention { is_causal: true, ..Default::default() };
+    let a = nn::scaled_dot_product_attention(&q, &q, &q, opts);
+    assert_eq!(launches(&[&a]), (7, 3), "attention");
 }
