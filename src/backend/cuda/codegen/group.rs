@@ -8,8 +8,9 @@
 //! with a `__syncthreads()` after each step (what a step writes is then visible to every
 //! thread of the block for the next, and the last barrier lets the next row reuse shared
 //! memory). The group's local buffers are one row each in shared memory (`s{buf}`), so
-//! softmax's `exp(x - max)` and its row max and sum never go to global memory, and a row is
-//! read from global memory by the steps that load it while it is on chip.
+//! softmax's `exp(x - max)` and its row max and sum never go to global memory; an input row
+//! that several steps read is copied into shared memory once at the row's start (`staged`),
+//! so softmax and layer norm read their row from global memory once.
 //!
 //! Each step keeps its own kernel shape within the row: an elementwise step strides the
 //! row's points over the block's threads; a reduction over more than
@@ -32,7 +33,9 @@ use super::{
     c_name, elem_type, invalid, params, signature, CodegenError, Launch, RenderedKernel, MAX_GRID,
     SMALL_REDUCTION,
 };
-use tenjit_ir::kernel::{BufferDecl, Group, Kernel, Program, Step};
+use std::collections::{BTreeMap, BTreeSet};
+use tenjit_ir::kernel::schedule::row_local;
+use tenjit_ir::kernel::{BufId, BufferDecl, Group, Inst, Kernel, Program, Step};
 
 /// The most shared memory a row group's kernel gives its local buffers (one row of each);
 /// a kernel's static shared memory is at most 48 KiB, and the reductions' partial results
@@ -64,6 +67,50 @@ fn local_bytes(program: &Program, g: &Group) -> usize {
         .filter_map(|&b| program.buffers.get(b))
         .map(|d| d.ty.shape.numel() / g.rows.max(1) * d.ty.dtype.size_bytes())
         .sum()
+}
+
+/// The buffers the group only reads, row by row, in two steps or more: each row of them is
+/// copied into shared memory once (`s{buf}`, as a local buffer) and the steps read it there,
+/// as long as they fit in [`GROUP_SHARED_BYTES`] with the local buffers (first come, first
+/// staged). So softmax and layer norm read their input row from global memory once.
+fn staged(program: &Program, g: &Group, kernels: &[Kernel]) -> Vec<BufId> {
+    let rows = g.rows;
+    let written: BTreeSet<BufId> = kernels.iter().flat_map(|k| k.stores.iter().map(|s| s.buf)).collect();
+    // Per buffer read: the steps that read it, and whether every read stays in its row.
+    let mut reads: BTreeMap<BufId, (BTreeSet<usize>, bool)> = BTreeMap::new();
+    for (s, k) in kernels.iter().enumerate() {
+        let out = k.out_space();
+        let body = k.body.iter().map(|i| (i, &k.space));
+        for (instr, dims) in body.chain(k.epilogue.iter().map(|i| (i, &out))) {
+            let Inst::Load { buf, index } = &instr.inst else { continue };
+            if written.contains(buf) {
+                continue;
+            }
+            let Some(decl) = program.buffers.get(*buf) else { continue };
+            let numel = decl.ty.shape.numel();
+            let rest: Vec<(i64, usize)> =
+                index.strides.iter().copied().zip(dims.iter().copied()).skip(1).collect();
+            let local = numel % rows == 0
+                && numel > 0
+                && index.strides.len() == dims.len()
+                && !index.strides.is_empty()
+                && row_local(index.offset, index.strides[0], &rest, numel / rows);
+            let e = reads.entry(*buf).or_insert_with(|| (BTreeSet::new(), true));
+            e.0.insert(s);
+            e.1 &= local;
+        }
+    }
+    let mut room = GROUP_SHARED_BYTES.saturating_sub(local_bytes(program, g));
+    let mut out = Vec::new();
+    for (buf, (steps, local)) in reads {
+        let decl = &program.buffers[buf];
+        let bytes = decl.ty.shape.numel() / rows * decl.ty.dtype.size_bytes();
+        if steps.len() >= 2 && local && bytes <= room {
+            room -= bytes;
+            out.push(buf);
+        }
+    }
+    out
 }
 
 /// The threads per block a step of a group would like for one row: one per point of an
@@ -101,9 +148,21 @@ pub fn render_group(program: &Program, g: &Group, index: usize) -> Result<Render
         })
         .collect::<Result<_, _>>()?;
     let block = kernels.iter().map(|k| step_block(k, g.rows)).max().unwrap_or(32);
-    let frame = Frame::Row { rows: g.rows, block, local: &g.local };
+    let staged = staged(program, g, &kernels);
+    let mut shared: Vec<BufId> = g.local.iter().chain(&staged).copied().collect();
+    shared.sort_unstable();
+    let frame = Frame::Row { rows: g.rows, block, local: &shared };
 
     let mut body = String::new();
+    for &b in &staged {
+        let row_len = buffers[b].ty.shape.numel() / g.rows;
+        body.push_str(&format!(
+            "        for (long long t = threadIdx.x; t < {row_len}; t += blockDim.x) s{b}[t] = b{b}[row * {row_len} + t];\n"
+        ));
+    }
+    if !staged.is_empty() {
+        body.push_str("        __syncthreads();\n");
+    }
     let mut uses = Vec::new();
     let mut can_fail = false;
     for k in &kernels {
@@ -120,22 +179,19 @@ pub fn render_group(program: &Program, g: &Group, index: usize) -> Result<Render
     let params = params(&name, buffers, &uses, can_fail)?;
 
     let names: Vec<&str> = kernels.iter().map(|k| k.name.as_str()).collect();
-    let locals: Vec<String> = g.local.iter().map(|b| format!("b{b}")).collect();
+    let list = |v: &[BufId]| v.iter().map(|b| format!("b{b}")).collect::<Vec<_>>().join(" ");
     let mut s = format!(
-        "// group {name}: {} over {} rows as one kernel; one block of {block} threads per row runs the steps in order, a barrier after each; {}\n",
+        "// group {name}: {} over {} rows as one kernel; one block of {block} threads per row runs the steps in order, a barrier after each; in shared memory, one row each: local {}; staged input {}\n",
         names.join(", "),
         g.rows,
-        if locals.is_empty() {
-            "no local buffers".to_string()
-        } else {
-            format!("local {} in shared memory, one row each ({} bytes)", locals.join(" "), local_bytes(program, g))
-        }
+        if g.local.is_empty() { "none".to_string() } else { list(&g.local) },
+        if staged.is_empty() { "none".to_string() } else { list(&staged) },
     );
     s.push_str(&format!(
         "extern \"C\" __global__ void __launch_bounds__({block}) {name}({}) {{\n",
         signature(&params)
     ));
-    for &b in &g.local {
+    for &b in &shared {
         let decl = super::buffer(&name, buffers, b)?;
         let row_len = decl.ty.shape.numel() / g.rows;
         s.push_str(&format!("    __shared__ {} s{b}[{}];\n", elem_type(decl.ty.dtype), row_len.max(1)));
