@@ -60,7 +60,7 @@ mod group;
 mod ops;
 mod prelude;
 
-pub use group::{fusion, render_group, GROUP_SHARED_BYTES};
+pub use group::{render_group, why_separate, GROUP_SHARED_BYTES};
 pub use prelude::{half_prelude, prelude};
 
 use std::fmt;
@@ -284,15 +284,16 @@ impl CudaModule {
     }
 }
 
-/// Renders every step of `program` into one module. Kernels keep their IR names (`k0`);
-/// a row group that can be one kernel ([`fusion`]) is rendered as one ([`render_group`],
-/// named `main_g0`) at its first step, its other steps [`CudaStep::InGroup`]; other steps
-/// are named by the program, their position and op (`main_s3_gather`).
+/// Renders every step of `program` into one module. Kernels keep their IR names (`k0`); a
+/// row group that can be one kernel (no [`why_separate`]) is rendered as one
+/// ([`render_group`], named `main_g0`) at its first step, its other steps
+/// [`CudaStep::InGroup`]; other steps are named by the program, their position and op
+/// (`main_s3_gather`).
 pub fn render_program(program: &Program) -> Result<CudaModule, CodegenError> {
     let mut steps = Vec::with_capacity(program.steps.len());
     let mut in_group = vec![None; program.steps.len()];
     for (gi, g) in program.groups.iter().enumerate() {
-        if fusion(program, g).is_none() {
+        if why_separate(program, g).is_none() {
             for s in g.steps.clone() {
                 in_group[s] = Some((gi, g.steps.start));
             }

@@ -22,11 +22,11 @@
 //! association, as they do in a kernel of their own (the block size may differ from the one
 //! that kernel would pick, so the last bit of an `f32` sum may too).
 //!
-//! A group renders as separate launches, as every other step does, when [`fusion`] says why
-//! it cannot be one kernel: a matrix product among its steps (it runs through cuBLAS or the
-//! generated matmul kernel, over all rows at once), or local buffers whose rows do not fit in
-//! [`GROUP_SHARED_BYTES`] of shared memory (the locals are then allocated in full in global
-//! memory).
+//! A group renders as separate launches, as every other step does, when [`why_separate`]
+//! says why it cannot be one kernel: a matrix product among its steps (it runs through cuBLAS
+//! or the generated matmul kernel, over all rows at once), or local buffers whose rows do not
+//! fit in [`GROUP_SHARED_BYTES`] of shared memory (the locals are then allocated in full in
+//! global memory).
 
 use super::expr::{self, Frame};
 use super::{
@@ -37,14 +37,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use tenjit_ir::kernel::schedule::row_local;
 use tenjit_ir::kernel::{BufId, BufferDecl, Group, Inst, Kernel, Program, Step};
 
-/// The most shared memory a row group's kernel gives its local buffers (one row of each);
-/// a kernel's static shared memory is at most 48 KiB, and the reductions' partial results
-/// take the rest.
+/// The most shared memory a row group's kernel gives its local buffers and staged input rows
+/// (one row of each); a kernel's static shared memory is at most 48 KiB, and the reductions'
+/// partial results take some of the rest.
 pub const GROUP_SHARED_BYTES: usize = 32 << 10;
 
 /// Why group `g` of `program` runs as separate launches, or `None` when it renders as one
 /// kernel (see the module doc).
-pub fn fusion(program: &Program, g: &Group) -> Option<String> {
+pub fn why_separate(program: &Program, g: &Group) -> Option<String> {
     if g.rows == 0 || g.steps.end > program.steps.len() {
         return Some("an empty or malformed group".into());
     }
@@ -133,10 +133,10 @@ fn step_block(k: &Kernel, rows: usize) -> u32 {
 }
 
 /// Renders group `g` (the `index`-th of `program`) as one kernel named after the program and
-/// the group (`main_g0`). The caller checks [`fusion`] first.
+/// the group (`main_g0`). The caller checks [`why_separate`] first.
 pub fn render_group(program: &Program, g: &Group, index: usize) -> Result<RenderedKernel, CodegenError> {
     let name = c_name(&format!("{}_g{index}", program.name));
-    if let Some(why) = fusion(program, g) {
+    if let Some(why) = why_separate(program, g) {
         return Err(invalid(&name, format!("the group cannot be one kernel: {why}")));
     }
     let buffers: &[BufferDecl] = &program.buffers;
