@@ -235,4 +235,12 @@ fn a_row_group_is_one_launch() {
     let a = nn::scaled_dot_product_attention(&q, &q, &q, opts);
     assert_eq!(launches(&[&a]).0, 7, "attention");
     assert_eq!(launches(&[&a]).1, 3, "attention");
+    let xg = x.requires_grad_();
+    let y = nn::layer_norm(&xg, &[1000], Some(&w), Some(&w), 1e-5);
+    let dx = tenjit::grad(&[&(&y * &y.sin()).sum()], &[&xg]);
+    assert_eq!(launches(&[&dx[0]]), (7, 1, 1), "layer norm backward");
+    // A row whose local buffers do not fit in shared memory (`exp(x - max)`, 36,000 bytes):
+    // softmax's four steps are four launches, as before groups were one kernel.
+    let long = tenjit::Tensor::from_vec(vec![0.0f32; 2 * 9000], vec![2, 9000]);
+    assert_eq!(launches(&[&nn::softmax(&long, -1)]), (4, 4, 2), "softmax of long rows");
 }

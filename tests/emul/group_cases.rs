@@ -1,7 +1,8 @@
 //! Row groups rendered as one kernel (`codegen::render_group`): softmax, log_softmax, layer
 //! norm forward and backward and the row steps of a causal attention, built with the front
 //! end and traced, with rows below and above one warp and one block, lengths that divide
-//! no block size, and row counts above and below a block's threads. The interpreter is the
+//! no block size, row counts above and below a block's threads, and rows too long for shared
+//! memory (separate launches). The interpreter is the
 //! oracle, on inputs made from each graph's input types.
 
 use super::Case;
@@ -30,6 +31,9 @@ pub fn group_cases(out: &mut Vec<Case>) {
         let grads = tenjit::grad(&[&loss], &[&xg, &w, &b]);
         out.push(traced(&format!("layer_norm backward [{rows}, {n}]"), &grads.iter().collect::<Vec<_>>()));
     }
+    // Rows whose local buffers do not fit in shared memory: separate launches.
+    let x = leaf(&[2, 9000]);
+    out.push(traced("softmax [2, 9000]", &[&nn::softmax(&x, -1)]));
     for (b, l, e) in [(2, 5, 4), (1, 40, 8), (3, 33, 16)] {
         let q = leaf(&[b, l, e]).requires_grad_();
         let k = leaf(&[b, l, e]);
