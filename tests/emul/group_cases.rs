@@ -1,9 +1,9 @@
 //! Row groups rendered as one kernel (`codegen::render_group`): softmax, log_softmax, layer
 //! norm forward and backward and the row steps of a causal attention, built with the front
-//! end and traced, with rows below and above one warp and one block, lengths that divide
-//! no block size, row counts above and below a block's threads, and rows too long for shared
-//! memory (separate launches). The interpreter is the
-//! oracle, on inputs made from each graph's input types.
+//! end and traced, with rows below and above one warp and one block, lengths that divide no
+//! block size, row counts above and below a block's threads, and rows too long for shared
+//! memory (separate launches). The interpreter is the oracle, on inputs made from each
+//! graph's input types.
 
 use super::Case;
 use crate::rng::Rng;
