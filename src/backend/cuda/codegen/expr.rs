@@ -26,7 +26,8 @@ pub(super) enum Frame<'a> {
         rows: usize,
         /// Threads per block (a multiple of 32).
         block: u32,
-        /// The group's local buffers, sorted.
+        /// The buffers held one row at a time in shared memory (the group's local buffers
+        /// and its staged input rows), sorted.
         local: &'a [BufId],
     },
 }
