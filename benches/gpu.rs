@@ -83,7 +83,8 @@ fn w8(b: &mut Bench) {
     let (x, y) = (tokens(12), tokens(12));
     let mut model = gpt::Gpt::new(cfg);
     for (_, p) in model.named_parameters_mut() {
-        *p = p.to(Device::Cuda(0)).realize().requires_grad_();
+        // A fresh leaf on the device: `to` alone would pass gradients back to the CPU copy.
+        *p = p.detach().to(Device::Cuda(0)).realize().requires_grad_();
     }
     let mut opt = gpt::GptOptimizer::new(1e-3);
     b.time_as("W8.gpt_step", "cuda", 11, None, None, || {

@@ -271,19 +271,36 @@ impl Tensor {
         let loc = Location::caller();
         // A parameter updated since the last realization ends the previous step: compute it.
         crate::realize::at_backward()?;
+        self.backward_into(seed, create_graph, loc)?;
+        realize_with_next(self, Pending::Loss);
+        Ok(())
+    }
+
+    /// Adds the gradients of this tensor (seeded by `seed`, or ones) to the leaves behind it,
+    /// and sends the gradient of each device move behind it back through the move.
+    fn backward_into(
+        &self,
+        seed: Option<&Tensor>,
+        create_graph: bool,
+        loc: &'static Location<'static>,
+    ) -> Result<()> {
         let seeds = seed.map(|s| [s]);
         let traced = GradTrace::new(&[self], seeds.as_ref().map(|s| &s[..]), loc)?;
-        let wrt = traced.leaves();
-        let leaves: Vec<Tensor> =
+        let mut wrt = traced.leaves();
+        let leaves = wrt.len();
+        wrt.extend(traced.moves());
+        let targets: Vec<Tensor> =
             wrt.iter().map(|&p| traced.flat.entries[p as usize].tensor.clone()).collect();
         let grads = traced.run(&wrt, create_graph, loc)?;
         let _off = (!create_graph).then(NoGradGuard::new);
-        for (leaf, g) in leaves.iter().zip(grads) {
-            if let Some(g) = g {
-                leaf.accumulate_grad(&g)?;
+        for (k, (t, g)) in targets.iter().zip(grads).enumerate() {
+            let Some(g) = g else { continue };
+            if k < leaves {
+                t.accumulate_grad(&g)?;
+            } else if let Some(src) = &t.0.moved_from {
+                src.backward_into(Some(&g.try_to(src.device())?), create_graph, loc)?;
             }
         }
-        realize_with_next(self, Pending::Loss);
         Ok(())
     }
 }
@@ -308,8 +325,28 @@ fn differentiate(
             None => slots.push(None),
         }
     }
+    let asked = present.len();
+    let moves = traced.moves();
+    let moved: Vec<Tensor> = moves.iter().map(|&p| traced.flat.entries[p as usize].tensor.clone()).collect();
+    present.extend(moves);
     let grads = traced.run(&present, create_graph, loc)?;
-    Ok(slots.into_iter().map(|s| s.and_then(|i| grads[i].clone())).collect())
+    let mut out: Vec<Option<Tensor>> = slots.into_iter().map(|s| s.and_then(|i| grads[i].clone())).collect();
+    // A device move's gradient goes back through the move: the gradients of its source,
+    // seeded with it, add to those found here.
+    for (t, g) in moved.iter().zip(&grads[asked..]) {
+        let (Some(src), Some(g)) = (&t.0.moved_from, g) else { continue };
+        let back = if create_graph { g.try_to(src.device())? } else { no_grad(|| g.try_to(src.device()))? };
+        let more = differentiate(&[src], Some(&[&back]), wrt, create_graph, loc)?;
+        for (slot, m) in out.iter_mut().zip(more) {
+            *slot = match (slot.take(), m) {
+                (Some(a), Some(b)) => {
+                    Some(if create_graph { a.try_add(&b)? } else { no_grad(|| a.try_add(&b))? })
+                }
+                (a, b) => a.or(b),
+            };
+        }
+    }
+    Ok(out)
 }
 
 /// The graph behind some outputs, expanded through the nodes gradients flow through; every
@@ -400,6 +437,17 @@ impl GradTrace {
             .filter(|&p| {
                 let e = &self.flat.entries[p as usize];
                 e.op.is_none() && e.tensor.grad_state() == LEAF
+            })
+            .collect()
+    }
+
+    /// The inputs that are device moves of tensors that require grad ([`Tensor::to`]), in
+    /// order: their gradients go on to the tensors they were moved from.
+    fn moves(&self) -> Vec<u32> {
+        (0..self.flat.entries.len() as u32)
+            .filter(|&p| {
+                let e = &self.flat.entries[p as usize];
+                e.op.is_none() && e.tensor.grad_state() == INTERIOR && e.tensor.0.moved_from.is_some()
             })
             .collect()
     }
@@ -513,5 +561,71 @@ impl GradTrace {
                 })
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Gradients through a device move. A machine without a GPU has one device, so the move
+    //! is made with [`Tensor::moved`] to the CPU (a copy, a new node holding its source, as a
+    //! move to a GPU makes); `tests/devices.rs` moves to a GPU where there is one.
+    use crate::compile::{backend, set_backend, Backend};
+    use crate::device::Device;
+    use crate::runtime::Value;
+    use crate::Tensor;
+    use std::sync::Arc;
+
+    fn moved(x: &Tensor) -> Tensor {
+        let host = x.buffer().unwrap();
+        Tensor::moved(x, Value::Host(Arc::new((*host).clone())), Device::Cpu, std::panic::Location::caller())
+    }
+
+    fn close(got: &Tensor, want: &[f32]) {
+        let got = got.to_vec::<f32>();
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "{got:?} vs {want:?}");
+        }
+        assert_eq!(got.len(), want.len());
+    }
+
+    /// `loss = Σ y³ + sin(y)` for `y` the move of `x`: its gradient reaches `x` (`3x² +
+    /// cos x`), with `backward` and with `grad`, and its second derivative too (`6x - sin x`).
+    fn check_on(b: Backend) {
+        set_backend(b);
+        let data = [0.5f32, -1.0, 2.0];
+        let x = Tensor::from_vec(data.to_vec(), [3]).requires_grad_();
+        let y = moved(&x);
+        assert!(y.requires_grad() && !y.is_leaf(), "{b:?}");
+        assert!(y.to_string().contains("grad_fn=<ToCopyBackward0>"), "{y}");
+        let loss = (&y * &y * &y).sum() + y.sin().sum();
+        let d1: Vec<f32> = data.iter().map(|v| 3.0 * v * v + v.cos()).collect();
+        let d2: Vec<f32> = data.iter().map(|v| 6.0 * v - v.sin()).collect();
+        loss.backward();
+        close(&x.grad().expect("x has a gradient through the move"), &d1);
+        assert!(y.grad().is_none(), "{b:?}: a move is not a leaf");
+        // The same computation without the move.
+        let x2 = Tensor::from_vec(data.to_vec(), [3]).requires_grad_();
+        ((&x2 * &x2 * &x2).sum() + x2.sin().sum()).backward();
+        assert_eq!(x.grad().unwrap().to_vec::<f32>(), x2.grad().unwrap().to_vec::<f32>(), "{b:?}");
+        // Functional, with respect to the source and the move at once.
+        let g = super::grad(&[&loss], &[&x, &y]);
+        close(&g[0], &d1);
+        close(&g[1], &d1);
+        // Second order through the move.
+        let opts = super::GradOptions { create_graph: true, ..Default::default() };
+        let dx = super::grad_with(&[&loss], &[&x], opts).unwrap();
+        close(&super::grad(&[&dx[0].sum()], &[&x])[0], &d2);
+        // Through two moves.
+        let z = moved(&moved(&x));
+        close(&super::grad(&[&(&z * &z * &z).sum()], &[&x])[0], &data.map(|v| 3.0 * v * v));
+    }
+
+    #[test]
+    fn gradients_flow_back_through_a_device_move() {
+        let before = backend();
+        for b in [Backend::Cpu, Backend::Interp] {
+            check_on(b);
+        }
+        set_backend(before);
     }
 }

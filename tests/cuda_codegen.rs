@@ -69,6 +69,10 @@ fn describe(module: &CudaModule) -> String {
                 ));
                 kernel
             }
+            CudaStep::InGroup { first } => {
+                s.push_str(&format!("// in the group kernel of step {first}\n\n"));
+                continue;
+            }
         };
         let params: Vec<String> = kernel
             .params

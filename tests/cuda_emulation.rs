@@ -65,6 +65,11 @@ fn sixteen_bit_floats() {
 }
 
 #[test]
+fn row_groups_as_one_kernel() {
+    check("groups", 2);
+}
+
+#[test]
 fn gather_scatter_add_concat_pad() {
     check("library", 1);
 }
@@ -190,4 +195,52 @@ fn the_emulation_is_not_sequential_and_shuffles_like_cuda() {
     let j = job(&[(32 * 4, None)], 3, 1, 32, &[0], 0);
     let err = emul::run_driver(&exe, &dir, "divergent", 1, &j).unwrap_err();
     assert!(err.contains("deadlock") && err.contains("divergent"), "{err}");
+}
+
+// ---- launch counts -------------------------------------------------------------------------
+
+/// The program steps and the kernel launches of the graph of `outputs`, as the CUDA backend
+/// plans it without cuBLAS, and how many loads from global memory of the program's first
+/// input its kernels have.
+fn launches(outputs: &[&tenjit::Tensor]) -> (usize, usize, usize) {
+    use tenjit::backend::cuda::{codegen, exec};
+    let g = tenjit::graph_with(outputs, tenjit::TraceOptions { locations: false });
+    let program = emul::compile(&g);
+    let module = codegen::render_program(&program).unwrap();
+    let plan = exec::ExecPlan::new(&program, &module, false).unwrap();
+    if std::env::var("TENJIT_EMUL_DUMP").is_ok() {
+        eprintln!("{program}\n{}\n{plan}", module.source.split("// ---- program").nth(1).unwrap_or(""));
+    }
+    let n = plan.steps.iter().filter(|s| matches!(s, exec::StepPlan::Launch { .. })).count();
+    let reads = module.kernels().map(|k| k.source.matches("b0[").count()).sum();
+    (program.steps.len(), n, reads)
+}
+
+/// A row group is one launch: softmax's four kernels (row max, `exp(x - max)` kept row by
+/// row, row sum, division) are one, as are layer norm's and the row steps of a causal
+/// attention (whose matrix products stay launches of their own). Softmax and layer norm
+/// read their input row from global memory once (one load of `b0`, their input, staged in
+/// shared memory), where separate kernels read it two and three times.
+#[test]
+fn a_row_group_is_one_launch() {
+    use tenjit::nn;
+    let x = tenjit::Tensor::from_vec(vec![0.0f32; 4 * 1000], vec![4, 1000]);
+    assert_eq!(launches(&[&nn::softmax(&x, -1)]), (4, 1, 1), "softmax");
+    assert_eq!(launches(&[&nn::log_softmax(&x, -1)]), (4, 1, 1), "log_softmax");
+    let w = tenjit::Tensor::from_vec(vec![1.0f32; 1000], vec![1000]);
+    let y = nn::layer_norm(&x, &[1000], Some(&w), Some(&w), 1e-5);
+    assert_eq!(launches(&[&y]), (3, 1, 1), "layer norm");
+    let q = tenjit::Tensor::from_vec(vec![0.0f32; 2 * 40 * 8], vec![2, 40, 8]);
+    let opts = nn::Attention { is_causal: true, ..Default::default() };
+    let a = nn::scaled_dot_product_attention(&q, &q, &q, opts);
+    assert_eq!(launches(&[&a]).0, 7, "attention");
+    assert_eq!(launches(&[&a]).1, 3, "attention");
+    let xg = x.requires_grad_();
+    let y = nn::layer_norm(&xg, &[1000], Some(&w), Some(&w), 1e-5);
+    let dx = tenjit::grad(&[&(&y * &y.sin()).sum()], &[&xg]);
+    assert_eq!(launches(&[&dx[0]]), (7, 1, 1), "layer norm backward");
+    // A row whose local buffers do not fit in shared memory (`exp(x - max)`, 36,000 bytes):
+    // softmax's four steps are four launches, as before groups were one kernel.
+    let long = tenjit::Tensor::from_vec(vec![0.0f32; 2 * 9000], vec![2, 9000]);
+    assert_eq!(launches(&[&nn::softmax(&long, -1)]), (4, 4, 2), "softmax of long rows");
 }

@@ -105,3 +105,38 @@ fn mixing_devices_is_an_error_and_gradients_work_on_the_gpu() {
     xc.matmul(&wc).relu().pow(2).mean().backward();
     close(&grad.to_vec::<f32>(), &wc.grad().unwrap().to_vec::<f32>(), 1e-5);
 }
+
+#[test]
+#[ignore = "needs an NVIDIA GPU and driver; run with --ignored on a GPU machine"]
+fn gradients_flow_back_through_device_moves() {
+    assert!(tenjit::cuda::is_available(), "{GPU}");
+    // A CPU leaf moved to the GPU, a loss there: the gradient comes back to the CPU leaf, as
+    // the same loss computed on the CPU gives it; and the other way, a GPU leaf moved to the
+    // CPU; and the second derivative through the move.
+    let data = Tensor::randn([4, 33]).realize().to_vec::<f32>();
+    let loss = |t: &Tensor| {
+        let e = (t - t.amax(1, true)).exp();
+        (&e / e.sum_dim(1, true) * t.sin()).sum()
+    };
+    let x = Tensor::from_vec(data.clone(), [4, 33]).requires_grad_();
+    let cpu = tenjit::grad(&[&loss(&x)], &[&x])[0].to_vec::<f32>();
+    let g = x.cuda();
+    assert!(g.requires_grad() && !g.is_leaf());
+    loss(&g).backward();
+    let back = x.grad().expect("the CPU leaf has a gradient through the move");
+    assert_eq!(back.device(), Device::Cpu);
+    close(&back.to_vec::<f32>(), &cpu, 1e-5);
+
+    let xg = Tensor::from_vec(data.clone(), [4, 33]).cuda().requires_grad_();
+    let dx = tenjit::grad(&[&loss(&xg.cpu())], &[&xg]);
+    assert_eq!(dx[0].device(), Device::Cuda(0));
+    close(&dx[0].to_vec::<f32>(), &cpu, 1e-5);
+
+    let x = Tensor::from_vec(data, [4, 33]).requires_grad_();
+    let cube = |t: &Tensor| (t * t * t).sum();
+    let opts = tenjit::GradOptions { create_graph: true, ..Default::default() };
+    let d1 = tenjit::grad_with(&[&cube(&x.cuda())], &[&x], opts).unwrap();
+    let d2 = tenjit::grad(&[&d1[0].sum()], &[&x]);
+    let want: Vec<f32> = x.to_vec::<f32>().iter().map(|v| 6.0 * v).collect();
+    close(&d2[0].to_vec::<f32>(), &want, 1e-5);
+}

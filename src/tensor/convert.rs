@@ -8,8 +8,10 @@
 use super::Tensor;
 use crate::device::Device;
 use crate::error::{Error, OpErrorKind, OrPanic, Result};
+use crate::runtime::Value;
 use ndarray::{Array, ArrayD, Dimension, IxDyn};
 use std::path::Path;
+use std::sync::Arc;
 use tenjit_ir::{Buffer, DType, Element};
 
 impl Tensor {
@@ -142,7 +144,10 @@ impl Tensor {
         Ok(Tensor::from_buffer(buf, Device::Cpu))
     }
 
-    /// The tensor on `device`, as `x.to(device)`; fails for a device this process lacks.
+    /// The tensor on `device`, as `x.to(device)`; fails for a device this process lacks. The
+    /// move is differentiable, as torch's: when `self` requires grad, so does the result, and
+    /// the gradient that reaches it is moved back to `self`'s device and flows on into `self`
+    /// (the result is then not a leaf).
     #[track_caller]
     pub fn to(&self, device: Device) -> Tensor {
         self.try_to(device).or_panic()
@@ -159,13 +164,11 @@ impl Tensor {
         let loc = std::panic::Location::caller();
         // The value is computed where the tensor lives, then copied.
         let host = self.buffer()?;
-        match device {
-            Device::Cpu => Ok(Tensor::from_buffer_at((*host).clone(), Device::Cpu, loc)),
-            Device::Cuda(_) => {
-                let on_device = crate::runtime::upload(&host, device)?;
-                Ok(Tensor::from_value(on_device, self.ty().clone(), device, loc))
-            }
-        }
+        let value = match device {
+            Device::Cpu => Value::Host(Arc::new((*host).clone())),
+            Device::Cuda(_) => crate::runtime::upload(&host, device)?,
+        };
+        Ok(Tensor::moved(self, value, device, loc))
     }
 
     /// The tensor on the CPU.

@@ -17,6 +17,7 @@ impl fmt::Display for Tensor {
                 match (self.grad_state(), &self.0.op) {
                     (LEAF, _) => extra.push("requires_grad=True".to_string()),
                     (INTERIOR, Some(op)) => extra.push(format!("grad_fn=<{}Backward0>", camel(op.name()))),
+                    (INTERIOR, None) => extra.push("grad_fn=<ToCopyBackward0>".to_string()),
                     _ => {}
                 }
                 let opts = tenjit_ir::format::PrintOptions::default();

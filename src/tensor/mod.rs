@@ -103,6 +103,10 @@ pub(crate) struct Node {
     /// Computed from sources alone (constants, `arange`), so computable on any device: until
     /// it is computed, an op combining it with tensors of a device runs it there.
     pub(crate) floating: bool,
+    /// For a tensor made by moving one that requires grad to another device
+    /// ([`Tensor::to`]): that tensor, which the move's gradient goes back to (see
+    /// [`crate::autograd`]).
+    pub(crate) moved_from: Option<Tensor>,
 }
 
 impl Drop for Node {
@@ -185,7 +189,27 @@ impl Tensor {
             grad: Mutex::new(None),
             depth: AtomicU32::new(0),
             floating: false,
+            moved_from: None,
         }))
+    }
+
+    /// `src` moved to `device`, where its value is `value`: a leaf of the graph on `device`
+    /// that, when `src` requires grad and recording is on, passes its gradient back to `src`
+    /// (moved back to `src`'s device) instead of keeping it, as torch's `.to` does.
+    pub(crate) fn moved(
+        src: &Tensor,
+        value: Value,
+        device: Device,
+        loc: &'static Location<'static>,
+    ) -> Tensor {
+        let t = Tensor::from_value(value, src.ty().clone(), device, loc);
+        if state_of_result(src.ty(), &[src]) == NO_GRAD {
+            return t;
+        }
+        let mut node = Arc::into_inner(t.0).expect("a node no one else holds yet");
+        node.moved_from = Some(src.clone());
+        node.grad_state = AtomicU8::new(INTERIOR);
+        Tensor(Arc::new(node))
     }
 
     /// A node applying `op` to `inputs`, typed by the op table, with contiguous strides.
@@ -255,6 +279,7 @@ impl Tensor {
             grad: Mutex::new(None),
             depth: AtomicU32::new(depth::depth_of(inputs)),
             floating,
+            moved_from: None,
         }));
         depth::bound_depth(&t)?;
         Ok(t)

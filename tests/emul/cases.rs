@@ -28,6 +28,7 @@ pub fn all() -> Vec<Case> {
     division_cases(&mut cases);
     random_cases(&mut cases);
     random_graph_cases(&mut cases);
+    super::group_cases::group_cases(&mut cases);
     cases
 }
 

@@ -7,6 +7,7 @@
 //! thread and block orders, and compares what comes back with the interpreter's results.
 
 pub mod cases;
+pub mod group_cases;
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -273,7 +274,7 @@ impl Emulator {
                 .iter()
                 .filter_map(|s| match s {
                     StepPlan::Launch { index } => Some(*index),
-                    StepPlan::Skip => None,
+                    StepPlan::Skip | StepPlan::InGroup { .. } => None,
                     StepPlan::Blas { .. } => panic!("{}: a cuBLAS step in a plan without cuBLAS", case.name),
                 })
                 .collect();

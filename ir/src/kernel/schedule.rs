@@ -122,7 +122,7 @@ pub fn step_buffers(step: &Step) -> (Vec<BufId>, Vec<BufId>) {
 
 /// Whether an affine map over `dims` (with `dims[0]` the row) stays in its row of a buffer
 /// whose rows hold `row_len` elements.
-fn row_local(offset: i64, row_stride: i64, rest: &[(i64, usize)], row_len: usize) -> bool {
+pub fn row_local(offset: i64, row_stride: i64, rest: &[(i64, usize)], row_len: usize) -> bool {
     if rest.iter().any(|&(_, n)| n == 0) {
         return true; // nothing is read
     }

@@ -30,6 +30,9 @@
 //!   and through shared memory across warps; thread 0 runs the epilogue and the stores.
 //! * **Thread reduction** (small reduced extent): one thread per output point visits the
 //!   reduced extent in row-major order, exactly as the interpreter does.
+//! * **Row group** ([`render_group`]): the steps of a [`Program::groups`] entry as one kernel, a
+//!   block per row running each step's shape on its row, the group's local buffers in shared
+//!   memory.
 //!
 //! # Semantics
 //!
@@ -54,10 +57,12 @@
 
 mod conv;
 mod expr;
+mod group;
 mod maxpool;
 mod ops;
 mod prelude;
 
+pub use group::{render_group, why_separate, GROUP_SHARED_BYTES};
 pub use prelude::{half_prelude, prelude};
 
 use std::fmt;
@@ -250,6 +255,13 @@ pub enum CudaStep {
         /// A kernel computing it.
         kernel: RenderedKernel,
     },
+    /// A step of a row group that renders as one kernel ([`render_group`]): that kernel is
+    /// the rendered step at position `first` (the group's first step), and this one has
+    /// nothing of its own to launch.
+    InGroup {
+        /// The position of the step whose kernel computes this one.
+        first: usize,
+    },
 }
 
 /// A whole program rendered: one translation unit and its steps in program order.
@@ -264,20 +276,40 @@ pub struct CudaModule {
 }
 
 impl CudaModule {
-    /// Every kernel of the module, in step order.
+    /// Every kernel of the module, in step order (a row group's kernel once).
     pub fn kernels(&self) -> impl Iterator<Item = &RenderedKernel> {
-        self.steps.iter().map(|s| match s {
-            CudaStep::Kernel(k) => k,
-            CudaStep::Matmul { kernel, .. } => kernel,
+        self.steps.iter().filter_map(|s| match s {
+            CudaStep::Kernel(k) => Some(k),
+            CudaStep::Matmul { kernel, .. } => Some(kernel),
+            CudaStep::InGroup { .. } => None,
         })
     }
 }
 
-/// Renders every step of `program` into one module. Kernels keep their IR names (`k0`);
-/// other steps are named by the program, their position and op (`main_s3_gather`).
+/// Renders every step of `program` into one module. Kernels keep their IR names (`k0`); a
+/// row group that can be one kernel (no [`why_separate`]) is rendered as one
+/// ([`render_group`], named `main_g0`) at its first step, its other steps
+/// [`CudaStep::InGroup`]; other steps are named by the program, their position and op
+/// (`main_s3_gather`).
 pub fn render_program(program: &Program) -> Result<CudaModule, CodegenError> {
     let mut steps = Vec::with_capacity(program.steps.len());
+    let mut in_group = vec![None; program.steps.len()];
+    for (gi, g) in program.groups.iter().enumerate() {
+        if why_separate(program, g).is_none() {
+            for s in g.steps.clone() {
+                in_group[s] = Some((gi, g.steps.start));
+            }
+        }
+    }
     for (i, step) in program.steps.iter().enumerate() {
+        if let Some((gi, first)) = in_group[i] {
+            steps.push(if i == first {
+                CudaStep::Kernel(render_group(program, &program.groups[gi], gi)?)
+            } else {
+                CudaStep::InGroup { first }
+            });
+            continue;
+        }
         steps.push(match step {
             Step::Kernel(k) => CudaStep::Kernel(render_kernel(k, &program.buffers)?),
             Step::Matmul(m) => CudaStep::Matmul {

@@ -5,9 +5,9 @@
 //! source: an in-memory module cache) and looks up each kernel. [`CudaExecutable::run`] runs
 //! it on device buffers, as the CPU executor runs a program on host buffers: inputs are
 //! borrowed, temps are allocated on the device just before the first step that touches them
-//! (in full: a row group's local buffers too, since the steps run one after the other) and,
-//! where the device allocates in stream order, freed right after the last one; outputs are
-//! moved out (an output that is an input, or that appears twice, is copied).
+//! (in full, except the local buffers of a row group rendered as one kernel, which live in its
+//! shared memory) and, where the device allocates in stream order, freed right after the last
+//! one; outputs are moved out (an output that is an input, or that appears twice, is copied).
 //!
 //! Every step is issued on the device's one stream, in program order: kernels with their
 //! [`RenderedKernel::launch`] geometry (a grid of 0 is skipped), float matrix products through
@@ -50,7 +50,8 @@ impl Default for CudaOptions {
 pub enum StepPlan {
     /// Launch the step's kernel (the `index`-th of [`CudaModule::kernels`]).
     Launch {
-        /// The kernel's position among the module's kernels (= the step's position).
+        /// The kernel's position among the module's kernels (the step's position, less the
+        /// steps before it that a row group's kernel computes).
         index: usize,
     },
     /// A float matrix product through cuBLAS.
@@ -66,6 +67,12 @@ pub enum StepPlan {
     },
     /// Nothing to do: the kernel's grid is empty.
     Skip,
+    /// Nothing to do: the step is part of the row group whose kernel the step `first`
+    /// launches.
+    InGroup {
+        /// The group's first step.
+        first: usize,
+    },
 }
 
 /// Where an output comes from.
@@ -118,11 +125,20 @@ impl ExecPlan {
         let mut steps = Vec::with_capacity(module.steps.len());
         let mut touched: Vec<Vec<BufId>> = Vec::with_capacity(module.steps.len());
         let mut error_flag = false;
-        for (index, step) in module.steps.iter().enumerate() {
+        // The position of the next kernel among the module's kernels.
+        let mut next_kernel = 0;
+        for step in &module.steps {
             let (kernel, desc) = match step {
                 CudaStep::Kernel(k) => (k, None),
                 CudaStep::Matmul { desc, kernel } => (kernel, Some(desc)),
+                CudaStep::InGroup { first } => {
+                    touched.push(Vec::new());
+                    steps.push(StepPlan::InGroup { first: *first });
+                    continue;
+                }
             };
+            let index = next_kernel;
+            next_kernel += 1;
             let gemm = match desc {
                 Some(d) if cublas => match blas::plan(d) {
                     GemmPlan::Blas(g) => Some((g, d)),
@@ -214,6 +230,7 @@ impl fmt::Display for ExecPlan {
                     gemm.calls.len()
                 )?,
                 StepPlan::Skip => write!(f, "skip (empty grid)")?,
+                StepPlan::InGroup { first } => write!(f, "in the group kernel of s{first}")?,
             }
             if !self.allocate_before[s].is_empty() {
                 write!(f, "; alloc {}", list(&self.allocate_before[s]))?;
@@ -379,7 +396,7 @@ impl CudaExecutable {
                 StepPlan::Blas { gemm, a, b, out } => {
                     Exec::Blas { gemm: gemm.clone(), a: *a, b: *b, out: *out }
                 }
-                StepPlan::Skip => Exec::Skip,
+                StepPlan::Skip | StepPlan::InGroup { .. } => Exec::Skip,
             });
         }
         Ok(CudaExecutable { program, device: dev, module, plan, steps, blas, arch })
@@ -626,10 +643,11 @@ mod tests {
             for &b in &plan.allocate_before[s] {
                 assert!(allocated.insert(b), "b{b} allocated twice\n{plan}");
             }
-            let k = match step {
-                CudaStep::Kernel(k) | CudaStep::Matmul { kernel: k, .. } => k,
+            let params = match step {
+                CudaStep::Kernel(k) | CudaStep::Matmul { kernel: k, .. } => &k.params[..],
+                CudaStep::InGroup { .. } => &[],
             };
-            for prm in &k.params {
+            for prm in params {
                 if let ParamKind::Buffer { buf, .. } = prm.kind {
                     if p.buffers[buf].kind == BufferKind::Temp {
                         assert!(allocated.contains(&buf), "s{s} uses b{buf} before it is allocated\n{plan}");
@@ -639,10 +657,11 @@ mod tests {
             for &b in &plan.release_after[s] {
                 assert!(!p.outputs.contains(&b), "output b{b} freed\n{plan}");
                 let later = m.steps[s + 1..].iter().any(|st| {
-                    let k = match st {
-                        CudaStep::Kernel(k) | CudaStep::Matmul { kernel: k, .. } => k,
+                    let params = match st {
+                        CudaStep::Kernel(k) | CudaStep::Matmul { kernel: k, .. } => &k.params[..],
+                        CudaStep::InGroup { .. } => &[],
                     };
-                    k.params.iter().any(|q| q.kind_buf() == Some(b))
+                    params.iter().any(|q| q.kind_buf() == Some(b))
                 });
                 assert!(!later, "b{b} freed after s{s} but used later\n{plan}");
             }

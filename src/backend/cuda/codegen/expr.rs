@@ -6,10 +6,41 @@ use super::{
     load_elem, loads, params, signature, store_elem, CodegenError, Launch, RenderedKernel, ELEMENTWISE_BLOCK,
     MAX_GRID, SMALL_REDUCTION,
 };
-use tenjit_ir::kernel::{BufferDecl, Combine, Inst, Instr, Kernel};
+use tenjit_ir::kernel::{BufId, BufferDecl, Combine, Inst, Instr, Kernel};
 use tenjit_ir::ops::BinaryKind;
 use tenjit_ir::types::Category;
 use tenjit_ir::{ArgOp, BinaryOp, DType, ReduceOp, Scalar, UnaryOp};
+
+/// Where a kernel's code runs: a `__global__` function of its own over the whole iteration
+/// space, or one step of a row group's kernel (see [`super::group`]) over the one row `row` of
+/// its leading dimension that the block is at.
+#[derive(Clone, Copy)]
+pub(super) enum Frame<'a> {
+    /// A kernel of its own.
+    Whole,
+    /// One step of a row group's kernel, run by a block of `block` threads on row `row` of
+    /// `rows`; the `local` buffers are one row each in shared memory (`s{buf}`), indexed
+    /// from the row's start.
+    Row {
+        /// The group's leading extent.
+        rows: usize,
+        /// Threads per block (a multiple of 32).
+        block: u32,
+        /// The buffers held one row at a time in shared memory (the group's local buffers
+        /// and its staged input rows), sorted.
+        local: &'a [BufId],
+    },
+}
+
+impl Frame<'_> {
+    /// Whether `buf` lives in shared memory, one row at a time.
+    fn is_local(&self, buf: BufId) -> bool {
+        match self {
+            Frame::Whole => false,
+            Frame::Row { local, .. } => local.binary_search(&buf).is_ok(),
+        }
+    }
+}
 
 /// What `acc` and `acc_value` name in an epilogue: C expressions and their dtypes.
 struct AccNames {
@@ -27,6 +58,7 @@ struct Prog<'a> {
     names: &'a [String],
     dims: &'a [usize],
     acc: Option<&'a AccNames>,
+    frame: Frame<'a>,
 }
 
 impl Prog<'_> {
@@ -62,13 +94,27 @@ impl Prog<'_> {
             Inst::Load { buf, index } => {
                 let decl = buffer(step, self.buffers, *buf)?;
                 let what = format!("%{i} load of b{buf}");
-                check_bounds(step, &what, index.offset, &index.strides, self.dims, decl.ty.shape.numel())?;
-                let at = affine(index.offset, &index.strides, self.names);
+                let (name, strides, len) = match self.frame {
+                    // A local buffer holds the block's row: the row's stride drops out (the
+                    // group's row rule makes it the row length).
+                    Frame::Row { rows, .. } if self.frame.is_local(*buf) => {
+                        let mut strides = index.strides.clone();
+                        if let Some(s0) = strides.first_mut() {
+                            *s0 = 0;
+                        }
+                        (format!("s{buf}"), strides, decl.ty.shape.numel() / rows.max(1))
+                    }
+                    Frame::Row { .. } | Frame::Whole => {
+                        (format!("b{buf}"), index.strides.clone(), decl.ty.shape.numel())
+                    }
+                };
+                check_bounds(step, &what, index.offset, &strides, self.dims, len)?;
+                let at = affine(index.offset, &strides, self.names);
                 let bd = decl.ty.dtype;
                 let x = if bd == DType::Bool {
-                    format!("(b{buf}[{at}] != 0)")
+                    format!("({name}[{at}] != 0)")
                 } else {
-                    load_elem(bd, &format!("b{buf}[{at}]"))
+                    load_elem(bd, &format!("{name}[{at}]"))
                 };
                 (cast(bd, d, &x), false)
             }
@@ -187,17 +233,19 @@ fn counter_expr(offset: i64, strides: &[i64], names: &[String]) -> String {
     s
 }
 
-/// A store of value `v` (dtype `d`) into `b{buf}[at]`, converted to the buffer's dtype.
-fn store(buf: usize, bd: DType, v: &str, d: DType, at: &str) -> String {
+/// A store of value `v` (dtype `d`) into `target[at]` (a buffer of dtype `bd`), converted to
+/// the buffer's dtype.
+fn store(target: &str, bd: DType, v: &str, d: DType, at: &str) -> String {
     match bd {
-        DType::Bool => format!("b{buf}[{at}] = (unsigned char){};", cast(d, DType::Bool, v)),
+        DType::Bool => format!("{target}[{at}] = (unsigned char){};", cast(d, DType::Bool, v)),
         DType::I32 | DType::I64 | DType::F16 | DType::BF16 | DType::F32 | DType::F64 => {
-            format!("b{buf}[{at}] = {};", store_elem(bd, &cast(d, bd, v)))
+            format!("{target}[{at}] = {};", store_elem(bd, &cast(d, bd, v)))
         }
     }
 }
 
-/// The stores of a kernel at flat output index `at`, with values named `prefix{id}`.
+/// The stores of a kernel at flat output index `at` (in a row frame: the index within the
+/// row), with values named `prefix{id}`.
 fn stores(
     k: &Kernel,
     prog: &[Instr],
@@ -205,6 +253,7 @@ fn stores(
     prefix: &str,
     at: &str,
     indent: &str,
+    frame: Frame,
 ) -> Result<String, CodegenError> {
     let out_n: usize = k.out_space().iter().product();
     let mut s = String::new();
@@ -224,8 +273,16 @@ fn stores(
             .get(st.value)
             .map(|i| i.dtype)
             .ok_or_else(|| invalid(&k.name, format!("store of undefined %{}", st.value)))?;
+        let (target, at) = match frame {
+            Frame::Row { .. } if frame.is_local(st.buf) => (format!("s{}", st.buf), at.to_string()),
+            Frame::Row { rows, .. } => (
+                format!("b{}", st.buf),
+                format!("row * {} + {at}", super::int_lit((out_n / rows.max(1)) as i64)),
+            ),
+            Frame::Whole => (format!("b{}", st.buf), at.to_string()),
+        };
         s.push_str(indent);
-        s.push_str(&store(st.buf, decl.ty.dtype, &format!("{prefix}{}", st.value), d, at));
+        s.push_str(&store(&target, decl.ty.dtype, &format!("{prefix}{}", st.value), d, &at));
         s.push('\n');
     }
     Ok(s)
@@ -243,37 +300,79 @@ fn dims_text(dims: &[usize]) -> String {
 pub(super) fn render_kernel(k: &Kernel, buffers: &[BufferDecl]) -> Result<RenderedKernel, CodegenError> {
     // 16-bit values compute in `f32` (lowered kernels already do; a hand-built one may not).
     let k = &*tenjit_ir::kernel::half::widened(k);
-    let mut uses: Vec<(usize, bool, bool)> =
-        loads(&k.body).chain(loads(&k.epilogue)).map(|b| (b, true, false)).collect();
-    uses.extend(k.stores.iter().map(|s| (s.buf, false, true)));
-    let (text, launch, can_fail) = match &k.reduce {
-        None => elementwise(k, buffers)?,
-        Some(r) => reduction(k, buffers, r.op, &r.axes)?,
-    };
-    let params = params(&k.name, buffers, &uses, can_fail)?;
+    let (text, launch, can_fail) = render_in(k, buffers, Frame::Whole)?;
+    let params = params(&k.name, buffers, &buffer_uses(k), can_fail)?;
     let name = c_name(&k.name);
     let source = text.replace("@SIGNATURE@", &format!("{name}({})", signature(&params)));
     Ok(RenderedKernel { name, source, launch, params })
 }
 
-fn elementwise(k: &Kernel, buffers: &[BufferDecl]) -> Result<(String, Launch, bool), CodegenError> {
+/// The buffers kernel `k` uses: (buffer, read, written), loads first.
+pub(super) fn buffer_uses(k: &Kernel) -> Vec<(BufId, bool, bool)> {
+    let mut uses: Vec<(BufId, bool, bool)> =
+        loads(&k.body).chain(loads(&k.epilogue)).map(|b| (b, true, false)).collect();
+    uses.extend(k.stores.iter().map(|s| (s.buf, false, true)));
+    uses
+}
+
+/// Renders kernel `k` (already widened) in `frame`: the text (a `__global__` function whose
+/// signature is `@SIGNATURE@`, or a `{ ... }` scope for a row group's kernel), its launch (for
+/// [`Frame::Whole`]) and whether it can fail.
+pub(super) fn render_in(
+    k: &Kernel,
+    buffers: &[BufferDecl],
+    frame: Frame,
+) -> Result<(String, Launch, bool), CodegenError> {
+    if let Frame::Row { rows, .. } = frame {
+        let reduces_row = k.reduce.as_ref().is_some_and(|r| r.axes.contains(&0));
+        if k.space.first() != Some(&rows) || reduces_row || rows == 0 {
+            return Err(invalid(&k.name, format!("not a step over the {rows} rows of a row group")));
+        }
+    }
+    match &k.reduce {
+        None => elementwise(k, buffers, frame),
+        Some(r) => reduction(k, buffers, r.op, &r.axes, frame),
+    }
+}
+
+fn elementwise(
+    k: &Kernel,
+    buffers: &[BufferDecl],
+    frame: Frame,
+) -> Result<(String, Launch, bool), CodegenError> {
     if !k.epilogue.is_empty() {
         return Err(invalid(&k.name, "an epilogue without a reduction"));
     }
     let n: usize = k.space.iter().product();
     let names = index_names("i", k.space.len());
-    let p = Prog { kernel: k, buffers, prefix: "v", names: &names, dims: &k.space, acc: None };
+    let p = Prog { kernel: k, buffers, prefix: "v", names: &names, dims: &k.space, acc: None, frame };
     let (body, can_fail) = p.render(&k.body, "        ")?;
     let block = ELEMENTWISE_BLOCK;
-    let mut s = header(k, &format!("elementwise over {} ({n} points), grid-stride", dims_text(&k.space)));
-    s.push_str(&format!("extern \"C\" __global__ void __launch_bounds__({block}) @SIGNATURE@ {{\n"));
-    s.push_str(&format!(
-        "    for (long long flat = blockIdx.x * (long long)blockDim.x + threadIdx.x; flat < {}; flat += (long long)gridDim.x * blockDim.x) {{\n",
-        super::int_lit(n as i64)
-    ));
-    s.push_str(&decompose("flat", &k.space, &names, "        "));
+    let mut s;
+    match frame {
+        Frame::Whole => {
+            s = header(k, &format!("elementwise over {} ({n} points), grid-stride", dims_text(&k.space)));
+            s.push_str(&format!("extern \"C\" __global__ void __launch_bounds__({block}) @SIGNATURE@ {{\n"));
+            s.push_str(&format!(
+                "    for (long long flat = blockIdx.x * (long long)blockDim.x + threadIdx.x; flat < {}; flat += (long long)gridDim.x * blockDim.x) {{\n",
+                super::int_lit(n as i64)
+            ));
+            s.push_str(&decompose("flat", &k.space, &names, "        "));
+        }
+        Frame::Row { rows, .. } => {
+            let per = n / rows;
+            s = header(k, &format!("elementwise over {}, {per} points of the row", dims_text(&k.space)));
+            s.push_str("{\n");
+            s.push_str(&format!(
+                "    for (long long flat = threadIdx.x; flat < {}; flat += blockDim.x) {{\n",
+                super::int_lit(per as i64)
+            ));
+            s.push_str(&decompose("flat", &k.space[1..], &names[1..], "        "));
+            s.push_str("        const long long i0 = row;\n");
+        }
+    }
     s.push_str(&body);
-    s.push_str(&stores(k, &k.body, buffers, "v", "flat", "        ")?);
+    s.push_str(&stores(k, &k.body, buffers, "v", "flat", "        ", frame)?);
     s.push_str("    }\n}\n");
     Ok((s, grid_for(n, block), can_fail))
 }
@@ -356,6 +455,7 @@ fn reduction(
     buffers: &[BufferDecl],
     op: Combine,
     axes: &[usize],
+    frame: Frame,
 ) -> Result<(String, Launch, bool), CodegenError> {
     let step = &k.name;
     let rank = k.space.len();
@@ -383,7 +483,7 @@ fn reduction(
     let names = index_names("i", rank);
     let out_names = index_names("o", out_dims.len());
     let red_names: Vec<String> = axes.iter().map(|&d| names[d].clone()).collect();
-    let body_prog = Prog { kernel: k, buffers, prefix: "v", names: &names, dims: &k.space, acc: None };
+    let body_prog = Prog { kernel: k, buffers, prefix: "v", names: &names, dims: &k.space, acc: None, frame };
     let block_mode = red_n > SMALL_REDUCTION;
     // The body runs inside the output-point and reduction loops, in both shapes.
     let (body, body_fails) = body_prog.render(&k.body, "            ")?;
@@ -433,8 +533,44 @@ fn reduction(
             acc_names = AccNames { acc: ("acc_out".into(), vd), value: None };
         }
     }
-    let epi_prog =
-        Prog { kernel: k, buffers, prefix: "e", names: &out_names, dims: &out_dims, acc: Some(&acc_names) };
+    let epi_prog = Prog {
+        kernel: k,
+        buffers,
+        prefix: "e",
+        names: &out_names,
+        dims: &out_dims,
+        acc: Some(&acc_names),
+        frame,
+    };
+    // The loop over output points: all of them (a kernel of its own), or the row's (a step
+    // of a row group's kernel, whose row is `o0`), and how a block's threads share them.
+    let point_loop = |by_block: bool| -> String {
+        let (open, decomp) = match frame {
+            Frame::Whole if by_block => (
+                format!("for (long long point = blockIdx.x; point < {out_n}; point += gridDim.x) {{\n"),
+                decompose("point", &out_dims, &out_names, "        "),
+            ),
+            Frame::Whole => (
+                format!("for (long long point = blockIdx.x * (long long)blockDim.x + threadIdx.x; point < {out_n}; point += (long long)gridDim.x * blockDim.x) {{\n"),
+                decompose("point", &out_dims, &out_names, "        "),
+            ),
+            Frame::Row { rows, .. } => {
+                let per = out_n / rows;
+                let open = if by_block {
+                    format!("for (long long point = 0; point < {per}; ++point) {{\n")
+                } else {
+                    format!("for (long long point = threadIdx.x; point < {per}; point += blockDim.x) {{\n")
+                };
+                let decomp = decompose("point", &out_dims[1..], &out_names[1..], "        ");
+                (open, format!("{decomp}        const long long o0 = row;\n"))
+            }
+        };
+        format!("    {open}{decomp}")
+    };
+    let opening = |block: u32| match frame {
+        Frame::Whole => format!("extern \"C\" __global__ void __launch_bounds__({block}) @SIGNATURE@ {{\n"),
+        Frame::Row { .. } => "{\n".to_string(),
+    };
 
     let what = format!(
         "{} over axes {axes:?} of {} ({out_n} output points of {red_n} elements)",
@@ -455,7 +591,10 @@ fn reduction(
     let launch;
     let epi_fails;
     if block_mode {
-        let block = (red_n.next_power_of_two() / 2).clamp(32, 256) as u32;
+        let block = match frame {
+            Frame::Whole => (red_n.next_power_of_two() / 2).clamp(32, 256) as u32,
+            Frame::Row { block, .. } => block,
+        };
         let warps = block / 32;
         let ind = "                ";
         let (epilogue, f) = epi_prog.render(&k.epilogue, ind)?;
@@ -466,7 +605,7 @@ fn reduction(
                 "{what}; one block of {block} threads per output point, warp shuffles then shared memory"
             ),
         );
-        s.push_str(&format!("extern \"C\" __global__ void __launch_bounds__({block}) @SIGNATURE@ {{\n"));
+        s.push_str(&opening(block));
         match arg {
             Some(_) => s.push_str(&format!(
                 "    __shared__ {} part[{warps}];\n    __shared__ long long part_i[{warps}];\n    __shared__ bool part_nan[{warps}];\n",
@@ -474,10 +613,7 @@ fn reduction(
             )),
             None => s.push_str(&format!("    __shared__ {} part[{warps}];\n", accum(op.extremum(), vd, red_n == 0, step)?.ty)),
         }
-        s.push_str(&format!(
-            "    for (long long point = blockIdx.x; point < {out_n}; point += gridDim.x) {{\n"
-        ));
-        s.push_str(&decompose("point", &out_dims, &out_names, "        "));
+        s.push_str(&point_loop(true));
         s.push_str(&format!("        {decl}\n"));
         s.push_str(&format!("        for (long long red = threadIdx.x; red < {red_n}; red += {block}) {{\n"));
         s.push_str(&inner);
@@ -507,7 +643,7 @@ fn reduction(
             s.push_str(&format!("{ind}{final_lines}\n"));
         }
         s.push_str(&epilogue);
-        s.push_str(&stores(k, &k.epilogue, buffers, "e", "point", ind)?);
+        s.push_str(&stores(k, &k.epilogue, buffers, "e", "point", ind, frame)?);
         s.push_str("            }\n        }\n");
         s.push_str("        __syncthreads();  // `part` is reused by the block's next output point\n");
         s.push_str("    }\n}\n");
@@ -518,11 +654,8 @@ fn reduction(
         epi_fails = f;
         let block = ELEMENTWISE_BLOCK;
         s = header(k, &format!("{what}; one thread per output point, elements in order"));
-        s.push_str(&format!("extern \"C\" __global__ void __launch_bounds__({block}) @SIGNATURE@ {{\n"));
-        s.push_str(&format!(
-            "    for (long long point = blockIdx.x * (long long)blockDim.x + threadIdx.x; point < {out_n}; point += (long long)gridDim.x * blockDim.x) {{\n"
-        ));
-        s.push_str(&decompose("point", &out_dims, &out_names, ind));
+        s.push_str(&opening(block));
+        s.push_str(&point_loop(false));
         s.push_str(&format!("{ind}{decl}\n"));
         s.push_str(&format!("{ind}for (long long red = 0; red < {red_n}; ++red) {{\n"));
         s.push_str(&inner);
@@ -531,7 +664,7 @@ fn reduction(
             s.push_str(&format!("{ind}{final_lines}\n"));
         }
         s.push_str(&epilogue);
-        s.push_str(&stores(k, &k.epilogue, buffers, "e", "point", ind)?);
+        s.push_str(&stores(k, &k.epilogue, buffers, "e", "point", ind, frame)?);
         s.push_str("    }\n}\n");
         launch = grid_for(out_n, block);
     }
