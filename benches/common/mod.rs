@@ -3,12 +3,17 @@
 // Each bench binary uses a subset.
 #![allow(dead_code)]
 
+pub mod limits;
+
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 pub struct Bench {
     pub only: Option<Vec<String>>,
     pub json: Option<std::fs::File>,
+    /// A reference bandwidth in GB/s (the machine's read sweep, `limits::measure`): while set,
+    /// each line with a byte count also says what fraction of it the workload reached.
+    pub reference: Option<f64>,
 }
 
 impl Bench {
@@ -19,6 +24,7 @@ impl Bench {
             only: arg("--only").map(|s| s.split(',').map(String::from).collect()),
             json: arg("--json")
                 .map(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).expect("--json file")),
+            reference: None,
         }
     }
 
@@ -77,6 +83,9 @@ impl Bench {
         let mut extra = String::new();
         if let Some(b) = bytes {
             extra += &format!("  {:6.1} GB/s", b / med / 1e9);
+            if let Some(r) = self.reference {
+                extra += &format!("  {:5.1}% of read", 100.0 * b / med / 1e9 / r);
+            }
         }
         if let Some(fl) = flops {
             extra += &format!("  {:6.1} GFLOP/s", fl / med / 1e9);
