@@ -39,7 +39,7 @@ unsafe fn sum_8x4_avx2(x: &[f32]) -> f32 {
 
 /// Runs `work(thread, threads)` on `threads` threads (this one and `threads - 1` workers that
 /// live for the whole measurement, as the CPU backend's pool does) in each call of the timed
-/// closure, and times it with `b.time`.
+/// closure, and times it with `b.time`; returns the fastest run in seconds.
 fn time_parallel(
     b: &mut Bench,
     id: &str,
@@ -70,7 +70,7 @@ fn time_parallel(
         });
         stop.store(true, Ordering::Release);
         start.wait();
-        med
+        med.and(b.last_min)
     })
 }
 
@@ -80,8 +80,8 @@ fn part<T>(x: &[T], t: usize, n: usize) -> &[T] {
     &x[(t * len).min(x.len())..((t + 1) * len).min(x.len())]
 }
 
-/// Measures the read sweep and the copy of `x` (`W2.limit_*` lines) and returns the best read
-/// bandwidth in GB/s, the reference the W2 lines are compared with.
+/// Measures the read sweep and the copy of `x` (`W2.limit_*` lines) and returns the read
+/// bandwidth of the fastest run in GB/s, the reference the W2 lines are compared with.
 pub fn measure(b: &mut Bench, x: &[f32]) -> Option<f64> {
     let bytes = std::mem::size_of_val(x) as f64;
     let reps = 15;
@@ -109,5 +109,5 @@ pub fn measure(b: &mut Bench, x: &[f32]) -> Option<f64> {
         d.copy_from_slice(part(x, t, n));
         black_box(&mut *d);
     });
-    best.map(|med| bytes / med / 1e9)
+    best.map(|min| bytes / min / 1e9)
 }
