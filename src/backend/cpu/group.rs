@@ -3,9 +3,10 @@
 //! The rows are split into one contiguous range per thread, and each thread runs every step
 //! of the group on a block of rows before moving to the next block, so what one step writes
 //! is still in the core's cache when the next reads it. A block holds about
-//! [`BLOCK_BYTES`] of the group's rows, those it writes and those its kernels read (two
-//! row sums of one matrix read it once from memory and once from L2); a group with a matrix product takes blocks of
-//! at least [`MATMUL_BLOCK_ROWS`] rows, so that `gemm` repacks its right operand rarely.
+//! [`BLOCK_BYTES`] of the group's rows, those it writes and those its kernels read, so two
+//! row sums of one matrix (a one-pass variance) read each row from memory once and from L2
+//! once; a group with a matrix product takes blocks of at least [`MATMUL_BLOCK_ROWS`] rows,
+//! so that `gemm` repacks its right operand rarely.
 //!
 //! The group's local buffers never exist in full: each thread has a scratch buffer per local
 //! buffer, holding one block of its rows, and the kernels see a base pointer shifted so that
@@ -24,7 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tenjit_ir::kernel::{BufId, Group, Inst, MatOperand, MatmulStep, Program, Step};
 use tenjit_ir::{DType, Data};
 
-/// The bytes of output rows a block aims at: the block's inputs, outputs and intermediates
+/// The bytes of rows (written and read) a block aims at: the block's inputs, outputs and intermediates
 /// then stay in a core's L2 (1 MiB on the machines we measure).
 pub const BLOCK_BYTES: usize = 256 << 10;
 
