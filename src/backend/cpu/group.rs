@@ -25,8 +25,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tenjit_ir::kernel::{BufId, Group, Inst, MatOperand, MatmulStep, Program, Step};
 use tenjit_ir::{DType, Data};
 
-/// The bytes of rows (written and read) a block aims at: the block's inputs, outputs and intermediates
-/// then stay in a core's L2 (1 MiB on the machines we measure).
+/// The bytes of rows (written and read) a block aims at: the block's inputs, outputs and
+/// intermediates then stay in a core's L2 (512 KiB to 2 MiB on the machines we measure).
 pub const BLOCK_BYTES: usize = 256 << 10;
 
 /// The fewest rows a block of a group with a matrix product has.
