@@ -5,6 +5,10 @@
 //! peers' record format (`peer`, `workload`, `median_s`, ...), so one table can hold both
 //! (`benches/side_by_side.sh` runs tenjit and the peers back to back and prints the ratios).
 //! `-- --only W1,W4.mm1024` picks workloads. Timings are medians; nothing here asserts a time.
+//!
+//! Next to W2 it measures the machine's own limits on the same 64 MiB (`common/limits.rs`): a
+//! read-only sweep and a copy, written in Rust, and prints each W2 reduction's bandwidth as a
+//! fraction of the read sweep.
 
 mod common;
 
@@ -41,6 +45,9 @@ fn main() {
     if b.want("W2") || b.want("W3") {
         let x = Tensor::randn([M2, M2]).realize().clone();
         let mb = 4.0 * (M2 * M2) as f64;
+        if b.want("W2") {
+            b.reference = common::limits::measure(&mut b, &x.to_vec::<f32>());
+        }
         b.time("W2.sum", 7, Some(mb), None, || {
             x.sum().realize();
         });
@@ -57,6 +64,7 @@ fn main() {
             let (v, i) = x.max_dim(1, false);
             tenjit::realize(&[&v, &i]);
         });
+        b.reference = None;
         b.time("W3.softmax", 7, Some(2.0 * mb), None, || {
             let e = (&x - x.amax(1, true)).exp();
             (&e / e.sum_dim(1, true)).realize();

@@ -3,12 +3,21 @@
 // Each bench binary uses a subset.
 #![allow(dead_code)]
 
+pub mod limits;
+
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 pub struct Bench {
     pub only: Option<Vec<String>>,
     pub json: Option<std::fs::File>,
+    /// A reference bandwidth in GB/s (the machine's read sweep in its best run,
+    /// `limits::measure`): while set, each line with a byte count also says what fraction of
+    /// it the workload's best run reached (best against best, as other work on a shared
+    /// machine only ever slows a run down).
+    pub reference: Option<f64>,
+    /// The fastest run of the last measurement, in seconds.
+    pub last_min: Option<f64>,
 }
 
 impl Bench {
@@ -19,6 +28,8 @@ impl Bench {
             only: arg("--only").map(|s| s.split(',').map(String::from).collect()),
             json: arg("--json")
                 .map(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).expect("--json file")),
+            reference: None,
+            last_min: None,
         }
     }
 
@@ -77,10 +88,14 @@ impl Bench {
         let mut extra = String::new();
         if let Some(b) = bytes {
             extra += &format!("  {:6.1} GB/s", b / med / 1e9);
+            if let Some(r) = self.reference {
+                extra += &format!("  {:5.1}% of read (best runs)", 100.0 * b / min / 1e9 / r);
+            }
         }
         if let Some(fl) = flops {
             extra += &format!("  {:6.1} GFLOP/s", fl / med / 1e9);
         }
+        self.last_min = Some(min);
         let label = if variant.is_empty() { id.to_string() } else { format!("{id} ({variant})") };
         println!("{label:<28} {:>9.3} ms  (min {:.3}, max {:.3}){extra}", med * 1e3, min * 1e3, max * 1e3);
         if let Some(file) = &mut self.json {

@@ -206,6 +206,17 @@ impl Tensor {
     }
 
     /// Variance over `dims`: `sum((x - mean)²) / (N - correction)`.
+    ///
+    /// An `f32` or `f64` variance over trailing dims (all dims, or the last ones) reads `x`
+    /// once: with `d = x - k`, `k` the first element of each reduced slice, the variance is
+    /// `(Σd² - (Σd)²/N) / (N - correction)` (clamped at 0 before the division), and the two
+    /// sums run together over the same rows (a row group), so each row is read from memory
+    /// once. The shift keeps the cancellation small: `Σd²/N` is the variance plus
+    /// `(mean - k)²`, of the order of the variance unless the first element is an outlier;
+    /// `(Σd)²/N` is the compensation for `k` not being the mean. Other variances (over a
+    /// leading dim, whose sums do not share a pass, or of 16-bit floats) take two passes:
+    /// the mean, then the sum of squared deviations from it, which shares the mean with a
+    /// `mean_dim` over the same dims.
     #[track_caller]
     pub fn var_dim(&self, dims: impl Into<Dims>, correction: f64, keepdim: bool) -> Tensor {
         self.try_var_dim(dims, correction, keepdim).or_panic()
@@ -217,11 +228,28 @@ impl Tensor {
         self.require_float("var")?;
         let axes = self.axes("var", dims.into())?;
         let n: usize = axes.iter().map(|&a| self.shape()[a]).product();
+        // torch divides by max(0, N - correction): 0/0 gives NaN, x/0 gives inf.
+        let denominator = (n as f64 - correction).max(0.0);
+        // The trailing dims of the tensor: rows of the reduced elements, whose two sums run
+        // together row block by row block.
+        let trailing = axes.iter().enumerate().all(|(i, &a)| a + axes.len() == self.dim() + i);
+        if matches!(self.dtype(), DType::F32 | DType::F64) && n > 0 && trailing {
+            let mut k = self.clone();
+            for &a in &axes {
+                k = k.narrow_dim(a, 0, 1)?;
+            }
+            let d = self.try_sub(&k)?;
+            let s1 = d.reduce(ReduceOp::Sum, axes.clone(), keepdim)?;
+            let s2 = d.try_mul(&d)?.reduce(ReduceOp::Sum, axes, keepdim)?;
+            // Rounding can leave a constant slice's Σd² - (Σd)²/N a hair below 0; a NaN
+            // stays NaN (`maximum` propagates it).
+            let m2 = s2.try_sub(&s1.try_mul(&s1)?.try_div(n as f64)?)?.try_maximum(0.0)?;
+            return m2.try_div(denominator);
+        }
         let mean = self.reduce(ReduceOp::Sum, axes.clone(), true)?.try_div(n as f64)?;
         let centered = self.try_sub(&mean)?;
         let sq = centered.try_mul(&centered)?;
-        // torch divides by max(0, N - correction): 0/0 gives NaN, x/0 gives inf.
-        sq.reduce(ReduceOp::Sum, axes, keepdim)?.try_div((n as f64 - correction).max(0.0))
+        sq.reduce(ReduceOp::Sum, axes, keepdim)?.try_div(denominator)
     }
 
     /// Standard deviation of all elements (unbiased), as `x.std()`.

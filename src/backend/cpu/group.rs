@@ -3,8 +3,10 @@
 //! The rows are split into one contiguous range per thread, and each thread runs every step
 //! of the group on a block of rows before moving to the next block, so what one step writes
 //! is still in the core's cache when the next reads it. A block holds about
-//! [`BLOCK_BYTES`] of the group's output rows; a group with a matrix product takes blocks of
-//! at least [`MATMUL_BLOCK_ROWS`] rows, so that `gemm` repacks its right operand rarely.
+//! [`BLOCK_BYTES`] of the group's rows, those it writes and those its kernels read, so two
+//! row sums of one matrix (a one-pass variance) read each row from memory once and from L2
+//! once; a group with a matrix product takes blocks of at least [`MATMUL_BLOCK_ROWS`] rows,
+//! so that `gemm` repacks its right operand rarely.
 //!
 //! The group's local buffers never exist in full: each thread has a scratch buffer per local
 //! buffer, holding one block of its rows, and the kernels see a base pointer shifted so that
@@ -20,11 +22,11 @@ use super::memory;
 use super::pool::{data_ptr, on_workers, threads, ExecError, Ptrs};
 use crate::error::EvalErrorKind;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tenjit_ir::kernel::{BufId, Group, MatOperand, MatmulStep, Program, Step};
+use tenjit_ir::kernel::{BufId, Group, Inst, MatOperand, MatmulStep, Program, Step};
 use tenjit_ir::{DType, Data};
 
-/// The bytes of output rows a block aims at: the block's inputs, outputs and intermediates
-/// then stay in a core's L2 (1 MiB on the machines we measure).
+/// The bytes of rows (written and read) a block aims at: the block's inputs, outputs and
+/// intermediates then stay in a core's L2 (512 KiB to 2 MiB on the machines we measure).
 pub const BLOCK_BYTES: usize = 256 << 10;
 
 /// The fewest rows a block of a group with a matrix product has.
@@ -73,6 +75,8 @@ pub(super) fn run(
     let mut work = 0usize;
     let mut row_bytes = 0usize;
     let mut has_matmul = false;
+    // The program buffers the kernels' bodies read: a block's rows of them are in cache too.
+    let mut read: Vec<BufId> = Vec::new();
     for (s, step) in g.steps.clone().zip(steps) {
         match step {
             Step::Kernel(k) => {
@@ -91,6 +95,13 @@ pub(super) fn run(
                 for st in &k.stores {
                     row_bytes += row_len(st.buf) * program.buffers[st.buf].ty.dtype.size_bytes();
                 }
+                for i in &k.body {
+                    if let Inst::Load { buf, .. } = i.inst {
+                        if !g.local.contains(&buf) && !read.contains(&buf) {
+                            read.push(buf);
+                        }
+                    }
+                }
             }
             Step::Matmul(m) => {
                 has_matmul = true;
@@ -99,6 +110,14 @@ pub(super) fn run(
                 row_bytes += m.n * m.dtype.size_bytes();
             }
             Step::Op(op) => return Err(ExecError::internal(format!("{} in a row group", op.op.name()))),
+        }
+    }
+    for &b in &read {
+        let numel = program.buffers[b].ty.shape.numel();
+        // Only a buffer with a row per row of the group is read a block at a time; a smaller
+        // one (a bias, a row of scales) is read whole by every block.
+        if numel >= rows && numel.is_multiple_of(rows) {
+            row_bytes += row_len(b) * program.buffers[b].ty.dtype.size_bytes();
         }
     }
     let forced = FORCED_BLOCK_ROWS.load(Ordering::Relaxed);
