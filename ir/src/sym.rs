@@ -234,10 +234,10 @@ impl Symbols {
 /// One dimension of a shape: a constant size, or a nonconstant expression over symbols.
 ///
 /// The constant case holds no expression, so a static shape costs what it costs today.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Dim(DimRepr);
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum DimRepr {
     Const(u64),
     Expr(Box<SymExpr>),

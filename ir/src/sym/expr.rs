@@ -14,7 +14,7 @@ use super::{Bindings, SymError};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A factor of a monomial.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(super) enum Atom {
     /// A symbol, by name.
     Sym(String),
@@ -23,6 +23,37 @@ pub(super) enum Atom {
     Div(Box<SymExpr>, i64),
     /// `operand mod divisor` (in `0..divisor`), with an operand normalized as for `Div`.
     Rem(Box<SymExpr>, i64),
+}
+
+impl Atom {
+    /// The variant's place in the canonical order: symbols, then divisions, then remainders.
+    fn rank(&self) -> u8 {
+        match self {
+            Atom::Sym(_) => 0,
+            Atom::Div(..) => 1,
+            Atom::Rem(..) => 2,
+        }
+    }
+}
+
+impl Ord for Atom {
+    /// The canonical order of atoms. It is written out rather than derived so that `SymExpr`
+    /// need not be `Ord`, whose `min` and `max` would shadow the bounds methods of that name.
+    fn cmp(&self, other: &Atom) -> std::cmp::Ordering {
+        match (self, other) {
+            (Atom::Sym(a), Atom::Sym(b)) => a.cmp(b),
+            (Atom::Div(x, c), Atom::Div(y, d)) | (Atom::Rem(x, c), Atom::Rem(y, d)) => {
+                x.terms.cmp(&y.terms).then(c.cmp(d))
+            }
+            (Atom::Sym(_) | Atom::Div(..) | Atom::Rem(..), _) => self.rank().cmp(&other.rank()),
+        }
+    }
+}
+
+impl PartialOrd for Atom {
+    fn partial_cmp(&self, other: &Atom) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 /// A product of atoms, sorted by atom, each with a power of at least one. The empty product is
@@ -60,7 +91,7 @@ impl Monomial {
 /// the checked operations [`add`](SymExpr::add), [`sub`](SymExpr::sub), [`mul`](SymExpr::mul),
 /// [`floor_div`](SymExpr::floor_div) and [`rem`](SymExpr::rem), or parse its text form
 /// ([`SymExpr::parse`]). `Display` prints the text form (`B*T + T`, `(T + 1)//2`, `T%4`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SymExpr {
     /// Coefficient of each monomial; never zero.
     pub(super) terms: BTreeMap<Monomial, i64>,
@@ -245,7 +276,7 @@ impl SymExpr {
 
     /// `floor(self / divisor)` for a positive constant divisor.
     ///
-    /// Normal form: multiples of the divisor leave the division (`(4*T + 5)//4 → T + 1 +
+    /// Normal form: multiples of the divisor leave the division (`(5*T + 5)//4 → T + 1 +
     /// (T + 1)//4`); a factor common to the divisor and every coefficient cancels
     /// (`(2*T)//4 → T//2`); nested divisions merge (`(T//2)//3 → T//6`); and an operand that is
     /// below the divisor for every value of its symbols gives zero (`(T%4)//4 → 0`).
@@ -270,7 +301,7 @@ impl SymExpr {
 
     /// `self mod divisor`, in `0..divisor`, for a positive constant divisor.
     ///
-    /// Normal form: multiples of the divisor vanish (`(4*T + 5)%4 → (T + 1)%4`); a factor common
+    /// Normal form: multiples of the divisor vanish (`(5*T + 5)%4 → (T + 1)%4`); a factor common
     /// to the divisor and every coefficient comes out (`(2*T)%4 → 2*(T%2)`); a remainder by a
     /// multiple of the divisor is dropped (`(T%8)%4 → T%4`); and an operand that is below the
     /// divisor for every value of its symbols is its own remainder (`(T%4)%8 → T%4`).
