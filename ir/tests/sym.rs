@@ -61,6 +61,10 @@ fn canonical_equality_and_identities() {
     assert_eq!(e("(6*B*T)//3"), e("2*B*T"));
     assert_ne!(e("T//2"), e("T//3"));
     assert_ne!(e("T%4"), e("T//4"));
+    // Equal expressions hash alike, whatever order they were built in.
+    let set: std::collections::HashSet<SymExpr> =
+        ["B*T + T", "T*(B + 1)", "T + T*B", "(B + 1)*T + 0*S"].into_iter().map(e).collect();
+    assert_eq!(set.len(), 1);
     assert!(e("(T - T)*B + 7").is_const());
     assert_eq!(e("7 + B - B").as_const(), Some(7));
     let names: Vec<String> = e("B*(T//2) + (S + 1)%3").symbols().into_iter().collect();
@@ -320,6 +324,7 @@ fn equality_decisions() {
     assert_eq!(eq("T + 1", "T"), Equality::Disproven);
     assert_eq!(eq("2*T", "2*B + 1"), Equality::Disproven);
     assert_eq!(eq("B", "T + 64"), Equality::Disproven);
+    assert_eq!(eq("T%4", "4"), Equality::Disproven);
     assert_eq!(eq("B", "T"), Equality::NeedsGuard(e("B"), e("T")));
     assert_eq!(eq("B*T", "64"), Equality::NeedsGuard(e("B*T"), k(64)));
     let pinned = table(&[("T", 4, Some(4))]);

@@ -15,7 +15,9 @@
 //! constant; `+` and `-` with spaces, `*`, `//` and `%` without; a product repeats a factor for
 //! a power (`T*T`). A division or remainder is bare only as the first factor of a term with
 //! coefficient one (`T//2*B`), and in parentheses elsewhere (`B*(T//2)`, `-(T%4)`), so the
-//! left-to-right grammar reads back the same tree. `parse(print(e)) == e` for every `e`.
+//! left-to-right grammar reads back the same tree. `parse(print(e)) == e` for every `e` whose
+//! parentheses and unary minus nest at most 64 deep, the parser's limit (deeper text is an error,
+//! never a stack overflow).
 
 use super::expr::{Atom, Monomial, SymExpr};
 use super::SymError;
@@ -241,8 +243,9 @@ impl<'a> Parser<'a> {
 }
 
 impl SymExpr {
-    /// Parses the text form, which must be the whole of `text`. Errors name the column (from 1,
-    /// in characters) and what was expected there.
+    /// Parses the text form, which must be the whole of `text`, into canonical form. Errors name
+    /// the column (from 1, in characters) and what was expected there; an operation that
+    /// overflows is an error at its operator's column.
     pub fn parse(text: &str) -> Result<SymExpr, SymError> {
         let (e, end) = SymExpr::parse_prefix(text)?;
         let rest = &text[end..];
