@@ -7,6 +7,8 @@
 //! * [`interp`]: the reference interpreter; [`random`]: the counter-based generator.
 //! * [`passes`]: graph-to-graph passes (simplify, CSE, DCE); [`kernel`]: the kernel IR, the
 //!   fusion that lowers a graph into it, its text form and its interpreter.
+//! * [`sym`]: symbolic dimensions, bounded size symbols and canonical expressions over them
+//!   (not yet used by [`Shape`]).
 //! * [`Buffer`]: a dense host tensor value; [`format`](mod@format) prints it as PyTorch does; [`npy`]
 //!   reads and writes `.npy` files.
 
@@ -23,6 +25,7 @@ pub mod npy;
 pub mod ops;
 pub mod passes;
 pub mod random;
+pub mod sym;
 pub mod text;
 pub mod types;
 pub mod verify;
