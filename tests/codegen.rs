@@ -990,7 +990,7 @@ fn arg_reductions_of_zero_rows_keep_the_reductions_signed_zero() {
         };
         for dtype in [DType::F32, DType::F64] {
             for seed in 1..4u64 {
-                let mut r = Rng(seed * 7919 | 1);
+                let mut r = Rng((seed * 7919) | 1);
                 let s = (0..m * n).map(|i| {
                     let (row, col) = (i / n, i % n);
                     let pick = r.next() % 16;
