@@ -227,15 +227,15 @@ fn commutes_back(p: &Program, from: usize, l: usize) -> bool {
 }
 
 /// Reorders steps so that independent row reductions of the same data are adjacent and
-/// group, reading the data from memory once: `x.sum()` next to `(x * x).sum()`, or the two
-/// sums of a one-pass variance. A full reduction of a large matrix is split into a row
-/// reduction and a reduction of the rows' results (`split-reduce`), which lowers to the
-/// order *row sums of `d`, their total, row sums of `d²`, their total*; the totals do not
-/// share the leading extent, so the row sums would not group. Here, when a group under
-/// construction (or a single step with a leading extent) cannot take the next step, the
-/// first of the next [`GATHER_LOOKAHEAD`] steps that is a row reduction of a buffer the group
-/// reads, that the group admits, and that commutes with the steps it passes
-/// ([`commutes_back`]) moves up to join it. Only reductions move, so no group loses an
+/// group, reading the data from memory once. Steps come in graph order, and a full reduction
+/// of a large matrix is split into row sums and the total of the rows' results
+/// (`split-reduce`), so `sum(x)` and `sum(x * x)` may lower to *row sums of `x`, their
+/// total, row sums of `x * x`, their total*; the totals do not share the leading extent, so
+/// the row sums would not group. Here, when a group under construction (or a single step
+/// with a leading extent) cannot take the next step, the first of the next
+/// [`GATHER_LOOKAHEAD`] steps that is a row reduction of a buffer the group reads, that the
+/// group admits, and that commutes with the steps it passes (reads nothing they write,
+/// writes nothing they use) moves up to join it. Only reductions move, so no group loses an
 /// elementwise step whose row-local output it would have kept in cache.
 pub fn gather(p: &mut Program) {
     let mut i = 0;
