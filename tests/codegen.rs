@@ -974,6 +974,51 @@ fn arg_reductions_of_every_dtype_in_every_shape() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Rows whose extremum is a zero: the lanes of a vector row keep the first of two equal
+/// elements, but the value must be the `max` (`min`) reduction's, `+0` above `-0`, with both
+/// zeros anywhere in the row (a lane may see `-0` first and `+0` later, or never see `+0`),
+/// one zero alone, and NaNs that win over both.
+#[test]
+fn arg_reductions_of_zero_rows_keep_the_reductions_signed_zero() {
+    let (m, n) = (24, 67);
+    let mut failures = Vec::new();
+    for op in ArgOp::ALL {
+        // The other elements are below (above) zero, so the extremum is a zero.
+        let away = match op {
+            ArgOp::ArgMax => -1.0,
+            ArgOp::ArgMin => 1.0,
+        };
+        for dtype in [DType::F32, DType::F64] {
+            for seed in 1..4u64 {
+                let mut r = Rng((seed * 7919) | 1);
+                let s = (0..m * n).map(|i| {
+                    let (row, col) = (i / n, i % n);
+                    let pick = r.next() % 16;
+                    Scalar::Float(match (row % 6, pick) {
+                        (0, _) => -0.0,
+                        (1, _) => 0.0,
+                        (2, 0..=2) => -0.0,
+                        (2, 3) => 0.0,
+                        (3, _) if col == n - 1 => 0.0,
+                        (3, 0..=3) => -0.0,
+                        (4, 0) if col > n / 2 => f64::NAN,
+                        (4, 1..=3) => 0.0,
+                        (4, 4..=6) => -0.0,
+                        (5, _) if col == 0 => -0.0,
+                        (_, p) => away * (1.0 + p as f64),
+                    })
+                });
+                let x = Buffer::from_scalars(dtype, vec![m, n].into(), s.collect::<Vec<_>>());
+                let p = arg_program(op, dtype, &[m, n], 1);
+                for d in check(&p, &[x], Tol::Exact) {
+                    failures.push(format!("{} {dtype} (seed {seed}): {d}", op.name()));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn arg_reductions_fuse_their_body_and_take_vector_rows() {
     // argmax(sin(x) * w[j]) over rows, with the index cast in the epilogue.

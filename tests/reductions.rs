@@ -1,6 +1,6 @@
 //! Reductions whose compiled form differs from their definition: the one-pass variance (the
 //! shifted two-moment form of `Tensor::var_dim` over trailing dims) and the row groups that
-//! run its two sums together. Each case is checked against a two-pass variance computed here
+//! run its two sums together, or the row sums of independent full reductions of one matrix. Each case is checked against a two-pass variance computed here
 //! in `f64` from the tensor's elements (independent of tenjit), on the CPU backend and in the
 //! interpreter, over lengths around the vector width (0, 1, 3, 4, 5, 7), odd lengths, `f64`,
 //! large offsets, constant data and NaN/inf.
@@ -162,5 +162,27 @@ fn variance_edge_values() {
             v[0] = f64::INFINITY;
             assert!(var(v, 1.0).is_nan(), "{what}");
         }
+    });
+}
+
+#[test]
+fn independent_full_reductions_of_one_matrix_share_a_row_group() {
+    // sum(x) and sum(x * x) (and mean with std) past split-reduce's threshold: each is split
+    // into row sums and a total, and the second row sum moves up past the first total, so all
+    // the row sums run as one row group reading x once. Values against sums computed here.
+    on_both(|backend| {
+        let (rows, len) = (512, 515);
+        let (x, data) = tensor(&noise(rows * len, 9), &[rows, len], DType::F32);
+        let what = format!("{backend:?}");
+        let (s, sq) = (x.sum(), (&x * &x).sum());
+        let list = tenjit::inspect(&[&s, &sq]).kernels().to_string();
+        assert!(list.contains("group g0 rows=512  ; 2 steps"), "{list}");
+        let list = tenjit::inspect(&[&x.mean(), &x.std()]).kernels().to_string();
+        assert!(list.contains("group g0 rows=512  ; 3 steps"), "{list}");
+        tenjit::realize(&[&s, &sq]);
+        let want_s: f64 = data.iter().sum();
+        let want_sq: f64 = data.iter().map(|v| v * v).sum();
+        close(&s.to_dtype(DType::F64).to_vec::<f64>(), &[want_s], 1e-4, &what);
+        close(&sq.to_dtype(DType::F64).to_vec::<f64>(), &[want_sq], 1e-5, &what);
     });
 }

@@ -139,3 +139,49 @@ fn cheap_values_are_recomputed_not_shared() {
     assert_eq!(p.steps.len(), 2, "{}", kernel_list(&p));
     assert_eq!(group_spans(&p), [(0, 2)]);
 }
+
+#[test]
+fn independent_row_reductions_of_one_matrix_move_together() {
+    // sum(x) and sum(x * x), split as split-reduce splits them: the row sums of x, their
+    // total, the row sums of x * x, their total. The second row sum moves up past the first
+    // total (it does not read it) and groups with the first row sum.
+    let p = lowered(
+        "graph @two_sums(%x: f32[6,5]) {
+           %0 = sum %x, axes=[1] : f32[6]
+           %1 = sum %0, axes=[0] : f32[]
+           %2 = mul %x, %x : f32[6,5]
+           %3 = sum %2, axes=[1] : f32[6]
+           %4 = sum %3, axes=[0] : f32[]
+           return %1, %4
+         }",
+    );
+    assert_eq!(p.steps.len(), 4, "{}", kernel_list(&p));
+    assert_eq!(group_spans(&p), [(0, 2)], "{}", kernel_list(&p));
+    let axes = |s: &Step| match s {
+        Step::Kernel(k) => k.reduce.as_ref().map(|r| r.axes.to_vec()),
+        _ => None,
+    };
+    assert_eq!(axes(&p.steps[0]), Some(vec![1]), "{p}");
+    assert_eq!(axes(&p.steps[1]), Some(vec![1]), "{p}");
+}
+
+#[test]
+fn a_row_reduction_that_reads_the_step_before_it_stays() {
+    // The second row sum reads the first total (x - total), so it must run after it: no
+    // group forms, and the order is the graph's.
+    let p = lowered(
+        "graph @dependent(%x: f32[6,5]) {
+           %0 = sum %x, axes=[1] : f32[6]
+           %1 = sum %0, axes=[0] : f32[]
+           %2 = reshape %1, shape=[1,1] : f32[1,1]
+           %3 = expand %2, shape=[6,5] : f32[6,5]
+           %4 = sub %x, %3 : f32[6,5]
+           %5 = sum %4, axes=[1] : f32[6]
+           return %0, %5
+         }",
+    );
+    assert_eq!(p.steps.len(), 3, "{}", kernel_list(&p));
+    assert!(p.groups.is_empty(), "{}", kernel_list(&p));
+    let Step::Kernel(k) = &p.steps[1] else { panic!("{p}") };
+    assert_eq!(k.space, [6], "{p}");
+}

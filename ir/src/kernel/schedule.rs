@@ -28,6 +28,13 @@
 //! kernel-IR interpreter ([`eval`](super::eval)) runs groups one row at a time with the
 //! group's local buffers poisoned beforehand, so the differential tests check the rule.
 //!
+//! # Moving reductions next to a group
+//!
+//! Steps come from the lowering in graph order, where two independent row reductions of one
+//! matrix may have another step between them (the total of the first one's rows, after
+//! `split-reduce`). Before groups form, [`gather`] moves such a reduction up to the group it
+//! may join, past steps it does not depend on and that do not depend on it.
+//!
 //! # Sharing inside a group
 //!
 //! Two kernels of one group with the same iteration space that both compute a value costing
@@ -48,9 +55,11 @@ use std::collections::{BTreeSet, HashMap};
 /// to be computed once and shared through a row-local buffer.
 pub const SHARE_MIN_COST: u64 = 4;
 
-/// Forms the groups of `p` (replacing any it had), shares costly values inside them, and
-/// names the kernels `k0`, `k1`, ... in step order again.
+/// Moves steps next to a group they may join (see [`gather`]), forms the groups of `p`
+/// (replacing any it had), shares costly values inside them, and names the kernels `k0`,
+/// `k1`, ... in step order again.
 pub fn schedule(p: &mut Program) {
+    gather(p);
     loop {
         p.groups = groups(p);
         if !share_one(p) {
@@ -189,6 +198,70 @@ impl Open {
         let (reads, writes) = step_buffers(step);
         self.read.extend(reads);
         self.written.extend(writes);
+    }
+}
+
+/// How many steps past the end of an open group [`gather`] looks for one that may join it.
+pub const GATHER_LOOKAHEAD: usize = 8;
+
+/// Whether `step` is a row reduction that [`gather`] may move into the open group `open`:
+/// a kernel with a reduction (its output is small beside what it reads, so it matters
+/// little which group writes it) that reads a buffer the group reads but does not write,
+/// and that the group admits.
+fn joins_for_its_reads(p: &Program, open: &Open, step: &Step) -> bool {
+    let Step::Kernel(k) = step else { return false };
+    k.reduce.is_some()
+        && step_buffers(step).0.iter().any(|b| open.read.contains(b) && !open.written.contains(b))
+        && open.admits(p, step)
+}
+
+/// Whether step `l` of `p` may run before steps `from..l` instead of after them: it reads
+/// nothing they write and writes nothing they read or write, so every step reads the same
+/// values in either order.
+fn commutes_back(p: &Program, from: usize, l: usize) -> bool {
+    let (reads, writes) = step_buffers(&p.steps[l]);
+    p.steps[from..l].iter().all(|s| {
+        let (r, w) = step_buffers(s);
+        !reads.iter().any(|b| w.contains(b)) && !writes.iter().any(|b| r.contains(b) || w.contains(b))
+    })
+}
+
+/// Reorders steps so that independent row reductions of the same data are adjacent and
+/// group, reading the data from memory once. Steps come in graph order, and a full reduction
+/// of a large matrix is split into row sums and the total of the rows' results
+/// (`split-reduce`), so `sum(x)` and `sum(x * x)` may lower to *row sums of `x`, their
+/// total, row sums of `x * x`, their total*; the totals do not share the leading extent, so
+/// the row sums would not group. Here, when a group under construction (or a single step
+/// with a leading extent) cannot take the next step, the first of the next
+/// [`GATHER_LOOKAHEAD`] steps that is a row reduction of a buffer the group reads, that the
+/// group admits, and that commutes with the steps it passes (reads nothing they write,
+/// writes nothing they use) moves up to join it. Only reductions move, so no group loses an
+/// elementwise step whose row-local output it would have kept in cache.
+pub fn gather(p: &mut Program) {
+    let mut i = 0;
+    while i < p.steps.len() {
+        let Some(rows) = leading_rows(&p.steps[i]).filter(|&r| r >= 2) else {
+            i += 1;
+            continue;
+        };
+        let mut open = Open { rows, written: BTreeSet::new(), read: BTreeSet::new() };
+        open.add(&p.steps[i]);
+        let mut j = i + 1;
+        loop {
+            if j < p.steps.len() && open.admits(p, &p.steps[j]) {
+                open.add(&p.steps[j]);
+                j += 1;
+                continue;
+            }
+            let end = (j + 1 + GATHER_LOOKAHEAD).min(p.steps.len());
+            let found =
+                (j + 1..end).find(|&l| joins_for_its_reads(p, &open, &p.steps[l]) && commutes_back(p, j, l));
+            let Some(l) = found else { break };
+            p.steps[j..=l].rotate_right(1);
+            open.add(&p.steps[j]);
+            j += 1;
+        }
+        i = j;
     }
 }
 

@@ -32,8 +32,11 @@
 //! * **inner reduction**: loops over the kept dims; per output point, loops over the reduced
 //!   dims with the last reduced dim a row accumulating into registers, a horizontal combine,
 //!   then the epilogue and the stores. An `argmax`/`argmin` ([`Combine::Arg`]) keeps a best
-//!   value and a best index per lane (indices in lanes of the value's width), combined at the
-//!   end by value, then NaN, then smallest index; its epilogue reads the index as `acc` and
+//!   value and a best index per lane (indices in lanes of the value's width), both chosen by
+//!   one comparison per element (a select, not a vector `fmax`), combined at the end by
+//!   value, then NaN, then smallest index (a float row whose best is the zero that `fmax`
+//!   might not have chosen is reduced again on a cold path, so the value is the `max`/`min`
+//!   reduction's, `+0` above `-0`); its epilogue reads the index as `acc` and
 //!   the value as `acc_value`, so `max_dim` stores both from one pass. It is vectorized when
 //!   the reduced dim is walked with stride 1, and otherwise runs scalar rows (never columns);
 //! * **column reduction** (`x.sum(0)`): the last kept dim is the row, cut in chunks of 4096

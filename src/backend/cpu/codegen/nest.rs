@@ -413,13 +413,59 @@ impl Emitter<'_, '_> {
                 let kept_sentinel =
                     self.b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, best.1, sentinel);
                 let zero = self.iconst(I64, 0);
-                (best.0, self.b.ins().select(kept_sentinel, zero, best.1))
+                let value = if red.vd.is_float() { self.signed_zero(op, &red, lr, best.0) } else { best.0 };
+                (value, self.b.ins().select(kept_sentinel, zero, best.1))
             }
         };
         self.epilogue_and_store(&[index, value]);
         for (d, l) in loops.into_iter().rev() {
             self.close_dim(d, l);
         }
+    }
+
+    /// The extremum of a float row whose lanes chose their best values by [`arg_better`]
+    /// (`best`, after the final combine), as the `max`/`min` reduction computes it.
+    ///
+    /// A lane keeps the first of two equal elements, so where `-0` and `+0` meet, it may keep
+    /// the zero that `fmax` (`fmin`) would not. Everything else is the same: a larger (smaller)
+    /// element or the first NaN replaces the best, and a NaN stays. So only a row whose best
+    /// is `-0` for a maximum (`+0` for a minimum) may be wrong, and only when the row holds
+    /// the other zero too; such a row is reduced again, on a cold path, with `fmax` (`fmin`)
+    /// one element at a time. Selecting instead of `fmax` in the hot loop saves the several
+    /// instructions of a NaN-propagating vector `fmax` per vector (on x86-64).
+    ///
+    /// [`arg_better`]: Self::arg_better
+    fn signed_zero(&mut self, op: ArgOp, red: &Red, lr: usize, best: Value) -> Value {
+        let ty = self.b.func.dfg.value_type(best);
+        let ity = if ty == F64 { I64 } else { I32 };
+        let bits = self.b.ins().bitcast(ity, MemFlagsData::new(), best);
+        let zero = self.b.ins().iconst(ity, 0);
+        let suspect = match op {
+            // -0: only the sign bit set.
+            ArgOp::ArgMax => {
+                let sign = self.b.ins().iconst(ity, if ity == I64 { i64::MIN } else { i32::MIN as i64 });
+                self.b.ins().icmp(IntCC::Equal, bits, sign)
+            }
+            ArgOp::ArgMin => self.b.ins().icmp(IntCC::Equal, bits, zero),
+        };
+        let rescan = self.b.create_block();
+        let cont = self.b.create_block();
+        self.b.append_block_param(cont, ty);
+        self.b.ins().brif(suspect, rescan, &[], cont, &[best.into()]);
+        self.b.set_cold_block(rescan);
+        self.b.switch_to_block(rescan);
+        self.b.seal_block(rescan);
+        let acc = self.b.declare_var(ty);
+        let init = self.acc_init(red.op, red.vd);
+        self.b.def_var(acc, init);
+        let sink = Sink::Accs { vaccs: Vec::new(), sacc: acc, fold: None };
+        let (lo, hi) = self.range(lr);
+        self.row(lr, lo, hi, None, 1, &sink, Some(red));
+        let v = self.b.use_var(acc);
+        self.b.ins().jump(cont, &[v.into()]);
+        self.b.switch_to_block(cont);
+        self.b.seal_block(cont);
+        self.b.block_params(cont)[0]
     }
 
     /// Whether the later element `x` replaces the best-so-far `best` (scalars or vectors):
@@ -494,8 +540,8 @@ impl Emitter<'_, '_> {
         (self.arg_value(op, d, take, b.0, a.0), i)
     }
 
-    /// The best value after `x` meets the best-so-far `best`, where `better` says whether `x`
-    /// won the index: for floats the extremum of the two (`fmax`/`fmin`: NaN-propagating,
+    /// The better value of two lanes' bests in the final combine, where `better` says whether
+    /// `x` won the index: for floats the extremum of the two (`fmax`/`fmin`: NaN-propagating,
     /// `+0` above `-0`), so the value is the `max`/`min` reduction's over the same elements,
     /// even when the winning index holds the other zero; for integers the winner's value.
     fn arg_value(&mut self, op: ArgOp, d: DType, better: Value, x: Value, best: Value) -> Value {
@@ -933,8 +979,7 @@ impl Emitter<'_, '_> {
                 let xi = self.b.ins().iadd(j, iota);
                 let (v, i) = (self.b.use_var(bv), self.b.use_var(bi));
                 let better = self.arg_better(*op, r.vd, x, v);
-                let (_, i) = self.arg_select(better, (x, xi), (v, i));
-                let v = self.arg_value(*op, r.vd, better, x, v);
+                let (v, i) = self.arg_select(better, (x, xi), (v, i));
                 self.b.def_var(bv, v);
                 self.b.def_var(bi, i);
             }
@@ -995,8 +1040,7 @@ impl Emitter<'_, '_> {
                 let x = self.scalar_val(vals[r.value], r.vd);
                 let (v, i) = (self.b.use_var(*bv), self.b.use_var(*bi));
                 let better = self.arg_better(*op, r.vd, x, v);
-                let (_, i) = self.arg_select(better, (x, row.j), (v, i));
-                let v = self.arg_value(*op, r.vd, better, x, v);
+                let (v, i) = self.arg_select(better, (x, row.j), (v, i));
                 self.b.def_var(*bv, v);
                 self.b.def_var(*bi, i);
             }
