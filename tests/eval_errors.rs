@@ -3,24 +3,13 @@
 //! call, on the CPU backend and in the interpreter alike, however the op was fused and
 //! whichever call site compiled the program.
 
-use std::sync::Mutex;
 use tenjit::ir::kernel::Step;
 use tenjit::prelude::*;
 use tenjit::{Backend, Error, EvalErrorKind};
 
-/// The backend is a process-wide setting and `compile_count` a process-wide counter: the tests
-/// of this file take turns.
-static TURN: Mutex<()> = Mutex::new(());
-
-/// Runs `case` on the CPU backend, then in the interpreter.
-fn on_both(case: impl Fn(Backend)) {
-    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
-    for backend in [Backend::Cpu, Backend::Interp] {
-        tenjit::set_backend(backend);
-        case(backend);
-    }
-    tenjit::set_backend(Backend::Cpu);
-}
+#[path = "common/on_both.rs"]
+mod on_both;
+use on_both::{on_both, TURN};
 
 /// Realizes `t`, which must fail in data with `kind`, at line `line` of this file, naming op
 /// `op` with `message`; returns the error's text.

@@ -5,22 +5,11 @@
 //! interpreter, over lengths around the vector width (0, 1, 3, 4, 5, 7), odd lengths, `f64`,
 //! large offsets, constant data and NaN/inf.
 
-use std::sync::Mutex;
 use tenjit::prelude::*;
-use tenjit::Backend;
 
-/// The backend is a process-wide setting: the tests of this file take turns.
-static TURN: Mutex<()> = Mutex::new(());
-
-/// Runs `case` on the CPU backend, then in the interpreter.
-fn on_both(case: impl Fn(Backend)) {
-    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
-    for backend in [Backend::Cpu, Backend::Interp] {
-        tenjit::set_backend(backend);
-        case(backend);
-    }
-    tenjit::set_backend(Backend::Cpu);
-}
+#[path = "common/on_both.rs"]
+mod on_both;
+use on_both::on_both;
 
 /// A deterministic pseudo-random sequence in `[-1, 1)` (a 64-bit LCG's top bits).
 fn noise(n: usize, seed: u64) -> Vec<f64> {
