@@ -186,8 +186,9 @@ fn transposed_operands() {
     let s = step(DType::F32, vec![], m, k, n, op(0, vec![], 1, m as i64), op(0, vec![], 1, k as i64));
     check(&s, m * k, k * n, 1);
     check(&s, m * k, k * n, 2);
-    // Both transposed, larger (parallel path).
-    let (m, k, n) = (70, 64, 90);
+    // Both transposed, larger (parallel path: above `gemm::PARALLEL_MIN_WORK`).
+    let (m, k, n) = (150, 130, 140);
+    assert!(m * k * n >= tenjit::backend::cpu::gemm::PARALLEL_MIN_WORK);
     let s = step(DType::F32, vec![], m, k, n, op(0, vec![], 1, m as i64), op(0, vec![], 1, k as i64));
     check(&s, m * k, k * n, 2);
 }
