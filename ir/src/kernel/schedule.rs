@@ -240,12 +240,10 @@ fn commutes_back(p: &Program, from: usize, l: usize) -> bool {
 pub fn gather(p: &mut Program) {
     let mut i = 0;
     while i < p.steps.len() {
-        let Some(rows) = leading_rows(&p.steps[i]).filter(|&r| r >= 2) else {
+        let Some(mut open) = open_at(p, i) else {
             i += 1;
             continue;
         };
-        let mut open = Open { rows, written: BTreeSet::new(), read: BTreeSet::new() };
-        open.add(&p.steps[i]);
         let mut j = i + 1;
         loop {
             if j < p.steps.len() && open.admits(p, &p.steps[j]) {
@@ -265,17 +263,24 @@ pub fn gather(p: &mut Program) {
     }
 }
 
+/// The group that could start at step `i`, holding it: `None` when the step has no leading
+/// extent of at least 2 rows.
+fn open_at(p: &Program, i: usize) -> Option<Open> {
+    let rows = leading_rows(&p.steps[i]).filter(|&r| r >= 2)?;
+    let mut open = Open { rows, written: BTreeSet::new(), read: BTreeSet::new() };
+    open.add(&p.steps[i]);
+    Some(open)
+}
+
 /// The groups of `p`, formed greedily from the first step on.
 fn groups(p: &Program) -> Vec<Group> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < p.steps.len() {
-        let Some(rows) = leading_rows(&p.steps[i]).filter(|&r| r >= 2) else {
+        let Some(mut open) = open_at(p, i) else {
             i += 1;
             continue;
         };
-        let mut open = Open { rows, written: BTreeSet::new(), read: BTreeSet::new() };
-        open.add(&p.steps[i]);
         let mut j = i + 1;
         while j < p.steps.len() && open.admits(p, &p.steps[j]) {
             open.add(&p.steps[j]);
@@ -291,7 +296,7 @@ fn groups(p: &Program) -> Vec<Group> {
                     !later.contains(b) && !p.outputs.contains(b) && p.buffers[*b].kind == BufferKind::Temp
                 })
                 .collect();
-            out.push(Group { steps: i..j, rows, local });
+            out.push(Group { steps: i..j, rows: open.rows, local });
         }
         i = j;
     }
