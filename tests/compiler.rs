@@ -89,7 +89,7 @@ fn passes_show_in_the_stages() {
     let y = (&x * 1.0 + &x * 1.0).exp();
     let stages = tenjit::inspect(&[&y]);
     let names: Vec<&str> = stages.passes().iter().map(|(n, _)| *n).collect();
-    assert_eq!(names, ["simplify", "cse", "dce", "split-reduce"]);
+    assert_eq!(names, ["sink-slices", "simplify", "cse", "dce", "split-reduce"]);
     // x * 1 is gone and the two products are one.
     assert!(!stages.optimized().contains("mul"), "{}", stages.optimized());
     assert!(stages.graph().contains("mul"));
@@ -109,6 +109,31 @@ fn compiled_values_match_the_interpreter_on_the_tutorial() {
     let exact: f64 = (0..n).map(|i| ((i % 1000) as f32 / 1000.0) as f64).sum();
     let got = v.sum().item();
     assert!(((got - exact) / exact).abs() < 1e-6, "sum {got} vs {exact}");
+}
+
+#[test]
+fn the_last_position_of_a_sequence_is_computed_alone() {
+    // `model(x)[:, -1]`, as greedy generation asks for it: the slice sinks through the head,
+    // the MLP and the residual add, so they run on one row; the first product stays whole
+    // because the returned hidden state needs all of it.
+    let x = leaf(&[1, 16, 8]);
+    let (w1, w2, head) = (leaf(&[32, 8]), leaf(&[8, 32]), leaf(&[5, 8]));
+    let h = x.matmul(&w1.t());
+    let y = &x + tenjit::nn::gelu(&h, tenjit::nn::Approximate::None).matmul(&w2.t());
+    let logits = y.matmul(&head.t());
+    let last = logits.i(s![0, -1]);
+    let stages = tenjit::inspect(&[&last, &h]);
+    let kernels = stages.kernels();
+    assert!(kernels.contains("[16,8]x[8,32]"), "{kernels}");
+    assert!(kernels.contains("[1,32]x[32,8]") && kernels.contains("[1,8]x[8,5]"), "{kernels}");
+    // The values are the last row of the whole computation (the passes' bit-for-bit equality
+    // with the interpreter is `ir/tests/sink_slices.rs`'s).
+    let want = logits.to_vec::<f32>();
+    let got = last.to_vec::<f32>();
+    for (j, g) in got.iter().enumerate() {
+        let w = want[15 * 5 + j];
+        assert!((g - w).abs() <= 1e-5 * (1.0 + w.abs()), "{j}: {g} against {w}");
+    }
 }
 
 #[test]

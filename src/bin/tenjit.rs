@@ -34,8 +34,8 @@ usage:
                                      run FILE on the reference interpreter
   tenjit dot FILE                    print FILE as a Graphviz DOT digraph
   tenjit compile FILE [--emit STAGE] print a stage of compiling FILE:
-                                     ir      the graph after the pass pipeline (simplify,
-                                             cse, dce, split-reduce)
+                                     ir      the graph after the pass pipeline (sink-slices,
+                                             simplify, cse, dce, split-reduce)
                                      fused   the kernel list, with why each boundary exists
                                      kernels the kernel IR (the default)
                                      clif    the CLIF of each kernel (CPU)

@@ -7,6 +7,7 @@
 pub mod cse;
 pub mod dce;
 pub mod simplify;
+pub mod sink_slices;
 pub mod split_reduce;
 
 use crate::graph::Graph;
@@ -53,11 +54,12 @@ pub fn run_passes(
     Ok(())
 }
 
-/// The compiler's pass pipeline, in order: simplify (constant folding and algebraic
-/// identities), CSE, DCE, then the splitting of large reductions for the cores. Realization,
+/// The compiler's pass pipeline, in order: the sinking of slices toward the inputs, simplify
+/// (constant folding and algebraic identities), CSE, DCE, then the splitting of large reductions for the cores. Realization,
 /// `tenjit::inspect`, `TENJIT_DUMP` and `tenjit compile` all run this one list.
 pub fn pipeline() -> Vec<Box<dyn Pass>> {
     vec![
+        Box::new(sink_slices::SinkSlices),
         Box::new(simplify::Simplify),
         Box::new(cse::Cse),
         Box::new(dce::Dce),
@@ -65,8 +67,13 @@ pub fn pipeline() -> Vec<Box<dyn Pass>> {
     ]
 }
 
-/// The graph clean-up passes alone: simplify, CSE, DCE (the [`pipeline`] without the
+/// The graph clean-up passes alone: slice sinking, simplify, CSE, DCE (the [`pipeline`] without the
 /// reduction splitting that only pays off on large data).
 pub fn standard() -> Vec<Box<dyn Pass>> {
-    vec![Box::new(simplify::Simplify), Box::new(cse::Cse), Box::new(dce::Dce)]
+    vec![
+        Box::new(sink_slices::SinkSlices),
+        Box::new(simplify::Simplify),
+        Box::new(cse::Cse),
+        Box::new(dce::Dce),
+    ]
 }
