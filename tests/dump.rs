@@ -20,10 +20,11 @@ fn tenjit_dump_writes_every_stage() {
         of_last,
         [
             "0-traced.tir",
-            "1-after-simplify.tir",
-            "2-after-cse.tir",
-            "3-after-dce.tir",
-            "4-after-split-reduce.tir",
+            "1-after-sink-slices.tir",
+            "2-after-simplify.tir",
+            "3-after-cse.tir",
+            "4-after-dce.tir",
+            "5-after-split-reduce.tir",
             "clif.txt",
             "cuda.cu",
             "kernel-ir.txt",
@@ -37,6 +38,6 @@ fn tenjit_dump_writes_every_stage() {
     assert!(read("clif.txt").contains("function %k0"));
     assert!(read("cuda.cu").contains("__global__ void"), "{}", read("cuda.cu"));
     // The dumped IR parses back.
-    tenjit::ir::text::parse(&read("3-after-dce.tir")).unwrap();
+    tenjit::ir::text::parse(&read("4-after-dce.tir")).unwrap();
     std::fs::remove_dir_all(&dir).ok();
 }
