@@ -4,7 +4,9 @@
 //! nodes were removed in one sweep, DCE alone took 7.8 s at 300,000 nodes.
 //!
 //! `cargo bench --bench passes` prints one line per size with the median of 3 runs of each
-//! stage. Nothing here asserts a time.
+//! stage; `-- FILE.tir...` times the same stages on graphs from files instead (the graphs
+//! `TENJIT_DUMP` writes as `NNN-0-traced.tir`, such as the W8 training step's). Nothing here
+//! asserts a time.
 
 use std::time::{Duration, Instant};
 use tenjit::ir::{kernel, passes, verify, BinaryOp, DType, Graph, Op, Scalar, Shape, TensorType};
@@ -41,10 +43,25 @@ fn run() {
     let standard = passes::standard();
     let names: Vec<&str> = standard.iter().map(|p| p.name()).collect();
     println!("nodes    {}  verify(all)  lower   (ms, median of 3)", names.join("  "));
-    for steps in [10_000, 33_333, 100_000] {
+    let files: Vec<String> = std::env::args().skip(1).filter(|a| a.ends_with(".tir")).collect();
+    let graphs: Vec<(String, Graph)> = if files.is_empty() {
+        [10_000, 33_333, 100_000]
+            .into_iter()
+            .map(|steps| ((3 * steps + 1).to_string(), chain(steps)))
+            .collect()
+    } else {
+        files
+            .iter()
+            .map(|f| {
+                let text = std::fs::read_to_string(f).unwrap_or_else(|e| panic!("{f}: {e}"));
+                (f.clone(), tenjit::ir::text::parse(&text).unwrap_or_else(|e| panic!("{f}: {e}")))
+            })
+            .collect()
+    };
+    for (label, graph) in graphs {
         let mut times: Vec<Vec<Duration>> = vec![Vec::new(); names.len() + 2];
         for _ in 0..3 {
-            let mut g = chain(steps);
+            let mut g = graph.clone();
             let mut verify_time = Duration::ZERO;
             for (i, pass) in standard.iter().enumerate() {
                 let t = Instant::now();
@@ -58,9 +75,9 @@ fn run() {
             let t = Instant::now();
             let program = kernel::lower::lower(&g);
             times[names.len() + 1].push(t.elapsed());
-            assert_eq!(program.steps.len(), 1);
+            assert!(!files.is_empty() || program.steps.len() == 1, "a chain is one kernel");
         }
         let cells: Vec<String> = times.into_iter().map(|t| format!("{:8.1}", median(t))).collect();
-        println!("{:<8} {}", 3 * steps + 1, cells.join(" "));
+        println!("{label:<8} {}", cells.join(" "));
     }
 }
