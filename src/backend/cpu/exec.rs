@@ -121,7 +121,6 @@ impl CpuExecutable {
                     }
                 }
             }
-            let t0 = std::time::Instant::now();
             let start = profiling.then(Instant::now);
             if let Some(g) = group {
                 group::run(p, &self.kernels, g, &ptrs)?;
@@ -130,16 +129,6 @@ impl CpuExecutable {
             }
             if let Some(start) = start {
                 crate::backend::profile::record(self.id, s, || self.step_name(span.clone()), start.elapsed());
-            }
-            if std::env::var_os("TJPROF").is_some() {
-                let what = match &p.steps[s] {
-                    Step::Kernel(k) => {
-                        format!("kernel {} space {:?} group {}", k.name, k.space, group.is_some())
-                    }
-                    Step::Matmul(m) => format!("matmul batch {:?} m {} n {} k {}", m.batch, m.m, m.n, m.k),
-                    Step::Op(o) => format!("op {}", o.op.name()),
-                };
-                eprintln!("TJPROF {s} {} {:.1} {what}", span.len(), t0.elapsed().as_secs_f64() * 1e6);
             }
             for s in span.clone() {
                 for &b in &self.releases[s] {
