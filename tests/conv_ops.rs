@@ -336,3 +336,87 @@ fn max_pool_values_are_the_same_with_and_without_a_gradient() {
         );
     }
 }
+
+/// A small CNN's forward and backward pieces as one graph: conv + bias + ReLU, a strided
+/// conv, a max pool, and back through the pool and the second conv's input gradient.
+fn cnn_graph(dtype: DType, n: usize) -> Graph {
+    let ty = |d: &[usize]| TensorType::new(dtype, Shape::new(d));
+    let mut g = Graph::new("cnn");
+    let x = g.add_input("x", ty(&[n, 3, 9, 9]));
+    let w1 = g.add_input("w1", ty(&[4, 3, 3, 3]));
+    let b1 = g.add_input("b1", ty(&[4]));
+    let w2 = g.add_input("w2", ty(&[6, 4, 3, 3]));
+    let conv =
+        |role, stride, padding| Op::Conv(ConvOp { role, geometry: geometry(stride, padding, [1, 1], 1) });
+    let y1 = g.add(conv(ConvRole::Forward, [1, 1], [1, 1]), &[x, w1]).unwrap();
+    let b = g.add(Op::Reshape { shape: Shape::new(&[1, 4, 1, 1]) }, &[b1]).unwrap();
+    let b = g.add(Op::Expand { shape: Shape::new(&[n, 4, 9, 9]) }, &[b]).unwrap();
+    let z = g.add(Op::Binary(tenjit::ir::BinaryOp::Add), &[y1, b]).unwrap();
+    let zero = g.add(Op::Const { value: Scalar::Float(0.0), ty: ty(&[n, 4, 9, 9]) }, &[]).unwrap();
+    let a1 = g.add(Op::Binary(tenjit::ir::BinaryOp::Maximum), &[z, zero]).unwrap();
+    let y2 = g.add(conv(ConvRole::Forward, [2, 2], [0, 0]), &[a1, w2]).unwrap();
+    let pool = |role| {
+        Op::Pool(PoolOp { role, geometry: PoolGeometry { kernel: [2, 2], stride: [2, 2], padding: [0, 0] } })
+    };
+    let p = g.add(pool(PoolRole::Select), &[y2, y2]).unwrap();
+    let s = g.add(pool(PoolRole::Scatter), &[y2, p]).unwrap();
+    let dx = g.add(conv(ConvRole::Input { size: [9, 9] }, [2, 2], [0, 0]), &[s, w2]).unwrap();
+    g.set_outputs(vec![p, dx]);
+    g
+}
+
+#[test]
+fn convolutions_and_pools_run_image_by_image_in_row_groups() {
+    // The forward convolution, its bias and ReLU, the next convolution and the pool form one
+    // group over the images, so the first convolution's output never exists in full; the
+    // scatter and the input gradient another. Block and thread boundaries fall between
+    // images with forced blocks of one and two images.
+    let stages = tenjit::compile_stages(&cnn_graph(DType::F32, 5)).unwrap();
+    let list = stages.kernels;
+    let g0: Vec<&str> = list
+        .lines()
+        .skip_while(|l| !l.starts_with("group g0"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    let named = |op: &str| g0.iter().filter(|l| l.trim_start().starts_with(&format!("{op} "))).count();
+    assert_eq!((named("conv2d"), named("max_pool2d_select")), (2, 1), "{list}");
+    assert!(list.contains("  conv2d_input ") && list.contains("  max_pool2d_scatter "), "{list}");
+    for dtype in [DType::F64, DType::F32, DType::BF16] {
+        for n in [1, 2, 5] {
+            for block in [None, Some(1), Some(2)] {
+                tenjit::backend::cpu::set_block_rows(block);
+                let g = cnn_graph(dtype, n);
+                let dims: Vec<Vec<usize>> =
+                    g.inputs().iter().map(|(_, i)| g.ty(*i).shape.dims().to_vec()).collect();
+                let inputs: Vec<Buffer> =
+                    dims.iter().zip(1..).map(|(d, seed)| values(dtype, d, seed)).collect();
+                let want = interp::eval(&g, &inputs).unwrap();
+                let got = tenjit::run_graph(&g, &inputs).unwrap();
+                tenjit::backend::cpu::set_block_rows(None);
+                // The kernel IR's own evaluator runs the group an image at a time, with the
+                // local buffers poisoned: the same values as the graph's.
+                let program = tenjit::ir::kernel::lower::lower(&g);
+                assert!(!program.groups.is_empty() || n == 1, "{program}");
+                let stepped = tenjit::ir::kernel::eval::eval(&program, &inputs).unwrap();
+                for (w, e) in want.iter().zip(&stepped) {
+                    assert_eq!(floats(w), floats(e), "{dtype} n={n}: the kernel IR's evaluator");
+                }
+                let tol = match dtype {
+                    DType::F64 => 1e-12,
+                    DType::F32 => 1e-5,
+                    _ => 5e-2,
+                };
+                for (o, (w, c)) in want.iter().zip(&got).enumerate() {
+                    assert_eq!(w.ty(), c.ty());
+                    for (i, (x, y)) in floats(w).iter().zip(floats(c)).enumerate() {
+                        assert!(
+                            (x - y).abs() <= tol * (1.0 + x.abs()),
+                            "{dtype} n={n} block {block:?}: output {o} element {i}: interpreter {x}, compiled {y}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

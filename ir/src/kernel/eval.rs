@@ -32,7 +32,7 @@ use crate::graph::Graph;
 use crate::interp;
 use crate::ops::{ArgOp, Scalar};
 use crate::random;
-use crate::types::{DType, TensorType};
+use crate::types::{DType, Shape, TensorType};
 use std::fmt;
 
 /// Why a program could not be evaluated.
@@ -229,8 +229,7 @@ fn run_step(p: &Program, step: &Step, mem: &mut [Mem], row: Option<usize>) -> Re
     match (step, row) {
         (Step::Kernel(k), _) => run_kernel(k, mem, row),
         (Step::Matmul(m), _) => run_matmul(m, mem, row),
-        (Step::Op(s), None) => run_op(p, s, mem),
-        (Step::Op(s), Some(_)) => Err(malformed(s.op.name(), "a library step in a row group".into())),
+        (Step::Op(s), row) => run_op(p, s, mem, row),
     }
 }
 
@@ -556,31 +555,62 @@ fn run_matmul(s: &MatmulStep, mem: &mut [Mem], row: Option<usize>) -> Result<(),
     Ok(())
 }
 
-fn run_op(p: &Program, s: &OpStep, mem: &mut [Mem]) -> Result<(), KernelError> {
+/// Runs library step `s` through the reference interpreter: on all of its operands, or (in
+/// a row group) on image `row` of the operands it reads image by image
+/// ([`image_operands`](super::schedule::image_operands)) and all of the others, into image
+/// `row` of its output.
+fn run_op(p: &Program, s: &OpStep, mem: &mut [Mem], row: Option<usize>) -> Result<(), KernelError> {
     let step = s.op.name();
+    let per_image = match row {
+        None => None,
+        Some(_) => Some(
+            super::schedule::image_operands(&s.op)
+                .ok_or_else(|| malformed(step, "a library step that mixes images in a row group".into()))?,
+        ),
+    };
+    // The part of buffer `b` the step sees: all of it, or its image `row`.
+    let part = |b: BufId, one_image: bool| -> Result<(TensorType, std::ops::Range<usize>), KernelError> {
+        let decl = p.buffers.get(b).ok_or_else(|| malformed(step, format!("no buffer b{b}")))?;
+        let n = decl.ty.shape.numel();
+        match row.filter(|_| one_image) {
+            None => Ok((decl.ty.clone(), 0..n)),
+            Some(r) => {
+                let mut dims = decl.ty.shape.dims().to_vec();
+                let images = dims.first().copied().unwrap_or(0);
+                if r >= images {
+                    return Err(malformed(step, format!("image {r} of b{b}, which has {images}")));
+                }
+                dims[0] = 1;
+                let len = n / images;
+                Ok((TensorType::new(decl.ty.dtype, Shape::new(&dims)), r * len..(r + 1) * len))
+            }
+        }
+    };
     let mut g = Graph::new(step);
     let mut ids = Vec::new();
     let mut bufs = Vec::new();
     for (i, &b) in s.args.iter().enumerate() {
-        let decl = p.buffers.get(b).ok_or_else(|| malformed(step, format!("no buffer b{b}")))?;
-        ids.push(g.add_input(format!("x{i}"), decl.ty.clone()));
+        let one = per_image.is_some_and(|per| per.get(i).copied().unwrap_or(false));
+        let (ty, range) = part(b, one)?;
+        ids.push(g.add_input(format!("x{i}"), ty.clone()));
         let m = &mem[b];
-        bufs.push(Buffer::from_scalars(
-            m.dtype,
-            decl.ty.shape.clone(),
-            m.data.iter().map(|v| v.scalar(m.dtype)),
-        ));
+        let data =
+            m.data.get(range).ok_or_else(|| malformed(step, format!("b{b} is shorter than its type")))?;
+        bufs.push(Buffer::from_scalars(m.dtype, ty.shape.clone(), data.iter().map(|v| v.scalar(m.dtype))));
     }
     let y = g.add(s.op.clone(), &ids).map_err(|e| malformed(step, e.to_string()))?;
     g.set_outputs(vec![y]);
     let out = interp::eval(&g, &bufs).map_err(|error| KernelError::Op { step: step.to_string(), error })?;
+    let (_, range) = part(s.out, true)?;
     let m = mem.get_mut(s.out).ok_or_else(|| malformed(step, format!("no buffer b{}", s.out)))?;
-    if m.data.len() != out[0].numel() {
+    if range.len() != out[0].numel() || range.end > m.data.len() {
         return Err(malformed(
             step,
-            format!("output b{} holds {} elements, not {}", s.out, m.data.len(), out[0].numel()),
+            format!("output b{} holds {} elements here, not {}", s.out, range.len(), out[0].numel()),
         ));
     }
-    m.data = out[0].scalars().into_iter().map(V::of).collect();
+    for (dst, v) in m.data[range].iter_mut().zip(out[0].scalars()) {
+        *dst = V::of(v);
+    }
     Ok(())
 }

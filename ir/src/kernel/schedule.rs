@@ -14,13 +14,19 @@
 //! # When steps group
 //!
 //! A step has a leading extent when it is a kernel whose space starts with a dimension that
-//! it does not reduce, or a matrix product without batch dims (its `m`). A run of steps with
+//! it does not reduce, a matrix product without batch dims (its `m`), or a library routine
+//! that works image by image ([`image_operands`]: `conv2d`, `conv2d_input` and the max-pool
+//! ops, whose rows are their output's images). A run of steps with
 //! the same leading extent `rows` (at least 2) is a group when every step reads what earlier
 //! steps of the run wrote only *within its own row*: for a buffer `w` of `rows * s` elements
 //! written in the group, a load at loop index `i` (with `i[0]` the row) must address
 //! `i[0] * s + t` with `0 <= t < s` for every `i` — its stride along the row dimension is `s`
 //! and the rest of its affine map stays in `[0, s)`. A matrix product may take its left
-//! operand from the group (row `r` of the product needs row `r` of it), never its right one.
+//! operand from the group (row `r` of the product needs row `r` of it), never its right one;
+//! a library routine may take the operands it reads image by image from the group (they are
+//! dense, an image a row), never the ones it reads whole (a convolution's weight). So a
+//! convolution's bias and activation, and the next convolution or pool, run on the images the
+//! convolution has just produced.
 //! No step of a group writes a buffer that an earlier step of the group reads or writes.
 //!
 //! Under these conditions, running each step over rows `r0..r1` before the next step starts
@@ -48,6 +54,7 @@ use super::{
     BufId, BufferDecl, BufferKind, Group, IndexMap, Inst, InstId, InstOrigin, Instr, Kernel, Program, Site,
     Step, Store,
 };
+use crate::ops::{ConvRole, Op, PoolRole};
 use crate::types::{Shape, TensorType};
 use std::collections::{BTreeSet, HashMap};
 
@@ -96,8 +103,8 @@ pub fn schedule(p: &mut Program) {
 /// The reason of a kernel that computes a shared value, until its users are named.
 const SHARED: &str = "shared";
 
-/// The leading extent of a step, if it has one (see the module doc).
-pub fn leading_rows(step: &Step) -> Option<usize> {
+/// The leading extent of a step of `p`, if it has one (see the module doc).
+pub fn leading_rows(p: &Program, step: &Step) -> Option<usize> {
     match step {
         Step::Kernel(k) => {
             let first = *k.space.first()?;
@@ -105,7 +112,47 @@ pub fn leading_rows(step: &Step) -> Option<usize> {
             (!reduces_rows).then_some(first)
         }
         Step::Matmul(m) => m.batch.is_empty().then_some(m.m),
-        Step::Op(_) => None,
+        Step::Op(op) => {
+            image_operands(&op.op)?;
+            p.buffers.get(op.out)?.ty.shape.dims().first().copied()
+        }
+    }
+}
+
+/// For a library op that works image by image — its output's image `n` is computed from
+/// image `n` of some operands and all of the others — which operands it reads image by
+/// image; `None` for an op that mixes images. `conv2d` and `conv2d_input` read one image of
+/// their first operand and all of the weight; the max-pool ops read one image of both
+/// operands. Such a step has its output's images as its rows, and joins a row group: a
+/// convolution's bias and activation then run on the images it has just produced.
+pub fn image_operands(op: &Op) -> Option<&'static [bool]> {
+    match op {
+        Op::Conv(c) => match c.role {
+            ConvRole::Forward | ConvRole::Input { .. } => Some(&[true, false]),
+            ConvRole::Weight { .. } => None,
+        },
+        Op::Pool(p) => match p.role {
+            PoolRole::Select | PoolRole::Scatter => Some(&[true, true]),
+        },
+        Op::Input { .. }
+        | Op::Const { .. }
+        | Op::Iota { .. }
+        | Op::Rand { .. }
+        | Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Where
+        | Op::Cast { .. }
+        | Op::Reduce { .. }
+        | Op::ArgReduce { .. }
+        | Op::Reshape { .. }
+        | Op::Permute { .. }
+        | Op::Expand { .. }
+        | Op::Slice { .. }
+        | Op::Pad { .. }
+        | Op::Concat { .. }
+        | Op::Matmul
+        | Op::Gather { .. }
+        | Op::ScatterAdd { .. } => None,
     }
 }
 
@@ -159,7 +206,7 @@ impl Open {
 
     /// Whether `step` may join the group.
     fn admits(&self, p: &Program, step: &Step) -> bool {
-        if leading_rows(step) != Some(self.rows) {
+        if leading_rows(p, step) != Some(self.rows) {
             return false;
         }
         let (_, writes) = step_buffers(step);
@@ -190,7 +237,11 @@ impl Open {
                             self.row_len(p, m.a.buf),
                         ))
             }
-            Step::Op(_) => false,
+            // Operands read image by image are dense with an image per row, so any is
+            // row-local; the others are read whole and must not be written in the group.
+            Step::Op(op) => image_operands(&op.op).is_some_and(|per_image| {
+                op.args.iter().zip(per_image).all(|(b, &one)| one || !self.written.contains(b))
+            }),
         }
     }
 
@@ -266,7 +317,7 @@ pub fn gather(p: &mut Program) {
 /// The group that could start at step `i`, holding it: `None` when the step has no leading
 /// extent of at least 2 rows.
 fn open_at(p: &Program, i: usize) -> Option<Open> {
-    let rows = leading_rows(&p.steps[i]).filter(|&r| r >= 2)?;
+    let rows = leading_rows(p, &p.steps[i]).filter(|&r| r >= 2)?;
     let mut open = Open { rows, written: BTreeSet::new(), read: BTreeSet::new() };
     open.add(&p.steps[i]);
     Some(open)

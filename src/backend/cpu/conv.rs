@@ -58,6 +58,23 @@ pub(super) fn run(
     }
 }
 
+/// [`run`] on dense slices of one element type (`f32` or `f64`), on up to `threads`
+/// threads: what a row group runs on a block of images (`a_dims[0]` of them), one thread
+/// each.
+pub(super) fn run_slices<T: Float>(
+    op: &ConvOp,
+    (a, a_dims): (&[T], &[usize]),
+    (b, b_dims): (&[T], &[usize]),
+    out: &mut [T],
+    threads: usize,
+) -> Result<(), ExecError> {
+    let shape = |d: &[usize]| tenjit_ir::Shape::from(d.to_vec());
+    let s = op
+        .sizes(&shape(a_dims), &shape(b_dims))
+        .map_err(|e| ExecError::internal(format!("{}: library routine bug: {e}", op.name())))?;
+    Conv { op, s, threads }.run(a, b, out)
+}
+
 /// One convolution's op, sizes and thread budget.
 struct Conv<'a> {
     op: &'a ConvOp,
@@ -128,7 +145,7 @@ impl Conv<'_> {
         n: usize,
         task: impl Fn(usize, &mut [T], usize, &mut Vec<T>) -> Result<(), ExecError> + Sync + Send,
     ) -> Result<(), ExecError> {
-        if n < self.threads {
+        if n < self.threads || self.threads <= 1 {
             let mut cols = Vec::new();
             let per = out.len() / n;
             for (img, block) in out.chunks_mut(per).enumerate() {

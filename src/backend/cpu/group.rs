@@ -22,7 +22,9 @@ use super::memory;
 use super::pool::{data_ptr, on_workers, threads, ExecError, Ptrs};
 use crate::error::EvalErrorKind;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tenjit_ir::kernel::{BufId, Group, Inst, MatOperand, MatmulStep, Program, Step};
+use tenjit_ir::kernel::schedule::image_operands;
+use tenjit_ir::kernel::{BufId, Group, Inst, MatOperand, MatmulStep, OpStep, Program, Step};
+use tenjit_ir::Op;
 use tenjit_ir::{DType, Data};
 
 /// The bytes of rows (written and read) a block aims at: the block's inputs, outputs and
@@ -109,7 +111,19 @@ pub(super) fn run(
                 work = work.saturating_add(m.m.saturating_mul(m.n).saturating_mul(m.k));
                 row_bytes += m.n * m.dtype.size_bytes();
             }
-            Step::Op(op) => return Err(ExecError::internal(format!("{} in a row group", op.op.name()))),
+            Step::Op(op) => {
+                let per_image = image_operands(&op.op)
+                    .ok_or_else(|| ExecError::internal(format!("{} in a row group", op.op.name())))?;
+                per_row.push(0);
+                let out = &program.buffers[op.out].ty;
+                work = work.saturating_add(out.shape.numel());
+                row_bytes += row_len(op.out) * out.dtype.size_bytes();
+                for (&b, &one) in op.args.iter().zip(per_image) {
+                    if one && !read.contains(&b) {
+                        read.push(b);
+                    }
+                }
+            }
         }
     }
     for &b in &read {
@@ -165,7 +179,7 @@ pub(super) fn run(
                                 .map_err(|e| ExecError::of_kernel(k, e))?;
                         }
                         Step::Matmul(m) => matmul_rows(program, g, m, &mine, r0, r1)?,
-                        Step::Op(_) => unreachable!("checked above"),
+                        Step::Op(op) => op_rows(program, g, op, &mine, r0, r1)?,
                     }
                 }
             }
@@ -240,4 +254,139 @@ fn matmul_rows(
         DType::Bool => return Err(ExecError::internal("matmul of bools")),
     }
     .map_err(|e| ExecError::internal(format!("matmul: {e}")))
+}
+
+/// Images `r0..r1` of library step `op` (one that works image by image, see
+/// [`image_operands`]), on the calling thread: the operands it reads image by image and its
+/// output are those images of their buffers (for a local buffer, of the thread's scratch,
+/// whose pointer is shifted so that image `r` is at `r * row_len`), the others whole.
+fn op_rows(
+    program: &Program,
+    g: &Group,
+    op: &OpStep,
+    ptrs: &[*mut u8],
+    r0: usize,
+    r1: usize,
+) -> Result<(), ExecError> {
+    let name = op.op.name();
+    let per_image =
+        image_operands(&op.op).ok_or_else(|| ExecError::internal(format!("{name} in a row group")))?;
+    let images = r1 - r0;
+    // The pointer, length and dimensions of the part of buffer `b` the step sees.
+    let part = |b: BufId, one: bool| {
+        let ty = &program.buffers[b].ty;
+        let mut dims: Vec<usize> = ty.shape.dims().to_vec();
+        let numel = ty.shape.numel();
+        if !one {
+            return (ptrs[b], numel, dims);
+        }
+        let row_len = numel / g.rows;
+        dims[0] = images;
+        (ptrs[b].wrapping_add(r0 * row_len * ty.dtype.size_bytes()), images * row_len, dims)
+    };
+    let (a, b) = match op.args.as_slice() {
+        [a, b] => (part(*a, per_image[0]), part(*b, per_image[1])),
+        _ => return Err(ExecError::internal(format!("{name} with {} operands", op.args.len()))),
+    };
+    let out = part(op.out, true);
+    macro_rules! run {
+        ($t:ty, $f:expr) => {{
+            // SAFETY: each pointer is a live allocation of the buffer's declared type: for a
+            // part read image by image, images `r0..r1` of a buffer with one image per row of
+            // the group (a buffer the group writes holds this thread's images, written by an
+            // earlier step of this block; a local buffer's shifted scratch holds exactly rows
+            // `r0..r1`); for a part read whole, all of a buffer nobody writes during the group
+            // (the row rule). The output is images `r0..r1` of its buffer, this thread's alone.
+            let (x, y, o) = unsafe {
+                (
+                    std::slice::from_raw_parts(a.0 as *const $t, a.1),
+                    std::slice::from_raw_parts(b.0 as *const $t, b.1),
+                    std::slice::from_raw_parts_mut(out.0 as *mut $t, out.1),
+                )
+            };
+            $f(x, y, o)
+        }};
+    }
+    let dtype = program.buffers[op.out].ty.dtype;
+    match &op.op {
+        Op::Conv(c) => {
+            let conv =
+                |x: &[f32], y: &[f32], o: &mut [f32]| super::conv::run_slices(c, (x, &a.2), (y, &b.2), o, 1);
+            match dtype {
+                DType::F32 => run!(f32, conv),
+                DType::F64 => run!(f64, |x: &[f64], y: &[f64], o: &mut [f64]| {
+                    super::conv::run_slices(c, (x, &a.2), (y, &b.2), o, 1)
+                }),
+                DType::F16 => run!(half::f16, |x: &[half::f16], y: &[half::f16], o: &mut [half::f16]| {
+                    widened(x, y, o, |x, y, o| conv(x, y, o), half::f16::to_f32, half::f16::from_f32)
+                }),
+                DType::BF16 => {
+                    run!(half::bf16, |x: &[half::bf16], y: &[half::bf16], o: &mut [half::bf16]| {
+                        widened(x, y, o, |x, y, o| conv(x, y, o), half::bf16::to_f32, half::bf16::from_f32)
+                    })
+                }
+                DType::Bool | DType::I32 | DType::I64 => {
+                    Err(ExecError::internal(format!("{name} of {dtype}")))
+                }
+            }
+        }
+        Op::Pool(p) => {
+            macro_rules! pool {
+                ($t:ty) => {
+                    run!($t, |x: &[$t], y: &[$t], o: &mut [$t]| super::maxpool::run_slices(
+                        p,
+                        (x, &a.2),
+                        (y, &b.2),
+                        o
+                    ))
+                };
+            }
+            match dtype {
+                DType::F32 => pool!(f32),
+                DType::F64 => pool!(f64),
+                DType::F16 => pool!(half::f16),
+                DType::BF16 => pool!(half::bf16),
+                DType::Bool | DType::I32 | DType::I64 => {
+                    Err(ExecError::internal(format!("{name} of {dtype}")))
+                }
+            }
+        }
+        Op::Input { .. }
+        | Op::Const { .. }
+        | Op::Iota { .. }
+        | Op::Rand { .. }
+        | Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Where
+        | Op::Cast { .. }
+        | Op::Reduce { .. }
+        | Op::ArgReduce { .. }
+        | Op::Reshape { .. }
+        | Op::Permute { .. }
+        | Op::Expand { .. }
+        | Op::Slice { .. }
+        | Op::Pad { .. }
+        | Op::Concat { .. }
+        | Op::Matmul
+        | Op::Gather { .. }
+        | Op::ScatterAdd { .. } => Err(ExecError::internal(format!("{name} in a row group"))),
+    }
+}
+
+/// Runs `f` on `f32` copies of 16-bit operands and rounds its result into `o` once, as the
+/// library routines do outside groups.
+fn widened<H: Copy>(
+    x: &[H],
+    y: &[H],
+    o: &mut [H],
+    f: impl Fn(&[f32], &[f32], &mut [f32]) -> Result<(), ExecError>,
+    wide: fn(H) -> f32,
+    narrow: fn(f32) -> H,
+) -> Result<(), ExecError> {
+    let (xw, yw): (Vec<f32>, Vec<f32>) =
+        (x.iter().map(|&v| wide(v)).collect(), y.iter().map(|&v| wide(v)).collect());
+    let mut ow = vec![0f32; o.len()];
+    f(&xw, &yw, &mut ow)?;
+    o.iter_mut().zip(ow).for_each(|(o, v)| *o = narrow(v));
+    Ok(())
 }

@@ -9,7 +9,7 @@ use tenjit_ir::{Data, Shape};
 
 /// A float element read as `f64` and rounded back as the interpreter rounds (16-bit formats
 /// through `f32`), with the key that orders elements as the pool chooses them.
-trait Elem: Copy + Default + Send + Sync {
+pub(super) trait Elem: Copy + Default + Send + Sync {
     fn wide(self) -> f64;
     fn narrow(v: f64) -> Self;
     /// An integer whose order is the pool's: any NaN above everything (all NaNs equal), then
@@ -100,13 +100,28 @@ pub(super) fn run(
         .sizes(&Shape::from(x_dims.to_vec()), &Shape::from(other_dims.to_vec()))
         .map_err(|e| bug(e.to_string()))?;
     match (x, other, out) {
-        (Data::F32(x), Data::F32(t), Data::F32(o)) => pool(op, sizes, x, t, o),
-        (Data::F64(x), Data::F64(t), Data::F64(o)) => pool(op, sizes, x, t, o),
-        (Data::F16(x), Data::F16(t), Data::F16(o)) => pool(op, sizes, x, t, o),
-        (Data::BF16(x), Data::BF16(t), Data::BF16(o)) => pool(op, sizes, x, t, o),
+        (Data::F32(x), Data::F32(t), Data::F32(o)) => pool(op, sizes, x, t, o, true),
+        (Data::F64(x), Data::F64(t), Data::F64(o)) => pool(op, sizes, x, t, o, true),
+        (Data::F16(x), Data::F16(t), Data::F16(o)) => pool(op, sizes, x, t, o, true),
+        (Data::BF16(x), Data::BF16(t), Data::BF16(o)) => pool(op, sizes, x, t, o, true),
         _ => return Err(bug("operands of mixed or non-float dtypes".into())),
     }
     .map_err(bug)
+}
+
+/// [`run`] on dense slices on the calling thread: what a row group runs on a block of
+/// images (`x_dims[0]` of them).
+pub(super) fn run_slices<T: Elem>(
+    op: &PoolOp,
+    (x, x_dims): (&[T], &[usize]),
+    (other, other_dims): (&[T], &[usize]),
+    out: &mut [T],
+) -> Result<(), ExecError> {
+    let bug = |m: String| ExecError::internal(format!("{}: library routine bug: {m}", op.name()));
+    let sizes = op
+        .sizes(&Shape::from(x_dims.to_vec()), &Shape::from(other_dims.to_vec()))
+        .map_err(|e| bug(e.to_string()))?;
+    pool(op, sizes, x, other, out, false).map_err(bug)
 }
 
 fn pool<T: Elem>(
@@ -115,6 +130,7 @@ fn pool<T: Elem>(
     x: &[T],
     other: &[T],
     out: &mut [T],
+    parallel: bool,
 ) -> Result<(), String> {
     let [n, c, h, w] = input;
     let [_, _, oh, ow] = output;
@@ -137,7 +153,7 @@ fn pool<T: Elem>(
     let planes = n * c;
     let work = planes * plane_out * op.geometry.kernel[0] * op.geometry.kernel[1];
     let windows = Windows::new(op, input, output);
-    on_row_ranges(out, planes, work, |range, block| {
+    let task = |range: std::ops::Range<usize>, block: &mut [T]| -> Result<(), String> {
         let per = block.len() / range.len().max(1);
         let mut chosen = vec![0usize; plane_out];
         let mut acc = Vec::new();
@@ -164,7 +180,12 @@ fn pool<T: Elem>(
             }
         }
         Ok(())
-    })
+    };
+    if parallel {
+        on_row_ranges(out, planes, work, task)
+    } else {
+        task(0..planes, out)
+    }
 }
 
 /// The windows of one plane, each clipped to the input once: row and column ranges of taps.

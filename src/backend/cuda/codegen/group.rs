@@ -24,7 +24,8 @@
 //!
 //! A group renders as separate launches, as every other step does, when [`why_separate`]
 //! says why it cannot be one kernel: a matrix product among its steps (it runs through cuBLAS
-//! or the generated matmul kernel, over all rows at once), or local buffers whose rows do not
+//! or the generated matmul kernel, over all rows at once) or a library routine (a convolution
+//! or a max pool, image by image on the CPU, one kernel over all images here), or local buffers whose rows do not
 //! fit in [`GROUP_SHARED_BYTES`] of shared memory (the locals are then allocated in full in
 //! global memory).
 
@@ -49,7 +50,7 @@ pub fn why_separate(program: &Program, g: &Group) -> Option<String> {
         return Some("an empty or malformed group".into());
     }
     if program.steps[g.steps.clone()].iter().any(|s| !matches!(s, Step::Kernel(_))) {
-        return Some("it has a matrix product, which runs over all rows at once".into());
+        return Some("it has a matrix product or a library routine, which run over all rows at once".into());
     }
     let bytes = local_bytes(program, g);
     if bytes > GROUP_SHARED_BYTES {
