@@ -92,6 +92,7 @@ pub fn lower(g: &Graph) -> Program {
         let realized = plan.share();
         match Builder::new(&plan, &realized).build() {
             Ok(mut program) => {
+                super::squeeze::squeeze(&mut program);
                 super::schedule::schedule(&mut program);
                 return program;
             }

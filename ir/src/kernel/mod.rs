@@ -408,3 +408,4 @@ pub mod half;
 pub mod lower;
 pub mod print;
 pub mod schedule;
+pub mod squeeze;
