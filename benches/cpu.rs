@@ -79,6 +79,27 @@ fn main() {
             });
         }
     }
+    // The products of the W8 step (768 rows) and of W10's forward pass (64 rows), each as
+    // `nn::Linear` runs it (`x @ wᵀ`), and attention's batched products: not a peer workload,
+    // but where the model benchmarks spend most of their time.
+    for (m, k, n) in
+        [(64, 128, 512), (64, 512, 128), (64, 128, 128), (768, 128, 512), (768, 512, 128), (768, 128, 384)]
+    {
+        let id = format!("W4.linear.{m}x{k}x{n}");
+        if b.want(&id) {
+            let (x, w) = (Tensor::randn([m, k]).realize().clone(), Tensor::randn([n, k]).realize().clone());
+            b.time(&id, 21, None, Some(2.0 * (m * n * k) as f64), || {
+                x.matmul(&w.t()).realize();
+            });
+        }
+    }
+    if b.want("W4.attention.48x64x32x64") {
+        let (q, kt) =
+            (Tensor::randn([48, 64, 32]).realize().clone(), Tensor::randn([48, 32, 64]).realize().clone());
+        b.time("W4.attention.48x64x32x64", 21, None, Some(2.0 * (48 * 64 * 64 * 32) as f64), || {
+            q.matmul(&kt).realize();
+        });
+    }
     if b.want("W7") {
         // Compile latency of one fused elementwise kernel: a new structure each time (the
         // length differs; a different constant would not do, as constants are data), so every

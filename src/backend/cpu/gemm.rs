@@ -29,7 +29,7 @@
 //! `f32` and `f64` products run on the `gemm-f32` and `gemm-f64` kernels (AVX-512 with the
 //! `x86-v4` feature, chosen at run time),
 //! one call per batch index. A matrix smaller than [`PARALLEL_MIN_WORK`] multiply-adds runs on
-//! one thread; a batch of small matrices is split across up to `threads` scoped threads instead.
+//! one thread; a batch of small matrices is split across up to `threads` workers instead.
 //! An operand with a negative row or column stride is first copied (per batch index) into a
 //! dense temporary, so `gemm` only ever sees non-negative strides; the copy costs `O(rows·cols)`
 //! against the product's `O(m·n·k)`.
@@ -62,8 +62,8 @@ use tenjit_ir::{DType, Data};
 /// on larger products.
 pub const PARALLEL_MIN_WORK: usize = 128 * 128 * 128;
 
-/// A batch of matrices is split across threads only when the whole product has at least this
-/// many multiply-adds (spawning a scoped thread costs tens of microseconds).
+/// A batch of matrices is split across the worker pool only when the whole product has at
+/// least this many multiply-adds.
 const BATCH_SPLIT_MIN_WORK: usize = 1 << 20;
 
 /// Runs a `f32` [`MatmulStep`] on host buffers.
@@ -337,6 +337,93 @@ impl Float for f64 {
     }
 }
 
+/// One product as a `gemm` kernel takes it ([`GemmFn`]): `dst := alpha·dst + beta·lhs·rhs`
+/// for an `m × n` `dst` and inner size `k`, each matrix a pointer with its (column, row)
+/// strides.
+struct Call<T> {
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: (*mut T, isize, isize),
+    read_dst: bool,
+    lhs: (*const T, isize, isize),
+    rhs: (*const T, isize, isize),
+    alpha: T,
+    beta: T,
+}
+
+impl<T: Float> Call<T> {
+    /// The row-major `m × n` product `dst := (read_dst ? dst : 0) + a·b` of `a` (`m × k`) and
+    /// `b` (`k × n`), each a pointer with its (row, column) strides, `dst`'s element `(i, j)`
+    /// at `i·n + j`. The kernels prefer a column-major destination, so for `n > 1` the product
+    /// is computed as its transpose, `dstᵀ = bᵀ·aᵀ`: the same memory, the operands swapped and
+    /// each matrix's strides exchanged (what the `gemm` facade does too).
+    ///
+    /// # Safety
+    ///
+    /// Until [`Call::run`] returns: every `a + i·rs + p·cs` (`i < m`, `p < k`) and
+    /// `b + p·rs + j·cs` (`p < k`, `j < n`) is a readable `T`; `dst..dst + m·n` is writable (and
+    /// readable when `read_dst`) and aliases neither operand; `m, n, k > 0`.
+    unsafe fn row_major(
+        (m, n, k): (usize, usize, usize),
+        dst: *mut T,
+        read_dst: bool,
+        (a, a_rs, a_cs): (*const T, isize, isize),
+        (b, b_rs, b_cs): (*const T, isize, isize),
+    ) -> Call<T> {
+        let alpha = if read_dst { T::ONE } else { T::ZERO };
+        if n > 1 {
+            let (dst, lhs, rhs) = ((dst, n as isize, 1), (b, b_rs, b_cs), (a, a_rs, a_cs));
+            Call { m: n, n: m, k, dst, read_dst, lhs, rhs, alpha, beta: T::ONE }
+        } else {
+            let (dst, lhs, rhs) = ((dst, 1, n as isize), (a, a_cs, a_rs), (b, b_cs, b_rs));
+            Call { m, n, k, dst, read_dst, lhs, rhs, alpha, beta: T::ONE }
+        }
+    }
+
+    /// Runs the product on up to `threads` threads: a product of at least
+    /// [`PARALLEL_MIN_WORK`] multiply-adds uses `gemm`'s own split over the worker pool (a
+    /// split of our own, one block of the output per thread, measured no better on W8's and
+    /// W10's products), a smaller one the calling thread.
+    ///
+    /// # Safety
+    ///
+    /// The contract of [`Call::row_major`], which built `self`.
+    unsafe fn run(&self, threads: usize) {
+        let work = self.m.saturating_mul(self.n).saturating_mul(self.k);
+        let parallelism = if threads > 1 && work >= PARALLEL_MIN_WORK {
+            Parallelism::Rayon(threads)
+        } else {
+            Parallelism::None
+        };
+        let (dst, lhs, rhs) = (self.dst, self.lhs, self.rhs);
+        // SAFETY: the contract of `row_major`.
+        unsafe {
+            (T::gemm_fn())(
+                self.m,
+                self.n,
+                self.k,
+                dst.0,
+                dst.1,
+                dst.2,
+                self.read_dst,
+                lhs.0,
+                lhs.1,
+                lhs.2,
+                rhs.0,
+                rhs.1,
+                rhs.2,
+                self.alpha,
+                self.beta,
+                false,
+                false,
+                false,
+                parallelism,
+            )
+        }
+    }
+}
+
 /// A matrix view with a non-negative `(row, col)` stride pair, after any copy.
 struct View<'s, T> {
     data: &'s [T],
@@ -390,17 +477,14 @@ fn float_matmul<T: Float>(
     if per_matrix_threads == 1 && split > 1 && total >= BATCH_SPLIT_MIN_WORK {
         // Many small matrices: each thread runs a contiguous range of batch indices.
         let mn = c.m * c.n;
-        let per = c.count.div_ceil(split);
-        std::thread::scope(|s| {
-            for (t, chunk) in out.chunks_mut(per * mn).enumerate() {
-                let c = &c;
-                s.spawn(move || {
-                    for (j, dst) in chunk.chunks_mut(mn).enumerate() {
-                        one_float(step, c, a, b, dst, t * per + j, 1);
-                    }
-                });
+        let c = &c;
+        let task = |bis: std::ops::Range<usize>, part: &mut [T]| -> Result<()> {
+            for (bi, dst) in bis.zip(part.chunks_mut(mn)) {
+                one_float(step, c, a, b, dst, bi, 1);
             }
-        });
+            Ok(())
+        };
+        super::pool::on_row_ranges(out, c.count, usize::MAX, task)?;
     } else {
         for (bi, dst) in out.chunks_mut(c.m * c.n).enumerate() {
             one_float(step, &c, a, b, dst, bi, per_matrix_threads);
@@ -423,7 +507,6 @@ fn one_float<T: Float>(
     let va = view(a, &step.a, batch_base(&step.a, &step.batch, bi), c.m, c.k, &mut sa);
     let vb = view(b, &step.b, batch_base(&step.b, &step.batch, bi), c.k, c.n, &mut sb);
     debug_assert_eq!(dst.len(), c.m * c.n);
-    let parallelism = if threads > 1 { Parallelism::Rayon(threads) } else { Parallelism::None };
     // SAFETY: `validate` checked that, for every batch index, every offset
     // `base + r·row_stride + col·col_stride` (r < rows, col < cols) of each operand lies between
     // the operand's smallest and largest addressable offsets, which lie inside its slice;
@@ -434,41 +517,15 @@ fn one_float<T: Float>(
     // from `i64` on a 64-bit target or from a length). `dst` is exactly `m·n` elements written
     // at `i·n + j`, a unique `&mut` borrow that aliases neither input, and `read_dst = false`
     // means its old contents are never read. `m, n, k > 0`.
-    //
-    // The kernels prefer a column-major destination, so a row-major `dst` (`n > 1`) is computed
-    // as its transpose, `dstᵀ = vbᵀ · vaᵀ`: the same memory, the operands swapped and each
-    // matrix's strides exchanged (what the `gemm` facade does before calling the same kernel).
-    let (lhs, rhs) = (va.data.as_ptr().wrapping_add(va.base), vb.data.as_ptr().wrapping_add(vb.base));
-    let gemm = T::gemm_fn();
-    // (rows, cols, dst's column and row strides, then each operand with its column and row
-    // strides) as the kernel takes them.
-    let (m, n, dst_cs, dst_rs, (l, l_cs, l_rs), (r, r_cs, r_rs)) = if c.n > 1 {
-        (c.n, c.m, c.n as isize, 1, (rhs, vb.rs, vb.cs), (lhs, va.rs, va.cs))
-    } else {
-        (c.m, c.n, 1, c.n as isize, (lhs, va.cs, va.rs), (rhs, vb.cs, vb.rs))
-    };
     unsafe {
-        gemm(
-            m,
-            n,
-            c.k,
+        Call::row_major(
+            (c.m, c.n, c.k),
             dst.as_mut_ptr(),
-            dst_cs,
-            dst_rs,
             false,
-            l,
-            l_cs,
-            l_rs,
-            r,
-            r_cs,
-            r_rs,
-            T::ZERO,
-            T::ONE,
-            false,
-            false,
-            false,
-            parallelism,
-        );
+            (va.data.as_ptr().wrapping_add(va.base), va.rs, va.cs),
+            (vb.data.as_ptr().wrapping_add(vb.base), vb.rs, vb.cs),
+        )
+        .run(threads)
     }
 }
 
@@ -518,38 +575,19 @@ pub(super) fn gemm_into<T: Float>(
         }
         return Ok(());
     }
-    let parallelism = if threads > 1 && m * n * k >= PARALLEL_MIN_WORK {
-        Parallelism::Rayon(threads)
-    } else {
-        Parallelism::None
-    };
     // SAFETY: `inside` checked that every element `r·rs + c·cs` of each operand (r, c below its
     // sizes) lies in its slice, with strides that fit in `isize`; `dst` is exactly `m·n`
     // elements written (and read when accumulating) at `i·n + j`, a unique borrow aliasing
-    // neither operand; `m, n, k > 0`. As in `one_float`, the row-major `dst` is computed as
-    // its transpose `dstᵀ = bᵀ·aᵀ`, the kernels' preferred column-major layout.
+    // neither operand; `m, n, k > 0`.
     unsafe {
-        (T::gemm_fn())(
-            n,
-            m,
-            k,
+        Call::row_major(
+            (m, n, k),
             dst.as_mut_ptr(),
-            n as isize,
-            1,
             accumulate,
-            b.data.as_ptr(),
-            b.rs as isize,
-            b.cs as isize,
-            a.data.as_ptr(),
-            a.rs as isize,
-            a.cs as isize,
-            T::ONE,
-            T::ONE,
-            false,
-            false,
-            false,
-            parallelism,
-        );
+            (a.data.as_ptr(), a.rs as isize, a.cs as isize),
+            (b.data.as_ptr(), b.rs as isize, b.cs as isize),
+        )
+        .run(threads);
     }
     Ok(())
 }
