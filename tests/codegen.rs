@@ -1233,6 +1233,52 @@ fn square_add(x: usize, y: usize, out: usize, n: usize) -> Kernel {
     elementwise(&[n], body, vec![Store { buf: out, value: 3 }])
 }
 
+/// `out = x * x + y` over `[rows, cols]` buffers `x` and `out` of `f32` and a row `y` of
+/// `cols` added to every row (a bias: the rows cannot merge into one dim).
+fn square_add_rows(x: usize, y: usize, out: usize, rows: usize, cols: usize) -> Kernel {
+    let s = [cols as i64, 1];
+    let body = vec![
+        load(x, DType::F32, 0, &s),
+        ins(Inst::Binary(BinaryOp::Mul, 0, 0), DType::F32),
+        load(y, DType::F32, 0, &[0, 1]),
+        ins(Inst::Binary(BinaryOp::Add, 1, 2), DType::F32),
+    ];
+    elementwise(&[rows, cols], body, vec![Store { buf: out, value: 3 }])
+}
+
+#[test]
+fn kernels_that_differ_only_in_their_outer_extent_share_their_code() {
+    // The outer dim is a range the caller passes, so 3, 7 or 64 rows of one row length run one
+    // function, each over its own rows; another row length is another function. (Without the
+    // broadcast row, any two dense elementwise kernels of one structure share: their space
+    // merges into one outer dim.)
+    let f = |i, r, c| input(i, DType::F32, &[r, c]);
+    let sizes = [(3, 5), (7, 5), (64, 5), (7, 6)];
+    let mut buffers = Vec::new();
+    let mut kernels = Vec::new();
+    for (j, &(r, c)) in sizes.iter().enumerate() {
+        let b = buffers.len();
+        buffers.extend([f(2 * j, r, c), input(2 * j + 1, DType::F32, &[c]), temp(DType::F32, &[r, c])]);
+        kernels.push(square_add_rows(b, b + 1, b + 2, r, c));
+    }
+    let c: Vec<_> = kernels.iter().map(|k| compile(k, &buffers).unwrap()).collect();
+    assert!(c[0].shares_code_with(&c[1]) && c[0].shares_code_with(&c[2]), "rows are a runtime range");
+    assert!(!c[0].shares_code_with(&c[3]), "another row length is another function");
+    assert_eq!(c.iter().map(|k| k.outer_len()).collect::<Vec<_>>(), [3, 7, 64, 7]);
+    // Each runs over its own rows, against the kernel IR's evaluator.
+    let mut p = program(buffers, kernels[0].clone(), vec![2, 5, 8, 11]);
+    for k in &kernels[1..] {
+        p.steps.push(Step::Kernel(k.clone()));
+    }
+    let mut inputs = Vec::new();
+    for (&(r, c), j) in sizes.iter().zip(0u64..) {
+        let v = values(DType::F32, r * c, 2 * j);
+        inputs.push(Buffer::from_scalars(DType::F32, vec![r, c].into(), v.scalars()));
+        inputs.push(values(DType::F32, c, 2 * j + 1));
+    }
+    assert_agree(&p, &inputs, Tol::Exact);
+}
+
 #[test]
 fn kernels_of_one_structure_share_their_code_and_keep_their_buffers() {
     let f = |i, n| input(i, DType::F32, &[n]);
@@ -1242,7 +1288,7 @@ fn kernels_of_one_structure_share_their_code_and_keep_their_buffers() {
     let (k0, k1, k2) = (square_add(0, 1, 2, 9), square_add(3, 2, 4, 9), square_add(5, 5, 6, 5));
     let c: Vec<_> = [&k0, &k1, &k2].iter().map(|k| compile(k, &buffers).unwrap()).collect();
     assert!(c[0].shares_code_with(&c[1]), "same structure and types: one compilation");
-    assert!(!c[0].shares_code_with(&c[2]), "another size is another function");
+    assert!(!c[0].shares_code_with(&c[2]), "another structure is another function");
     let mut p = program(buffers, k0, vec![2, 4, 6]);
     p.steps.push(Step::Kernel(k1));
     p.steps.push(Step::Kernel(k2));

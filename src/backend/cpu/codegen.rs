@@ -483,6 +483,7 @@ pub fn compile_all(
         map: Vec<BufId>,
         decls: Vec<BufferDecl>,
         key: shared::Key,
+        outer_len: usize,
     }
     let mut items = Vec::with_capacity(kernels.len());
     for &kernel in kernels {
@@ -492,8 +493,12 @@ pub fn compile_all(
             .iter()
             .map(|&b| buffers.get(b).cloned().ok_or_else(|| CodegenError::Internal(format!("no buffer {b}"))))
             .collect::<Result<Vec<BufferDecl>, CodegenError>>()?;
-        let key = shared::Key::new(&local, decls.iter().map(|d| d.ty.clone()).collect());
-        items.push(Item { local, map, decls, key });
+        // Planning also checks that every access of this kernel stays inside its own buffers,
+        // whatever code it ends up sharing.
+        let p = plan::plan(&local, &decls)?;
+        let key = shared::Key::new(&p, decls.iter().map(|d| d.ty.dtype).collect());
+        let outer_len = p.outer_len();
+        items.push(Item { local, map, decls, key, outer_len });
     }
     // The code of each distinct key: cached, or compiled now (the first kernel of that key).
     let mut codes: HashMap<&shared::Key, Option<Arc<shared::Code>>> = HashMap::new();
@@ -522,7 +527,9 @@ pub fn compile_all(
     items
         .iter()
         .map(|it| match codes.get(&it.key) {
-            Some(Some(code)) => Ok(CompiledKernel { code: Arc::clone(code), map: it.map.clone() }),
+            Some(Some(code)) => {
+                Ok(CompiledKernel { code: Arc::clone(code), map: it.map.clone(), outer_len: it.outer_len })
+            }
             _ => Err(CodegenError::Internal("a kernel's code is missing".into())),
         })
         .collect()
@@ -560,7 +567,7 @@ fn compile_code(kernel: &Kernel, local: &Kernel, decls: &[BufferDecl]) -> Result
     // `kernel_signature(cc)`, the host's C calling convention with four pointer-sized
     // arguments and no results, which is what `KernelFn` declares.
     let f = unsafe { std::mem::transmute::<*const u8, KernelFn>(code) };
-    Ok(shared::Code { module: Some(module), f, outer_len: p.outer_len() })
+    Ok(shared::Code { module: Some(module), f })
 }
 
 /// A compiled kernel: machine code (shared with the kernels of the same structure) and the
@@ -569,11 +576,13 @@ pub struct CompiledKernel {
     code: Arc<shared::Code>,
     /// Program buffer of each local buffer id: every buffer the code touches.
     map: Vec<BufId>,
+    /// The extent of the outer dim over these buffers (the code takes any range of it).
+    outer_len: usize,
 }
 
 impl fmt::Debug for CompiledKernel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CompiledKernel").field("outer_len", &self.code.outer_len).finish_non_exhaustive()
+        f.debug_struct("CompiledKernel").field("outer_len", &self.outer_len).finish_non_exhaustive()
     }
 }
 
@@ -587,7 +596,7 @@ impl CompiledKernel {
     /// anyone else during the call (other calls on disjoint ranges may run concurrently: they
     /// write disjoint output elements).
     pub unsafe fn run(&self, bufs: &[*mut u8], start: usize, end: usize) -> Result<(), KernelError> {
-        let outer_len = self.code.outer_len;
+        let outer_len = self.outer_len;
         if start > end || end > outer_len {
             return Err(KernelError::Arguments(format!("rows {start}..{end} of 0..{outer_len}")));
         }
@@ -609,9 +618,10 @@ impl CompiledKernel {
         }
         let mut status = 0u32;
         // SAFETY: the caller vouches for the buffers, and `local[i]` is the pointer to the
-        // program buffer the code knows as `i` (the code was compiled for buffers of exactly
-        // these types); the code accesses only elements the plan proved inside them, for
-        // outer indices in `start..end` ⊆ `0..outer_len`, and writes `status`, a live local.
+        // program buffer the code knows as `i` (the code was compiled for a plan with the same
+        // maps, inner extents and dtypes, and this kernel's own plan proved every access inside
+        // these buffers for outer indices in `0..outer_len`); the call covers
+        // `start..end` ⊆ `0..outer_len` and writes `status`, a live local.
         unsafe { (self.code.f)(local.as_ptr(), start as u64, end as u64, &mut status) };
         if status == 0 {
             Ok(())
@@ -622,11 +632,12 @@ impl CompiledKernel {
 
     /// The size of the outer index range.
     pub fn outer_len(&self) -> usize {
-        self.code.outer_len
+        self.outer_len
     }
 
     /// Whether `self` and `other` run the same machine code (over their own buffers): kernels
-    /// of one structure over buffers of the same types are compiled once per process.
+    /// of one structure over buffers of the same dtypes, whatever their outermost extents,
+    /// are compiled once per process.
     pub fn shares_code_with(&self, other: &CompiledKernel) -> bool {
         Arc::ptr_eq(&self.code, &other.code)
     }

@@ -16,7 +16,7 @@ use tenjit_ir::kernel::{BufferDecl, Combine, IndexMap, Inst, Instr, Kernel};
 use tenjit_ir::{ArgOp, DType, ReduceOp};
 
 /// An affine index over the canonical dims: `offset + Σ strides[d] * i[d]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(super) struct Map {
     pub offset: i64,
     pub strides: Vec<i64>,
@@ -30,7 +30,7 @@ pub(super) enum Prog {
 }
 
 /// How a reduction's loops are arranged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) enum Shape {
     /// Elementwise: the last dim is the row loop (vectorized with `lanes` when `Some`).
     Elementwise { lanes: Option<usize> },

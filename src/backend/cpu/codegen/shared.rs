@@ -3,23 +3,26 @@
 //! A model repeats itself: its layers lower to the same kernels over different buffers, and
 //! an optimizer runs the same update over every parameter of a shape. [`canonical`] renames a
 //! kernel's buffers to `0, 1, …` in the order it first touches them, so kernels that differ
-//! only in which buffers they use become equal; [`Key`] is that form with the buffers' types.
+//! only in which buffers they use become equal; [`Key`] is what the machine code of that form
+//! depends on: its loop plan and its buffers' dtypes. The plan's outer dim is a range the
+//! caller passes at run time, so the key leaves its extent out: kernels that differ only in
+//! their outermost extent (the rows of a batch, the positions of a context that grows by one
+//! token a step) run one function, compiled once.
 //! [`lookup`] finds code already compiled for a key anywhere in the process (the cache holds
 //! weak references, so code lives as long as some executable uses it), and a compiled kernel
 //! is then that code plus its map from local to program buffers.
 
-use super::KernelFn;
+use super::{plan, KernelFn};
 use cranelift_jit::JITModule;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
-use tenjit_ir::kernel::{BufId, Combine, Inst, InstId, Instr, Kernel};
-use tenjit_ir::TensorType;
+use tenjit_ir::kernel::{BufId, Combine, IndexMap, Inst, InstId, Instr, Kernel};
+use tenjit_ir::DType;
 
 /// One compiled function and the JIT module that owns its memory.
 pub(super) struct Code {
     pub(super) module: Option<JITModule>,
     pub(super) f: KernelFn,
-    pub(super) outer_len: usize,
 }
 
 // SAFETY: after `finalize_definitions` the module is never touched again except to free its
@@ -40,17 +43,23 @@ impl Drop for Code {
     }
 }
 
-/// What determines a kernel's machine code: its structure with local buffer ids, and the
-/// types of those buffers. The name, the reason and the origins do not matter.
+/// What determines a kernel's machine code: its loop plan (canonical dims but for the outer
+/// dim's extent, loop shape, index maps) and its instructions without their index maps (which
+/// the plan holds in canonical form), with local buffer ids, and the buffers' dtypes. The
+/// name, the reason, the origins and the buffers' shapes do not matter.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub(super) struct Key {
-    space: Vec<usize>,
-    reduce: Option<(Combine, Vec<usize>)>,
+    dims: Vec<usize>,
+    reduced: Vec<bool>,
+    shape: plan::Shape,
+    empty: (bool, bool),
+    combine: Option<Combine>,
     body: Vec<Instr>,
     value: Option<InstId>,
     epilogue: Vec<Instr>,
     stores: Vec<(BufId, InstId)>,
-    types: Vec<TensorType>,
+    maps: Vec<Option<plan::Map>>,
+    dtypes: Vec<DType>,
 }
 
 /// `kernel` with its buffers renamed `0, 1, …` in the order it first loads or stores them,
@@ -77,16 +86,51 @@ pub(super) fn canonical(kernel: &Kernel) -> (Kernel, Vec<BufId>) {
 }
 
 impl Key {
-    /// The key of a kernel in canonical form whose local buffer `i` has type `types[i]`.
-    pub(super) fn new(k: &Kernel, types: Vec<TensorType>) -> Key {
+    /// The key of planned kernel `p` (in canonical form), whose local buffer `i` has dtype
+    /// `dtypes[i]`.
+    pub(super) fn new(p: &plan::Plan<'_>, dtypes: Vec<DType>) -> Key {
+        let k = p.kernel;
+        let mut dims = p.dims.clone();
+        if !p.empty {
+            dims[p.outer()] = 0;
+        }
+        let unmapped = |list: &[Instr]| -> Vec<Instr> {
+            list.iter()
+                .map(|i| {
+                    let mut i = i.clone();
+                    match &mut i.inst {
+                        Inst::Load { index, .. }
+                        | Inst::Iota { index }
+                        | Inst::Rand { counter: index, .. } => {
+                            *index = IndexMap { offset: 0, strides: Vec::new() }
+                        }
+                        Inst::Const(_)
+                        | Inst::Unary(..)
+                        | Inst::Binary(..)
+                        | Inst::Where(..)
+                        | Inst::Cast(_)
+                        | Inst::Acc
+                        | Inst::AccValue => {}
+                    }
+                    i
+                })
+                .collect()
+        };
+        let mut maps = p.body_maps.clone();
+        maps.extend(p.epi_maps.iter().cloned());
+        maps.push(Some(p.store_map.clone()));
         Key {
-            space: k.space.clone(),
-            reduce: k.reduce.as_ref().map(|r| (r.op, r.axes.clone())),
-            body: k.body.clone(),
+            dims,
+            reduced: p.reduced.clone(),
+            shape: p.shape,
+            empty: (p.empty, p.empty_reduce),
+            combine: k.reduce.as_ref().map(|r| r.op),
+            body: unmapped(&k.body),
             value: k.value,
-            epilogue: k.epilogue.clone(),
+            epilogue: unmapped(&k.epilogue),
             stores: k.stores.iter().map(|s| (s.buf, s.value)).collect(),
-            types,
+            maps,
+            dtypes,
         }
     }
 }
