@@ -190,6 +190,9 @@ pub fn eval(g: &Graph, inputs: &[Buffer]) -> Result<Vec<Buffer>, EvalError> {
         uses[o.index()] += 1;
     }
     let mut values: Vec<Option<Buffer>> = vec![None; bound];
+    // The results of each loop evaluated so far, by body, trip count and operands: the nodes
+    // of one loop (one per carried value) share one evaluation.
+    let mut loops: Vec<(&crate::ops::LoopOp, SmallVec<[NodeId; 3]>, Vec<Buffer>)> = Vec::new();
     for &n in &order {
         if uses[n.index()] == 0 {
             continue; // An input no output depends on.
@@ -204,7 +207,22 @@ pub fn eval(g: &Graph, inputs: &[Buffer]) -> Result<Vec<Buffer>, EvalError> {
                 })?;
                 operands.push(v);
             }
-            eval_node(g, n, &operands, inputs)?
+            match g.op(n) {
+                Op::Loop(l) => {
+                    let same = |(m, a, _): &&(&crate::ops::LoopOp, SmallVec<[NodeId; 3]>, Vec<Buffer>)| {
+                        m.body == l.body && m.trips == l.trips && *a == args
+                    };
+                    if let Some((_, _, results)) = loops.iter().find(same) {
+                        results[l.result].clone()
+                    } else {
+                        let results = run_loop(l, &operands)?;
+                        let value = results[l.result].clone();
+                        loops.push((l, args.clone(), results));
+                        value
+                    }
+                }
+                _ => eval_node(g, n, &operands, inputs)?,
+            }
         };
         for a in &args {
             uses[a.index()] -= 1;
@@ -223,6 +241,25 @@ pub fn eval(g: &Graph, inputs: &[Buffer]) -> Result<Vec<Buffer>, EvalError> {
         );
     }
     Ok(outputs)
+}
+
+/// Runs loop `l` on its operands: the body `l.trips` times, each trip's outputs the next
+/// trip's carried values; returns every carried value (the initial ones when `trips == 0`).
+/// An error inside the body names the body's node.
+fn run_loop(l: &crate::ops::LoopOp, operands: &[&Buffer]) -> Result<Vec<Buffer>, EvalError> {
+    let carried = l.body.carried();
+    let mut inputs: Vec<Buffer> = operands.iter().map(|b| (*b).clone()).collect();
+    inputs.push(Buffer::full(&crate::ops::counter_type(), crate::ops::Scalar::Int(0)));
+    for trip in 0..l.trips {
+        let last = inputs.len() - 1;
+        inputs[last] = Buffer::full(&crate::ops::counter_type(), crate::ops::Scalar::Int(trip as i64));
+        let outputs = eval(l.body.graph(), &inputs)?;
+        for (k, out) in outputs.into_iter().enumerate() {
+            inputs[k] = out;
+        }
+    }
+    inputs.truncate(carried);
+    Ok(inputs)
 }
 
 /// Elements widened for arithmetic: floats to `f64`, integers and booleans to `i64`.
@@ -631,6 +668,7 @@ fn eval_node(g: &Graph, n: NodeId, args: &[&Buffer], inputs: &[Buffer]) -> Resul
                 _ => return Err(internal("convolution operands are not floats")),
             }
         }
+        Op::Loop(l) => run_loop(l, args)?.swap_remove(l.result).into_data(),
         Op::Pool(p) => {
             let (x, other) = (arg(0)?, arg(1)?);
             let sizes = p.sizes(x.shape(), other.shape()).map_err(|e| internal(&e.to_string()))?;

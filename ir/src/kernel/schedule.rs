@@ -105,7 +105,7 @@ pub fn leading_rows(step: &Step) -> Option<usize> {
             (!reduces_rows).then_some(first)
         }
         Step::Matmul(m) => m.batch.is_empty().then_some(m.m),
-        Step::Op(_) => None,
+        Step::Op(_) | Step::Loop(_) => None,
     }
 }
 
@@ -126,6 +126,7 @@ pub fn step_buffers(step: &Step) -> (Vec<BufId>, Vec<BufId>) {
         }
         Step::Matmul(m) => (vec![m.a.buf, m.b.buf], vec![m.out]),
         Step::Op(op) => (op.args.clone(), vec![op.out]),
+        Step::Loop(l) => (l.args.clone(), l.outs.clone()),
     }
 }
 
@@ -190,7 +191,7 @@ impl Open {
                             self.row_len(p, m.a.buf),
                         ))
             }
-            Step::Op(_) => false,
+            Step::Op(_) | Step::Loop(_) => false,
         }
     }
 

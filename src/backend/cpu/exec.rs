@@ -26,6 +26,8 @@ pub struct CpuExecutable {
     program: Program,
     /// The compiled kernel of each step (`None` for non-kernel steps).
     kernels: Vec<Option<CompiledKernel>>,
+    /// The compiled body of each loop step (`None` for other steps).
+    loops: Vec<Option<Box<CpuExecutable>>>,
     memory: MemoryPlan,
     /// The buffers released after each step.
     releases: Vec<Vec<BufId>>,
@@ -41,7 +43,7 @@ impl CpuExecutable {
             .iter()
             .filter_map(|step| match step {
                 Step::Kernel(k) => Some(k),
-                Step::Matmul(_) | Step::Op(_) => None,
+                Step::Matmul(_) | Step::Op(_) | Step::Loop(_) => None,
             })
             .collect();
         let mut compiled = codegen::compile_all(&list, &program.buffers, threads())
@@ -52,9 +54,17 @@ impl CpuExecutable {
             .iter()
             .map(|step| match step {
                 Step::Kernel(_) => compiled.next(),
-                Step::Matmul(_) | Step::Op(_) => None,
+                Step::Matmul(_) | Step::Op(_) | Step::Loop(_) => None,
             })
             .collect();
+        let loops = program
+            .steps
+            .iter()
+            .map(|step| match step {
+                Step::Loop(l) => CpuExecutable::compile(l.body.clone()).map(|exe| Some(Box::new(exe))),
+                Step::Kernel(_) | Step::Matmul(_) | Step::Op(_) => Ok(None),
+            })
+            .collect::<Result<_, _>>()?;
         let memory = memory::plan(&program);
         let mut releases = vec![Vec::new(); program.steps.len()];
         for (b, r) in memory.release_after.iter().enumerate() {
@@ -64,12 +74,22 @@ impl CpuExecutable {
         }
         static COMPILED: AtomicU64 = AtomicU64::new(0);
         let id = COMPILED.fetch_add(1, Ordering::Relaxed);
-        Ok(CpuExecutable { program, kernels, memory, releases, id })
+        Ok(CpuExecutable { program, kernels, loops, memory, releases, id })
     }
 
     /// The program.
     pub fn program(&self) -> &Program {
         &self.program
+    }
+
+    /// The compiled kernel of each step (`None` for the steps that are not kernels).
+    pub(super) fn kernels(&self) -> &[Option<CompiledKernel>] {
+        &self.kernels
+    }
+
+    /// The compiled body of loop step `s`.
+    pub(super) fn loop_body(&self, s: usize) -> Option<&CpuExecutable> {
+        self.loops.get(s)?.as_deref()
     }
 
     /// The program's memory plan.
@@ -138,6 +158,7 @@ impl CpuExecutable {
                     }
                     Step::Matmul(m) => format!("matmul batch {:?} m {} n {} k {}", m.batch, m.m, m.n, m.k),
                     Step::Op(o) => format!("op {}", o.op.name()),
+                    Step::Loop(l) => format!("loop trips {}", l.trips),
                 };
                 eprintln!("TJPROF {s} {} {:.1} {what}", span.len(), t0.elapsed().as_secs_f64() * 1e6);
             }
@@ -181,6 +202,7 @@ impl CpuExecutable {
                     Step::Kernel(_) => "elementwise",
                     Step::Matmul(_) => "matmul",
                     Step::Op(op) => op.op.name(),
+                    Step::Loop(_) => "loop",
                 };
                 (format!("{}  {}  {}", one[0], one[1], one[2]), kind.to_string())
             }
@@ -222,6 +244,26 @@ impl CpuExecutable {
                 temps[op.out] = Some(out);
                 r?;
             }
+            (Step::Loop(l), _) => {
+                let body =
+                    self.loop_body(s).ok_or_else(|| ExecError::internal("a loop body was not compiled"))?;
+                let mut outs = Vec::with_capacity(l.outs.len());
+                for &o in &l.outs {
+                    outs.push(
+                        temps[o]
+                            .take()
+                            .ok_or_else(|| ExecError::internal("a loop's output is not a temp"))?,
+                    );
+                }
+                let r = {
+                    let args: Vec<&Data> = l.args.iter().map(|&a| self.data(a, inputs, temps)).collect();
+                    super::loops::run(l, body, &args, &mut outs)
+                };
+                for (&o, d) in l.outs.iter().zip(outs) {
+                    temps[o] = Some(d);
+                }
+                r?;
+            }
             (Step::Kernel(k), None) => {
                 return Err(ExecError::internal(format!("kernel {} was not compiled", k.name)));
             }
@@ -255,7 +297,9 @@ impl CpuExecutable {
     }
 }
 
-fn run_kernel(ck: &CompiledKernel, ptrs: &[*mut u8], work: usize) -> Result<(), KernelError> {
+/// Runs compiled kernel `ck` over all of its space on the buffers `ptrs`, split across the
+/// workers when `work` (its number of points) is large.
+pub(super) fn run_kernel(ck: &CompiledKernel, ptrs: &[*mut u8], work: usize) -> Result<(), KernelError> {
     let outer = ck.outer_len();
     let n = threads().min(outer);
     if work < PARALLEL_MIN_ELEMENTS || n <= 1 {

@@ -110,6 +110,7 @@ pub(super) fn run(
                 row_bytes += m.n * m.dtype.size_bytes();
             }
             Step::Op(op) => return Err(ExecError::internal(format!("{} in a row group", op.op.name()))),
+            Step::Loop(_) => return Err(ExecError::internal("a loop in a row group")),
         }
     }
     for &b in &read {
@@ -165,7 +166,7 @@ pub(super) fn run(
                                 .map_err(|e| ExecError::of_kernel(k, e))?;
                         }
                         Step::Matmul(m) => matmul_rows(program, g, m, &mine, r0, r1)?,
-                        Step::Op(_) => unreachable!("checked above"),
+                        Step::Op(_) | Step::Loop(_) => unreachable!("checked above"),
                     }
                 }
             }

@@ -8,6 +8,7 @@ pub mod exec;
 pub mod gemm;
 mod group;
 mod library;
+mod loops;
 mod maxpool;
 mod pool;
 
