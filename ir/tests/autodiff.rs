@@ -497,10 +497,12 @@ enum Expect {
     Chooses,
     /// A float-to-float cast through `f32`: the gradient is the weight rounded to `f32`.
     RoundsThroughF32,
+    /// No reverse rule yet (a loop's): asking for a gradient through it is an error naming it.
+    Refuses,
 }
 
 /// The number of `Op` variants [`classify`] distinguishes.
-const VARIANTS: usize = 21;
+const VARIANTS: usize = 22;
 
 /// The variant of node `n`'s op (an index below [`VARIANTS`]) and what its gradient must be.
 /// One exhaustive match, no wildcard: a new `Op` variant does not compile until it is
@@ -541,6 +543,7 @@ fn classify(g: &Graph, n: NodeId) -> (usize, Expect) {
             let args = g.args(n);
             (20, if args[0] == args[1] { Flows } else { Chooses })
         }
+        Op::Loop(_) => (21, Refuses),
     }
 }
 
@@ -584,8 +587,21 @@ fn s(name: &'static str, build: fn(&mut Builder, &mut Rng) -> NodeId) -> Sample 
     (name, build)
 }
 
+/// `loop x, trips=3`: the body `c -> sin(c)`.
+fn sample_loop(b: &mut Builder, r: &mut Rng) -> NodeId {
+    let mut body = Graph::new("body");
+    let c = body.add_input("c", f64_ty(&[2, 3]));
+    body.add_input("i", tenjit_ir::ops::counter_type());
+    let y = body.add(Op::Unary(UnaryOp::Sin), &[c]).unwrap();
+    body.set_outputs(vec![y]);
+    let body = tenjit_ir::ops::Body::new(body).unwrap();
+    let x = b.random(r, "x", &[2, 3]);
+    b.op(Op::Loop(tenjit_ir::ops::LoopOp { body, trips: 3, result: 0 }), &[x])
+}
+
 fn samples() -> Vec<Sample> {
     vec![
+        s("loop", sample_loop),
         // Leaves.
         s("input", |b, r| b.random(r, "x", &[2, 3])),
         s("input 0-d", |b, r| b.random(r, "x", &[])),
@@ -912,6 +928,15 @@ fn every_structural_rule_matches_finite_differences() {
                     assert!(*f == (i == w), "{name}: only the weight gets a gradient, not {}", names[i]);
                 }
                 assert_rule_passes_nothing(&case.graph, node, name);
+            }
+            Expect::Refuses => {
+                let mut g = case.graph.clone();
+                let out = g.outputs()[0];
+                let seed =
+                    g.add(Op::Const { value: Scalar::Float(1.0), ty: g.ty(out).clone() }, &[]).unwrap();
+                let wrt: Vec<NodeId> = g.inputs().iter().map(|(_, n)| *n).collect();
+                let e = autodiff::grad(&mut g, &[out], &[seed], &wrt).unwrap_err().to_string();
+                assert!(e.contains("fori_loop is not differentiable yet"), "{name}: {e}");
             }
             Expect::RoundsThroughF32 => {
                 let grads = gradients(&case);
