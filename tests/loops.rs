@@ -183,3 +183,39 @@ fn w5_small_as_one_loop_equals_the_jit_steps() {
         assert!((g[0] - want[0]).abs() <= 1e-6, "{g:?} vs {want:?}");
     }
 }
+
+/// A body large enough for the CPU's general paths: a GEMM (not the small-product loop) and a
+/// row group run as one.
+#[test]
+fn a_large_body_runs_its_products_and_groups_as_usual() {
+    let w: Vec<f32> = (0..64 * 64).map(|i| ((i * 37 % 101) as f32 - 50.0) / 800.0).collect();
+    let h: Vec<f32> = (0..256 * 64).map(|i| ((i * 13 % 29) as f32 - 14.0) / 10.0).collect();
+    both(1e-4, || {
+        let w = Tensor::from_vec(w.clone(), [64, 64]);
+        let bias = Tensor::from_vec((0..64).map(|i| i as f32 / 64.0).collect::<Vec<f32>>(), [64]);
+        let h = Tensor::from_vec(h.clone(), [256, 64]);
+        let out = tenjit::fori_loop(3, &[h], |c| vec![(c[0].matmul(&w) + &bias).tanh()]);
+        values(&out)
+    });
+}
+
+#[test]
+fn an_error_inside_the_body_is_an_error_not_a_panic() {
+    on_both(|backend| {
+        let x = Tensor::from_vec(vec![6i64, 3], [2]);
+        let d = Tensor::from_vec(vec![2i64, 0], [2]);
+        let out = tenjit::fori_loop(2, &[x], |c| vec![c[0].remainder(&d)]);
+        let e = out[0].try_realize().unwrap_err().to_string();
+        assert!(e.contains("remainder") || e.contains("rem"), "{backend:?}: {e}");
+    });
+}
+
+#[test]
+fn a_result_nobody_reads() {
+    let got = both(0.0, || {
+        let (a, b) = (tensor!([1.0]), tensor!([0.0]));
+        let out = tenjit::fori_loop(5, &[a, b], |c| vec![&c[0] * 2.0, &c[1] + &c[0]]);
+        values(&out[1..])
+    });
+    assert_eq!(got[0], vec![31.0]);
+}
