@@ -93,7 +93,7 @@ fn invariants_and_the_counter() {
     let got = both(1e-6, || {
         let base = tensor!([1.0, 2.0]);
         let step = (&base * 2.0).exp() * 0.0 + 0.5;
-        values(&tenjit::fori_loop(6, &[base.clone()], |c| vec![&c[0] + &step]))
+        values(&tenjit::fori_loop(6, std::slice::from_ref(&base), |c| vec![&c[0] + &step]))
     });
     assert_eq!(got[0], vec![4.0, 5.0]);
     // The counter counts trips from 0: the sum of 0..10.
@@ -140,13 +140,17 @@ fn the_whole_loop_is_one_program() {
 #[test]
 fn bad_bodies_are_clear_errors() {
     let x = tensor!([1.0, 2.0]);
-    let e = tenjit::try_fori_loop(3, &[x.clone()], |c| vec![c[0].reshape([1, 2])]).unwrap_err().to_string();
+    let e = tenjit::try_fori_loop(3, std::slice::from_ref(&x), |c| vec![c[0].reshape([1, 2])])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("carried value 0 is f32[2] before the body and f32[1,2] after it"), "{e}");
-    let e =
-        tenjit::try_fori_loop(3, &[x.clone()], |c| vec![c[0].clone(), c[0].clone()]).unwrap_err().to_string();
+    let e = tenjit::try_fori_loop(3, std::slice::from_ref(&x), |c| vec![c[0].clone(), c[0].clone()])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("takes 1 carried value(s) but returns 2"), "{e}");
-    let e =
-        tenjit::try_fori_loop(3, &[x.clone()], |c| vec![&c[0] + Tensor::rand([2])]).unwrap_err().to_string();
+    let e = tenjit::try_fori_loop(3, std::slice::from_ref(&x), |c| vec![&c[0] + Tensor::rand([2])])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("draws random numbers"), "{e}");
     let e = tenjit::try_fori_loop(3, &[], |c| c.to_vec()).unwrap_err().to_string();
     assert!(e.contains("carries no value"), "{e}");
@@ -155,7 +159,7 @@ fn bad_bodies_are_clear_errors() {
 #[test]
 fn a_gradient_through_a_loop_is_an_error() {
     let w = tensor!([1.0, 2.0]).requires_grad_();
-    let out = tenjit::fori_loop(3, &[w.clone()], |c| vec![&c[0] * 2.0]);
+    let out = tenjit::fori_loop(3, std::slice::from_ref(&w), |c| vec![&c[0] * 2.0]);
     let e = tenjit::try_grad(&[&out[0].sum()], &[&w]).unwrap_err().to_string();
     assert!(e.contains("fori_loop is not differentiable yet"), "{e}");
 }

@@ -192,7 +192,7 @@ pub fn eval(g: &Graph, inputs: &[Buffer]) -> Result<Vec<Buffer>, EvalError> {
     let mut values: Vec<Option<Buffer>> = vec![None; bound];
     // The results of each loop evaluated so far, by body, trip count and operands: the nodes
     // of one loop (one per carried value) share one evaluation.
-    let mut loops: Vec<(&crate::ops::LoopOp, SmallVec<[NodeId; 3]>, Vec<Buffer>)> = Vec::new();
+    let mut loops: Vec<Evaluated<'_>> = Vec::new();
     for &n in &order {
         if uses[n.index()] == 0 {
             continue; // An input no output depends on.
@@ -209,9 +209,8 @@ pub fn eval(g: &Graph, inputs: &[Buffer]) -> Result<Vec<Buffer>, EvalError> {
             }
             match g.op(n) {
                 Op::Loop(l) => {
-                    let same = |(m, a, _): &&(&crate::ops::LoopOp, SmallVec<[NodeId; 3]>, Vec<Buffer>)| {
-                        m.body == l.body && m.trips == l.trips && *a == args
-                    };
+                    let same =
+                        |(m, a, _): &&Evaluated<'_>| m.body == l.body && m.trips == l.trips && *a == args;
                     if let Some((_, _, results)) = loops.iter().find(same) {
                         results[l.result].clone()
                     } else {
@@ -242,6 +241,9 @@ pub fn eval(g: &Graph, inputs: &[Buffer]) -> Result<Vec<Buffer>, EvalError> {
     }
     Ok(outputs)
 }
+
+/// A loop evaluated during one [`eval`]: its op, its operands, and all of its results.
+type Evaluated<'g> = (&'g crate::ops::LoopOp, SmallVec<[NodeId; 3]>, Vec<Buffer>);
 
 /// Runs loop `l` on its operands: the body `l.trips` times, each trip's outputs the next
 /// trip's carried values; returns every carried value (the initial ones when `trips == 0`).

@@ -692,7 +692,7 @@ impl Parser {
     }
 }
 
-/// Parses one graph; see [`crate::text::parse`].
+/// Parses one graph, after the loop bodies it names; see [`crate::text::parse`].
 pub(crate) fn parse(text: &str) -> Result<Graph, ParseError> {
     parse_with_lines(text).map(|(g, _)| g)
 }
