@@ -140,7 +140,7 @@ fn build(
     (0..init.len())
         .map(|result| {
             let op = Op::Loop(LoopOp { body: body.clone(), trips, result });
-            Tensor::from_op_at(op, &operands, None, loc)
+            Tensor::from_op_named_at(op, &operands, "fori_loop", loc)
         })
         .collect()
 }

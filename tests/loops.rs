@@ -210,7 +210,9 @@ fn an_error_inside_the_body_is_an_error_not_a_panic() {
         let d = Tensor::from_vec(vec![2i64, 0], [2]);
         let out = tenjit::fori_loop(2, &[x], |c| vec![c[0].remainder(&d)]);
         let e = out[0].try_realize().unwrap_err().to_string();
-        assert!(e.contains("remainder") || e.contains("rem"), "{backend:?}: {e}");
+        // The failure is the loop's, at the user's call of fori_loop.
+        assert!(e.contains("fori_loop: integer remainder by zero (at tests/loops.rs:"), "{backend:?}: {e}");
+        assert!(e.contains("by zero") && e.contains("tests/loops.rs"), "{backend:?}: {e}");
     });
 }
 
@@ -222,4 +224,13 @@ fn a_result_nobody_reads() {
         values(&out[1..])
     });
     assert_eq!(got[0], vec![31.0]);
+}
+
+/// The CUDA code generator does not compile loops yet: it says so rather than failing later.
+#[test]
+fn cuda_refuses_a_loop_with_a_clear_error() {
+    let out = tenjit::fori_loop(3, &[tensor!([1.0, 2.0])], |c| vec![&c[0] * 2.0]);
+    let program = tenjit::ir::kernel::lower::lower(&tenjit::graph(&[&out[0]]));
+    let e = tenjit::backend::cuda::codegen::render_program(&program).unwrap_err().to_string();
+    assert!(e.contains("fori_loop is not compiled for CUDA yet"), "{e}");
 }

@@ -803,7 +803,7 @@ impl<'p, 'g> Builder<'p, 'g> {
         }
         let body = lower(&body);
         let args = args.iter().map(|a| self.buf_of[a]).collect();
-        self.steps.push(Step::Loop(Box::new(LoopStep { body, trips: l.trips, args, outs })));
+        self.steps.push(Step::Loop(Box::new(LoopStep { body, trips: l.trips, args, outs, origin: Some(n) })));
     }
 
     /// The kernel of reduction `r` whose epilogue computes `end` (and, for a paired

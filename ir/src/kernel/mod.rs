@@ -425,6 +425,9 @@ pub struct LoopStep {
     pub args: Vec<BufId>,
     /// One dense output per carried value.
     pub outs: Vec<BufId>,
+    /// A node of the lowered graph it computes (a failure inside the body is reported as
+    /// this loop's). Not printed.
+    pub origin: Option<NodeId>,
 }
 
 impl LoopStep {

@@ -257,7 +257,14 @@ impl CpuExecutable {
                 }
                 let r = {
                     let args: Vec<&Data> = l.args.iter().map(|&a| self.data(a, inputs, temps)).collect();
-                    super::loops::run(l, body, &args, &mut outs)
+                    // A failure inside the body is the loop's: the body's nodes are no nodes of
+                    // the graph the caller evaluated.
+                    super::loops::run(l, body, &args, &mut outs).map_err(|mut e| {
+                        e.origin.node = l.origin;
+                        e.origin.step =
+                            Some(format!("loop step {s}, {}", e.origin.step.as_deref().unwrap_or("body")));
+                        e
+                    })
                 };
                 for (&o, d) in l.outs.iter().zip(outs) {
                     temps[o] = Some(d);
