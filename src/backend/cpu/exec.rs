@@ -3,15 +3,18 @@
 //! cores; row groups run block of rows by block of rows (`group`), matrix products go to
 //! `gemm`, and the few ops without a kernel run as library routines (`library`).
 //!
-//! The executor sits above `group` and `library`, which sit above `pool` (the workers and the
-//! error type): nothing below calls back up.
+//! Loop steps run their compiled bodies (`loops`).
+//!
+//! The executor sits above `loops`, `group` and `library`, which sit above `pool` (the workers,
+//! kernel launches and the error type): nothing below calls back up.
 
-use super::codegen::{self, CompiledKernel, KernelError};
+use super::codegen::{self, CompiledKernel};
 use super::gemm;
 use super::group;
 use super::library::{self, Operand};
+use super::loops::CompiledBody;
 use super::memory::{self, step_buffers, MemoryPlan};
-use super::pool::{data_ptr, on_workers, Ptrs, PARALLEL_MIN_ELEMENTS};
+use super::pool::{data_ptr, run_kernel};
 use crate::error::EvalErrorKind;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,7 +30,7 @@ pub struct CpuExecutable {
     /// The compiled kernel of each step (`None` for non-kernel steps).
     kernels: Vec<Option<CompiledKernel>>,
     /// The compiled body of each loop step (`None` for other steps).
-    loops: Vec<Option<Box<CpuExecutable>>>,
+    loops: Vec<Option<Box<CompiledBody>>>,
     memory: MemoryPlan,
     /// The buffers released after each step.
     releases: Vec<Vec<BufId>>,
@@ -61,7 +64,7 @@ impl CpuExecutable {
             .steps
             .iter()
             .map(|step| match step {
-                Step::Loop(l) => CpuExecutable::compile(l.body.clone()).map(|exe| Some(Box::new(exe))),
+                Step::Loop(l) => CompiledBody::compile(l.body.clone()).map(|body| Some(Box::new(body))),
                 Step::Kernel(_) | Step::Matmul(_) | Step::Op(_) => Ok(None),
             })
             .collect::<Result<_, _>>()?;
@@ -80,16 +83,6 @@ impl CpuExecutable {
     /// The program.
     pub fn program(&self) -> &Program {
         &self.program
-    }
-
-    /// The compiled kernel of each step (`None` for the steps that are not kernels).
-    pub(super) fn kernels(&self) -> &[Option<CompiledKernel>] {
-        &self.kernels
-    }
-
-    /// The compiled body of loop step `s`.
-    pub(super) fn loop_body(&self, s: usize) -> Option<&CpuExecutable> {
-        self.loops.get(s)?.as_deref()
     }
 
     /// The program's memory plan.
@@ -245,8 +238,9 @@ impl CpuExecutable {
                 r?;
             }
             (Step::Loop(l), _) => {
-                let body =
-                    self.loop_body(s).ok_or_else(|| ExecError::internal("a loop body was not compiled"))?;
+                let body = self.loops[s]
+                    .as_deref()
+                    .ok_or_else(|| ExecError::internal("a loop body was not compiled"))?;
                 let mut outs = Vec::with_capacity(l.outs.len());
                 for &o in &l.outs {
                     outs.push(
@@ -302,25 +296,4 @@ impl CpuExecutable {
             .collect();
         library::run(step, &args, out, buffers[step.out].ty.shape.dims())
     }
-}
-
-/// Runs compiled kernel `ck` over all of its space on the buffers `ptrs`, split across the
-/// workers when `work` (its number of points) is large.
-pub(super) fn run_kernel(ck: &CompiledKernel, ptrs: &[*mut u8], work: usize) -> Result<(), KernelError> {
-    let outer = ck.outer_len();
-    let n = threads().min(outer);
-    if work < PARALLEL_MIN_ELEMENTS || n <= 1 {
-        // SAFETY: `ptrs` holds one valid pointer per buffer of the program, each to an
-        // allocation of the buffer's declared type and size; the kernel was compiled for
-        // these declarations and reads and writes only within them.
-        return unsafe { ck.run(ptrs, 0, outer) };
-    }
-    let shared = Ptrs::new(ptrs);
-    let chunk = outer.div_ceil(n);
-    on_workers(n, |t| {
-        let (start, end) = (t * chunk, ((t + 1) * chunk).min(outer));
-        // SAFETY: as above; the tasks cover disjoint `start..end` ranges of the outermost
-        // output dimension, so their writes do not overlap.
-        unsafe { ck.run(shared.get(), start, end) }
-    })
 }

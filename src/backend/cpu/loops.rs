@@ -15,14 +15,53 @@
 //! (CSE merged two equal carried values), which the tables handle by mapping both carried
 //! inputs of the next trip to it.
 
-use super::exec::{run_kernel, CpuExecutable};
+use super::codegen::{self, CompiledKernel};
 use super::gemm;
 use super::library::{self, Operand};
 use super::memory;
-use super::pool::{data_ptr, threads, ExecError};
+use super::pool::{data_ptr, run_kernel, threads, ExecError};
 use crate::error::EvalErrorKind;
-use tenjit_ir::kernel::{BufId, BufferKind, LoopStep, MatOperand, MatmulStep, Step};
+use tenjit_ir::kernel::{BufId, BufferKind, Group, LoopStep, MatOperand, MatmulStep, Program, Step};
 use tenjit_ir::{DType, Data};
+
+/// A loop body's program with its kernels compiled, and the compiled bodies of its own loops.
+pub(super) struct CompiledBody {
+    program: Program,
+    /// The compiled kernel of each step (`None` for the steps that are not kernels).
+    kernels: Vec<Option<CompiledKernel>>,
+    /// The compiled body of each loop step (`None` for other steps).
+    loops: Vec<Option<Box<CompiledBody>>>,
+}
+
+impl CompiledBody {
+    /// Compiles every kernel of `program`, and of the bodies of its loops.
+    pub(super) fn compile(program: Program) -> Result<CompiledBody, ExecError> {
+        let list: Vec<&tenjit_ir::kernel::Kernel> = program
+            .steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Kernel(k) => Some(k),
+                Step::Matmul(_) | Step::Op(_) | Step::Loop(_) => None,
+            })
+            .collect();
+        let mut compiled = codegen::compile_all(&list, &program.buffers, threads())
+            .map_err(|e| ExecError::internal(format!("compiling a loop body's kernels: {e}")))?
+            .into_iter();
+        let mut kernels = Vec::with_capacity(program.steps.len());
+        let mut loops = Vec::with_capacity(program.steps.len());
+        for step in &program.steps {
+            kernels.push(match step {
+                Step::Kernel(_) => compiled.next(),
+                Step::Matmul(_) | Step::Op(_) | Step::Loop(_) => None,
+            });
+            loops.push(match step {
+                Step::Loop(l) => Some(Box::new(CompiledBody::compile(l.body.clone())?)),
+                Step::Kernel(_) | Step::Matmul(_) | Step::Op(_) => None,
+            });
+        }
+        Ok(CompiledBody { program, kernels, loops })
+    }
+}
 
 /// Where a body buffer lives in one phase: an operand of the loop step, or storage of the run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +94,7 @@ const SMALL_MATMUL_WORK: usize = 4096;
 /// carried values, then invariants), writing the final carried values into `outs`.
 pub(super) fn run(
     step: &LoopStep,
-    body: &CpuExecutable,
+    body: &CompiledBody,
     args: &[&Data],
     outs: &mut [Data],
 ) -> Result<(), ExecError> {
@@ -69,7 +108,7 @@ pub(super) fn run(
         }
         return Ok(());
     }
-    let p = body.program();
+    let p = &body.program;
     let outputs = &p.outputs;
     let mut own: Vec<Data> = Vec::new();
     let allocate = |own: &mut Vec<Data>, b: BufId| -> Result<usize, ExecError> {
@@ -178,18 +217,18 @@ pub(super) fn run(
 
 /// One trip of the body: every unit on the phase's pointers (`ptrs`) and locations (`locs`).
 fn run_trip(
-    body: &CpuExecutable,
+    body: &CompiledBody,
     units: &[Unit],
     ptrs: &[*mut u8],
     locs: &[Loc],
     args: &[&Data],
     own: &mut [Data],
 ) -> Result<(), ExecError> {
-    let p = body.program();
+    let p = &body.program;
     for &unit in units {
         let s = match unit {
             Unit::Group(g) => {
-                super::group::run(p, body.kernels(), &p.groups[g], ptrs)?;
+                super::group::run(p, &body.kernels, &p.groups[g], ptrs)?;
                 continue;
             }
             Unit::SmallMatmul(s) => {
@@ -209,7 +248,7 @@ fn run_trip(
             }
             Unit::Step(s) => s,
         };
-        match (&p.steps[s], &body.kernels()[s]) {
+        match (&p.steps[s], &body.kernels[s]) {
             (Step::Kernel(k), Some(ck)) => {
                 let work: usize = k.space.iter().product();
                 run_kernel(ck, ptrs, work).map_err(|e| ExecError::of_kernel(k, e))?;
@@ -241,8 +280,9 @@ fn run_trip(
                 r?;
             }
             (Step::Loop(inner), _) => {
-                let exe =
-                    body.loop_body(s).ok_or_else(|| ExecError::internal("a loop body was not compiled"))?;
+                let exe = body.loops[s]
+                    .as_deref()
+                    .ok_or_else(|| ExecError::internal("a loop body was not compiled"))?;
                 let mut outs = Vec::with_capacity(inner.outs.len());
                 for &o in &inner.outs {
                     outs.push(take(own, locs[o])?);
@@ -263,7 +303,7 @@ fn run_trip(
 }
 
 /// The work of row group `g`: the points of its kernels and the multiply-adds of its products.
-fn group_work(p: &tenjit_ir::kernel::Program, g: &tenjit_ir::kernel::Group) -> usize {
+fn group_work(p: &Program, g: &Group) -> usize {
     p.steps[g.steps.clone()]
         .iter()
         .map(|step| match step {
@@ -276,7 +316,7 @@ fn group_work(p: &tenjit_ir::kernel::Program, g: &tenjit_ir::kernel::Group) -> u
 
 /// Whether product `m` of body `p` runs as [`small_matmul`]: no batch, `f32` or `f64`, at
 /// most [`SMALL_MATMUL_WORK`] multiply-adds, and every element it addresses inside its buffer.
-fn small_matmul_fits(p: &tenjit_ir::kernel::Program, m: &MatmulStep) -> bool {
+fn small_matmul_fits(p: &Program, m: &MatmulStep) -> bool {
     let numel = |b: BufId| p.buffers[b].ty.shape.numel() as i128;
     let inside = |op: &MatOperand, rows: usize, cols: usize| {
         let (mut lo, mut hi) = (i128::from(op.offset), i128::from(op.offset));
