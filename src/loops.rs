@@ -13,9 +13,10 @@
 //!
 //! As with `jit`, the body must not read values (`item`, `to_vec`, printing): its placeholders
 //! hold no data. It may not draw random numbers yet (a clear error says so: draw them before
-//! the loop and pass them in), and a gradient through a loop is an error
-//! ("fori_loop is not differentiable yet"); gradients *inside* the body (an SGD step's
-//! `tenjit::grad`) are fine.
+//! the loop and pass them in). Gradients work inside the body (an SGD step's `tenjit::grad`)
+//! and through the loop, in reverse mode as JAX's (`tenjit_ir::autodiff::loops`), for loops
+//! that carry floating-point values; a gradient through a loop carrying an integer is an
+//! error.
 //!
 //! ```
 //! use tenjit::prelude::*;

@@ -293,14 +293,7 @@ pub fn vjp(
                 if wanted[1] { Some(e.op(Op::Pool(PoolOp { role, ..*p }), &[args[0], g])?) } else { None };
             smallvec::smallvec![None, d]
         }
-        // Reverse mode through a loop needs the carried values of every trip (JAX's scan
-        // rule); until it is written, a gradient through one is an error, never a wrong value.
-        Op::Loop(_) if wanted.iter().any(|&w| w) => {
-            return Err(GradError {
-                message: "fori_loop is not differentiable yet (a gradient flows through a loop)".into(),
-            })
-        }
-        Op::Loop(_) => args.iter().map(|_| None).collect(),
+        Op::Loop(l) => super::loops::vjp(e, l, args, g, wanted)?,
         Op::Gather { axis } => smallvec::smallvec![Some(ungather(e, *axis, args[0], args[1], g)?), None],
         Op::ScatterAdd { axis } => {
             let dsrc = if wanted[2] { Some(e.op(Op::Gather { axis: *axis }, &[g, args[1]])?) } else { None };
