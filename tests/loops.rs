@@ -257,3 +257,15 @@ fn cuda_refuses_a_loop_with_a_clear_error() {
     let e = tenjit::backend::cuda::codegen::render_program(&program).unwrap_err().to_string();
     assert!(e.contains("fori_loop is not compiled for CUDA yet"), "{e}");
 }
+
+/// A body may return a captured tensor or a constant for a carried value: the loop's result
+/// is that value (once the loop runs at all).
+#[test]
+fn a_body_returning_a_captured_tensor_or_a_constant() {
+    let got = both(0.0, || {
+        let captured = tensor!([7.0, 8.0]);
+        let init = [tensor!([1.0, 2.0]), tensor!([3.0, 4.0])];
+        values(&tenjit::fori_loop(2, &init, |_| vec![captured.clone(), Tensor::zeros([2])]))
+    });
+    assert_eq!(got, vec![vec![7.0, 8.0], vec![0.0, 0.0]]);
+}
