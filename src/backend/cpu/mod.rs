@@ -11,6 +11,7 @@ mod library;
 mod loops;
 mod maxpool;
 mod pool;
+mod small_matmul;
 
 pub use group::set_block_rows;
 pub mod memory;
