@@ -6,6 +6,9 @@
 //! Each training workload runs two ways: `lazy` (the PyTorch-style loop: build the step,
 //! `backward()`, update in `no_grad`, realize; each step finds its executable in the cache)
 //! and `jit` (the step traced once by `tenjit::jit`; each call binds buffers and runs kernels).
+//! W5 runs a third way, `fori_loop`: every epoch in one call of one compiled program (the
+//! step as the body of `tenjit::fori_loop`, traced once by `tenjit::jit`), as
+//! `jax.jit(fori_loop)` runs it.
 //! W5 reports the time of the 100-epoch loop, as the peers do; `--json FILE` appends the
 //! peers' record format and `--only W5.small` picks workloads. W7 re-runs this binary as a
 //! child process per case (`--first-call ID`), so each first call is in a fresh process.
@@ -68,6 +71,19 @@ fn w5_jit(x: Tensor, y: Tensor) -> tenjit::Jit<impl Fn(&[Tensor]) -> Vec<Tensor>
     })
 }
 
+/// The W5 epochs as one program: `tenjit::jit` of a `fori_loop` of the SGD step, so one call
+/// runs every epoch (as `jax.jit(fori_loop)` does).
+fn w5_fori(x: Tensor, y: Tensor) -> tenjit::Jit<impl Fn(&[Tensor]) -> Vec<Tensor>> {
+    tenjit::jit(move |p: &[Tensor]| {
+        tenjit::fori_loop(EPOCHS, p, |q| {
+            let (w, b) = (q[0].requires_grad_(), q[1].requires_grad_());
+            let loss = w5_loss(&x, &y, &w, &b);
+            let g = tenjit::grad(&[&loss], &[&w, &b]);
+            vec![&w - &g[0] * LR, &b - &g[1] * LR]
+        })
+    })
+}
+
 fn w5(bench: &mut Bench, small: bool) {
     let id = if small { "W5.small" } else { "W5.big" };
     if !bench.want(id) {
@@ -84,7 +100,7 @@ fn w5(bench: &mut Bench, small: bool) {
         final_w = w.to_vec::<f32>();
     });
     let lazy_w = final_w.clone();
-    let step = w5_jit(x, y);
+    let step = w5_jit(x.clone(), y.clone());
     let jit = bench.time_as(id, "jit", reps, None, None, || {
         let (mut w, mut b) = (w0.clone(), b0.clone());
         for _ in 0..EPOCHS {
@@ -95,7 +111,14 @@ fn w5(bench: &mut Bench, small: bool) {
     });
     let agree = lazy_w.iter().zip(&final_w).all(|(a, b)| (a - b).abs() <= 1e-5 * (1.0 + a.abs()));
     assert!(agree, "{id}: the lazy and jit loops learned different weights");
-    for (variant, t) in [("lazy", lazy), ("jit", jit)] {
+    let train = w5_fori(x, y);
+    let fori = bench.time_as(id, "fori_loop", reps, None, None, || {
+        let out = train.call(&[&w0, &b0]);
+        final_w = out[0].to_vec::<f32>();
+    });
+    let agree = lazy_w.iter().zip(&final_w).all(|(a, b)| (a - b).abs() <= 1e-5 * (1.0 + a.abs()));
+    assert!(agree, "{id}: the lazy loop and fori_loop learned different weights");
+    for (variant, t) in [("lazy", lazy), ("jit", jit), ("fori_loop", fori)] {
         if let Some(t) = t {
             println!("  {id} ({variant}): {:.2} µs per epoch", t / EPOCHS as f64 * 1e6);
         }

@@ -214,7 +214,7 @@ fn compile_programs(what: &str, programs: Vec<(String, Program)>, batch: usize) 
         for step in &mut p.steps {
             match step {
                 Step::Kernel(k) => k.name = format!("p{i}_{}", k.name),
-                Step::Matmul(_) | Step::Op(_) => {}
+                Step::Matmul(_) | Step::Op(_) | Step::Loop(_) => {}
             }
         }
         let module = codegen::render_program(&p).unwrap_or_else(|e| panic!("{name}: {e}\n{p}"));

@@ -206,7 +206,8 @@ fn exact(op: &Op) -> bool {
     match op {
         Op::Unary(u) => exact(u.spec().accuracy),
         Op::Binary(b) => exact(b.spec().accuracy),
-        Op::Matmul | Op::Conv(_) => false,
+        // A loop's body may hold anything, and repeats its rounding every trip.
+        Op::Matmul | Op::Conv(_) | Op::Loop(_) => false,
         Op::Input { .. }
         | Op::Const { .. }
         | Op::Iota { .. }

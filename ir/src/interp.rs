@@ -190,6 +190,9 @@ pub fn eval(g: &Graph, inputs: &[Buffer]) -> Result<Vec<Buffer>, EvalError> {
         uses[o.index()] += 1;
     }
     let mut values: Vec<Option<Buffer>> = vec![None; bound];
+    // The results of each loop evaluated so far, by body, trip count and operands: the nodes
+    // of one loop (one per carried value) share one evaluation.
+    let mut loops: Vec<Evaluated<'_>> = Vec::new();
     for &n in &order {
         if uses[n.index()] == 0 {
             continue; // An input no output depends on.
@@ -204,7 +207,21 @@ pub fn eval(g: &Graph, inputs: &[Buffer]) -> Result<Vec<Buffer>, EvalError> {
                 })?;
                 operands.push(v);
             }
-            eval_node(g, n, &operands, inputs)?
+            match g.op(n) {
+                Op::Loop(l) => {
+                    let same =
+                        |(m, a, _): &&Evaluated<'_>| m.body == l.body && m.trips == l.trips && *a == args;
+                    if let Some((_, _, results)) = loops.iter().find(same) {
+                        results[l.result].clone()
+                    } else {
+                        let results = run_loop(l, &operands).map_err(|e| in_loop(e, g, n))?;
+                        let value = results[l.result].clone();
+                        loops.push((l, args.clone(), results));
+                        value
+                    }
+                }
+                _ => eval_node(g, n, &operands, inputs)?,
+            }
         };
         for a in &args {
             uses[a.index()] -= 1;
@@ -223,6 +240,45 @@ pub fn eval(g: &Graph, inputs: &[Buffer]) -> Result<Vec<Buffer>, EvalError> {
         );
     }
     Ok(outputs)
+}
+
+/// A loop evaluated during one [`eval`]: its op, its operands, and all of its results.
+type Evaluated<'g> = (&'g crate::ops::LoopOp, SmallVec<[NodeId; 3]>, Vec<Buffer>);
+
+/// An error of a loop's body as the error of loop node `n` of `g`: the body's nodes are no
+/// nodes of `g`, so the failure is the loop's (at the loop's location).
+fn in_loop(e: EvalError, g: &Graph, n: NodeId) -> EvalError {
+    let at = g.loc(n).map(str::to_string);
+    match e {
+        EvalError::Arithmetic { op, message, loc, .. } => {
+            EvalError::Arithmetic { node: n, op, message, loc: at.or(loc) }
+        }
+        EvalError::IndexOutOfRange { op, index, axis, size, loc, .. } => {
+            EvalError::IndexOutOfRange { node: n, op, index, axis, size, loc: at.or(loc) }
+        }
+        EvalError::TooLarge { ty, .. } => EvalError::TooLarge { node: n, ty },
+        EvalError::Internal { message, .. } => EvalError::Internal { node: n, message },
+        e @ (EvalError::Verify(_) | EvalError::InputCount { .. } | EvalError::InputType { .. }) => e,
+    }
+}
+
+/// Runs loop `l` on its operands: the body `l.trips` times, each trip's outputs the next
+/// trip's carried values; returns every carried value (the initial ones when `trips == 0`).
+/// An error inside the body names the body's node ([`in_loop`] makes it the loop's).
+fn run_loop(l: &crate::ops::LoopOp, operands: &[&Buffer]) -> Result<Vec<Buffer>, EvalError> {
+    let carried = l.body.carried();
+    let mut inputs: Vec<Buffer> = operands.iter().map(|b| (*b).clone()).collect();
+    inputs.push(Buffer::full(&crate::ops::counter_type(), crate::ops::Scalar::Int(0)));
+    for trip in 0..l.trips {
+        let last = inputs.len() - 1;
+        inputs[last] = Buffer::full(&crate::ops::counter_type(), crate::ops::Scalar::Int(trip as i64));
+        let outputs = eval(l.body.graph(), &inputs)?;
+        for (k, out) in outputs.into_iter().enumerate() {
+            inputs[k] = out;
+        }
+    }
+    inputs.truncate(carried);
+    Ok(inputs)
 }
 
 /// Elements widened for arithmetic: floats to `f64`, integers and booleans to `i64`.
@@ -631,6 +687,7 @@ fn eval_node(g: &Graph, n: NodeId, args: &[&Buffer], inputs: &[Buffer]) -> Resul
                 _ => return Err(internal("convolution operands are not floats")),
             }
         }
+        Op::Loop(l) => run_loop(l, args).map_err(|e| in_loop(e, g, n))?.swap_remove(l.result).into_data(),
         Op::Pool(p) => {
             let (x, other) = (arg(0)?, arg(1)?);
             let sizes = p.sizes(x.shape(), other.shape()).map_err(|e| internal(&e.to_string()))?;

@@ -20,10 +20,12 @@
 
 mod conv;
 mod kind;
+mod loops;
 mod pool;
 
 pub use conv::{ConvGeometry, ConvOp, ConvRole, ConvSizes};
 pub use kind::{Library, Movement, OpKind};
+pub use loops::{counter_type, Body, LoopOp};
 pub use pool::{PoolGeometry, PoolOp, PoolRole};
 
 use crate::types::{broadcast_shapes, Category, DType, Shape, TensorType};
@@ -387,6 +389,10 @@ pub enum Op {
     /// Max pooling's selection or scatter (`max_pool2d_select`, `max_pool2d_scatter`; see
     /// [`PoolOp`]), on two float operands of one dtype.
     Pool(PoolOp),
+    /// A counted loop over a body graph (see [`LoopOp`]): the operands are the initial
+    /// carried values, then the invariants; the result is carried value `result` after
+    /// `trips` runs of the body.
+    Loop(LoopOp),
 }
 
 /// An error of an op's type rule.
@@ -475,6 +481,7 @@ impl Op {
             Op::ScatterAdd { .. } => "scatter_add",
             Op::Conv(c) => c.name(),
             Op::Pool(p) => p.name(),
+            Op::Loop(_) => "loop",
         }
     }
 
@@ -496,6 +503,7 @@ impl Op {
             }
             Op::Where | Op::ScatterAdd { .. } => Some(3),
             Op::Concat { .. } => None,
+            Op::Loop(l) => Some(l.body.carried() + l.body.invariants()),
         }
     }
 
@@ -804,6 +812,7 @@ impl Op {
             }
             Op::Conv(c) => c.infer(args[0], args[1]),
             Op::Pool(p) => p.infer(args[0], args[1]),
+            Op::Loop(l) => l.infer(args),
         }
     }
 }

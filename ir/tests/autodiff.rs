@@ -500,7 +500,7 @@ enum Expect {
 }
 
 /// The number of `Op` variants [`classify`] distinguishes.
-const VARIANTS: usize = 21;
+const VARIANTS: usize = 22;
 
 /// The variant of node `n`'s op (an index below [`VARIANTS`]) and what its gradient must be.
 /// One exhaustive match, no wildcard: a new `Op` variant does not compile until it is
@@ -541,6 +541,7 @@ fn classify(g: &Graph, n: NodeId) -> (usize, Expect) {
             let args = g.args(n);
             (20, if args[0] == args[1] { Flows } else { Chooses })
         }
+        Op::Loop(_) => (21, Flows),
     }
 }
 
@@ -584,8 +585,29 @@ fn s(name: &'static str, build: fn(&mut Builder, &mut Rng) -> NodeId) -> Sample 
     (name, build)
 }
 
+/// `loop x, u, v, trips=3, result=1` over the body `(c, d, v, i) -> (sin(c) * v, c + d * v)`:
+/// gradients flow to both initial values and the invariant, through every trip.
+fn sample_loop(b: &mut Builder, r: &mut Rng) -> NodeId {
+    let mut body = Graph::new("body");
+    let c = body.add_input("c", f64_ty(&[2, 3]));
+    let d = body.add_input("d", f64_ty(&[2, 3]));
+    let v = body.add_input("v", f64_ty(&[2, 3]));
+    body.add_input("i", tenjit_ir::ops::counter_type());
+    let s = body.add(Op::Unary(UnaryOp::Sin), &[c]).unwrap();
+    let c2 = body.add(Op::Binary(BinaryOp::Mul), &[s, v]).unwrap();
+    let dv = body.add(Op::Binary(BinaryOp::Mul), &[d, v]).unwrap();
+    let d2 = body.add(Op::Binary(BinaryOp::Add), &[c, dv]).unwrap();
+    body.set_outputs(vec![c2, d2]);
+    let body = tenjit_ir::ops::Body::new(body).unwrap();
+    let x = b.random(r, "x", &[2, 3]);
+    let u = b.random(r, "u", &[2, 3]);
+    let v = b.random(r, "v", &[2, 3]);
+    b.op(Op::Loop(tenjit_ir::ops::LoopOp { body, trips: 3, result: 1 }), &[x, u, v])
+}
+
 fn samples() -> Vec<Sample> {
     vec![
+        s("loop", sample_loop),
         // Leaves.
         s("input", |b, r| b.random(r, "x", &[2, 3])),
         s("input 0-d", |b, r| b.random(r, "x", &[])),

@@ -59,6 +59,7 @@ fn reasons(p: &Program) -> Vec<String> {
             Step::Kernel(k) => k.reason.clone(),
             Step::Matmul(_) => "matmul".into(),
             Step::Op(o) => o.reason.clone(),
+            Step::Loop(_) => "loop".into(),
         })
         .collect()
 }
@@ -733,6 +734,7 @@ fn lowered_programs_compute_what_the_graph_interpreter_computes() {
                     "matmul".into()
                 }
                 Step::Op(o) => o.reason.clone(),
+                Step::Loop(_) => "loop".into(),
             };
             let reason = if reason.starts_with("used ") { "used by/at several".into() } else { reason };
             *seen.entry(reason).or_default() += 1;
@@ -786,7 +788,7 @@ fn failing_steps_keep_their_graph_nodes() {
     let named = |op: &str| g.nodes().into_iter().filter(|&n| g.op(n).name() == op).collect::<Vec<_>>();
     let ops = p.steps.iter().filter_map(|s| match s {
         Step::Op(o) => Some(o),
-        Step::Kernel(_) | Step::Matmul(_) => None,
+        Step::Kernel(_) | Step::Matmul(_) | Step::Loop(_) => None,
     });
     let origins: Vec<Option<NodeId>> = ops.map(|o| o.origin).collect();
     assert_eq!(origins, vec![Some(named("gather")[0])], "{p}");
@@ -795,7 +797,7 @@ fn failing_steps_keep_their_graph_nodes() {
         .iter()
         .filter_map(|s| match s {
             Step::Kernel(k) => Some(k),
-            Step::Op(_) | Step::Matmul(_) => None,
+            Step::Op(_) | Step::Matmul(_) | Step::Loop(_) => None,
         })
         .collect();
     let sites: Vec<NodeId> =

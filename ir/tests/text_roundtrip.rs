@@ -579,7 +579,7 @@ fn readme_examples_parse_and_print_back() {
         .map(|b| b.trim_start_matches('\n'))
         .filter(|b| b.starts_with("graph @"))
         .collect();
-    assert_eq!(blocks.len(), 3);
+    assert_eq!(blocks.len(), 4);
     for block in blocks {
         assert_eq!(print(&parse_ok(block)), block);
     }

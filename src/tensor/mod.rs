@@ -243,6 +243,17 @@ impl Tensor {
         Tensor::build(op, inputs, strides, loc, None)
     }
 
+    /// [`Tensor::from_op_at`] for API function `api`, whose name errors found in the node's
+    /// data use instead of the op's.
+    pub(crate) fn from_op_named_at(
+        op: Op,
+        inputs: &[&Tensor],
+        api: &'static str,
+        loc: &'static Location<'static>,
+    ) -> Result<Tensor> {
+        Tensor::build(op, inputs, None, loc, Some(api))
+    }
+
     /// A node applying `op` to `inputs` at `loc`, built by API method `api` if given.
     fn build(
         op: Op,

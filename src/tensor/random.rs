@@ -40,8 +40,20 @@ pub fn manual_seed(seed: u64) {
     *s = (seed, 0);
 }
 
+thread_local! {
+    /// How many reservations this thread has made: how [`crate::fori_loop`] sees that its body
+    /// drew random numbers.
+    static DRAWS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many reservations of counters this thread has made so far.
+pub(crate) fn draws_on_this_thread() -> u64 {
+    DRAWS.with(|d| d.get())
+}
+
 /// Reserves `n` counter values: returns (seed, first counter).
 pub(crate) fn reserve(n: usize) -> (u64, u64) {
+    DRAWS.with(|d| d.set(d.get() + 1));
     let mut s = STATE.lock().unwrap_or_else(|p| p.into_inner());
     let out = *s;
     s.1 = s.1.wrapping_add(n as u64);

@@ -86,7 +86,7 @@ fn bound(g: &Graph, op: &Op, args: &[NodeId]) -> f64 {
         Op::Concat { .. } => (0..args.len()).map(b).fold(0.0, f64::max),
         Op::Gather { .. } => b(0),
         Op::ScatterAdd { .. } => f64::INFINITY,
-        Op::Conv(_) => f64::INFINITY,
+        Op::Conv(_) | Op::Loop(_) => f64::INFINITY,
         Op::Pool(_) => b(0).max(b(1)),
     }
 }

@@ -161,7 +161,7 @@ impl Emulator {
             for step in &mut program.steps {
                 match step {
                     Step::Kernel(k) => k.name = format!("c{i}_{}", k.name),
-                    Step::Matmul(_) | Step::Op(_) => {}
+                    Step::Matmul(_) | Step::Op(_) | Step::Loop(_) => {}
                 }
             }
             let module =

@@ -27,6 +27,7 @@
 //! - `gather`'s gradient is a `scatter_add` into zeros and `scatter_add`'s gradient for its
 //!   source a `gather`.
 
+pub mod loops;
 pub mod rules;
 
 use crate::graph::{Graph, NodeId};

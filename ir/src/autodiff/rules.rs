@@ -293,6 +293,7 @@ pub fn vjp(
                 if wanted[1] { Some(e.op(Op::Pool(PoolOp { role, ..*p }), &[args[0], g])?) } else { None };
             smallvec::smallvec![None, d]
         }
+        Op::Loop(l) => super::loops::vjp(e, l, args, g, wanted)?,
         Op::Gather { axis } => smallvec::smallvec![Some(ungather(e, *axis, args[0], args[1], g)?), None],
         Op::ScatterAdd { axis } => {
             let dsrc = if wanted[2] { Some(e.op(Op::Gather { axis: *axis }, &[g, args[1]])?) } else { None };

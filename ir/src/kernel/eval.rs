@@ -25,7 +25,7 @@
 //! never panics: an index outside its buffer, which would be a lowering bug, is an error too.
 
 use super::{
-    BufId, BufferKind, IndexMap, Inst, Instr, Kernel, MatOperand, MatmulStep, OpStep, Program, Step,
+    BufId, BufferKind, IndexMap, Inst, Instr, Kernel, LoopStep, MatOperand, MatmulStep, OpStep, Program, Step,
 };
 use crate::buffer::Buffer;
 use crate::graph::Graph;
@@ -230,7 +230,48 @@ fn run_step(p: &Program, step: &Step, mem: &mut [Mem], row: Option<usize>) -> Re
         (Step::Kernel(k), _) => run_kernel(k, mem, row),
         (Step::Matmul(m), _) => run_matmul(m, mem, row),
         (Step::Op(s), row) => run_op(p, s, mem, row),
+        (Step::Loop(l), None) => run_loop(p, l, mem),
+        (Step::Loop(_), Some(_)) => Err(malformed("loop", "a loop step in a row group".into())),
     }
+}
+
+/// Runs a loop step: the body program `trips` times on buffers of the carried values, the
+/// invariants and the counter, then the final carried values into the step's outputs.
+fn run_loop(p: &Program, l: &LoopStep, mem: &mut [Mem]) -> Result<(), KernelError> {
+    let buffer = |b: BufId| -> Result<Buffer, KernelError> {
+        let decl = p.buffers.get(b).ok_or_else(|| malformed("loop", format!("no buffer b{b}")))?;
+        let m = &mem[b];
+        Ok(Buffer::from_scalars(m.dtype, decl.ty.shape.clone(), m.data.iter().map(|v| v.scalar(m.dtype))))
+    };
+    let mut inputs: Vec<Buffer> = l.args.iter().map(|&b| buffer(b)).collect::<Result<_, _>>()?;
+    let counter = crate::ops::counter_type();
+    inputs.push(Buffer::full(&counter, Scalar::Int(0)));
+    for trip in 0..l.trips {
+        let last = inputs.len() - 1;
+        inputs[last] = Buffer::full(&counter, Scalar::Int(trip as i64));
+        let outputs = eval(&l.body, &inputs)?;
+        if outputs.len() != l.carried() {
+            return Err(malformed(
+                "loop",
+                format!("the body returns {} values for {}", outputs.len(), l.carried()),
+            ));
+        }
+        for (k, out) in outputs.into_iter().enumerate() {
+            inputs[k] = out;
+        }
+    }
+    for (k, &b) in l.outs.iter().enumerate() {
+        let m = mem.get_mut(b).ok_or_else(|| malformed("loop", format!("no buffer b{b}")))?;
+        let value = inputs.get(k).ok_or_else(|| malformed("loop", format!("no carried value {k}")))?;
+        if m.data.len() != value.numel() {
+            return Err(malformed(
+                "loop",
+                format!("output b{b} holds {} elements, not {}", m.data.len(), value.numel()),
+            ));
+        }
+        m.data = value.scalars().into_iter().map(V::of).collect();
+    }
+    Ok(())
 }
 
 /// [`for_each_index`] over all of `dims`, or over its row `row` (the multi-indices whose first

@@ -51,7 +51,7 @@
 
 use super::{
     can_fail, BufId, BufferDecl, BufferKind, Combine, IndexMap, Inst, InstId, InstOrigin, Instr, Kernel,
-    KernelReduce, MatOperand, MatmulStep, OpStep, Program, Site, Step, Store,
+    KernelReduce, LoopStep, MatOperand, MatmulStep, OpStep, Program, Site, Step, Store,
 };
 use crate::graph::{Graph, NodeId};
 use crate::ops::{Movement, Op, OpKind};
@@ -132,7 +132,9 @@ fn kind(op: &Op) -> Kind {
         OpKind::Movement(_) => Kind::Movement,
         OpKind::Reduce => Kind::Reduce,
         OpKind::Matmul => Kind::Matmul,
-        OpKind::Library(_) => Kind::Library,
+        // A loop is planned as a library routine is (materialized, dense operands), and
+        // built as a loop step.
+        OpKind::Library(_) | OpKind::Loop(_) => Kind::Library,
     }
 }
 
@@ -154,7 +156,8 @@ fn weight(op: &Op) -> u64 {
         | Op::Concat { .. }
         | Op::Pad { .. }
         | Op::Conv(_)
-        | Op::Pool(_) => 0,
+        | Op::Pool(_)
+        | Op::Loop(_) => 0,
     }
 }
 
@@ -724,6 +727,7 @@ impl<'p, 'g> Builder<'p, 'g> {
                     out,
                 }));
             }
+            Kind::Library if matches!(g.op(n), Op::Loop(_)) => self.loop_step(n),
             Kind::Library => {
                 // Whatever else holds (a graph output, say), this is why it is a step.
                 let reason = format!("{} runs as a library routine", g.op(n).name());
@@ -754,6 +758,53 @@ impl<'p, 'g> Builder<'p, 'g> {
             }
         }
         Ok(())
+    }
+
+    /// The loop step of loop node `n` and of every other live node of the same loop (same body,
+    /// trips and operands: one per carried value), each of which gets its result's buffer. A
+    /// carried value no live node reads still gets one: the next trip needs it. The body is
+    /// simplified and lowered on its own, into the step's program.
+    fn loop_step(&mut self, n: NodeId) {
+        let g = self.plan.g;
+        let Op::Loop(l) = g.op(n) else { unreachable!("lower: {n} is not a loop") };
+        let args = g.args(n);
+        let family: Vec<(usize, NodeId)> = self
+            .plan
+            .order
+            .iter()
+            .filter_map(|&m| match g.op(m) {
+                Op::Loop(o) if o.body == l.body && o.trips == l.trips && g.args(m) == args => {
+                    Some((o.result, m))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut outs = Vec::with_capacity(l.body.carried());
+        for k in 0..l.body.carried() {
+            let buf = match family.iter().find(|(r, _)| *r == k) {
+                Some(&(_, m)) => self.temp(m),
+                None => {
+                    self.buffers
+                        .push(BufferDecl { ty: l.body.input_type(k).clone(), kind: BufferKind::Temp });
+                    self.buffers.len() - 1
+                }
+            };
+            outs.push(buf);
+        }
+        // Nodes of the family that CSE did not merge share their result's buffer.
+        for &(r, m) in &family {
+            self.buf_of.entry(m).or_insert(outs[r]);
+        }
+        let mut body = l.body.graph().clone();
+        let passes = crate::passes::pipeline();
+        let refs: Vec<&dyn crate::passes::Pass> = passes.iter().map(|p| p.as_ref()).collect();
+        // The passes keep a verified graph verified; should one not, the body runs unsimplified.
+        if crate::passes::run_passes(&mut body, &refs, &mut |_, _| {}).is_err() {
+            body = l.body.graph().clone();
+        }
+        let body = lower(&body);
+        let args = args.iter().map(|a| self.buf_of[a]).collect();
+        self.steps.push(Step::Loop(Box::new(LoopStep { body, trips: l.trips, args, outs, origin: Some(n) })));
     }
 
     /// The kernel of reduction `r` whose epilogue computes `end` (and, for a paired
@@ -894,7 +945,8 @@ impl<'p, 'g> Builder<'p, 'g> {
                 | Op::Gather { .. }
                 | Op::ScatterAdd { .. }
                 | Op::Conv(_)
-                | Op::Pool(_) => (&[], Vec::new()),
+                | Op::Pool(_)
+                | Op::Loop(_) => (&[], Vec::new()),
             };
             if !operands_done && !operands.is_empty() {
                 let pending: Vec<NodeId> = operands.to_vec();
@@ -941,7 +993,8 @@ impl<'p, 'g> Builder<'p, 'g> {
                 | Op::Gather { .. }
                 | Op::ScatterAdd { .. }
                 | Op::Conv(_)
-                | Op::Pool(_) => {
+                | Op::Pool(_)
+                | Op::Loop(_) => {
                     unreachable!("lower: {n} runs as its own step")
                 }
             };

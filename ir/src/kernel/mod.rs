@@ -86,6 +86,8 @@ pub enum Step {
     Matmul(MatmulStep),
     /// An op run as a library routine on dense operands.
     Op(OpStep),
+    /// A counted loop running a body program (see [`LoopStep`]).
+    Loop(Box<LoopStep>),
 }
 
 /// A fused loop nest.
@@ -401,6 +403,38 @@ pub struct OpStep {
     pub reason: String,
     /// The node of the lowered graph it computes (so a failure names the user's op).
     pub origin: Option<NodeId>,
+}
+
+/// A counted loop: the body's own [`Program`] run `trips` times, each trip's outputs the next
+/// trip's carried values.
+///
+/// The body program's inputs are the carried values, then the invariants, then the counter
+/// (an `i64[]` holding the trip's number, from 0); its outputs are the new carried values,
+/// each a fresh buffer of the body program (never one of its inputs). `args` are this
+/// program's buffers holding the initial carried values and the invariants, in the body's
+/// input order; `outs` receive the final carried values (with `trips == 0`, copies of the
+/// initial ones). A backend may keep two sets of carried buffers and swap them between trips
+/// (nothing is allocated or copied per trip).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoopStep {
+    /// The body, lowered.
+    pub body: Program,
+    /// How many times the body runs.
+    pub trips: usize,
+    /// The initial carried values, then the invariants.
+    pub args: Vec<BufId>,
+    /// One dense output per carried value.
+    pub outs: Vec<BufId>,
+    /// A node of the lowered graph it computes (a failure inside the body is reported as
+    /// this loop's). Not printed.
+    pub origin: Option<NodeId>,
+}
+
+impl LoopStep {
+    /// How many values the loop carries.
+    pub fn carried(&self) -> usize {
+        self.outs.len()
+    }
 }
 
 pub mod eval;

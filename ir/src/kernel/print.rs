@@ -24,7 +24,7 @@
 //! iteration space, `o0, o1, ...` over a reduction's output space (in the epilogue), and
 //! `z0, ...`, `r`, `c` over a matrix operand's batch dims, row and column.
 
-use super::{BufferKind, Group, IndexMap, Inst, Instr, Kernel, MatOperand, OpStep, Program, Step};
+use super::{BufferKind, Group, IndexMap, Inst, Instr, Kernel, LoopStep, MatOperand, OpStep, Program, Step};
 use crate::ops::Op;
 use std::fmt::{self, Write};
 
@@ -147,7 +147,13 @@ fn op_attrs(op: &Op) -> String {
         | Op::Where
         | Op::Cast { .. }
         | Op::Matmul => String::new(),
+        Op::Loop(l) => format!(", trips={}", l.trips),
     }
+}
+
+/// A loop step's line: `b3, b4 <- loop b0, b1, b2 trips=100`.
+fn loop_step_text(l: &LoopStep) -> String {
+    format!("{} <- loop {} trips={}", buffers_text(&l.outs), buffers_text(&l.args), l.trips)
 }
 
 fn op_step_text(s: &OpStep) -> String {
@@ -192,6 +198,13 @@ impl fmt::Display for Program {
                     m.n
                 )?,
                 Step::Op(s) => writeln!(f, "  {}  ; {}", op_step_text(s), s.reason)?,
+                Step::Loop(l) => {
+                    writeln!(f, "  {}  ; a loop runs its body's program", loop_step_text(l))?;
+                    // The body's program, indented under the step.
+                    for line in l.body.to_string().lines() {
+                        writeln!(f, "    {line}")?;
+                    }
+                }
             }
             if let Some(n) = self.groups.iter().position(|g| g.steps.end == at + 1) {
                 writeln!(f, "\n  end group g{n}")?;
@@ -289,6 +302,13 @@ pub fn step_cells(step: &Step) -> [String; 5] {
             op_attrs(&s.op).trim_start_matches(", ").to_string(),
             format!("{} -> b{}", buffers_text(&s.args), s.out),
             s.reason.clone(),
+        ],
+        Step::Loop(l) => [
+            "loop".into(),
+            format!("loop of {} step(s)", l.body.steps.len()),
+            format!("trips={}", l.trips),
+            format!("{} -> {}", buffers_text(&l.args), buffers_text(&l.outs)),
+            "a loop runs its body's program".into(),
         ],
     }
 }

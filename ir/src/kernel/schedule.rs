@@ -116,6 +116,7 @@ pub fn leading_rows(p: &Program, step: &Step) -> Option<usize> {
             image_operands(&op.op)?;
             p.buffers.get(op.out)?.ty.shape.dims().first().copied()
         }
+        Step::Loop(_) => None,
     }
 }
 
@@ -152,7 +153,8 @@ pub fn image_operands(op: &Op) -> Option<&'static [bool]> {
         | Op::Concat { .. }
         | Op::Matmul
         | Op::Gather { .. }
-        | Op::ScatterAdd { .. } => None,
+        | Op::ScatterAdd { .. }
+        | Op::Loop(_) => None,
     }
 }
 
@@ -173,6 +175,7 @@ pub fn step_buffers(step: &Step) -> (Vec<BufId>, Vec<BufId>) {
         }
         Step::Matmul(m) => (vec![m.a.buf, m.b.buf], vec![m.out]),
         Step::Op(op) => (op.args.clone(), vec![op.out]),
+        Step::Loop(l) => (l.args.clone(), l.outs.clone()),
     }
 }
 
@@ -242,6 +245,7 @@ impl Open {
             Step::Op(op) => image_operands(&op.op).is_some_and(|per_image| {
                 op.args.iter().zip(per_image).all(|(b, &one)| one || !self.written.contains(b))
             }),
+            Step::Loop(_) => false,
         }
     }
 

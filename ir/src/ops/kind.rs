@@ -2,7 +2,7 @@
 //! over [`Op`] ([`Op::kind`]) that the lowering, the parser and the code generators read, in
 //! place of each keeping its own list of "every op but these".
 
-use super::{ConvOp, Dims, IDims, Op, PoolOp};
+use super::{ConvOp, Dims, IDims, LoopOp, Op, PoolOp};
 use crate::types::Shape;
 
 /// What an op is to the kernel lowering, with the attributes of the kinds that code matches on.
@@ -22,6 +22,8 @@ pub enum OpKind<'a> {
     Matmul,
     /// A library routine: its own step.
     Library(Library<'a>),
+    /// A loop over a body graph: its own step, which runs the body's program.
+    Loop(&'a LoopOp),
 }
 
 /// A movement op's attributes, borrowed from its [`Op`].
@@ -103,6 +105,7 @@ impl Op {
             Op::Pad { lo, hi } => OpKind::Library(Library::Pad { lo, hi }),
             Op::Conv(c) => OpKind::Library(Library::Conv(c)),
             Op::Pool(p) => OpKind::Library(Library::Pool(p)),
+            Op::Loop(l) => OpKind::Loop(l),
         }
     }
 }

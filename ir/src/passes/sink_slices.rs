@@ -29,7 +29,7 @@
 //! property test checks it on random graphs). A slice stays where it is when its operand has
 //! other uses (computing the value once in full is what those uses need anyway), is a graph
 //! output, keeps no element, or comes from any other op (`pad`, `concat`, `gather`, `iota`,
-//! `rand`, convolutions, ...). Slices a rewrite makes of one operand with the same bounds are
+//! `rand`, convolutions, loops, ...). Slices a rewrite makes of one operand with the same bounds are
 //! one node, so two paths that meet again at a shared value can keep sinking through it.
 
 use crate::graph::{Graph, NodeId};
@@ -199,7 +199,8 @@ fn sink(g: &mut Graph, s: NodeId) -> Option<Vec<NodeId>> {
         | Op::Gather { .. }
         | Op::ScatterAdd { .. }
         | Op::Conv(_)
-        | Op::Pool(_) => return None,
+        | Op::Pool(_)
+        | Op::Loop(_) => return None,
     };
     // Check everything before changing the graph: each operand's slice and the new op's type.
     let mut new_args: SmallVec<[NodeId; 3]> = SmallVec::new();

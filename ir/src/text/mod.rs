@@ -39,14 +39,17 @@ use crate::graph::{Graph, NodeId};
 use std::collections::HashMap;
 use std::fmt;
 
-/// Prints `g` in the text form. Never fails: a graph that does not verify prints as far as it
+/// Prints `g` in the text form, the bodies of its loops first (each once, named
+/// `@NAME.loopK`). Never fails: a graph that does not verify prints as far as it
 /// can (a cycle is noted in a comment, a missing output prints as `%?N`), so broken graphs can be
 /// dumped too.
 pub fn print(g: &Graph) -> String {
     printer::print(g)
 }
 
-/// Parses the text form of one graph, re-inferring every type, then verifies it.
+/// Parses the text form of one graph, re-inferring every type, then verifies it. The text may
+/// define loop bodies first, as graphs the last one's `loop` ops name (`body=@name`), as
+/// [`print()`] writes them.
 pub fn parse(text: &str) -> Result<Graph, ParseError> {
     parser::parse(text)
 }

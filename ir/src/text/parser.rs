@@ -10,8 +10,8 @@ use super::lexer::{lex, Key, Tok, Token};
 use super::ParseError;
 use crate::graph::{Graph, NodeId};
 use crate::ops::{
-    ArgOp, BinaryOp, ConvGeometry, ConvOp, ConvRole, Dims, IDims, Library, Movement, Op, OpKind,
-    PoolGeometry, PoolOp, ReduceOp, Scalar, UnaryOp,
+    ArgOp, BinaryOp, Body, ConvGeometry, ConvOp, ConvRole, Dims, IDims, Library, LoopOp, Movement, Op,
+    OpKind, PoolGeometry, PoolOp, ReduceOp, Scalar, UnaryOp,
 };
 use crate::types::{DType, Shape, TensorType};
 use crate::verify::verify;
@@ -69,6 +69,8 @@ enum AttrValue {
     Int(String, Pos),
     /// A list of integers.
     List(Vec<(String, Pos)>),
+    /// A graph of the same text, `@name` (a loop's body).
+    Global(String, Pos),
 }
 
 /// A statement as read, before it becomes an op.
@@ -108,6 +110,26 @@ impl Attrs {
             (pos, AttrValue::List(_)) => {
                 Err(pos.err(format!("bad attribute `{key}`: expected {what}, found a list")))
             }
+            (_, AttrValue::Global(name, pos)) => {
+                Err(pos.err(format!("bad attribute `{key}`: expected {what}, found `@{name}`")))
+            }
+        }
+    }
+
+    /// A graph defined earlier in the text, `@name`.
+    fn global<'f>(
+        &mut self,
+        key: &'static str,
+        functions: &'f [(String, Body)],
+    ) -> Result<&'f Body, ParseError> {
+        match self.take(key)? {
+            (_, AttrValue::Global(name, pos)) => match functions.iter().find(|(n, _)| *n == name) {
+                Some((_, body)) => Ok(body),
+                None => Err(pos.err(format!("bad attribute `{key}`: no graph `@{name}` is defined above"))),
+            },
+            (pos, AttrValue::Int(..) | AttrValue::List(_)) => {
+                Err(pos.err(format!("bad attribute `{key}`: expected a graph `@name`")))
+            }
         }
     }
 
@@ -123,6 +145,9 @@ impl Attrs {
                 .collect(),
             (_, AttrValue::Int(text, pos)) => Err(pos.err(format!(
                 "bad attribute `{key}`: expected a list of {what} like `[0,1]`, found `{text}`"
+            ))),
+            (_, AttrValue::Global(name, pos)) => Err(pos.err(format!(
+                "bad attribute `{key}`: expected a list of {what} like `[0,1]`, found `@{name}`"
             ))),
         }
     }
@@ -157,7 +182,23 @@ const UINT: &str = "a non-negative integer";
 const UINTS: &str = "non-negative integers";
 
 /// Turns a statement into its op: finds the op by name and reads its attributes.
-fn build_op(stmt: &mut Stmt, protos: &[Op]) -> Result<Op, ParseError> {
+fn build_op(stmt: &mut Stmt, protos: &[Op], functions: &[(String, Body)]) -> Result<Op, ParseError> {
+    if stmt.op_name == "loop" {
+        if let Some((text, pos)) = stmt.literals.first() {
+            return Err(pos
+                .err(format!("unexpected `{text}`: `loop` takes operands `%v` and `key=value` attributes")));
+        }
+        let mut a = Attrs {
+            op: "loop",
+            pos: stmt.op_pos,
+            attrs: std::mem::take(&mut stmt.attrs).into_iter().map(Some).collect(),
+            expected: Vec::new(),
+        };
+        let body = a.global("body", functions)?.clone();
+        let op = Op::Loop(LoopOp { body, trips: a.int("trips", UINT)?, result: a.int("result", UINT)? });
+        a.finish()?;
+        return Ok(op);
+    }
     let Some(proto) = protos.iter().find(|p| p.name() == stmt.op_name) else {
         return Err(stmt.op_pos.err(format!("unknown op `{}`", stmt.op_name)));
     };
@@ -233,6 +274,7 @@ fn build_op(stmt: &mut Stmt, protos: &[Op]) -> Result<Op, ParseError> {
             };
             Op::Pool(PoolOp { role: p.role, geometry })
         }
+        Op::Loop(_) => return Err(stmt.op_pos.err("tenjit bug: `loop` is not a prototype")),
     };
     a.finish()?;
     Ok(op)
@@ -284,6 +326,7 @@ fn check_sizes(op: &Op, args: &[&TensorType], pos: Pos) -> Result<(), ParseError
         | OpKind::Elementwise
         | OpKind::Reduce
         | OpKind::Matmul
+        | OpKind::Loop(_)
         | OpKind::Movement(Movement::Permute { .. })
         | OpKind::Library(
             Library::Gather { .. } | Library::ScatterAdd { .. } | Library::Conv(_) | Library::Pool(_),
@@ -299,6 +342,8 @@ struct Parser {
     g: Graph,
     values: HashMap<Key, (NodeId, Pos)>,
     node_pos: HashMap<NodeId, Pos>,
+    /// The graphs defined before the current one, by name: the bodies its loops may name.
+    functions: Vec<(String, Body)>,
 }
 
 impl Parser {
@@ -494,7 +539,7 @@ impl Parser {
         stmt.ty = ty;
         stmt.ty_pos = ty_pos;
         let loc = self.end_line("the result type")?;
-        let op = build_op(&mut stmt, &self.protos)?;
+        let op = build_op(&mut stmt, &self.protos, &self.functions)?;
         let arg_tys: Vec<&TensorType> = stmt.operands.iter().map(|&a| self.g.ty(a)).collect();
         check_sizes(&op, &arg_tys, stmt.op_pos)?;
         let arg_text: Vec<String> = arg_tys.iter().map(|t| t.to_string()).collect();
@@ -552,6 +597,7 @@ impl Parser {
         let t = self.next();
         match &t.tok {
             Tok::Number(n) => Ok(AttrValue::Int(n.clone(), Pos::of(&t))),
+            Tok::Global(name) => Ok(AttrValue::Global(name.clone(), Pos::of(&t))),
             Tok::Punct('[') => {
                 let mut items = Vec::new();
                 if !self.is_punct(']') {
@@ -617,14 +663,36 @@ impl Parser {
         self.skip_blank();
         self.expect_punct('}', "`}` after `return`")?;
         self.skip_blank();
-        if self.peek().tok != Tok::Eof {
-            return Err(self.expected("end of input after the graph's `}`"));
-        }
         Ok(())
+    }
+
+    /// Graphs until the end of the input: each one but the last is a loop body the graphs
+    /// after it may name (`body=@name`); the last is the graph parsed.
+    fn graphs(&mut self) -> Result<(), ParseError> {
+        loop {
+            let start = self.peek().clone();
+            self.header()?;
+            self.body()?;
+            if self.peek().tok == Tok::Eof {
+                return Ok(());
+            }
+            if !matches!(&self.peek().tok, Tok::Word(w) if w == "graph") {
+                return Err(self.expected("end of input after the graph's `}`"));
+            }
+            let g = std::mem::replace(&mut self.g, Graph::new(""));
+            let name = g.name().to_string();
+            if self.functions.iter().any(|(n, _)| *n == name) {
+                return Err(Pos::of(&start).err(format!("duplicate graph `@{name}`")));
+            }
+            let body = Body::new(g).map_err(|e| Pos::of(&start).err(e.to_string()))?;
+            self.functions.push((name, body));
+            self.values.clear();
+            self.node_pos.clear();
+        }
     }
 }
 
-/// Parses one graph; see [`crate::text::parse`].
+/// Parses one graph, after the loop bodies it names; see [`crate::text::parse`].
 pub(crate) fn parse(text: &str) -> Result<Graph, ParseError> {
     parse_with_lines(text).map(|(g, _)| g)
 }
@@ -640,9 +708,10 @@ pub(crate) fn parse_with_lines(text: &str) -> Result<(Graph, super::Lines), Pars
         g: Graph::new(""),
         values: HashMap::new(),
         node_pos: HashMap::new(),
+        functions: Vec::new(),
     };
     // Report the first error in the text: the parser's, if it stops before the lexer did.
-    if let Err(e) = p.header().and_then(|()| p.body()) {
+    if let Err(e) = p.graphs() {
         return Err(match lex_error {
             Some(l) if (l.line, l.col) <= (e.line, e.col) => l,
             _ => e,

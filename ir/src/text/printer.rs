@@ -17,6 +17,9 @@ pub(crate) struct Listing {
     /// Whether the graph has a cycle (the body is then every node in index order).
     pub(crate) cyclic: bool,
     names: BTreeMap<NodeId, String>,
+    /// The printed name of each loop body, by its key (empty: bodies print under their own
+    /// graph's name).
+    bodies: Vec<(u128, String)>,
 }
 
 impl Listing {
@@ -38,7 +41,7 @@ impl Listing {
         for (k, n) in body.iter().enumerate() {
             names.insert(*n, format!("%{k}"));
         }
-        Listing { inputs, body, cyclic, names }
+        Listing { inputs, body, cyclic, names, bodies: Vec::new() }
     }
 
     /// The printed name of `n` (`%x`, `%3`), or `%?INDEX` for a node the listing lacks.
@@ -117,6 +120,11 @@ pub(crate) fn op_text(op: &Op) -> OpText {
         }
         Op::Conv(c) => attrs(c.attrs()),
         Op::Pool(p) => attrs(p.attrs()),
+        Op::Loop(l) => attrs(vec![
+            ("body", format!("@{}", quote_name(l.body.graph().name()))),
+            ("trips", l.trips.to_string()),
+            ("result", l.result.to_string()),
+        ]),
     }
 }
 
@@ -137,7 +145,12 @@ fn ty_text(g: &Graph, n: NodeId) -> String {
 /// The right-hand side of `n`'s definition: `op operands, attrs : type`.
 pub(crate) fn definition(g: &Graph, l: &Listing, n: NodeId) -> String {
     let op = g.op(n);
-    let text = op_text(op);
+    let mut text = op_text(op);
+    if let Op::Loop(lp) = op {
+        if let Some((_, name)) = l.bodies.iter().find(|(key, _)| *key == lp.body.key()) {
+            text.attrs[0].1 = format!("@{}", quote_name(name));
+        }
+    }
     let mut items: Vec<String> = g.args(n).iter().map(|&a| l.name(a)).collect();
     items.extend(text.literal);
     items.extend(text.attrs.iter().map(|(k, v)| format!("{k}={v}")));
@@ -150,12 +163,43 @@ pub(crate) fn definition(g: &Graph, l: &Listing, n: NodeId) -> String {
     s
 }
 
-/// Prints `g`; see [`crate::text::print`].
+/// Prints `g`; see [`crate::text::print`]. The bodies of its loops print first, each once,
+/// named `@NAME.loopK` in order of first use (a body's own loops before it), so the text is one
+/// self-contained unit whose last graph is `g`.
 pub(crate) fn print(g: &Graph) -> String {
-    let l = Listing::new(g);
+    let mut bodies: Vec<(u128, String, &Graph)> = Vec::new();
+    collect_bodies(g, g.name(), &mut bodies);
+    let names: Vec<(u128, String)> = bodies.iter().map(|(k, n, _)| (*k, n.clone())).collect();
     let mut out = String::new();
+    for (_, name, body) in &bodies {
+        print_one(body, name, &names, &mut out);
+        out.push('\n');
+    }
+    print_one(g, g.name(), &names, &mut out);
+    out
+}
+
+/// Adds the bodies of the loops of `g` not yet in `bodies`, each after the bodies it uses.
+fn collect_bodies<'g>(g: &'g Graph, root: &str, bodies: &mut Vec<(u128, String, &'g Graph)>) {
+    let order = g.live_order().unwrap_or_else(|| g.nodes());
+    for n in order {
+        if let Op::Loop(l) = g.op(n) {
+            if bodies.iter().any(|(k, _, _)| *k == l.body.key()) {
+                continue;
+            }
+            collect_bodies(l.body.graph(), root, bodies);
+            let name = format!("{root}.loop{}", bodies.len());
+            bodies.push((l.body.key(), name, l.body.graph()));
+        }
+    }
+}
+
+/// Prints one graph under `name`, naming loop bodies by `bodies`.
+fn print_one(g: &Graph, name: &str, bodies: &[(u128, String)], out: &mut String) {
+    let mut l = Listing::new(g);
+    l.bodies = bodies.to_vec();
     let params: Vec<String> = l.inputs.iter().map(|&i| format!("{}: {}", l.name(i), ty_text(g, i))).collect();
-    let _ = writeln!(out, "graph @{}({}) {{", quote_name(g.name()), params.join(", "));
+    let _ = writeln!(out, "graph @{}({}) {{", quote_name(name), params.join(", "));
     if l.cyclic {
         out.push_str("  ; error: the graph has a cycle; its nodes are listed in index order\n");
     }
@@ -185,5 +229,4 @@ pub(crate) fn print(g: &Graph) -> String {
         out.push_str(&outputs.join(", "));
     }
     out.push_str("\n}\n");
-    out
 }

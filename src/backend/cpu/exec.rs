@@ -3,15 +3,18 @@
 //! cores; row groups run block of rows by block of rows (`group`), matrix products go to
 //! `gemm`, and the few ops without a kernel run as library routines (`library`).
 //!
-//! The executor sits above `group` and `library`, which sit above `pool` (the workers and the
-//! error type): nothing below calls back up.
+//! Loop steps run their compiled bodies (`loops`).
+//!
+//! The executor sits above `loops`, `group` and `library`, which sit above `pool` (the workers,
+//! kernel launches and the error type): nothing below calls back up.
 
-use super::codegen::{self, CompiledKernel, KernelError};
+use super::codegen::{self, CompiledKernel};
 use super::gemm;
 use super::group;
 use super::library::{self, Operand};
+use super::loops::CompiledBody;
 use super::memory::{self, step_buffers, MemoryPlan};
-use super::pool::{data_ptr, on_workers, Ptrs, PARALLEL_MIN_ELEMENTS};
+use super::pool::{data_ptr, run_kernel};
 use crate::error::EvalErrorKind;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,6 +29,8 @@ pub struct CpuExecutable {
     program: Program,
     /// The compiled kernel of each step (`None` for non-kernel steps).
     kernels: Vec<Option<CompiledKernel>>,
+    /// The compiled body of each loop step (`None` for other steps).
+    loops: Vec<Option<Box<CompiledBody>>>,
     memory: MemoryPlan,
     /// The buffers released after each step.
     releases: Vec<Vec<BufId>>,
@@ -41,7 +46,7 @@ impl CpuExecutable {
             .iter()
             .filter_map(|step| match step {
                 Step::Kernel(k) => Some(k),
-                Step::Matmul(_) | Step::Op(_) => None,
+                Step::Matmul(_) | Step::Op(_) | Step::Loop(_) => None,
             })
             .collect();
         let mut compiled = codegen::compile_all(&list, &program.buffers, threads())
@@ -52,9 +57,17 @@ impl CpuExecutable {
             .iter()
             .map(|step| match step {
                 Step::Kernel(_) => compiled.next(),
-                Step::Matmul(_) | Step::Op(_) => None,
+                Step::Matmul(_) | Step::Op(_) | Step::Loop(_) => None,
             })
             .collect();
+        let loops = program
+            .steps
+            .iter()
+            .map(|step| match step {
+                Step::Loop(l) => CompiledBody::compile(l.body.clone()).map(|body| Some(Box::new(body))),
+                Step::Kernel(_) | Step::Matmul(_) | Step::Op(_) => Ok(None),
+            })
+            .collect::<Result<_, _>>()?;
         let memory = memory::plan(&program);
         let mut releases = vec![Vec::new(); program.steps.len()];
         for (b, r) in memory.release_after.iter().enumerate() {
@@ -64,7 +77,7 @@ impl CpuExecutable {
         }
         static COMPILED: AtomicU64 = AtomicU64::new(0);
         let id = COMPILED.fetch_add(1, Ordering::Relaxed);
-        Ok(CpuExecutable { program, kernels, memory, releases, id })
+        Ok(CpuExecutable { program, kernels, loops, memory, releases, id })
     }
 
     /// The program.
@@ -170,6 +183,7 @@ impl CpuExecutable {
                     Step::Kernel(_) => "elementwise",
                     Step::Matmul(_) => "matmul",
                     Step::Op(op) => op.op.name(),
+                    Step::Loop(_) => "loop",
                 };
                 (format!("{}  {}  {}", one[0], one[1], one[2]), kind.to_string())
             }
@@ -211,6 +225,34 @@ impl CpuExecutable {
                 temps[op.out] = Some(out);
                 r?;
             }
+            (Step::Loop(l), _) => {
+                let body = self.loops[s]
+                    .as_deref()
+                    .ok_or_else(|| ExecError::internal("a loop body was not compiled"))?;
+                let mut outs = Vec::with_capacity(l.outs.len());
+                for &o in &l.outs {
+                    outs.push(
+                        temps[o]
+                            .take()
+                            .ok_or_else(|| ExecError::internal("a loop's output is not a temp"))?,
+                    );
+                }
+                let r = {
+                    let args: Vec<&Data> = l.args.iter().map(|&a| self.data(a, inputs, temps)).collect();
+                    // A failure inside the body is the loop's: the body's nodes are no nodes of
+                    // the graph the caller evaluated.
+                    super::loops::run(l, body, &args, &mut outs).map_err(|mut e| {
+                        e.origin.node = l.origin;
+                        e.origin.step =
+                            Some(format!("loop step {s}, {}", e.origin.step.as_deref().unwrap_or("body")));
+                        e
+                    })
+                };
+                for (&o, d) in l.outs.iter().zip(outs) {
+                    temps[o] = Some(d);
+                }
+                r?;
+            }
             (Step::Kernel(k), None) => {
                 return Err(ExecError::internal(format!("kernel {} was not compiled", k.name)));
             }
@@ -242,23 +284,4 @@ impl CpuExecutable {
             .collect();
         library::run(step, &args, out, buffers[step.out].ty.shape.dims())
     }
-}
-
-fn run_kernel(ck: &CompiledKernel, ptrs: &[*mut u8], work: usize) -> Result<(), KernelError> {
-    let outer = ck.outer_len();
-    let n = threads().min(outer);
-    if work < PARALLEL_MIN_ELEMENTS || n <= 1 {
-        // SAFETY: `ptrs` holds one valid pointer per buffer of the program, each to an
-        // allocation of the buffer's declared type and size; the kernel was compiled for
-        // these declarations and reads and writes only within them.
-        return unsafe { ck.run(ptrs, 0, outer) };
-    }
-    let shared = Ptrs::new(ptrs);
-    let chunk = outer.div_ceil(n);
-    on_workers(n, |t| {
-        let (start, end) = (t * chunk, ((t + 1) * chunk).min(outer));
-        // SAFETY: as above; the tasks cover disjoint `start..end` ranges of the outermost
-        // output dimension, so their writes do not overlap.
-        unsafe { ck.run(shared.get(), start, end) }
-    })
 }

@@ -124,6 +124,7 @@ pub(super) fn run(
                     }
                 }
             }
+            Step::Loop(_) => return Err(ExecError::internal("a loop in a row group")),
         }
     }
     for &b in &read {
@@ -180,6 +181,7 @@ pub(super) fn run(
                         }
                         Step::Matmul(m) => matmul_rows(program, g, m, &mine, r0, r1)?,
                         Step::Op(op) => op_rows(program, g, op, &mine, r0, r1)?,
+                        Step::Loop(_) => unreachable!("checked above"),
                     }
                 }
             }
@@ -369,7 +371,8 @@ fn op_rows(
         | Op::Concat { .. }
         | Op::Matmul
         | Op::Gather { .. }
-        | Op::ScatterAdd { .. } => Err(ExecError::internal(format!("{name} in a row group"))),
+        | Op::ScatterAdd { .. }
+        | Op::Loop(_) => Err(ExecError::internal(format!("{name} in a row group"))),
     }
 }
 

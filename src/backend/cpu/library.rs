@@ -124,7 +124,8 @@ pub(super) fn run(
         | Op::Permute { .. }
         | Op::Expand { .. }
         | Op::Slice { .. }
-        | Op::Matmul => Err(internal(step, "not a library routine")),
+        | Op::Matmul
+        | Op::Loop(_) => Err(internal(step, "not a library routine")),
     }
 }
 

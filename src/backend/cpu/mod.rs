@@ -8,8 +8,10 @@ pub mod exec;
 pub mod gemm;
 mod group;
 mod library;
+mod loops;
 mod maxpool;
 mod pool;
+mod small_matmul;
 
 pub use group::set_block_rows;
 pub mod memory;

@@ -1,5 +1,5 @@
-//! The bottom of the CPU executor: the worker pool, the buffer pointers its tasks share, and
-//! the error a run returns. The executor ([`exec`](super::exec)), row groups
+//! The bottom of the CPU executor: the worker pool, the buffer pointers its tasks share, the
+//! launch of one compiled kernel over its space, and the error a run returns. The executor ([`exec`](super::exec)), row groups
 //! ([`group`](super::group)) and library routines ([`library`](super::library)) build on this
 //! module, which depends on none of them.
 //!
@@ -156,4 +156,29 @@ pub(super) fn on_row_ranges<T: Send, E: Send>(
         })
         .collect();
     results.into_iter().collect()
+}
+
+/// Runs compiled kernel `ck` over all of its space on the buffers `ptrs`, split across the
+/// workers when `work` (its number of points) is large.
+pub(super) fn run_kernel(
+    ck: &super::codegen::CompiledKernel,
+    ptrs: &[*mut u8],
+    work: usize,
+) -> Result<(), KernelError> {
+    let outer = ck.outer_len();
+    let n = threads().min(outer);
+    if work < PARALLEL_MIN_ELEMENTS || n <= 1 {
+        // SAFETY: `ptrs` holds one valid pointer per buffer of the program, each to an
+        // allocation of the buffer's declared type and size; the kernel was compiled for
+        // these declarations and reads and writes only within them.
+        return unsafe { ck.run(ptrs, 0, outer) };
+    }
+    let shared = Ptrs::new(ptrs);
+    let chunk = outer.div_ceil(n);
+    on_workers(n, |t| {
+        let (start, end) = (t * chunk, ((t + 1) * chunk).min(outer));
+        // SAFETY: as above; the tasks cover disjoint `start..end` ranges of the outermost
+        // output dimension, so their writes do not overlap.
+        unsafe { ck.run(shared.get(), start, end) }
+    })
 }

@@ -69,7 +69,7 @@ pub fn kernel_failure(program: &Program, failure: &DeviceFailure) -> Error {
                         _ => None,
                     }
                 }),
-                Step::Matmul(_) | Step::Op(_) => None,
+                Step::Matmul(_) | Step::Op(_) | Step::Loop(_) => None,
             });
             Error::eval_of(E::Arithmetic, op, *message, found.unwrap_or_default())
         }
@@ -85,7 +85,7 @@ pub fn kernel_failure(program: &Program, failure: &DeviceFailure) -> Error {
                     let origin = EvalOrigin { node: s.origin, step: Some(format!("{op} step")) };
                     Some((axis, size, origin))
                 }
-                Step::Kernel(_) | Step::Matmul(_) | Step::Op(_) => None,
+                Step::Kernel(_) | Step::Matmul(_) | Step::Op(_) | Step::Loop(_) => None,
             });
             match found {
                 Some((axis, Some(size), origin)) => Error::eval_of(

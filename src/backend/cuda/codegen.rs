@@ -321,6 +321,12 @@ pub fn render_program(program: &Program) -> Result<CudaModule, CodegenError> {
                 op,
                 &program.buffers,
             )?),
+            Step::Loop(_) => {
+                return Err(CodegenError::Unsupported {
+                    step: format!("{}_s{i}_loop", program.name),
+                    message: "fori_loop is not compiled for CUDA yet (run it on the CPU backend)".into(),
+                })
+            }
         });
     }
     let half = program.buffers.iter().any(|b| b.ty.dtype.is_half());

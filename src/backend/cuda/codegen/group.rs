@@ -145,7 +145,9 @@ pub fn render_group(program: &Program, g: &Group, index: usize) -> Result<Render
         .iter()
         .map(|s| match s {
             Step::Kernel(k) => Ok(tenjit_ir::kernel::half::widened(k).into_owned()),
-            Step::Matmul(_) | Step::Op(_) => Err(invalid(&name, "a step that is not a kernel")),
+            Step::Matmul(_) | Step::Op(_) | Step::Loop(_) => {
+                Err(invalid(&name, "a step that is not a kernel"))
+            }
         })
         .collect::<Result<_, _>>()?;
     let block = kernels.iter().map(|k| step_block(k, g.rows)).max().unwrap_or(32);
