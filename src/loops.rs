@@ -153,28 +153,34 @@ fn body_graph(carried: &[Tensor], counter: &Tensor, results: &[Tensor]) -> (Grap
     let roots: Vec<&Tensor> = results.iter().collect();
     let flat = Flat::walk(&roots, |t, _| !t.is_realized());
     let is_placeholder = |t: &Tensor| t.same_node(counter) || carried.iter().any(|c| c.same_node(t));
-    // Whether each entry is computed in the body: what depends on a placeholder, and the
-    // cheap values (constants, `iota`, views and casts of them) that fuse into their users
-    // rather than being materialized once as invariants.
+    // Whether each entry is computed in the body: what depends on a placeholder, the cheap
+    // values (constants, `iota`, views and casts of them) that fuse into their users rather
+    // than being materialized once as invariants, and views of invariants (a loop's operands
+    // are dense buffers, so hoisting `x.t()` would copy `x` transposed before the loop and
+    // make every trip read both; inside, the body reads `x` through the view).
     let mut inside = vec![false; flat.entries.len()];
     let mut cheap = vec![false; flat.entries.len()];
+    // What depends on a placeholder: it changes from trip to trip.
+    let mut variant = vec![false; flat.entries.len()];
     for (p, e) in flat.entries.iter().enumerate() {
-        let (depends, is_cheap) = match &e.op {
-            None => (is_placeholder(&e.tensor), false),
+        let (depends, is_cheap, is_view) = match &e.op {
+            None => (is_placeholder(&e.tensor), false, false),
             Some((op, args)) => {
-                let depends = args.iter().any(|&a| inside[a as usize] && !cheap[a as usize]);
-                let is_cheap = match op {
-                    Op::Const { .. } | Op::Iota { .. } => true,
-                    Op::Reshape { .. } | Op::Expand { .. } | Op::Permute { .. } | Op::Cast { .. } => {
-                        args.iter().all(|&a| cheap[a as usize])
+                let depends = args.iter().any(|&a| variant[a as usize]);
+                let all_cheap = args.iter().all(|&a| cheap[a as usize]);
+                match op {
+                    Op::Const { .. } | Op::Iota { .. } => (depends, true, false),
+                    Op::Cast { .. } => (depends, all_cheap, false),
+                    Op::Reshape { .. } | Op::Expand { .. } | Op::Permute { .. } | Op::Slice { .. } => {
+                        (depends, all_cheap, true)
                     }
-                    _ => false,
-                };
-                (depends, is_cheap)
+                    _ => (depends, false, false),
+                }
             }
         };
+        variant[p] = depends;
         cheap[p] = is_cheap && !depends;
-        inside[p] = depends || cheap[p];
+        inside[p] = depends || cheap[p] || is_view;
     }
     // What the body needs: its results, and the operands of what it computes; a needed value
     // not computed inside is an invariant input.

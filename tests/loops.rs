@@ -269,3 +269,43 @@ fn a_body_returning_a_captured_tensor_or_a_constant() {
     });
     assert_eq!(got, vec![vec![7.0, 8.0], vec![0.0, 0.0]]);
 }
+
+#[test]
+fn views_of_invariants_stay_views_inside_the_body() {
+    // `x.t()` of a captured matrix: hoisting it would copy `x` transposed into a dense loop
+    // operand before the loop (and every trip would read both); the body reads `x` through the
+    // view instead, as one step of `jit` would. A value computed from invariants alone through
+    // a view (`x.t() @ x`) is still computed once, before the loop.
+    let case = || {
+        let x = tensor!([[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]]);
+        let w = tensor!([0.1, 0.2]);
+        let out = tenjit::fori_loop(4, &[w], |c| {
+            let gram = x.t().matmul(&x).sum();
+            vec![&c[0] * 0.5 + x.matmul(&x.t().matmul(&c[0])) * 0.01 + gram * 0.001]
+        });
+        let list = tenjit::inspect(&[&out[0]]).kernels().to_string();
+        let before_loop = |kind: &str| {
+            list.lines().filter(|l| l.contains(kind) && l.contains("dense operand of loop")).count() as f32
+        };
+        values(&out)
+            .into_iter()
+            .chain([vec![before_loop("elementwise"), before_loop("reduce sum")]])
+            .collect()
+    };
+    let got = both(1e-5, case);
+    assert_eq!(
+        got[1],
+        [0.0, 1.0],
+        "no copy of a view for the loop; the invariant sum computed once before it"
+    );
+    let (x, mut w) = ([[1.0f32, 2.0, 0.5], [0.0, -1.0, 3.0]], [0.1f32, 0.2]);
+    let gram: f32 = (0..3).map(|i| (0..3).map(|j| x[0][i] * x[0][j] + x[1][i] * x[1][j]).sum::<f32>()).sum();
+    for _ in 0..4 {
+        let v: Vec<f32> = (0..3).map(|j| x[0][j] * w[0] + x[1][j] * w[1]).collect();
+        let xv: Vec<f32> = (0..2).map(|i| (0..3).map(|j| x[i][j] * v[j]).sum()).collect();
+        w = [w[0] * 0.5 + xv[0] * 0.01 + gram * 0.001, w[1] * 0.5 + xv[1] * 0.01 + gram * 0.001];
+    }
+    for (g, e) in got[0].iter().zip(w) {
+        assert!((g - e).abs() <= 1e-5 * (1.0 + e.abs()), "{:?} against {w:?}", got[0]);
+    }
+}
