@@ -174,7 +174,21 @@ fn body_graph(carried: &[Tensor], counter: &Tensor, results: &[Tensor]) -> (Grap
                     Op::Reshape { .. } | Op::Expand { .. } | Op::Permute { .. } | Op::Slice { .. } => {
                         (depends, all_cheap, true)
                     }
-                    _ => (depends, false, false),
+                    Op::Input { .. }
+                    | Op::Rand { .. }
+                    | Op::Unary(_)
+                    | Op::Binary(_)
+                    | Op::Where
+                    | Op::Reduce { .. }
+                    | Op::ArgReduce { .. }
+                    | Op::Pad { .. }
+                    | Op::Concat { .. }
+                    | Op::Matmul
+                    | Op::Gather { .. }
+                    | Op::ScatterAdd { .. }
+                    | Op::Conv(_)
+                    | Op::Pool(_)
+                    | Op::Loop(_) => (depends, false, false),
                 }
             }
         };

@@ -8,7 +8,6 @@
 //! The executor sits above `loops`, `group` and `library`, which sit above `pool` (the workers,
 //! kernel launches and the error type): nothing below calls back up.
 
-use super::codegen::{self, CompiledKernel};
 use super::gemm;
 use super::group;
 use super::library::{self, Operand};
@@ -26,11 +25,8 @@ pub use super::pool::{threads, ExecError};
 
 /// A program whose kernels are compiled to machine code.
 pub struct CpuExecutable {
-    program: Program,
-    /// The compiled kernel of each step (`None` for non-kernel steps).
-    kernels: Vec<Option<CompiledKernel>>,
-    /// The compiled body of each loop step (`None` for other steps).
-    loops: Vec<Option<Box<CompiledBody>>>,
+    /// The program, its compiled kernels and its compiled loop bodies.
+    body: CompiledBody,
     memory: MemoryPlan,
     /// The buffers released after each step.
     releases: Vec<Vec<BufId>>,
@@ -39,37 +35,11 @@ pub struct CpuExecutable {
 }
 
 impl CpuExecutable {
-    /// Compiles every kernel of `program`.
+    /// Compiles every kernel of `program` (and of the bodies of its loops).
     pub fn compile(program: Program) -> Result<CpuExecutable, ExecError> {
-        let list: Vec<&tenjit_ir::kernel::Kernel> = program
-            .steps
-            .iter()
-            .filter_map(|step| match step {
-                Step::Kernel(k) => Some(k),
-                Step::Matmul(_) | Step::Op(_) | Step::Loop(_) => None,
-            })
-            .collect();
-        let mut compiled = codegen::compile_all(&list, &program.buffers, threads())
-            .map_err(|e| ExecError::internal(format!("compiling kernels: {e}")))?
-            .into_iter();
-        let kernels = program
-            .steps
-            .iter()
-            .map(|step| match step {
-                Step::Kernel(_) => compiled.next(),
-                Step::Matmul(_) | Step::Op(_) | Step::Loop(_) => None,
-            })
-            .collect();
-        let loops = program
-            .steps
-            .iter()
-            .map(|step| match step {
-                Step::Loop(l) => CompiledBody::compile(l.body.clone()).map(|body| Some(Box::new(body))),
-                Step::Kernel(_) | Step::Matmul(_) | Step::Op(_) => Ok(None),
-            })
-            .collect::<Result<_, _>>()?;
-        let memory = memory::plan(&program);
-        let mut releases = vec![Vec::new(); program.steps.len()];
+        let body = CompiledBody::compile(program)?;
+        let memory = memory::plan(&body.program);
+        let mut releases = vec![Vec::new(); body.program.steps.len()];
         for (b, r) in memory.release_after.iter().enumerate() {
             if let Some(s) = r {
                 releases[*s].push(b);
@@ -77,12 +47,12 @@ impl CpuExecutable {
         }
         static COMPILED: AtomicU64 = AtomicU64::new(0);
         let id = COMPILED.fetch_add(1, Ordering::Relaxed);
-        Ok(CpuExecutable { program, kernels, loops, memory, releases, id })
+        Ok(CpuExecutable { body, memory, releases, id })
     }
 
     /// The program.
     pub fn program(&self) -> &Program {
-        &self.program
+        &self.body.program
     }
 
     /// The program's memory plan.
@@ -92,7 +62,7 @@ impl CpuExecutable {
 
     /// Runs the program on `inputs` (one per graph input, typed as declared).
     pub fn run(&self, inputs: &[Arc<Buffer>]) -> Result<Vec<Buffer>, ExecError> {
-        let p = &self.program;
+        let p = &self.body.program;
         // Inputs are borrowed; temps are allocated just before the step that writes them and
         // released right after their last reader (see `memory`).
         let mut temps: Vec<Option<Data>> = vec![None; p.buffers.len()];
@@ -136,7 +106,7 @@ impl CpuExecutable {
             }
             let start = profiling.then(Instant::now);
             if let Some(g) = group {
-                group::run(p, &self.kernels, g, &ptrs)?;
+                group::run(p, &self.body.kernels, g, &ptrs)?;
             } else {
                 self.run_step(s, inputs, &mut temps, &mut ptrs)?;
             }
@@ -174,7 +144,7 @@ impl CpuExecutable {
     /// A step as the profile names and classifies it: its kernel-list cells, or for a row
     /// group the names of its steps and the first one's space.
     fn step_name(&self, span: std::ops::Range<usize>) -> (String, String) {
-        let steps = &self.program.steps[span];
+        let steps = &self.body.program.steps[span];
         let cells: Vec<[String; 5]> = steps.iter().map(print::step_cells).collect();
         match (cells.as_slice(), steps) {
             ([one], [step]) => {
@@ -202,7 +172,7 @@ impl CpuExecutable {
         temps: &mut [Option<Data>],
         ptrs: &mut [*mut u8],
     ) -> Result<(), ExecError> {
-        let (step, kernel) = (&self.program.steps[s], &self.kernels[s]);
+        let (step, kernel) = (&self.body.program.steps[s], &self.body.kernels[s]);
         match (step, kernel) {
             (Step::Kernel(k), Some(ck)) => {
                 let work: usize = k.space.iter().product();
@@ -226,7 +196,7 @@ impl CpuExecutable {
                 r?;
             }
             (Step::Loop(l), _) => {
-                let body = self.loops[s]
+                let body = self.body.loops[s]
                     .as_deref()
                     .ok_or_else(|| ExecError::internal("a loop body was not compiled"))?;
                 let mut outs = Vec::with_capacity(l.outs.len());
@@ -262,7 +232,7 @@ impl CpuExecutable {
 
     /// A buffer's data, wherever it lives.
     fn data<'a>(&self, id: BufId, inputs: &'a [Arc<Buffer>], temps: &'a [Option<Data>]) -> &'a Data {
-        match self.program.buffers[id].kind {
+        match self.body.program.buffers[id].kind {
             BufferKind::Input(i) => inputs[i].data(),
             BufferKind::Temp => temps[id].as_ref().expect("written before it is read"),
         }
@@ -276,7 +246,7 @@ impl CpuExecutable {
         temps: &[Option<Data>],
         out: &mut Data,
     ) -> Result<(), ExecError> {
-        let buffers = &self.program.buffers;
+        let buffers = &self.body.program.buffers;
         let args: Vec<Operand<'_>> = step
             .args
             .iter()

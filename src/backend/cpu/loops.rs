@@ -25,13 +25,14 @@ use crate::error::EvalErrorKind;
 use tenjit_ir::kernel::{BufId, BufferKind, Group, LoopStep, Program, Step};
 use tenjit_ir::{DType, Data};
 
-/// A loop body's program with its kernels compiled, and the compiled bodies of its own loops.
+/// A program with its kernels compiled, and the compiled bodies of its loops: a loop body, or
+/// (inside [`CpuExecutable`](super::exec::CpuExecutable)) a whole program.
 pub(super) struct CompiledBody {
-    program: Program,
+    pub(super) program: Program,
     /// The compiled kernel of each step (`None` for the steps that are not kernels).
-    kernels: Vec<Option<CompiledKernel>>,
+    pub(super) kernels: Vec<Option<CompiledKernel>>,
     /// The compiled body of each loop step (`None` for other steps).
-    loops: Vec<Option<Box<CompiledBody>>>,
+    pub(super) loops: Vec<Option<Box<CompiledBody>>>,
 }
 
 impl CompiledBody {
@@ -46,7 +47,7 @@ impl CompiledBody {
             })
             .collect();
         let mut compiled = codegen::compile_all(&list, &program.buffers, threads())
-            .map_err(|e| ExecError::internal(format!("compiling a loop body's kernels: {e}")))?
+            .map_err(|e| ExecError::internal(format!("compiling kernels: {e}")))?
             .into_iter();
         let mut kernels = Vec::with_capacity(program.steps.len());
         let mut loops = Vec::with_capacity(program.steps.len());
