@@ -272,6 +272,39 @@ impl Inst {
             }
         }
     }
+
+    /// The index map of a load, an `iota` or a random draw's counter (over the loop indices);
+    /// `None` for the instructions that have none.
+    pub fn index(&self) -> Option<&IndexMap> {
+        match self {
+            Inst::Load { index, .. } | Inst::Iota { index } | Inst::Rand { counter: index, .. } => {
+                Some(index)
+            }
+            Inst::Const(_)
+            | Inst::Unary(..)
+            | Inst::Binary(..)
+            | Inst::Where(..)
+            | Inst::Cast(_)
+            | Inst::Acc
+            | Inst::AccValue => None,
+        }
+    }
+
+    /// [`Inst::index`], to change it.
+    pub fn index_mut(&mut self) -> Option<&mut IndexMap> {
+        match self {
+            Inst::Load { index, .. } | Inst::Iota { index } | Inst::Rand { counter: index, .. } => {
+                Some(index)
+            }
+            Inst::Const(_)
+            | Inst::Unary(..)
+            | Inst::Binary(..)
+            | Inst::Where(..)
+            | Inst::Cast(_)
+            | Inst::Acc
+            | Inst::AccValue => None,
+        }
+    }
 }
 
 /// Whether instruction `i` of `list` can fail at run time: an integer `//`, `%` or `**`.

@@ -11,7 +11,7 @@
 //! are unchanged, so the program computes the same values; a reduced axis of extent 1 stays,
 //! so a reduction stays a reduction.
 
-use super::{IndexMap, Inst, Kernel, Program, Step};
+use super::{IndexMap, Kernel, Program, Step};
 
 /// Drops the unreduced unit axes of every kernel of `p` (see the module docs).
 pub fn squeeze(p: &mut Program) {
@@ -37,17 +37,8 @@ fn squeeze_kernel(k: &mut Kernel) {
     };
     for (list, keep) in [(&mut k.body, &keep), (&mut k.epilogue, &out_keep)] {
         for instr in list.iter_mut() {
-            match &mut instr.inst {
-                Inst::Load { index, .. } | Inst::Iota { index } | Inst::Rand { counter: index, .. } => {
-                    drop(index, keep)
-                }
-                Inst::Const(_)
-                | Inst::Unary(..)
-                | Inst::Binary(..)
-                | Inst::Where(..)
-                | Inst::Cast(_)
-                | Inst::Acc
-                | Inst::AccValue => {}
+            if let Some(index) = instr.inst.index_mut() {
+                drop(index, keep);
             }
         }
     }

@@ -373,8 +373,8 @@ pub(super) fn plan<'k>(k: &'k Kernel, buffers: &[BufferDecl]) -> Result<Plan<'k>
 
     // Every map, expressed over the full space: body maps as they are, epilogue maps and the
     // store map with stride 0 on reduced dims.
-    let body_ix: Vec<Option<&IndexMap>> = k.body.iter().map(|i| index_of(&i.inst)).collect();
-    let epi_ix: Vec<Option<&IndexMap>> = k.epilogue.iter().map(|i| index_of(&i.inst)).collect();
+    let body_ix: Vec<Option<&IndexMap>> = k.body.iter().map(|i| i.inst.index()).collect();
+    let epi_ix: Vec<Option<&IndexMap>> = k.epilogue.iter().map(|i| i.inst.index()).collect();
     let mut out_strides = vec![0i64; out_space.len()];
     let mut acc = 1i64;
     for (d, &n) in out_space.iter().enumerate().rev() {
@@ -453,19 +453,6 @@ pub(super) fn plan<'k>(k: &'k Kernel, buffers: &[BufferDecl]) -> Result<Plan<'k>
     };
     p.shape = choose_shape(&p);
     Ok(p)
-}
-
-fn index_of(i: &Inst) -> Option<&IndexMap> {
-    match i {
-        Inst::Load { index, .. } | Inst::Iota { index } | Inst::Rand { counter: index, .. } => Some(index),
-        Inst::Const(_)
-        | Inst::Unary(..)
-        | Inst::Binary(..)
-        | Inst::Where(..)
-        | Inst::Cast(_)
-        | Inst::Acc
-        | Inst::AccValue => None,
-    }
 }
 
 /// Which instructions of a program vary along `dim` (depend on an index map with a nonzero

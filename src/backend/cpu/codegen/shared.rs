@@ -98,19 +98,8 @@ impl Key {
             list.iter()
                 .map(|i| {
                     let mut i = i.clone();
-                    match &mut i.inst {
-                        Inst::Load { index, .. }
-                        | Inst::Iota { index }
-                        | Inst::Rand { counter: index, .. } => {
-                            *index = IndexMap { offset: 0, strides: Vec::new() }
-                        }
-                        Inst::Const(_)
-                        | Inst::Unary(..)
-                        | Inst::Binary(..)
-                        | Inst::Where(..)
-                        | Inst::Cast(_)
-                        | Inst::Acc
-                        | Inst::AccValue => {}
+                    if let Some(index) = i.inst.index_mut() {
+                        *index = IndexMap { offset: 0, strides: Vec::new() };
                     }
                     i
                 })
