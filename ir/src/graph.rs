@@ -16,6 +16,10 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt;
 
+mod symbolic;
+
+pub use symbolic::BindError;
+
 /// A node of a [`Graph`]. Its `Display` is `%index`; printing a whole graph renumbers densely.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeId(u32);
@@ -60,6 +64,9 @@ pub struct Graph {
     /// Slots of `g`, vacant ones included: one past the largest index ever given out (petgraph's
     /// `node_bound` stops at the last occupied slot).
     slots: usize,
+    /// The size symbols its shapes may use, their sizes at the hints, and the guards its type
+    /// rules added (see [`symbolic`]).
+    sym: symbolic::SymInfo,
 }
 
 impl Graph {
@@ -71,6 +78,7 @@ impl Graph {
             inputs: Vec::new(),
             outputs: Vec::new(),
             slots: 0,
+            sym: Default::default(),
         }
     }
 
@@ -144,7 +152,7 @@ impl Graph {
                 }
             }
         }
-        let ty = op.infer(&tys)?;
+        let ty = self.sym.infer(&op, &tys)?;
         let id = self.g.add_node(NodeData { op, ty, loc, args: SmallVec::from_slice(args) });
         self.slots = self.slots.max(id.index() + 1);
         for (pos, &a) in args.iter().enumerate() {
@@ -246,7 +254,7 @@ impl Graph {
                 None => return err(format!("operand {a} does not exist")),
             }
         }
-        let ty = op.infer(&tys)?;
+        let ty = self.sym.infer(&op, &tys)?;
         if ty != self.g[n.ix()].ty {
             return err(format!("the new op gives {ty} but {n} is typed {}", self.g[n.ix()].ty));
         }
@@ -456,6 +464,7 @@ impl Graph {
         for o in &self.outputs {
             f.add(&position.get(o.index()).copied().unwrap_or(u32::MAX));
         }
+        self.sym.hash_into(&mut f);
         f.finish()
     }
 }

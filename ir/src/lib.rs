@@ -31,7 +31,8 @@ pub mod types;
 pub mod verify;
 
 pub use buffer::{Buffer, Data, Element};
-pub use graph::{Fingerprint, Graph, NodeId};
+pub use graph::{BindError, Fingerprint, Graph, NodeId};
+pub use ops::Guard;
 pub use ops::{
     Accepts, Accuracy, ArgOp, BinaryOp, CpuLowering, CudaForm, Op, OpError, OpErrorKind, ReduceOp, Scalar,
     UnaryOp,

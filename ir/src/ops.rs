@@ -22,11 +22,14 @@ mod conv;
 mod kind;
 mod loops;
 mod pool;
+mod symbolic;
 
 pub use conv::{ConvGeometry, ConvOp, ConvRole, ConvSizes};
 pub use kind::{Library, Movement, OpKind};
 pub use loops::{counter_type, Body, LoopOp};
 pub use pool::{PoolGeometry, PoolOp, PoolRole};
+pub use symbolic::Guard;
+pub(crate) use symbolic::{has_symbolic_attr, infer_dims, SymEnv};
 
 use crate::types::{broadcast_shapes, Category, DType, Shape, TensorType};
 use smallvec::SmallVec;
@@ -631,7 +634,7 @@ impl Op {
                     .filter(|(i, _)| !axes.contains(i))
                     .map(|(_, &d)| d)
                     .collect();
-                Ok(TensorType::new(x.dtype, Shape(shape)))
+                Ok(TensorType::new(x.dtype, Shape::from(shape)))
             }
             Op::ArgReduce { axis, .. } => {
                 let x = args[0];
@@ -647,7 +650,7 @@ impl Op {
                 }
                 let mut shape = x.shape.0.clone();
                 shape.remove(*axis);
-                Ok(TensorType::new(DType::I64, Shape(shape)))
+                Ok(TensorType::new(DType::I64, Shape::from(shape)))
             }
             Op::Reshape { shape } => {
                 if shape.numel() != args[0].shape.numel() {
@@ -670,7 +673,7 @@ impl Op {
                     );
                 }
                 let shape: Dims = perm.iter().map(|&p| x.shape.0[p]).collect();
-                Ok(TensorType::new(x.dtype, Shape(shape)))
+                Ok(TensorType::new(x.dtype, Shape::from(shape)))
             }
             Op::Expand { shape } => {
                 let x = args[0];
@@ -711,7 +714,7 @@ impl Op {
                         }
                     }
                 }
-                Ok(TensorType::new(x.dtype, Shape(size.clone())))
+                Ok(TensorType::new(x.dtype, Shape::from(size.clone())))
             }
             Op::Pad { lo, hi } => {
                 let x = args[0];
@@ -725,7 +728,7 @@ impl Op {
                     .map(|d| lo[d].checked_add(x.shape.0[d])?.checked_add(hi[d]))
                     .collect();
                 match shape {
-                    Some(shape) => Ok(TensorType::new(x.dtype, Shape(shape))),
+                    Some(shape) => Ok(TensorType::new(x.dtype, Shape::from(shape))),
                     None => err(
                         OpErrorKind::Size,
                         format!("padding {x} by {lo:?} and {hi:?} overflows its sizes"),
@@ -775,7 +778,7 @@ impl Op {
                 }
                 let mut shape = a.shape.0.clone();
                 shape[ra - 1] = b.shape.0[rb - 1];
-                Ok(TensorType::new(a.dtype, Shape(shape)))
+                Ok(TensorType::new(a.dtype, Shape::from(shape)))
             }
             Op::Gather { axis } => {
                 let (x, idx) = (args[0], args[1]);

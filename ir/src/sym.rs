@@ -164,6 +164,30 @@ impl Symbol {
         SymExpr::symbol(&self.name).unwrap_or_default()
     }
 
+    /// Parses the text form `Display` prints: `T:1..=64`, or `T:1..` when unbounded.
+    ///
+    /// ```
+    /// use tenjit_ir::sym::Symbol;
+    /// assert_eq!(Symbol::parse("T:1..=64").unwrap(), Symbol::new("T", 1, Some(64)).unwrap());
+    /// assert_eq!(Symbol::parse(" B : 2.. ").unwrap().to_string(), "B:2..");
+    /// assert!(Symbol::parse("B:5..=2").is_err());
+    /// ```
+    pub fn parse(text: &str) -> Result<Symbol, SymError> {
+        let bad =
+            |message: &str| SymError::Parse { col: 1, message: format!("{message} in `{}`", text.trim()) };
+        let (name, range) =
+            text.split_once(':').ok_or_else(|| bad("expected `NAME:LO..=HI` or `NAME:LO..`"))?;
+        let (lo, hi) = range.split_once("..").ok_or_else(|| bad("expected a range `LO..=HI` or `LO..`"))?;
+        let number = |t: &str| t.trim().parse::<u64>().map_err(|_| bad("expected a non-negative integer"));
+        let hi = match hi.trim() {
+            "" => None,
+            h => {
+                Some(number(h.strip_prefix('=').ok_or_else(|| bad("expected `..=` before the upper end"))?)?)
+            }
+        };
+        Symbol::new(name.trim(), number(lo)?, hi)
+    }
+
     /// Whether `value` is in the range.
     pub fn contains(&self, value: u64) -> bool {
         self.lo <= value && self.hi.is_none_or(|hi| value <= hi)

@@ -19,8 +19,10 @@
 //! In the IR itself nothing is implicit: binary operands have equal dtypes and equal shapes,
 //! and the front end inserts `cast` and `expand` nodes to make them so.
 
+use crate::sym::Dim;
 use smallvec::SmallVec;
 use std::fmt;
+use std::sync::Arc;
 
 /// The element type of a tensor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -184,19 +186,61 @@ pub fn promote_weak(tensor: DType, scalar: Category) -> DType {
     }
 }
 
-/// A static tensor shape: one size per dimension, outermost first.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
-pub struct Shape(pub SmallVec<[usize; 4]>);
+/// A tensor shape: one size per dimension, outermost first.
+///
+/// The sizes in `.0` are always concrete. A shape over symbolic dimensions
+/// ([`crate::sym`]) keeps its expressions as well: `.0` then holds their values at the
+/// graph's *hints* (the sizes it was traced or declared with), so code that knows nothing of
+/// symbols sees one valid instance, and code that does ([`Shape::sym_dims`], the graph's
+/// symbolic type rules, the text form, [`crate::Graph::bind`]) sees the expressions. Two shapes
+/// are equal when both their sizes and their expressions are.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Shape(pub SmallVec<[usize; 4]>, Option<Arc<[Dim]>>);
 
 impl Shape {
     /// A shape from its dimensions.
     pub fn new(dims: &[usize]) -> Shape {
-        Shape(SmallVec::from_slice(dims))
+        Shape(SmallVec::from_slice(dims), None)
     }
 
     /// The shape of a scalar, `[]`.
     pub fn scalar() -> Shape {
-        Shape(SmallVec::new())
+        Shape(SmallVec::new(), None)
+    }
+
+    /// A shape over symbolic dims whose sizes at the hints are `hints` (one per dim; a
+    /// constant dim must equal its hint). All-constant dims give a concrete shape.
+    pub fn symbolic(dims: Vec<Dim>, hints: &[usize]) -> Result<Shape, String> {
+        if dims.len() != hints.len() {
+            return Err(format!("{} dims with {} hints", dims.len(), hints.len()));
+        }
+        for (d, &h) in dims.iter().zip(hints) {
+            if let Some(c) = d.as_const() {
+                if c != h as u64 {
+                    return Err(format!("constant dim {c} with hint {h}"));
+                }
+            }
+        }
+        let sym = dims.iter().any(|d| d.as_const().is_none()).then(|| Arc::from(dims));
+        Ok(Shape(SmallVec::from_slice(hints), sym))
+    }
+
+    /// Whether some dim is a symbolic expression.
+    pub fn is_symbolic(&self) -> bool {
+        self.1.is_some()
+    }
+
+    /// The dims as expressions (constants for a concrete shape).
+    pub fn sym_dims(&self) -> Vec<Dim> {
+        match &self.1 {
+            Some(dims) => dims.to_vec(),
+            None => self.0.iter().map(|&d| Dim::from(d as u64)).collect(),
+        }
+    }
+
+    /// The same sizes without expressions: the shape at the hints.
+    pub fn concrete(&self) -> Shape {
+        Shape(self.0.clone(), None)
     }
 
     /// Number of dimensions.
@@ -204,7 +248,7 @@ impl Shape {
         self.0.len()
     }
 
-    /// The dimensions as a slice.
+    /// The dimensions as a slice (for a symbolic shape: their sizes at the hints).
     pub fn dims(&self) -> &[usize] {
         &self.0
     }
@@ -222,6 +266,35 @@ impl Shape {
         }
         strides
     }
+
+    /// Writes `[d0,d1,...]` with `sep` between dims: expressions where symbolic.
+    fn write_dims(&self, f: &mut fmt::Formatter<'_>, sep: &str) -> fmt::Result {
+        f.write_str("[")?;
+        for i in 0..self.rank() {
+            if i > 0 {
+                f.write_str(sep)?;
+            }
+            match &self.1 {
+                Some(dims) => write!(f, "{}", dims[i])?,
+                None => write!(f, "{}", self.0[i])?,
+            }
+        }
+        f.write_str("]")
+    }
+}
+
+impl PartialOrd for Shape {
+    fn partial_cmp(&self, other: &Shape) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Shape {
+    /// By sizes, then by the expressions' text (concrete shapes first).
+    fn cmp(&self, other: &Shape) -> std::cmp::Ordering {
+        let text = |s: &Shape| s.1.as_ref().map(|d| d.iter().map(Dim::to_string).collect::<Vec<_>>());
+        self.0.cmp(&other.0).then_with(|| text(self).cmp(&text(other)))
+    }
 }
 
 impl From<&[usize]> for Shape {
@@ -238,20 +311,19 @@ impl<const N: usize> From<[usize; N]> for Shape {
 
 impl From<Vec<usize>> for Shape {
     fn from(d: Vec<usize>) -> Shape {
-        Shape(SmallVec::from_vec(d))
+        Shape(SmallVec::from_vec(d), None)
+    }
+}
+
+impl From<SmallVec<[usize; 4]>> for Shape {
+    fn from(d: SmallVec<[usize; 4]>) -> Shape {
+        Shape(d, None)
     }
 }
 
 impl fmt::Display for Shape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[")?;
-        for (i, d) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "{d}")?;
-        }
-        f.write_str("]")
+        self.write_dims(f, ", ")
     }
 }
 
@@ -274,14 +346,8 @@ impl TensorType {
 impl fmt::Display for TensorType {
     /// Prints the text-IR form, `f32[4,1]` (no spaces, so it reads as one token).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}[", self.dtype)?;
-        for (i, d) in self.shape.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{d}")?;
-        }
-        f.write_str("]")
+        write!(f, "{}", self.dtype)?;
+        self.shape.write_dims(f, ",")
     }
 }
 
@@ -300,7 +366,7 @@ pub fn broadcast_shapes(a: &Shape, b: &Shape) -> Option<Shape> {
             _ => return None,
         });
     }
-    Some(Shape(out))
+    Some(Shape(out, None))
 }
 
 /// PyTorch's `computeStride`: the strides a view of shape `new` would have over elements laid

@@ -1,7 +1,8 @@
 //! The verifier: checks that a graph is well formed and collects every error it finds.
 //!
 //! A graph verifies when it is acyclic, every node's type is what its op's type rule infers
-//! from its operands, every input node is the one its index names, and every output exists.
+//! from its operands (for a symbolic graph: the expressions too, see [`Graph::infer`]), every
+//! input node is the one its index names, and every output exists.
 
 use crate::graph::{Graph, NodeId};
 use crate::ops::Op;
@@ -63,8 +64,7 @@ pub fn verify(g: &Graph) -> Result<(), VerifyErrors> {
             }
         }
         let args = g.args(n);
-        let tys: Vec<_> = args.iter().map(|&a| g.ty(a)).collect();
-        match op.infer(&tys) {
+        match g.infer(op, &args) {
             Ok(ty) if ty == *g.ty(n) => {}
             Ok(ty) => push(Some(n), format!("{} is typed {} but its operands give {ty}", op.name(), g.ty(n))),
             Err(e) => push(Some(n), e.to_string()),

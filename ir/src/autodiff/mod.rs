@@ -177,7 +177,7 @@ impl<'g> Emit<'g> {
     pub fn unreduce(&mut self, g: NodeId, axes: &[usize], shape: &Shape) -> Result<NodeId, GradError> {
         let kept: SmallVec<[usize; 4]> =
             (0..shape.rank()).map(|d| if axes.contains(&d) { 1 } else { shape.0[d] }).collect();
-        let g = self.reshape(g, Shape(kept))?;
+        let g = self.reshape(g, Shape::from(kept))?;
         if self.shape(g) == *shape {
             return Ok(g);
         }

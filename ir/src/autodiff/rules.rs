@@ -474,7 +474,7 @@ fn unslice(e: &mut Emit, g: NodeId, axis: usize, start: isize, step: isize, n: u
         // Interleave step-1 zeros after each element: [.., n, ..] -> [.., n, step, ..] -> [.., n*step, ..].
         let mut wide: SmallVec<[usize; 4]> = shape.0.clone();
         wide.insert(axis + 1, 1);
-        let gw = e.reshape(g, Shape(wide))?;
+        let gw = e.reshape(g, Shape::from(wide))?;
         let lo = SmallVec::from_elem(0, rank + 1);
         let mut hi: SmallVec<[usize; 4]> = SmallVec::from_elem(0, rank + 1);
         hi[axis + 1] = step - 1;

@@ -153,7 +153,7 @@ fn sink(g: &mut Graph, s: NodeId) -> Option<Vec<NodeId>> {
             let a = dims(g, args[0]);
             let axes = (0..a.len()).map(|d| if a[d] == xdims[d] { bounds.axis(d) } else { Bounds::whole(1) });
             (
-                Op::Expand { shape: crate::types::Shape(bounds.size.clone()) },
+                Op::Expand { shape: crate::types::Shape::from(bounds.size.clone()) },
                 vec![Some(Bounds::from_axes(axes))],
             )
         }
@@ -170,7 +170,7 @@ fn sink(g: &mut Graph, s: NodeId) -> Option<Vec<NodeId>> {
                 axes[e] = bounds.axis(d);
             }
             (
-                Op::Reshape { shape: crate::types::Shape(bounds.size.clone()) },
+                Op::Reshape { shape: crate::types::Shape::from(bounds.size.clone()) },
                 vec![Some(Bounds::from_axes(axes))],
             )
         }

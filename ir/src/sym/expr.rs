@@ -163,6 +163,17 @@ impl SymExpr {
         }
     }
 
+    /// The symbol's name if the expression is exactly one symbol (`T`, not `2*T` or `T + 1`).
+    pub fn as_symbol(&self) -> Option<String> {
+        match self.terms.iter().next() {
+            Some((Monomial(atoms), 1)) if self.terms.len() == 1 => match atoms.as_slice() {
+                [(Atom::Sym(name), 1)] => Some(name.clone()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Whether the expression has no symbol.
     pub fn is_const(&self) -> bool {
         self.as_const().is_some()

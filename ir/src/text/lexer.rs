@@ -37,6 +37,13 @@ pub(crate) enum Tok {
     Number(String),
     /// One of `( ) { } [ ] , : =`.
     Punct(char),
+    /// A bracket holding symbolic dims, `[B,T*2,784]`: its contents, read by the parser of
+    /// [`crate::sym::SymExpr`] (whose `%` is a remainder, not a value). A bracket of plain
+    /// integers is punctuation and numbers instead.
+    Dims(String),
+    /// A graph's symbol declarations after the word `where` that follows its inputs, up to
+    /// the `{` that opens the body: `B:1..=64 = 8, T:2.. = 5`.
+    Where(String),
     /// A `; at LOCATION` comment.
     Loc(String),
     /// A line break.
@@ -242,6 +249,16 @@ fn lex_into(lx: &mut Lexer<'_>, tokens: &mut Vec<Token>) -> Result<(), ParseErro
                     None => continue,
                 }
             }
+            '[' if symbolic_bracket(lx) => {
+                lx.bump();
+                text.push('[');
+                let mut inner = String::new();
+                lx.take_while(&mut inner, |c| c != ']');
+                lx.bump();
+                text.push_str(&inner);
+                text.push(']');
+                Tok::Dims(inner)
+            }
             '(' | ')' | '{' | '}' | '[' | ']' | ',' | ':' | '=' => {
                 lx.bump();
                 text.push(c);
@@ -259,7 +276,15 @@ fn lex_into(lx: &mut Lexer<'_>, tokens: &mut Vec<Token>) -> Result<(), ParseErro
             }
             c if c.is_ascii_alphabetic() || c == '_' => {
                 lx.take_while(&mut text, is_word_char);
-                Tok::Word(text.clone())
+                // `where` after the inputs' `)` declares symbols; elsewhere it is the op.
+                if text == "where" && tokens.last().is_some_and(|t| t.tok == Tok::Punct(')')) {
+                    let mut decls = String::new();
+                    lx.take_while(&mut decls, |c| c != '{' && c != '\n' && c != ';');
+                    text.push_str(&decls);
+                    Tok::Where(decls)
+                } else {
+                    Tok::Word(text.clone())
+                }
             }
             c if c.is_ascii_digit() || c == '-' || c == '.' => {
                 lx.bump();
@@ -285,6 +310,22 @@ fn lex_into(lx: &mut Lexer<'_>, tokens: &mut Vec<Token>) -> Result<(), ParseErro
         };
         tokens.push(Token { tok, line, col, text });
     }
+}
+
+/// Whether the `[` at the lexer's position opens symbolic dims: its contents, up to the `]` on
+/// the same line, hold something other than digits, signs, commas and blanks.
+fn symbolic_bracket(lx: &Lexer<'_>) -> bool {
+    let mut ahead = lx.chars.clone();
+    ahead.next();
+    for c in ahead {
+        match c {
+            ']' => return false,
+            '\n' => return false,
+            c if c.is_ascii_digit() || c == '-' || c == ',' || c == ' ' || c == '\t' => {}
+            _ => return true,
+        }
+    }
+    false
 }
 
 /// The location in a comment's text (after `;`) if it is a `; at LOCATION` comment.

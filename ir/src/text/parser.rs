@@ -71,6 +71,43 @@ enum AttrValue {
     List(Vec<(String, Pos)>),
     /// A graph of the same text, `@name` (a loop's body).
     Global(String, Pos),
+    /// Symbolic dims `[B,T*2]`, as written between the brackets.
+    Dims(String, Pos),
+}
+
+/// The dims of a type or shape attribute as read: plain sizes, or symbolic dims to be
+/// evaluated at the graph's hints.
+enum DimsText {
+    Plain(Vec<usize>),
+    Symbolic(String, Pos),
+}
+
+/// A symbolic shape from the text between its brackets: each dim an expression over the
+/// graph's declared symbols, its size at the hints computed from them.
+fn symbolic_shape(text: &str, pos: Pos, g: &Graph) -> Result<Shape, ParseError> {
+    let mut dims = Vec::new();
+    let mut sizes = Vec::new();
+    for piece in text.split(',') {
+        let dim = crate::sym::Dim::parse(piece.trim())
+            .map_err(|e| pos.err(format!("bad dimension `{}`: {e}", piece.trim())))?;
+        if let Some(e) = dim.expr() {
+            g.symbols().check(&e).map_err(|e| {
+                pos.err(format!(
+                    "{e} in `[{text}]` (declare it after the inputs: `where NAME:LO..=HI = HINT`)"
+                ))
+            })?;
+        }
+        let size = dim
+            .eval(g.hints())
+            .and_then(|v| usize::try_from(v).ok())
+            .ok_or_else(|| pos.err(format!("dimension `{}` has no size at the hints", piece.trim())))?;
+        dims.push(dim);
+        sizes.push(size);
+    }
+    if checked_numel(&sizes).is_none() {
+        return Err(pos.err(format!("shape [{text}] has more elements than fit in memory at the hints")));
+    }
+    Shape::symbolic(dims, &sizes).map_err(|e| pos.err(e))
 }
 
 /// A statement as read, before it becomes an op.
@@ -113,6 +150,9 @@ impl Attrs {
             (_, AttrValue::Global(name, pos)) => {
                 Err(pos.err(format!("bad attribute `{key}`: expected {what}, found `@{name}`")))
             }
+            (_, AttrValue::Dims(text, pos)) => {
+                Err(pos.err(format!("bad attribute `{key}`: expected {what}, found `[{text}]`")))
+            }
         }
     }
 
@@ -127,7 +167,7 @@ impl Attrs {
                 Some((_, body)) => Ok(body),
                 None => Err(pos.err(format!("bad attribute `{key}`: no graph `@{name}` is defined above"))),
             },
-            (pos, AttrValue::Int(..) | AttrValue::List(_)) => {
+            (pos, AttrValue::Int(..) | AttrValue::List(_) | AttrValue::Dims(..)) => {
                 Err(pos.err(format!("bad attribute `{key}`: expected a graph `@name`")))
             }
         }
@@ -149,6 +189,24 @@ impl Attrs {
             (_, AttrValue::Global(name, pos)) => Err(pos.err(format!(
                 "bad attribute `{key}`: expected a list of {what} like `[0,1]`, found `@{name}`"
             ))),
+            (_, AttrValue::Dims(text, pos)) => Err(pos.err(format!(
+                "bad attribute `{key}`: expected a list of {what}, found symbolic dims `[{text}]`"
+            ))),
+        }
+    }
+
+    /// A shape: a list of sizes, or symbolic dims over `g`'s symbols.
+    fn shape(&mut self, key: &'static str, g: &Graph) -> Result<Shape, ParseError> {
+        let is_dims = matches!(
+            self.attrs.iter().flatten().find(|(k, _, _)| k == key),
+            Some((_, _, AttrValue::Dims(..)))
+        );
+        if !is_dims {
+            return Ok(Shape::from(self.list::<usize>(key, UINTS)?));
+        }
+        match self.take(key)? {
+            (_, AttrValue::Dims(text, pos)) => symbolic_shape(&text, pos, g),
+            (pos, _) => Err(pos.err(format!("bad attribute `{key}`"))),
         }
     }
 
@@ -182,7 +240,12 @@ const UINT: &str = "a non-negative integer";
 const UINTS: &str = "non-negative integers";
 
 /// Turns a statement into its op: finds the op by name and reads its attributes.
-fn build_op(stmt: &mut Stmt, protos: &[Op], functions: &[(String, Body)]) -> Result<Op, ParseError> {
+fn build_op(
+    stmt: &mut Stmt,
+    protos: &[Op],
+    functions: &[(String, Body)],
+    g: &Graph,
+) -> Result<Op, ParseError> {
     if stmt.op_name == "loop" {
         if let Some((text, pos)) = stmt.literals.first() {
             return Err(pos
@@ -239,9 +302,9 @@ fn build_op(stmt: &mut Stmt, protos: &[Op], functions: &[(String, Body)]) -> Res
         Op::Cast { .. } => Op::Cast { dtype: ty.dtype },
         Op::Reduce { op, .. } => Op::Reduce { op: *op, axes: dims(a.list("axes", UINTS)?) },
         Op::ArgReduce { op, .. } => Op::ArgReduce { op: *op, axis: a.int("axis", UINT)? },
-        Op::Reshape { .. } => Op::Reshape { shape: Shape::from(a.list::<usize>("shape", UINTS)?) },
+        Op::Reshape { .. } => Op::Reshape { shape: a.shape("shape", g)? },
         Op::Permute { .. } => Op::Permute { perm: dims(a.list("perm", UINTS)?) },
-        Op::Expand { .. } => Op::Expand { shape: Shape::from(a.list::<usize>("shape", UINTS)?) },
+        Op::Expand { .. } => Op::Expand { shape: a.shape("shape", g)? },
         Op::Slice { .. } => Op::Slice {
             start: IDims::from_vec(a.list("start", "integers")?),
             step: IDims::from_vec(a.list("step", "integers")?),
@@ -404,8 +467,26 @@ impl Parser {
         }
     }
 
-    /// `dtype[d0,d1,...]`.
+    /// `dtype[d0,d1,...]`, its dims evaluated at the graph's hints.
     fn ty(&mut self) -> Result<(TensorType, Pos), ParseError> {
+        let (dtype, dims, pos) = self.ty_parts()?;
+        Ok((self.make_ty(dtype, dims, pos)?, pos))
+    }
+
+    /// A type from its parts: symbolic dims are evaluated at the graph's hints.
+    fn make_ty(&self, dtype: DType, dims: DimsText, pos: Pos) -> Result<TensorType, ParseError> {
+        let ty = match dims {
+            DimsText::Plain(dims) => TensorType::new(dtype, dims),
+            DimsText::Symbolic(text, at) => TensorType::new(dtype, symbolic_shape(&text, at, &self.g)?),
+        };
+        if checked_numel(ty.shape.dims()).is_none() {
+            return Err(pos.err(format!("type {ty} has more elements than fit in memory")));
+        }
+        Ok(ty)
+    }
+
+    /// `dtype[d0,d1,...]` as written.
+    fn ty_parts(&mut self) -> Result<(DType, DimsText, Pos), ParseError> {
         let t = self.next();
         let pos = Pos::of(&t);
         let dtype = match &t.tok {
@@ -414,6 +495,12 @@ impl Parser {
             })?,
             _ => return Err(pos.err(format!("expected a type like `f32[2,3]`, found {}", t.describe()))),
         };
+        if let Tok::Dims(text) = &self.peek().tok {
+            let text = text.clone();
+            let at = Pos::of(self.peek());
+            self.next();
+            return Ok((dtype, DimsText::Symbolic(text, at), pos));
+        }
         self.expect_punct('[', &format!("`[` after `{dtype}`"))?;
         let mut dims = Vec::new();
         if !self.is_punct(']') {
@@ -432,11 +519,7 @@ impl Parser {
             }
         }
         self.expect_punct(']', "`,` or `]` in the shape")?;
-        let ty = TensorType::new(dtype, dims);
-        if checked_numel(ty.shape.dims()).is_none() {
-            return Err(pos.err(format!("type {ty} has more elements than fit in memory")));
-        }
-        Ok((ty, pos))
+        Ok((dtype, DimsText::Plain(dims), pos))
     }
 
     /// A value reference: `%name`, defined earlier.
@@ -480,6 +563,8 @@ impl Parser {
         }
         self.expect_punct('(', "`(` after the graph's name")?;
         self.skip_blank();
+        // Inputs are added after the `where` clause, which declares the symbols their types use.
+        let mut inputs = Vec::new();
         if !self.is_punct(')') {
             loop {
                 let t = self.next();
@@ -488,10 +573,7 @@ impl Parser {
                 };
                 let key = key.clone();
                 self.expect_punct(':', &format!("`:` and a type after `{}`", t.text))?;
-                let (ty, _) = self.ty()?;
-                let id = self.g.add_input(key.clone().into_name(), ty);
-                self.node_pos.insert(id, Pos::of(&t));
-                self.define(&t, key, id)?;
+                inputs.push((t, key, self.ty_parts()?));
                 self.skip_blank();
                 if !self.is_punct(',') {
                     break;
@@ -501,8 +583,34 @@ impl Parser {
             }
         }
         self.expect_punct(')', "`,` or `)` in the inputs")?;
+        if let Tok::Where(decls) = &self.peek().tok {
+            let (decls, pos) = (decls.clone(), Pos::of(self.peek()));
+            self.next();
+            self.declare_symbols(&decls, pos)?;
+        }
+        for (t, key, (dtype, dims, pos)) in inputs {
+            let ty = self.make_ty(dtype, dims, pos)?;
+            let id = self.g.add_input(key.clone().into_name(), ty);
+            self.node_pos.insert(id, Pos::of(&t));
+            self.define(&t, key, id)?;
+        }
         self.expect_punct('{', "`{` after the inputs")?;
         self.end_line("`{`")?;
+        Ok(())
+    }
+
+    /// `where B:1..=64 = 8, T:2.. = 5`: symbols with their ranges and hints.
+    fn declare_symbols(&mut self, decls: &str, pos: Pos) -> Result<(), ParseError> {
+        for decl in decls.split(',') {
+            let bad =
+                |message: String| pos.err(format!("bad symbol declaration `{}`: {message}", decl.trim()));
+            let Some((symbol, hint)) = decl.rsplit_once('=').filter(|(s, _)| !s.ends_with('.')) else {
+                return Err(bad("expected `NAME:LO..=HI = HINT`".into()));
+            };
+            let symbol = crate::sym::Symbol::parse(symbol).map_err(|e| bad(e.to_string()))?;
+            let hint = hint.trim().parse::<u64>().map_err(|_| bad(format!("bad hint `{}`", hint.trim())))?;
+            self.g.declare_symbol(symbol, hint).map_err(|e| bad(e.to_string()))?;
+        }
         Ok(())
     }
 
@@ -539,7 +647,7 @@ impl Parser {
         stmt.ty = ty;
         stmt.ty_pos = ty_pos;
         let loc = self.end_line("the result type")?;
-        let op = build_op(&mut stmt, &self.protos, &self.functions)?;
+        let op = build_op(&mut stmt, &self.protos, &self.functions, &self.g)?;
         let arg_tys: Vec<&TensorType> = stmt.operands.iter().map(|&a| self.g.ty(a)).collect();
         check_sizes(&op, &arg_tys, stmt.op_pos)?;
         let arg_text: Vec<String> = arg_tys.iter().map(|t| t.to_string()).collect();
@@ -598,6 +706,7 @@ impl Parser {
         match &t.tok {
             Tok::Number(n) => Ok(AttrValue::Int(n.clone(), Pos::of(&t))),
             Tok::Global(name) => Ok(AttrValue::Global(name.clone(), Pos::of(&t))),
+            Tok::Dims(text) => Ok(AttrValue::Dims(text.clone(), Pos::of(&t))),
             Tok::Punct('[') => {
                 let mut items = Vec::new();
                 if !self.is_punct(']') {

@@ -108,9 +108,9 @@ pub(crate) fn op_text(op: &Op) -> OpText {
         Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Cast { .. } | Op::Matmul => none,
         Op::Reduce { axes, .. } => attrs(vec![("axes", list(axes))]),
         Op::ArgReduce { axis, .. } => attrs(vec![("axis", axis.to_string())]),
-        Op::Reshape { shape } => attrs(vec![("shape", list(shape.dims()))]),
+        Op::Reshape { shape } => attrs(vec![("shape", list(shape.sym_dims()))]),
         Op::Permute { perm } => attrs(vec![("perm", list(perm))]),
-        Op::Expand { shape } => attrs(vec![("shape", list(shape.dims()))]),
+        Op::Expand { shape } => attrs(vec![("shape", list(shape.sym_dims()))]),
         Op::Slice { start, step, size } => {
             attrs(vec![("start", list(start)), ("step", list(step)), ("size", list(size))])
         }
@@ -194,14 +194,31 @@ fn collect_bodies<'g>(g: &'g Graph, root: &str, bodies: &mut Vec<(u128, String, 
     }
 }
 
+/// ` where B:1..=64 = 8, T:2.. = 5`: the declared symbols with their hints (empty without).
+fn where_clause(g: &Graph) -> String {
+    let decls: Vec<String> = g
+        .symbols()
+        .iter()
+        .map(|s| format!("{s} = {}", g.hints().get(&s.name).copied().unwrap_or(s.lo)))
+        .collect();
+    if decls.is_empty() {
+        String::new()
+    } else {
+        format!(" where {}", decls.join(", "))
+    }
+}
+
 /// Prints one graph under `name`, naming loop bodies by `bodies`.
 fn print_one(g: &Graph, name: &str, bodies: &[(u128, String)], out: &mut String) {
     let mut l = Listing::new(g);
     l.bodies = bodies.to_vec();
     let params: Vec<String> = l.inputs.iter().map(|&i| format!("{}: {}", l.name(i), ty_text(g, i))).collect();
-    let _ = writeln!(out, "graph @{}({}) {{", quote_name(name), params.join(", "));
+    let _ = writeln!(out, "graph @{}({}){} {{", quote_name(name), params.join(", "), where_clause(g));
     if l.cyclic {
         out.push_str("  ; error: the graph has a cycle; its nodes are listed in index order\n");
+    }
+    for guard in g.guards() {
+        let _ = writeln!(out, "  ; guard {guard}");
     }
     let lines: Vec<(String, String)> = l
         .body

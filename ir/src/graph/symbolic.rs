@@ -1,0 +1,272 @@
+//! A graph's size symbols: declaring them, typing nodes over them, and binding them to sizes.
+//!
+//! A graph may declare symbols ([`Graph::declare_symbol`]), each with a range and a *hint*,
+//! the size it was traced or declared with; its shapes may then be expressions over them
+//! ([`crate::types::Shape::symbolic`]). Every node is typed twice: by [`Op::infer`] at the
+//! hints, and by the symbolic rules ([`crate::ops::Guard`]'s module) for every binding, which
+//! may add guards. [`Graph::bind`] turns a symbolic graph into the concrete graph of one
+//! binding, checking the ranges and the guards first; [`Graph::bindings_for`] reads a binding
+//! off the shapes of a call's inputs.
+
+use super::{Graph, NodeId};
+use crate::ops::{has_symbolic_attr, infer_dims, Guard, Op, OpError, SymEnv};
+use crate::sym::{Bindings, SymError, Symbol, Symbols};
+use crate::types::{Shape, TensorType};
+use std::collections::HashMap;
+use std::fmt;
+
+/// The symbol table of a graph, the hints, and the guards its nodes added.
+#[derive(Clone, Debug, Default)]
+pub(super) struct SymInfo {
+    symbols: Symbols,
+    hints: Bindings,
+    guards: Vec<Guard>,
+}
+
+impl SymInfo {
+    /// The type of `op` on operands typed `tys`: [`Op::infer`] at the hints, then the
+    /// symbolic rules where an operand or the op's own shape is symbolic (adding guards).
+    pub(super) fn infer(&mut self, op: &Op, tys: &[&TensorType]) -> Result<TensorType, OpError> {
+        let mut guards = std::mem::take(&mut self.guards);
+        let ty = self.infer_with(op, tys, &mut guards);
+        self.guards = guards;
+        ty
+    }
+
+    fn infer_with(
+        &self,
+        op: &Op,
+        tys: &[&TensorType],
+        guards: &mut Vec<Guard>,
+    ) -> Result<TensorType, OpError> {
+        if !has_symbolic_attr(op) && !tys.iter().any(|t| t.shape.is_symbolic()) {
+            return op.infer(tys);
+        }
+        let concrete: Vec<TensorType> =
+            tys.iter().map(|t| TensorType { dtype: t.dtype, shape: t.shape.concrete() }).collect();
+        let refs: Vec<&TensorType> = concrete.iter().collect();
+        let mut ty = op.infer(&refs)?;
+        let mut env = SymEnv { symbols: &self.symbols, hints: &self.hints, guards };
+        ty.shape = infer_dims(op, tys, &ty, &mut env)?;
+        Ok(ty)
+    }
+
+    pub(super) fn hash_into(&self, f: &mut super::Fingerprint) {
+        if self.symbols.iter().next().is_some() {
+            f.add(&self.symbols);
+            f.add(&self.guards);
+        }
+    }
+}
+
+/// Why a symbolic graph could not be bound to sizes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BindError {
+    /// A symbol with no size, or one outside its range.
+    Symbol(SymError),
+    /// A guard that does not hold at these sizes.
+    Guard {
+        /// The guard.
+        guard: Guard,
+        /// Its two sides' sizes.
+        sizes: (u64, u64),
+    },
+    /// An input whose shape does not match its declared (symbolic) shape.
+    Input {
+        /// The input's position.
+        index: usize,
+        /// Its declared shape.
+        declared: String,
+        /// The shape given.
+        given: Vec<usize>,
+    },
+    /// A node whose type rule fails at these sizes.
+    Op(OpError),
+    /// A graph with a cycle.
+    Cycle,
+}
+
+impl fmt::Display for BindError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BindError::Symbol(e) => e.fmt(f),
+            BindError::Guard { guard, sizes } => {
+                write!(f, "guard {guard} fails: {} != {}", sizes.0, sizes.1)
+            }
+            BindError::Input { index, declared, given } => {
+                write!(f, "input {index} has shape {given:?}, which is not an instance of {declared}")
+            }
+            BindError::Op(e) => e.fmt(f),
+            BindError::Cycle => f.write_str("the graph has a cycle"),
+        }
+    }
+}
+
+impl std::error::Error for BindError {}
+
+impl Graph {
+    /// Declares a size symbol its shapes may use, with `hint`, the size it stands for in the
+    /// shapes' sizes ([`crate::types::Shape::dims`]). Fails on a second symbol of one name or
+    /// a hint outside the range.
+    ///
+    /// ```
+    /// use tenjit_ir::sym::{Dim, SymExpr, Symbol};
+    /// use tenjit_ir::{DType, Graph, Op, Shape, TensorType, UnaryOp};
+    /// let mut g = Graph::new("f");
+    /// g.declare_symbol(Symbol::new("B", 1, Some(64)).unwrap(), 8).unwrap();
+    /// let b = Dim::from_expr(SymExpr::symbol("B").unwrap()).unwrap();
+    /// let shape = Shape::symbolic(vec![b, Dim::from(3)], &[8, 3]).unwrap();
+    /// let x = g.add_input("x", TensorType::new(DType::F32, shape));
+    /// let y = g.add(Op::Unary(UnaryOp::Exp), &[x]).unwrap();
+    /// g.set_outputs(vec![y]);
+    /// assert_eq!(g.ty(y).to_string(), "f32[B,3]");
+    /// let concrete = g.bind(&[("B".to_string(), 5)].into()).unwrap();
+    /// assert_eq!(concrete.ty(concrete.outputs()[0]).to_string(), "f32[5,3]");
+    /// ```
+    pub fn declare_symbol(&mut self, symbol: Symbol, hint: u64) -> Result<(), SymError> {
+        if !symbol.contains(hint) {
+            return Err(SymError::Binding { symbol, value: Some(hint) });
+        }
+        let name = symbol.name.clone();
+        self.sym.symbols.insert(symbol)?;
+        self.sym.hints.insert(name, hint);
+        Ok(())
+    }
+
+    /// The declared size symbols.
+    pub fn symbols(&self) -> &Symbols {
+        &self.sym.symbols
+    }
+
+    /// Each symbol's hint.
+    pub fn hints(&self) -> &Bindings {
+        &self.sym.hints
+    }
+
+    /// The guards the type rules added: equalities of dims every binding must satisfy.
+    pub fn guards(&self) -> &[Guard] {
+        &self.sym.guards
+    }
+
+    /// Whether the graph declares symbols.
+    pub fn is_symbolic(&self) -> bool {
+        self.sym.symbols.iter().next().is_some()
+    }
+
+    /// The type `op` would have on `args`, by the same rules as [`Graph::add`], without
+    /// adding it (guards it would add are dropped).
+    pub fn infer(&self, op: &Op, args: &[NodeId]) -> Result<TensorType, OpError> {
+        let tys: Vec<&TensorType> = args.iter().map(|&a| self.ty(a)).collect();
+        self.sym.infer_with(op, &tys, &mut self.sym.guards.clone())
+    }
+
+    /// The binding that gives the inputs the shapes `given` (one per input, in order): each
+    /// input dim that is a bare symbol binds it; every dim is then checked.
+    pub fn bindings_for(&self, given: &[&[usize]]) -> Result<Bindings, BindError> {
+        let mut values = Bindings::new();
+        let declared: Vec<Shape> = self.inputs.iter().map(|&(_, id)| self.ty(id).shape.clone()).collect();
+        for (shape, dims) in declared.iter().zip(given) {
+            for (d, &v) in shape.sym_dims().iter().zip(dims.iter()) {
+                let Some(name) = d.expr().and_then(|e| e.as_symbol()) else { continue };
+                values.entry(name).or_insert(v as u64);
+            }
+        }
+        for (index, (shape, dims)) in declared.iter().zip(given).enumerate() {
+            let fits = shape.rank() == dims.len()
+                && shape.sym_dims().iter().zip(dims.iter()).all(|(d, &v)| d.eval(&values) == Some(v as u64));
+            if !fits {
+                return Err(BindError::Input { index, declared: shape.to_string(), given: dims.to_vec() });
+            }
+        }
+        Ok(values)
+    }
+
+    /// The concrete graph of this one at the sizes `values`: every symbolic shape evaluated,
+    /// every node typed again. Fails, naming the first problem, if a symbol is unbound or out
+    /// of range, or a guard does not hold. A graph without symbols binds to a copy of itself.
+    pub fn bind(&self, values: &Bindings) -> Result<Graph, BindError> {
+        self.bind_nodes(values).map(|(g, _)| g)
+    }
+
+    /// [`Graph::bind`], with the node of the concrete graph each node became.
+    pub fn bind_nodes(&self, values: &Bindings) -> Result<(Graph, HashMap<NodeId, NodeId>), BindError> {
+        self.sym.symbols.check_bindings(values).map_err(BindError::Symbol)?;
+        for guard in &self.sym.guards {
+            let (l, r) = (guard.lhs.eval(values), guard.rhs.eval(values));
+            if l != r || l.is_none() {
+                return Err(BindError::Guard {
+                    guard: guard.clone(),
+                    sizes: (l.unwrap_or(0), r.unwrap_or(0)),
+                });
+            }
+        }
+        let order = self.topo_order().ok_or(BindError::Cycle)?;
+        let mut out = Graph::new(self.name.clone());
+        let mut map: HashMap<NodeId, NodeId> = HashMap::new();
+        for (name, id) in &self.inputs {
+            let ty = bind_type(self.ty(*id), values)?;
+            map.insert(*id, out.add_input(name.clone(), ty));
+        }
+        for n in order {
+            if map.contains_key(&n) {
+                continue;
+            }
+            let op = bind_op(self.op(n), values)?;
+            let args: Vec<NodeId> = self.args(n).iter().map(|a| map[a]).collect();
+            let id = out.add_at(op, &args, self.loc(n).map(str::to_string)).map_err(BindError::Op)?;
+            map.insert(n, id);
+        }
+        out.set_outputs(self.outputs.iter().map(|o| map[o]).collect());
+        Ok((out, map))
+    }
+}
+
+fn bind_shape(s: &Shape, values: &Bindings) -> Result<Shape, BindError> {
+    if !s.is_symbolic() {
+        return Ok(s.clone());
+    }
+    let mut dims = Vec::with_capacity(s.rank());
+    for d in s.sym_dims() {
+        match d.eval(values) {
+            Some(v) => dims.push(v as usize),
+            None => {
+                let name =
+                    d.expr().map(|e| e.symbols().into_iter().next().unwrap_or_default()).unwrap_or_default();
+                return Err(BindError::Symbol(SymError::Unknown(name)));
+            }
+        }
+    }
+    Ok(Shape::from(dims))
+}
+
+fn bind_type(t: &TensorType, values: &Bindings) -> Result<TensorType, BindError> {
+    Ok(TensorType { dtype: t.dtype, shape: bind_shape(&t.shape, values)? })
+}
+
+/// `op` with its own shapes evaluated at `values`.
+fn bind_op(op: &Op, values: &Bindings) -> Result<Op, BindError> {
+    Ok(match op {
+        Op::Input { index, ty } => Op::Input { index: *index, ty: bind_type(ty, values)? },
+        Op::Const { value, ty } => Op::Const { value: *value, ty: bind_type(ty, values)? },
+        Op::Iota { ty, axis } => Op::Iota { ty: bind_type(ty, values)?, axis: *axis },
+        Op::Rand { ty } => Op::Rand { ty: bind_type(ty, values)? },
+        Op::Reshape { shape } => Op::Reshape { shape: bind_shape(shape, values)? },
+        Op::Expand { shape } => Op::Expand { shape: bind_shape(shape, values)? },
+        Op::Unary(_)
+        | Op::Binary(_)
+        | Op::Where
+        | Op::Cast { .. }
+        | Op::Reduce { .. }
+        | Op::ArgReduce { .. }
+        | Op::Permute { .. }
+        | Op::Slice { .. }
+        | Op::Pad { .. }
+        | Op::Concat { .. }
+        | Op::Matmul
+        | Op::Gather { .. }
+        | Op::ScatterAdd { .. }
+        | Op::Conv(_)
+        | Op::Pool(_)
+        | Op::Loop(_) => op.clone(),
+    })
+}

@@ -1,0 +1,294 @@
+//! Graphs over symbolic dimensions: the text form, the symbolic type rules (proofs, guards and
+//! errors), binding to sizes, and a property test: for random symbolic graphs and random
+//! bindings, binding then typing gives exactly the symbolic types evaluated at the binding.
+
+mod common;
+
+use common::Rng;
+use tenjit_ir::ops::{BinaryOp, Dims, ReduceOp, UnaryOp};
+use tenjit_ir::sym::{Bindings, Dim, SymExpr, Symbol};
+use tenjit_ir::text::{parse, print};
+use tenjit_ir::{interp, verify, BindError, Buffer, DType, Graph, NodeId, Op, Shape, TensorType};
+
+fn buf(dims: &[usize], v: Vec<f64>) -> Buffer {
+    Buffer::from_vec(v, Shape::new(dims)).unwrap()
+}
+
+fn bind(pairs: &[(&str, u64)]) -> Bindings {
+    pairs.iter().map(|&(n, v)| (n.to_string(), v)).collect()
+}
+
+fn parsed(text: &str) -> Graph {
+    parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+const STEP: &str = "\
+graph @step(%x: f32[B,784], %w: f32[784,10], %y: f32[B,10]) where B:1..=64 = 8 {
+  %0 = matmul %x, %w : f32[B,10]
+  %1 = sub %0, %y : f32[B,10]
+  %2 = mul %1, %1 : f32[B,10]
+  %3 = sum %2, axes=[0] : f32[10]
+  %4 = reshape %2, shape=[B*10] : f32[B*10]
+  return %3, %4
+}
+";
+
+#[test]
+fn a_symbolic_graph_prints_and_parses_back() {
+    let g = parsed(STEP);
+    assert!(g.is_symbolic());
+    assert_eq!(g.hints(), &bind(&[("B", 8)]));
+    let text = print(&g);
+    assert!(text.contains("where B:1..=64 = 8 {"), "{text}");
+    assert!(text.contains(": f32[B,10]"), "{text}");
+    assert!(text.contains("shape=[10*B]"), "{text}");
+    // The sizes at the hints are what code that knows no symbols sees.
+    assert_eq!(g.ty(g.outputs()[1]).shape.dims(), &[80]);
+    let again = parsed(&text);
+    assert_eq!(print(&again), text);
+    assert_eq!(again.fingerprint(), g.fingerprint());
+    assert!(verify(&again).is_ok());
+}
+
+#[test]
+fn symbols_change_the_fingerprint_and_the_hints_do_not_decide_equality_alone() {
+    let g = parsed(STEP);
+    let concrete = parsed(&STEP.replace("B*10", "80").replace('B', "8").replace(" where 8:1..=64 = 8", ""));
+    assert!(!concrete.is_symbolic());
+    assert_ne!(g.fingerprint(), concrete.fingerprint());
+}
+
+#[test]
+fn binding_gives_the_concrete_graph_of_those_sizes() {
+    let g = parsed(STEP);
+    for b in [1, 2, 5, 64] {
+        let bound = g.bind(&bind(&[("B", b)])).unwrap();
+        let expected = STEP
+            .replace("B*10", &(10 * b).to_string())
+            .replace(" where B:1..=64 = 8", "")
+            .replace('B', &b.to_string());
+        assert_eq!(print(&bound), print(&parsed(&expected)), "B = {b}");
+        assert!(!bound.is_symbolic());
+    }
+    assert_eq!(g.bindings_for(&[&[5, 784], &[784, 10], &[5, 10]]).unwrap(), bind(&[("B", 5)]));
+    match g.bindings_for(&[&[5, 784], &[784, 10], &[6, 10]]) {
+        Err(BindError::Input { index: 2, .. }) => {}
+        other => panic!("expected input 2 to fail, got {other:?}"),
+    }
+    let out_of_range = g.bind(&bind(&[("B", 65)])).unwrap_err();
+    assert!(out_of_range.to_string().contains("B = 65 is outside B:1..=64"), "{out_of_range}");
+    assert!(matches!(g.bind(&Bindings::new()), Err(BindError::Symbol(_))));
+}
+
+#[test]
+fn a_bound_graph_computes_what_the_concrete_one_does() {
+    let g = parsed(STEP);
+    let bound = g.bind(&bind(&[("B", 3)])).unwrap();
+    let xs: Vec<f64> = (0..3 * 784).map(|i| (i % 7) as f64 * 0.25).collect();
+    let ws: Vec<f64> = (0..7840).map(|i| (i % 5) as f64 - 2.0).collect();
+    let ys: Vec<f64> = (0..30).map(|i| i as f64).collect();
+    let cast = |b: Buffer| b.cast(DType::F32);
+    let out = interp::eval(
+        &bound,
+        &[
+            cast(buf(&[3, 784], xs.clone())),
+            cast(buf(&[784, 10], ws.clone())),
+            cast(buf(&[3, 10], ys.clone())),
+        ],
+    )
+    .unwrap();
+    // Column 0 of the summed squares, computed here in f64.
+    let mut expect = 0.0f64;
+    for r in 0..3 {
+        let dot: f64 = (0..784).map(|k| xs[r * 784 + k] * ws[k * 10]).sum();
+        let d = dot - ys[r * 10];
+        expect += d * d;
+    }
+    let got = out[0].cast(DType::F64).as_slice::<f64>().unwrap()[0];
+    assert!((got - expect).abs() <= 1e-4 * expect.abs(), "{got} vs {expect}");
+}
+
+#[test]
+fn equal_dims_are_proven_guarded_or_refuted() {
+    // Two symbols that may differ: the rule adds a guard, which a binding must satisfy.
+    let g = parsed(
+        "graph @f(%a: f32[B], %b: f32[T]) where B:1..=64 = 4, T:1..=64 = 4 {\n  %0 = add %a, %b : f32[B]\n  return %0\n}\n",
+    );
+    assert_eq!(g.guards().len(), 1);
+    assert_eq!(g.guards()[0].to_string(), "B == T");
+    assert!(print(&g).contains("; guard B == T"));
+    assert!(g.bind(&bind(&[("B", 7), ("T", 7)])).is_ok());
+    let err = g.bind(&bind(&[("B", 7), ("T", 3)])).unwrap_err();
+    assert_eq!(err.to_string(), "guard B == T fails: 7 != 3");
+
+    // A constant against an expression: guarded too, and only one size passes.
+    let g = parsed(
+        "graph @f(%a: f32[B,3], %w: f32[B+1,2]) where B:1..=64 = 2 {\n  %0 = matmul %a, %w : f32[B,2]\n  return %0\n}\n",
+    );
+    assert_eq!(g.guards()[0].to_string(), "3 == B + 1");
+    assert!(g.bind(&bind(&[("B", 2)])).is_ok());
+    assert!(matches!(g.bind(&bind(&[("B", 3)])), Err(BindError::Guard { .. })));
+    // Sizes that differ at the hints fail the rule at the hints already.
+    let err = parse(
+        "graph @f(%a: f32[B,3], %w: f32[B+2,2]) where B:1..=64 = 2 {\n  %0 = matmul %a, %w : f32[B,2]\n  return %0\n}\n",
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("are not [..., m, k] x [..., k, n]"), "{err}");
+
+    // Equal as expressions: no guard.
+    let g = parsed(
+        "graph @f(%a: f32[B,T,4]) where B:1..=8 = 2, T:1..=8 = 3 {\n  %0 = reshape %a, shape=[T*B,4] : f32[B*T,4]\n  %1 = reshape %0, shape=[B,T*4] : f32[B,4*T]\n  return %1\n}\n",
+    );
+    assert!(g.guards().is_empty(), "{:?}", g.guards());
+    let err = parse(
+        "graph @f(%a: f32[B,T,4]) where B:1..=8 = 2, T:1..=8 = 3 {\n  %0 = reshape %a, shape=[B*T*2] : f32[2*B*T]\n  return %0\n}\n",
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("reshape"), "{err}");
+}
+
+#[test]
+fn slices_and_reductions_of_symbolic_axes_must_hold_for_every_size() {
+    // Taking row 0 of a symbolic axis is fine when B >= 1; row 2 is not.
+    let ok = "graph @f(%a: f32[B,5]) where B:1..=8 = 4 {\n  %0 = slice %a, start=[0,0], step=[1,1], size=[1,5] : f32[1,5]\n  return %0\n}\n";
+    parsed(ok);
+    let err = parse(&ok.replace("start=[0,0]", "start=[2,0]")).unwrap_err();
+    assert!(err.to_string().contains("may leave 0..B"), "{err}");
+    // A max over an axis that may be empty has no value; a sum does.
+    let err = parse(
+        "graph @f(%a: f32[B,5]) where B:0..=8 = 4 {\n  %0 = max %a, axes=[0] : f32[5]\n  return %0\n}\n",
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("may be empty"), "{err}");
+    parsed("graph @f(%a: f32[B,5]) where B:0..=8 = 4 {\n  %0 = sum %a, axes=[0] : f32[5]\n  return %0\n}\n");
+}
+
+#[test]
+fn symbolic_text_errors_name_what_is_wrong() {
+    let cases = [
+        ("graph @f(%a: f32[B]) {\n  return %a\n}\n", "unknown symbol B"),
+        ("graph @f(%a: f32[B]) where B:1..=4 = 9 {\n  return %a\n}\n", "B = 9 is outside B:1..=4"),
+        ("graph @f(%a: f32[B]) where B:1..=4 {\n  return %a\n}\n", "expected `NAME:LO..=HI = HINT`"),
+        ("graph @f(%a: f32[B]) where B:1..=4 = 2, B:1..=4 = 2 {\n  return %a\n}\n", "declared twice"),
+        ("graph @f(%a: f32[B*]) where B:1..=4 = 2 {\n  return %a\n}\n", "bad dimension `B*`"),
+        ("graph @f(%a: f32[B]) where B:1..=4 = 2 {\n  %0 = exp %a : f32[B+1]\n  return %0\n}\n", "annotated"),
+    ];
+    for (text, needle) in cases {
+        let err = parse(text).unwrap_err().to_string();
+        assert!(err.contains(needle), "{text}\n-> {err}\n(expected `{needle}`)");
+    }
+    // `where` the op is still an op.
+    parsed("graph @f(%c: bool[B], %a: f32[B]) where B:1..=4 = 2 {\n  %0 = where %c, %a, %a : f32[B]\n  return %0\n}\n");
+}
+
+/// A symbolic dim, `name`.
+fn s(name: &str) -> Dim {
+    Dim::from_expr(SymExpr::symbol(name).unwrap()).unwrap()
+}
+
+fn shape(dims: &[Dim], hints: &Bindings) -> Shape {
+    let sizes: Vec<usize> = dims.iter().map(|d| d.eval(hints).unwrap() as usize).collect();
+    Shape::symbolic(dims.to_vec(), &sizes).unwrap()
+}
+
+/// A random symbolic graph over `B` and `T`: unary, binary, expand of a unit axis, reductions,
+/// permutes, reshapes that merge two axes, matmul; each op's result typed by the graph.
+fn random_graph(r: &mut Rng) -> Graph {
+    let mut g = Graph::new("random");
+    let hints = bind(&[("B", 2 + r.below(5) as u64), ("T", 2 + r.below(5) as u64)]);
+    g.declare_symbol(Symbol::new("B", 0, Some(9)).unwrap(), hints["B"]).unwrap();
+    g.declare_symbol(Symbol::new("T", 1, Some(9)).unwrap(), hints["T"]).unwrap();
+    let pool = [s("B"), s("T"), Dim::from(3), Dim::from(1)];
+    let mut vals: Vec<NodeId> = Vec::new();
+    for i in 0..2 {
+        let rank = 1 + r.below(3);
+        let dims: Vec<Dim> = (0..rank).map(|_| r.pick(&pool)).collect();
+        vals.push(g.add_input(format!("x{i}"), TensorType::new(DType::F64, shape(&dims, &hints))));
+    }
+    for _ in 0..12 {
+        let a = r.pick(&vals);
+        let ty = g.ty(a).clone();
+        let dims = ty.shape.sym_dims();
+        let rank = dims.len();
+        let made = match r.below(7) {
+            0 => g.add(Op::Unary(r.pick(&[UnaryOp::Exp, UnaryOp::Neg, UnaryOp::Abs])), &[a]),
+            1 => {
+                // A partner of the same symbolic shape, if any, else itself.
+                let b = vals.iter().copied().find(|&v| v != a && g.ty(v) == &ty).unwrap_or(a);
+                g.add(Op::Binary(r.pick(&[BinaryOp::Add, BinaryOp::Mul, BinaryOp::Maximum])), &[a, b])
+            }
+            2 if rank > 0 => {
+                let axes: Dims = (0..rank).filter(|_| r.chance(2)).collect();
+                g.add(Op::Reduce { op: ReduceOp::Sum, axes }, &[a])
+            }
+            3 if rank > 1 => {
+                let mut perm: Dims = (0..rank).collect();
+                perm.swap(0, rank - 1);
+                g.add(Op::Permute { perm }, &[a])
+            }
+            4 if rank > 1 => {
+                let merged = SymExpr::mul(&dims[0].expr().unwrap(), &dims[1].expr().unwrap()).unwrap();
+                let mut to = vec![Dim::from_expr(merged).unwrap()];
+                to.extend(dims[2..].iter().cloned());
+                g.add(Op::Reshape { shape: shape(&to, g.hints()) }, &[a])
+            }
+            5 if dims.contains(&Dim::from(1)) => {
+                let to: Vec<Dim> =
+                    dims.iter().map(|d| if *d == Dim::from(1) { r.pick(&pool) } else { d.clone() }).collect();
+                g.add(Op::Expand { shape: shape(&to, g.hints()) }, &[a])
+            }
+            6 if rank == 2 => {
+                let b_dims = vec![dims[1].clone(), r.pick(&pool)];
+                let b = g.add_input(
+                    format!("w{}", vals.len()),
+                    TensorType::new(DType::F64, shape(&b_dims, g.hints())),
+                );
+                g.add(Op::Matmul, &[a, b])
+            }
+            _ => continue,
+        };
+        vals.push(made.unwrap_or_else(|e| panic!("{e}\n{}", print(&g))));
+    }
+    let n = vals.len();
+    g.set_outputs(vals[n - 3..].to_vec());
+    g
+}
+
+#[test]
+fn binding_random_symbolic_graphs_agrees_with_their_symbolic_types() {
+    let mut r = Rng::new(0x5eed_0013);
+    for case in 0..300 {
+        let g = random_graph(&mut r);
+        verify(&g).unwrap_or_else(|e| panic!("case {case}: {e}\n{}", print(&g)));
+        let text = print(&g);
+        assert_eq!(print(&parsed(&text)), text, "case {case}");
+        for _ in 0..4 {
+            let values = bind(&[("B", r.below(10) as u64), ("T", 1 + r.below(9) as u64)]);
+            let (bound, map) =
+                g.bind_nodes(&values).unwrap_or_else(|e| panic!("case {case} at {values:?}: {e}\n{text}"));
+            verify(&bound).unwrap();
+            for n in g.nodes() {
+                let m = map[&n];
+                let want: Vec<usize> =
+                    g.ty(n).shape.sym_dims().iter().map(|d| d.eval(&values).unwrap() as usize).collect();
+                assert_eq!(
+                    bound.ty(m).shape.dims(),
+                    want.as_slice(),
+                    "case {case} at {values:?}, {n}\n{text}"
+                );
+            }
+            // The interpreter runs every binding, empty axes included.
+            let inputs: Vec<Buffer> = bound
+                .inputs()
+                .iter()
+                .map(|&(_, id)| {
+                    let dims = bound.ty(id).shape.dims().to_vec();
+                    let n: usize = dims.iter().product();
+                    buf(&dims, (0..n).map(|i| (i % 5) as f64 * 0.5 - 1.0).collect())
+                })
+                .collect();
+            interp::eval(&bound, &inputs)
+                .unwrap_or_else(|e| panic!("case {case} at {values:?}: {e}\n{text}"));
+        }
+    }
+}
