@@ -169,7 +169,7 @@ fn body_graph(carried: &[Tensor], counter: &Tensor, results: &[Tensor]) -> (Grap
                 let depends = args.iter().any(|&a| variant[a as usize]);
                 let all_cheap = args.iter().all(|&a| cheap[a as usize]);
                 match op {
-                    Op::Const { .. } | Op::Iota { .. } => (depends, true, false),
+                    Op::Const { .. } | Op::Size { .. } | Op::Iota { .. } => (depends, true, false),
                     Op::Cast { .. } => (depends, all_cheap, false),
                     Op::Reshape { .. } | Op::Expand { .. } | Op::Permute { .. } | Op::Slice { .. } => {
                         (depends, all_cheap, true)

@@ -210,6 +210,7 @@ fn exact(op: &Op) -> bool {
         Op::Matmul | Op::Conv(_) | Op::Loop(_) => false,
         Op::Input { .. }
         | Op::Const { .. }
+        | Op::Size { .. }
         | Op::Iota { .. }
         | Op::Rand { .. }
         | Op::Where

@@ -64,6 +64,9 @@ pub enum EvalError {
         /// Type of the buffer given.
         got: Box<TensorType>,
     },
+    /// Inputs whose shapes bind a symbolic graph's symbols out of their ranges, or break one of
+    /// its guards.
+    Bind(crate::graph::BindError),
     /// An integer operation is undefined for the values met (division or remainder by zero,
     /// a negative power).
     Arithmetic {
@@ -124,6 +127,7 @@ impl fmt::Display for EvalError {
             EvalError::InputType { index, name, expected, got } => {
                 write!(f, "input {index} (%{name}) is declared {expected} but the buffer given is {got}")
             }
+            EvalError::Bind(e) => write!(f, "the inputs' shapes do not fit the graph: {e}"),
             EvalError::Arithmetic { node, op, message, loc } => {
                 write!(f, "{node}: {op}: {message}")?;
                 write_loc(f, loc)
@@ -161,6 +165,21 @@ pub fn eval(g: &Graph, inputs: &[Buffer]) -> Result<Vec<Buffer>, EvalError> {
     verify(g).map_err(EvalError::Verify)?;
     if inputs.len() != g.inputs().len() {
         return Err(EvalError::InputCount { expected: g.inputs().len(), got: inputs.len() });
+    }
+    if g.is_symbolic() {
+        // A symbolic graph runs at the sizes its inputs bind.
+        let given: Vec<&[usize]> = inputs.iter().map(|b| b.shape().dims()).collect();
+        let bound = g.bindings_for(&given).and_then(|values| g.bind(&values));
+        return match bound {
+            Ok(bound) => eval(&bound, inputs),
+            Err(crate::graph::BindError::Input { index, .. }) => Err(EvalError::InputType {
+                index,
+                name: g.inputs()[index].0.clone(),
+                expected: Box::new(g.ty(g.inputs()[index].1).clone()),
+                got: Box::new(inputs[index].ty()),
+            }),
+            Err(e) => Err(EvalError::Bind(e)),
+        };
     }
     for (index, ((name, id), buf)) in g.inputs().iter().zip(inputs).enumerate() {
         if buf.ty() != *g.ty(*id) {
@@ -258,7 +277,10 @@ fn in_loop(e: EvalError, g: &Graph, n: NodeId) -> EvalError {
         }
         EvalError::TooLarge { ty, .. } => EvalError::TooLarge { node: n, ty },
         EvalError::Internal { message, .. } => EvalError::Internal { node: n, message },
-        e @ (EvalError::Verify(_) | EvalError::InputCount { .. } | EvalError::InputType { .. }) => e,
+        e @ (EvalError::Verify(_)
+        | EvalError::InputCount { .. }
+        | EvalError::InputType { .. }
+        | EvalError::Bind(_)) => e,
     }
 }
 
@@ -477,6 +499,7 @@ fn eval_node(g: &Graph, n: NodeId, args: &[&Buffer], inputs: &[Buffer]) -> Resul
             inputs.get(*index).ok_or_else(|| internal("missing input"))?.data().clone()
         }
         Op::Const { value, ty } => Buffer::full(ty, *value).into_data(),
+        Op::Size { ty, .. } => Buffer::full(ty, g.size_value(n)).into_data(),
         Op::Iota { ty, axis } => {
             let stride = ty.shape.strides().get(*axis).copied().ok_or_else(|| internal("bad axis"))?;
             let size = ty.shape.dims()[*axis];

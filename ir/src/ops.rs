@@ -54,6 +54,15 @@ pub enum Scalar {
 }
 
 impl Scalar {
+    /// A size as a value of `dtype` (an `f32` size rounds to nearest, as a cast would).
+    pub fn of_size(size: u64, dtype: DType) -> Scalar {
+        if dtype.is_float() {
+            Scalar::Float(size as f64).cast(dtype)
+        } else {
+            Scalar::Int(i64::try_from(size).unwrap_or(i64::MAX)).cast(dtype)
+        }
+    }
+
     /// Converts a value to the representation of `dtype`, rounding to `f32` or wrapping to `i32`
     /// as a cast would.
     pub fn cast(self, dtype: DType) -> Scalar {
@@ -294,6 +303,16 @@ pub enum Op {
         /// Result type.
         ty: TensorType,
     },
+    /// A tensor filled with the value of a size expression over the graph's symbols (`size
+    /// expr=[B*T] : f32[]`): the element count a mean divides by when the count is symbolic.
+    /// Binding the graph ([`crate::Graph::bind`]) turns it into a [`Op::Const`]; code that
+    /// knows no symbols reads it at the graph's hints.
+    Size {
+        /// The size.
+        expr: crate::sym::SymExpr,
+        /// Result type (an integer or float dtype).
+        ty: TensorType,
+    },
     /// `iota`: each element is its index along `axis`.
     Iota {
         /// Result type (an integer or float dtype).
@@ -465,6 +484,7 @@ impl Op {
         match self {
             Op::Input { .. } => "input",
             Op::Const { .. } => "const",
+            Op::Size { .. } => "size",
             Op::Iota { .. } => "iota",
             Op::Rand { .. } => "rand",
             Op::Unary(u) => u.spec().name,
@@ -491,7 +511,7 @@ impl Op {
     /// Number of operands, or `None` for variadic ops (concat takes one or more).
     pub fn arity(&self) -> Option<usize> {
         match self {
-            Op::Input { .. } | Op::Const { .. } | Op::Iota { .. } => Some(0),
+            Op::Input { .. } | Op::Const { .. } | Op::Size { .. } | Op::Iota { .. } => Some(0),
             Op::Unary(_)
             | Op::Cast { .. }
             | Op::Reduce { .. }
@@ -546,6 +566,12 @@ impl Op {
             Op::Const { value, ty } => {
                 if value.cast(ty.dtype) != *value {
                     return err(OpErrorKind::DType, format!("value {value:?} is not a {} value", ty.dtype));
+                }
+                Ok(ty.clone())
+            }
+            Op::Size { ty, .. } => {
+                if ty.dtype == DType::Bool {
+                    return err(OpErrorKind::DType, "size needs an integer or float dtype".into());
                 }
                 Ok(ty.clone())
             }

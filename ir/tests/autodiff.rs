@@ -500,7 +500,7 @@ enum Expect {
 }
 
 /// The number of `Op` variants [`classify`] distinguishes.
-const VARIANTS: usize = 22;
+const VARIANTS: usize = 23;
 
 /// The variant of node `n`'s op (an index below [`VARIANTS`]) and what its gradient must be.
 /// One exhaustive match, no wildcard: a new `Op` variant does not compile until it is
@@ -542,6 +542,7 @@ fn classify(g: &Graph, n: NodeId) -> (usize, Expect) {
             (20, if args[0] == args[1] { Flows } else { Chooses })
         }
         Op::Loop(_) => (21, Flows),
+        Op::Size { .. } => (22, Stops),
     }
 }
 
@@ -613,6 +614,7 @@ fn samples() -> Vec<Sample> {
         s("input 0-d", |b, r| b.random(r, "x", &[])),
         s("const", |b, _| b.constant(1.5, f64_ty(&[2, 3]))),
         s("iota", |b, _| b.op(Op::Iota { ty: f64_ty(&[2, 3]), axis: 1 }, &[])),
+        s("size", |b, _| b.op(Op::Size { expr: tenjit_ir::sym::SymExpr::from(6), ty: f64_ty(&[2, 3]) }, &[])),
         s("rand", |b, _| b.rand(f64_ty(&[2, 3]), 7, 3)),
         // Elementwise (the table tests cover every row).
         s("unary", |b, r| {

@@ -292,3 +292,27 @@ fn binding_random_symbolic_graphs_agrees_with_their_symbolic_types() {
         }
     }
 }
+
+#[test]
+fn a_size_is_a_value_of_a_symbolic_size() {
+    let text = "\
+graph @mean(%x: f32[B,3]) where B:2..=64 = 4 {
+  %0 = sum %x, axes=[0] : f32[3]
+  %1 = size expr=[B] : f32[3]
+  %2 = div %0, %1 : f32[3]
+  return %2
+}
+";
+    let g = parsed(text);
+    assert_eq!(print(&g), text);
+    let x = |b: usize| buf(&[b, 3], (0..b * 3).map(|i| i as f64).collect()).cast(DType::F32);
+    // The interpreter binds the symbols from the inputs; a bound graph holds a constant.
+    let at_hint = interp::eval(&g, &[x(4)]).unwrap();
+    assert_eq!(at_hint[0].cast(DType::F64).as_slice::<f64>().unwrap(), &[4.5, 5.5, 6.5]);
+    let bound = g.bind(&bind(&[("B", 2)])).unwrap();
+    assert!(print(&bound).contains("const 2.0 : f32[3]"), "{}", print(&bound));
+    let out = interp::eval(&bound, &[x(2)]).unwrap();
+    assert_eq!(out[0].cast(DType::F64).as_slice::<f64>().unwrap(), &[1.5, 2.5, 3.5]);
+    let err = parse(&text.replace("expr=[B]", "expr=[C]")).unwrap_err();
+    assert!(err.to_string().contains("unknown symbol C"), "{err}");
+}

@@ -57,6 +57,7 @@ fn bound(g: &Graph, op: &Op, args: &[NodeId]) -> f64 {
     match op {
         Op::Input { .. } => 5.0,
         Op::Const { value, .. } => value.as_f64().abs(),
+        Op::Size { .. } => f64::INFINITY,
         Op::Iota { ty, .. } => ty.shape.numel() as f64,
         Op::Rand { .. } => 1.0,
         Op::Unary(u) => UNARY_BOUNDS.iter().find(|(o, _)| o == u).map_or(f64::INFINITY, |(_, f)| f(b(0))),

@@ -185,7 +185,12 @@ pub fn vjp(
 ) -> Result<SmallVec<[Option<NodeId>; 3]>, GradError> {
     let one = |d: NodeId| -> SmallVec<[Option<NodeId>; 3]> { smallvec::smallvec![Some(d)] };
     Ok(match op {
-        Op::Input { .. } | Op::Const { .. } | Op::Iota { .. } | Op::Rand { .. } | Op::ArgReduce { .. } => {
+        Op::Input { .. }
+        | Op::Const { .. }
+        | Op::Size { .. }
+        | Op::Iota { .. }
+        | Op::Rand { .. }
+        | Op::ArgReduce { .. } => {
             SmallVec::new()
         }
         Op::Unary(u) => match u.spec().vjp {

@@ -9,7 +9,7 @@
 //! off the shapes of a call's inputs.
 
 use super::{Graph, NodeId};
-use crate::ops::{has_symbolic_attr, infer_dims, Guard, Op, OpError, SymEnv};
+use crate::ops::{has_symbolic_attr, infer_dims, Guard, Op, OpError, Scalar, SymEnv};
 use crate::sym::{Bindings, SymError, Symbol, Symbols};
 use crate::types::{Shape, TensorType};
 use std::collections::HashMap;
@@ -143,6 +143,15 @@ impl Graph {
         &self.sym.hints
     }
 
+    /// The value of the `size` node `n` at the hints (what code that knows no symbols computes);
+    /// 0 for a node that is no `size`.
+    pub fn size_value(&self, n: NodeId) -> Scalar {
+        match self.op(n) {
+            Op::Size { expr, ty } => Scalar::of_size(expr.eval(&self.sym.hints).unwrap_or(0), ty.dtype),
+            _ => Scalar::Int(0),
+        }
+    }
+
     /// The guards the type rules added: equalities of dims every binding must satisfy.
     pub fn guards(&self) -> &[Guard] {
         &self.sym.guards
@@ -248,6 +257,12 @@ fn bind_op(op: &Op, values: &Bindings) -> Result<Op, BindError> {
     Ok(match op {
         Op::Input { index, ty } => Op::Input { index: *index, ty: bind_type(ty, values)? },
         Op::Const { value, ty } => Op::Const { value: *value, ty: bind_type(ty, values)? },
+        Op::Size { expr, ty } => {
+            let size = expr.eval(values).ok_or_else(|| {
+                BindError::Symbol(SymError::Unknown(expr.symbols().into_iter().next().unwrap_or_default()))
+            })?;
+            Op::Const { value: Scalar::of_size(size, ty.dtype), ty: bind_type(ty, values)? }
+        }
         Op::Iota { ty, axis } => Op::Iota { ty: bind_type(ty, values)?, axis: *axis },
         Op::Rand { ty } => Op::Rand { ty: bind_type(ty, values)? },
         Op::Reshape { shape } => Op::Reshape { shape: bind_shape(shape, values)? },

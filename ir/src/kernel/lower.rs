@@ -141,7 +141,7 @@ fn kind(op: &Op) -> Kind {
 /// The cost of computing one element of `op` from its operands, for the recompute decision.
 fn weight(op: &Op) -> u64 {
     match op {
-        Op::Input { .. } | Op::Const { .. } | Op::Iota { .. } => 0,
+        Op::Input { .. } | Op::Const { .. } | Op::Size { .. } | Op::Iota { .. } => 0,
         Op::Reshape { .. } | Op::Permute { .. } | Op::Expand { .. } | Op::Slice { .. } => 0,
         Op::Rand { .. } => 16,
         Op::Unary(u) => u.spec().cost.weight,
@@ -935,6 +935,7 @@ impl<'p, 'g> Builder<'p, 'g> {
                 }
                 Op::Input { .. }
                 | Op::Const { .. }
+                | Op::Size { .. }
                 | Op::Iota { .. }
                 | Op::Rand { .. }
                 | Op::Reduce { .. }
@@ -958,6 +959,8 @@ impl<'p, 'g> Builder<'p, 'g> {
             let inst = match g.op(n) {
                 Op::Input { .. } => self.load(t, n, chain)?,
                 Op::Const { value, .. } => Inst::Const(*value),
+                // A symbolic graph lowers at its hints.
+                Op::Size { .. } => Inst::Const(g.size_value(n)),
                 Op::Iota { ty, axis } => {
                     let strides = (0..ty.shape.rank()).map(|d| (d == *axis) as i64).collect();
                     Inst::Iota { index: t.index(View { offset: 0, strides }.through(g, chain)?) }

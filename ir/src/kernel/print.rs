@@ -141,6 +141,7 @@ fn op_attrs(op: &Op) -> String {
         }
         Op::Input { .. }
         | Op::Const { .. }
+        | Op::Size { .. }
         | Op::Rand { .. }
         | Op::Unary(_)
         | Op::Binary(_)

@@ -137,6 +137,7 @@ pub fn image_operands(op: &Op) -> Option<&'static [bool]> {
         },
         Op::Input { .. }
         | Op::Const { .. }
+        | Op::Size { .. }
         | Op::Iota { .. }
         | Op::Rand { .. }
         | Op::Unary(_)

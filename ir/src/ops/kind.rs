@@ -91,7 +91,7 @@ impl Op {
     pub fn kind(&self) -> OpKind<'_> {
         match self {
             Op::Input { .. } => OpKind::Input,
-            Op::Const { .. } | Op::Iota { .. } | Op::Rand { .. } => OpKind::Source,
+            Op::Const { .. } | Op::Size { .. } | Op::Iota { .. } | Op::Rand { .. } => OpKind::Source,
             Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Cast { .. } => OpKind::Elementwise,
             Op::Reshape { shape } => OpKind::Movement(Movement::Reshape { shape }),
             Op::Permute { perm } => OpKind::Movement(Movement::Permute { perm }),

@@ -50,6 +50,7 @@ pub(crate) fn has_symbolic_attr(op: &Op) -> bool {
         Op::Input { ty, .. } | Op::Const { ty, .. } | Op::Iota { ty, .. } | Op::Rand { ty } => {
             ty.shape.is_symbolic()
         }
+        Op::Size { .. } => true,
         Op::Reshape { shape } | Op::Expand { shape } => shape.is_symbolic(),
         Op::Unary(_)
         | Op::Binary(_)
@@ -199,6 +200,15 @@ impl Rule<'_, '_> {
         let arg = |i: usize| args[i].shape.sym_dims();
         Ok(match op {
             Op::Input { ty, .. } | Op::Const { ty, .. } | Op::Iota { ty, .. } | Op::Rand { ty } => {
+                ty.shape.sym_dims()
+            }
+            Op::Size { expr, ty } => {
+                if expr.eval(self.env.hints).is_none() {
+                    return Err(self.err(
+                        OpErrorKind::Argument,
+                        format!("size {expr} uses a symbol the graph does not declare, or is negative"),
+                    ));
+                }
                 ty.shape.sym_dims()
             }
             Op::Unary(_) | Op::Cast { .. } => arg(0),

@@ -192,6 +192,7 @@ fn sink(g: &mut Graph, s: NodeId) -> Option<Vec<NodeId>> {
         }
         Op::Input { .. }
         | Op::Const { .. }
+        | Op::Size { .. }
         | Op::Iota { .. }
         | Op::Rand { .. }
         | Op::Pad { .. }

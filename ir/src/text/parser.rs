@@ -24,6 +24,7 @@ fn prototypes() -> Vec<Op> {
         Op::Input { index: 0, ty: ty.clone() },
         Op::Const { value: Scalar::Float(0.0), ty: ty.clone() },
         Op::Iota { ty: ty.clone(), axis: 0 },
+        Op::Size { expr: crate::sym::SymExpr::default(), ty: ty.clone() },
         Op::Rand { ty },
         Op::Where,
         Op::Cast { dtype: DType::F32 },
@@ -295,6 +296,13 @@ fn build_op(
             Op::Const { value, ty }
         }
         Op::Iota { .. } => Op::Iota { axis: a.int("axis", UINT)?, ty },
+        Op::Size { .. } => {
+            let shape = a.shape("expr", g)?;
+            match shape.sym_dims().as_slice() {
+                [d] => Op::Size { expr: d.expr().unwrap_or_default(), ty },
+                _ => return Err(stmt.op_pos.err("`size` needs one expression, like `expr=[B*T]`")),
+            }
+        }
         Op::Rand { .. } => Op::Rand { ty },
         Op::Unary(u) => Op::Unary(*u),
         Op::Binary(b) => Op::Binary(*b),

@@ -104,6 +104,7 @@ pub(crate) fn op_text(op: &Op) -> OpText {
         Op::Input { index, .. } => attrs(vec![("index", index.to_string())]),
         Op::Const { value, ty } => OpText { literal: Some(value.text(ty.dtype)), attrs: Vec::new() },
         Op::Iota { axis, .. } => attrs(vec![("axis", axis.to_string())]),
+        Op::Size { expr, .. } => attrs(vec![("expr", format!("[{expr}]"))]),
         Op::Rand { .. } => none,
         Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Cast { .. } | Op::Matmul => none,
         Op::Reduce { axes, .. } => attrs(vec![("axes", list(axes))]),

@@ -355,6 +355,7 @@ fn op_rows(
         }
         Op::Input { .. }
         | Op::Const { .. }
+        | Op::Size { .. }
         | Op::Iota { .. }
         | Op::Rand { .. }
         | Op::Unary(_)

@@ -112,6 +112,7 @@ pub(super) fn run(
         }
         Op::Input { .. }
         | Op::Const { .. }
+        | Op::Size { .. }
         | Op::Iota { .. }
         | Op::Rand { .. }
         | Op::Unary(_)
