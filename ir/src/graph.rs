@@ -16,8 +16,10 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt;
 
+mod generalize;
 mod symbolic;
 
+pub use generalize::{generalize, Generalized, Introduced, NotGeneral};
 pub use symbolic::BindError;
 
 /// A node of a [`Graph`]. Its `Display` is `%index`; printing a whole graph renumbers densely.

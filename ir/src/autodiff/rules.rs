@@ -190,9 +190,7 @@ pub fn vjp(
         | Op::Size { .. }
         | Op::Iota { .. }
         | Op::Rand { .. }
-        | Op::ArgReduce { .. } => {
-            SmallVec::new()
-        }
+        | Op::ArgReduce { .. } => SmallVec::new(),
         Op::Unary(u) => match u.spec().vjp {
             Some(rule) => one(rule(e, args[0], y, g)?),
             None => smallvec::smallvec![None],

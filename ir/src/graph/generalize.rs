@@ -1,0 +1,356 @@
+//! Symbolic graphs from concrete ones: what torch calls automatic dynamic shapes.
+//!
+//! A front end traces concrete graphs. When it meets a second graph of the same structure
+//! ([`Graph::structure_fingerprint`]: the same ops, operands, dtypes and ranks, any sizes)
+//! with other sizes, [`generalize`] writes the one symbolic graph both are instances of: each
+//! input dim whose sizes differ becomes a symbol (dims with the same pair of sizes share one),
+//! every size an op carries (a reshape's or expand's shape, a constant's, iota's or rand's
+//! type, a constant that is a size, like the count a mean divides by) is written as an
+//! expression over the symbols that gives both sizes, and every node is typed again by the
+//! symbolic rules, which add the guards the graph needs. Sizes 0 and 1 stay special: an input
+//! dim that is 0 or 1 in either graph is not made symbolic, as in torch.
+//!
+//! The expressions are found from two samples (`c*S + k`, `c*S*T + k`), so they are a guess;
+//! [`generalize`] checks that binding the result to either graph's sizes gives that graph, and
+//! [`Graph::instance_bindings`] checks every later graph the same way before it is treated as
+//! an instance, so a wrong guess costs a recompilation, never a wrong result.
+
+use super::{Graph, NodeId};
+use crate::ops::{Op, Scalar};
+use crate::sym::{Bindings, Dim, SymExpr, Symbol};
+use crate::types::{Shape, TensorType};
+use std::collections::HashMap;
+use std::fmt;
+
+/// A symbol [`generalize`] introduced: which input dim it stands for and its two sizes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Introduced {
+    /// The symbol's name.
+    pub name: String,
+    /// The first input dim that has it: (input position, dim).
+    pub at: (usize, usize),
+    /// Its size in the first graph and in the second.
+    pub sizes: (usize, usize),
+}
+
+impl fmt::Display for Introduced {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "dim {} of input {} became symbolic {} (sizes {}, then {})",
+            self.at.1, self.at.0, self.name, self.sizes.0, self.sizes.1
+        )
+    }
+}
+
+/// A symbolic graph both given graphs are instances of.
+#[derive(Clone, Debug)]
+pub struct Generalized {
+    /// The symbolic graph; its hints are the second graph's sizes.
+    pub graph: Graph,
+    /// The symbols it introduced, in order.
+    pub introduced: Vec<Introduced>,
+}
+
+/// Why two graphs have no symbolic graph in common (the reason a front end compiles the
+/// second one separately, and reports).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotGeneral {
+    /// What differs, and where.
+    pub reason: String,
+}
+
+impl fmt::Display for NotGeneral {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for NotGeneral {}
+
+fn not(reason: String) -> NotGeneral {
+    NotGeneral { reason }
+}
+
+/// The symbolic graph `a` and `b` are both instances of, with `b`'s sizes as its hints;
+/// `name_of(input, dim)` names the symbol of an input dim that becomes symbolic (`None`:
+/// `s0`, `s1`, ... in order). See the module documentation.
+pub fn generalize(
+    a: &Graph,
+    b: &Graph,
+    name_of: &dyn Fn(usize, usize) -> Option<String>,
+) -> Result<Generalized, NotGeneral> {
+    if a.structure_fingerprint() != b.structure_fingerprint() {
+        return Err(not("the graphs differ in structure, not only in sizes".into()));
+    }
+    let (na, nb) = (a.nodes(), b.nodes());
+    let mut out = Graph::new(b.name());
+    let mut fit = Fitter { symbols: Vec::new() };
+    let mut introduced = Vec::new();
+    // Symbols for the input dims whose sizes differ.
+    let mut input_dims: Vec<Vec<Dim>> = Vec::new();
+    for (i, ((_, ia), (_, ib))) in a.inputs().iter().zip(b.inputs()).enumerate() {
+        let (da, db) = (a.ty(*ia).shape.dims(), b.ty(*ib).shape.dims());
+        let mut dims = Vec::new();
+        for (d, (&x, &y)) in da.iter().zip(db).enumerate() {
+            if x == y {
+                dims.push(Dim::from(y as u64));
+                continue;
+            }
+            if x.min(y) <= 1 {
+                return Err(not(format!(
+                    "dim {d} of input {i} is {x}, then {y}: sizes 0 and 1 are not made symbolic"
+                )));
+            }
+            let known = fit.symbols.iter().find(|s| s.sizes == (x as i64, y as i64)).map(|s| s.name.clone());
+            let name = match known {
+                Some(name) => name,
+                None => {
+                    let name = name_of(i, d).unwrap_or_else(|| format!("s{}", fit.symbols.len()));
+                    let symbol = Symbol::new(&name, 2, None).map_err(|e| not(e.to_string()))?;
+                    out.declare_symbol(symbol, y as u64).map_err(|e| not(e.to_string()))?;
+                    introduced.push(Introduced { name: name.clone(), at: (i, d), sizes: (x, y) });
+                    let expr = SymExpr::symbol(&name).map_err(|e| not(e.to_string()))?;
+                    fit.symbols.push(Sym { name: name.clone(), expr, sizes: (x as i64, y as i64) });
+                    name
+                }
+            };
+            let expr = SymExpr::symbol(&name).map_err(|e| not(e.to_string()))?;
+            dims.push(Dim::from_expr(expr).map_err(|e| not(e.to_string()))?);
+        }
+        input_dims.push(dims);
+    }
+    if introduced.is_empty() {
+        return Err(not("no input dim differs in size".into()));
+    }
+    let mut map: HashMap<NodeId, NodeId> = HashMap::new();
+    for ((name, ib), dims) in b.inputs().iter().zip(input_dims) {
+        let ty = b.ty(*ib);
+        let shape = Shape::symbolic(dims, ty.shape.dims()).map_err(not)?;
+        map.insert(*ib, out.add_input(name.clone(), TensorType::new(ty.dtype, shape)));
+    }
+    for (&x, &y) in na.iter().zip(&nb) {
+        if matches!(b.op(y), Op::Input { .. }) {
+            continue;
+        }
+        let op = fit.op(a.op(x), b.op(y)).map_err(|why| not(format!("{y} ({}): {why}", b.op(y).name())))?;
+        let args: Vec<NodeId> = b.args(y).iter().map(|n| map[n]).collect();
+        let id = out.add_at(op, &args, b.loc(y).map(str::to_string)).map_err(|e| not(format!("{y}: {e}")))?;
+        map.insert(y, id);
+    }
+    out.set_outputs(b.outputs().iter().map(|o| map[o]).collect());
+    let values_a: Bindings = fit.symbols.iter().map(|s| (s.name.clone(), s.sizes.0 as u64)).collect();
+    for (g, values) in [(a, &values_a), (b, out.hints())] {
+        let bound = out.bind(values).map_err(|e| not(format!("the symbolic graph does not bind: {e}")))?;
+        if bound.fingerprint() != g.fingerprint() {
+            return Err(not(
+                "no symbolic graph found gives both graphs (a size is not an expression of the symbols)"
+                    .into(),
+            ));
+        }
+    }
+    Ok(Generalized { graph: out, introduced })
+}
+
+impl Graph {
+    /// A fingerprint of the structure without sizes: every node's op with the attributes that
+    /// are not sizes, its dtype and rank, its operands, and the outputs. Graphs that differ
+    /// only in sizes (a batch of 8, then of 5) share it; [`generalize`] needs it equal.
+    pub fn structure_fingerprint(&self) -> u128 {
+        let mut position = HashMap::new();
+        for (i, n) in self.nodes().into_iter().enumerate() {
+            position.insert(n, i as u32);
+        }
+        let mut f = super::Fingerprint::new();
+        for n in self.nodes() {
+            let op = self.op(n);
+            // A size is the constant of an instance.
+            f.add(if matches!(op, Op::Size { .. }) { "const" } else { op.name() });
+            skeleton(op, &mut f);
+            let ty = self.ty(n);
+            f.add(&(ty.dtype, ty.shape.rank()));
+            for a in self.args(n) {
+                f.add(&position.get(&a).copied().unwrap_or(u32::MAX));
+            }
+        }
+        for o in self.outputs() {
+            f.add(&position.get(o).copied().unwrap_or(u32::MAX));
+        }
+        f.finish()
+    }
+
+    /// The binding under which this symbolic graph is `concrete`, if it is an instance: the
+    /// symbols read off `concrete`'s input shapes, and binding this graph to them must give
+    /// `concrete` exactly. The error says what differs: the failed guard or range, or the
+    /// node where the instance departs from the symbolic graph.
+    pub fn instance_bindings(&self, concrete: &Graph) -> Result<Bindings, NotGeneral> {
+        if self.structure_fingerprint() != concrete.structure_fingerprint() {
+            return Err(not("the structure differs".into()));
+        }
+        let given: Vec<&[usize]> =
+            concrete.inputs().iter().map(|&(_, id)| concrete.ty(id).shape.dims()).collect();
+        let values = self.bindings_for(&given).map_err(|e| not(e.to_string()))?;
+        let bound = self.bind(&values).map_err(|e| not(e.to_string()))?;
+        if bound.fingerprint() == concrete.fingerprint() {
+            return Ok(values);
+        }
+        let at = bound
+            .nodes()
+            .into_iter()
+            .zip(concrete.nodes())
+            .find(|&(p, q)| bound.op(p) != concrete.op(q) || bound.ty(p) != concrete.ty(q));
+        Err(not(match at {
+            Some((p, q)) => format!(
+                "{q} ({}) is {} but the symbolic graph gives {} at {values:?}",
+                concrete.op(q).name(),
+                concrete.ty(q),
+                bound.ty(p)
+            ),
+            None => format!("the graph is not the symbolic graph at {values:?}"),
+        }))
+    }
+}
+
+/// Adds the attributes of `op` that are not sizes.
+fn skeleton(op: &Op, f: &mut super::Fingerprint) {
+    match op {
+        Op::Input { index, .. } => f.add(index),
+        Op::Const { value, .. } => match value {
+            // A whole number may be a size (a mean's count); any other value is structure.
+            Scalar::Float(v) if v.fract() == 0.0 => {}
+            Scalar::Int(_) => {}
+            v => f.add(v),
+        },
+        Op::Size { .. } | Op::Rand { .. } | Op::Reshape { .. } | Op::Expand { .. } => {}
+        Op::Iota { axis, .. } => f.add(axis),
+        Op::Unary(u) => f.add(u),
+        Op::Binary(b) => f.add(b),
+        Op::Where | Op::Matmul => {}
+        Op::Cast { dtype } => f.add(dtype),
+        Op::Reduce { op, axes } => f.add(&(op, axes)),
+        Op::ArgReduce { op, axis } => f.add(&(op, axis)),
+        Op::Permute { perm } => f.add(perm),
+        Op::Slice { step, .. } => f.add(step),
+        Op::Pad { .. } => {}
+        Op::Concat { axis } | Op::Gather { axis } | Op::ScatterAdd { axis } => f.add(axis),
+        Op::Conv(c) => f.add(c),
+        Op::Pool(p) => f.add(p),
+        Op::Loop(l) => f.add(l),
+    }
+}
+
+/// A symbol and its sizes in the two graphs.
+struct Sym {
+    name: String,
+    expr: SymExpr,
+    sizes: (i64, i64),
+}
+
+struct Fitter {
+    symbols: Vec<Sym>,
+}
+
+impl Fitter {
+    /// The expression that is `x` in the first graph and `y` in the second: the constant when
+    /// they are equal, else `c*m + k` for a monomial `m` of one or two symbols, preferring
+    /// `k == 0`.
+    fn fit(&self, x: usize, y: usize) -> Result<Dim, String> {
+        if x == y {
+            return Ok(Dim::from(y as u64));
+        }
+        let (x, y) = (x as i64, y as i64);
+        let mut monomials: Vec<(SymExpr, i64, i64)> =
+            self.symbols.iter().map(|s| (s.expr.clone(), s.sizes.0, s.sizes.1)).collect();
+        for (i, s) in self.symbols.iter().enumerate() {
+            for t in &self.symbols[i..] {
+                if let (Ok(m), Some(ma), Some(mb)) =
+                    (s.expr.mul(&t.expr), s.sizes.0.checked_mul(t.sizes.0), s.sizes.1.checked_mul(t.sizes.1))
+                {
+                    monomials.push((m, ma, mb));
+                }
+            }
+        }
+        let mut best: Option<SymExpr> = None;
+        for (m, ma, mb) in monomials {
+            if ma == mb || (y - x) % (mb - ma) != 0 {
+                continue;
+            }
+            let c = (y - x) / (mb - ma);
+            let Some(k) = c.checked_mul(mb).and_then(|cm| y.checked_sub(cm)) else { continue };
+            let Ok(k_expr) = SymExpr::constant(k) else { continue };
+            let Ok(e) = m.scale(c).and_then(|cm| cm.add(&k_expr)) else { continue };
+            if k == 0 {
+                return Dim::from_expr(e).map_err(|err| err.to_string());
+            }
+            best.get_or_insert(e);
+        }
+        match best {
+            Some(e) => Dim::from_expr(e).map_err(|err| err.to_string()),
+            None => Err(format!("sizes {x}, then {y} are no expression of the symbols")),
+        }
+    }
+
+    fn shape(&self, a: &Shape, b: &Shape) -> Result<Shape, String> {
+        let dims: Result<Vec<Dim>, String> =
+            a.dims().iter().zip(b.dims()).map(|(&x, &y)| self.fit(x, y)).collect();
+        Shape::symbolic(dims?, b.dims())
+    }
+
+    fn ty(&self, a: &TensorType, b: &TensorType) -> Result<TensorType, String> {
+        Ok(TensorType::new(b.dtype, self.shape(&a.shape, &b.shape)?))
+    }
+
+    /// `b`'s op with its sizes written over the symbols (`a` is the same op in the first graph).
+    fn op(&self, a: &Op, b: &Op) -> Result<Op, String> {
+        Ok(match (a, b) {
+            (Op::Const { value: va, ty: ta }, Op::Const { value: vb, ty }) => {
+                let ty = self.ty(ta, ty)?;
+                if va == vb {
+                    Op::Const { value: *vb, ty }
+                } else {
+                    let whole = |v: &Scalar| match *v {
+                        Scalar::Int(i) => usize::try_from(i).ok(),
+                        Scalar::Float(f) if f.fract() == 0.0 && (0.0..1e15).contains(&f) => Some(f as usize),
+                        _ => None,
+                    };
+                    match (whole(va), whole(vb)) {
+                        (Some(x), Some(y)) => match self.fit(x, y)?.expr() {
+                            Some(expr) => Op::Size { expr, ty },
+                            None => return Err("a constant too large for a size".into()),
+                        },
+                        _ => return Err(format!("constant {vb:?} was {va:?}: not a size")),
+                    }
+                }
+            }
+            (Op::Iota { ty: ta, .. }, Op::Iota { ty, axis }) => {
+                Op::Iota { ty: self.ty(ta, ty)?, axis: *axis }
+            }
+            (Op::Rand { ty: ta }, Op::Rand { ty }) => Op::Rand { ty: self.ty(ta, ty)? },
+            (Op::Reshape { shape: sa }, Op::Reshape { shape }) => {
+                Op::Reshape { shape: self.shape(sa, shape)? }
+            }
+            (Op::Expand { shape: sa }, Op::Expand { shape }) => Op::Expand { shape: self.shape(sa, shape)? },
+            (Op::Slice { start: s0, size: z0, .. }, Op::Slice { start, size, .. }) => {
+                if s0 != start || z0 != size {
+                    return Err(
+                        "its bounds change with the sizes (symbolic slice bounds are not supported yet)"
+                            .into(),
+                    );
+                }
+                b.clone()
+            }
+            (Op::Pad { lo: l0, hi: h0 }, Op::Pad { lo, hi }) => {
+                if l0 != lo || h0 != hi {
+                    return Err("its padding changes with the sizes".into());
+                }
+                b.clone()
+            }
+            _ => {
+                if a != b {
+                    return Err(format!("op {a:?} became {b:?}"));
+                }
+                b.clone()
+            }
+        })
+    }
+}

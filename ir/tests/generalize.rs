@@ -1,0 +1,127 @@
+//! Automatic dynamic shapes at the graph level: two concrete graphs of one structure give the
+//! symbolic graph both are instances of; later graphs are checked as instances of it.
+
+use tenjit_ir::graph::generalize;
+use tenjit_ir::text::{parse, print};
+use tenjit_ir::{interp, Buffer, DType, Graph, Shape};
+
+/// A step whose batch `b` appears as input dims, a reshape's size and a mean's count.
+fn step(b: usize) -> Graph {
+    let text = format!(
+        "graph @step(%x: f32[{b},4], %w: f32[4,3], %y: f32[{b},3]) {{
+  %0 = matmul %x, %w : f32[{b},3]
+  %1 = sub %0, %y : f32[{b},3]
+  %2 = mul %1, %1 : f32[{b},3]
+  %3 = reshape %2, shape=[{n}] : f32[{n}]
+  %4 = sum %3, axes=[0] : f32[]
+  %5 = const {b}.0 : f32[]
+  %6 = div %4, %5 : f32[]
+  return %6
+}}
+",
+        n = 3 * b
+    );
+    parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+fn no_names(_: usize, _: usize) -> Option<String> {
+    None
+}
+
+#[test]
+fn two_batch_sizes_give_one_symbolic_graph() {
+    let (a, b) = (step(8), step(5));
+    assert_eq!(a.structure_fingerprint(), b.structure_fingerprint());
+    assert_ne!(a.fingerprint(), b.fingerprint());
+    let gen = generalize(&a, &b, &no_names).unwrap();
+    assert_eq!(gen.introduced.len(), 1, "x and y share the batch symbol");
+    assert_eq!(gen.introduced[0].to_string(), "dim 0 of input 0 became symbolic s0 (sizes 8, then 5)");
+    let text = print(&gen.graph);
+    for needle in
+        ["where s0:2.. = 5", "%x: f32[s0,4]", "%y: f32[s0,3]", "shape=[3*s0]", "size expr=[s0] : f32[]"]
+    {
+        assert!(text.contains(needle), "{needle}\n{text}");
+    }
+    assert!(gen.graph.guards().is_empty(), "{:?}", gen.graph.guards());
+    // Every batch size from 2 on is an instance, bound to its size.
+    for n in [2, 3, 13, 64] {
+        let values = gen.graph.instance_bindings(&step(n)).unwrap();
+        assert_eq!(values["s0"], n as u64);
+    }
+    // The symbolic graph computes the mean square error at any batch.
+    let x = Buffer::from_vec((0..12).map(|i| i as f32).collect::<Vec<_>>(), Shape::new(&[3, 4])).unwrap();
+    let w = Buffer::from_vec(vec![1.0f32; 12], Shape::new(&[4, 3])).unwrap();
+    let y = Buffer::from_vec(vec![0.0f32; 9], Shape::new(&[3, 3])).unwrap();
+    let sym = interp::eval(&gen.graph, &[x.clone(), w.clone(), y.clone()]).unwrap();
+    let concrete = interp::eval(&step(3), &[x, w, y]).unwrap();
+    assert_eq!(sym, concrete);
+    assert_eq!(sym[0].cast(DType::F64).as_slice::<f64>().unwrap(), &[3.0 * (36.0 + 484.0 + 1444.0) / 3.0]);
+}
+
+#[test]
+fn names_given_by_the_front_end_name_the_symbols() {
+    let batch = |input: usize, dim: usize| (input == 0 && dim == 0).then(|| "batch".to_string());
+    let gen = generalize(&step(8), &step(5), &batch).unwrap();
+    assert!(print(&gen.graph).contains("where batch:2.. = 5"), "{}", print(&gen.graph));
+}
+
+#[test]
+fn what_cannot_be_symbolic_is_said() {
+    // Sizes 0 and 1 stay special.
+    let err = generalize(&step(8), &step(1), &no_names).unwrap_err();
+    assert_eq!(err.to_string(), "dim 0 of input 0 is 8, then 1: sizes 0 and 1 are not made symbolic");
+    // Another structure.
+    let other = parse("graph @f(%x: f32[5,4]) {\n  %0 = exp %x : f32[5,4]\n  return %0\n}\n").unwrap();
+    assert!(generalize(&step(8), &other, &no_names).unwrap_err().to_string().contains("structure"));
+    // The same sizes: nothing to generalize.
+    assert!(generalize(&step(8), &step(8), &no_names).unwrap_err().to_string().contains("no input dim"));
+    // A constant that changes but is no size.
+    let half = |b: usize, c: &str| {
+        parse(&format!(
+            "graph @f(%x: f32[{b}]) {{\n  %0 = const {c} : f32[{b}]\n  %1 = mul %x, %0 : f32[{b}]\n  return %1\n}}\n"
+        ))
+        .unwrap()
+    };
+    let err = generalize(&half(8, "0.5"), &half(5, "0.25"), &no_names).unwrap_err();
+    assert!(err.to_string().contains("not a size") || err.to_string().contains("structure"), "{err}");
+}
+
+#[test]
+fn a_later_graph_that_is_no_instance_names_where_it_departs() {
+    // A constant that is `s0 - 1` at 8 and 5, but 2 at 11.
+    let g = |b: usize, c: usize| {
+        parse(&format!(
+            "graph @f(%x: f32[{b}]) {{\n  %0 = const {c}.0 : f32[{b}]\n  %1 = mul %x, %0 : f32[{b}]\n  return %1\n}}\n"
+        ))
+        .unwrap()
+    };
+    let gen = generalize(&g(8, 7), &g(5, 4), &no_names).unwrap();
+    assert!(print(&gen.graph).contains("size expr=[s0 - 1]"), "{}", print(&gen.graph));
+    assert_eq!(gen.graph.instance_bindings(&g(11, 10)).unwrap()["s0"], 11);
+    let err = gen.graph.instance_bindings(&g(11, 2)).unwrap_err();
+    assert!(err.to_string().contains("%1 (const)") || err.to_string().contains("const"), "{err}");
+    // A guard the instance breaks, and a size outside the range.
+    let pair = |b: usize, t: usize| {
+        parse(&format!(
+            "graph @f(%a: f32[{b}], %b: f32[{t}]) {{\n  %0 = exp %a : f32[{b}]\n  return %0\n}}\n"
+        ))
+        .unwrap()
+    };
+    let gen = generalize(&pair(8, 6), &pair(5, 3), &no_names).unwrap();
+    assert_eq!(gen.introduced.len(), 2);
+    assert!(gen.graph.instance_bindings(&pair(9, 1)).unwrap_err().to_string().contains("outside s1:2.."));
+}
+
+#[test]
+fn products_of_symbols_are_found() {
+    let g = |b: usize, t: usize| {
+        parse(&format!(
+            "graph @f(%x: f32[{b},{t},2]) {{\n  %0 = reshape %x, shape=[{bt},2] : f32[{bt},2]\n  return %0\n}}\n",
+            bt = b * t
+        ))
+        .unwrap()
+    };
+    let gen = generalize(&g(4, 6), &g(3, 5), &no_names).unwrap();
+    assert!(print(&gen.graph).contains("shape=[s0*s1,2]"), "{}", print(&gen.graph));
+    assert!(gen.graph.instance_bindings(&g(7, 9)).is_ok());
+}
