@@ -79,6 +79,9 @@ pub enum MissReason {
         /// The first line that differs from the nearest cached graph, both versions.
         nearest: String,
     },
+    /// A graph of this structure was compiled at other sizes: whether the sizes became
+    /// symbolic, and why not where they did not.
+    NewSizes(crate::runtime::dynamic::Dynamic),
 }
 
 impl fmt::Display for MissReason {
@@ -88,6 +91,7 @@ impl fmt::Display for MissReason {
             MissReason::NewStructure { nearest } => {
                 write!(f, "new structure; nearest cached graph differs: {nearest}")
             }
+            MissReason::NewSizes(dynamic) => dynamic.fmt(f),
         }
     }
 }
@@ -279,7 +283,10 @@ fn compiled(
     }
     let backend = crate::runtime::backend_for(device)?;
     let text = graph.to_string();
-    let miss = cache::with_texts(device, |texts| miss_reason(texts.iter().copied(), &text));
+    let miss = match crate::runtime::dynamic::observe(device, graph) {
+        Some(dynamic) => MissReason::NewSizes(dynamic),
+        None => cache::with_texts(device, |texts| miss_reason(texts.iter().copied(), &text)),
+    };
     let record = dump_dir().is_some();
     let (program, stages, mut times) = lower(graph, record)?;
     times.insert(0, ("trace", trace_time));
@@ -366,8 +373,19 @@ pub(crate) fn run_to_host(exe: &dyn Executable, inputs: &[Value], device: Device
 }
 
 /// Evaluates `graph` on `inputs` with the selected [`backend`]: the interpreter, or compiled
-/// kernels (cached by structure). The CLI and the differential tests use it.
+/// kernels (cached by structure). The CLI and the differential tests use it. A symbolic graph
+/// runs at the sizes its inputs bind (compiled for those sizes).
 pub fn run_graph(graph: &Graph, inputs: &[Buffer]) -> Result<Vec<Buffer>> {
+    if graph.is_symbolic() && !matches!(target(Device::Cpu), Target::Interp) {
+        let given: Vec<&[usize]> = inputs.iter().map(|b| b.shape().dims()).collect();
+        let bound = graph.bindings_for(&given).and_then(|values| graph.bind(&values)).map_err(|e| {
+            Error::eval(
+                crate::error::EvalErrorKind::Input,
+                format!("the inputs' shapes do not fit the graph: {e}"),
+            )
+        })?;
+        return run_graph(&bound, inputs);
+    }
     match target(Device::Cpu) {
         Target::Interp => tenjit_ir::interp::eval(graph, inputs).map_err(Error::from_interp),
         Target::Device(device) => {

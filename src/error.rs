@@ -211,7 +211,9 @@ impl Error {
             ),
             I::Arithmetic { .. } => Error::eval(EvalErrorKind::Arithmetic, e.to_string()),
             I::IndexOutOfRange { .. } => Error::eval(EvalErrorKind::IndexOutOfRange, e.to_string()),
-            I::InputCount { .. } | I::InputType { .. } => Error::eval(EvalErrorKind::Input, e.to_string()),
+            I::InputCount { .. } | I::InputType { .. } | I::Bind(_) => {
+                Error::eval(EvalErrorKind::Input, e.to_string())
+            }
             I::TooLarge { .. } => Error::eval(EvalErrorKind::OutOfMemory, e.to_string()),
             I::Verify(_) | I::Internal { .. } => Error::eval(EvalErrorKind::Internal, e.to_string()),
         }

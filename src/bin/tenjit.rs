@@ -296,6 +296,7 @@ fn eval_error(name: &str, lines: &Lines, e: &interp::EvalError) -> String {
         E::Verify(_)
         | E::InputCount { .. }
         | E::InputType { .. }
+        | E::Bind(_)
         | E::TooLarge { .. }
         | E::Internal { .. } => {
             return format!("{name}: {e}");

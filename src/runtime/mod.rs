@@ -11,6 +11,7 @@
 
 pub mod backend;
 pub mod cache;
+pub mod dynamic;
 pub mod live;
 mod slot;
 

@@ -22,24 +22,21 @@ use crate::types::{Shape, TensorType};
 use std::collections::HashMap;
 use std::fmt;
 
-/// A symbol [`generalize`] introduced: which input dim it stands for and its two sizes.
+/// A symbol [`generalize`] introduced: which dim it stands for and its two sizes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Introduced {
     /// The symbol's name.
     pub name: String,
-    /// The first input dim that has it: (input position, dim).
-    pub at: (usize, usize),
+    /// The first dim that has it: `dim 0 of input 1`, or `dim 0 of %5 (rand)` for a size a
+    /// source op (rand, iota, a filled constant) creates in the graph.
+    pub at: String,
     /// Its size in the first graph and in the second.
     pub sizes: (usize, usize),
 }
 
 impl fmt::Display for Introduced {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "dim {} of input {} became symbolic {} (sizes {}, then {})",
-            self.at.1, self.at.0, self.name, self.sizes.0, self.sizes.1
-        )
+        write!(f, "{} became symbolic {} (sizes {}, then {})", self.at, self.name, self.sizes.0, self.sizes.1)
     }
 }
 
@@ -74,7 +71,7 @@ fn not(reason: String) -> NotGeneral {
 
 /// The symbolic graph `a` and `b` are both instances of, with `b`'s sizes as its hints;
 /// `name_of(input, dim)` names the symbol of an input dim that becomes symbolic (`None`:
-/// `s0`, `s1`, ... in order). See the module documentation.
+/// `d0`, `d1`, ... in order). See the module documentation.
 pub fn generalize(
     a: &Graph,
     b: &Graph,
@@ -85,8 +82,7 @@ pub fn generalize(
     }
     let (na, nb) = (a.nodes(), b.nodes());
     let mut out = Graph::new(b.name());
-    let mut fit = Fitter { symbols: Vec::new() };
-    let mut introduced = Vec::new();
+    let mut fit = Fitter { symbols: Vec::new(), introduced: Vec::new() };
     // Symbols for the input dims whose sizes differ.
     let mut input_dims: Vec<Vec<Dim>> = Vec::new();
     for (i, ((_, ia), (_, ib))) in a.inputs().iter().zip(b.inputs()).enumerate() {
@@ -97,59 +93,49 @@ pub fn generalize(
                 dims.push(Dim::from(y as u64));
                 continue;
             }
-            if x.min(y) <= 1 {
-                return Err(not(format!(
-                    "dim {d} of input {i} is {x}, then {y}: sizes 0 and 1 are not made symbolic"
-                )));
-            }
-            let known = fit.symbols.iter().find(|s| s.sizes == (x as i64, y as i64)).map(|s| s.name.clone());
-            let name = match known {
-                Some(name) => name,
-                None => {
-                    let name = name_of(i, d).unwrap_or_else(|| format!("s{}", fit.symbols.len()));
-                    let symbol = Symbol::new(&name, 2, None).map_err(|e| not(e.to_string()))?;
-                    out.declare_symbol(symbol, y as u64).map_err(|e| not(e.to_string()))?;
-                    introduced.push(Introduced { name: name.clone(), at: (i, d), sizes: (x, y) });
-                    let expr = SymExpr::symbol(&name).map_err(|e| not(e.to_string()))?;
-                    fit.symbols.push(Sym { name: name.clone(), expr, sizes: (x as i64, y as i64) });
-                    name
-                }
+            let known = fit.symbols.iter().find(|s| s.sizes == (x as i64, y as i64)).map(|s| s.expr.clone());
+            let expr = match known {
+                Some(expr) => expr,
+                None => fit
+                    .introduce(&mut out, name_of(i, d), format!("dim {d} of input {i}"), (x, y))
+                    .map_err(not)?,
             };
-            let expr = SymExpr::symbol(&name).map_err(|e| not(e.to_string()))?;
             dims.push(Dim::from_expr(expr).map_err(|e| not(e.to_string()))?);
         }
         input_dims.push(dims);
     }
-    if introduced.is_empty() {
-        return Err(not("no input dim differs in size".into()));
-    }
     let mut map: HashMap<NodeId, NodeId> = HashMap::new();
-    for ((name, ib), dims) in b.inputs().iter().zip(input_dims) {
-        let ty = b.ty(*ib);
-        let shape = Shape::symbolic(dims, ty.shape.dims()).map_err(not)?;
-        map.insert(*ib, out.add_input(name.clone(), TensorType::new(ty.dtype, shape)));
-    }
-    for (&x, &y) in na.iter().zip(&nb) {
-        if matches!(b.op(y), Op::Input { .. }) {
+    let position: HashMap<NodeId, usize> = nb.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+    let order = b.rebuild_order().ok_or_else(|| not("the graph has a cycle".into()))?;
+    for y in order {
+        let x = na[position[&y]];
+        if let Op::Input { index, .. } = b.op(y) {
+            let ty = b.ty(y);
+            let shape = Shape::symbolic(input_dims[*index].clone(), ty.shape.dims()).map_err(not)?;
+            map.insert(y, out.add_input(b.inputs()[*index].0.clone(), TensorType::new(ty.dtype, shape)));
             continue;
         }
-        let op = fit.op(a.op(x), b.op(y)).map_err(|why| not(format!("{y} ({}): {why}", b.op(y).name())))?;
+        let at = format!("{y} ({})", b.op(y).name());
+        let op = fit.op(a.op(x), b.op(y), &mut out, &at).map_err(|why| not(format!("{at}: {why}")))?;
         let args: Vec<NodeId> = b.args(y).iter().map(|n| map[n]).collect();
         let id = out.add_at(op, &args, b.loc(y).map(str::to_string)).map_err(|e| not(format!("{y}: {e}")))?;
         map.insert(y, id);
     }
     out.set_outputs(b.outputs().iter().map(|o| map[o]).collect());
+    if fit.introduced.is_empty() {
+        return Err(not("no size differs".into()));
+    }
     let values_a: Bindings = fit.symbols.iter().map(|s| (s.name.clone(), s.sizes.0 as u64)).collect();
     for (g, values) in [(a, &values_a), (b, out.hints())] {
         let bound = out.bind(values).map_err(|e| not(format!("the symbolic graph does not bind: {e}")))?;
         if bound.fingerprint() != g.fingerprint() {
-            return Err(not(
-                "no symbolic graph found gives both graphs (a size is not an expression of the symbols)"
-                    .into(),
-            ));
+            return Err(not(format!(
+                "the symbolic graph found does not give both graphs: {}",
+                departure(&bound, g)
+            )));
         }
     }
-    Ok(Generalized { graph: out, introduced })
+    Ok(Generalized { graph: out, introduced: fit.introduced })
 }
 
 impl Graph {
@@ -187,27 +173,42 @@ impl Graph {
         if self.structure_fingerprint() != concrete.structure_fingerprint() {
             return Err(not("the structure differs".into()));
         }
-        let given: Vec<&[usize]> =
-            concrete.inputs().iter().map(|&(_, id)| concrete.ty(id).shape.dims()).collect();
-        let values = self.bindings_for(&given).map_err(|e| not(e.to_string()))?;
+        // Each symbol's size where it first stands alone as a dim, in node order.
+        let mut values = Bindings::new();
+        for (p, q) in self.nodes().into_iter().zip(concrete.nodes()) {
+            for (d, &size) in self.ty(p).shape.sym_dims().iter().zip(concrete.ty(q).shape.dims()) {
+                if let Some(name) = d.expr().and_then(|e| e.as_symbol()) {
+                    values.entry(name).or_insert(size as u64);
+                }
+            }
+        }
+        self.symbols().check_bindings(&values).map_err(|e| not(e.to_string()))?;
         let bound = self.bind(&values).map_err(|e| not(e.to_string()))?;
         if bound.fingerprint() == concrete.fingerprint() {
             return Ok(values);
         }
-        let at = bound
-            .nodes()
-            .into_iter()
-            .zip(concrete.nodes())
-            .find(|&(p, q)| bound.op(p) != concrete.op(q) || bound.ty(p) != concrete.ty(q));
-        Err(not(match at {
-            Some((p, q)) => format!(
-                "{q} ({}) is {} but the symbolic graph gives {} at {values:?}",
+        Err(not(format!("at {values:?}, {}", departure(&bound, concrete))))
+    }
+}
+
+/// Where `concrete` first departs from `bound`, a symbolic graph bound to its sizes.
+fn departure(bound: &Graph, concrete: &Graph) -> String {
+    let at = bound
+        .nodes()
+        .into_iter()
+        .zip(concrete.nodes())
+        .find(|&(p, q)| bound.op(p) != concrete.op(q) || bound.ty(p) != concrete.ty(q));
+    match at {
+        Some((p, q)) if bound.ty(p) != concrete.ty(q) => {
+            format!(
+                "{q} ({}) is {} but the symbolic graph gives {}",
                 concrete.op(q).name(),
                 concrete.ty(q),
                 bound.ty(p)
-            ),
-            None => format!("the graph is not the symbolic graph at {values:?}"),
-        }))
+            )
+        }
+        Some((p, q)) => format!("{q} is {:?} but the symbolic graph gives {:?}", concrete.op(q), bound.op(p)),
+        None => "the outputs differ".into(),
     }
 }
 
@@ -248,9 +249,55 @@ struct Sym {
 
 struct Fitter {
     symbols: Vec<Sym>,
+    introduced: Vec<Introduced>,
 }
 
 impl Fitter {
+    /// Declares a new symbol in `out` for a size that is `sizes.0`, then `sizes.1` (neither 0
+    /// nor 1), first met at `at`.
+    fn introduce(
+        &mut self,
+        out: &mut Graph,
+        name: Option<String>,
+        at: String,
+        sizes: (usize, usize),
+    ) -> Result<SymExpr, String> {
+        let (x, y) = sizes;
+        if x.min(y) <= 1 {
+            return Err(format!("{at} is {x}, then {y}: sizes 0 and 1 are not made symbolic"));
+        }
+        let name = name.unwrap_or_else(|| format!("d{}", self.symbols.len()));
+        let symbol = Symbol::new(&name, 2, None).map_err(|e| e.to_string())?;
+        out.declare_symbol(symbol, y as u64).map_err(|e| e.to_string())?;
+        let expr = SymExpr::symbol(&name).map_err(|e| e.to_string())?;
+        self.introduced.push(Introduced { name: name.clone(), at, sizes });
+        self.symbols.push(Sym { name, expr: expr.clone(), sizes: (x as i64, y as i64) });
+        Ok(expr)
+    }
+
+    /// The type of a source op (rand, iota, a filled constant) at `at`: its dims fitted, and a
+    /// dim no expression fits made a new symbol.
+    fn source_ty(
+        &mut self,
+        a: &TensorType,
+        b: &TensorType,
+        out: &mut Graph,
+        at: &str,
+    ) -> Result<TensorType, String> {
+        let mut dims = Vec::new();
+        for (d, (&x, &y)) in a.shape.dims().iter().zip(b.shape.dims()).enumerate() {
+            let dim = match self.fit(x, y) {
+                Ok(dim) => dim,
+                Err(_) => {
+                    let expr = self.introduce(out, None, format!("dim {d} of {at}"), (x, y))?;
+                    Dim::from_expr(expr).map_err(|e| e.to_string())?
+                }
+            };
+            dims.push(dim);
+        }
+        Ok(TensorType::new(b.dtype, Shape::symbolic(dims, b.shape.dims())?))
+    }
+
     /// The expression that is `x` in the first graph and `y` in the second: the constant when
     /// they are equal, else `c*m + k` for a monomial `m` of one or two symbols, preferring
     /// `k == 0`.
@@ -296,15 +343,11 @@ impl Fitter {
         Shape::symbolic(dims?, b.dims())
     }
 
-    fn ty(&self, a: &TensorType, b: &TensorType) -> Result<TensorType, String> {
-        Ok(TensorType::new(b.dtype, self.shape(&a.shape, &b.shape)?))
-    }
-
     /// `b`'s op with its sizes written over the symbols (`a` is the same op in the first graph).
-    fn op(&self, a: &Op, b: &Op) -> Result<Op, String> {
+    fn op(&mut self, a: &Op, b: &Op, out: &mut Graph, at: &str) -> Result<Op, String> {
         Ok(match (a, b) {
             (Op::Const { value: va, ty: ta }, Op::Const { value: vb, ty }) => {
-                let ty = self.ty(ta, ty)?;
+                let ty = self.source_ty(ta, ty, out, at)?;
                 if va == vb {
                     Op::Const { value: *vb, ty }
                 } else {
@@ -323,9 +366,9 @@ impl Fitter {
                 }
             }
             (Op::Iota { ty: ta, .. }, Op::Iota { ty, axis }) => {
-                Op::Iota { ty: self.ty(ta, ty)?, axis: *axis }
+                Op::Iota { ty: self.source_ty(ta, ty, out, at)?, axis: *axis }
             }
-            (Op::Rand { ty: ta }, Op::Rand { ty }) => Op::Rand { ty: self.ty(ta, ty)? },
+            (Op::Rand { ty: ta }, Op::Rand { ty }) => Op::Rand { ty: self.source_ty(ta, ty, out, at)? },
             (Op::Reshape { shape: sa }, Op::Reshape { shape }) => {
                 Op::Reshape { shape: self.shape(sa, shape)? }
             }

@@ -209,15 +209,13 @@ impl Graph {
                 });
             }
         }
-        let order = self.topo_order().ok_or(BindError::Cycle)?;
+        let order = self.rebuild_order().ok_or(BindError::Cycle)?;
         let mut out = Graph::new(self.name.clone());
         let mut map: HashMap<NodeId, NodeId> = HashMap::new();
-        for (name, id) in &self.inputs {
-            let ty = bind_type(self.ty(*id), values)?;
-            map.insert(*id, out.add_input(name.clone(), ty));
-        }
         for n in order {
-            if map.contains_key(&n) {
+            if let Op::Input { index, ty } = self.op(n) {
+                let ty = bind_type(ty, values)?;
+                map.insert(n, out.add_input(self.inputs[*index].0.clone(), ty));
                 continue;
             }
             let op = bind_op(self.op(n), values)?;
@@ -227,6 +225,29 @@ impl Graph {
         }
         out.set_outputs(self.outputs.iter().map(|o| map[o]).collect());
         Ok((out, map))
+    }
+}
+
+impl Graph {
+    /// An order to rebuild the graph in that keeps its node order, and so its fingerprint:
+    /// the nodes in index order where that is topological and has the inputs in their order,
+    /// else the inputs first, then a topological order. `None` for a graph with a cycle.
+    pub(crate) fn rebuild_order(&self) -> Option<Vec<NodeId>> {
+        let nodes = self.nodes();
+        let mut inputs_seen = 0;
+        let in_order = nodes.iter().all(|&n| {
+            if let Op::Input { index, .. } = self.op(n) {
+                inputs_seen += 1;
+                return *index == inputs_seen - 1;
+            }
+            self.args(n).iter().all(|&a| a < n)
+        });
+        if in_order {
+            return Some(nodes);
+        }
+        let mut order: Vec<NodeId> = self.inputs.iter().map(|&(_, id)| id).collect();
+        order.extend(self.topo_order()?.into_iter().filter(|&n| !matches!(self.op(n), Op::Input { .. })));
+        Some(order)
     }
 }
 

@@ -270,7 +270,11 @@ pub fn check_inputs(
             let &(ty, dev) =
                 inputs.get(i).ok_or(CudaError::MissingInput { index: i, given: inputs.len() })?;
             if *ty != decl.ty {
-                return Err(CudaError::InputType { index: i, expected: decl.ty.clone(), got: ty.clone() });
+                return Err(CudaError::InputType {
+                    index: i,
+                    expected: Box::new(decl.ty.clone()),
+                    got: Box::new(ty.clone()),
+                });
             }
             if dev != device {
                 return Err(CudaError::InputDevice { index: i, expected: device, got: dev });

@@ -87,10 +87,10 @@ pub enum CudaError {
     InputType {
         /// The input's index.
         index: usize,
-        /// The type the program was compiled for.
-        expected: TensorType,
+        /// The type the program was compiled for (boxed to keep the error small).
+        expected: Box<TensorType>,
         /// The type of the buffer given.
-        got: TensorType,
+        got: Box<TensorType>,
     },
     /// A program input lives on another device than the program runs on.
     InputDevice {

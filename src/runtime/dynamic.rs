@@ -1,0 +1,141 @@
+//! Automatic dynamic shapes: which compilations are the same structure at new sizes.
+//!
+//! Every graph compiled is remembered by its structure ([`Graph::structure_fingerprint`]:
+//! ops, operands, dtypes and ranks, not sizes) and device. When a graph of a remembered
+//! structure misses the cache, its sizes changed: the first time, [`generalize`] writes the
+//! symbolic graph both are instances of (the structure's *symbolic signature*: which input dims
+//! vary, and every size as an expression of them); afterwards each new graph of that structure
+//! is checked against the signature ([`Graph::instance_bindings`]), and one that is no instance
+//! (a guard it breaks, a size 0 or 1, a size that follows no expression) is said so and
+//! generalized again. The compile report carries the outcome ([`Dynamic`]).
+//!
+//! Programs are still compiled per size: the signature explains the recompilation and is what
+//! a size-generic program will be compiled from. The table holds one entry per structure and
+//! is bounded like the executable cache ([`super::cache::cache_capacity`]).
+
+use crate::device::Device;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+use tenjit_ir::graph::generalize;
+use tenjit_ir::Graph;
+
+/// What the dynamic-shape table says of a graph whose structure was compiled before at other
+/// sizes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dynamic {
+    /// The sizes that changed became symbols: the structure's symbolic signature is new.
+    BecameSymbolic {
+        /// Each symbol introduced, `dim 0 of input 0 became symbolic d0 (sizes 8, then 5)`.
+        introduced: Vec<String>,
+        /// The signature's first line, `graph @f(%x: f32[d0,4]) where d0:2.. = 5`.
+        signature: String,
+        /// Why the previous signature did not fit, when this one replaces it.
+        replaces: Option<String>,
+    },
+    /// An instance of the structure's symbolic signature.
+    Instance {
+        /// The sizes it binds, `d0 = 13`.
+        bindings: String,
+    },
+    /// Not an instance of the signature, and no symbolic graph covers both: why.
+    NotSymbolic {
+        /// What differs.
+        why: String,
+    },
+}
+
+impl fmt::Display for Dynamic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("same structure, new sizes: ")?;
+        match self {
+            Dynamic::BecameSymbolic { introduced, signature, replaces } => {
+                if let Some(why) = replaces {
+                    write!(f, "the previous symbolic signature did not fit ({why}); ")?;
+                }
+                write!(f, "{}; symbolic signature `{signature}`", introduced.join(", "))
+            }
+            Dynamic::Instance { bindings } => {
+                write!(f, "an instance of its symbolic signature at {bindings}")
+            }
+            Dynamic::NotSymbolic { why } => write!(f, "not symbolic: {why}"),
+        }?;
+        f.write_str(" (programs are still compiled per size)")
+    }
+}
+
+struct Entry {
+    last: Graph,
+    symbolic: Option<Graph>,
+    used: u64,
+}
+
+#[derive(Default)]
+struct Table {
+    entries: HashMap<(Device, u128), Entry>,
+    tick: u64,
+}
+
+static TABLE: Mutex<Option<Table>> = Mutex::new(None);
+
+/// Records `graph`, about to be compiled for `device`, and says how it relates to the graphs
+/// of its structure compiled before (`None`: the structure is new).
+pub(crate) fn observe(device: Device, graph: &Graph) -> Option<Dynamic> {
+    let key = (device, graph.structure_fingerprint());
+    let mut guard = TABLE.lock().unwrap_or_else(|p| p.into_inner());
+    let table = guard.get_or_insert_with(Table::default);
+    table.tick += 1;
+    let used = table.tick;
+    let Some(entry) = table.entries.get_mut(&key) else {
+        table.entries.insert(key, Entry { last: graph.clone(), symbolic: None, used });
+        evict(table);
+        return None;
+    };
+    entry.used = used;
+    let mut replaces = None;
+    if let Some(sym) = &entry.symbolic {
+        match sym.instance_bindings(graph) {
+            Ok(values) => {
+                let bindings: Vec<String> = values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                entry.last = graph.clone();
+                return Some(Dynamic::Instance { bindings: bindings.join(", ") });
+            }
+            Err(why) => replaces = Some(why.to_string()),
+        }
+    }
+    let outcome = match generalize(&entry.last, graph, &|_, _| None) {
+        Ok(gen) => {
+            let text = tenjit_ir::text::print(&gen.graph);
+            // The last graph's header (loop bodies print first).
+            let header = text.lines().rfind(|l| l.starts_with("graph @")).unwrap_or_default();
+            let signature = header.trim_end_matches(" {").to_string();
+            entry.symbolic = Some(gen.graph);
+            Dynamic::BecameSymbolic {
+                introduced: gen.introduced.iter().map(|i| i.to_string()).collect(),
+                signature,
+                replaces,
+            }
+        }
+        Err(why) => Dynamic::NotSymbolic {
+            why: match replaces {
+                Some(first) => format!("not an instance of its symbolic signature ({first}); {why}"),
+                None => why.to_string(),
+            },
+        },
+    };
+    entry.last = graph.clone();
+    Some(outcome)
+}
+
+/// Drops the least recently used structures beyond the executable cache's capacity.
+fn evict(table: &mut Table) {
+    let capacity = super::cache::cache_capacity();
+    if table.entries.len() <= capacity {
+        return;
+    }
+    let mut ages: Vec<(u64, (Device, u128))> = table.entries.iter().map(|(k, e)| (e.used, *k)).collect();
+    ages.sort_unstable_by_key(|&(used, _)| used);
+    for (_, k) in &ages[..ages.len() - capacity] {
+        table.entries.remove(k);
+    }
+}

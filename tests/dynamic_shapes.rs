@@ -1,0 +1,59 @@
+//! Automatic dynamic shapes at the runtime: a training step run at new batch sizes is reported
+//! as the same structure at new sizes, the batch becomes a symbol at the second size, later
+//! sizes are instances of that symbolic signature, and sizes 0 and 1 stay special. One test, so
+//! no other test's compilations interleave with the reports.
+
+#[path = "../examples/common/digits.rs"]
+mod digits;
+
+use digits::{Mlp, Optimizer};
+use tenjit::nn::{self, Module};
+use tenjit::optim::{self, Sgd};
+use tenjit::prelude::*;
+use tenjit::runtime::dynamic::Dynamic;
+use tenjit::MissReason;
+
+/// One SGD step of the digits MLP on a batch of `batch` random images.
+fn step(model: &mut Mlp, opt: &mut Optimizer, batch: usize) {
+    let x = Tensor::rand([batch, 64]);
+    let y = Tensor::randint(0, 10, [batch]);
+    optim::zero_grad(&model.parameters());
+    let loss = nn::cross_entropy(&model.forward(&x), &y);
+    loss.backward();
+    opt.step(&mut model.parameters_mut());
+    assert!(loss.item().is_finite());
+}
+
+#[test]
+fn new_batch_sizes_are_explained_as_symbolic_sizes() {
+    tenjit::set_backend(tenjit::Backend::Cpu);
+    tenjit::manual_seed(0);
+    let mut model = Mlp::new();
+    let mut opt = Optimizer::Sgd(Sgd::new(0.05));
+    let mut misses = Vec::new();
+    for batch in [32, 20, 13, 1, 64] {
+        let before = tenjit::compile_count();
+        step(&mut model, &mut opt, batch);
+        step(&mut model, &mut opt, batch);
+        // The first step at a size compiles the step; the second finds it.
+        assert_eq!(tenjit::compile_count() - before, 1, "batch {batch}");
+        misses.push(tenjit::compile_reports().last().unwrap().miss.clone());
+    }
+    assert!(!matches!(misses[0], MissReason::NewSizes(_)), "{}", misses[0]);
+    let MissReason::NewSizes(Dynamic::BecameSymbolic { introduced, signature, replaces: None }) = &misses[1]
+    else {
+        panic!("batch 20: {}", misses[1]);
+    };
+    assert_eq!(introduced.len(), 1, "{introduced:?}");
+    assert!(introduced[0].ends_with("became symbolic d0 (sizes 32, then 20)"), "{introduced:?}");
+    assert!(signature.ends_with("where d0:2.. = 20"), "{signature}");
+    assert_eq!(misses[2], MissReason::NewSizes(Dynamic::Instance { bindings: "d0 = 13".into() }));
+    // A batch of one is special (its graph simplifies to another structure).
+    assert!(!matches!(misses[3], MissReason::NewSizes(Dynamic::Instance { .. })), "{}", misses[3]);
+    assert_eq!(misses[4], MissReason::NewSizes(Dynamic::Instance { bindings: "d0 = 64".into() }));
+    let text = misses[2].to_string();
+    assert!(
+        text.contains("same structure, new sizes: an instance of its symbolic signature at d0 = 13"),
+        "{text}"
+    );
+}
