@@ -548,6 +548,7 @@ fn matmul_cases(d: DType) -> Vec<(String, Graph)> {
                 start: [11, 0].into_iter().collect(),
                 step: [-1, 1].into_iter().collect(),
                 size: [12, 16].into_iter().collect(),
+                bounds: None,
             };
             (g.add(s, &[a]).unwrap(), b)
         }),

@@ -125,7 +125,7 @@ impl<'a> Builder<'a> {
             let x = self.g.add_input(format!("x{i}r"), ty.clone());
             let start: IDims = dims.iter().map(|&d| d as isize - 1).collect();
             let step: IDims = dims.iter().map(|_| -1).collect();
-            self.g.add(Op::Slice { start, step, size: Dims::from_slice(dims) }, &[x]).unwrap()
+            self.g.add(Op::Slice { start, step, size: Dims::from_slice(dims), bounds: None }, &[x]).unwrap()
         } else {
             // Input `t` holds `value` with its last two axes swapped; swapping back gives it.
             let mut perm: Vec<usize> = (0..rank).collect();

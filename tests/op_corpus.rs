@@ -174,6 +174,7 @@ fn movement_matmul_and_library_ops_on_every_dtype() {
                     start: smallvec::SmallVec::from_slice(&[2, 3]),
                     step: smallvec::SmallVec::from_slice(&[-1, -2]),
                     size: smallvec::SmallVec::from_slice(&[2, 2]),
+                    bounds: None,
                 },
             ),
             (

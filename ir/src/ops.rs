@@ -372,12 +372,16 @@ pub enum Op {
     /// Strided window: result element `i` on each axis `d` is operand element
     /// `start[d] + i * step[d]`, for `i < size[d]`. Steps may be negative, never zero.
     Slice {
-        /// First index per axis.
+        /// First index per axis (for symbolic bounds: at the graph's hints).
         start: IDims,
         /// Step per axis.
         step: IDims,
-        /// Result size per axis.
+        /// Result size per axis (for symbolic bounds: at the graph's hints).
         size: Dims,
+        /// The starts and sizes as expressions over the graph's symbols, when some are
+        /// (`x[:, -1]` of a context of `T` tokens starts at `T - 1`); `None` for a slice of
+        /// constant bounds.
+        bounds: Option<std::sync::Arc<SliceBounds>>,
     },
     /// Zero padding: `lo[d]` zeros before and `hi[d]` after each axis `d`.
     Pad {
@@ -415,6 +419,15 @@ pub enum Op {
     /// carried values, then the invariants; the result is carried value `result` after
     /// `trips` runs of the body.
     Loop(LoopOp),
+}
+
+/// A slice's starts and sizes as expressions over a graph's symbols.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SliceBounds {
+    /// First index per axis.
+    pub start: Vec<crate::sym::SymExpr>,
+    /// Result size per axis.
+    pub size: Vec<crate::sym::Dim>,
 }
 
 /// An error of an op's type rule.
@@ -713,7 +726,7 @@ impl Op {
                 }
                 Ok(TensorType::new(x.dtype, shape.clone()))
             }
-            Op::Slice { start, step, size } => {
+            Op::Slice { start, step, size, .. } => {
                 let x = args[0];
                 let r = x.shape.rank();
                 if start.len() != r || step.len() != r || size.len() != r {

@@ -555,7 +555,7 @@ fn reduce(op: ReduceOp, axes: &[usize]) -> Op {
 }
 
 fn slice(start: &[isize], step: &[isize], size: &[usize]) -> Op {
-    Op::Slice { start: idims(start), step: idims(step), size: dims(size) }
+    Op::Slice { start: idims(start), step: idims(step), size: dims(size), bounds: None }
 }
 
 /// A slice of a random `f64[7]`.
@@ -1544,7 +1544,12 @@ fn slices_of_one_axis_get_one_joined_gradient() {
     let mut g = Graph::new("split");
     let x = g.add_input("x", f64_ty(&[2, 7]));
     let slice = |g: &mut Graph, from: usize, len: usize| {
-        let op = Op::Slice { start: idims(&[0, from as isize]), step: idims(&[1, 1]), size: dims(&[2, len]) };
+        let op = Op::Slice {
+            start: idims(&[0, from as isize]),
+            step: idims(&[1, 1]),
+            size: dims(&[2, len]),
+            bounds: None,
+        };
         g.add(op, &[x]).unwrap()
     };
     let (a, b) = (slice(&mut g, 0, 2), slice(&mut g, 4, 3));

@@ -141,3 +141,18 @@ fn sizes_created_inside_the_graph_become_symbols_too() {
     let err = gen.graph.instance_bindings(&g(1)).unwrap_err();
     assert!(err.to_string().contains("outside d0:2.."), "{err}");
 }
+
+#[test]
+fn slice_bounds_that_follow_the_sizes_become_expressions() {
+    // `x[:, -1]` of a context of `t` tokens.
+    let g = |t: usize| {
+        parse(&format!(
+            "graph @f(%x: f32[2,{t},4]) {{\n  %0 = slice %x, start=[0,{},0], step=[1,1,1], size=[2,1,4] : f32[2,1,4]\n  return %0\n}}\n",
+            t - 1
+        ))
+        .unwrap()
+    };
+    let gen = generalize(&g(8), &g(5), &no_names).unwrap();
+    assert!(print(&gen.graph).contains("start=[0,d0 - 1,0]"), "{}", print(&gen.graph));
+    assert_eq!(gen.graph.instance_bindings(&g(33)).unwrap()["d0"], 33);
+}

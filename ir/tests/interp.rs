@@ -334,12 +334,12 @@ fn matmul_accumulates_floats_in_f64_and_wraps_integers() {
 #[test]
 fn slices_step_backwards() {
     let x = buf((0..10).collect::<Vec<i64>>(), &[10]);
-    let op = Op::Slice { start: idims(&[9]), step: idims(&[-2]), size: dims(&[5]) };
+    let op = Op::Slice { start: idims(&[9]), step: idims(&[-2]), size: dims(&[5]), bounds: None };
     assert_eq!(vals::<i64>(&run_ok(op, &[x])), [9, 7, 5, 3, 1]);
     let x = buf((0..12).collect::<Vec<i32>>(), &[3, 4]);
-    let op = Op::Slice { start: idims(&[2, 1]), step: idims(&[-1, 2]), size: dims(&[3, 2]) };
+    let op = Op::Slice { start: idims(&[2, 1]), step: idims(&[-1, 2]), size: dims(&[3, 2]), bounds: None };
     assert_eq!(vals::<i32>(&run_ok(op, std::slice::from_ref(&x))), [9, 11, 5, 7, 1, 3]);
-    let op = Op::Slice { start: idims(&[0, 0]), step: idims(&[1, 1]), size: dims(&[0, 4]) };
+    let op = Op::Slice { start: idims(&[0, 0]), step: idims(&[1, 1]), size: dims(&[0, 4]), bounds: None };
     assert_eq!(run_ok(op, &[x]).numel(), 0);
 }
 

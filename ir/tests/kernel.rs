@@ -279,6 +279,7 @@ fn reshapes_that_keep_a_view_fuse() {
             start: IDims::from_slice(&[1, 5]),
             step: IDims::from_slice(&[-1, -1]),
             size: Dims::from_slice(&[2, 6]),
+            bounds: None,
         },
         &[x],
     );

@@ -316,3 +316,36 @@ graph @mean(%x: f32[B,3]) where B:2..=64 = 4 {
     let err = parse(&text.replace("expr=[B]", "expr=[C]")).unwrap_err();
     assert!(err.to_string().contains("unknown symbol C"), "{err}");
 }
+
+#[test]
+fn slices_may_have_symbolic_bounds() {
+    // The last position of a context of `T` tokens.
+    let text = "\
+graph @last(%x: f32[B,T,4]) where B:1..=8 = 2, T:1..=64 = 5 {
+  %0 = slice %x, start=[0,T - 1,0], step=[1,1,1], size=[B,1,4] : f32[B,1,4]
+  return %0
+}
+";
+    let g = parsed(text);
+    assert_eq!(print(&g), text);
+    let bound = g.bind(&bind(&[("B", 3), ("T", 9)])).unwrap();
+    assert!(
+        print(&bound).contains("start=[0,8,0], step=[1,1,1], size=[3,1,4] : f32[3,1,4]"),
+        "{}",
+        print(&bound)
+    );
+    // The interpreter reads the last position at every length.
+    for t in [1, 2, 7] {
+        let x = buf(&[1, t, 4], (0..t * 4).map(|i| i as f64).collect()).cast(DType::F32);
+        let out = interp::eval(&g, &[x]).unwrap();
+        let want: Vec<f64> = (0..4).map(|c| ((t - 1) * 4 + c) as f64).collect();
+        assert_eq!(out[0].cast(DType::F64).as_slice::<f64>().unwrap(), want.as_slice(), "T = {t}");
+    }
+    // Bounds that leave the axis for some size are refused.
+    // (At the hints already.)
+    let err = parse(&text.replace("start=[0,T - 1,0]", "start=[0,T,0]")).unwrap_err();
+    assert!(err.to_string().contains("leaves 0..5"), "{err}");
+    // (Only for some sizes: T may be 1.)
+    let err = parse(&text.replace("start=[0,T - 1,0]", "start=[0,1,0]")).unwrap_err();
+    assert!(err.to_string().contains("may leave 0..T"), "{err}");
+}

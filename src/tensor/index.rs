@@ -242,7 +242,7 @@ impl Tensor {
         } else {
             let strides: Strides =
                 (0..self.dim()).map(|d| self.strides()[d].saturating_mul(step[d])).collect();
-            Tensor::from_op_strided(Op::Slice { start, step, size }, &[self], Some(strides))?
+            Tensor::from_op_strided(Op::Slice { start, step, size, bounds: None }, &[self], Some(strides))?
         };
         let shape = Shape::from(out_shape);
         if *sliced.ir_shape() == shape {

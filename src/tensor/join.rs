@@ -155,6 +155,10 @@ impl Tensor {
         let mut size: SmallVec<[usize; 4]> = SmallVec::from_slice(self.shape());
         st[d] = if len == 0 { 0 } else { start as isize };
         size[d] = len;
-        Tensor::from_op_strided(Op::Slice { start: st, step, size }, &[self], Some(self.strides().clone()))
+        Tensor::from_op_strided(
+            Op::Slice { start: st, step, size, bounds: None },
+            &[self],
+            Some(self.strides().clone()),
+        )
     }
 }

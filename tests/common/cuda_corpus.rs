@@ -96,7 +96,7 @@ pub fn corpus(long_rows: usize) -> Vec<(String, Graph)> {
             format!("reshape {d}"),
             one(Op::Reshape { shape: Shape::new(&[2, 6]) }, std::slice::from_ref(&t)),
         ));
-        let slice = Op::Slice { start: si(&[2, 3]), step: si(&[-1, -2]), size: sv(&[2, 2]) };
+        let slice = Op::Slice { start: si(&[2, 3]), step: si(&[-1, -2]), size: sv(&[2, 2]), bounds: None };
         out.push((format!("slice {d}"), one(slice, std::slice::from_ref(&t))));
         out.push((
             format!("pad {d}"),

@@ -214,7 +214,7 @@ pub fn random_graph(r: &mut Rng) -> (Graph, Vec<Buffer>) {
                     step.push(s);
                     size.push(1 + r.below(room + 1));
                 }
-                try_add(&mut g, &mut pool, Op::Slice { start, step, size }, &[a]);
+                try_add(&mut g, &mut pool, Op::Slice { start, step, size, bounds: None }, &[a]);
             }
             13 if rank == 2 && ta.dtype != DType::Bool => {
                 let k = ta.shape.dims()[1];

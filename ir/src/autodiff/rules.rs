@@ -236,7 +236,7 @@ pub fn vjp(
             let s = e.sum(g, &axes)?;
             one(e.reshape(s, from)?)
         }
-        Op::Slice { start, step, size } => {
+        Op::Slice { start, step, size, .. } => {
             let from = e.shape(args[0]);
             let mut d = g;
             for axis in 0..from.rank() {
@@ -248,7 +248,7 @@ pub fn vjp(
             let from = e.shape(args[0]);
             let start = lo.iter().map(|&l| l as isize).collect();
             let step = SmallVec::from_elem(1, from.rank());
-            one(e.op(Op::Slice { start, step, size: from.0.clone() }, &[g])?)
+            one(e.op(Op::Slice { start, step, size: from.0.clone(), bounds: None }, &[g])?)
         }
         Op::Concat { axis } => {
             let out = e.shape(g);
@@ -260,7 +260,9 @@ pub fn vjp(
                     let mut start: SmallVec<[isize; 4]> = SmallVec::from_elem(0, out.rank());
                     start[*axis] = offset as isize;
                     let step = SmallVec::from_elem(1, out.rank());
-                    grads.push(Some(e.op(Op::Slice { start, step, size: part.0.clone() }, &[g])?));
+                    grads.push(Some(
+                        e.op(Op::Slice { start, step, size: part.0.clone(), bounds: None }, &[g])?,
+                    ));
                 } else {
                     grads.push(None);
                 }
@@ -468,7 +470,7 @@ fn unslice(e: &mut Emit, g: NodeId, axis: usize, start: isize, step: isize, n: u
         st[axis] = n as isize - 1;
         let mut sp = ones(1);
         sp[axis] = -1;
-        g = e.op(Op::Slice { start: st, step: sp, size: shape.0.clone() }, &[g])?;
+        g = e.op(Op::Slice { start: st, step: sp, size: shape.0.clone(), bounds: None }, &[g])?;
         start += (n as isize - 1) * step;
         step = -step;
     }
@@ -492,7 +494,7 @@ fn unslice(e: &mut Emit, g: NodeId, axis: usize, start: isize, step: isize, n: u
         // Trailing interleaved zeros past the axis end.
         let mut size = shape.0.clone();
         size[axis] = keep;
-        g = e.op(Op::Slice { start: ones(0), step: ones(1), size }, &[g])?;
+        g = e.op(Op::Slice { start: ones(0), step: ones(1), size, bounds: None }, &[g])?;
     }
     let mut lo: SmallVec<[usize; 4]> = SmallVec::from_elem(0, rank);
     let mut hi: SmallVec<[usize; 4]> = SmallVec::from_elem(0, rank);

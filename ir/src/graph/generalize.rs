@@ -373,14 +373,27 @@ impl Fitter {
                 Op::Reshape { shape: self.shape(sa, shape)? }
             }
             (Op::Expand { shape: sa }, Op::Expand { shape }) => Op::Expand { shape: self.shape(sa, shape)? },
-            (Op::Slice { start: s0, size: z0, .. }, Op::Slice { start, size, .. }) => {
-                if s0 != start || z0 != size {
-                    return Err(
-                        "its bounds change with the sizes (symbolic slice bounds are not supported yet)"
-                            .into(),
-                    );
+            (Op::Slice { start: s0, size: z0, .. }, Op::Slice { start, step, size, .. }) => {
+                if s0 == start && z0 == size {
+                    return Ok(b.clone());
                 }
-                b.clone()
+                // Bounds that follow the sizes: `x[:, -1]` of a context that grows.
+                let mut starts = Vec::new();
+                for (&x, &y) in s0.iter().zip(start) {
+                    let d = self.fit(x.max(0) as usize, y.max(0) as usize)?;
+                    starts.push(d.expr().ok_or("a slice start too large")?);
+                }
+                let sizes: Result<Vec<Dim>, String> =
+                    z0.iter().zip(size).map(|(&x, &y)| self.fit(x, y)).collect();
+                Op::Slice {
+                    start: start.clone(),
+                    step: step.clone(),
+                    size: size.clone(),
+                    bounds: Some(std::sync::Arc::new(crate::ops::SliceBounds {
+                        start: starts,
+                        size: sizes?,
+                    })),
+                }
             }
             (Op::Pad { lo: l0, hi: h0 }, Op::Pad { lo, hi }) => {
                 if l0 != lo || h0 != hi {

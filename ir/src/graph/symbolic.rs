@@ -10,7 +10,7 @@
 
 use super::{Graph, NodeId};
 use crate::ops::{has_symbolic_attr, infer_dims, Guard, Op, OpError, Scalar, SymEnv};
-use crate::sym::{Bindings, SymError, Symbol, Symbols};
+use crate::sym::{Bindings, Dim, SymError, SymExpr, Symbol, Symbols};
 use crate::types::{Shape, TensorType};
 use std::collections::HashMap;
 use std::fmt;
@@ -287,6 +287,17 @@ fn bind_op(op: &Op, values: &Bindings) -> Result<Op, BindError> {
         Op::Iota { ty, axis } => Op::Iota { ty: bind_type(ty, values)?, axis: *axis },
         Op::Rand { ty } => Op::Rand { ty: bind_type(ty, values)? },
         Op::Reshape { shape } => Op::Reshape { shape: bind_shape(shape, values)? },
+        Op::Slice { step, bounds: Some(b), .. } => {
+            let size = |d: &Dim| d.eval(values).map(|v| v as usize);
+            let start = |e: &SymExpr| e.eval(values).map(|v| v as isize);
+            let unbound = || BindError::Symbol(SymError::Unknown("a slice bound".into()));
+            Op::Slice {
+                start: b.start.iter().map(start).collect::<Option<_>>().ok_or_else(unbound)?,
+                step: step.clone(),
+                size: b.size.iter().map(size).collect::<Option<_>>().ok_or_else(unbound)?,
+                bounds: None,
+            }
+        }
         Op::Expand { shape } => Op::Expand { shape: bind_shape(shape, values)? },
         Op::Unary(_)
         | Op::Binary(_)
@@ -295,7 +306,7 @@ fn bind_op(op: &Op, values: &Bindings) -> Result<Op, BindError> {
         | Op::Reduce { .. }
         | Op::ArgReduce { .. }
         | Op::Permute { .. }
-        | Op::Slice { .. }
+        | Op::Slice { bounds: None, .. }
         | Op::Pad { .. }
         | Op::Concat { .. }
         | Op::Matmul

@@ -134,7 +134,7 @@ fn op_attrs(op: &Op) -> String {
         Op::Iota { axis, .. } => format!(", axis={axis}"),
         Op::Reshape { shape } | Op::Expand { shape } => format!(", shape={}", dims_text(shape.dims())),
         Op::Permute { perm } => format!(", perm={}", dims_text(perm)),
-        Op::Slice { start, step, size } => {
+        Op::Slice { start, step, size, .. } => {
             let list =
                 |v: &[isize]| format!("[{}]", v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","));
             format!(", start={}, step={}, size={}", list(start), list(step), dims_text(size))

@@ -96,7 +96,7 @@ impl Op {
             Op::Reshape { shape } => OpKind::Movement(Movement::Reshape { shape }),
             Op::Permute { perm } => OpKind::Movement(Movement::Permute { perm }),
             Op::Expand { shape } => OpKind::Movement(Movement::Expand { shape }),
-            Op::Slice { start, step, size } => OpKind::Movement(Movement::Slice { start, step, size }),
+            Op::Slice { start, step, size, .. } => OpKind::Movement(Movement::Slice { start, step, size }),
             Op::Reduce { .. } | Op::ArgReduce { .. } => OpKind::Reduce,
             Op::Matmul => OpKind::Matmul,
             Op::Gather { axis } => OpKind::Library(Library::Gather { axis: *axis }),

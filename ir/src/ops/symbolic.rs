@@ -52,6 +52,7 @@ pub(crate) fn has_symbolic_attr(op: &Op) -> bool {
         }
         Op::Size { .. } => true,
         Op::Reshape { shape } | Op::Expand { shape } => shape.is_symbolic(),
+        Op::Slice { bounds, .. } => bounds.is_some(),
         Op::Unary(_)
         | Op::Binary(_)
         | Op::Where
@@ -59,7 +60,6 @@ pub(crate) fn has_symbolic_attr(op: &Op) -> bool {
         | Op::Reduce { .. }
         | Op::ArgReduce { .. }
         | Op::Permute { .. }
-        | Op::Slice { .. }
         | Op::Pad { .. }
         | Op::Concat { .. }
         | Op::Matmul
@@ -255,7 +255,36 @@ impl Rule<'_, '_> {
                 }
                 to
             }
-            Op::Slice { start, step, size } => {
+            Op::Slice { step, bounds: Some(b), .. } => {
+                let x = arg(0);
+                for d in 0..x.len() {
+                    let n = self.expr(&x[d])?;
+                    let size = self.expr(&b.size[d])?;
+                    // The last index read: start + (size - 1) * step; for an empty result, none.
+                    let last = size
+                        .sub(&SymExpr::from(1))
+                        .and_then(|s| s.scale(step[d] as i64))
+                        .and_then(|s| s.add(&b.start[d]))
+                        .map_err(|e| self.err(OpErrorKind::Size, e.to_string()))?;
+                    let inside = |e: &SymExpr| -> Option<bool> {
+                        let below = n.sub(e).ok()?.sub(&SymExpr::from(1)).ok()?;
+                        Some(e.min(self.env.symbols)? >= 0 && below.min(self.env.symbols)? >= 0)
+                    };
+                    let never_empty = size.min(self.env.symbols).is_some_and(|m| m >= 1);
+                    if !(never_empty && inside(&b.start[d]) == Some(true) && inside(&last) == Some(true)) {
+                        return Err(self.err(
+                            OpErrorKind::Index,
+                            format!(
+                                "axis {d}: start {} step {} size {} may leave 0..{} (a slice of symbolic \
+                                 bounds must stay inside its axis, and not be empty, for every size)",
+                                b.start[d], step[d], b.size[d], x[d]
+                            ),
+                        ));
+                    }
+                }
+                b.size.clone()
+            }
+            Op::Slice { start, step, size, bounds: None } => {
                 let x = arg(0);
                 for d in 0..x.len() {
                     if x[d].as_const().is_some() || size[d] == 0 {

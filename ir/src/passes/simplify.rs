@@ -603,7 +603,7 @@ fn permute_permute(g: &Graph, n: NodeId) -> Option<Rewrite> {
 /// A slice that keeps every element of `x` in place `→ x`: same shape, and on each axis of
 /// more than one element start 0 and step 1 (an empty `x` has nothing to move).
 fn slice_identity(g: &Graph, n: NodeId) -> Option<Rewrite> {
-    let Op::Slice { start, step, size } = g.op(n) else {
+    let Op::Slice { start, step, size, bounds: None } = g.op(n) else {
         return None;
     };
     let x = arg0(g, n);
@@ -617,17 +617,17 @@ fn slice_identity(g: &Graph, n: NodeId) -> Option<Rewrite> {
 /// `i` is inner element `s2 + i·t2`, which is `x`'s element `s1 + (s2 + i·t2)·t1`. Skipped if
 /// the arithmetic overflows.
 fn slice_slice(g: &Graph, n: NodeId) -> Option<Rewrite> {
-    let Op::Slice { start: s2, step: t2, size } = g.op(n) else {
+    let Op::Slice { start: s2, step: t2, size, bounds: None } = g.op(n) else {
         return None;
     };
     let inner = arg0(g, n);
-    let Op::Slice { start: s1, step: t1, .. } = g.op(inner) else {
+    let Op::Slice { start: s1, step: t1, bounds: None, .. } = g.op(inner) else {
         return None;
     };
     let start: Option<IDims> =
         (0..size.len()).map(|d| s1[d].checked_add(s2[d].checked_mul(t1[d])?)).collect();
     let step: Option<IDims> = (0..size.len()).map(|d| t2[d].checked_mul(t1[d])).collect();
-    let op = Op::Slice { start: start?, step: step?, size: size.clone() };
+    let op = Op::Slice { start: start?, step: step?, size: size.clone(), bounds: None };
     let x = arg0(g, inner);
     // An axis the outer slice leaves empty may carry any start; keep the rewrite only when the
     // type rule accepts it, as it does whenever the result is non-empty.

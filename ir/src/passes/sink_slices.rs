@@ -108,7 +108,7 @@ fn sink(g: &mut Graph, s: NodeId) -> Option<Vec<NodeId>> {
     if !g.contains(s) {
         return None;
     }
-    let Op::Slice { start, step, size } = g.op(s).clone() else {
+    let Op::Slice { start, step, size, bounds: None } = g.op(s).clone() else {
         return None;
     };
     let bounds = Bounds { start, step, size };
@@ -124,7 +124,7 @@ fn sink(g: &mut Graph, s: NodeId) -> Option<Vec<NodeId>> {
         Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Cast { .. } => {
             (g.op(x).clone(), args.iter().map(|_| Some(bounds.clone())).collect())
         }
-        Op::Slice { start, step, size } => {
+        Op::Slice { start, step, size, bounds: None } => {
             let inner = Bounds { start, step, size };
             let composed = Bounds::from_axes(
                 (0..xdims.len())
@@ -190,7 +190,9 @@ fn sink(g: &mut Graph, s: NodeId) -> Option<Vec<NodeId>> {
             let bb = Bounds::from_axes(batch.chain([Bounds::whole(b[r - 2]), bounds.axis(r - 1)]));
             (Op::Matmul, vec![Some(ba), Some(bb)])
         }
-        Op::Input { .. }
+        // Symbolic bounds do not compose here.
+        Op::Slice { bounds: Some(_), .. }
+        | Op::Input { .. }
         | Op::Const { .. }
         | Op::Size { .. }
         | Op::Iota { .. }
@@ -244,7 +246,7 @@ fn sink(g: &mut Graph, s: NodeId) -> Option<Vec<NodeId>> {
 
 /// The slice op of `b`.
 fn slice_op(b: &Bounds) -> Op {
-    Op::Slice { start: b.start.clone(), step: b.step.clone(), size: b.size.clone() }
+    Op::Slice { start: b.start.clone(), step: b.step.clone(), size: b.size.clone(), bounds: None }
 }
 
 /// For a reduction of an operand of dims `a` over `axes` (sorted), sliced by `out` on its

@@ -31,7 +31,7 @@ fn prototypes() -> Vec<Op> {
         Op::Reshape { shape: Shape::scalar() },
         Op::Permute { perm: Dims::new() },
         Op::Expand { shape: Shape::scalar() },
-        Op::Slice { start: IDims::new(), step: IDims::new(), size: Dims::new() },
+        Op::Slice { start: IDims::new(), step: IDims::new(), size: Dims::new(), bounds: None },
         Op::Pad { lo: Dims::new(), hi: Dims::new() },
         Op::Concat { axis: 0 },
         Op::Matmul,
@@ -196,13 +196,14 @@ impl Attrs {
         }
     }
 
+    /// Whether attribute `key` is written as symbolic dims `[B,T-1]`.
+    fn is_dims(&self, key: &str) -> bool {
+        matches!(self.attrs.iter().flatten().find(|(k, _, _)| k == key), Some((_, _, AttrValue::Dims(..))))
+    }
+
     /// A shape: a list of sizes, or symbolic dims over `g`'s symbols.
     fn shape(&mut self, key: &'static str, g: &Graph) -> Result<Shape, ParseError> {
-        let is_dims = matches!(
-            self.attrs.iter().flatten().find(|(k, _, _)| k == key),
-            Some((_, _, AttrValue::Dims(..)))
-        );
-        if !is_dims {
+        if !self.is_dims(key) {
             return Ok(Shape::from(self.list::<usize>(key, UINTS)?));
         }
         match self.take(key)? {
@@ -313,10 +314,28 @@ fn build_op(
         Op::Reshape { .. } => Op::Reshape { shape: a.shape("shape", g)? },
         Op::Permute { .. } => Op::Permute { perm: dims(a.list("perm", UINTS)?) },
         Op::Expand { .. } => Op::Expand { shape: a.shape("shape", g)? },
+        Op::Slice { .. } if a.is_dims("start") || a.is_dims("size") => {
+            // Symbolic bounds: starts and sizes over the graph's symbols.
+            let start = a.shape("start", g)?;
+            let step = IDims::from_vec(a.list("step", "integers")?);
+            let size = a.shape("size", g)?;
+            let exprs: Option<Vec<crate::sym::SymExpr>> = start.sym_dims().iter().map(|d| d.expr()).collect();
+            let bounds = crate::ops::SliceBounds {
+                start: exprs.ok_or_else(|| stmt.op_pos.err("a slice start is too large"))?,
+                size: size.sym_dims(),
+            };
+            Op::Slice {
+                start: start.dims().iter().map(|&s| s as isize).collect(),
+                step,
+                size: Dims::from_slice(size.dims()),
+                bounds: Some(std::sync::Arc::new(bounds)),
+            }
+        }
         Op::Slice { .. } => Op::Slice {
             start: IDims::from_vec(a.list("start", "integers")?),
             step: IDims::from_vec(a.list("step", "integers")?),
             size: dims(a.list("size", UINTS)?),
+            bounds: None,
         },
         Op::Pad { .. } => Op::Pad { lo: dims(a.list("lo", UINTS)?), hi: dims(a.list("hi", UINTS)?) },
         Op::Concat { .. } => Op::Concat { axis: a.int("axis", UINT)? },

@@ -112,8 +112,11 @@ pub(crate) fn op_text(op: &Op) -> OpText {
         Op::Reshape { shape } => attrs(vec![("shape", list(shape.sym_dims()))]),
         Op::Permute { perm } => attrs(vec![("perm", list(perm))]),
         Op::Expand { shape } => attrs(vec![("shape", list(shape.sym_dims()))]),
-        Op::Slice { start, step, size } => {
+        Op::Slice { start, step, size, bounds: None } => {
             attrs(vec![("start", list(start)), ("step", list(step)), ("size", list(size))])
+        }
+        Op::Slice { step, bounds: Some(b), .. } => {
+            attrs(vec![("start", list(&b.start)), ("step", list(step)), ("size", list(&b.size))])
         }
         Op::Pad { lo, hi } => attrs(vec![("lo", list(lo)), ("hi", list(hi))]),
         Op::Concat { axis } | Op::Gather { axis } | Op::ScatterAdd { axis } => {

@@ -58,7 +58,7 @@ pub fn slice(r: &mut Rng, dims: &[usize], steps: &[isize]) -> Op {
         step.push(s);
         size.push(r.below(max as usize + 1));
     }
-    Op::Slice { start, step, size }
+    Op::Slice { start, step, size, bounds: None }
 }
 
 /// Adds `n` steps to `g`: each is the first of up to 30 tries of `step` that gives a value,
