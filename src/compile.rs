@@ -101,7 +101,8 @@ impl fmt::Display for MissReason {
 pub struct CompileReport {
     /// The compilation's number (0 for the first of the process).
     pub index: usize,
-    /// Time per stage, in order: trace, passes, lower, codegen.
+    /// Time per stage, in order: trace, shapes (explaining the miss: the nearest cached graph,
+    /// or the symbolic signature of its structure), passes, lower, codegen.
     pub stages: Vec<(&'static str, Duration)>,
     /// Why the cache missed.
     pub miss: MissReason,
@@ -283,13 +284,16 @@ fn compiled(
     }
     let backend = crate::runtime::backend_for(device)?;
     let text = graph.to_string();
+    let shapes = Instant::now();
     let miss = match crate::runtime::dynamic::observe(device, graph) {
         Some(dynamic) => MissReason::NewSizes(dynamic),
         None => cache::with_texts(device, |texts| miss_reason(texts.iter().copied(), &text)),
     };
+    let shapes = shapes.elapsed();
     let record = dump_dir().is_some();
     let (program, stages, mut times) = lower(graph, record)?;
     times.insert(0, ("trace", trace_time));
+    times.insert(1, ("shapes", shapes));
     let t = Instant::now();
     let steps = program.steps.len();
     let memory = crate::runtime::memory_plan(&program);

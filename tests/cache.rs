@@ -57,7 +57,7 @@ fn loops_compile_once_and_misses_are_explained() {
     };
     assert_eq!(introduced, &["dim 0 of input 0 became symbolic d0 (sizes 3, then 4)"]);
     let stages: Vec<&str> = second.stages.iter().map(|(s, _)| *s).collect();
-    assert_eq!(stages, ["trace", "passes", "lower", "codegen"]);
+    assert_eq!(stages, ["trace", "shapes", "passes", "lower", "codegen"]);
     // The third, the random loop, is a new structure: the report names the nearest one.
     let third = &reports[reports.len() - 1];
     let MissReason::NewStructure { nearest } = &third.miss else {

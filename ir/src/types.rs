@@ -238,6 +238,11 @@ impl Shape {
         }
     }
 
+    /// The dims' expressions of a symbolic shape, without copying them; `None` when concrete.
+    pub fn sym_dims_ref(&self) -> Option<&[Dim]> {
+        self.1.as_deref()
+    }
+
     /// The same sizes without expressions: the shape at the hints.
     pub fn concrete(&self) -> Shape {
         Shape(self.0.clone(), None)

@@ -65,9 +65,16 @@ impl fmt::Display for Dynamic {
 }
 
 struct Entry {
-    last: Graph,
+    /// The last graph of the structure, or, while it was an instance of `symbolic`, the sizes
+    /// that bind `symbolic` to it (cheaper to keep than a copy of the graph).
+    last: Last,
     symbolic: Option<Graph>,
     used: u64,
+}
+
+enum Last {
+    Graph(Graph),
+    Instance(tenjit_ir::sym::Bindings),
 }
 
 #[derive(Default)]
@@ -87,23 +94,32 @@ pub(crate) fn observe(device: Device, graph: &Graph) -> Option<Dynamic> {
     table.tick += 1;
     let used = table.tick;
     let Some(entry) = table.entries.get_mut(&key) else {
-        table.entries.insert(key, Entry { last: graph.clone(), symbolic: None, used });
+        table.entries.insert(key, Entry { last: Last::Graph(graph.clone()), symbolic: None, used });
         evict(table);
         return None;
     };
     entry.used = used;
     let mut replaces = None;
     if let Some(sym) = &entry.symbolic {
-        match sym.instance_bindings(graph) {
+        match sym.instance_bindings_of_structure(graph) {
             Ok(values) => {
                 let bindings: Vec<String> = values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-                entry.last = graph.clone();
+                entry.last = Last::Instance(values);
                 return Some(Dynamic::Instance { bindings: bindings.join(", ") });
             }
             Err(why) => replaces = Some(why.to_string()),
         }
     }
-    let outcome = match generalize(&entry.last, graph, &|_, _| None) {
+    let last = match (&entry.last, &entry.symbolic) {
+        (Last::Instance(values), Some(sym)) => sym.bind(values).ok(),
+        (Last::Graph(g), _) => Some(g.clone()),
+        (Last::Instance(_), None) => None,
+    };
+    let generalized = match &last {
+        Some(last) => generalize(last, graph, &|_, _| None),
+        None => Err(tenjit_ir::graph::NotGeneral { reason: "the previous graph is gone".into() }),
+    };
+    let outcome = match generalized {
         Ok(gen) => {
             let text = tenjit_ir::text::print(&gen.graph);
             // The last graph's header (loop bodies print first).
@@ -123,7 +139,7 @@ pub(crate) fn observe(device: Device, graph: &Graph) -> Option<Dynamic> {
             },
         },
     };
-    entry.last = graph.clone();
+    entry.last = Last::Graph(graph.clone());
     Some(outcome)
 }
 

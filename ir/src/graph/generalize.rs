@@ -143,9 +143,9 @@ impl Graph {
     /// are not sizes, its dtype and rank, its operands, and the outputs. Graphs that differ
     /// only in sizes (a batch of 8, then of 5) share it; [`generalize`] needs it equal.
     pub fn structure_fingerprint(&self) -> u128 {
-        let mut position = HashMap::new();
+        let mut position = vec![u32::MAX; self.slots];
         for (i, n) in self.nodes().into_iter().enumerate() {
-            position.insert(n, i as u32);
+            position[n.index()] = i as u32;
         }
         let mut f = super::Fingerprint::new();
         for n in self.nodes() {
@@ -156,11 +156,11 @@ impl Graph {
             let ty = self.ty(n);
             f.add(&(ty.dtype, ty.shape.rank()));
             for a in self.args(n) {
-                f.add(&position.get(&a).copied().unwrap_or(u32::MAX));
+                f.add(&position.get(a.index()).copied().unwrap_or(u32::MAX));
             }
         }
         for o in self.outputs() {
-            f.add(&position.get(o).copied().unwrap_or(u32::MAX));
+            f.add(&position.get(o.index()).copied().unwrap_or(u32::MAX));
         }
         f.finish()
     }
@@ -173,21 +173,69 @@ impl Graph {
         if self.structure_fingerprint() != concrete.structure_fingerprint() {
             return Err(not("the structure differs".into()));
         }
+        self.instance_bindings_of_structure(concrete)
+    }
+
+    /// [`Graph::instance_bindings`] for a caller that knows both graphs have one structure
+    /// ([`Graph::structure_fingerprint`]); a different structure is an error or a wrong
+    /// answer, never a panic.
+    pub fn instance_bindings_of_structure(&self, concrete: &Graph) -> Result<Bindings, NotGeneral> {
+        let (mine, theirs) = (self.nodes(), concrete.nodes());
+        if mine.len() != theirs.len() {
+            return Err(not("the structure differs".into()));
+        }
         // Each symbol's size where it first stands alone as a dim, in node order.
         let mut values = Bindings::new();
-        for (p, q) in self.nodes().into_iter().zip(concrete.nodes()) {
-            for (d, &size) in self.ty(p).shape.sym_dims().iter().zip(concrete.ty(q).shape.dims()) {
+        for (&p, &q) in mine.iter().zip(&theirs) {
+            let Some(dims) = self.ty(p).shape.sym_dims_ref() else { continue };
+            for (d, &size) in dims.iter().zip(concrete.ty(q).shape.dims()) {
                 if let Some(name) = d.expr().and_then(|e| e.as_symbol()) {
                     values.entry(name).or_insert(size as u64);
                 }
             }
         }
         self.symbols().check_bindings(&values).map_err(|e| not(e.to_string()))?;
-        let bound = self.bind(&values).map_err(|e| not(e.to_string()))?;
-        if bound.fingerprint() == concrete.fingerprint() {
-            return Ok(values);
+        for guard in self.guards() {
+            let (l, r) = (guard.lhs.eval(&values), guard.rhs.eval(&values));
+            if l.is_none() || l != r {
+                return Err(not(format!("guard {guard} fails at {values:?}")));
+            }
         }
-        Err(not(format!("at {values:?}, {}", departure(&bound, concrete))))
+        // Node by node, the symbolic graph's sizes at `values` must be the concrete ones (the
+        // structure, operands included, is equal already).
+        for (&p, &q) in mine.iter().zip(&theirs) {
+            let (op, ty) = (self.op(p), self.ty(p));
+            let op_fits = if crate::ops::has_symbolic_attr(op) {
+                super::symbolic::bind_op(op, &values).is_ok_and(|bound| bound == *concrete.op(q))
+            } else {
+                op == concrete.op(q)
+            };
+            let theirs_ty = concrete.ty(q);
+            let ty_fits = ty.dtype == theirs_ty.dtype
+                && match ty.shape.sym_dims_ref() {
+                    Some(dims) => {
+                        ty.shape.rank() == theirs_ty.shape.rank()
+                            && dims
+                                .iter()
+                                .zip(theirs_ty.shape.dims())
+                                .all(|(d, &n)| d.eval(&values) == Some(n as u64))
+                    }
+                    None => ty.shape == theirs_ty.shape,
+                };
+            if !(op_fits && ty_fits) {
+                let bound =
+                    super::symbolic::bind_op(op, &values).map(|o| format!("{o:?}")).unwrap_or_default();
+                return Err(not(if ty_fits {
+                    format!("at {values:?}, {q} is {:?} but the symbolic graph gives {bound}", concrete.op(q))
+                } else {
+                    format!(
+                        "at {values:?}, {q} ({}) is {theirs_ty} but the symbolic graph gives {ty}",
+                        op.name()
+                    )
+                }));
+            }
+        }
+        Ok(values)
     }
 }
 

@@ -274,7 +274,7 @@ fn bind_type(t: &TensorType, values: &Bindings) -> Result<TensorType, BindError>
 }
 
 /// `op` with its own shapes evaluated at `values`.
-fn bind_op(op: &Op, values: &Bindings) -> Result<Op, BindError> {
+pub(super) fn bind_op(op: &Op, values: &Bindings) -> Result<Op, BindError> {
     Ok(match op {
         Op::Input { index, ty } => Op::Input { index: *index, ty: bind_type(ty, values)? },
         Op::Const { value, ty } => Op::Const { value: *value, ty: bind_type(ty, values)? },
