@@ -156,3 +156,32 @@ fn slice_bounds_that_follow_the_sizes_become_expressions() {
     assert!(print(&gen.graph).contains("start=[0,d0 - 1,0]"), "{}", print(&gen.graph));
     assert_eq!(gen.graph.instance_bindings(&g(33)).unwrap()["d0"], 33);
 }
+
+#[test]
+fn convolutions_and_pools_take_a_symbolic_batch() {
+    let text = |n: usize| {
+        let body =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/filetests/windows.tir"))
+                .unwrap();
+        let graph: String = body.lines().filter(|l| !l.starts_with(';')).map(|l| format!("{l}\n")).collect();
+        // The batch of the file's graph is 2: every `[2,` starting an image type.
+        graph.replace("f32[2,", &format!("f32[{n},"))
+    };
+    let (a, b) = (parse(&text(4)).unwrap(), parse(&text(3)).unwrap());
+    let gen = generalize(&a, &b, &no_names).unwrap_or_else(|e| panic!("{e}\n{}", text(3)));
+    assert_eq!(gen.introduced.len(), 1, "{:?}", gen.introduced);
+    let printed = print(&gen.graph);
+    assert!(
+        printed
+            .contains("conv2d %x, %w, stride=[2,1], padding=[1,2], dilation=[1,2], groups=2 : f32[d0,6,4,8]"),
+        "{printed}"
+    );
+    assert!(printed.contains("conv2d_weight") && printed.contains(": f32[6,2,3,2]"), "{printed}");
+    assert_eq!(gen.graph.instance_bindings(&parse(&text(7)).unwrap()).unwrap()["d0"], 7);
+    // A symbolic spatial size is refused, naming the op.
+    let err = parse(
+        "graph @f(%x: f32[1,2,H,5], %w: f32[3,2,1,1]) where H:2.. = 5 {\n  %0 = conv2d %x, %w, stride=[1,1], padding=[0,0], dilation=[1,1], groups=1 : f32[1,3,H,5]\n  return %0\n}\n",
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("only the batch of conv2d may be symbolic"), "{err}");
+}

@@ -7,14 +7,14 @@
 //! [`SymExpr::equality`]: `Proven` types the node, `Disproven` is an error naming both dims,
 //! and `NeedsGuard` records a [`Guard`] that a call must satisfy (checked by
 //! [`crate::Graph::bind`]). A slice along a symbolic axis must stay inside the axis for every
-//! size in the symbol's range. Ops that have no symbolic rule yet (convolutions, pools, loops)
-//! take symbolic operands only where the dims they read are constants, and say so otherwise.
+//! size in the symbol's range. Convolutions and pools take a symbolic batch only; loops take
+//! no symbolic operand yet, and say so.
 //!
 //! The result keeps the sizes [`Op::infer`] computed as its hints, and every expression must
 //! evaluate to its hint: a symbolic attribute edited as plain sizes (its expressions stale) is
 //! an error here rather than a silently specialized graph.
 
-use super::{Op, OpError, OpErrorKind};
+use super::{ConvRole, Op, OpError, OpErrorKind};
 use crate::sym::{Bindings, Dim, Equality, SymExpr, Symbols};
 use crate::types::{Shape, TensorType};
 use std::fmt;
@@ -356,7 +356,41 @@ impl Rule<'_, '_> {
                 }
                 base
             }
-            Op::Conv(_) | Op::Pool(_) | Op::Loop(_) => {
+            Op::Conv(_) | Op::Pool(_) => {
+                // The batch may be symbolic; every other size of a convolution or pool is
+                // constant. Image operands share the batch; the result has it unless it is a
+                // weight gradient (summed over the batch).
+                let (images, batched): (&[usize], bool) = match op {
+                    Op::Conv(c) => match c.role {
+                        ConvRole::Forward | ConvRole::Input { .. } => (&[0], true),
+                        ConvRole::Weight { .. } => (&[0, 1], false),
+                    },
+                    _ => (&[0, 1], true),
+                };
+                for (i, t) in args.iter().enumerate() {
+                    let dims = t.shape.sym_dims();
+                    let batch_dim = usize::from(images.contains(&i));
+                    if let Some(d) = dims[batch_dim..].iter().find(|d| d.as_const().is_none()) {
+                        return Err(self.err(
+                            OpErrorKind::Shape,
+                            format!(
+                                "operand {t} has the symbolic size {d}: only the batch of {} may be symbolic",
+                                self.op
+                            ),
+                        ));
+                    }
+                }
+                let batch = arg(images[0])[0].clone();
+                for &i in &images[1..] {
+                    self.equal(&batch, &arg(i)[0], "batches")?;
+                }
+                let mut dims = out.shape.sym_dims();
+                if batched {
+                    dims[0] = batch;
+                }
+                dims
+            }
+            Op::Loop(_) => {
                 self.constant_operands(args)?;
                 out.shape.sym_dims()
             }
