@@ -11,7 +11,7 @@
 //! * the canonical space has at least one kept dim, the first of which is the outer dim the
 //!   runtime splits over threads.
 
-use super::CodegenError;
+use super::{sizes, CodegenError};
 use tenjit_ir::kernel::{BufferDecl, Combine, IndexMap, Inst, Instr, Kernel};
 use tenjit_ir::{ArgOp, DType, ReduceOp};
 
@@ -20,6 +20,8 @@ use tenjit_ir::{ArgOp, DType, ReduceOp};
 pub(super) struct Map {
     pub offset: i64,
     pub strides: Vec<i64>,
+    /// Where the size table holds its offset and strides (see `sizes`).
+    pub slot: usize,
 }
 
 /// Which element program an instruction belongs to.
@@ -422,7 +424,12 @@ pub(super) fn plan<'k>(k: &'k Kernel, buffers: &[BufferDecl]) -> Result<Plan<'k>
         merged.insert(0, Dim { size: 1, reduced: false, strides: vec![0; n] });
     }
 
-    let column = |j: usize| Map { offset: 0, strides: merged.iter().map(|d| d.strides[j]).collect() };
+    let n = merged.len();
+    let column = |j: usize| Map {
+        offset: 0,
+        strides: merged.iter().map(|d| d.strides[j]).collect(),
+        slot: sizes::map_slot(n, j),
+    };
     let mut j = 0;
     let mut maps_of = |ix: &[Option<&IndexMap>]| -> Vec<Option<Map>> {
         ix.iter()
