@@ -421,7 +421,8 @@ fn build(p: &plan::Plan, config: TargetFrontendConfig) -> Result<Function, Codeg
     }
 }
 
-/// A one-line description of the plan, for the rendered text.
+/// A description of the plan, for the rendered text: its shape and canonical space, then
+/// this kernel's size table (the function itself reads the table, so it holds no sizes).
 fn describe(p: &plan::Plan) -> String {
     let shape = match p.shape {
         plan::Shape::Elementwise { lanes: Some(l) } => format!("elementwise, {l}-lane rows"),
@@ -436,16 +437,19 @@ fn describe(p: &plan::Plan) -> String {
         .zip(&p.reduced)
         .map(|(n, &r)| if r { format!("r{n}") } else { n.to_string() })
         .collect();
+    let table: Vec<String> = sizes::table(p).iter().map(i64::to_string).collect();
     format!(
-        "; kernel {}: {shape}; canonical space [{}]; outer dim {}",
+        "; kernel {}: {shape}; canonical space [{}]; outer dim {}\n; size table [{}]",
         p.kernel.name,
         dims.join(", "),
-        p.outer_len()
+        p.outer_len(),
+        table.join(", ")
     )
 }
 
-/// The CLIF text of `kernel`'s function: a comment naming the loop shape and the called
-/// trampolines, then the function as Cranelift prints it. Deterministic for a given host.
+/// The CLIF text of `kernel`'s function: comments naming the loop shape, the size table the
+/// kernel passes and the called trampolines, then the size-generic function as Cranelift
+/// prints it (shared by every kernel of the same structure). Deterministic for a given host.
 pub fn render(kernel: &Kernel, buffers: &[BufferDecl]) -> Result<String, CodegenError> {
     let kernel = tenjit_ir::kernel::half::widened(kernel);
     let p = plan::plan(&kernel, buffers)?;
