@@ -7,7 +7,7 @@
 
 use super::native;
 use super::plan::{Map, Plan, Prog};
-use super::sizes::{Amount, Stride};
+use super::sizes::{self, Amount, Class, Stride};
 use super::{CodegenError, Tramp};
 use crate::backend::cpu::vecmath;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
@@ -194,7 +194,7 @@ pub(super) struct Emitter<'a, 'p> {
     /// The current index of each canonical dim, where a loop over it is open.
     pub idx: Vec<Option<Value>>,
     /// The size table's entries, loaded in the entry block (see `sizes`), by slot.
-    pub(super) sizes: Vec<Option<Value>>,
+    sizes: Vec<Option<Value>>,
     /// Open dims in nesting order, so index sums add outer terms first (loop-invariant
     /// prefixes for the optimizer).
     order: Vec<usize>,
@@ -244,7 +244,7 @@ impl<'a, 'p> Emitter<'a, 'p> {
         e
     }
 
-    pub(super) fn fail(&mut self, message: String) {
+    fn fail(&mut self, message: String) {
         if self.error.is_none() {
             self.error = Some(CodegenError::Internal(message));
         }
@@ -1228,6 +1228,86 @@ impl<'a, 'p> Emitter<'a, 'p> {
             DType::I64 => I64X2,
             DType::F16 | DType::BF16 | DType::F32 => F32X4,
             DType::I32 | DType::Bool => I32X4,
+        }
+    }
+}
+
+// ---- the size table ------------------------------------------------------------------------
+
+impl Emitter<'_, '_> {
+    /// Loads, at the current point (the entry block), every table entry the code may read:
+    /// the extents, the nonzero offsets and the strides of class [`Class::Other`].
+    pub(super) fn load_sizes(&mut self, table: Value) {
+        let p = self.plan;
+        let mut wanted: Vec<usize> = (0..p.dims.len()).collect();
+        for m in sizes::maps(p) {
+            if m.offset != 0 {
+                wanted.push(m.slot);
+            }
+            for (d, &s) in m.strides.iter().enumerate() {
+                if Class::of(s) == Class::Other {
+                    wanted.push(m.slot + 1 + d);
+                }
+            }
+        }
+        let flags = MemFlagsData::trusted().with_readonly().with_can_move();
+        self.sizes = vec![None; wanted.iter().max().map_or(0, |&m| m + 1)];
+        for s in wanted {
+            let v = self.b.ins().load(I64, flags, table, (s * 8) as i32);
+            self.sizes[s] = Some(v);
+        }
+    }
+
+    /// Table entry `slot` (loaded by [`Emitter::load_sizes`]).
+    fn size(&mut self, slot: usize) -> Value {
+        match self.sizes.get(slot).copied().flatten() {
+            Some(v) => v,
+            None => {
+                self.fail(format!("size table entry {slot} not loaded"));
+                self.iconst(I64, 0)
+            }
+        }
+    }
+
+    /// The extent of canonical dim `d`.
+    pub(super) fn extent(&mut self, d: usize) -> Value {
+        self.size(d)
+    }
+
+    /// The offset of map `m`, `None` when it is 0.
+    pub(super) fn offset(&mut self, m: &Map) -> Option<Value> {
+        (m.offset != 0).then(|| self.size(m.slot))
+    }
+
+    /// The stride of map `m` along dim `d`.
+    pub(super) fn stride(&mut self, m: &Map, d: usize) -> Stride {
+        match m.strides.get(d).map(|&s| Class::of(s)) {
+            Some(Class::Zero) | None => Stride::Zero,
+            Some(Class::One) => Stride::One,
+            Some(Class::Other) => Stride::Var(self.size(m.slot + 1 + d)),
+        }
+    }
+
+    /// `i * s * k` (`None` for stride 0).
+    pub(super) fn scaled(&mut self, i: Value, s: Stride, k: i64) -> Option<Value> {
+        match s {
+            Stride::Zero => None,
+            Stride::One if k == 1 => Some(i),
+            Stride::One => Some(self.b.ins().imul_imm_s(i, k)),
+            Stride::Var(v) => {
+                let t = self.b.ins().imul(i, v);
+                Some(if k == 1 { t } else { self.b.ins().imul_imm_s(t, k) })
+            }
+        }
+    }
+
+    /// `s * k`: a constant when `s` is structural, else a value.
+    pub(super) fn stride_times(&mut self, s: Stride, k: i64) -> Amount {
+        match s {
+            Stride::Zero => Amount::Const(0),
+            Stride::One => Amount::Const(k),
+            Stride::Var(v) if k == 1 => Amount::Var(v),
+            Stride::Var(v) => Amount::Var(self.b.ins().imul_imm_s(v, k)),
         }
     }
 }

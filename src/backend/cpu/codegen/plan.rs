@@ -11,7 +11,7 @@
 //! * the canonical space has at least one kept dim, the first of which is the outer dim the
 //!   runtime splits over threads.
 
-use super::{sizes, CodegenError};
+use super::CodegenError;
 use tenjit_ir::kernel::{BufferDecl, Combine, IndexMap, Inst, Instr, Kernel};
 use tenjit_ir::{ArgOp, DType, ReduceOp};
 
@@ -20,7 +20,8 @@ use tenjit_ir::{ArgOp, DType, ReduceOp};
 pub(super) struct Map {
     pub offset: i64,
     pub strides: Vec<i64>,
-    /// Where the size table holds its offset and strides (see `sizes`).
+    /// Where the size table holds its offset and strides (see `sizes`): the `j`-th map of a
+    /// plan of `n` dims at `n + j * (n + 1)`, after the `n` extents.
     pub slot: usize,
 }
 
@@ -428,7 +429,7 @@ pub(super) fn plan<'k>(k: &'k Kernel, buffers: &[BufferDecl]) -> Result<Plan<'k>
     let column = |j: usize| Map {
         offset: 0,
         strides: merged.iter().map(|d| d.strides[j]).collect(),
-        slot: sizes::map_slot(n, j),
+        slot: n + j * (n + 1),
     };
     let mut j = 0;
     let mut maps_of = |ix: &[Option<&IndexMap>]| -> Vec<Option<Map>> {

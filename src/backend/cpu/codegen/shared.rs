@@ -46,9 +46,10 @@ impl Drop for Code {
 }
 
 /// What determines a kernel's machine code: its loop plan's structure (which canonical dims
-/// are reduced, the loop shape, each map's stride classes and whether its offset is 0) and its instructions without their
-/// index maps, with local buffer ids, and the buffers' dtypes. The name, the reason, the
-/// origins, the buffers' shapes and every number of the size table do not matter.
+/// are reduced, the loop shape, each map's stride classes and whether its offset is 0) and
+/// its instructions without their index maps, with local buffer ids, and the buffers'
+/// dtypes. The name, the reason, the origins, the buffers' shapes and every number of the
+/// size table do not matter.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub(super) struct Key {
     reduced: Vec<bool>,
