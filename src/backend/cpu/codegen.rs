@@ -7,8 +7,13 @@
 //! # ABI
 //!
 //! ```text
-//! extern "C" fn(bufs: *const *mut u8, start: u64, end: u64, status: *mut u32)
+//! extern "C" fn(bufs: *const *mut u8, start: u64, end: u64, status: *mut u32, sizes: *const i64)
 //! ```
+//!
+//! `sizes` is the kernel's size table (`sizes.rs`): the extents, strides and offsets of its
+//! canonical plan that the code reads at run time instead of holding them as constants, so
+//! kernels of one structure at different sizes share one function. [`CompiledKernel`] builds
+//! it once, from its own plan, and passes it on every call.
 //!
 //! `bufs[id]` is the base of buffer `id` (dense row-major; `f32`/`f64`/`i32`/`i64` natural,
 //! bool one byte 0 or 1). The function computes the output points whose *outer index* lies in
@@ -86,6 +91,7 @@ mod native;
 mod nest;
 mod plan;
 mod shared;
+mod sizes;
 
 pub use emit::{binary_resolves, unary_resolves};
 
@@ -375,7 +381,7 @@ fn host_isa() -> Result<OwnedTargetIsa, CodegenError> {
 
 fn kernel_signature(cc: CallConv) -> Signature {
     let mut sig = Signature::new(cc);
-    sig.params.extend([AbiParam::new(I64); 4]);
+    sig.params.extend([AbiParam::new(I64); 5]);
     sig
 }
 
@@ -391,7 +397,7 @@ fn build(p: &plan::Plan, config: TargetFrontendConfig) -> Result<Function, Codeg
     b.switch_to_block(entry);
     b.seal_block(entry);
     let params = b.block_params(entry);
-    let args = [params[0], params[1], params[2], params[3]];
+    let args = [params[0], params[1], params[2], params[3], params[4]];
     let mut e = emit::Emitter::new(b, p, cc, args);
     let ret = e.b.create_block();
     if !p.empty {
@@ -415,7 +421,8 @@ fn build(p: &plan::Plan, config: TargetFrontendConfig) -> Result<Function, Codeg
     }
 }
 
-/// A one-line description of the plan, for the rendered text.
+/// A description of the plan, for the rendered text: its shape and canonical space, then
+/// this kernel's size table (the function itself reads the table, so it holds no sizes).
 fn describe(p: &plan::Plan) -> String {
     let shape = match p.shape {
         plan::Shape::Elementwise { lanes: Some(l) } => format!("elementwise, {l}-lane rows"),
@@ -430,16 +437,19 @@ fn describe(p: &plan::Plan) -> String {
         .zip(&p.reduced)
         .map(|(n, &r)| if r { format!("r{n}") } else { n.to_string() })
         .collect();
+    let table: Vec<String> = sizes::table(p).iter().map(i64::to_string).collect();
     format!(
-        "; kernel {}: {shape}; canonical space [{}]; outer dim {}",
+        "; kernel {}: {shape}; canonical space [{}]; outer dim {}\n; size table [{}]",
         p.kernel.name,
         dims.join(", "),
-        p.outer_len()
+        p.outer_len(),
+        table.join(", ")
     )
 }
 
-/// The CLIF text of `kernel`'s function: a comment naming the loop shape and the called
-/// trampolines, then the function as Cranelift prints it. Deterministic for a given host.
+/// The CLIF text of `kernel`'s function: comments naming the loop shape, the size table the
+/// kernel passes and the called trampolines, then the size-generic function as Cranelift
+/// prints it (shared by every kernel of the same structure). Deterministic for a given host.
 pub fn render(kernel: &Kernel, buffers: &[BufferDecl]) -> Result<String, CodegenError> {
     let kernel = tenjit_ir::kernel::half::widened(kernel);
     let p = plan::plan(&kernel, buffers)?;
@@ -461,7 +471,7 @@ pub fn render(kernel: &Kernel, buffers: &[BufferDecl]) -> Result<String, Codegen
     Ok(text)
 }
 
-type KernelFn = unsafe extern "C" fn(*const *mut u8, u64, u64, *mut u32);
+type KernelFn = unsafe extern "C" fn(*const *mut u8, u64, u64, *mut u32, *const i64);
 
 /// JIT-compiles `kernel` (its buffers declared by `buffers`, indexed by `BufId`), or reuses
 /// the code of a kernel of the same structure over buffers of the same types compiled earlier
@@ -484,6 +494,7 @@ pub fn compile_all(
         decls: Vec<BufferDecl>,
         key: shared::Key,
         outer_len: usize,
+        sizes: Arc<[i64]>,
     }
     let mut items = Vec::with_capacity(kernels.len());
     for &kernel in kernels {
@@ -498,7 +509,8 @@ pub fn compile_all(
         let p = plan::plan(&local, &decls)?;
         let key = shared::Key::new(&p, decls.iter().map(|d| d.ty.dtype).collect());
         let outer_len = p.outer_len();
-        items.push(Item { local, map, decls, key, outer_len });
+        let sizes = sizes::table(&p).into();
+        items.push(Item { local, map, decls, key, outer_len, sizes });
     }
     // The code of each distinct key: cached, or compiled now (the first kernel of that key).
     let mut codes: HashMap<&shared::Key, Option<Arc<shared::Code>>> = HashMap::new();
@@ -527,16 +539,28 @@ pub fn compile_all(
     items
         .iter()
         .map(|it| match codes.get(&it.key) {
-            Some(Some(code)) => {
-                Ok(CompiledKernel { code: Arc::clone(code), map: it.map.clone(), outer_len: it.outer_len })
-            }
+            Some(Some(code)) => Ok(CompiledKernel {
+                code: Arc::clone(code),
+                map: it.map.clone(),
+                outer_len: it.outer_len,
+                sizes: Arc::clone(&it.sizes),
+            }),
             _ => Err(CodegenError::Internal("a kernel's code is missing".into())),
         })
         .collect()
 }
 
+/// How many functions [`compile`] and [`compile_all`] have JIT-compiled in this process:
+/// kernels that found their code in the shared cache do not count.
+pub fn functions_compiled() -> usize {
+    FUNCTIONS_COMPILED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+static FUNCTIONS_COMPILED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Compiles `local` (`kernel` with local buffer ids, declared by `decls`) to machine code.
 fn compile_code(kernel: &Kernel, local: &Kernel, decls: &[BufferDecl]) -> Result<shared::Code, CodegenError> {
+    FUNCTIONS_COMPILED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let p = plan::plan(local, decls)?;
     let isa = host_isa()?;
     let cc = isa.default_call_conv();
@@ -564,7 +588,7 @@ fn compile_code(kernel: &Kernel, local: &Kernel, decls: &[BufferDecl]) -> Result
     module.finalize_definitions().map_err(cranelift)?;
     let code = module.get_finalized_function(id);
     // SAFETY: `code` is the finalized machine code of a function built with
-    // `kernel_signature(cc)`, the host's C calling convention with four pointer-sized
+    // `kernel_signature(cc)`, the host's C calling convention with five pointer-sized
     // arguments and no results, which is what `KernelFn` declares.
     let f = unsafe { std::mem::transmute::<*const u8, KernelFn>(code) };
     Ok(shared::Code { module: Some(module), f })
@@ -578,6 +602,8 @@ pub struct CompiledKernel {
     map: Vec<BufId>,
     /// The extent of the outer dim over these buffers (the code takes any range of it).
     outer_len: usize,
+    /// The size table of this kernel's own plan (see `sizes`), which the code reads.
+    sizes: Arc<[i64]>,
 }
 
 impl fmt::Debug for CompiledKernel {
@@ -618,11 +644,15 @@ impl CompiledKernel {
         }
         let mut status = 0u32;
         // SAFETY: the caller vouches for the buffers, and `local[i]` is the pointer to the
-        // program buffer the code knows as `i` (the code was compiled for a plan with the same
-        // maps, inner extents and dtypes, and this kernel's own plan proved every access inside
-        // these buffers for outer indices in `0..outer_len`); the call covers
-        // `start..end` ⊆ `0..outer_len` and writes `status`, a live local.
-        unsafe { (self.code.f)(local.as_ptr(), start as u64, end as u64, &mut status) };
+        // program buffer the code knows as `i`. The code was compiled for a plan of the same
+        // structure (its key: dims and which are reduced, loop shape, instructions, stride
+        // classes, dtypes), and every extent, stride and offset it does not hold as a constant
+        // it reads from `self.sizes`, the table of this kernel's own plan, whose layout that
+        // structure fixes; that plan proved every access inside these buffers for outer
+        // indices in `0..outer_len`. So the code makes exactly the accesses of this kernel's
+        // plan. The call covers `start..end` ⊆ `0..outer_len`, reads the live table and
+        // writes `status`, a live local.
+        unsafe { (self.code.f)(local.as_ptr(), start as u64, end as u64, &mut status, self.sizes.as_ptr()) };
         if status == 0 {
             Ok(())
         } else {
@@ -635,9 +665,10 @@ impl CompiledKernel {
         self.outer_len
     }
 
-    /// Whether `self` and `other` run the same machine code (over their own buffers): kernels
-    /// of one structure over buffers of the same dtypes, whatever their outermost extents,
-    /// are compiled once per process.
+    /// Whether `self` and `other` run the same machine code (over their own buffers and size
+    /// tables): kernels of one structure over buffers of the same dtypes, whatever their
+    /// extents, strides (but whether each is 0, 1 or another) and offsets, are compiled once
+    /// per process.
     pub fn shares_code_with(&self, other: &CompiledKernel) -> bool {
         Arc::ptr_eq(&self.code, &other.code)
     }

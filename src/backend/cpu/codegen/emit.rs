@@ -7,6 +7,7 @@
 
 use super::native;
 use super::plan::{Map, Plan, Prog};
+use super::sizes::{self, Amount, Class, Stride};
 use super::{CodegenError, Tramp};
 use crate::backend::cpu::vecmath;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
@@ -192,6 +193,8 @@ pub(super) struct Emitter<'a, 'p> {
     pub end: Value,
     /// The current index of each canonical dim, where a loop over it is open.
     pub idx: Vec<Option<Value>>,
+    /// The size table's entries, loaded in the entry block (see `sizes`), by slot.
+    sizes: Vec<Option<Value>>,
     /// Open dims in nesting order, so index sums add outer terms first (loop-invariant
     /// prefixes for the optimizer).
     order: Vec<usize>,
@@ -205,8 +208,8 @@ pub(super) struct Emitter<'a, 'p> {
 }
 
 impl<'a, 'p> Emitter<'a, 'p> {
-    pub fn new(b: FunctionBuilder<'a>, plan: &'p Plan<'p>, call_conv: CallConv, args: [Value; 4]) -> Self {
-        let [bufs, start, end, status] = args;
+    pub fn new(b: FunctionBuilder<'a>, plan: &'p Plan<'p>, call_conv: CallConv, args: [Value; 5]) -> Self {
+        let [bufs, start, end, status, table] = args;
         let mut e = Emitter {
             b,
             plan,
@@ -216,6 +219,7 @@ impl<'a, 'p> Emitter<'a, 'p> {
             start,
             end,
             idx: vec![None; plan.dims.len()],
+            sizes: Vec::new(),
             order: Vec::new(),
             tramps: Vec::new(),
             error: None,
@@ -236,6 +240,7 @@ impl<'a, 'p> Emitter<'a, 'p> {
             let p = e.b.ins().load(I64, MemFlagsData::trusted().with_readonly(), bufs, (u * 8) as i32);
             e.ptrs[u] = Some(p);
         }
+        e.load_sizes(table);
         e
     }
 
@@ -353,13 +358,13 @@ impl<'a, 'p> Emitter<'a, 'p> {
         self.b.use_var(l.var)
     }
 
-    /// The range of dim `d`: `start..end` for the outer dim, else `0..size`.
+    /// The range of dim `d`: `start..end` for the outer dim, else `0..extent`.
     pub fn range(&mut self, d: usize) -> (Value, Value) {
         if d == self.plan.outer() {
             (self.start, self.end)
         } else {
-            let n = self.plan.dims[d] as i64;
-            (self.iconst(I64, 0), self.iconst(I64, n))
+            let n = self.extent(d);
+            (self.iconst(I64, 0), n)
         }
     }
 
@@ -393,12 +398,12 @@ impl<'a, 'p> Emitter<'a, 'p> {
         let mut v: Option<Value> = None;
         let order = self.order.clone();
         for d in order {
-            let s = m.strides[d];
-            if Some(d) == skip || s == 0 {
+            if Some(d) == skip {
                 continue;
             }
             let Some(i) = self.idx[d] else { continue };
-            let t = if s == 1 { i } else { self.b.ins().imul_imm_s(i, s) };
+            let s = self.stride(m, d);
+            let Some(t) = self.scaled(i, s, 1) else { continue };
             v = Some(match v {
                 None => t,
                 Some(v) => self.b.ins().iadd(v, t),
@@ -409,24 +414,24 @@ impl<'a, 'p> Emitter<'a, 'p> {
                 self.fail(format!("index of dim {d} used outside its loop"));
             }
         }
-        match v {
-            None => self.iconst(I64, m.offset),
-            Some(v) if m.offset == 0 => v,
-            Some(v) => self.b.ins().iadd_imm_s(v, m.offset),
+        match (v, self.offset(m)) {
+            (None, None) => self.iconst(I64, 0),
+            (None, Some(o)) => o,
+            (Some(v), None) => v,
+            (Some(v), Some(o)) => self.b.ins().iadd(v, o),
         }
     }
 
     /// `base + j * stride` along the row, or the full index when there is no row base.
     pub fn row_index(&mut self, m: &Map, row: Option<&Row>, base: Option<Value>) -> Value {
         match (row, base) {
-            (Some(r), Some(base)) => match m.strides[r.dim] {
-                0 => base,
-                1 => self.b.ins().iadd(base, r.j),
-                s => {
-                    let t = self.b.ins().imul_imm_s(r.j, s);
-                    self.b.ins().iadd(base, t)
+            (Some(r), Some(base)) => {
+                let s = self.stride(m, r.dim);
+                match self.scaled(r.j, s, 1) {
+                    None => base,
+                    Some(t) => self.b.ins().iadd(base, t),
                 }
-            },
+            }
             _ => self.index(m, None),
         }
     }
@@ -443,9 +448,13 @@ impl<'a, 'p> Emitter<'a, 'p> {
         size: usize,
     ) -> (Value, i32) {
         if let Some(r) = row {
-            if let (Some(&Some(p)), Ok(imm)) =
-                (r.ptrs.get(i), i32::try_from(r.off * m.strides[r.dim] * size as i64))
-            {
+            // A cursor of a runtime stride serves only the copy at its own index.
+            let imm = match (self.stride(m, r.dim), r.off) {
+                (Stride::Zero, _) | (Stride::Var(_), 0) => Some(0),
+                (Stride::One, off) => i32::try_from(off * size as i64).ok(),
+                (Stride::Var(_), _) => None,
+            };
+            if let (Some(&Some(p)), Some(imm)) = (r.ptrs.get(i), imm) {
                 return (p, imm);
             }
         }
@@ -648,7 +657,10 @@ impl<'a, 'p> Emitter<'a, 'p> {
                     return self.splat(z, d, lanes);
                 };
                 let ix = self.row_index(m, row, base);
-                let stride = row.map_or(0, |r| m.strides[r.dim]);
+                let stride = match row {
+                    Some(r) => self.stride(m, r.dim),
+                    None => Stride::Zero,
+                };
                 // A draw's seed and offset are uniform, so scalars here (see `plan`).
                 let words = match &ins[i].inst {
                     Inst::Rand { seed, offset, .. } => {
@@ -659,7 +671,14 @@ impl<'a, 'p> Emitter<'a, 'p> {
                 };
                 let mut out: Option<Value> = None;
                 for k in 0..lanes {
-                    let ixk = if k == 0 { ix } else { self.b.ins().iadd_imm_s(ix, stride * k as i64) };
+                    let ixk = if k == 0 {
+                        ix
+                    } else {
+                        match self.stride_times(stride, k as i64) {
+                            Amount::Const(c) => self.b.ins().iadd_imm_s(ix, c),
+                            Amount::Var(c) => self.b.ins().iadd(ix, c),
+                        }
+                    };
                     let x = match words {
                         Some((s, o)) => {
                             let c = self.b.ins().iadd(o, ixk);
@@ -1209,6 +1228,86 @@ impl<'a, 'p> Emitter<'a, 'p> {
             DType::I64 => I64X2,
             DType::F16 | DType::BF16 | DType::F32 => F32X4,
             DType::I32 | DType::Bool => I32X4,
+        }
+    }
+}
+
+// ---- the size table ------------------------------------------------------------------------
+
+impl Emitter<'_, '_> {
+    /// Loads, at the current point (the entry block), every table entry the code may read:
+    /// the extents, the nonzero offsets and the strides of class [`Class::Other`].
+    pub(super) fn load_sizes(&mut self, table: Value) {
+        let p = self.plan;
+        let mut wanted: Vec<usize> = (0..p.dims.len()).collect();
+        for m in sizes::maps(p) {
+            if m.offset != 0 {
+                wanted.push(m.slot);
+            }
+            for (d, &s) in m.strides.iter().enumerate() {
+                if Class::of(s) == Class::Other {
+                    wanted.push(m.slot + 1 + d);
+                }
+            }
+        }
+        let flags = MemFlagsData::trusted().with_readonly().with_can_move();
+        self.sizes = vec![None; wanted.iter().max().map_or(0, |&m| m + 1)];
+        for s in wanted {
+            let v = self.b.ins().load(I64, flags, table, (s * 8) as i32);
+            self.sizes[s] = Some(v);
+        }
+    }
+
+    /// Table entry `slot` (loaded by [`Emitter::load_sizes`]).
+    fn size(&mut self, slot: usize) -> Value {
+        match self.sizes.get(slot).copied().flatten() {
+            Some(v) => v,
+            None => {
+                self.fail(format!("size table entry {slot} not loaded"));
+                self.iconst(I64, 0)
+            }
+        }
+    }
+
+    /// The extent of canonical dim `d`.
+    pub(super) fn extent(&mut self, d: usize) -> Value {
+        self.size(d)
+    }
+
+    /// The offset of map `m`, `None` when it is 0.
+    pub(super) fn offset(&mut self, m: &Map) -> Option<Value> {
+        (m.offset != 0).then(|| self.size(m.slot))
+    }
+
+    /// The stride of map `m` along dim `d`.
+    pub(super) fn stride(&mut self, m: &Map, d: usize) -> Stride {
+        match m.strides.get(d).map(|&s| Class::of(s)) {
+            Some(Class::Zero) | None => Stride::Zero,
+            Some(Class::One) => Stride::One,
+            Some(Class::Other) => Stride::Var(self.size(m.slot + 1 + d)),
+        }
+    }
+
+    /// `i * s * k` (`None` for stride 0).
+    pub(super) fn scaled(&mut self, i: Value, s: Stride, k: i64) -> Option<Value> {
+        match s {
+            Stride::Zero => None,
+            Stride::One if k == 1 => Some(i),
+            Stride::One => Some(self.b.ins().imul_imm_s(i, k)),
+            Stride::Var(v) => {
+                let t = self.b.ins().imul(i, v);
+                Some(if k == 1 { t } else { self.b.ins().imul_imm_s(t, k) })
+            }
+        }
+    }
+
+    /// `s * k`: a constant when `s` is structural, else a value.
+    pub(super) fn stride_times(&mut self, s: Stride, k: i64) -> Amount {
+        match s {
+            Stride::Zero => Amount::Const(0),
+            Stride::One => Amount::Const(k),
+            Stride::Var(v) if k == 1 => Amount::Var(v),
+            Stride::Var(v) => Amount::Var(self.b.ins().imul_imm_s(v, k)),
         }
     }
 }

@@ -11,6 +11,7 @@
 
 use super::emit::{mem_ty, scalar_ty, vector_ty, Emitter, Mode, Row, Val};
 use super::plan::{acc_dtype, variant, Prog, Shape};
+use super::sizes::Amount;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::types::{self, F32, F64, F64X2, I32, I64};
 use cranelift_codegen::ir::{Endianness, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Value};
@@ -723,8 +724,12 @@ impl Emitter<'_, '_> {
         let mut loads = vec![None; ins.len()];
         for (i, p) in vr.ptrs.iter().enumerate() {
             if let (Some(p), Some(m)) = (p, &maps[i]) {
-                let step = m.strides[vr.dim] * ins[i].dtype.size_bytes() as i64;
-                let off = self.b.ins().imul_imm_s(j, step);
+                let s = self.stride(m, vr.dim);
+                let step = self.stride_times(s, ins[i].dtype.size_bytes() as i64);
+                let off = match step {
+                    Amount::Const(c) => self.b.ins().imul_imm_s(j, c),
+                    Amount::Var(c) => self.b.ins().imul(j, c),
+                };
                 let a = self.b.ins().iadd(*p, off);
                 let v = self.b.declare_var(I64);
                 self.b.def_var(v, a);
@@ -739,7 +744,7 @@ impl Emitter<'_, '_> {
                 let a = self.b.ins().iadd(*base, off);
                 let v = self.b.declare_var(I64);
                 self.b.def_var(v, a);
-                Some((v, step))
+                Some((v, Amount::Const(step)))
             }
             _ => None,
         };
@@ -760,7 +765,13 @@ impl Emitter<'_, '_> {
     fn advance(&mut self, cur: &Cursor, n: i64) {
         for &(v, step) in cur.loads.iter().flatten().chain(&cur.scratch) {
             let a = self.b.use_var(v);
-            let a = self.b.ins().iadd_imm_s(a, n * step);
+            let a = match step {
+                Amount::Const(c) => self.b.ins().iadd_imm_s(a, n * c),
+                Amount::Var(c) => {
+                    let c = if n == 1 { c } else { self.b.ins().imul_imm_s(c, n) };
+                    self.b.ins().iadd(a, c)
+                }
+            };
             self.b.def_var(v, a);
         }
     }
@@ -1049,10 +1060,11 @@ impl Emitter<'_, '_> {
     }
 }
 
-/// Loop-carried addresses of a row loop; see [`Emitter::cursor`].
+/// Loop-carried addresses of a row loop, each with the bytes it moves per element; see
+/// [`Emitter::cursor`].
 struct Cursor {
-    loads: Vec<Option<(Variable, i64)>>,
-    scratch: Option<(Variable, i64)>,
+    loads: Vec<Option<(Variable, Amount)>>,
+    scratch: Option<(Variable, Amount)>,
 }
 
 /// What a vector row's loops need of the row set up by [`Emitter::row`].

@@ -20,6 +20,9 @@ use tenjit_ir::{ArgOp, DType, ReduceOp};
 pub(super) struct Map {
     pub offset: i64,
     pub strides: Vec<i64>,
+    /// Where the size table holds its offset and strides (see `sizes`): the `j`-th map of a
+    /// plan of `n` dims at `n + j * (n + 1)`, after the `n` extents.
+    pub slot: usize,
 }
 
 /// Which element program an instruction belongs to.
@@ -422,7 +425,12 @@ pub(super) fn plan<'k>(k: &'k Kernel, buffers: &[BufferDecl]) -> Result<Plan<'k>
         merged.insert(0, Dim { size: 1, reduced: false, strides: vec![0; n] });
     }
 
-    let column = |j: usize| Map { offset: 0, strides: merged.iter().map(|d| d.strides[j]).collect() };
+    let n = merged.len();
+    let column = |j: usize| Map {
+        offset: 0,
+        strides: merged.iter().map(|d| d.strides[j]).collect(),
+        slot: n + j * (n + 1),
+    };
     let mut j = 0;
     let mut maps_of = |ix: &[Option<&IndexMap>]| -> Vec<Option<Map>> {
         ix.iter()

@@ -4,15 +4,17 @@
 //! an optimizer runs the same update over every parameter of a shape. [`canonical`] renames a
 //! kernel's buffers to `0, 1, …` in the order it first touches them, so kernels that differ
 //! only in which buffers they use become equal; [`Key`] is what the machine code of that form
-//! depends on: its loop plan and its buffers' dtypes. The plan's outer dim is a range the
-//! caller passes at run time, so the key leaves its extent out: kernels that differ only in
-//! their outermost extent (the rows of a batch, the positions of a context that grows by one
-//! token a step) run one function, compiled once.
+//! depends on: the structure of its loop plan and its buffers' dtypes. The plan's numbers
+//! (extents, nonzero offsets, strides other than 0 and 1) are runtime values of the size table
+//! (`sizes.rs`) and the outer dim is a range the caller passes, so the key leaves them out:
+//! kernels that differ only in their sizes (the rows of a batch, the positions of a context
+//! that grows by one token a step, the `[heads, T, T]` scores of attention) run one function,
+//! compiled once.
 //! [`lookup`] finds code already compiled for a key anywhere in the process (the cache holds
 //! weak references, so code lives as long as some executable uses it), and a compiled kernel
 //! is then that code plus its map from local to program buffers.
 
-use super::{plan, KernelFn};
+use super::{plan, sizes, KernelFn};
 use cranelift_jit::JITModule;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -43,13 +45,13 @@ impl Drop for Code {
     }
 }
 
-/// What determines a kernel's machine code: its loop plan (canonical dims but for the outer
-/// dim's extent, loop shape, index maps) and its instructions without their index maps (which
-/// the plan holds in canonical form), with local buffer ids, and the buffers' dtypes. The
-/// name, the reason, the origins and the buffers' shapes do not matter.
+/// What determines a kernel's machine code: its loop plan's structure (which canonical dims
+/// are reduced, the loop shape, each map's stride classes and whether its offset is 0) and
+/// its instructions without their index maps, with local buffer ids, and the buffers'
+/// dtypes. The name, the reason, the origins, the buffers' shapes and every number of the
+/// size table do not matter.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub(super) struct Key {
-    dims: Vec<usize>,
     reduced: Vec<bool>,
     shape: plan::Shape,
     empty: (bool, bool),
@@ -58,7 +60,7 @@ pub(super) struct Key {
     value: Option<InstId>,
     epilogue: Vec<Instr>,
     stores: Vec<(BufId, InstId)>,
-    maps: Vec<Option<plan::Map>>,
+    maps: Vec<(bool, Vec<sizes::Class>)>,
     dtypes: Vec<DType>,
 }
 
@@ -90,10 +92,6 @@ impl Key {
     /// `dtypes[i]`.
     pub(super) fn new(p: &plan::Plan<'_>, dtypes: Vec<DType>) -> Key {
         let k = p.kernel;
-        let mut dims = p.dims.clone();
-        if !p.empty {
-            dims[p.outer()] = 0;
-        }
         let unmapped = |list: &[Instr]| -> Vec<Instr> {
             list.iter()
                 .map(|i| {
@@ -105,11 +103,7 @@ impl Key {
                 })
                 .collect()
         };
-        let mut maps = p.body_maps.clone();
-        maps.extend(p.epi_maps.iter().cloned());
-        maps.push(Some(p.store_map.clone()));
         Key {
-            dims,
             reduced: p.reduced.clone(),
             shape: p.shape,
             empty: (p.empty, p.empty_reduce),
@@ -118,7 +112,7 @@ impl Key {
             value: k.value,
             epilogue: unmapped(&k.epilogue),
             stores: k.stores.iter().map(|s| (s.buf, s.value)).collect(),
-            maps,
+            maps: sizes::classes(p),
             dtypes,
         }
     }
