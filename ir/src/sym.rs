@@ -17,34 +17,32 @@
 //! sides, for a caller that can check them at run time. [`SymExpr::bounds`] is exact for
 //! monotone forms and conservative otherwise; [`SymExpr::divides`] answers when provable.
 //!
-//! # How this is meant to plug in (the plan, not yet code)
+//! # Where it plugs in
 //!
-//! * **`Shape`.** `types::Shape` keeps its `usize` dims for the static case; a shape becomes a
-//!   list of [`Dim`], whose constant case stays allocation-free, and a graph owns a [`Symbols`]
-//!   table printed in its header (`graph @f(%x: f32[B,T,64]) where B:1..=64, T:1..=512`). The
-//!   shape parser reads each dim with [`SymExpr::parse_prefix`] and then expects `,` or `]`;
-//!   the grammar has no comma or bracket, so the text form nests. The lexer of the graph text
-//!   must hand the bracket's contents to this parser, since `%` there is a remainder, not a value.
-//! * **Type rules.** Elementwise ops and `concat`'s other axes need equal dims, matmul/`dot`
-//!   needs equal contracted dims, broadcasting needs equal dims or a dim provably 1: each asks
-//!   [`SymExpr::equality`]. `Proven` types the node, `Disproven` is a verifier error naming
-//!   both dims, and `NeedsGuard(a, b)` adds the guard `a == b` to the graph (or is an error
-//!   where the caller asked for no guards). Broadcasting against a symbol that may be 1 is
-//!   never implicit: a symbol's range either excludes 1 or the front end keeps 1 as a constant
-//!   (sizes 0 and 1 stay special, as in torch's automatic dynamic). `reshape` needs equal
-//!   element counts (a product of dims, compared with `equality`); slices and pads produce
-//!   sums and floor divisions (`(T - 1)//2 + 1` for a step of 2).
-//! * **Kernel IR.** A kernel's iteration space and strides become expressions; the lowering
-//!   evaluates each distinct expression once per launch into a runtime size parameter, so
-//!   Cranelift loops get runtime trip counts with a scalar tail after the vector body, and CUDA
-//!   kernels take sizes as parameters and compute grids at launch. [`SymExpr::divides`] and
-//!   [`SymExpr::bounds`] decide when a tail or a bounds check can be dropped, and the memory
-//!   plan sizes buffers by [`SymExpr::max`] when bounded, else at launch.
-//! * **Cache key.** The executable cache keys on the symbolic structure (canonical expressions
-//!   hash and print deterministically) plus the guards; a call binds the symbols from its input
-//!   shapes, checks the bindings against the ranges ([`Symbols::check_bindings`]) and each guard
-//!   by [`SymExpr::eval`], and a failed check names the guard in the compile report before
-//!   compiling a new specialization.
+//! * **Shapes.** A [`crate::types::Shape`] keeps its sizes as `usize`s and, when symbolic, the
+//!   [`Dim`] of each: the sizes are the expressions' values at the graph's *hints* (the sizes it
+//!   was traced or declared with), so code that knows nothing of symbols sees one valid instance.
+//!   A graph declares its symbols with their hints ([`crate::Graph::declare_symbol`]), printed
+//!   after its inputs (`graph @f(%x: f32[B,784]) where B:1..=64 = 8`); the text IR reads a
+//!   bracket of dims with [`SymExpr::parse`], whose `%` is a remainder, not a value.
+//! * **Type rules.** Every node is typed at the hints by [`crate::Op::infer`] and for every
+//!   binding by the symbolic rules (`ops/symbolic.rs`): equal dims ask
+//!   [`SymExpr::equality`] (`Disproven` is an error, `NeedsGuard` adds a
+//!   [`crate::ops::Guard`]), a slice of a symbolic axis must stay inside it for every size,
+//!   a reshape needs equal element counts. A `size` op is a value of an expression (a mean's
+//!   count); slices carry symbolic starts and sizes ([`crate::ops::SliceBounds`]).
+//! * **Binding.** [`crate::Graph::bind`] evaluates every expression at a binding (checked
+//!   against the ranges and the guards) into a concrete graph; the interpreter and
+//!   `tenjit::run_graph` bind from their inputs' shapes.
+//! * **Generalization.** [`crate::graph::generalize`] writes the symbolic graph two concrete
+//!   graphs of one structure are instances of, and [`crate::Graph::instance_bindings`]
+//!   checks later ones: the runtime's automatic dynamic shapes.
+//! * **Not yet:** the lowering keeps concrete sizes, so a symbolic graph compiles per binding.
+//!   The plan for the kernel IR: lower a symbolic graph with sizes that carry their expressions
+//!   beside their hint values (views, spaces, matmul sizes), deciding on expressions (proven
+//!   equal or guarded) rather than on hint values, so that a program instantiated at a binding
+//!   is the program of the bound graph; CPU kernels already read their sizes from a table
+//!   filled per kernel, which per-launch evaluation then fills.
 
 mod bounds;
 mod expr;
