@@ -5,10 +5,9 @@
 mod common;
 
 use common::Rng;
-use tenjit_ir::ops::{BinaryOp, Dims, ReduceOp, UnaryOp};
-use tenjit_ir::sym::{Bindings, Dim, SymExpr, Symbol};
+use tenjit_ir::sym::Bindings;
 use tenjit_ir::text::{parse, print};
-use tenjit_ir::{interp, verify, BindError, Buffer, DType, Graph, NodeId, Op, Shape, TensorType};
+use tenjit_ir::{interp, verify, BindError, Buffer, DType, Graph, Shape};
 
 fn buf(dims: &[usize], v: Vec<f64>) -> Buffer {
     Buffer::from_vec(v, Shape::new(dims)).unwrap()
@@ -181,84 +180,11 @@ fn symbolic_text_errors_name_what_is_wrong() {
     parsed("graph @f(%c: bool[B], %a: f32[B]) where B:1..=4 = 2 {\n  %0 = where %c, %a, %a : f32[B]\n  return %0\n}\n");
 }
 
-/// A symbolic dim, `name`.
-fn s(name: &str) -> Dim {
-    Dim::from_expr(SymExpr::symbol(name).unwrap()).unwrap()
-}
-
-fn shape(dims: &[Dim], hints: &Bindings) -> Shape {
-    let sizes: Vec<usize> = dims.iter().map(|d| d.eval(hints).unwrap() as usize).collect();
-    Shape::symbolic(dims.to_vec(), &sizes).unwrap()
-}
-
-/// A random symbolic graph over `B` and `T`: unary, binary, expand of a unit axis, reductions,
-/// permutes, reshapes that merge two axes, matmul; each op's result typed by the graph.
-fn random_graph(r: &mut Rng) -> Graph {
-    let mut g = Graph::new("random");
-    let hints = bind(&[("B", 2 + r.below(5) as u64), ("T", 2 + r.below(5) as u64)]);
-    g.declare_symbol(Symbol::new("B", 0, Some(9)).unwrap(), hints["B"]).unwrap();
-    g.declare_symbol(Symbol::new("T", 1, Some(9)).unwrap(), hints["T"]).unwrap();
-    let pool = [s("B"), s("T"), Dim::from(3), Dim::from(1)];
-    let mut vals: Vec<NodeId> = Vec::new();
-    for i in 0..2 {
-        let rank = 1 + r.below(3);
-        let dims: Vec<Dim> = (0..rank).map(|_| r.pick(&pool)).collect();
-        vals.push(g.add_input(format!("x{i}"), TensorType::new(DType::F64, shape(&dims, &hints))));
-    }
-    for _ in 0..12 {
-        let a = r.pick(&vals);
-        let ty = g.ty(a).clone();
-        let dims = ty.shape.sym_dims();
-        let rank = dims.len();
-        let made = match r.below(7) {
-            0 => g.add(Op::Unary(r.pick(&[UnaryOp::Exp, UnaryOp::Neg, UnaryOp::Abs])), &[a]),
-            1 => {
-                // A partner of the same symbolic shape, if any, else itself.
-                let b = vals.iter().copied().find(|&v| v != a && g.ty(v) == &ty).unwrap_or(a);
-                g.add(Op::Binary(r.pick(&[BinaryOp::Add, BinaryOp::Mul, BinaryOp::Maximum])), &[a, b])
-            }
-            2 if rank > 0 => {
-                let axes: Dims = (0..rank).filter(|_| r.chance(2)).collect();
-                g.add(Op::Reduce { op: ReduceOp::Sum, axes }, &[a])
-            }
-            3 if rank > 1 => {
-                let mut perm: Dims = (0..rank).collect();
-                perm.swap(0, rank - 1);
-                g.add(Op::Permute { perm }, &[a])
-            }
-            4 if rank > 1 => {
-                let merged = SymExpr::mul(&dims[0].expr().unwrap(), &dims[1].expr().unwrap()).unwrap();
-                let mut to = vec![Dim::from_expr(merged).unwrap()];
-                to.extend(dims[2..].iter().cloned());
-                g.add(Op::Reshape { shape: shape(&to, g.hints()) }, &[a])
-            }
-            5 if dims.contains(&Dim::from(1)) => {
-                let to: Vec<Dim> =
-                    dims.iter().map(|d| if *d == Dim::from(1) { r.pick(&pool) } else { d.clone() }).collect();
-                g.add(Op::Expand { shape: shape(&to, g.hints()) }, &[a])
-            }
-            6 if rank == 2 => {
-                let b_dims = vec![dims[1].clone(), r.pick(&pool)];
-                let b = g.add_input(
-                    format!("w{}", vals.len()),
-                    TensorType::new(DType::F64, shape(&b_dims, g.hints())),
-                );
-                g.add(Op::Matmul, &[a, b])
-            }
-            _ => continue,
-        };
-        vals.push(made.unwrap_or_else(|e| panic!("{e}\n{}", print(&g))));
-    }
-    let n = vals.len();
-    g.set_outputs(vals[n - 3..].to_vec());
-    g
-}
-
 #[test]
 fn binding_random_symbolic_graphs_agrees_with_their_symbolic_types() {
     let mut r = Rng::new(0x5eed_0013);
     for case in 0..300 {
-        let g = random_graph(&mut r);
+        let g = common::symbolic::random_graph(&mut r);
         verify(&g).unwrap_or_else(|e| panic!("case {case}: {e}\n{}", print(&g)));
         let text = print(&g);
         assert_eq!(print(&parsed(&text)), text, "case {case}");

@@ -170,7 +170,8 @@ impl Graph {
     }
 
     /// The binding that gives the inputs the shapes `given` (one per input, in order): each
-    /// input dim that is a bare symbol binds it; every dim is then checked.
+    /// input dim that is a bare symbol binds it; every dim is then checked. Fails on a symbol
+    /// no input dim is, or a size outside its range.
     pub fn bindings_for(&self, given: &[&[usize]]) -> Result<Bindings, BindError> {
         let mut values = Bindings::new();
         let declared: Vec<Shape> = self.inputs.iter().map(|&(_, id)| self.ty(id).shape.clone()).collect();
@@ -180,6 +181,8 @@ impl Graph {
                 values.entry(name).or_insert(v as u64);
             }
         }
+        // A symbol no input dim is (a size only an expand or a `rand` has) gets no value.
+        self.sym.symbols.check_bindings(&values).map_err(BindError::Symbol)?;
         for (index, (shape, dims)) in declared.iter().zip(given).enumerate() {
             let fits = shape.rank() == dims.len()
                 && shape.sym_dims().iter().zip(dims.iter()).all(|(d, &v)| d.eval(&values) == Some(v as u64));

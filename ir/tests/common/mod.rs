@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod graphs;
+pub mod symbolic;
 
 /// A small deterministic generator (xorshift64*), so the tests need no crate.
 pub struct Rng(u64);
