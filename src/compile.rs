@@ -184,14 +184,25 @@ pub struct Stages {
 /// Time per compilation stage, in order.
 type StageTimes = Vec<(&'static str, Duration)>;
 
-/// Runs the passes and the lowering on `graph`, recording each stage's text when `record`.
+/// Runs the passes and the lowering on `graph`, recording each stage's text when `record`. A
+/// symbolic graph is compiled for its hints (the passes and the lowering decide on concrete
+/// sizes; `run_graph` binds a symbolic graph to its inputs' sizes before it gets here).
 pub(crate) fn lower(graph: &Graph, record: bool) -> Result<(Program, Stages, StageTimes)> {
     let mut stages = Stages::default();
     let mut times = Vec::new();
-    let mut g = graph.clone();
     if record {
-        stages.traced = g.to_string();
+        stages.traced = graph.to_string();
     }
+    let mut g = if graph.is_symbolic() {
+        graph.bind(graph.hints()).map_err(|e| {
+            Error::eval(
+                crate::error::EvalErrorKind::Input,
+                format!("the graph does not bind at its hints: {e}"),
+            )
+        })?
+    } else {
+        graph.clone()
+    };
     let t = Instant::now();
     let passes = tenjit_ir::passes::pipeline();
     let refs: Vec<&dyn tenjit_ir::passes::Pass> = passes.iter().map(|p| p.as_ref()).collect();

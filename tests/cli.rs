@@ -201,6 +201,34 @@ fn run_reads_the_graph_from_stdin() {
 }
 
 #[test]
+fn run_binds_a_symbolic_graph_to_its_inputs_sizes() {
+    let dir = temp_dir("run_binds_a_symbolic_graph_to_its_inputs_sizes");
+    let graph = "graph @mean(%x: f32[B,3]) where B:2..=64 = 4 {\n  %0 = sum %x, axes=[0] : f32[3]\n  \
+                 %1 = size expr=[B] : f32[3]\n  %2 = div %0, %1 : f32[3]\n  return %2\n}\n";
+    let two = save(
+        &dir,
+        "two.npy",
+        &Buffer::from_vec((0..6).map(|i| i as f32).collect::<Vec<_>>(), [2, 3]).unwrap(),
+    );
+    let r = tenjit(&["run", "-", "--input", &format!("x={two}")], Some(graph));
+    assert_ok(&r);
+    assert_eq!(r.stdout, "out0: f32[3]\ntensor([1.5000, 2.5000, 3.5000])\n");
+    // A size outside the symbol's range, and values for the hints' shape only.
+    let one = save(&dir, "one.npy", &Buffer::from_vec(vec![1.0f32; 3], [1, 3]).unwrap());
+    assert_fails(
+        &tenjit(&["run", "-", "--input", &format!("x={one}")], Some(graph)),
+        1,
+        &["B = 1 is outside B:2..=64"],
+    );
+    assert_fails(
+        &tenjit(&["run", "-", "--value", "x=1,2,3"], Some(graph)),
+        1,
+        &["holds 12 at the graph's hints"],
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn grad_prints_the_gradient_graph_and_it_runs() {
     let r = tenjit(&["grad", LOSS], None);
     assert_ok(&r);

@@ -367,7 +367,13 @@ fn run(file: &str, given: &[(String, Source)], out: Option<&Path>) -> Result<(),
             Source::File(path) => path,
         };
         let buf = npy::load(path).map_err(|e| user(format!("{e} (the value of input %{input})")))?;
-        if buf.ty() != *declared {
+        // A symbolic shape takes any sizes its symbols allow: running the graph checks them.
+        let fits = if declared.shape.is_symbolic() {
+            buf.dtype() == declared.dtype && buf.shape().rank() == declared.shape.rank()
+        } else {
+            buf.ty() == *declared
+        };
+        if !fits {
             return Err(user(format!(
                 "{}: input %{input} of {name} is declared {declared} but the file holds {}",
                 path.display(),
@@ -394,10 +400,17 @@ fn parse_values(text: &str, ty: &TensorType) -> Result<Buffer, String> {
         values.push(value);
     }
     let numel = ty.shape.numel();
+    // A symbolic input takes its sizes at the graph's hints here (an .npy file gives others).
+    let at_hints = if ty.shape.is_symbolic() {
+        format!(" at the graph's hints (give an .npy file with --input to run {ty} at other sizes)")
+    } else {
+        String::new()
+    };
+    let shape = ty.shape.concrete();
     match values.len() {
-        1 => Ok(Buffer::full(ty, values[0])),
-        n if n == numel => Ok(Buffer::from_scalars(ty.dtype, ty.shape.clone(), values)),
-        n => Err(format!("{n} values given but {ty} holds {numel} (or give one value to fill it)")),
+        1 => Ok(Buffer::full(&tenjit_ir::TensorType::new(ty.dtype, shape), values[0])),
+        n if n == numel => Ok(Buffer::from_scalars(ty.dtype, shape, values)),
+        n => Err(format!("{n} values given but {ty} holds {numel}{at_hints} (or give one value to fill it)")),
     }
 }
 
