@@ -275,3 +275,40 @@ graph @last(%x: f32[B,T,4]) where B:1..=8 = 2, T:1..=64 = 5 {
     let err = parse(&text.replace("start=[0,T - 1,0]", "start=[0,1,0]")).unwrap_err();
     assert!(err.to_string().contains("may leave 0..T"), "{err}");
 }
+
+#[test]
+fn passes_keep_a_symbolic_graph_equal_at_every_size() {
+    // The hints may hold empty and unit axes, where a rule deciding on sizes would fire; over
+    // symbols it must not, so the passed graph binds wherever the graph does and computes the
+    // same values.
+    let pipeline = tenjit_ir::passes::pipeline();
+    let passes: Vec<&dyn tenjit_ir::passes::Pass> = pipeline.iter().map(|p| p.as_ref()).collect();
+    let mut r = common::Rng::new(0x5eed_0015);
+    let mut compared = 0;
+    for case in 0..300 {
+        let g = common::symbolic::random_graph(&mut r);
+        let mut h = g.clone();
+        tenjit_ir::passes::run_passes(&mut h, &passes, &mut |_, _| {})
+            .unwrap_or_else(|e| panic!("case {case}: {e}\n{}", print(&g)));
+        assert_eq!(h.guards(), g.guards(), "case {case}: the passes added guards\n{}", print(&h));
+        for _ in 0..3 {
+            let values = bind(&[("B", r.below(10) as u64), ("T", 1 + r.below(9) as u64)]);
+            let Ok(bg) = g.bind(&values) else { continue };
+            let bh =
+                h.bind(&values).unwrap_or_else(|e| panic!("case {case} at {values:?}: {e}\n{}", print(&h)));
+            let inputs: Vec<Buffer> = bg
+                .inputs()
+                .iter()
+                .map(|&(_, id)| {
+                    let dims = bg.ty(id).shape.dims().to_vec();
+                    let n: usize = dims.iter().product();
+                    buf(&dims, (0..n).map(|i| (i % 7) as f64 * 0.5 - 1.5).collect())
+                })
+                .collect();
+            let (a, b) = (interp::eval(&bg, &inputs).unwrap(), interp::eval(&bh, &inputs).unwrap());
+            assert_eq!(a, b, "case {case} at {values:?}\n{}\n{}", print(&g), print(&h));
+            compared += 1;
+        }
+    }
+    assert!(compared > 600, "{compared} bindings compared");
+}

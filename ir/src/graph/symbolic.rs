@@ -165,8 +165,16 @@ impl Graph {
     /// The type `op` would have on `args`, by the same rules as [`Graph::add`], without
     /// adding it (guards it would add are dropped).
     pub fn infer(&self, op: &Op, args: &[NodeId]) -> Result<TensorType, OpError> {
+        self.infer_with_guards(op, args).map(|(ty, _)| ty)
+    }
+
+    /// [`Graph::infer`], with the number of guards the graph would have after adding it: more
+    /// than [`Graph::guards`] says when the op holds only under a new guard.
+    pub fn infer_with_guards(&self, op: &Op, args: &[NodeId]) -> Result<(TensorType, usize), OpError> {
         let tys: Vec<&TensorType> = args.iter().map(|&a| self.ty(a)).collect();
-        self.sym.infer_with(op, &tys, &mut self.sym.guards.clone())
+        let mut guards = self.sym.guards.clone();
+        let ty = self.sym.infer_with(op, &tys, &mut guards)?;
+        Ok((ty, guards.len()))
     }
 
     /// The binding that gives the inputs the shapes `given` (one per input, in order): each

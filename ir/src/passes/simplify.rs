@@ -165,6 +165,18 @@ const RULES: &[(&str, Rule)] = &[
     ("concat-single", concat_single),       // concat x -> x
 ];
 
+/// Whether `rewrite` of `n` is right at every size of a symbolic graph: the value it uses has
+/// `n`'s type, expressions included, or the op it makes types as `n` with no new guard.
+fn holds_for_every_size(g: &Graph, n: NodeId, rewrite: &Rewrite) -> bool {
+    match rewrite {
+        Rewrite::Use(x) => g.ty(*x) == g.ty(n),
+        Rewrite::Op(op, args) => {
+            let before = g.guards().len();
+            matches!(g.infer_with_guards(op, args), Ok((ty, guards)) if ty == *g.ty(n) && guards == before)
+        }
+    }
+}
+
 /// Applies the rules to every live node in topological order, each node until no rule fires.
 fn simplify(g: &mut Graph, log: &mut dyn FnMut(&'static str, NodeId)) -> bool {
     let Some(order) = g.live_order() else {
@@ -179,6 +191,11 @@ fn simplify(g: &mut Graph, log: &mut dyn FnMut(&'static str, NodeId)) -> bool {
                 };
                 log(name, n);
                 changed = true;
+                // Over symbolic sizes a rule decided at the hints may not hold for every size:
+                // it applies only where the types agree as expressions and it adds no guard.
+                if g.is_symbolic() && !holds_for_every_size(g, n, &rewrite) {
+                    continue;
+                }
                 match rewrite {
                     Rewrite::Use(x) => {
                         g.replace_all_uses(n, x);
@@ -301,7 +318,14 @@ fn binary_with(g: &Graph, n: NodeId, op: BinaryOp, value: Scalar, either_side: b
 fn reduced_count(g: &Graph, n: NodeId) -> Option<usize> {
     match g.op(n) {
         Op::Reduce { axes, .. } => {
-            let dims = g.ty(arg0(g, n)).shape.dims();
+            // A symbolic count is no number.
+            let shape = &g.ty(arg0(g, n)).shape;
+            if let Some(dims) = shape.sym_dims_ref() {
+                if axes.iter().any(|&a| dims[a].as_const().is_none()) {
+                    return None;
+                }
+            }
+            let dims = shape.dims();
             Some(axes.iter().map(|&a| dims[a]).product())
         }
         _ => None,

@@ -71,6 +71,10 @@ impl SplitReduce {
         };
         let x = g.args(n)[0];
         let shape = g.ty(x).shape.clone();
+        // The split reads sizes: a reduction over symbolic sizes stays whole.
+        if shape.is_symbolic() {
+            return false;
+        }
         let outputs = g.ty(n).shape.numel();
         if shape.numel() < self.min_elements {
             return false;

@@ -3,7 +3,7 @@
 //! reshapes that merge two axes and matmuls; every op typed by the graph's symbolic rules.
 
 use super::Rng;
-use tenjit_ir::ops::{BinaryOp, Dims, ReduceOp, UnaryOp};
+use tenjit_ir::ops::{BinaryOp, Dims, IDims, ReduceOp, Scalar, UnaryOp};
 use tenjit_ir::sym::{Bindings, Dim, SymExpr, Symbol};
 use tenjit_ir::text::print;
 use tenjit_ir::{DType, Graph, NodeId, Op, Shape, TensorType};
@@ -23,10 +23,13 @@ pub fn shape(dims: &[Dim], hints: &Bindings) -> Shape {
 }
 
 /// A random symbolic graph over `B` and `T`: unary, binary, expand of a unit axis, reductions,
-/// permutes, reshapes that merge two axes, matmul; each op's result typed by the graph.
+/// permutes, reshapes that merge two axes, matmul, products and sums with splats of 1 and 0,
+/// slices of constant axes and of the first row of `T`; each op's result typed by the graph.
+/// The hints are drawn from 0 (`B`) or 1 (`T`) up, so a rule that decides on hint sizes meets
+/// empty and unit axes.
 pub fn random_graph(r: &mut Rng) -> Graph {
     let mut g = Graph::new("random");
-    let hints = bind(&[("B", 2 + r.below(5) as u64), ("T", 2 + r.below(5) as u64)]);
+    let hints = bind(&[("B", r.below(6) as u64), ("T", 1 + r.below(5) as u64)]);
     g.declare_symbol(Symbol::new("B", 0, Some(64)).unwrap(), hints["B"]).unwrap();
     g.declare_symbol(Symbol::new("T", 1, Some(64)).unwrap(), hints["T"]).unwrap();
     let pool = [s("B"), s("T"), Dim::from(3), Dim::from(1)];
@@ -41,7 +44,7 @@ pub fn random_graph(r: &mut Rng) -> Graph {
         let ty = g.ty(a).clone();
         let dims = ty.shape.sym_dims();
         let rank = dims.len();
-        let made = match r.below(7) {
+        let made = match r.below(9) {
             0 => g.add(Op::Unary(r.pick(&[UnaryOp::Exp, UnaryOp::Neg, UnaryOp::Abs])), &[a]),
             1 => {
                 // A partner of the same symbolic shape, if any, else itself.
@@ -67,6 +70,26 @@ pub fn random_graph(r: &mut Rng) -> Graph {
                 let to: Vec<Dim> =
                     dims.iter().map(|d| if *d == Dim::from(1) { r.pick(&pool) } else { d.clone() }).collect();
                 g.add(Op::Expand { shape: shape(&to, g.hints()) }, &[a])
+            }
+            7 => {
+                let (value, op) =
+                    r.pick(&[(1.0, BinaryOp::Mul), (-0.0, BinaryOp::Add), (0.0, BinaryOp::Sub)]);
+                let c = g.add(Op::Const { value: Scalar::Float(value), ty: ty.clone() }, &[]).unwrap();
+                g.add(Op::Binary(op), &[a, c])
+            }
+            8 if dims.iter().any(|d| *d == Dim::from(3) || *d == s("T")) => {
+                // Rows 1..3 of a constant axis of 3, or row 0 of `T` (never empty).
+                let d = dims.iter().position(|d| *d == Dim::from(3) || *d == s("T")).unwrap();
+                let (first, len) = if dims[d] == Dim::from(3) { (1, 2) } else { (0, 1) };
+                let hint = ty.shape.dims();
+                let start: IDims = (0..rank).map(|i| if i == d { first } else { 0 }).collect();
+                let size: Dims = (0..rank).map(|i| if i == d { len } else { hint[i] }).collect();
+                let step: IDims = (0..rank).map(|_| 1).collect();
+                if dims.iter().enumerate().any(|(i, x)| i != d && x.as_const().is_none()) {
+                    // Other symbolic axes would need symbolic sizes: take them whole another time.
+                    continue;
+                }
+                g.add(Op::Slice { start, step, size, bounds: None }, &[a])
             }
             6 if rank == 2 => {
                 let b_dims = vec![dims[1].clone(), r.pick(&pool)];
