@@ -5,6 +5,8 @@
 
 #[path = "../examples/common/digits.rs"]
 mod digits;
+#[path = "../examples/common/gpt.rs"]
+mod gpt;
 
 use digits::{Mlp, Optimizer};
 use tenjit::nn::{self, Module};
@@ -56,4 +58,51 @@ fn new_batch_sizes_are_explained_as_symbolic_sizes() {
         text.contains("same structure, new sizes: an instance of its symbolic signature at d0 = 13"),
         "{text}"
     );
+
+    generation_is_one_symbolic_signature();
+}
+
+/// Greedy generation with a tiny GPT (nanoGPT's `generate`, no KV cache): the context grows by
+/// one token a step, so every step is a new size of one structure. From the third length on,
+/// every step is an instance of one symbolic signature (a context of one token is its own
+/// structure: its graph simplifies further).
+fn generation_is_one_symbolic_signature() {
+    let model = gpt::Gpt::new(gpt::Config { vocab: 11, block: 12, embd: 16, heads: 2, layers: 1 });
+    let first = tenjit::compile_count();
+    let mut ids = vec![3i64];
+    tenjit::no_grad(|| {
+        for _ in 0..12 {
+            let x = Tensor::from_vec(ids.clone(), [1, ids.len()]);
+            let next = model.forward(&x).i(s![0, -1]).argmax().item() as i64;
+            ids.push(next);
+        }
+    });
+    let reports = tenjit::compile_reports();
+    let misses: Vec<&MissReason> = reports[reports.len() - (tenjit::compile_count() - first)..]
+        .iter()
+        .map(|r| &r.miss)
+        .filter(|m| !matches!(m, MissReason::FirstGraph | MissReason::NewStructure { .. }))
+        .collect();
+    // Length 1 is a structure of its own, length 2 the first of the growing one.
+    let became: Vec<&Vec<String>> = misses
+        .iter()
+        .filter_map(|m| match m {
+            MissReason::NewSizes(Dynamic::BecameSymbolic { introduced, .. }) => Some(introduced),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        became,
+        [&vec!["dim 1 of input 1 became symbolic d0 (sizes 2, then 3)".to_string()]],
+        "{misses:#?}"
+    );
+    let instances: Vec<&str> = misses
+        .iter()
+        .filter_map(|m| match m {
+            MissReason::NewSizes(Dynamic::Instance { bindings }) => Some(bindings.as_str()),
+            _ => None,
+        })
+        .collect();
+    let lengths: Vec<String> = (4..=12).map(|t| format!("d0 = {t}")).collect();
+    assert_eq!(instances, lengths, "{misses:#?}");
 }
