@@ -23,9 +23,9 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::runtime::Value;
 use crate::tensor::{Node, Tensor, INTERIOR};
+use rustc_hash::FxHashMap as HashMap;
 use smallvec::SmallVec;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::panic::Location;
 use std::sync::{Arc, Weak};
 use tenjit_ir::passes::simplify::is_structural;
@@ -187,7 +187,7 @@ impl Flat {
     /// expanding a node into its op when `expand(node, its operands)` says so; every other
     /// node reached is an input.
     pub(crate) fn walk(roots: &[&Tensor], expand: impl Fn(&Tensor, &[Tensor]) -> bool) -> Flat {
-        let mut flat = Flat { entries: Vec::new(), index: HashMap::new(), roots: Vec::new() };
+        let mut flat = Flat { entries: Vec::new(), index: HashMap::default(), roots: Vec::new() };
         // (tensor, operands snapshot once expanded).
         let mut stack: Vec<(Tensor, Option<Vec<Tensor>>)> =
             roots.iter().rev().map(|t| ((*t).clone(), None)).collect();

@@ -55,7 +55,8 @@ use super::{
 };
 use crate::graph::{Graph, NodeId};
 use crate::ops::{Movement, Op, OpKind};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The most a value may cost (in weighted ops, see the module doc) and still be recomputed in
 /// each kernel that uses it rather than materialized.
@@ -651,7 +652,14 @@ impl Target {
 
 impl<'p, 'g> Builder<'p, 'g> {
     fn new(plan: &'p Plan<'g>, realized: &'p BTreeMap<NodeId, String>) -> Builder<'p, 'g> {
-        Builder { plan, realized, buffers: Vec::new(), buf_of: HashMap::new(), steps: Vec::new(), kernels: 0 }
+        Builder {
+            plan,
+            realized,
+            buffers: Vec::new(),
+            buf_of: HashMap::default(),
+            steps: Vec::new(),
+            kernels: 0,
+        }
     }
 
     fn build(mut self) -> Result<Program, NotAView> {
@@ -666,7 +674,7 @@ impl<'p, 'g> Builder<'p, 'g> {
                 self.step(n, reason.clone())?;
             }
         }
-        let mut copies = HashMap::new();
+        let mut copies = HashMap::default();
         for &n in &self.plan.copies {
             let name = format!("graph output (a copy of input b{})", self.buf_of[&n]);
             let buf = self.temp(n);

@@ -13,8 +13,8 @@
 
 use crate::graph::{Graph, NodeId};
 use crate::ops::Op;
+use rustc_hash::FxHashMap as HashMap;
 use smallvec::SmallVec;
-use std::collections::HashMap;
 
 /// The `cse` pass: merges nodes with equal ops and operands, keeping the first.
 pub struct Cse;
@@ -30,7 +30,7 @@ impl super::Pass for Cse {
         };
         // A lookup table only: the kept node is decided by the visiting order, never by the
         // map's iteration order.
-        let mut seen: HashMap<(Op, SmallVec<[NodeId; 3]>), NodeId> = HashMap::new();
+        let mut seen: HashMap<(Op, SmallVec<[NodeId; 3]>), NodeId> = HashMap::default();
         // Duplicates are removed together at the end, in the order they were found, in time
         // linear in the graph (see `Graph::remove_unused`).
         let mut duplicates = Vec::new();
