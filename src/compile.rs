@@ -393,7 +393,7 @@ pub(crate) fn run_to_host(exe: &dyn Executable, inputs: &[Value], device: Device
 pub fn run_graph(graph: &Graph, inputs: &[Buffer]) -> Result<Vec<Buffer>> {
     if graph.is_symbolic() && !matches!(target(Device::Cpu), Target::Interp) {
         let given: Vec<&[usize]> = inputs.iter().map(|b| b.shape().dims()).collect();
-        let bound = graph.bindings_for(&given).and_then(|values| graph.bind(&values)).map_err(|e| {
+        let bound = graph.bind_inputs(&given).map_err(|e| {
             Error::eval(
                 crate::error::EvalErrorKind::Input,
                 format!("the inputs' shapes do not fit the graph: {e}"),

@@ -10,7 +10,7 @@ mod ircommon;
 use ircommon::symbolic::random_graph;
 use ircommon::Rng;
 use tenjit::ir::sym::Bindings;
-use tenjit::ir::{interp, Buffer, Scalar, Shape};
+use tenjit::ir::{interp, Scalar};
 
 #[test]
 fn symbolic_graphs_compile_and_agree_with_the_interpreter_at_every_size() {
@@ -24,16 +24,8 @@ fn symbolic_graphs_compile_and_agree_with_the_interpreter_at_every_size() {
             let values: Bindings =
                 [("B".to_string(), r.pick(&sizes)), ("T".to_string(), r.pick(&sizes[1..]))].into();
             let bound = g.bind(&values).unwrap_or_else(|e| panic!("case {case} at {values:?}: {e}"));
-            let inputs: Vec<Buffer> = bound
-                .inputs()
-                .iter()
-                .map(|&(_, id)| {
-                    let dims = bound.ty(id).shape.dims().to_vec();
-                    let n: usize = dims.iter().product();
-                    let v: Vec<f64> = (0..n).map(|i| ((i * 7 + case) % 11) as f64 * 0.25 - 1.0).collect();
-                    Buffer::from_vec(v, Shape::new(&dims)).unwrap()
-                })
-                .collect();
+            let inputs =
+                ircommon::symbolic::inputs_for(&bound, |i| ((i * 7 + case) % 11) as f64 * 0.25 - 1.0);
             let want = interp::eval(&bound, &inputs).unwrap_or_else(|e| panic!("case {case}: {e}"));
             // A symbol that no input dim is (a size only an expand or a weight's width has)
             // gets no size from the inputs: a clear error, not a guess.

@@ -169,7 +169,7 @@ pub fn eval(g: &Graph, inputs: &[Buffer]) -> Result<Vec<Buffer>, EvalError> {
     if g.is_symbolic() {
         // A symbolic graph runs at the sizes its inputs bind.
         let given: Vec<&[usize]> = inputs.iter().map(|b| b.shape().dims()).collect();
-        let bound = g.bindings_for(&given).and_then(|values| g.bind(&values));
+        let bound = g.bind_inputs(&given);
         return match bound {
             Ok(bound) => eval(&bound, inputs),
             Err(crate::graph::BindError::Input { index, .. }) => Err(EvalError::InputType {

@@ -204,15 +204,7 @@ fn binding_random_symbolic_graphs_agrees_with_their_symbolic_types() {
                 );
             }
             // The interpreter runs every binding, empty axes included.
-            let inputs: Vec<Buffer> = bound
-                .inputs()
-                .iter()
-                .map(|&(_, id)| {
-                    let dims = bound.ty(id).shape.dims().to_vec();
-                    let n: usize = dims.iter().product();
-                    buf(&dims, (0..n).map(|i| (i % 5) as f64 * 0.5 - 1.0).collect())
-                })
-                .collect();
+            let inputs = common::symbolic::inputs_for(&bound, |i| (i % 5) as f64 * 0.5 - 1.0);
             interp::eval(&bound, &inputs)
                 .unwrap_or_else(|e| panic!("case {case} at {values:?}: {e}\n{text}"));
         }
@@ -296,15 +288,7 @@ fn passes_keep_a_symbolic_graph_equal_at_every_size() {
             let Ok(bg) = g.bind(&values) else { continue };
             let bh =
                 h.bind(&values).unwrap_or_else(|e| panic!("case {case} at {values:?}: {e}\n{}", print(&h)));
-            let inputs: Vec<Buffer> = bg
-                .inputs()
-                .iter()
-                .map(|&(_, id)| {
-                    let dims = bg.ty(id).shape.dims().to_vec();
-                    let n: usize = dims.iter().product();
-                    buf(&dims, (0..n).map(|i| (i % 7) as f64 * 0.5 - 1.5).collect())
-                })
-                .collect();
+            let inputs = common::symbolic::inputs_for(&bg, |i| (i % 7) as f64 * 0.5 - 1.5);
             let (a, b) = (interp::eval(&bg, &inputs).unwrap(), interp::eval(&bh, &inputs).unwrap());
             assert_eq!(a, b, "case {case} at {values:?}\n{}\n{}", print(&g), print(&h));
             compared += 1;

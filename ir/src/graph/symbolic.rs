@@ -201,6 +201,12 @@ impl Graph {
         Ok(values)
     }
 
+    /// The concrete graph at the sizes of inputs of shapes `given`: [`Graph::bindings_for`],
+    /// then [`Graph::bind`].
+    pub fn bind_inputs(&self, given: &[&[usize]]) -> Result<Graph, BindError> {
+        self.bindings_for(given).and_then(|values| self.bind(&values))
+    }
+
     /// The concrete graph of this one at the sizes `values`: every symbolic shape evaluated,
     /// every node typed again. Fails, naming the first problem, if a symbol is unbound or out
     /// of range, or a guard does not hold. A graph without symbols binds to a copy of itself.

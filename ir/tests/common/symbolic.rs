@@ -6,10 +6,22 @@ use super::Rng;
 use tenjit_ir::ops::{BinaryOp, Dims, IDims, ReduceOp, Scalar, UnaryOp};
 use tenjit_ir::sym::{Bindings, Dim, SymExpr, Symbol};
 use tenjit_ir::text::print;
-use tenjit_ir::{DType, Graph, NodeId, Op, Shape, TensorType};
+use tenjit_ir::{Buffer, DType, Graph, NodeId, Op, Shape, TensorType};
 
 fn bind(pairs: &[(&str, u64)]) -> Bindings {
     pairs.iter().map(|&(n, v)| (n.to_string(), v)).collect()
+}
+
+/// One input buffer per input of the concrete graph `g`, element `i` of each `value(i)`.
+pub fn inputs_for(g: &Graph, value: impl Fn(usize) -> f64) -> Vec<Buffer> {
+    g.inputs()
+        .iter()
+        .map(|&(_, id)| {
+            let dims = g.ty(id).shape.dims().to_vec();
+            let n: usize = dims.iter().product();
+            Buffer::from_vec((0..n).map(&value).collect::<Vec<f64>>(), Shape::new(&dims)).unwrap()
+        })
+        .collect()
 }
 
 /// A symbolic dim, `name`.
