@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 use tenjit_ir::kernel::Program;
 use tenjit_ir::{Buffer, Graph};
 
+mod symbolic;
+
 /// Where values are computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Backend {
@@ -96,16 +98,48 @@ impl fmt::Display for MissReason {
     }
 }
 
-/// One compilation: its time per stage and why the cache missed.
+/// Where the program of a compiled graph came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProgramOrigin {
+    /// Lowered from the graph, for its sizes.
+    Concrete,
+    /// Lowered from the graph's symbolic signature, once for every size in its range, then
+    /// instantiated at the graph's sizes.
+    Symbolic,
+    /// Instantiated at the graph's sizes from its signature's symbolic program, lowered before:
+    /// no pass and no lowering ran (a cache miss that is no compilation).
+    Instance,
+    /// The graph's signature has no symbolic program (why): lowered for its sizes.
+    NoSymbolicProgram(String),
+}
+
+impl fmt::Display for ProgramOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProgramOrigin::Concrete => f.write_str("lowered for these sizes"),
+            ProgramOrigin::Symbolic => f.write_str("one program lowered for every size of the signature"),
+            ProgramOrigin::Instance => f.write_str("the signature's program instantiated, nothing lowered"),
+            ProgramOrigin::NoSymbolicProgram(why) => {
+                write!(f, "lowered for these sizes: the signature has no symbolic program ({why})")
+            }
+        }
+    }
+}
+
+/// One compilation (or instantiation): its time per stage and why the cache missed.
 #[derive(Clone, Debug)]
 pub struct CompileReport {
-    /// The compilation's number (0 for the first of the process).
+    /// The report's number (0 for the first of the process), compilations and
+    /// instantiations together.
     pub index: usize,
     /// Time per stage, in order: trace, shapes (explaining the miss: the nearest cached graph,
-    /// or the symbolic signature of its structure), passes, lower, codegen.
+    /// or the symbolic signature of its structure), passes, lower, instantiate (a program from a
+    /// symbolic signature), codegen.
     pub stages: Vec<(&'static str, Duration)>,
     /// Why the cache missed.
     pub miss: MissReason,
+    /// Where the program came from: an [`ProgramOrigin::Instance`] is no compilation.
+    pub origin: ProgramOrigin,
     /// Number of steps (kernels, matmuls, library ops) of the program.
     pub steps: usize,
     /// Most bytes of temporary buffers live at once, with buffers reused once dead.
@@ -120,13 +154,14 @@ pub struct CompileReport {
 
 impl fmt::Display for CompileReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "compilation {}: {} step(s);", self.index, self.steps)?;
+        let what = if self.origin == ProgramOrigin::Instance { "instance" } else { "compilation" };
+        write!(f, "{what} {}: {} step(s);", self.index, self.steps)?;
         for (stage, t) in &self.stages {
             write!(f, " {stage} {:.3} ms", t.as_secs_f64() * 1e3)?;
         }
         write!(f, "; peak temporaries {} bytes ({} without reuse)", self.peak_bytes, self.total_bytes)?;
         write!(f, "; live tensors {} ({} bytes)", self.live.nodes, self.live.bytes)?;
-        write!(f, "; {}", self.miss)
+        write!(f, "; {}; {}", self.miss, self.origin)
     }
 }
 
@@ -135,10 +170,19 @@ static REPORTS: Mutex<Vec<CompileReport>> = Mutex::new(Vec::new());
 /// Held while a graph is compiled, so two threads missing on one graph compile it once.
 static COMPILING: Mutex<()> = Mutex::new(());
 static COMPILATIONS: AtomicUsize = AtomicUsize::new(0);
+static INSTANCES: AtomicUsize = AtomicUsize::new(0);
+static REPORTED: AtomicUsize = AtomicUsize::new(0);
 
-/// How many graphs this process has compiled (cache misses).
+/// How many graphs this process has compiled: cache misses that ran the passes and the
+/// lowering (for the graph's sizes, or once for every size of a symbolic signature).
 pub fn compile_count() -> usize {
     COMPILATIONS.load(Ordering::Relaxed)
+}
+
+/// How many cache misses this process answered by instantiating the symbolic program of the
+/// graph's signature at its sizes (no pass, no lowering; [`ProgramOrigin::Instance`]).
+pub fn instance_count() -> usize {
+    INSTANCES.load(Ordering::Relaxed)
 }
 
 /// The reports of every compilation so far, oldest first.
@@ -296,13 +340,27 @@ fn compiled(
     let backend = crate::runtime::backend_for(device)?;
     let text = graph.to_string();
     let shapes = Instant::now();
-    let miss = match crate::runtime::dynamic::observe(device, graph) {
-        Some(dynamic) => MissReason::NewSizes(dynamic),
-        None => cache::with_texts(device, |texts| miss_reason(texts.iter().copied(), &text)),
+    let (miss, signature) = match crate::runtime::dynamic::observe(device, graph) {
+        Some((dynamic, signature)) => (MissReason::NewSizes(dynamic), signature),
+        None => (cache::with_texts(device, |texts| miss_reason(texts.iter().copied(), &text)), None),
     };
     let shapes = shapes.elapsed();
     let record = dump_dir().is_some();
-    let (program, stages, mut times) = lower(graph, record)?;
+    let from_signature = signature.map(|sig| symbolic::instance(device, graph, &sig, record));
+    let (program, stages, mut times, origin) = match from_signature {
+        Some(Ok(instance)) => {
+            let origin = if instance.built { ProgramOrigin::Symbolic } else { ProgramOrigin::Instance };
+            (instance.program, instance.stages, instance.times, origin)
+        }
+        Some(Err(why)) => {
+            let (program, stages, times) = lower(graph, record)?;
+            (program, stages, times, ProgramOrigin::NoSymbolicProgram(why))
+        }
+        None => {
+            let (program, stages, times) = lower(graph, record)?;
+            (program, stages, times, ProgramOrigin::Concrete)
+        }
+    };
     times.insert(0, ("trace", trace_time));
     times.insert(1, ("shapes", shapes));
     let t = Instant::now();
@@ -314,7 +372,7 @@ fn compiled(
         Device::Cpu => String::new(),
         Device::Cuda(_) => format!("{device}: "),
     };
-    let report = record_compilation(times, miss, steps, &memory, &stages, &prefix);
+    let report = record_compilation(times, miss, origin, steps, &memory, &stages, &prefix);
     REPORTS.lock().unwrap_or_else(|p| p.into_inner()).push(report);
     cache::insert_compiled(device, fingerprint, text, exe.clone());
     Ok(exe)
@@ -325,16 +383,20 @@ fn compiled(
 fn record_compilation(
     stages_times: StageTimes,
     miss: MissReason,
+    origin: ProgramOrigin,
     steps: usize,
     memory: &crate::runtime::MemoryPlan,
     stages: &Stages,
     prefix: &str,
 ) -> CompileReport {
-    let index = COMPILATIONS.fetch_add(1, Ordering::Relaxed);
+    let counter = if origin == ProgramOrigin::Instance { &INSTANCES } else { &COMPILATIONS };
+    counter.fetch_add(1, Ordering::Relaxed);
+    let index = REPORTED.fetch_add(1, Ordering::Relaxed);
     let report = CompileReport {
         index,
         stages: stages_times,
         miss,
+        origin,
         steps,
         peak_bytes: memory.peak_bytes,
         total_bytes: memory.total_bytes,

@@ -41,8 +41,8 @@ pub use autograd::{
 };
 pub use broadcast_check::{broadcast_check, set_broadcast_check, take_warnings, BroadcastCheck};
 pub use compile::{
-    backend, compile_count, compile_reports, compile_stages, run_graph, set_backend, Backend, CompileReport,
-    MissReason, Stages,
+    backend, compile_count, compile_reports, compile_stages, instance_count, run_graph, set_backend, Backend,
+    CompileReport, MissReason, ProgramOrigin, Stages,
 };
 pub use device::Device;
 pub use error::{DeviceErrorKind, Error, EvalErrorKind, EvalOrigin, OpErrorKind, Result};

@@ -29,6 +29,13 @@ fn loops_compile_once_and_misses_are_explained() {
     let b = Tensor::from_vec(vec![5.0f32; 4], [4]);
     (&b - 0.01 * (2.0 * &b)).realize();
     assert_eq!(tenjit::compile_count() - before, 2);
+    // A third size is an instance of the symbolic signature the second made: no compilation.
+    let instances = tenjit::instance_count();
+    let c = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0], [5]);
+    let y = &c - 0.01 * (2.0 * &c);
+    assert_eq!(y.to_vec::<f32>(), vec![0.98f32, 1.96, 2.94, 3.92, 4.9]);
+    assert_eq!(tenjit::compile_count() - before, 2);
+    assert_eq!(tenjit::instance_count() - instances, 1);
 
     // Fresh random numbers every step (a dropout-like mask, a shuffle) are data, not structure.
     let x = tensor!([1.0, 2.0, 3.0, 4.0]);
@@ -44,8 +51,9 @@ fn loops_compile_once_and_misses_are_explained() {
     assert!(sums.windows(2).any(|w| w[0] != w[1]), "the draws differ from step to step");
 
     let reports = tenjit::compile_reports();
-    let first = &reports[reports.len() - 3];
-    let second = &reports[reports.len() - 2];
+    let first = &reports[reports.len() - 4];
+    let second = &reports[reports.len() - 3];
+    let instance = &reports[reports.len() - 2];
     if before == 0 {
         assert_eq!(first.miss, MissReason::FirstGraph);
     }
@@ -57,7 +65,14 @@ fn loops_compile_once_and_misses_are_explained() {
     };
     assert_eq!(introduced, &["dim 0 of input 0 became symbolic d0 (sizes 3, then 4)"]);
     let stages: Vec<&str> = second.stages.iter().map(|(s, _)| *s).collect();
-    assert_eq!(stages, ["trace", "shapes", "passes", "lower", "codegen"]);
+    assert_eq!(stages, ["trace", "shapes", "passes", "lower", "instantiate", "codegen"]);
+    assert_eq!(second.origin, tenjit::ProgramOrigin::Symbolic, "{second}");
+    // The instance ran no pass and no lowering.
+    assert_eq!(instance.origin, tenjit::ProgramOrigin::Instance, "{instance}");
+    let stages: Vec<&str> = instance.stages.iter().map(|(s, _)| *s).collect();
+    assert_eq!(stages, ["trace", "shapes", "instantiate", "codegen"]);
+    assert!(instance.to_string().starts_with("instance "), "{instance}");
+    assert!(instance.to_string().contains("at d0 = 5"), "{instance}");
     // The third, the random loop, is a new structure: the report names the nearest one.
     let third = &reports[reports.len() - 1];
     let MissReason::NewStructure { nearest } = &third.miss else {

@@ -1,7 +1,8 @@
 //! Automatic dynamic shapes at the runtime: a training step run at new batch sizes is reported
-//! as the same structure at new sizes, the batch becomes a symbol at the second size, later
-//! sizes are instances of that symbolic signature, and sizes 0 and 1 stay special. One test, so
-//! no other test's compilations interleave with the reports.
+//! as the same structure at new sizes, the batch becomes a symbol at the second size (whose
+//! program is lowered once for every size), later sizes are instances of that symbolic
+//! signature (its program instantiated: no compilation), and sizes 0 and 1 stay special. One
+//! test, so no other test's compilations interleave with the reports.
 
 #[path = "../examples/common/digits.rs"]
 mod digits;
@@ -33,14 +34,28 @@ fn new_batch_sizes_are_explained_as_symbolic_sizes() {
     let mut model = Mlp::new();
     let mut opt = Optimizer::Sgd(Sgd::new(0.05));
     let mut misses = Vec::new();
-    for batch in [32, 20, 13, 1, 64] {
-        let before = tenjit::compile_count();
+    // Compilations and instantiations per batch size: 32 compiles, 20 compiles the symbolic
+    // program, 13 and 64 instantiate it, 1 is special.
+    let expected = [(32, 1, 0), (20, 1, 0), (13, 0, 1), (1, 1, 0), (64, 0, 1)];
+    for (batch, compiled, instantiated) in expected {
+        let (before, instances) = (tenjit::compile_count(), tenjit::instance_count());
         step(&mut model, &mut opt, batch);
         step(&mut model, &mut opt, batch);
-        // The first step at a size compiles the step; the second finds it.
-        assert_eq!(tenjit::compile_count() - before, 1, "batch {batch}");
+        // The first step at a size compiles or instantiates the step; the second finds it.
+        assert_eq!(tenjit::compile_count() - before, compiled, "batch {batch}");
+        assert_eq!(tenjit::instance_count() - instances, instantiated, "batch {batch}");
         misses.push(tenjit::compile_reports().last().unwrap().miss.clone());
     }
+    // Every batch size from 2 to 64 after that: one compilation, for a batch of 2 (the mean's
+    // divisor 2 stays a constant, since `x / 2` simplifies, where other batch sizes lift it to
+    // a scalar input: another structure); instances otherwise.
+    let (before, instances) = (tenjit::compile_count(), tenjit::instance_count());
+    for batch in 2..=64 {
+        step(&mut model, &mut opt, batch);
+    }
+    assert_eq!(tenjit::compile_count() - before, 1, "batches 2..=64");
+    // 63 sizes: 2 compiles, 13, 20, 32 and 64 are cached.
+    assert_eq!(tenjit::instance_count() - instances, 63 - 1 - 4, "batches 2..=64");
     assert!(!matches!(misses[0], MissReason::NewSizes(_)), "{}", misses[0]);
     let MissReason::NewSizes(Dynamic::BecameSymbolic { introduced, signature, replaces: None }) = &misses[1]
     else {
@@ -65,10 +80,11 @@ fn new_batch_sizes_are_explained_as_symbolic_sizes() {
 /// Greedy generation with a tiny GPT (nanoGPT's `generate`, no KV cache): the context grows by
 /// one token a step, so every step is a new size of one structure. From the third length on,
 /// every step is an instance of one symbolic signature (a context of one token is its own
-/// structure: its graph simplifies further).
+/// structure: its graph simplifies further), whose program is lowered per length still (see
+/// below).
 fn generation_is_one_symbolic_signature() {
     let model = gpt::Gpt::new(gpt::Config { vocab: 11, block: 12, embd: 16, heads: 2, layers: 1 });
-    let first = tenjit::compile_count();
+    let (first, first_instances) = (tenjit::compile_count(), tenjit::instance_count());
     let mut ids = vec![3i64];
     tenjit::no_grad(|| {
         for _ in 0..12 {
@@ -77,8 +93,19 @@ fn generation_is_one_symbolic_signature() {
             ids.push(next);
         }
     });
+    // The symbolic program would compute the last block for every position: `sink-slices`
+    // moves the `[:, -1]` slice below it only at concrete sizes (a slice of symbolic start
+    // stays), so generation keeps one program per length, and the report says why.
+    assert_eq!(tenjit::compile_count() - first, 12);
+    assert_eq!(tenjit::instance_count() - first_instances, 0);
     let reports = tenjit::compile_reports();
-    let misses: Vec<&MissReason> = reports[reports.len() - (tenjit::compile_count() - first)..]
+    let origins: Vec<&tenjit::ProgramOrigin> =
+        reports[reports.len() - 10..].iter().map(|r| &r.origin).collect();
+    for origin in origins {
+        let tenjit::ProgramOrigin::NoSymbolicProgram(why) = origin else { panic!("{origin}") };
+        assert_eq!(why, "pass sink-slices takes these sizes further than the symbolic graph");
+    }
+    let misses: Vec<&MissReason> = reports[reports.len() - 12..]
         .iter()
         .map(|r| &r.miss)
         .filter(|m| !matches!(m, MissReason::FirstGraph | MissReason::NewStructure { .. }))

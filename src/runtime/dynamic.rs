@@ -9,14 +9,15 @@
 //! (a guard it breaks, a size 0 or 1, a size that follows no expression) is said so and
 //! generalized again. The compile report carries the outcome ([`Dynamic`]).
 //!
-//! Programs are still compiled per size: the signature explains the recompilation and is what
-//! a size-generic program will be compiled from. The table holds one entry per structure and
-//! is bounded like the executable cache ([`super::cache::cache_capacity`]).
+//! The signature is what the compiler lowers once for every size
+//! ([`tenjit_ir::kernel::lower::lower_symbolic`]); each graph of the structure that is an
+//! instance then only instantiates that program at its sizes. The table holds one entry per
+//! structure and is bounded like the executable cache ([`super::cache::cache_capacity`]).
 
 use crate::device::Device;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tenjit_ir::graph::generalize;
 use tenjit_ir::Graph;
 
@@ -59,16 +60,24 @@ impl fmt::Display for Dynamic {
                 write!(f, "an instance of its symbolic signature at {bindings}")
             }
             Dynamic::NotSymbolic { why } => write!(f, "not symbolic: {why}"),
-        }?;
-        f.write_str(" (programs are still compiled per size)")
+        }
     }
+}
+
+/// A graph's symbolic signature and the sizes that bind it to the graph.
+#[derive(Clone, Debug)]
+pub(crate) struct Signature {
+    /// The symbolic graph of the structure.
+    pub graph: Arc<Graph>,
+    /// The sizes of the graph observed.
+    pub values: tenjit_ir::sym::Bindings,
 }
 
 struct Entry {
     /// The last graph of the structure, or, while it was an instance of `symbolic`, the sizes
     /// that bind `symbolic` to it (cheaper to keep than a copy of the graph).
     last: Last,
-    symbolic: Option<Graph>,
+    symbolic: Option<Arc<Graph>>,
     used: u64,
 }
 
@@ -86,8 +95,9 @@ struct Table {
 static TABLE: Mutex<Option<Table>> = Mutex::new(None);
 
 /// Records `graph`, about to be compiled for `device`, and says how it relates to the graphs
-/// of its structure compiled before (`None`: the structure is new).
-pub(crate) fn observe(device: Device, graph: &Graph) -> Option<Dynamic> {
+/// of its structure compiled before (`None`: the structure is new), with its symbolic signature
+/// when it is an instance of one.
+pub(crate) fn observe(device: Device, graph: &Graph) -> Option<(Dynamic, Option<Signature>)> {
     let key = (device, graph.structure_fingerprint());
     let mut guard = TABLE.lock().unwrap_or_else(|p| p.into_inner());
     let table = guard.get_or_insert_with(Table::default);
@@ -104,8 +114,9 @@ pub(crate) fn observe(device: Device, graph: &Graph) -> Option<Dynamic> {
         match sym.instance_bindings_of_structure(graph) {
             Ok(values) => {
                 let bindings: Vec<String> = values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                let signature = Signature { graph: sym.clone(), values: values.clone() };
                 entry.last = Last::Instance(values);
-                return Some(Dynamic::Instance { bindings: bindings.join(", ") });
+                return Some((Dynamic::Instance { bindings: bindings.join(", ") }, Some(signature)));
             }
             Err(why) => replaces = Some(why.to_string()),
         }
@@ -119,13 +130,19 @@ pub(crate) fn observe(device: Device, graph: &Graph) -> Option<Dynamic> {
         Some(last) => generalize(last, graph, &|_, _| None),
         None => Err(tenjit_ir::graph::NotGeneral { reason: "the previous graph is gone".into() }),
     };
+    let mut found = None;
     let outcome = match generalized {
         Ok(gen) => {
             let text = tenjit_ir::text::print(&gen.graph);
             // The last graph's header (loop bodies print first).
             let header = text.lines().rfind(|l| l.starts_with("graph @")).unwrap_or_default();
             let signature = header.trim_end_matches(" {").to_string();
-            entry.symbolic = Some(gen.graph);
+            let gen_graph = Arc::new(gen.graph);
+            // `generalize` checked that the signature binds back to this graph.
+            if let Ok(values) = gen_graph.instance_bindings_of_structure(graph) {
+                found = Some(Signature { graph: gen_graph.clone(), values });
+            }
+            entry.symbolic = Some(gen_graph);
             Dynamic::BecameSymbolic {
                 introduced: gen.introduced.iter().map(|i| i.to_string()).collect(),
                 signature,
@@ -140,7 +157,7 @@ pub(crate) fn observe(device: Device, graph: &Graph) -> Option<Dynamic> {
         },
     };
     entry.last = Last::Graph(graph.clone());
-    Some(outcome)
+    Some((outcome, found))
 }
 
 /// Drops the least recently used structures beyond the executable cache's capacity.

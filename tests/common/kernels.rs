@@ -16,7 +16,7 @@ use tenjit::ir::{Buffer, DType, Data, ReduceOp, Scalar, TensorType};
 // ---- building kernels ------------------------------------------------------------------------
 
 pub fn map(offset: i64, strides: &[i64]) -> IndexMap {
-    IndexMap { offset, strides: strides.to_vec() }
+    IndexMap::new(offset, strides.to_vec())
 }
 
 pub fn load(buf: usize, dtype: DType, offset: i64, strides: &[i64]) -> Instr {

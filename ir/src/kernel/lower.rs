@@ -49,13 +49,17 @@
 //! The result depends only on the graph (ordered maps, topological order), so the printed
 //! program is deterministic.
 
+use super::symbolic::{is_one, sym_view_strides, SymProgram, SymStep};
 use super::{
     can_fail, BufId, BufferDecl, BufferKind, Combine, IndexMap, Inst, InstId, InstOrigin, Instr, Kernel,
-    KernelReduce, LoopStep, MatOperand, MatmulStep, OpStep, Program, Site, Step, Store,
+    KernelReduce, LoopStep, MatOperand, MatmulStep, OpStep, Program, Site, Step, Store, SymIndex,
 };
 use crate::graph::{Graph, NodeId};
 use crate::ops::{Movement, Op, OpKind};
+use crate::sym::{Dim, SymError, SymExpr};
+use crate::types::Shape;
 use rustc_hash::FxHashMap as HashMap;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The most a value may cost (in weighted ops, see the module doc) and still be recomputed in
@@ -85,24 +89,83 @@ pub const MAX_INDEX_MAPS: usize = 4;
 /// assert!(matches!(&p.steps[0], Step::Kernel(k) if k.reason == "graph output"));
 /// ```
 pub fn lower(g: &Graph) -> Program {
-    let mut plan = Plan::new(g);
+    let (mut program, _) = build(g, false).unwrap_or_else(|e| panic!("lower: {e}"));
+    super::squeeze::squeeze(&mut program);
+    super::schedule::schedule(&mut program);
+    program
+}
+
+/// Lowers a symbolic graph once for every binding of its symbols (see
+/// [`super::symbolic`]): the fusion decisions are [`lower`]'s, made on the dims' expressions,
+/// and every size keeps its expression. `Err` says why the graph has no symbolic program (a
+/// loop, whose body lowers on its own; a hint below 2, where a size-1 decision would hold
+/// for the hints only; an expression that overflows); [`lower`] of each bound graph is then
+/// the way to run it.
+pub fn lower_symbolic(g: &Graph) -> Result<SymProgram, String> {
+    if !g.is_symbolic() {
+        return Err("the graph has no symbols".into());
+    }
+    if let Some((name, v)) = g.hints().iter().find(|(_, &v)| v < 2) {
+        return Err(format!("symbol {name} has hint {v}: sizes 0 and 1 are lowered for their value"));
+    }
+    let order = g.live_order().ok_or("the graph has a cycle")?;
+    if let Some(&n) = order.iter().find(|&&n| matches!(g.op(n), Op::Loop(_))) {
+        return Err(format!("{n} is a loop, whose body takes no symbolic sizes"));
+    }
+    OVERFLOW.with(|o| o.borrow_mut().take());
+    let (program, steps) = build(g, true)?;
+    if let Some(e) = OVERFLOW.with(|o| o.borrow_mut().take()) {
+        return Err(format!("a size's expression overflows: {e}"));
+    }
+    Ok(SymProgram { program, steps })
+}
+
+/// The plan and the kernels of `g`, materializing the operand of each reshape that is no view
+/// until every one is (with `symbolic`, every size keeps its expression: see
+/// [`lower_symbolic`]); one symbolic entry per step when `symbolic`. `Err` when a reshape is
+/// no view of its operand even once that is materialized: never for a concrete graph; for a
+/// symbolic one, a reshape whose sizes are equal only under a guard.
+fn build(g: &Graph, symbolic: bool) -> Result<(Program, Vec<SymStep>), String> {
+    let mut plan = Plan::new(g, symbolic);
     plan.structural();
     plan.epilogues();
     plan.pair();
     loop {
         let realized = plan.share();
         match Builder::new(&plan, &realized).build() {
-            Ok(mut program) => {
-                super::squeeze::squeeze(&mut program);
-                super::schedule::schedule(&mut program);
-                return program;
-            }
+            Ok(built) => return Ok(built),
             Err(NotAView { reshape }) => {
                 let operand = g.args(reshape)[0];
-                let fresh = plan.force(operand, "reshape of a non-contiguous view".into());
-                assert!(fresh, "lower: materializing {operand} did not make {reshape} a view");
+                let input = plan.is_input(operand);
+                if input || !plan.force(operand, "reshape of a non-contiguous view".into()) {
+                    let shape = &g.ty(reshape).shape;
+                    return Err(format!("the reshape {reshape} to {shape} is no view of its dense operand {operand} for every size"));
+                }
             }
         }
+    }
+}
+
+thread_local! {
+    /// The first expression that overflowed while a symbolic program was built (see
+    /// [`checked`]): [`lower_symbolic`] fails with it.
+    static OVERFLOW: RefCell<Option<SymError>> = const { RefCell::new(None) };
+}
+
+/// `r`'s expression, or 0 after recording the overflow for [`lower_symbolic`] to report
+/// (the program built meanwhile is dropped).
+fn checked(r: Result<SymExpr, SymError>) -> SymExpr {
+    r.unwrap_or_else(|e| {
+        OVERFLOW.with(|o| o.borrow_mut().get_or_insert(e).clone());
+        SymExpr::default()
+    })
+}
+
+/// The dims of `shape` as expressions.
+fn dim_exprs(shape: &Shape) -> Vec<SymExpr> {
+    match shape.sym_dims_ref() {
+        Some(dims) => dims.iter().map(|d| checked(d.expr().ok_or(SymError::Overflow("a dim")))).collect(),
+        None => shape.dims().iter().map(|&d| checked(SymExpr::constant(d as i64))).collect(),
     }
 }
 
@@ -164,47 +227,122 @@ fn weight(op: &Op) -> u64 {
 
 /// An affine view of a value: element `[i...]` is at `offset + Σ strides[d] * i[d]` of the
 /// underlying buffer (or is that index, for `iota`, or that counter, for `rand`).
+///
+/// In a symbolic lowering every view also holds its offset and strides as expressions (`sym`),
+/// and the numbers are their values at the hints.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct View {
     offset: i64,
     strides: Vec<i64>,
+    sym: Option<Box<SymIndex>>,
 }
 
 impl View {
-    /// The dense row-major view of a buffer of shape `dims`.
-    fn dense(dims: &[usize]) -> View {
+    /// The view `offset + Σ strides[d] * i[d]` of constants (expressions too when `symbolic`).
+    fn new(g: &Graph, offset: i64, strides: Vec<i64>, symbolic: bool) -> View {
+        if !symbolic {
+            return View { offset, strides, sym: None };
+        }
+        let c = |v: i64| checked(SymExpr::constant(v));
+        View::of(g, SymIndex { offset: c(offset), strides: strides.iter().map(|&s| c(s)).collect() })
+    }
+
+    /// The view of expressions `sym`, with their values at `g`'s hints.
+    fn of(g: &Graph, sym: SymIndex) -> View {
+        let at = |e: &SymExpr| {
+            e.eval_i64(g.hints()).unwrap_or_else(|| {
+                checked(Err(SymError::Overflow("a size at the hints")));
+                0
+            })
+        };
+        View {
+            offset: at(&sym.offset),
+            strides: sym.strides.iter().map(at).collect(),
+            sym: Some(Box::new(sym)),
+        }
+    }
+
+    /// The dense row-major view of a buffer of shape `shape` (with expressions when
+    /// `symbolic`).
+    fn dense(g: &Graph, shape: &Shape, symbolic: bool) -> View {
+        if symbolic {
+            let dims = dim_exprs(shape);
+            let mut strides = vec![SymExpr::from(1); dims.len()];
+            for d in (0..dims.len().saturating_sub(1)).rev() {
+                strides[d] = checked(strides[d + 1].mul(&dims[d + 1]));
+            }
+            return View::of(g, SymIndex { offset: SymExpr::default(), strides });
+        }
+        let dims = shape.dims();
         let mut strides = vec![1i64; dims.len()];
         for d in (0..dims.len().saturating_sub(1)).rev() {
             strides[d] = strides[d + 1].wrapping_mul(dims[d + 1] as i64);
         }
-        View { offset: 0, strides }
+        View { offset: 0, strides, sym: None }
+    }
+
+    /// [`View::apply`] of a view with expressions: every decision on the dims' expressions.
+    fn apply_symbolic(sym: SymIndex, g: &Graph, m: NodeId) -> Option<View> {
+        let in_dims = dim_exprs(&g.ty(g.args(m)[0]).shape);
+        let SymIndex { mut offset, mut strides } = sym;
+        let OpKind::Movement(movement) = g.op(m).kind() else {
+            unreachable!("lower: {m} is not a movement op")
+        };
+        match movement {
+            Movement::Permute { perm } => strides = perm.iter().map(|&p| strides[p].clone()).collect(),
+            Movement::Expand { .. } => {
+                for (s, d) in strides.iter_mut().zip(&in_dims) {
+                    if is_one(d) {
+                        *s = SymExpr::default();
+                    }
+                }
+            }
+            Movement::Slice { start, step, .. } => {
+                let starts: Vec<SymExpr> = match g.op(m) {
+                    Op::Slice { bounds: Some(b), .. } => b.start.clone(),
+                    _ => start.iter().map(|&s| checked(SymExpr::constant(s as i64))).collect(),
+                };
+                for d in 0..strides.len() {
+                    offset = checked(offset.add(&checked(starts[d].mul(&strides[d]))));
+                    strides[d] = checked(strides[d].scale(step[d] as i64));
+                }
+            }
+            Movement::Reshape { .. } => {
+                strides = sym_view_strides(&in_dims, &strides, &dim_exprs(&g.ty(m).shape))?;
+            }
+        }
+        Some(View::of(g, SymIndex { offset, strides }))
     }
 
     /// The view after the movement op `m` (whose operand this view describes), or `None` when
     /// `m` is a reshape the view cannot follow.
     fn apply(self, g: &Graph, m: NodeId) -> Option<View> {
+        if let Some(sym) = self.sym {
+            return View::apply_symbolic(*sym, g, m);
+        }
         let arg = g.args(m)[0];
         let in_dims = g.ty(arg).shape.dims();
-        let View { offset, strides } = self;
+        let View { offset, strides, .. } = self;
         let OpKind::Movement(movement) = g.op(m).kind() else {
             unreachable!("lower: {m} is not a movement op")
         };
         match movement {
             Movement::Permute { perm } => {
-                Some(View { offset, strides: perm.iter().map(|&p| strides[p]).collect() })
+                Some(View { offset, strides: perm.iter().map(|&p| strides[p]).collect(), sym: None })
             }
             Movement::Expand { .. } => Some(View {
                 offset,
                 strides: (0..strides.len()).map(|d| if in_dims[d] == 1 { 0 } else { strides[d] }).collect(),
+                sym: None,
             }),
             Movement::Slice { start, step, .. } => {
                 let offset = (0..strides.len())
                     .fold(offset, |o, d| o.wrapping_add((start[d] as i64).wrapping_mul(strides[d])));
                 let strides = (0..strides.len()).map(|d| strides[d].wrapping_mul(step[d] as i64)).collect();
-                Some(View { offset, strides })
+                Some(View { offset, strides, sym: None })
             }
             Movement::Reshape { shape } => crate::types::view_strides(in_dims, &strides, shape.dims())
-                .map(|strides| View { offset, strides }),
+                .map(|strides| View { offset, strides, sym: None }),
         }
     }
 
@@ -215,11 +353,21 @@ impl View {
     }
 }
 
-/// Whether the reshape `u` of `c` only inserts or removes size-1 axes.
+/// Whether the reshape `u` of `c` only inserts or removes size-1 axes (for every binding of
+/// a symbolic graph: a dim is 1 when its expression is the constant 1).
 fn squeezes_only(g: &Graph, c: NodeId, u: NodeId) -> bool {
+    if !matches!(g.op(u), Op::Reshape { .. }) {
+        return false;
+    }
+    if g.is_symbolic() {
+        let non_one = |n: NodeId| -> Vec<SymExpr> {
+            dim_exprs(&g.ty(n).shape).into_iter().filter(|d| !is_one(d)).collect()
+        };
+        return non_one(c) == non_one(u);
+    }
     let non_one =
         |n: NodeId| -> Vec<usize> { g.ty(n).shape.dims().iter().copied().filter(|&d| d != 1).collect() };
-    matches!(g.op(u), Op::Reshape { .. }) && non_one(c) == non_one(u)
+    non_one(c) == non_one(u)
 }
 
 /// A reshape whose operand's view it cannot follow.
@@ -246,6 +394,8 @@ type Context = (NodeId, Mode, Vec<NodeId>);
 /// The fusion decisions that do not depend on sharing.
 struct Plan<'g> {
     g: &'g Graph,
+    /// Whether every size keeps its expression ([`lower_symbolic`]).
+    symbolic: bool,
     /// Live nodes in topological order.
     order: Vec<NodeId>,
     /// Live users of each node, by node index.
@@ -268,7 +418,7 @@ struct Plan<'g> {
 }
 
 impl<'g> Plan<'g> {
-    fn new(g: &'g Graph) -> Plan<'g> {
+    fn new(g: &'g Graph, symbolic: bool) -> Plan<'g> {
         let order = g.live_order().expect("lower: the graph has a cycle (verify it first)");
         let bound = order.iter().map(|n| n.index() + 1).max().unwrap_or(0);
         let mut live = vec![false; bound];
@@ -281,6 +431,7 @@ impl<'g> Plan<'g> {
         }
         Plan {
             g,
+            symbolic,
             order,
             users,
             forced: BTreeMap::new(),
@@ -358,7 +509,7 @@ impl<'g> Plan<'g> {
         let g = self.g;
         loop {
             let (base, chain) = self.strip(a, &BTreeMap::new());
-            match View::dense(g.ty(base).shape.dims()).through(g, &chain) {
+            match View::dense(g, &g.ty(base).shape, self.symbolic).through(g, &chain) {
                 Ok(_) => {
                     if !self.is_input(base) {
                         self.force(base, "matmul operand".into());
@@ -591,6 +742,8 @@ struct Builder<'p, 'g> {
     buffers: Vec<BufferDecl>,
     buf_of: HashMap<NodeId, BufId>,
     steps: Vec<Step>,
+    /// With a symbolic plan: the sizes of each step as expressions.
+    sym_steps: Vec<SymStep>,
     kernels: usize,
 }
 
@@ -630,13 +783,34 @@ struct Target {
     reduce: Option<NodeId>,
     /// In the epilogue of a paired arg reduction: the `max`/`min`, read as [`Inst::AccValue`].
     values: Option<NodeId>,
+    /// In a symbolic lowering: `root_dims` and `space` as expressions.
+    sym: Option<(Vec<Dim>, Vec<Dim>)>,
 }
 
 impl Target {
     /// The index map of a view over the root's dims.
     fn index(&self, v: View) -> IndexMap {
+        if let Some((root_dims, space_dims)) = &self.sym {
+            let sym = *v.sym.expect("lower: a view without expressions in a symbolic kernel");
+            if root_dims == space_dims {
+                return IndexMap { offset: v.offset, strides: v.strides, sym: Some(Box::new(sym)) };
+            }
+            let non_one = |dims: &[Dim]| -> Vec<usize> {
+                (0..dims.len()).filter(|&d| dims[d].as_const() != Some(1)).collect()
+            };
+            let (root, space) = (non_one(root_dims), non_one(space_dims));
+            assert_eq!(root.len(), space.len(), "lower: epilogue space does not match its root");
+            let mut strides = vec![0i64; space_dims.len()];
+            let mut sym_strides = vec![SymExpr::default(); space_dims.len()];
+            for (&r, &s) in root.iter().zip(&space) {
+                strides[s] = v.strides[r];
+                sym_strides[s] = sym.strides[r].clone();
+            }
+            let sym = SymIndex { offset: sym.offset, strides: sym_strides };
+            return IndexMap { offset: v.offset, strides, sym: Some(Box::new(sym)) };
+        }
         if self.root_dims == self.space {
-            return IndexMap { offset: v.offset, strides: v.strides };
+            return IndexMap::new(v.offset, v.strides);
         }
         // Epilogue: the root's dims and the output space differ only by size-1 axes.
         let root: Vec<usize> = (0..self.root_dims.len()).filter(|&d| self.root_dims[d] != 1).collect();
@@ -646,7 +820,7 @@ impl Target {
         for (&r, &s) in root.iter().zip(&space) {
             strides[s] = v.strides[r];
         }
-        IndexMap { offset: v.offset, strides }
+        IndexMap::new(v.offset, strides)
     }
 }
 
@@ -658,11 +832,12 @@ impl<'p, 'g> Builder<'p, 'g> {
             buffers: Vec::new(),
             buf_of: HashMap::default(),
             steps: Vec::new(),
+            sym_steps: Vec::new(),
             kernels: 0,
         }
     }
 
-    fn build(mut self) -> Result<Program, NotAView> {
+    fn build(mut self) -> Result<(Program, Vec<SymStep>), NotAView> {
         let g = self.plan.g;
         for (i, (_, n)) in g.inputs().iter().enumerate() {
             self.buffers.push(BufferDecl { ty: g.ty(*n).clone(), kind: BufferKind::Input(i) });
@@ -681,18 +856,19 @@ impl<'p, 'g> Builder<'p, 'g> {
             let target = self.target(n, Mode::Elementwise, None);
             let mut body = Insts::default();
             let value = self.emit(&mut body, &target, n, &[])?;
-            self.kernel(target.space, None, body, None, Insts::default(), vec![Store { buf, value }], name);
+            self.kernel(&target, None, body, None, Insts::default(), vec![Store { buf, value }], name);
             copies.insert(n, buf);
         }
         let outputs =
             g.outputs().iter().map(|o| copies.get(o).copied().unwrap_or_else(|| self.buf_of[o])).collect();
-        Ok(Program {
+        let program = Program {
             name: g.name().to_string(),
             buffers: self.buffers,
             steps: self.steps,
             outputs,
             groups: Vec::new(),
-        })
+        };
+        Ok((program, self.sym_steps))
     }
 
     fn temp(&mut self, n: NodeId) -> BufId {
@@ -707,11 +883,11 @@ impl<'p, 'g> Builder<'p, 'g> {
     fn target(&self, root: NodeId, mode: Mode, reduce: Option<NodeId>) -> Target {
         let g = self.plan.g;
         let root_dims = g.ty(root).shape.dims().to_vec();
-        let space = match reduce {
-            Some(r) => g.ty(r).shape.dims().to_vec(),
-            None => root_dims.clone(),
-        };
-        Target { root, mode, root_dims, space, reduce, values: None }
+        let space_node = reduce.unwrap_or(root);
+        let space = g.ty(space_node).shape.dims().to_vec();
+        let sym =
+            self.plan.symbolic.then(|| (g.ty(root).shape.sym_dims(), g.ty(space_node).shape.sym_dims()));
+        Target { root, mode, root_dims, space, reduce, values: None, sym }
     }
 
     /// The step that materializes `n`.
@@ -720,9 +896,20 @@ impl<'p, 'g> Builder<'p, 'g> {
         match kind(g.op(n)) {
             Kind::Matmul => {
                 let args = g.args(n);
-                let (a, b) = (self.operand(args[0])?, self.operand(args[1])?);
+                let ((a, a_sym), (b, b_sym)) = (self.operand(args[0])?, self.operand(args[1])?);
                 let (ad, bd) = (g.ty(args[0]).shape.dims(), g.ty(args[1]).shape.dims());
                 let r = ad.len();
+                if let (Some(a), Some(b)) = (a_sym, b_sym) {
+                    let (ad, bd) = (g.ty(args[0]).shape.sym_dims(), g.ty(args[1]).shape.sym_dims());
+                    self.sym_steps.push(SymStep::Matmul {
+                        batch: ad[..r - 2].to_vec(),
+                        m: ad[r - 2].clone(),
+                        k: ad[r - 1].clone(),
+                        n: bd[r - 1].clone(),
+                        a,
+                        b,
+                    });
+                }
                 let out = self.temp(n);
                 self.steps.push(Step::Matmul(MatmulStep {
                     dtype: g.ty(n).dtype,
@@ -741,7 +928,13 @@ impl<'p, 'g> Builder<'p, 'g> {
                 let reason = format!("{} runs as a library routine", g.op(n).name());
                 let args = g.args(n).iter().map(|a| self.buf_of[a]).collect();
                 let out = self.temp(n);
-                self.steps.push(Step::Op(OpStep { op: g.op(n).clone(), args, out, reason, origin: Some(n) }));
+                self.push_buffers_step(Step::Op(OpStep {
+                    op: g.op(n).clone(),
+                    args,
+                    out,
+                    reason,
+                    origin: Some(n),
+                }));
             }
             Kind::Reduce => self.reduction(n, n, reason)?,
             Kind::Input | Kind::Source | Kind::Elementwise | Kind::Movement => {
@@ -753,7 +946,7 @@ impl<'p, 'g> Builder<'p, 'g> {
                         let mut body = Insts::default();
                         let value = self.emit(&mut body, &target, n, &[])?;
                         self.kernel(
-                            target.space,
+                            &target,
                             None,
                             body,
                             None,
@@ -812,7 +1005,13 @@ impl<'p, 'g> Builder<'p, 'g> {
         }
         let body = lower(&body);
         let args = args.iter().map(|a| self.buf_of[a]).collect();
-        self.steps.push(Step::Loop(Box::new(LoopStep { body, trips: l.trips, args, outs, origin: Some(n) })));
+        self.push_buffers_step(Step::Loop(Box::new(LoopStep {
+            body,
+            trips: l.trips,
+            args,
+            outs,
+            origin: Some(n),
+        })));
     }
 
     /// The kernel of reduction `r` whose epilogue computes `end` (and, for a paired
@@ -861,14 +1060,23 @@ impl<'p, 'g> Builder<'p, 'g> {
             _ => reason,
         };
         let reduce = KernelReduce { op, axes };
-        self.kernel(body_target.space, Some(reduce), body, Some(value), epilogue, stores, reason);
+        self.kernel(&body_target, Some(reduce), body, Some(value), epilogue, stores, reason);
         Ok(())
     }
 
+    /// Adds a step whose sizes are its buffers' (a library routine, a loop).
+    fn push_buffers_step(&mut self, step: Step) {
+        self.steps.push(step);
+        if self.plan.symbolic {
+            self.sym_steps.push(SymStep::Buffers);
+        }
+    }
+
+    /// Adds the kernel over `target`'s space.
     #[allow(clippy::too_many_arguments)]
     fn kernel(
         &mut self,
-        space: Vec<usize>,
+        target: &Target,
         reduce: Option<KernelReduce>,
         body: Insts,
         value: Option<InstId>,
@@ -878,6 +1086,10 @@ impl<'p, 'g> Builder<'p, 'g> {
     ) {
         let name = format!("k{}", self.kernels);
         self.kernels += 1;
+        let space = target.space.clone();
+        if let Some((_, sym_space)) = &target.sym {
+            self.sym_steps.push(SymStep::Kernel { space: sym_space.clone() });
+        }
         let site = |epilogue: bool| {
             move |&(inst, node): &(InstId, NodeId)| InstOrigin { site: Site { epilogue, inst }, node }
         };
@@ -896,19 +1108,21 @@ impl<'p, 'g> Builder<'p, 'g> {
         })));
     }
 
-    /// A matmul operand: the strided view of its base buffer.
-    fn operand(&self, a: NodeId) -> Result<MatOperand, NotAView> {
+    /// A matmul operand: the strided view of its base buffer (and its expressions, in a
+    /// symbolic lowering).
+    fn operand(&self, a: NodeId) -> Result<(MatOperand, Option<SymIndex>), NotAView> {
         let g = self.plan.g;
         let (base, chain) = self.plan.strip(a, self.realized);
-        let v = View::dense(g.ty(base).shape.dims()).through(g, &chain)?;
+        let v = View::dense(g, &g.ty(base).shape, self.plan.symbolic).through(g, &chain)?;
         let r = v.strides.len();
-        Ok(MatOperand {
+        let operand = MatOperand {
             buf: self.buf_of[&base],
             offset: v.offset,
             batch_strides: v.strides[..r - 2].to_vec(),
             row_stride: v.strides[r - 2],
             col_stride: v.strides[r - 1],
-        })
+        };
+        Ok((operand, v.sym.map(|s| *s)))
     }
 
     /// Emits the instructions computing `n` as seen from `t.root` through `chain`.
@@ -967,14 +1181,21 @@ impl<'p, 'g> Builder<'p, 'g> {
             let inst = match g.op(n) {
                 Op::Input { .. } => self.load(t, n, chain)?,
                 Op::Const { value, .. } => Inst::Const(*value),
-                // A symbolic graph lowers at its hints.
+                // A size of a symbolic graph is an `iota` whose map is the size, at every point.
+                Op::Size { expr, ty } if self.plan.symbolic => {
+                    let zeros = vec![SymExpr::default(); ty.shape.rank()];
+                    let view = View::of(g, SymIndex { offset: expr.clone(), strides: zeros });
+                    Inst::Iota { index: t.index(view.through(g, chain)?) }
+                }
+                // Lowered for its value at the hints.
                 Op::Size { .. } => Inst::Const(g.size_value(n)),
                 Op::Iota { ty, axis } => {
                     let strides = (0..ty.shape.rank()).map(|d| (d == *axis) as i64).collect();
-                    Inst::Iota { index: t.index(View { offset: 0, strides }.through(g, chain)?) }
+                    let view = View::new(g, 0, strides, self.plan.symbolic);
+                    Inst::Iota { index: t.index(view.through(g, chain)?) }
                 }
                 Op::Rand { ty } => {
-                    let counter = t.index(View::dense(ty.shape.dims()).through(g, chain)?);
+                    let counter = t.index(View::dense(g, &ty.shape, self.plan.symbolic).through(g, chain)?);
                     let (seed, offset) = (self.uniform(out, t, args[0]), self.uniform(out, t, args[1]));
                     Inst::Rand { seed, offset, counter }
                 }
@@ -1026,7 +1247,7 @@ impl<'p, 'g> Builder<'p, 'g> {
         let inst = if let (Op::Const { value, .. }, false) = (g.op(a), self.realized.contains_key(&a)) {
             Inst::Const(*value)
         } else {
-            let everywhere = View { offset: 0, strides: vec![0; t.root_dims.len()] };
+            let everywhere = View::new(g, 0, vec![0; t.root_dims.len()], self.plan.symbolic);
             Inst::Load { buf: self.buf_of[&a], index: t.index(everywhere) }
         };
         out.push(Instr { inst, dtype })
@@ -1035,7 +1256,7 @@ impl<'p, 'g> Builder<'p, 'g> {
     /// A load of the materialized value `n` through `chain`.
     fn load(&self, t: &Target, n: NodeId, chain: &[NodeId]) -> Result<Inst, NotAView> {
         let g = self.plan.g;
-        let v = View::dense(g.ty(n).shape.dims()).through(g, chain)?;
+        let v = View::dense(g, &g.ty(n).shape, self.plan.symbolic).through(g, chain)?;
         Ok(Inst::Load { buf: self.buf_of[&n], index: t.index(v) })
     }
 }

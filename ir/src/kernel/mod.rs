@@ -13,6 +13,7 @@
 
 use crate::graph::NodeId;
 use crate::ops::{ArgOp, BinaryOp, Op, ReduceOp, Scalar, UnaryOp};
+use crate::sym::SymExpr;
 use crate::types::{DType, TensorType};
 use smallvec::{smallvec, SmallVec};
 
@@ -334,9 +335,27 @@ pub struct IndexMap {
     pub offset: i64,
     /// One stride per loop index (0 where the index does not matter: broadcasting).
     pub strides: Vec<i64>,
+    /// In a symbolic program ([`symbolic::SymProgram`]): the offset and strides as expressions
+    /// of the graph's symbols, whose values at the graph's hints are `offset` and `strides`.
+    /// `None` in a concrete program (every program a backend compiles).
+    pub sym: Option<Box<SymIndex>>,
+}
+
+/// The offset and strides of an index map as expressions of a graph's symbols.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SymIndex {
+    /// Value at the origin.
+    pub offset: SymExpr,
+    /// One stride per loop index.
+    pub strides: Vec<SymExpr>,
 }
 
 impl IndexMap {
+    /// The concrete map `offset + Σ strides[d] * i[d]`.
+    pub fn new(offset: i64, strides: Vec<i64>) -> IndexMap {
+        IndexMap { offset, strides, sym: None }
+    }
+
     /// The value at loop indices `idx` (one per stride), in wrapping `i64` arithmetic.
     pub fn at(&self, idx: &[usize]) -> i64 {
         self.strides
@@ -476,3 +495,4 @@ pub mod lower;
 pub mod print;
 pub mod schedule;
 pub mod squeeze;
+pub mod symbolic;

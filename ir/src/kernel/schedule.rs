@@ -483,7 +483,7 @@ fn dense(dims: &[usize]) -> IndexMap {
         strides[d] = s;
         s = s.wrapping_mul(dims[d] as i64);
     }
-    IndexMap { offset: 0, strides }
+    IndexMap::new(0, strides)
 }
 
 /// The instructions `root` depends on, renumbered in order, `root`'s new id, and the new id

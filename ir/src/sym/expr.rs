@@ -371,6 +371,12 @@ impl SymExpr {
         u64::try_from(self.eval_signed(value_of)?).ok()
     }
 
+    /// The value under `bindings` as a signed integer (an offset or a stride may be
+    /// negative): `None` if a symbol is unbound or an intermediate value overflows `i64`.
+    pub fn eval_i64(&self, bindings: &Bindings) -> Option<i64> {
+        self.eval_signed(&|name| bindings.get(name).copied())
+    }
+
     /// The value as a signed integer, `None` on an unbound symbol or an overflow.
     pub(super) fn eval_signed(&self, value_of: &dyn Fn(&str) -> Option<u64>) -> Option<i64> {
         let mut sum: i64 = 0;

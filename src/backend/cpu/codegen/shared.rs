@@ -97,7 +97,7 @@ impl Key {
                 .map(|i| {
                     let mut i = i.clone();
                     if let Some(index) = i.inst.index_mut() {
-                        *index = IndexMap { offset: 0, strides: Vec::new() };
+                        *index = IndexMap::new(0, Vec::new());
                     }
                     i
                 })

@@ -1,0 +1,120 @@
+//! Programs lowered once for every size: `lower_symbolic` of a symbolic graph, instantiated at
+//! a binding, computes what the bound graph computes (the interpreter is the oracle, at random
+//! bindings including 0 and 1), and is the very program `lower` gives the bound graph wherever
+//! the binding makes no size coincide with another (no symbolic dim of value 1, the hints' own
+//! decisions).
+
+mod common;
+
+use common::Rng;
+use tenjit_ir::kernel::lower::{lower, lower_symbolic};
+use tenjit_ir::kernel::symbolic::instantiate;
+use tenjit_ir::kernel::{eval, Program, Step};
+use tenjit_ir::sym::Bindings;
+use tenjit_ir::text::{parse, print};
+use tenjit_ir::{interp, Buffer, Graph};
+
+fn bind(pairs: &[(&str, u64)]) -> Bindings {
+    pairs.iter().map(|&(n, v)| (n.to_string(), v)).collect()
+}
+
+fn f64s(b: &Buffer) -> Vec<f64> {
+    b.scalars().into_iter().map(|s| s.as_f64()).collect()
+}
+
+fn close(a: &[Buffer], b: &[Buffer]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.shape() == y.shape()
+                && f64s(x).iter().zip(f64s(y)).all(|(p, q)| {
+                    (p.is_nan() && q.is_nan()) || p == &q || (p - q).abs() <= 1e-9 * (1.0 + q.abs())
+                })
+        })
+}
+
+/// The graph with hints of at least 2 (a symbolic program is lowered at such hints), or
+/// `None` when its hints are smaller.
+fn with_big_hints(g: Graph) -> Option<Graph> {
+    g.hints().values().all(|&v| v >= 2).then_some(g)
+}
+
+#[test]
+fn instances_of_random_symbolic_programs_agree_with_the_interpreter() {
+    let mut r = Rng::new(0x5eed_0017);
+    let (mut lowered, mut compared, mut identical, mut differ_at_distinct) = (0, 0, 0, Vec::new());
+    for case in 0..400 {
+        let Some(g) = with_big_hints(common::symbolic::random_graph(&mut r)) else { continue };
+        let text = print(&g);
+        let sym = lower_symbolic(&g).unwrap_or_else(|e| panic!("case {case}: {e}\n{text}"));
+        lowered += 1;
+        for _ in 0..4 {
+            let values = bind(&[("B", r.below(10) as u64), ("T", 1 + r.below(9) as u64)]);
+            let Ok(bound) = g.bind(&values) else { continue };
+            let p = instantiate(&sym, &values)
+                .unwrap_or_else(|e| panic!("case {case} at {values:?}: {e}\n{text}"));
+            let inputs = common::symbolic::inputs_for(&bound, |i| (i % 7) as f64 * 0.5 - 1.5);
+            let want = interp::eval(&bound, &inputs).unwrap();
+            let got = eval::eval(&p, &inputs)
+                .unwrap_or_else(|e| panic!("case {case} at {values:?}: {e}\n{text}\n{p}"));
+            assert!(close(&got, &want), "case {case} at {values:?}\n{text}\n{p}\n{got:?}\n{want:?}");
+            compared += 1;
+            let concrete = lower(&bound);
+            if p == concrete {
+                identical += 1;
+            } else if values.values().all(|&v| v >= 2) && values["B"] != values["T"] {
+                differ_at_distinct.push(format!("case {case} at {values:?}\n{text}\n{p}\n{concrete}"));
+            }
+        }
+    }
+    assert!(lowered > 150 && compared > 400, "{lowered} graphs lowered, {compared} bindings compared");
+    assert!(identical * 2 > compared, "{identical} of {compared} instances are the bound graph's program");
+    assert!(differ_at_distinct.is_empty(), "{} differ:\n{}", differ_at_distinct.len(), differ_at_distinct[0]);
+}
+
+const GPT_STEP: &str = "\
+graph @attn(%q: f32[T,16], %k: f32[T,16], %pos: f32[64,16]) where T:2..=64 = 8 {
+  %0 = slice %pos, start=[0,0], step=[1,1], size=[T,16] : f32[T,16]
+  %1 = add %q, %0 : f32[T,16]
+  %2 = permute %k, perm=[1,0] : f32[16,T]
+  %3 = matmul %1, %2 : f32[T,T]
+  %4 = max %3, axes=[1] : f32[T]
+  %5 = reshape %4, shape=[T,1] : f32[T,1]
+  %6 = expand %5, shape=[T,T] : f32[T,T]
+  %7 = sub %3, %6 : f32[T,T]
+  %8 = exp %7 : f32[T,T]
+  %9 = sum %8, axes=[1] : f32[T]
+  %10 = size expr=[T] : f32[T]
+  %11 = div %9, %10 : f32[T]
+  %12 = slice %1, start=[T - 1,0], step=[1,1], size=[1,16] : f32[1,16]
+  return %11, %12
+}
+";
+
+#[test]
+fn one_program_serves_every_context_length() {
+    let g = parse(GPT_STEP).unwrap_or_else(|e| panic!("{e}"));
+    let sym = lower_symbolic(&g).unwrap();
+    assert!(sym.program.steps.iter().any(|s| matches!(s, Step::Matmul(_))));
+    for t in [2u64, 3, 5, 8, 17, 64] {
+        let values = bind(&[("T", t)]);
+        let bound = g.bind(&values).unwrap();
+        let p: Program = instantiate(&sym, &values).unwrap();
+        assert_eq!(p, lower(&bound), "T = {t}");
+        let inputs = common::symbolic::inputs_for(&bound, |i| ((i * 7) % 11) as f64 * 0.1 - 0.5);
+        let inputs: Vec<Buffer> = inputs.into_iter().map(|b| b.cast(tenjit_ir::DType::F32)).collect();
+        let want = interp::eval(&bound, &inputs).unwrap();
+        let got = eval::eval(&p, &inputs).unwrap();
+        for (a, b) in got.iter().zip(&want) {
+            let (a, b) = (f64s(a), f64s(b));
+            assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() <= 1e-4 * (1.0 + y.abs())), "T = {t}");
+        }
+    }
+}
+
+#[test]
+fn graphs_without_a_symbolic_program_say_why() {
+    let concrete = parse("graph @f(%x: f32[4]) {\n  %0 = exp %x : f32[4]\n  return %0\n}\n").unwrap();
+    assert!(lower_symbolic(&concrete).unwrap_err().contains("no symbols"));
+    let small = parse(&GPT_STEP.replace("T:2..=64 = 8", "T:1..=64 = 1")).unwrap();
+    assert!(lower_symbolic(&small).unwrap_err().contains("hint 1"));
+}
