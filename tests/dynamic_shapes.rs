@@ -80,8 +80,8 @@ fn new_batch_sizes_are_explained_as_symbolic_sizes() {
 /// Greedy generation with a tiny GPT (nanoGPT's `generate`, no KV cache): the context grows by
 /// one token a step, so every step is a new size of one structure. From the third length on,
 /// every step is an instance of one symbolic signature (a context of one token is its own
-/// structure: its graph simplifies further), whose program is lowered per length still (see
-/// below).
+/// structure: its graph simplifies further), whose one program every longer context
+/// instantiates.
 fn generation_is_one_symbolic_signature() {
     let model = gpt::Gpt::new(gpt::Config { vocab: 11, block: 12, embd: 16, heads: 2, layers: 1 });
     let (first, first_instances) = (tenjit::compile_count(), tenjit::instance_count());
@@ -93,17 +93,14 @@ fn generation_is_one_symbolic_signature() {
             ids.push(next);
         }
     });
-    // The symbolic program would compute the last block for every position: `sink-slices`
-    // moves the `[:, -1]` slice below it only at concrete sizes (a slice of symbolic start
-    // stays), so generation keeps one program per length, and the report says why.
-    assert_eq!(tenjit::compile_count() - first, 12);
-    assert_eq!(tenjit::instance_count() - first_instances, 0);
+    // Three compilations: length 1 (its own structure), 2 (the first of the growing one), 3
+    // (the symbolic program, `sink-slices` having moved the last position's slice, of start
+    // `d0 - 1`, below the last block); every longer context an instance.
+    assert_eq!(tenjit::compile_count() - first, 3);
+    assert_eq!(tenjit::instance_count() - first_instances, 9);
     let reports = tenjit::compile_reports();
-    let origins: Vec<&tenjit::ProgramOrigin> =
-        reports[reports.len() - 10..].iter().map(|r| &r.origin).collect();
-    for origin in origins {
-        let tenjit::ProgramOrigin::NoSymbolicProgram(why) = origin else { panic!("{origin}") };
-        assert_eq!(why, "pass sink-slices takes these sizes further than the symbolic graph");
+    for r in &reports[reports.len() - 9..] {
+        assert_eq!(r.origin, tenjit::ProgramOrigin::Instance, "{r}");
     }
     let misses: Vec<&MissReason> = reports[reports.len() - 12..]
         .iter()
@@ -132,4 +129,26 @@ fn generation_is_one_symbolic_signature() {
         .collect();
     let lengths: Vec<String> = (4..=12).map(|t| format!("d0 = {t}")).collect();
     assert_eq!(instances, lengths, "{misses:#?}");
+
+    // The instances compute what the interpreter computes: the last position's logits of
+    // every prefix (another structure, itself made symbolic and instantiated).
+    let logits = |backend: tenjit::Backend| -> Vec<Vec<f32>> {
+        tenjit::set_backend(backend);
+        tenjit::no_grad(|| {
+            (1..ids.len())
+                .map(|t| {
+                    model.forward(&Tensor::from_vec(ids[..t].to_vec(), [1, t])).i(s![0, -1]).to_vec::<f32>()
+                })
+                .collect()
+        })
+    };
+    let before = tenjit::instance_count();
+    let (compiled, want) = (logits(tenjit::Backend::Cpu), logits(tenjit::Backend::Interp));
+    tenjit::set_backend(tenjit::Backend::Cpu);
+    assert!(tenjit::instance_count() - before >= 9);
+    for (t, (a, b)) in compiled.iter().zip(&want).enumerate() {
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "length {}: {a:?} vs {b:?}", t + 1);
+        }
+    }
 }

@@ -16,11 +16,12 @@
 //!
 //! A `size` op is lowered as an `iota` whose index map is constant (all strides 0) with the
 //! size's expression as its offset: the integer value converted to the instruction's dtype,
-//! which is what the `size` op means; [`instantiate`] turns every such `iota` into the constant
-//! it is at the binding.
+//! which is what the `size` op means. It stays an `iota` in every instance (where
+//! [`lower`](super::lower::lower) of the bound graph has a constant): its value is then an
+//! offset, which a backend reads at run time like any other, so one machine-code kernel
+//! serves every size.
 
-use super::{IndexMap, Inst, Program, Step, SymIndex};
-use crate::ops::Scalar;
+use super::{IndexMap, Program, Step, SymIndex};
 use crate::sym::{Bindings, Dim, SymExpr};
 use crate::types::{Shape, TensorType};
 
@@ -130,23 +131,8 @@ pub fn instantiate(sym: &SymProgram, values: &Bindings) -> Result<Program, Insta
             (Step::Kernel(k), SymStep::Kernel { space }) => {
                 k.space = sizes(space, values)?;
                 for instr in k.body.iter_mut().chain(k.epilogue.iter_mut()) {
-                    let size = match &instr.inst {
-                        Inst::Iota { index: IndexMap { sym: Some(sym), .. } } => {
-                            sym.strides.iter().all(|s| s.as_const() == Some(0)).then(|| sym.offset.clone())
-                        }
-                        _ => None,
-                    };
-                    match size {
-                        // A `size` op (an `iota` equal everywhere): its value, as `lower` has it.
-                        Some(e) => {
-                            let v = e.eval(values).ok_or_else(|| fail(format!("size `{e}` has no value")))?;
-                            instr.inst = Inst::Const(Scalar::of_size(v, instr.dtype));
-                        }
-                        None => {
-                            if let Some(map) = instr.inst.index_mut() {
-                                bind_map(map, values)?;
-                            }
-                        }
+                    if let Some(map) = instr.inst.index_mut() {
+                        bind_map(map, values)?;
                     }
                 }
             }

@@ -33,8 +33,11 @@
 //! one node, so two paths that meet again at a shared value can keep sinking through it.
 
 use crate::graph::{Graph, NodeId};
-use crate::ops::{Dims, IDims, Op};
+use crate::ops::{Dims, IDims, Op, SliceBounds};
+use crate::sym::{Dim, SymExpr};
+use crate::types::{Shape, TensorType};
 use smallvec::SmallVec;
+use std::sync::Arc;
 
 /// The `sink-slices` pass (see the [module](self) docs).
 pub struct SinkSlices;
@@ -65,33 +68,60 @@ impl super::Pass for SinkSlices {
     }
 }
 
-/// The bounds of a slice: start, step and size per axis.
+/// The bounds of a slice: start, step and size per axis, the start and size as expressions of
+/// the graph's symbols (constants in a concrete graph).
 #[derive(Clone, Debug, PartialEq)]
 struct Bounds {
-    start: IDims,
+    start: Vec<SymExpr>,
     step: IDims,
-    size: Dims,
+    size: Vec<SymExpr>,
+}
+
+/// One axis of bounds: start, step, size.
+type Axis = (SymExpr, isize, SymExpr);
+
+fn c(v: i64) -> SymExpr {
+    SymExpr::constant(v).unwrap_or_default()
 }
 
 impl Bounds {
-    /// The bounds that keep all of an axis of size `n`.
-    fn whole(n: usize) -> (isize, isize, usize) {
-        (0, 1, n)
+    /// The bounds of slice op `op`, `None` for another op.
+    fn of(op: &Op) -> Option<Bounds> {
+        let Op::Slice { start, step, size, bounds } = op else { return None };
+        Some(match bounds {
+            Some(b) => Bounds {
+                start: b.start.clone(),
+                step: step.clone(),
+                size: b.size.iter().map(|d| d.expr()).collect::<Option<_>>()?,
+            },
+            None => Bounds {
+                start: start.iter().map(|&v| c(v as i64)).collect(),
+                step: step.clone(),
+                size: size.iter().map(|&v| c(v as i64)).collect(),
+            },
+        })
     }
 
-    /// Whether axis `d` keeps all `n` elements in order.
-    fn keeps_whole(&self, d: usize, n: usize) -> bool {
-        self.size[d] == n && (n <= 1 || (self.start[d] == 0 && self.step[d] == 1))
+    /// The bounds that keep all of an axis of size `n`.
+    fn whole(n: &SymExpr) -> Axis {
+        (SymExpr::default(), 1, n.clone())
+    }
+
+    /// Whether axis `d` keeps all `n` elements in order (for every size).
+    fn keeps_whole(&self, d: usize, n: &SymExpr) -> bool {
+        self.size[d] == *n
+            && (n.as_const().is_some_and(|v| v <= 1)
+                || (self.start[d].as_const() == Some(0) && self.step[d] == 1))
     }
 
     /// The bounds of axis `d`.
-    fn axis(&self, d: usize) -> (isize, isize, usize) {
-        (self.start[d], self.step[d], self.size[d])
+    fn axis(&self, d: usize) -> Axis {
+        (self.start[d].clone(), self.step[d], self.size[d].clone())
     }
 
     /// Bounds built axis by axis.
-    fn from_axes(axes: impl IntoIterator<Item = (isize, isize, usize)>) -> Bounds {
-        let mut b = Bounds { start: IDims::new(), step: IDims::new(), size: Dims::new() };
+    fn from_axes(axes: impl IntoIterator<Item = Axis>) -> Bounds {
+        let mut b = Bounds { start: Vec::new(), step: IDims::new(), size: Vec::new() };
         for (start, step, size) in axes {
             b.start.push(start);
             b.step.push(step);
@@ -99,6 +129,44 @@ impl Bounds {
         }
         b
     }
+
+    /// The slice op of these bounds in `g`: its starts and sizes at the graph's hints, with
+    /// their expressions where one is not constant.
+    fn op(&self, g: &Graph) -> Option<Op> {
+        let hints = g.hints();
+        let start =
+            self.start.iter().map(|e| e.eval_i64(hints).map(|v| v as isize)).collect::<Option<IDims>>()?;
+        let size = self.size.iter().map(|e| e.eval(hints).map(|v| v as usize)).collect::<Option<Dims>>()?;
+        let symbolic = self.start.iter().chain(&self.size).any(|e| !e.is_const());
+        let bounds = if symbolic {
+            let size =
+                self.size.iter().map(|e| Dim::from_expr(e.clone()).ok()).collect::<Option<Vec<_>>>()?;
+            Some(Arc::new(SliceBounds { start: self.start.clone(), size }))
+        } else {
+            None
+        };
+        Some(Op::Slice { start, step: self.step.clone(), size, bounds })
+    }
+}
+
+/// The dims of `a` as expressions.
+fn dims(g: &Graph, a: NodeId) -> Vec<SymExpr> {
+    let shape = &g.ty(a).shape;
+    match shape.sym_dims_ref() {
+        Some(dims) => dims.iter().map(|d| d.expr().unwrap_or_default()).collect(),
+        None => shape.dims().iter().map(|&d| c(d as i64)).collect(),
+    }
+}
+
+/// The product of `dims`, `None` on an overflow.
+fn product(dims: &[SymExpr]) -> Option<SymExpr> {
+    dims.iter().try_fold(c(1), |acc, d| acc.mul(d).ok())
+}
+
+/// Whether adding `op` on `args` types it, without a new guard.
+fn types(g: &Graph, op: &Op, args: &[NodeId]) -> Option<TensorType> {
+    let (ty, guards) = g.infer_with_guards(op, args).ok()?;
+    (guards == g.guards().len()).then_some(ty)
 }
 
 /// Sinks slice `s` one op down, if it can: rewrites `s` in place into the op that produced
@@ -108,46 +176,40 @@ fn sink(g: &mut Graph, s: NodeId) -> Option<Vec<NodeId>> {
     if !g.contains(s) {
         return None;
     }
-    let Op::Slice { start, step, size, bounds: None } = g.op(s).clone() else {
-        return None;
-    };
-    let bounds = Bounds { start, step, size };
+    let bounds = Bounds::of(g.op(s))?;
     let x = g.args(s)[0];
-    if bounds.size.contains(&0) || g.users(x) != [s] || g.outputs().contains(&x) {
+    if bounds.size.iter().any(|n| n.as_const() == Some(0)) || g.users(x) != [s] || g.outputs().contains(&x) {
         return None;
     }
-    // The bounds logic reads sizes: symbolic operands stay where they are.
-    if g.ty(x).shape.is_symbolic() || g.args(x).iter().any(|&a| g.ty(a).shape.is_symbolic()) {
-        return None;
-    }
-    let xdims: Dims = g.ty(x).shape.0.clone();
+    let xdims = dims(g, x);
     let args = g.args(x);
-    let dims = |g: &Graph, a: NodeId| -> Dims { g.ty(a).shape.0.clone() };
     // The new op of `s` and, per operand, the bounds to slice it by (`None`: use it whole).
     let (op, per_arg): (Op, Vec<Option<Bounds>>) = match g.op(x).clone() {
         Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Cast { .. } => {
             (g.op(x).clone(), args.iter().map(|_| Some(bounds.clone())).collect())
         }
-        Op::Slice { start, step, size, bounds: None } => {
-            let inner = Bounds { start, step, size };
+        inner @ Op::Slice { .. } => {
+            let inner = Bounds::of(&inner)?;
             let composed = Bounds::from_axes(
                 (0..xdims.len())
                     .map(|d| {
                         let (s2, t2, n) = bounds.axis(d);
-                        let start = inner.start[d].checked_add(s2.checked_mul(inner.step[d])?)?;
+                        let start = inner.start[d].add(&s2.scale(inner.step[d] as i64).ok()?).ok()?;
                         Some((start, t2.checked_mul(inner.step[d])?, n))
                     })
                     .collect::<Option<Vec<_>>>()?,
             );
             let a = args[0];
-            let op = slice_op(&composed);
-            op.infer(&[g.ty(a)]).ok()?;
+            let op = composed.op(g)?;
+            if types(g, &op, &[a])? != *g.ty(s) {
+                return None;
+            }
             g.set_op(s, op, &[a]).ok()?;
             g.remove(x);
             return Some(vec![s]);
         }
         Op::Permute { perm } => {
-            let mut axes = vec![Bounds::whole(0); perm.len()];
+            let mut axes = vec![Bounds::whole(&c(0)); perm.len()];
             for (i, &p) in perm.iter().enumerate() {
                 axes[p] = bounds.axis(i);
             }
@@ -155,28 +217,34 @@ fn sink(g: &mut Graph, s: NodeId) -> Option<Vec<NodeId>> {
         }
         Op::Expand { .. } => {
             let a = dims(g, args[0]);
-            let axes = (0..a.len()).map(|d| if a[d] == xdims[d] { bounds.axis(d) } else { Bounds::whole(1) });
-            (
-                Op::Expand { shape: crate::types::Shape::from(bounds.size.clone()) },
-                vec![Some(Bounds::from_axes(axes))],
-            )
+            let mut axes = Vec::with_capacity(a.len());
+            for d in 0..a.len() {
+                axes.push(if a[d] == xdims[d] {
+                    bounds.axis(d)
+                } else if a[d].as_const() == Some(1) {
+                    Bounds::whole(&c(1))
+                } else {
+                    // Equal only under a guard: left alone.
+                    return None;
+                });
+            }
+            let shape = shape_of(g, &bounds.size)?;
+            (Op::Expand { shape }, vec![Some(Bounds::from_axes(axes))])
         }
         Op::Reshape { .. } => {
             let a = dims(g, args[0]);
-            let mut axes: Vec<_> = a.iter().map(|&n| Bounds::whole(n)).collect();
+            let mut axes: Vec<Axis> = a.iter().map(Bounds::whole).collect();
             for d in 0..xdims.len() {
-                if bounds.keeps_whole(d, xdims[d]) {
+                if bounds.keeps_whole(d, &xdims[d]) {
                     continue;
                 }
-                let before: usize = xdims[..d].iter().product();
+                let before = product(&xdims[..d])?;
                 let e =
-                    (0..a.len()).find(|&e| a[e] == xdims[d] && a[..e].iter().product::<usize>() == before)?;
+                    (0..a.len()).find(|&e| a[e] == xdims[d] && product(&a[..e]).as_ref() == Some(&before))?;
                 axes[e] = bounds.axis(d);
             }
-            (
-                Op::Reshape { shape: crate::types::Shape::from(bounds.size.clone()) },
-                vec![Some(Bounds::from_axes(axes))],
-            )
+            let shape = shape_of(g, &bounds.size)?;
+            (Op::Reshape { shape }, vec![Some(Bounds::from_axes(axes))])
         }
         Op::Reduce { op, axes } => {
             let kept = kept_axes(&dims(g, args[0]), &axes, &bounds);
@@ -190,13 +258,11 @@ fn sink(g: &mut Graph, s: NodeId) -> Option<Vec<NodeId>> {
             let (a, b) = (dims(g, args[0]), dims(g, args[1]));
             let r = xdims.len();
             let batch = (0..r - 2).map(|d| bounds.axis(d));
-            let ba = Bounds::from_axes(batch.clone().chain([bounds.axis(r - 2), Bounds::whole(a[r - 1])]));
-            let bb = Bounds::from_axes(batch.chain([Bounds::whole(b[r - 2]), bounds.axis(r - 1)]));
+            let ba = Bounds::from_axes(batch.clone().chain([bounds.axis(r - 2), Bounds::whole(&a[r - 1])]));
+            let bb = Bounds::from_axes(batch.chain([Bounds::whole(&b[r - 2]), bounds.axis(r - 1)]));
             (Op::Matmul, vec![Some(ba), Some(bb)])
         }
-        // Symbolic bounds do not compose here.
-        Op::Slice { bounds: Some(_), .. }
-        | Op::Input { .. }
+        Op::Input { .. }
         | Op::Const { .. }
         | Op::Size { .. }
         | Op::Iota { .. }
@@ -215,9 +281,9 @@ fn sink(g: &mut Graph, s: NodeId) -> Option<Vec<NodeId>> {
     for (i, (&a, b)) in args.iter().zip(&per_arg).enumerate() {
         let adims = dims(g, a);
         match b {
-            Some(b) if !(0..adims.len()).all(|d| b.keeps_whole(d, adims[d])) => {
-                let op = slice_op(b);
-                op.infer(&[g.ty(a)]).ok()?;
+            Some(b) if !(0..adims.len()).all(|d| b.keeps_whole(d, &adims[d])) => {
+                let op = b.op(g)?;
+                types(g, &op, &[a])?;
                 to_make.push((i, op));
             }
             Some(_) | None => {}
@@ -238,9 +304,9 @@ fn sink(g: &mut Graph, s: NodeId) -> Option<Vec<NodeId>> {
         made.push(sl);
         new_args[i] = sl;
     }
-    if g.set_op(s, op, &new_args).is_err() {
-        // The type rule refused: nothing is left half done but the unused slices, which the
-        // final dead-node sweep removes.
+    // The new op must give `s` its type again, without a new guard; else nothing changes but
+    // the unused slices, which the final dead-node sweep removes.
+    if types(g, &op, &new_args).as_ref() != Some(g.ty(s)) || g.set_op(s, op, &new_args).is_err() {
         return Some(Vec::new());
     }
     // `x` has no use left: removing it now lets its operands' slices see a single use.
@@ -248,18 +314,24 @@ fn sink(g: &mut Graph, s: NodeId) -> Option<Vec<NodeId>> {
     Some(made)
 }
 
-/// The slice op of `b`.
-fn slice_op(b: &Bounds) -> Op {
-    Op::Slice { start: b.start.clone(), step: b.step.clone(), size: b.size.clone(), bounds: None }
+/// The shape of dims `dims` in `g` (symbolic where one is not constant).
+fn shape_of(g: &Graph, dims: &[SymExpr]) -> Option<Shape> {
+    let hints = g.hints();
+    let sizes = dims.iter().map(|e| e.eval(hints).map(|v| v as usize)).collect::<Option<Vec<_>>>()?;
+    if dims.iter().all(|e| e.is_const()) {
+        return Some(Shape::new(&sizes));
+    }
+    let dims = dims.iter().map(|e| Dim::from_expr(e.clone()).ok()).collect::<Option<Vec<_>>>()?;
+    Shape::symbolic(dims, &sizes).ok()
 }
 
 /// For a reduction of an operand of dims `a` over `axes` (sorted), sliced by `out` on its
 /// result: the same bounds on the kept axes, the reduced ones whole.
-fn kept_axes(a: &[usize], axes: &[usize], out: &Bounds) -> Bounds {
+fn kept_axes(a: &[SymExpr], axes: &[usize], out: &Bounds) -> Bounds {
     let mut o = 0;
     Bounds::from_axes((0..a.len()).map(|d| {
         if axes.contains(&d) {
-            Bounds::whole(a[d])
+            Bounds::whole(&a[d])
         } else {
             o += 1;
             out.axis(o - 1)
