@@ -136,6 +136,8 @@ fn generate(model: &Gpt, prompt: i64, n: usize) -> Vec<i64> {
         for _ in 0..n {
             let context = &ids[ids.len().saturating_sub(model.cfg.block)..];
             let x = Tensor::from_vec(context.to_vec(), [1, context.len()]);
+            // The context grows every step: one program for every length.
+            x.mark_dynamic(1);
             let next = model.forward(&x).i(s![0, -1]).argmax().item() as i64;
             ids.push(next);
         }

@@ -99,6 +99,8 @@ fn sample(model: &Gpt, vocab: &[char], n: usize, rng: &mut Rng) -> String {
         for _ in 0..n {
             let context = &ids[ids.len().saturating_sub(model.cfg.block)..];
             let x = Tensor::from_vec(context.to_vec(), [1, context.len()]);
+            // The context grows every step: one program for every length.
+            x.mark_dynamic(1);
             let logits = model.forward(&x).i(s![0, -1]);
             let probs = nn::softmax(&logits, 0).to_vec::<f32>();
             let mut u = rng.uniform() as f32;

@@ -297,20 +297,20 @@ fn dump(index: usize, stages: &Stages, report: &CompileReport) {
 }
 
 /// The executable for the lazy structure `key` (a front end's fingerprint of it) on `device`:
-/// from the cache, or built with `graph()`, lowered and compiled now (which counts as a
-/// compilation, with its report). A key missing from the cache may still find the executable
-/// of its graph, compiled for another key.
+/// from the cache, or built with `graph()` (the graph and its input dims marked dynamic),
+/// lowered and compiled now (which counts as a compilation, with its report). A key missing
+/// from the cache may still find the executable of its graph, compiled for another key.
 pub(crate) fn executable_lazy(
     device: Device,
     key: u128,
-    graph: impl FnOnce() -> Graph,
+    graph: impl FnOnce() -> (Graph, Vec<(usize, usize)>),
     start: Instant,
 ) -> Result<Arc<dyn Executable>> {
     if let Some(exe) = cache::get(device, Key::Lazy(key)) {
         return Ok(exe);
     }
-    let graph = graph();
-    let exe = executable(device, &graph, start.elapsed())?;
+    let (graph, marks) = graph();
+    let exe = executable_marked(device, &graph, start.elapsed(), &marks)?;
     cache::insert_alias(device, Key::Lazy(key), exe.clone());
     Ok(exe)
 }
@@ -318,11 +318,22 @@ pub(crate) fn executable_lazy(
 /// The executable of `graph` on `device`, from the cache (by the graph's fingerprint) or
 /// compiled now; `trace_time` is what building the graph took, for the report.
 pub(crate) fn executable(device: Device, graph: &Graph, trace_time: Duration) -> Result<Arc<dyn Executable>> {
+    executable_marked(device, graph, trace_time, &[])
+}
+
+/// [`executable`] of a graph whose input dims `marks` (input, dim) are marked dynamic: the
+/// first graph of a structure with marks is compiled for every size of those dims.
+pub(crate) fn executable_marked(
+    device: Device,
+    graph: &Graph,
+    trace_time: Duration,
+    marks: &[(usize, usize)],
+) -> Result<Arc<dyn Executable>> {
     let fingerprint = graph.fingerprint();
     if let Some(exe) = cache::get(device, Key::Graph(fingerprint)) {
         return Ok(exe);
     }
-    compiled(device, graph, fingerprint, trace_time)
+    compiled(device, graph, fingerprint, trace_time, marks)
 }
 
 /// Compiles `graph` (of fingerprint `fingerprint`) for `device`, unless another thread just
@@ -332,6 +343,7 @@ fn compiled(
     graph: &Graph,
     fingerprint: u128,
     trace_time: Duration,
+    marks: &[(usize, usize)],
 ) -> Result<Arc<dyn Executable>> {
     let _one_at_a_time = COMPILING.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(exe) = cache::get(device, Key::Graph(fingerprint)) {
@@ -340,7 +352,7 @@ fn compiled(
     let backend = crate::runtime::backend_for(device)?;
     let text = graph.to_string();
     let shapes = Instant::now();
-    let (miss, signature) = match crate::runtime::dynamic::observe(device, graph) {
+    let (miss, signature) = match crate::runtime::dynamic::observe(device, graph, marks) {
         Some((dynamic, signature)) => (MissReason::NewSizes(dynamic), signature),
         None => (cache::with_texts(device, |texts| miss_reason(texts.iter().copied(), &text)), None),
     };

@@ -341,6 +341,21 @@ impl Flat {
         self.entries.iter().map(Entry::call).collect()
     }
 
+    /// The dims marked dynamic ([`Tensor::mark_dynamic`]) of the inputs of [`Flat::graph`]
+    /// with `lift`: (input, dim) pairs.
+    fn marks(&self, lift: bool) -> Vec<(usize, usize)> {
+        let (mut index, mut marks) = (0, Vec::new());
+        for e in &self.entries {
+            if lift && lifted(e).is_some() {
+                index += 1;
+            } else if e.op.is_none() {
+                marks.extend(e.tensor.dynamic_dims().into_iter().map(|d| (index, d)));
+                index += 1;
+            }
+        }
+        marks
+    }
+
     /// The `ir::Graph`: inputs named `in0`, `in1`, ... in order of discovery. With `lift`,
     /// each lifted constant is an input too, named `s0`, `s1`, ..., of one element, expanded
     /// to the constant's shape.
@@ -465,7 +480,8 @@ fn realize_on(device: Device, asked: Vec<&Tensor>) -> Result<()> {
         Target::Device(target) => target,
     };
     target.check_available()?;
-    let exe = crate::compile::executable_lazy(target, flat.key(), || flat.graph(opts, true), start)?;
+    let graph = || (flat.graph(opts, true), flat.marks(true));
+    let exe = crate::compile::executable_lazy(target, flat.key(), graph, start)?;
     let inputs = flat.input_values(device, true)?;
     if target == device {
         let mut next = pending.iter();

@@ -75,6 +75,35 @@ fn new_batch_sizes_are_explained_as_symbolic_sizes() {
     );
 
     generation_is_one_symbolic_signature();
+    marked_generation_compiles_twice();
+}
+
+/// Generation with the context's length marked dynamic (`x.mark_dynamic(1)`, as
+/// `examples/char_gpt.rs` does): length 1 is its own structure, length 2 is compiled for every
+/// length at once, and every longer context is an instance.
+fn marked_generation_compiles_twice() {
+    // Two layers: a structure the test has not met at other sizes. Four heads: with two, a
+    // context of 2 leaves the one-sample guess ambiguous (is an axis of 2 the heads or the
+    // context?), and the guess that needs no guard is not found before the second length.
+    let model = gpt::Gpt::new(gpt::Config { vocab: 11, block: 12, embd: 16, heads: 4, layers: 2 });
+    let (first, first_instances) = (tenjit::compile_count(), tenjit::instance_count());
+    let mut ids = vec![1i64];
+    tenjit::no_grad(|| {
+        for _ in 0..12 {
+            let x = Tensor::from_vec(ids.clone(), [1, ids.len()]);
+            x.mark_dynamic(1);
+            let next = model.forward(&x).i(s![0, -1]).argmax().item() as i64;
+            ids.push(next);
+        }
+    });
+    assert_eq!(tenjit::compile_count() - first, 2);
+    assert_eq!(tenjit::instance_count() - first_instances, 10);
+    let reports = tenjit::compile_reports();
+    let marked = &reports[reports.len() - 11];
+    assert_eq!(marked.origin, tenjit::ProgramOrigin::Symbolic, "{marked}");
+    let MissReason::NewSizes(Dynamic::Marked { introduced, .. }) = &marked.miss else { panic!("{marked}") };
+    assert_eq!(introduced, &["dim 1 of input 1 (marked dynamic) became symbolic d0 (size 2)"]);
+    assert!(marked.to_string().contains("first graph of its structure: dim 1 of input 1"), "{marked}");
 }
 
 /// Greedy generation with a tiny GPT (nanoGPT's `generate`, no KV cache): the context grows by

@@ -1,7 +1,7 @@
 //! The MLP of `examples/mlp_digits.rs`, trained for a few epochs on the real data set (the
 //! committed `examples/data/digits.csv.gz`), must classify at least 90% of the held-out
 //! digits; after the first epoch, training compiles nothing new (one executable per step,
-//! reused).
+//! reused), and in the first the last, smaller batch is an instance of the step's program.
 
 #[path = "../examples/common/digits.rs"]
 mod digits;
@@ -23,6 +23,12 @@ fn train(opt: Optimizer, epochs: usize) -> (Vec<f64>, f64, usize) {
         losses.push(digits::train_epoch(&mut model, &mut opt, &train, 32, |l| assert!(l.is_finite())));
         if epoch > 0 {
             compiled_after_first += tenjit::compile_count() - before;
+        } else {
+            // The last, smaller batch (30 rows) instantiates the program of the batch dim,
+            // which `train_epoch` marks dynamic: it compiles nothing.
+            assert_ne!(train.len() % 32, 0);
+            let last = tenjit::compile_reports().last().cloned().unwrap();
+            assert_eq!(last.origin, tenjit::ProgramOrigin::Instance, "{last}");
         }
     }
     let (acc, confusion) = digits::evaluate(&model, &test);

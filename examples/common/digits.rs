@@ -178,8 +178,10 @@ pub fn train_epoch<M: Module>(
     let order = Tensor::randperm(train.len()).to_vec::<i64>();
     let mut total = 0.0;
     for rows in order.chunks(batch_size) {
-        // The batch's rows as data: every step has the same graph, so it compiles once.
+        // The batch's rows as data: every step has the same graph, so it compiles once, and
+        // for every batch size (the last, smaller batch is an instance of its program).
         let idx = Tensor::from_vec(rows.to_vec(), [rows.len()]);
+        idx.mark_dynamic(0);
         let x = train.x.index_select(0, &idx);
         let y = train.y.index_select(0, &idx);
         optim::zero_grad(&model.parameters());

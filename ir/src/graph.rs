@@ -17,9 +17,11 @@ use std::collections::BinaryHeap;
 use std::fmt;
 
 mod generalize;
+mod mark;
 mod symbolic;
 
 pub use generalize::{generalize, Generalized, Introduced, NotGeneral};
+pub use mark::generalize_marked;
 pub use symbolic::BindError;
 
 /// A node of a [`Graph`]. Its `Display` is `%index`; printing a whole graph renumbers densely.

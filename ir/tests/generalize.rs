@@ -185,3 +185,50 @@ fn convolutions_and_pools_take_a_symbolic_batch() {
     .unwrap_err();
     assert!(err.to_string().contains("only the batch of conv2d may be symbolic"), "{err}");
 }
+
+/// A context of `t` tokens through reshapes that split and merge it, a matmul, an iota over
+/// it and its last row.
+fn context(t: usize) -> Graph {
+    let text = format!(
+        "graph @ctx(%x: f32[{t},16], %w: f32[16,8]) {{
+  %0 = exp %x : f32[{t},16]
+  %1 = reshape %0, shape=[{t},4,4] : f32[{t},4,4]
+  %2 = reshape %1, shape=[{t4},4] : f32[{t4},4]
+  %3 = reshape %2, shape=[{t},16] : f32[{t},16]
+  %4 = matmul %3, %w : f32[{t},8]
+  %5 = iota axis=0 : f32[{t},8]
+  %6 = add %4, %5 : f32[{t},8]
+  %7 = slice %6, start=[{t1},0], step=[1,1], size=[1,8] : f32[1,8]
+  %8 = sum %6, axes=[0] : f32[8]
+  return %7, %8
+}}
+",
+        t4 = 4 * t,
+        t1 = t - 1
+    );
+    parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+#[test]
+fn a_dim_marked_dynamic_is_symbolic_from_the_first_graph() {
+    let g = context(5);
+    let gen = tenjit_ir::graph::generalize_marked(&g, &[(0, 0)]).unwrap_or_else(|e| panic!("{e}"));
+    let text = print(&gen.graph);
+    assert!(text.contains("where d0:2.. = 5"), "{text}");
+    assert!(text.contains("shape=[4*d0,4]"), "{text}");
+    assert!(text.contains("start=[d0 - 1,0]"), "{text}");
+    assert!(gen.graph.guards().is_empty(), "{text}");
+    assert_eq!(
+        gen.introduced[0].to_string(),
+        "dim 0 of input 0 (marked dynamic) became symbolic d0 (size 5)"
+    );
+    // Every other context length is an instance: its graph is the symbolic graph bound.
+    for t in [2, 3, 9, 64] {
+        let values = gen.graph.instance_bindings(&context(t)).unwrap_or_else(|e| panic!("{t}: {e}"));
+        assert_eq!(values["d0"], t as u64);
+        assert_eq!(gen.graph.bind(&values).unwrap().fingerprint(), context(t).fingerprint());
+    }
+    // A mark on a dim of size 1, or none, makes nothing symbolic.
+    assert!(tenjit_ir::graph::generalize_marked(&context(1), &[(0, 0)]).is_err());
+    assert!(tenjit_ir::graph::generalize_marked(&g, &[]).is_err());
+}

@@ -39,6 +39,15 @@ pub enum Dynamic {
         /// The sizes it binds, `d0 = 13`.
         bindings: String,
     },
+    /// The first graph of its structure, with input dims marked dynamic
+    /// ([`crate::Tensor::mark_dynamic`]): they became symbolic at once.
+    Marked {
+        /// Each symbol introduced, `dim 1 of input 0 (marked dynamic) became symbolic d0
+        /// (size 12)`.
+        introduced: Vec<String>,
+        /// The signature's first line.
+        signature: String,
+    },
     /// Not an instance of the signature, and no symbolic graph covers both: why.
     NotSymbolic {
         /// What differs.
@@ -48,6 +57,13 @@ pub enum Dynamic {
 
 impl fmt::Display for Dynamic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Dynamic::Marked { introduced, signature } = self {
+            return write!(
+                f,
+                "first graph of its structure: {}; symbolic signature `{signature}`",
+                introduced.join(", ")
+            );
+        }
         f.write_str("same structure, new sizes: ")?;
         match self {
             Dynamic::BecameSymbolic { introduced, signature, replaces } => {
@@ -60,6 +76,7 @@ impl fmt::Display for Dynamic {
                 write!(f, "an instance of its symbolic signature at {bindings}")
             }
             Dynamic::NotSymbolic { why } => write!(f, "not symbolic: {why}"),
+            Dynamic::Marked { .. } => Ok(()),
         }
     }
 }
@@ -97,16 +114,35 @@ static TABLE: Mutex<Option<Table>> = Mutex::new(None);
 /// Records `graph`, about to be compiled for `device`, and says how it relates to the graphs
 /// of its structure compiled before (`None`: the structure is new), with its symbolic signature
 /// when it is an instance of one.
-pub(crate) fn observe(device: Device, graph: &Graph) -> Option<(Dynamic, Option<Signature>)> {
+///
+/// A new structure whose input dims `marks` (input, dim) are marked dynamic is made symbolic at
+/// once ([`tenjit_ir::graph::generalize_marked`]); where that fails, it is a new structure as
+/// any other.
+pub(crate) fn observe(
+    device: Device,
+    graph: &Graph,
+    marks: &[(usize, usize)],
+) -> Option<(Dynamic, Option<Signature>)> {
     let key = (device, graph.structure_fingerprint());
     let mut guard = TABLE.lock().unwrap_or_else(|p| p.into_inner());
     let table = guard.get_or_insert_with(Table::default);
     table.tick += 1;
     let used = table.tick;
     let Some(entry) = table.entries.get_mut(&key) else {
-        table.entries.insert(key, Entry { last: Last::Graph(graph.clone()), symbolic: None, used });
+        let marked =
+            (!marks.is_empty()).then(|| tenjit_ir::graph::generalize_marked(graph, marks).ok()).flatten();
+        let symbolic = marked.as_ref().map(|gen| Arc::new(gen.graph.clone()));
+        table
+            .entries
+            .insert(key, Entry { last: Last::Graph(graph.clone()), symbolic: symbolic.clone(), used });
         evict(table);
-        return None;
+        let (gen, sym) = (marked?, symbolic?);
+        let signature = Signature { values: sym.hints().clone(), graph: sym };
+        let dynamic = Dynamic::Marked {
+            introduced: gen.introduced.iter().map(|i| i.to_string()).collect(),
+            signature: header(&gen.graph),
+        };
+        return Some((dynamic, Some(signature)));
     };
     entry.used = used;
     let mut replaces = None;
@@ -133,10 +169,7 @@ pub(crate) fn observe(device: Device, graph: &Graph) -> Option<(Dynamic, Option<
     let mut found = None;
     let outcome = match generalized {
         Ok(gen) => {
-            let text = tenjit_ir::text::print(&gen.graph);
-            // The last graph's header (loop bodies print first).
-            let header = text.lines().rfind(|l| l.starts_with("graph @")).unwrap_or_default();
-            let signature = header.trim_end_matches(" {").to_string();
+            let signature = header(&gen.graph);
             let gen_graph = Arc::new(gen.graph);
             // `generalize` checked that the signature binds back to this graph.
             if let Ok(values) = gen_graph.instance_bindings_of_structure(graph) {
@@ -158,6 +191,12 @@ pub(crate) fn observe(device: Device, graph: &Graph) -> Option<(Dynamic, Option<
     };
     entry.last = Last::Graph(graph.clone());
     Some((outcome, found))
+}
+
+/// The first line of `g`'s text, without its brace (loop bodies print first).
+fn header(g: &Graph) -> String {
+    let text = tenjit_ir::text::print(g);
+    text.lines().rfind(|l| l.starts_with("graph @")).unwrap_or_default().trim_end_matches(" {").to_string()
 }
 
 /// Drops the least recently used structures beyond the executable cache's capacity.

@@ -14,6 +14,7 @@ pub mod convert;
 pub mod creation;
 mod depth;
 pub mod display;
+mod dynamic;
 pub mod elementwise;
 pub mod index;
 pub mod inplace;
@@ -107,6 +108,8 @@ pub(crate) struct Node {
     /// ([`Tensor::to`]): that tensor, which the move's gradient goes back to (see
     /// [`crate::autograd`]).
     pub(crate) moved_from: Option<Tensor>,
+    /// The dims marked dynamic ([`Tensor::mark_dynamic`]), one bit per dim.
+    pub(crate) dynamic: std::sync::atomic::AtomicU64,
 }
 
 impl Drop for Node {
@@ -190,6 +193,7 @@ impl Tensor {
             depth: AtomicU32::new(0),
             floating: false,
             moved_from: None,
+            dynamic: Default::default(),
         }))
     }
 
@@ -291,6 +295,7 @@ impl Tensor {
             depth: AtomicU32::new(depth::depth_of(inputs)),
             floating,
             moved_from: None,
+            dynamic: Default::default(),
         }));
         depth::bound_depth(&t)?;
         Ok(t)

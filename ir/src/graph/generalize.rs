@@ -30,12 +30,21 @@ pub struct Introduced {
     /// The first dim that has it: `dim 0 of input 1`, or `dim 0 of %5 (rand)` for a size a
     /// source op (rand, iota, a filled constant) creates in the graph.
     pub at: String,
-    /// Its size in the first graph and in the second.
+    /// Its size in the first graph and in the second (the same size twice for a dim marked
+    /// dynamic, [`super::generalize_marked`], of which there is one graph).
     pub sizes: (usize, usize),
 }
 
 impl fmt::Display for Introduced {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.sizes.0 == self.sizes.1 {
+            // A dim marked dynamic ([`super::generalize_marked`]), seen at one size.
+            return write!(
+                f,
+                "{} (marked dynamic) became symbolic {} (size {})",
+                self.at, self.name, self.sizes.1
+            );
+        }
         write!(f, "{} became symbolic {} (sizes {}, then {})", self.at, self.name, self.sizes.0, self.sizes.1)
     }
 }
@@ -240,7 +249,7 @@ impl Graph {
 }
 
 /// Where `concrete` first departs from `bound`, a symbolic graph bound to its sizes.
-fn departure(bound: &Graph, concrete: &Graph) -> String {
+pub(super) fn departure(bound: &Graph, concrete: &Graph) -> String {
     let at = bound
         .nodes()
         .into_iter()

@@ -1,0 +1,280 @@
+//! Symbolic graphs from one concrete graph and the input dims the user marked dynamic (torch's
+//! `mark_dynamic`): the first graph of a structure is then compiled for every size of those
+//! dims, where [`super::generalize`] needs a second graph first.
+//!
+//! Each marked dim of size 2 or more becomes a symbol; every node is added again to a symbolic
+//! graph, typed by the symbolic rules from its operands, and the sizes an op carries are
+//! written over the symbols from the structure of the op: a reshape's dims by the row-major
+//! chunks of equal products that it maps (`[B, T, C] -> [B*T, C]`), a slice's bounds by where
+//! they sit in a symbolic axis (all of it, or its last elements: `x[:, -1]` of `T` starts at
+//! `T - 1`), and the dims of an expand or of a source op (`iota`, `rand`, a filled constant)
+//! by the one symbol whose size they have, if exactly one has it. These are guesses from one
+//! sample; the result is checked to bind back to the graph at its sizes, and every later graph
+//! of the structure is checked as an instance before it shares the program, so a wrong guess
+//! costs a compilation, never a wrong result.
+
+use super::generalize::{departure, Generalized, Introduced, NotGeneral};
+use super::Graph;
+use crate::ops::{Op, SliceBounds};
+use crate::sym::{Dim, SymExpr, Symbol};
+use crate::types::{Shape, TensorType};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+fn not(reason: String) -> NotGeneral {
+    NotGeneral { reason }
+}
+
+/// The symbolic graph of `g` whose input dims `marks` (input, dim) are symbols, its hints the
+/// sizes of `g` (see the module documentation). Marked dims of size 0 or 1 stay constants.
+pub fn generalize_marked(g: &Graph, marks: &[(usize, usize)]) -> Result<Generalized, NotGeneral> {
+    let guessed = build(g, marks, true)?;
+    if guessed.graph.guards().is_empty() {
+        return Ok(guessed);
+    }
+    // A guess by size that needs a guard (an axis broadcast to the size of a head count, which
+    // happens to be the size of a symbol): without such guesses, if that needs none.
+    match build(g, marks, false) {
+        Ok(plain) if plain.graph.guards().is_empty() => Ok(plain),
+        _ => Ok(guessed),
+    }
+}
+
+/// [`generalize_marked`], guessing the dims of expands and source ops by their sizes when
+/// `by_size`.
+fn build(g: &Graph, marks: &[(usize, usize)], by_size: bool) -> Result<Generalized, NotGeneral> {
+    let none: [(SymExpr, usize); 0] = [];
+    let mut out = Graph::new(g.name());
+    let mut symbols: Vec<(SymExpr, usize)> = Vec::new();
+    let mut introduced = Vec::new();
+    let mut input_dims: Vec<Vec<Dim>> = Vec::new();
+    for (i, (_, id)) in g.inputs().iter().enumerate() {
+        let mut dims = Vec::new();
+        for (d, &n) in g.ty(*id).shape.dims().iter().enumerate() {
+            if !marks.contains(&(i, d)) || n < 2 {
+                dims.push(Dim::from(n as u64));
+                continue;
+            }
+            let name = format!("d{}", symbols.len());
+            let symbol = Symbol::new(&name, 2, None).map_err(|e| not(e.to_string()))?;
+            out.declare_symbol(symbol, n as u64).map_err(|e| not(e.to_string()))?;
+            let expr = SymExpr::symbol(&name).map_err(|e| not(e.to_string()))?;
+            introduced.push(Introduced { name, at: format!("dim {d} of input {i}"), sizes: (n, n) });
+            dims.push(Dim::from_expr(expr.clone()).map_err(|e| not(e.to_string()))?);
+            symbols.push((expr, n));
+        }
+        input_dims.push(dims);
+    }
+    if introduced.is_empty() {
+        return Err(not("no dim marked dynamic has a size of 2 or more".into()));
+    }
+    let order = g.rebuild_order().ok_or_else(|| not("the graph has a cycle".into()))?;
+    let mut map = HashMap::new();
+    for y in order {
+        let ty = g.ty(y);
+        if let Op::Input { index, .. } = g.op(y) {
+            let shape = Shape::symbolic(input_dims[*index].clone(), ty.shape.dims()).map_err(not)?;
+            map.insert(y, out.add_input(g.inputs()[*index].0.clone(), TensorType::new(ty.dtype, shape)));
+            continue;
+        }
+        let args: Vec<_> = g.args(y).iter().map(|a| map[a]).collect();
+        let guesses: &[(SymExpr, usize)] = if by_size { &symbols } else { &none };
+        let at = format!("{y} ({})", g.op(y).name());
+        let operand = |k: usize| out.ty(args[k]).shape.sym_dims();
+        let op = match g.op(y) {
+            Op::Reshape { shape } => {
+                let sizes = out.ty(args[0]).shape.dims().to_vec();
+                Op::Reshape { shape: reshaped(&operand(0), &sizes, shape.dims(), &symbols).map_err(not)? }
+            }
+            Op::Expand { shape } => {
+                Op::Expand { shape: expanded(&operand(0), shape.dims(), guesses).map_err(not)? }
+            }
+            Op::Slice { start, step, size, bounds: None } => {
+                sliced(&operand(0), out.ty(args[0]).shape.dims(), start, step, size).map_err(not)?
+            }
+            Op::Const { value, ty } => Op::Const { value: *value, ty: source(ty, guesses).map_err(not)? },
+            Op::Iota { ty, axis } => Op::Iota { ty: source(ty, guesses).map_err(not)?, axis: *axis },
+            Op::Rand { ty } => Op::Rand { ty: source(ty, guesses).map_err(not)? },
+            other => other.clone(),
+        };
+        let id =
+            out.add_at(op, &args, g.loc(y).map(str::to_string)).map_err(|e| not(format!("{at}: {e}")))?;
+        map.insert(y, id);
+    }
+    out.set_outputs(g.outputs().iter().map(|o| map[o]).collect());
+    let bound = out.bind(out.hints()).map_err(|e| not(format!("the symbolic graph does not bind: {e}")))?;
+    if bound.fingerprint() != g.fingerprint() {
+        return Err(not(format!(
+            "the symbolic graph found does not give the graph: {}",
+            departure(&bound, g)
+        )));
+    }
+    Ok(Generalized { graph: out, introduced })
+}
+
+fn dim(e: SymExpr) -> Result<Dim, String> {
+    Dim::from_expr(e).map_err(|e| e.to_string())
+}
+
+fn expr(d: &Dim) -> Result<SymExpr, String> {
+    d.expr().ok_or_else(|| format!("dim {d} is too large"))
+}
+
+/// The dims of a reshape of dims `from` (expressions, of sizes `sizes`) to sizes `to`: chunk by chunk of equal
+/// products (in row-major order), a chunk of one dim (besides 1s) on the result side is the
+/// product of the operand's chunk; a chunk that splits one symbolic dim into several gives the
+/// symbols of that dim to the result dims of their sizes; anything else stays constant (and
+/// the reshape's type rule then says whether that holds for every size).
+fn reshaped(
+    from: &[Dim],
+    sizes: &[usize],
+    to: &[usize],
+    symbols: &[(SymExpr, usize)],
+) -> Result<Shape, String> {
+    let mut dims: Vec<Dim> = to.iter().map(|&n| Dim::from(n as u64)).collect();
+    if sizes.contains(&0) {
+        return Err("a reshape of an empty tensor".into());
+    }
+    let (mut i, mut j) = (0, 0);
+    while i < from.len() || j < to.len() {
+        let (i0, j0) = (i, j);
+        let (mut pa, mut pb) = (1usize, 1usize);
+        if i < from.len() {
+            pa = sizes[i];
+            i += 1;
+        }
+        if j < to.len() {
+            pb = to[j];
+            j += 1;
+        }
+        while pa != pb {
+            if pa < pb && i < from.len() {
+                pa = pa.saturating_mul(sizes[i]);
+                i += 1;
+            } else if pb < pa && j < to.len() {
+                pb = pb.saturating_mul(to[j]);
+                j += 1;
+            } else {
+                return Err(format!("a reshape of {pa} elements into {pb}"));
+            }
+        }
+        let a: Vec<&Dim> = from[i0..i].iter().filter(|d| d.as_const() != Some(1)).collect();
+        let b: Vec<usize> = (j0..j).filter(|&k| to[k] != 1).collect();
+        if a.iter().all(|d| d.as_const().is_some()) {
+            continue;
+        }
+        match b[..] {
+            [k] => {
+                let product = a
+                    .iter()
+                    .try_fold(SymExpr::from(1), |acc, d| acc.mul(&expr(d)?).map_err(|e| e.to_string()))?;
+                dims[k] = dim(product)?;
+            }
+            ref many => {
+                // Split the chunk by the sizes of the symbols its dims are products of, then
+                // check the products agree (else the dims stay constant).
+                let factors: Vec<String> =
+                    a.iter().filter_map(|d| d.expr()).flat_map(|e| e.symbols()).collect();
+                let mut used: Vec<String> = Vec::new();
+                let mut split = dims.clone();
+                for &k in many {
+                    let hit = factors.iter().find(|s| {
+                        !used.contains(s)
+                            && symbols
+                                .iter()
+                                .any(|(e, n)| e.as_symbol().as_deref() == Some(s.as_str()) && *n == to[k])
+                    });
+                    if let Some(s) = hit {
+                        used.push(s.clone());
+                        split[k] = dim(SymExpr::symbol(s).map_err(|e| e.to_string())?)?;
+                    }
+                }
+                let whole = product(a.iter().copied());
+                if whole.is_some() && whole == product(split[j0..j].iter()) {
+                    dims = split;
+                }
+            }
+        }
+    }
+    Shape::symbolic(dims, to)
+}
+
+/// The product of `dims`, `None` on an overflow.
+fn product<'a>(dims: impl Iterator<Item = &'a Dim>) -> Option<SymExpr> {
+    let mut acc = SymExpr::from(1);
+    for d in dims {
+        acc = acc.mul(&d.expr()?).ok()?;
+    }
+    Some(acc)
+}
+
+/// The symbol whose size is `n`, if exactly one has it (and `n` is 2 or more).
+fn by_size(n: usize, symbols: &[(SymExpr, usize)]) -> Option<SymExpr> {
+    let mut hits = symbols.iter().filter(|(_, v)| *v == n && n >= 2);
+    match (hits.next(), hits.next()) {
+        (Some((e, _)), None) => Some(e.clone()),
+        _ => None,
+    }
+}
+
+/// An expand of dims `from` to sizes `to`: a kept axis keeps its dim, a broadcast one takes
+/// the one symbol of its size, if any.
+fn expanded(from: &[Dim], to: &[usize], symbols: &[(SymExpr, usize)]) -> Result<Shape, String> {
+    let mut dims = Vec::with_capacity(to.len());
+    for (d, &n) in to.iter().enumerate() {
+        let a = &from[d];
+        dims.push(if a.as_const() != Some(1) {
+            a.clone()
+        } else {
+            match by_size(n, symbols) {
+                Some(e) => dim(e)?,
+                None => Dim::from(n as u64),
+            }
+        });
+    }
+    Shape::symbolic(dims, to)
+}
+
+/// A source op's type: each dim the one symbol of its size, if any.
+fn source(ty: &TensorType, symbols: &[(SymExpr, usize)]) -> Result<TensorType, String> {
+    let sizes = ty.shape.dims();
+    let dims: Vec<Dim> = sizes
+        .iter()
+        .map(|&n| match by_size(n, symbols) {
+            Some(e) => dim(e),
+            None => Ok(Dim::from(n as u64)),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(TensorType::new(ty.dtype, Shape::symbolic(dims, sizes)?))
+}
+
+/// A slice of an operand of dims `from` (sizes `sizes`): on a symbolic axis, all of it stays
+/// all of it, and the last elements (`x[:, -1]`) stay the last ones; other bounds stay
+/// constants.
+fn sliced(
+    from: &[Dim],
+    sizes: &[usize],
+    start: &crate::ops::IDims,
+    step: &crate::ops::IDims,
+    size: &crate::ops::Dims,
+) -> Result<Op, String> {
+    let (mut starts, mut lens) = (Vec::new(), Vec::new());
+    for d in 0..from.len() {
+        let (s, n, len) = (start[d], sizes[d], size[d]);
+        let c = |v: i64| SymExpr::constant(v).map_err(|e| e.to_string());
+        let (s_expr, len_dim) = match from[d].as_const() {
+            Some(_) => (c(s as i64)?, Dim::from(len as u64)),
+            None if step[d] == 1 && s == 0 && len == n => (c(0)?, from[d].clone()),
+            None if step[d] == 1 && s >= 0 && s as usize + len == n => {
+                let back = c((n - s as usize) as i64)?;
+                (expr(&from[d])?.sub(&back).map_err(|e| e.to_string())?, Dim::from(len as u64))
+            }
+            None => (c(s as i64)?, Dim::from(len as u64)),
+        };
+        starts.push(s_expr);
+        lens.push(len_dim);
+    }
+    let symbolic = starts.iter().any(|e| !e.is_const()) || lens.iter().any(|d| d.as_const().is_none());
+    let bounds = symbolic.then(|| Arc::new(SliceBounds { start: starts, size: lens }));
+    Ok(Op::Slice { start: start.clone(), step: step.clone(), size: size.clone(), bounds })
+}
