@@ -86,6 +86,7 @@
 //! so sums may differ from the interpreter in the last bits. Max/min reductions are exact, integer
 //! reductions wrap exactly.
 
+mod dense_sum;
 mod emit;
 mod native;
 mod nest;
@@ -458,6 +459,9 @@ pub fn render(kernel: &Kernel, buffers: &[BufferDecl]) -> Result<String, Codegen
         .map_err(|e| CodegenError::Internal(format!("CLIF does not verify: {e}")))?;
     let mut text = describe(&p);
     text.push('\n');
+    if let Some(r) = dense_sum::Routine::of(&p, buffers) {
+        text.push_str(&format!("; runs as {} on this CPU\n", r.describe()));
+    }
     let names = func.params.user_named_funcs();
     for data in func.dfg.ext_funcs.values() {
         if let ExternalName::User(r) = data.name {
@@ -558,10 +562,14 @@ pub fn functions_compiled() -> usize {
 
 static FUNCTIONS_COMPILED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// Compiles `local` (`kernel` with local buffer ids, declared by `decls`) to machine code.
+/// Compiles `local` (`kernel` with local buffer ids, declared by `decls`) to machine code, or
+/// picks the hand-written routine it runs as (`dense_sum`).
 fn compile_code(kernel: &Kernel, local: &Kernel, decls: &[BufferDecl]) -> Result<shared::Code, CodegenError> {
-    FUNCTIONS_COMPILED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let p = plan::plan(local, decls)?;
+    if let Some(r) = dense_sum::Routine::of(&p, decls) {
+        return Ok(shared::Code { module: None, f: r.function() });
+    }
+    FUNCTIONS_COMPILED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let isa = host_isa()?;
     let cc = isa.default_call_conv();
     let func = build(&p, isa.frontend_config())?;
