@@ -60,6 +60,11 @@
 //! small (no vector math), then single vectors, the last of which, when partial, loads its
 //! elements from 16-byte stack copies and stores only its valid lanes.
 //!
+//! A dense `f32` or `f64` row sum (one load, walked with stride 1 along the one reduced dim,
+//! stored as it is) runs as a hand-written AVX2 routine instead where the CPU has AVX2
+//! (`dense_sum`): the same ABI and size table, the same order guarantees for `f32` sums, and
+//! 256-bit vectors, which Cranelift does not emit.
+//!
 //! # Vectorization rules
 //!
 //! A row vectorizes when every load that varies along it has stride 1 there (stride 0 means
