@@ -534,6 +534,60 @@ fn reductions_of_every_op_and_dtype_in_every_shape() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Whether `p`'s one kernel runs as a hand-written routine (`render` says so).
+fn runs_as_routine(p: &Program) -> bool {
+    let Step::Kernel(k) = &p.steps[0] else { unreachable!() };
+    render(k, &p.buffers).unwrap().contains("; runs as the AVX2 routine")
+}
+
+/// A dense `f32` or `f64` row sum (one load walked with stride 1 along the row, the sum stored
+/// as it is) runs as the CPU backend's hand-written AVX2 routine where the CPU has AVX2: over
+/// lengths around its vector (8 or 4 lanes), its step (64 or 32 elements) and its `f32`
+/// block (1024), rows read at an offset inside longer rows, and NaN and infinities, against
+/// the kernel-IR interpreter. Sums with more in their body, or of integers, do not.
+#[test]
+fn dense_row_sums_run_as_the_hand_written_routine() {
+    let avx2 = std::is_x86_feature_detected!("avx2")
+        && std::env::var("TENJIT_CPU_ROUTINES").map_or(true, |v| v.trim() != "0");
+    let lens = [
+        1usize, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 127, 1023, 1024, 1025, 1087, 2049, 4100,
+    ];
+    let mut failures = Vec::new();
+    for dtype in [DType::F32, DType::F64] {
+        for len in lens {
+            for pad in [0usize, 5] {
+                let (rows, stride) = (5, len + pad);
+                let body = vec![load(0, dtype, pad.min(3) as i64, &[stride as i64, 1])];
+                let k = reduction(
+                    &[rows, len],
+                    ReduceOp::Sum,
+                    &[1],
+                    body,
+                    vec![ins(Inst::Acc, dtype)],
+                    vec![Store { buf: 1, value: 0 }],
+                );
+                let p = program(vec![input(0, dtype, &[rows * stride]), temp(dtype, &[rows])], k, vec![1]);
+                assert_eq!(runs_as_routine(&p), avx2 && len > 1, "{dtype} rows of {len} in rows of {stride}");
+                let mut x = reduce_input(ReduceOp::Sum, dtype, &[rows * stride], len as u64).scalars();
+                // Row 1 holds a NaN, row 2 an infinity, row 3 both infinities (NaN).
+                x[stride + len / 2] = Scalar::Float(f64::NAN);
+                x[2 * stride + len - 1] = Scalar::Float(f64::INFINITY);
+                x[3 * stride] = Scalar::Float(f64::NEG_INFINITY);
+                x[3 * stride + len - 1] = Scalar::Float(f64::INFINITY);
+                let x = Buffer::from_scalars(dtype, vec![rows * stride].into(), x);
+                for d in check(&p, &[x], reduce_tol(ReduceOp::Sum, dtype)) {
+                    failures.push(format!("{dtype} rows of {len} in rows of {stride}: {d}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(runs_as_routine(&reduce_program(ReduceOp::Sum, DType::F32, &[800], &[0])), avx2);
+    assert!(!runs_as_routine(&reduce_program(ReduceOp::Sum, DType::I32, &[8, 100], &[1])));
+    assert!(!runs_as_routine(&reduce_program(ReduceOp::Max, DType::F32, &[8, 100], &[1])));
+    assert!(!runs_as_routine(&reduce_program(ReduceOp::Sum, DType::F32, &[100, 8], &[0])));
+}
+
 #[test]
 fn max_and_min_propagate_nan_and_keep_infinities() {
     for dtype in [DType::F32, DType::F64] {

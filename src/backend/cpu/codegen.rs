@@ -60,6 +60,11 @@
 //! small (no vector math), then single vectors, the last of which, when partial, loads its
 //! elements from 16-byte stack copies and stores only its valid lanes.
 //!
+//! A dense `f32` or `f64` row sum (one load, walked with stride 1 along the one reduced dim,
+//! stored as it is) runs as a hand-written AVX2 routine instead where the CPU has AVX2
+//! (`dense_sum`): the same ABI and size table, the same order guarantees for `f32` sums, and
+//! 256-bit vectors, which Cranelift does not emit.
+//!
 //! # Vectorization rules
 //!
 //! A row vectorizes when every load that varies along it has stride 1 there (stride 0 means
@@ -86,6 +91,7 @@
 //! so sums may differ from the interpreter in the last bits. Max/min reductions are exact, integer
 //! reductions wrap exactly.
 
+mod dense_sum;
 mod emit;
 mod native;
 mod nest;
@@ -458,6 +464,9 @@ pub fn render(kernel: &Kernel, buffers: &[BufferDecl]) -> Result<String, Codegen
         .map_err(|e| CodegenError::Internal(format!("CLIF does not verify: {e}")))?;
     let mut text = describe(&p);
     text.push('\n');
+    if let Some(r) = dense_sum::Routine::of(&p, buffers) {
+        text.push_str(&format!("; runs as {} on this CPU\n", r.describe()));
+    }
     let names = func.params.user_named_funcs();
     for data in func.dfg.ext_funcs.values() {
         if let ExternalName::User(r) = data.name {
@@ -558,10 +567,14 @@ pub fn functions_compiled() -> usize {
 
 static FUNCTIONS_COMPILED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// Compiles `local` (`kernel` with local buffer ids, declared by `decls`) to machine code.
+/// Compiles `local` (`kernel` with local buffer ids, declared by `decls`) to machine code, or
+/// picks the hand-written routine it runs as (`dense_sum`).
 fn compile_code(kernel: &Kernel, local: &Kernel, decls: &[BufferDecl]) -> Result<shared::Code, CodegenError> {
-    FUNCTIONS_COMPILED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let p = plan::plan(local, decls)?;
+    if let Some(r) = dense_sum::Routine::of(&p, decls) {
+        return Ok(shared::Code { module: None, f: r.function() });
+    }
+    FUNCTIONS_COMPILED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let isa = host_isa()?;
     let cc = isa.default_call_conv();
     let func = build(&p, isa.frontend_config())?;

@@ -21,7 +21,8 @@ use std::sync::{Arc, Mutex, Weak};
 use tenjit_ir::kernel::{BufId, Combine, IndexMap, Inst, InstId, Instr, Kernel};
 use tenjit_ir::DType;
 
-/// One compiled function and the JIT module that owns its memory.
+/// One compiled function and the JIT module that owns its memory (none for a hand-written
+/// routine of `dense_sum`, which is part of this library).
 pub(super) struct Code {
     pub(super) module: Option<JITModule>,
     pub(super) f: KernelFn,
