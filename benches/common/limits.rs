@@ -110,7 +110,8 @@ fn part<T>(x: &[T], t: usize, n: usize) -> &[T] {
 /// Measures the read sweep and the copy of `x` (`W2.limit_*` lines) and returns the read
 /// bandwidth of the fastest run in GB/s, the reference the W2 lines are compared with.
 pub fn measure(b: &mut Bench, x: &[f32]) -> Option<f64> {
-    let x = &huge_copy(x);
+    let copy = huge_copy(x);
+    let x: &[f32] = &copy;
     let bytes = std::mem::size_of_val(x) as f64;
     let reps = 15;
     let read128 = time_parallel(b, "W2.limit_read_128bit", reps, bytes, &|t, n| {
