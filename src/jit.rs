@@ -192,7 +192,7 @@ where
                 draws.push(graph.ty(n).shape.numel());
             }
         }
-        let bindings = traced
+        let bindings: Vec<Binding> = traced
             .leaves
             .iter()
             .map(|leaf| match placeholders.iter().position(|p| p.same_node(leaf)) {
@@ -200,10 +200,19 @@ where
                 None => Ok(Binding::Captured(leaf.buffer()?)),
             })
             .collect::<Result<_>>()?;
+        // The dims of the arguments marked dynamic, at the graph inputs they are.
+        let marks: Vec<(usize, usize)> = bindings
+            .iter()
+            .enumerate()
+            .flat_map(|(input, b)| match b {
+                Binding::Arg(i) => args[*i].dynamic_dims().into_iter().map(|d| (input, d)).collect(),
+                Binding::Captured(_) => Vec::new(),
+            })
+            .collect();
         let exe = match crate::compile::target(Device::Cpu) {
             Target::Interp => None,
             Target::Device(Device::Cpu) => {
-                Some(crate::compile::executable(Device::Cpu, &graph, start.elapsed())?)
+                Some(crate::compile::executable_marked(Device::Cpu, &graph, start.elapsed(), &marks)?)
             }
             Target::Device(Device::Cuda(_)) => {
                 return Err(Error::Device {

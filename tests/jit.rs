@@ -199,3 +199,26 @@ fn random_ops_draw_fresh_numbers_on_every_call() {
     assert_eq!(run(11), calls, "the same seed, the same calls");
     assert_ne!(run(12), calls);
 }
+
+#[test]
+fn an_argument_marked_dynamic_is_compiled_for_every_size_at_its_first_call() {
+    let _turn = lock();
+    let f = tenjit::jit(|p: &[Tensor]| vec![(&p[0] * 3.0).tanh().sum_dim(1, false)]);
+    let x = |n: usize| Tensor::from_vec((0..2 * n).map(|i| i as f32 * 0.01).collect::<Vec<f32>>(), [2, n]);
+    let first = x(5);
+    first.mark_dynamic(1);
+    let (compiles, instances) = (tenjit::compile_count(), tenjit::instance_count());
+    f.call(&[&first]);
+    assert_eq!(tenjit::compile_count(), compiles + 1);
+    let last = tenjit::compile_reports().last().cloned().unwrap();
+    assert_eq!(last.origin, tenjit::ProgramOrigin::Symbolic, "{last}");
+    // Other lengths (unmarked tensors now: the signature exists) are instances.
+    for n in [3, 9, 17] {
+        let a = x(n);
+        let want: Vec<f32> =
+            (0..2).map(|r| (0..n).map(|c| ((r * n + c) as f32 * 0.03).tanh()).sum()).collect();
+        assert!(close(&f.call(&[&a])[0].to_vec::<f32>(), &want, 1e-5), "length {n}");
+    }
+    assert_eq!(tenjit::compile_count(), compiles + 1);
+    assert_eq!(tenjit::instance_count(), instances + 3);
+}
