@@ -303,7 +303,7 @@ fn dump(index: usize, stages: &Stages, report: &CompileReport) {
 pub(crate) fn executable_lazy(
     device: Device,
     key: u128,
-    graph: impl FnOnce() -> (Graph, Vec<(usize, usize)>),
+    graph: impl FnOnce() -> (Graph, Vec<tenjit_ir::graph::Mark>),
     start: Instant,
 ) -> Result<Arc<dyn Executable>> {
     if let Some(exe) = cache::get(device, Key::Lazy(key)) {
@@ -321,13 +321,13 @@ pub(crate) fn executable(device: Device, graph: &Graph, trace_time: Duration) ->
     executable_marked(device, graph, trace_time, &[])
 }
 
-/// [`executable`] of a graph whose input dims `marks` (input, dim) are marked dynamic: the
+/// [`executable`] of a graph whose input dims `marks` are marked dynamic: the
 /// first graph of a structure with marks is compiled for every size of those dims.
 pub(crate) fn executable_marked(
     device: Device,
     graph: &Graph,
     trace_time: Duration,
-    marks: &[(usize, usize)],
+    marks: &[tenjit_ir::graph::Mark],
 ) -> Result<Arc<dyn Executable>> {
     let fingerprint = graph.fingerprint();
     if let Some(exe) = cache::get(device, Key::Graph(fingerprint)) {
@@ -343,7 +343,7 @@ fn compiled(
     graph: &Graph,
     fingerprint: u128,
     trace_time: Duration,
-    marks: &[(usize, usize)],
+    marks: &[tenjit_ir::graph::Mark],
 ) -> Result<Arc<dyn Executable>> {
     let _one_at_a_time = COMPILING.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(exe) = cache::get(device, Key::Graph(fingerprint)) {

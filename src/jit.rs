@@ -40,6 +40,7 @@ use crate::runtime::{Executable, Value};
 use crate::tensor::Tensor;
 use std::panic::Location;
 use std::sync::{Arc, Mutex};
+use tenjit_ir::graph::Mark;
 use tenjit_ir::{Buffer, DType, Graph, Op, Scalar, Shape, TensorType};
 
 /// A function traced once per argument signature and compiled (see the [module](self) docs).
@@ -201,11 +202,11 @@ where
             })
             .collect::<Result<_>>()?;
         // The dims of the arguments marked dynamic, at the graph inputs they are.
-        let marks: Vec<(usize, usize)> = bindings
+        let marks: Vec<Mark> = bindings
             .iter()
             .enumerate()
             .flat_map(|(input, b)| match b {
-                Binding::Arg(i) => args[*i].dynamic_dims().into_iter().map(|d| (input, d)).collect(),
+                Binding::Arg(i) => args[*i].marks().into_iter().map(|m| Mark { input, ..m }).collect(),
                 Binding::Captured(_) => Vec::new(),
             })
             .collect();

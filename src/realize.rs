@@ -28,6 +28,7 @@ use smallvec::SmallVec;
 use std::cell::RefCell;
 use std::panic::Location;
 use std::sync::{Arc, Weak};
+use tenjit_ir::graph::Mark;
 use tenjit_ir::passes::simplify::is_structural;
 use tenjit_ir::{Buffer, Graph, NodeId, Op, Scalar, Shape, TensorType};
 
@@ -342,14 +343,14 @@ impl Flat {
     }
 
     /// The dims marked dynamic ([`Tensor::mark_dynamic`]) of the inputs of [`Flat::graph`]
-    /// with `lift`: (input, dim) pairs.
-    fn marks(&self, lift: bool) -> Vec<(usize, usize)> {
+    /// with `lift`.
+    fn marks(&self, lift: bool) -> Vec<Mark> {
         let (mut index, mut marks) = (0, Vec::new());
         for e in &self.entries {
             if lift && lifted(e).is_some() {
                 index += 1;
             } else if e.op.is_none() {
-                marks.extend(e.tensor.dynamic_dims().into_iter().map(|d| (index, d)));
+                marks.extend(e.tensor.marks().into_iter().map(|m| Mark { input: index, ..m }));
                 index += 1;
             }
         }

@@ -76,6 +76,7 @@ fn new_batch_sizes_are_explained_as_symbolic_sizes() {
 
     generation_is_one_symbolic_signature();
     marked_generation_compiles_twice();
+    a_named_bounded_mark_proves_a_slice_of_positions();
 }
 
 /// Generation with the context's length marked dynamic (`x.mark_dynamic(1)`, as
@@ -180,4 +181,77 @@ fn generation_is_one_symbolic_signature() {
             assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "length {}: {a:?} vs {b:?}", t + 1);
         }
     }
+}
+
+/// `x + pos[:t]` over a table of 64 positions, as a GPT adds position embeddings: with the
+/// rows marked `T` in `1..=64` the slice is proven inside the table for every length, so one
+/// compilation serves lengths 2..=64. Marked without a bound, the slice bounds the symbol
+/// (`d0 <= 64`, a range guard), with the same effect; marked with a bound the table does not
+/// hold, the marks are refused and the report says why. A mark whose range excludes the
+/// size is an error.
+fn a_named_bounded_mark_proves_a_slice_of_positions() {
+    let pos = Tensor::from_vec((0..64 * 8).map(|i| (i % 7) as f32 * 0.05).collect::<Vec<f32>>(), [64, 8]);
+    // `op` picks the structure (so the three cases do not share one).
+    let run = |t: usize, mark: Option<std::ops::RangeInclusive<usize>>, op: &dyn Fn(&Tensor) -> Tensor| {
+        let values: Vec<f32> = (0..t * 8).map(|i| (i % 13) as f32 * 0.1).collect();
+        let x = Tensor::from_vec(values, [t, 8]);
+        match mark {
+            Some(range) => x.mark_dynamic_as(0, "T", range),
+            None => x.mark_dynamic(0),
+        };
+        op(&(&x + pos.i(s![..t as isize]))).to_vec::<f32>()
+    };
+    let tanh = |y: &Tensor| y.tanh();
+    let (before, instances) = (tenjit::compile_count(), tenjit::instance_count());
+    // (Length 64 slices the whole table: no slice, another structure.)
+    for t in [5, 9, 33, 63, 2, 17] {
+        run(t, Some(1..=64), &tanh);
+    }
+    assert_eq!(tenjit::compile_count() - before, 1, "lengths 5, 9, 33, 63, 2, 17 marked T in 1..=64");
+    assert_eq!(tenjit::instance_count() - instances, 5);
+    let reports = tenjit::compile_reports();
+    let first = &reports[reports.len() - 6];
+    let MissReason::NewSizes(Dynamic::Marked { introduced, signature }) = &first.miss else {
+        panic!("{first}")
+    };
+    assert_eq!(introduced, &["dim 0 of input 0 (marked dynamic) became symbolic T (size 5)"]);
+    assert!(signature.ends_with("where T:2..=64 = 5"), "{signature}");
+    // An instance computes what the interpreter computes.
+    let compiled = run(23, Some(1..=64), &tanh);
+    assert_eq!(tenjit::instance_count() - instances, 6);
+    tenjit::set_backend(tenjit::Backend::Interp);
+    let want = run(23, Some(1..=64), &tanh);
+    tenjit::set_backend(tenjit::Backend::Cpu);
+    assert_eq!(compiled.len(), 23 * 8);
+    for (a, b) in compiled.iter().zip(&want) {
+        assert!((a - b).abs() <= 1e-6, "{a} vs {b}");
+    }
+
+    // Marked without a bound: the slice bounds the symbol.
+    let exp = |y: &Tensor| y.exp();
+    let before = tenjit::compile_count();
+    for t in [6, 40, 63] {
+        run(t, None, &exp);
+    }
+    assert_eq!(tenjit::compile_count() - before, 1);
+    let report = &tenjit::compile_reports()[tenjit::compile_reports().len() - 3];
+    assert!(report.to_string().contains("where d0:2..=64 = 6"), "{report}");
+
+    // Marked with a bound beyond the table: refused, naming the op that fixes the size.
+    let sin = |y: &Tensor| y.sin();
+    let before = tenjit::compile_count();
+    run(6, Some(1..=100), &sin);
+    run(7, Some(1..=100), &sin);
+    assert_eq!(tenjit::compile_count() - before, 2);
+    let report = &tenjit::compile_reports()[tenjit::compile_reports().len() - 2];
+    let MissReason::NewSizes(Dynamic::MarksRefused { why }) = &report.miss else { panic!("{report}") };
+    assert!(why.contains("which fixes a marked size") && why.contains("(slice)"), "{why}");
+    assert!(report.to_string().contains("its dims marked dynamic stay concrete"), "{report}");
+
+    // A size outside the range it is marked with is an error naming both.
+    let x = Tensor::rand([70, 8]);
+    let err = x.try_mark_dynamic_as(0, "T", 1..=64).unwrap_err().to_string();
+    assert!(err.contains("dim 0 has size 70, outside the range T:1..=64"), "{err}");
+    let err = x.try_mark_dynamic_as(0, "2T", 1..).unwrap_err().to_string();
+    assert!(err.contains("mark_dynamic_as"), "{err}");
 }

@@ -21,7 +21,7 @@ mod mark;
 mod symbolic;
 
 pub use generalize::{generalize, Generalized, Introduced, NotGeneral};
-pub use mark::generalize_marked;
+pub use mark::{generalize_marked, Mark};
 pub use symbolic::BindError;
 
 /// A node of a [`Graph`]. Its `Display` is `%index`; printing a whole graph renumbers densely.

@@ -228,6 +228,17 @@ impl Symbols {
         self.table.get(name)
     }
 
+    /// Lowers the greatest value of the symbol `name` to `hi` (no change if it is at most
+    /// `hi` already); an unknown name or a range left empty is an error.
+    pub fn narrow(&mut self, name: &str, hi: u64) -> Result<(), SymError> {
+        let symbol = self.table.get_mut(name).ok_or_else(|| SymError::Unknown(name.to_string()))?;
+        if hi < symbol.lo {
+            return Err(SymError::EmptyRange { name: name.to_string(), lo: symbol.lo, hi });
+        }
+        symbol.hi = Some(symbol.hi.map_or(hi, |h| h.min(hi)));
+        Ok(())
+    }
+
     /// The symbols in name order.
     pub fn iter(&self) -> impl Iterator<Item = &Symbol> {
         self.table.values()

@@ -1,7 +1,7 @@
 //! Automatic dynamic shapes at the graph level: two concrete graphs of one structure give the
 //! symbolic graph both are instances of; later graphs are checked as instances of it.
 
-use tenjit_ir::graph::generalize;
+use tenjit_ir::graph::{generalize, generalize_marked, Mark};
 use tenjit_ir::text::{parse, print};
 use tenjit_ir::{interp, Buffer, DType, Graph, Shape};
 
@@ -212,7 +212,7 @@ fn context(t: usize) -> Graph {
 #[test]
 fn a_dim_marked_dynamic_is_symbolic_from_the_first_graph() {
     let g = context(5);
-    let gen = tenjit_ir::graph::generalize_marked(&g, &[(0, 0)]).unwrap_or_else(|e| panic!("{e}"));
+    let gen = generalize_marked(&g, &[Mark::new(0, 0)]).unwrap_or_else(|e| panic!("{e}"));
     let text = print(&gen.graph);
     assert!(text.contains("where d0:2.. = 5"), "{text}");
     assert!(text.contains("shape=[4*d0,4]"), "{text}");
@@ -229,6 +229,112 @@ fn a_dim_marked_dynamic_is_symbolic_from_the_first_graph() {
         assert_eq!(gen.graph.bind(&values).unwrap().fingerprint(), context(t).fingerprint());
     }
     // A mark on a dim of size 1, or none, makes nothing symbolic.
-    assert!(tenjit_ir::graph::generalize_marked(&context(1), &[(0, 0)]).is_err());
-    assert!(tenjit_ir::graph::generalize_marked(&g, &[]).is_err());
+    assert!(generalize_marked(&context(1), &[Mark::new(0, 0)]).is_err());
+    assert!(generalize_marked(&g, &[]).is_err());
+}
+
+/// Positions `pos[:t]` of a table of 64, added to `t` token rows, and a second input of `t`
+/// rows added too.
+fn positions(t: usize) -> Graph {
+    let text = format!(
+        "graph @pos(%x: f32[{t},8], %y: f32[{t},8], %pos: f32[64,8]) {{
+  %0 = slice %pos, start=[0,0], step=[1,1], size=[{t},8] : f32[{t},8]
+  %1 = add %x, %0 : f32[{t},8]
+  %2 = add %1, %y : f32[{t},8]
+  return %2
+}}
+"
+    );
+    parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+fn named(input: usize, dim: usize, name: &str, lo: u64, hi: Option<u64>) -> Mark {
+    Mark { input, dim, name: Some(name.into()), lo, hi }
+}
+
+#[test]
+fn marks_of_one_name_are_one_symbol_and_a_bound_proves_a_slice_in_range() {
+    let g = positions(5);
+    let marks = [named(0, 0, "T", 1, Some(64)), named(1, 0, "T", 1, Some(64))];
+    let gen = generalize_marked(&g, &marks).unwrap_or_else(|e| panic!("{e}"));
+    let text = print(&gen.graph);
+    // One symbol, its range from the marks (sizes 1 and 0 stay special), no guard: the adds
+    // are of equal dims, and `pos[:T]` stays inside the table for every T up to 64.
+    assert!(text.contains("where T:2..=64 = 5"), "{text}");
+    assert!(text.contains("size=[T,8]"), "{text}");
+    assert!(gen.graph.guards().is_empty(), "{text}");
+    assert_eq!(gen.introduced.len(), 1, "{:?}", gen.introduced);
+    assert_eq!(gen.introduced[0].to_string(), "dim 0 of input 0 (marked dynamic) became symbolic T (size 5)");
+    for t in [2, 17, 64] {
+        let values = gen.graph.instance_bindings(&positions(t)).unwrap_or_else(|e| panic!("{t}: {e}"));
+        assert_eq!(values["T"], t as u64);
+        assert_eq!(gen.graph.bind(&values).unwrap().fingerprint(), positions(t).fingerprint());
+    }
+    // Beyond the bound, a graph is not an instance (its slice would leave the table).
+    let err = gen.graph.bind(&[("T".to_string(), 65u64)].into_iter().collect()).unwrap_err();
+    assert!(err.to_string().contains("65"), "{err}");
+
+    // Unnamed marks are two symbols: the add of the two inputs holds only under a guard.
+    let two =
+        generalize_marked(&pair(5), &[Mark::new(0, 0), Mark::new(1, 0)]).unwrap_or_else(|e| panic!("{e}"));
+    let text = print(&two.graph);
+    assert_eq!(two.graph.guards().len(), 1, "{text}");
+    assert!(text.contains("guard d0 == d1"), "{text}");
+    // Marked without a bound, the slice of the table bounds T (torch's range guard): lengths
+    // up to 64 are instances, 65 is not.
+    let gen = generalize_marked(&g, &[named(0, 0, "T", 2, None), named(1, 0, "T", 2, None)]).unwrap();
+    assert!(print(&gen.graph).contains("where T:2..=64 = 5"), "{}", print(&gen.graph));
+    // With a bound the table does not hold, the slice's length stays 5, so the add holds only
+    // where T is 5: the marks are refused, saying why.
+    let err =
+        generalize_marked(&g, &[named(0, 0, "T", 2, Some(100)), named(1, 0, "T", 2, Some(100))]).unwrap_err();
+    let why = err.to_string();
+    assert!(why.contains("(add) holds only where T == 5, which fixes a marked size"), "{why}");
+    assert!(why.contains("(slice) as long as a marked dim"), "{why}");
+}
+
+#[test]
+fn a_slice_of_a_table_by_a_growing_length_bounds_the_length() {
+    // Automatic dynamic shapes: lengths 5 and 9 give `pos[:d0]`, which reads past the table
+    // for d0 above 64, so d0 is bounded by 64.
+    let gen = generalize(&positions(5), &positions(9), &no_names).unwrap_or_else(|e| panic!("{e}"));
+    let text = print(&gen.graph);
+    assert!(text.contains("where d0:2..=64 = 9"), "{text}");
+    assert!(gen.graph.guards().is_empty(), "{text}");
+    assert_eq!(gen.graph.instance_bindings(&positions(64)).unwrap()["d0"], 64);
+    // A slice with a step: rows 0, 2, 4, ... of the table, d0 of them, fit for d0 <= 32.
+    let strided = |t: usize| {
+        let text = format!(
+            "graph @pos(%x: f32[{t},8], %pos: f32[64,8]) {{\n  %0 = slice %pos, start=[0,0], step=[2,1], size=[{t},8] : f32[{t},8]\n  %1 = add %x, %0 : f32[{t},8]\n  return %1\n}}\n"
+        );
+        parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+    };
+    let gen = generalize(&strided(3), &strided(4), &no_names).unwrap_or_else(|e| panic!("{e}"));
+    assert!(print(&gen.graph).contains("where d0:2..=32 = 4"), "{}", print(&gen.graph));
+    assert!(gen.graph.instance_bindings(&strided(32)).is_ok());
+}
+
+/// Two inputs of `t` rows added.
+fn pair(t: usize) -> Graph {
+    let text = format!(
+        "graph @pair(%x: f32[{t},8], %y: f32[{t},8]) {{\n  %0 = add %x, %y : f32[{t},8]\n  return %0\n}}\n"
+    );
+    parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+#[test]
+fn marks_that_contradict_are_errors_naming_the_dim() {
+    let g = positions(5);
+    // A size outside the mark's range.
+    let err = generalize_marked(&g, &[named(0, 0, "T", 2, Some(4))]).unwrap_err();
+    assert!(err.to_string().contains("dim 0 of input 0: size 5 is outside the range T:2..=4"), "{err}");
+    // One name, two ranges.
+    let err = generalize_marked(&g, &[named(0, 0, "T", 2, Some(64)), named(1, 0, "T", 2, None)]).unwrap_err();
+    assert!(err.to_string().contains("dim 0 of input 1: marked dynamic as T:2.. at size 5"), "{err}");
+    // A name that is no identifier.
+    let err = generalize_marked(&g, &[named(0, 0, "2T", 2, None)]).unwrap_err();
+    assert!(err.to_string().contains("dim 0 of input 0"), "{err}");
+    // An unnamed mark does not take a name another mark gives.
+    let gen = generalize_marked(&pair(5), &[named(0, 0, "d0", 2, Some(64)), Mark::new(1, 0)]).unwrap();
+    assert!(print(&gen.graph).contains("d0:2..=64 = 5, d1:2.. = 5"), "{}", print(&gen.graph));
 }

@@ -48,6 +48,13 @@ pub enum Dynamic {
         /// The signature's first line.
         signature: String,
     },
+    /// The first graph of its structure, with input dims marked dynamic that could not become
+    /// symbolic: why (marks of one name at two sizes, a size outside its mark's range, an op
+    /// that holds for no symbolic size).
+    MarksRefused {
+        /// What went wrong, and where.
+        why: String,
+    },
     /// Not an instance of the signature, and no symbolic graph covers both: why.
     NotSymbolic {
         /// What differs.
@@ -57,12 +64,21 @@ pub enum Dynamic {
 
 impl fmt::Display for Dynamic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Dynamic::Marked { introduced, signature } = self {
-            return write!(
-                f,
-                "first graph of its structure: {}; symbolic signature `{signature}`",
-                introduced.join(", ")
-            );
+        match self {
+            Dynamic::Marked { introduced, signature } => {
+                return write!(
+                    f,
+                    "first graph of its structure: {}; symbolic signature `{signature}`",
+                    introduced.join(", ")
+                )
+            }
+            Dynamic::MarksRefused { why } => {
+                return write!(
+                    f,
+                    "first graph of its structure: its dims marked dynamic stay concrete: {why}"
+                )
+            }
+            Dynamic::BecameSymbolic { .. } | Dynamic::Instance { .. } | Dynamic::NotSymbolic { .. } => {}
         }
         f.write_str("same structure, new sizes: ")?;
         match self {
@@ -76,7 +92,7 @@ impl fmt::Display for Dynamic {
                 write!(f, "an instance of its symbolic signature at {bindings}")
             }
             Dynamic::NotSymbolic { why } => write!(f, "not symbolic: {why}"),
-            Dynamic::Marked { .. } => Ok(()),
+            Dynamic::Marked { .. } | Dynamic::MarksRefused { .. } => Ok(()),
         }
     }
 }
@@ -115,13 +131,13 @@ static TABLE: Mutex<Option<Table>> = Mutex::new(None);
 /// of its structure compiled before (`None`: the structure is new), with its symbolic signature
 /// when it is an instance of one.
 ///
-/// A new structure whose input dims `marks` (input, dim) are marked dynamic is made symbolic at
+/// A new structure whose input dims `marks` are marked dynamic is made symbolic at
 /// once ([`tenjit_ir::graph::generalize_marked`]); where that fails, it is a new structure as
 /// any other.
 pub(crate) fn observe(
     device: Device,
     graph: &Graph,
-    marks: &[(usize, usize)],
+    marks: &[tenjit_ir::graph::Mark],
 ) -> Option<(Dynamic, Option<Signature>)> {
     let key = (device, graph.structure_fingerprint());
     let mut guard = TABLE.lock().unwrap_or_else(|p| p.into_inner());
@@ -129,14 +145,17 @@ pub(crate) fn observe(
     table.tick += 1;
     let used = table.tick;
     let Some(entry) = table.entries.get_mut(&key) else {
-        let marked =
-            (!marks.is_empty()).then(|| tenjit_ir::graph::generalize_marked(graph, marks).ok()).flatten();
-        let symbolic = marked.as_ref().map(|gen| Arc::new(gen.graph.clone()));
+        let marked = (!marks.is_empty()).then(|| tenjit_ir::graph::generalize_marked(graph, marks));
+        let symbolic = marked.as_ref().and_then(|m| m.as_ref().ok()).map(|gen| Arc::new(gen.graph.clone()));
         table
             .entries
             .insert(key, Entry { last: Last::Graph(graph.clone()), symbolic: symbolic.clone(), used });
         evict(table);
-        let (gen, sym) = (marked?, symbolic?);
+        let gen = match marked? {
+            Ok(gen) => gen,
+            Err(why) => return Some((Dynamic::MarksRefused { why: why.to_string() }, None)),
+        };
+        let sym = symbolic?;
         let signature = Signature { values: sym.hints().clone(), graph: sym };
         let dynamic = Dynamic::Marked {
             introduced: gen.introduced.iter().map(|i| i.to_string()).collect(),

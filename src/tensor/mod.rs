@@ -108,8 +108,8 @@ pub(crate) struct Node {
     /// ([`Tensor::to`]): that tensor, which the move's gradient goes back to (see
     /// [`crate::autograd`]).
     pub(crate) moved_from: Option<Tensor>,
-    /// The dims marked dynamic ([`Tensor::mark_dynamic`]), one bit per dim.
-    pub(crate) dynamic: std::sync::atomic::AtomicU64,
+    /// The dims marked dynamic ([`Tensor::mark_dynamic`]).
+    pub(crate) dynamic: Mutex<Vec<tenjit_ir::graph::Mark>>,
 }
 
 impl Drop for Node {

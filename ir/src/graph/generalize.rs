@@ -127,6 +127,7 @@ pub fn generalize(
         let at = format!("{y} ({})", b.op(y).name());
         let op = fit.op(a.op(x), b.op(y), &mut out, &at).map_err(|why| not(format!("{at}: {why}")))?;
         let args: Vec<NodeId> = b.args(y).iter().map(|n| map[n]).collect();
+        bound_for_slice(&mut out, &op, &args);
         let id = out.add_at(op, &args, b.loc(y).map(str::to_string)).map_err(|e| not(format!("{y}: {e}")))?;
         map.insert(y, id);
     }
@@ -145,6 +146,39 @@ pub fn generalize(
         }
     }
     Ok(Generalized { graph: out, introduced: fit.introduced })
+}
+
+/// Where `op`, a slice of symbolic length on operands `args` of `out`, would read past a
+/// constant axis for large sizes of its length's symbol (`pos[:T]` of a table of 64
+/// positions), bounds that symbol so it does not (`T <= 64`, torch's range guard): a size above
+/// the bound is then no instance, and compiles apart. Returns the symbols bounded. A slice that
+/// types already, whose length is not a bare symbol, or whose symbol has a bound already (a
+/// mark's range, [`super::Mark`]), is left alone.
+pub(super) fn bound_for_slice(out: &mut Graph, op: &Op, args: &[NodeId]) -> Vec<String> {
+    let mut bounded = Vec::new();
+    let Op::Slice { step, bounds: Some(b), .. } = op else { return bounded };
+    if args.len() != 1 || out.infer(op, args).is_ok() {
+        return bounded;
+    }
+    let dims = out.ty(args[0]).shape.sym_dims();
+    for (d, n) in dims.iter().enumerate() {
+        let (Some(n), Some(start)) = (n.as_const(), b.start[d].as_const()) else { continue };
+        let Some(symbol) = b.size[d].expr().and_then(|e| e.as_symbol()) else { continue };
+        // A bound someone gave (a mark's range) is kept: the slice is then refused.
+        if out.symbols().get(&symbol).is_none_or(|s| s.hi.is_some()) {
+            continue;
+        }
+        // Indices start, start + step, ..., start + (T - 1) * step stay below n.
+        let (step, start) = (step[d], start);
+        if step < 1 || start < 0 || start as u64 >= n {
+            continue;
+        }
+        let hi = (n - 1 - start as u64) / step as u64 + 1;
+        if out.narrow_symbol(&symbol, hi).is_ok() {
+            bounded.push(symbol);
+        }
+    }
+    bounded
 }
 
 impl Graph {

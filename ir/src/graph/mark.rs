@@ -12,6 +12,13 @@
 //! sample; the result is checked to bind back to the graph at its sizes, and every later graph
 //! of the structure is checked as an instance before it shares the program, so a wrong guess
 //! costs a compilation, never a wrong result.
+//!
+//! A [`Mark`] may name its symbol and bound it (torch's `mark_dynamic(t, d, min=, max=)`,
+//! tinygrad's `Variable("T", 1, 64)`): marks of one name are one symbol, so two inputs whose
+//! marked dims share a name are known equal (an add of the two needs no guard), and a bound
+//! lets the type rules prove what holds only up to it (a slice `pos[:T]` of a table of 64
+//! positions, with `T` at most 64). A size outside a mark's range is not an instance: it is
+//! compiled apart, as sizes 0 and 1 are.
 
 use super::generalize::{departure, Generalized, Introduced, NotGeneral};
 use super::Graph;
@@ -25,43 +32,87 @@ fn not(reason: String) -> NotGeneral {
     NotGeneral { reason }
 }
 
+/// An input dim marked dynamic: which one, and the symbol it becomes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Mark {
+    /// The graph input.
+    pub input: usize,
+    /// Its dim.
+    pub dim: usize,
+    /// The symbol's name; `None`: `d0`, `d1`, ... in order (names not otherwise taken).
+    pub name: Option<String>,
+    /// The least size the symbol stands for; below 2 counts as 2 (sizes 0 and 1 stay
+    /// special).
+    pub lo: u64,
+    /// The greatest, or `None` for no bound.
+    pub hi: Option<u64>,
+}
+
+impl Mark {
+    /// Dim `dim` of input `input`, as a symbol of sizes 2 and more named in order.
+    pub fn new(input: usize, dim: usize) -> Mark {
+        Mark { input, dim, name: None, lo: 2, hi: None }
+    }
+
+    /// The range as the text IR prints it (`2..=64`, `2..`).
+    fn range(&self) -> String {
+        match self.hi {
+            Some(hi) => format!("{}..={hi}", self.lo.max(2)),
+            None => format!("{}..", self.lo.max(2)),
+        }
+    }
+}
+
 /// The symbolic graph of `g` whose input dims `marks` (input, dim) are symbols, its hints the
 /// sizes of `g` (see the module documentation). Marked dims of size 0 or 1 stay constants.
-pub fn generalize_marked(g: &Graph, marks: &[(usize, usize)]) -> Result<Generalized, NotGeneral> {
-    let guessed = build(g, marks, true)?;
-    if guessed.graph.guards().is_empty() {
-        return Ok(guessed);
+///
+/// A graph that holds only where a marked size is one constant (a guard `T == 6`: the rows of
+/// a marked input added to a slice of 6 rows of a table, which a bound on the mark would have
+/// let grow with `T`) is refused, naming the op and any guess that failed on the way.
+pub fn generalize_marked(g: &Graph, marks: &[Mark]) -> Result<Generalized, NotGeneral> {
+    let guessed = build(g, marks, true);
+    if let Ok(gen) = &guessed {
+        if gen.graph.guards().is_empty() {
+            return guessed;
+        }
     }
     // A guess by size that needs a guard (an axis broadcast to the size of a head count, which
     // happens to be the size of a symbol): without such guesses, if that needs none.
     match build(g, marks, false) {
         Ok(plain) if plain.graph.guards().is_empty() => Ok(plain),
-        _ => Ok(guessed),
+        _ => guessed,
     }
 }
 
 /// [`generalize_marked`], guessing the dims of expands and source ops by their sizes when
 /// `by_size`.
-fn build(g: &Graph, marks: &[(usize, usize)], by_size: bool) -> Result<Generalized, NotGeneral> {
+fn build(g: &Graph, marks: &[Mark], by_size: bool) -> Result<Generalized, NotGeneral> {
     let none: [(SymExpr, usize); 0] = [];
     let mut out = Graph::new(g.name());
     let mut symbols: Vec<(SymExpr, usize)> = Vec::new();
     let mut introduced = Vec::new();
     let mut input_dims: Vec<Vec<Dim>> = Vec::new();
+    let mut unnamed = 0;
     for (i, (_, id)) in g.inputs().iter().enumerate() {
         let mut dims = Vec::new();
         for (d, &n) in g.ty(*id).shape.dims().iter().enumerate() {
-            if !marks.contains(&(i, d)) || n < 2 {
+            let Some(mark) = marks.iter().find(|m| (m.input, m.dim) == (i, d)).filter(|_| n >= 2) else {
                 dims.push(Dim::from(n as u64));
                 continue;
-            }
-            let name = format!("d{}", symbols.len());
-            let symbol = Symbol::new(&name, 2, None).map_err(|e| not(e.to_string()))?;
-            out.declare_symbol(symbol, n as u64).map_err(|e| not(e.to_string()))?;
-            let expr = SymExpr::symbol(&name).map_err(|e| not(e.to_string()))?;
-            introduced.push(Introduced { name, at: format!("dim {d} of input {i}"), sizes: (n, n) });
-            dims.push(Dim::from_expr(expr.clone()).map_err(|e| not(e.to_string()))?);
-            symbols.push((expr, n));
+            };
+            let at = format!("dim {d} of input {i}");
+            let expr = match symbol_of(&mut out, marks, mark, n, &mut unnamed)
+                .map_err(|e| not(format!("{at}: {e}")))?
+            {
+                Symbolized::New(name) => {
+                    introduced.push(Introduced { name: name.clone(), at, sizes: (n, n) });
+                    let expr = SymExpr::symbol(&name).map_err(|e| not(e.to_string()))?;
+                    symbols.push((expr.clone(), n));
+                    expr
+                }
+                Symbolized::Known(expr) => expr,
+            };
+            dims.push(Dim::from_expr(expr).map_err(|e| not(e.to_string()))?);
         }
         input_dims.push(dims);
     }
@@ -70,6 +121,8 @@ fn build(g: &Graph, marks: &[(usize, usize)], by_size: bool) -> Result<Generaliz
     }
     let order = g.rebuild_order().ok_or_else(|| not("the graph has a cycle".into()))?;
     let mut map = HashMap::new();
+    // Guesses that did not type, for the message if a marked size ends up fixed.
+    let mut failed: Vec<String> = Vec::new();
     for y in order {
         let ty = g.ty(y);
         if let Op::Input { index, .. } = g.op(y) {
@@ -90,7 +143,20 @@ fn build(g: &Graph, marks: &[(usize, usize)], by_size: bool) -> Result<Generaliz
                 Op::Expand { shape: expanded(&operand(0), shape.dims(), guesses).map_err(not)? }
             }
             Op::Slice { start, step, size, bounds: None } => {
-                sliced(&operand(0), out.ty(args[0]).shape.dims(), start, step, size).map_err(not)?
+                let (from, sizes) = (operand(0), out.ty(args[0]).shape.dims().to_vec());
+                let op = sliced(&from, &sizes, start, step, size, guesses).map_err(not)?;
+                // A length guessed to be a symbol may need a bound the symbol lacks: an
+                // unbounded one gets it, a mark's own range is kept.
+                if !guesses.is_empty() {
+                    super::generalize::bound_for_slice(&mut out, &op, &args);
+                }
+                match out.infer(&op, &args) {
+                    Err(e) if !guesses.is_empty() => {
+                        failed.push(format!("{at} as long as a marked dim: {e}"));
+                        sliced(&from, &sizes, start, step, size, &none).map_err(not)?
+                    }
+                    Ok(_) | Err(_) => op,
+                }
             }
             Op::Const { value, ty } => Op::Const { value: *value, ty: source(ty, guesses).map_err(not)? },
             Op::Iota { ty, axis } => Op::Iota { ty: source(ty, guesses).map_err(not)?, axis: *axis },
@@ -99,6 +165,13 @@ fn build(g: &Graph, marks: &[(usize, usize)], by_size: bool) -> Result<Generaliz
         };
         let id =
             out.add_at(op, &args, g.loc(y).map(str::to_string)).map_err(|e| not(format!("{at}: {e}")))?;
+        if let Some(pin) = out.guards().iter().find(|g| g.lhs.is_const() || g.rhs.is_const()) {
+            let mut why = format!("{at} holds only where {pin}, which fixes a marked size");
+            if !failed.is_empty() {
+                why.push_str(&format!(" (guessed before: {})", failed.join("; ")));
+            }
+            return Err(not(why));
+        }
         map.insert(y, id);
     }
     out.set_outputs(g.outputs().iter().map(|o| map[o]).collect());
@@ -110,6 +183,54 @@ fn build(g: &Graph, marks: &[(usize, usize)], by_size: bool) -> Result<Generaliz
         )));
     }
     Ok(Generalized { graph: out, introduced })
+}
+
+/// What a marked dim of size `n` became.
+enum Symbolized {
+    /// A symbol declared now, with this name.
+    New(String),
+    /// The symbol of an earlier mark of the same name.
+    Known(SymExpr),
+}
+
+/// Declares in `out` the symbol of `mark` at size `n`, or finds the one an earlier mark of its
+/// name declared (which must have the same size and range); `unnamed` counts the names given
+/// so far to marks without one.
+fn symbol_of(
+    out: &mut Graph,
+    marks: &[Mark],
+    mark: &Mark,
+    n: usize,
+    unnamed: &mut usize,
+) -> Result<Symbolized, String> {
+    let n = n as u64;
+    let name = match &mark.name {
+        Some(name) => name.clone(),
+        None => loop {
+            let name = format!("d{unnamed}");
+            *unnamed += 1;
+            if !marks.iter().any(|m| m.name.as_deref() == Some(name.as_str())) {
+                break name;
+            }
+        },
+    };
+    let symbol = Symbol::new(&name, mark.lo.max(2), mark.hi).map_err(|e| e.to_string())?;
+    if let Some(known) = out.symbols().get(&name) {
+        let hint = out.hints().get(&name).copied();
+        if *known != symbol || hint != Some(n) {
+            return Err(format!(
+                "marked dynamic as {name}:{} at size {n}, but an earlier dim marked {known} has size {}",
+                mark.range(),
+                hint.unwrap_or(0)
+            ));
+        }
+        return Ok(Symbolized::Known(symbol.expr()));
+    }
+    if !symbol.contains(n) {
+        return Err(format!("size {n} is outside the range {name}:{} it was marked with", mark.range()));
+    }
+    out.declare_symbol(symbol, n).map_err(|e| e.to_string())?;
+    Ok(Symbolized::New(name))
 }
 
 fn dim(e: SymExpr) -> Result<Dim, String> {
@@ -249,21 +370,26 @@ fn source(ty: &TensorType, symbols: &[(SymExpr, usize)]) -> Result<TensorType, S
 }
 
 /// A slice of an operand of dims `from` (sizes `sizes`): on a symbolic axis, all of it stays
-/// all of it, and the last elements (`x[:, -1]`) stay the last ones; other bounds stay
-/// constants.
+/// all of it, and the last elements (`x[:, -1]`) stay the last ones; on a constant axis, a
+/// contiguous run as long as one of the `symbols` is that symbol (`pos[:T]` of a table of
+/// positions); other bounds stay constants.
 fn sliced(
     from: &[Dim],
     sizes: &[usize],
     start: &crate::ops::IDims,
     step: &crate::ops::IDims,
     size: &crate::ops::Dims,
+    symbols: &[(SymExpr, usize)],
 ) -> Result<Op, String> {
     let (mut starts, mut lens) = (Vec::new(), Vec::new());
     for d in 0..from.len() {
         let (s, n, len) = (start[d], sizes[d], size[d]);
         let c = |v: i64| SymExpr::constant(v).map_err(|e| e.to_string());
         let (s_expr, len_dim) = match from[d].as_const() {
-            Some(_) => (c(s as i64)?, Dim::from(len as u64)),
+            Some(_) => match by_size(len, symbols).filter(|_| step[d] == 1 && s >= 0) {
+                Some(e) => (c(s as i64)?, dim(e)?),
+                None => (c(s as i64)?, Dim::from(len as u64)),
+            },
             None if step[d] == 1 && s == 0 && len == n => (c(0)?, from[d].clone()),
             None if step[d] == 1 && s >= 0 && s as usize + len == n => {
                 let back = c((n - s as usize) as i64)?;

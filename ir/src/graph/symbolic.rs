@@ -133,6 +133,20 @@ impl Graph {
         Ok(())
     }
 
+    /// Lowers the greatest value of the symbol `name` to `hi`, as a range guard: the graph
+    /// then holds for fewer sizes, so what its nodes were proven to hold still holds, and a
+    /// binding above `hi` is refused by [`Graph::bind`]. Fails if that leaves the range empty
+    /// or below the symbol's hint.
+    pub fn narrow_symbol(&mut self, name: &str, hi: u64) -> Result<(), SymError> {
+        let hint = self.sym.hints.get(name).copied().unwrap_or(0);
+        if hint > hi {
+            let symbol =
+                self.sym.symbols.get(name).cloned().ok_or_else(|| SymError::Unknown(name.to_string()))?;
+            return Err(SymError::Binding { symbol, value: Some(hint) });
+        }
+        self.sym.symbols.narrow(name, hi)
+    }
+
     /// The declared size symbols.
     pub fn symbols(&self) -> &Symbols {
         &self.sym.symbols
