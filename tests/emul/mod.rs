@@ -3,7 +3,7 @@
 //! the real prelude, and every case's kernels go into one C++ translation unit, compiled once
 //! by the host `g++` with the SIMT header and the driver (`runner.h`). A run writes a job file
 //! (each case's buffers, the launches of its [`ExecPlan`] with the rendered grid, block,
-//! shared-memory size and parameter order, its outputs), runs the driver with a seed for the
+//! shared-memory size, parameter order and size values, its outputs), runs the driver with a seed for the
 //! thread and block orders, and compares what comes back with the interpreter's results.
 
 pub mod cases;
@@ -183,6 +183,7 @@ impl Emulator {
                         ParamKind::Buffer { dtype, access: Access::Write | Access::ReadWrite, .. } => {
                             format!("({}*)a[{j}]", elem(dtype).0)
                         }
+                        ParamKind::Size { .. } => format!("*(const long long*)a[{j}]"),
                         ParamKind::ErrorFlag => format!("(int*)a[{j}]"),
                     })
                     .collect();
@@ -288,11 +289,14 @@ impl Emulator {
                     job.extend(v.to_le_bytes());
                 }
                 for param in &k.params {
-                    let id = match param.kind {
-                        ParamKind::Buffer { buf, .. } => buf as i32,
-                        ParamKind::ErrorFlag => -1,
-                    };
-                    job.extend(id.to_le_bytes());
+                    match param.kind {
+                        ParamKind::Buffer { buf, .. } => job.extend((buf as i32).to_le_bytes()),
+                        ParamKind::Size { value } => {
+                            job.extend((-2i32).to_le_bytes());
+                            job.extend(value.to_le_bytes());
+                        }
+                        ParamKind::ErrorFlag => job.extend((-1i32).to_le_bytes()),
+                    }
                 }
             }
             job.extend((p.program.outputs.len() as u32).to_le_bytes());

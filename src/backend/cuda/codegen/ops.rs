@@ -7,7 +7,12 @@
 //! thread for an output element walks the index along the axis and adds the matching source
 //! elements in row-major order. Its float results are therefore deterministic and equal to
 //! the interpreter's bit for bit; the cost is `base.numel() × index.shape[axis]` index reads.
+//!
+//! The matrix product kernel takes its sizes as parameters (its extents, the operands' strides
+//! and offsets: see the parent module's "Sizes are parameters"); the library steps still print
+//! theirs as literals, so each size of one of them is a text of its own.
 
+use super::sizes::{self, Sizes};
 use super::{
     affine, buffer, c_name, cast, check_bounds, ctype, decompose, grid_for, index_names, int_lit, invalid,
     literal, load_elem, params, signature, store_elem, CodegenError, RenderedKernel, ELEMENTWISE_BLOCK,
@@ -28,13 +33,12 @@ fn strides(dims: &[usize]) -> Vec<i64> {
     s
 }
 
-/// The opening of a grid-stride kernel over `n` output elements named `flat`.
-fn open(name: &str, comment: &str, sig: &str, n: usize) -> String {
+/// The opening of a grid-stride kernel over `n` (a C expression) output elements named `flat`.
+fn open(name: &str, comment: &str, sig: &str, n: &str) -> String {
     let block = ELEMENTWISE_BLOCK;
     format!(
         "// {comment}\nextern \"C\" __global__ void __launch_bounds__({block}) {name}({sig}) {{\n    \
-         for (long long flat = blockIdx.x * (long long)blockDim.x + threadIdx.x; flat < {}; flat += (long long)gridDim.x * blockDim.x) {{\n",
-        int_lit(n as i64)
+         for (long long flat = blockIdx.x * (long long)blockDim.x + threadIdx.x; flat < {n}; flat += (long long)gridDim.x * blockDim.x) {{\n"
     )
 }
 
@@ -252,9 +256,13 @@ pub(super) fn render_op(
             (vec![(x, true, false), (step.out, false, true)], false, format!("{name}: zero padding"), body)
         }
     };
-    let params = params(name, buffers, &uses, can_fail)?;
-    let mut source =
-        open(&fname, &format!("{comment}; {}", step.reason.replace('\n', " ")), &signature(&params), n);
+    let params = params(name, buffers, &uses, &Sizes::default(), can_fail)?;
+    let mut source = open(
+        &fname,
+        &format!("{comment}; {}", step.reason.replace('\n', " ")),
+        &signature(&params),
+        &int_lit(n as i64),
+    );
     source.push_str(&body);
     source.push_str("    }\n");
     source.push_str(&after);
@@ -319,30 +327,35 @@ pub(super) fn render_matmul(
     };
     let mut names = index_names("t", nb);
     names.extend(["row".to_string(), "col".to_string()]);
+    // Sizes in the order of the text: the output count, the decomposition's extents, the
+    // contraction's length, then each operand's offset and strides.
+    let sizes = Sizes::default();
+    let total = sizes.extent(n);
+    let decomp = sizes::decompose(&sizes, "flat", &out_dims, &names, "        ");
+    let depth = sizes.extent(m.k);
     let operand = |op: &tenjit_ir::kernel::MatOperand, first: &str, second: &str| {
         let mut nm: Vec<String> = names[..nb].to_vec();
         nm.extend([first.to_string(), second.to_string()]);
         let mut st = op.batch_strides.clone();
         st.extend([op.row_stride, op.col_stride]);
-        load_elem(m.dtype, &format!("b{}[{}]", op.buf, affine(op.offset, &st, &nm)))
+        load_elem(m.dtype, &format!("b{}[{}]", op.buf, sizes::affine(&sizes, op.offset, &st, &nm)))
     };
+    let (x, y) = (operand(&m.a, "row", "p"), operand(&m.b, "p", "col"));
     let uses = [(m.a.buf, true, false), (m.b.buf, true, false), (m.out, false, true)];
-    let params = params(name, buffers, &uses, false)?;
+    let params = params(name, buffers, &uses, &sizes, false)?;
     let fname = c_name(name);
     let t = ctype(m.dtype);
     let ind = "        ";
-    let comment = format!(
-        "{name}: matmul batch={:?} m={} k={} n={} ({}); one thread per output element",
-        m.batch, m.m, m.k, m.n, m.dtype
-    );
-    let mut s = open(&fname, &comment, &signature(&params), n);
-    s.push_str(&decompose("flat", &out_dims, &names, ind));
+    let comment = format!("{name}: matmul with {nb} batch dims ({}); one thread per output element", m.dtype);
+    let mut s = open(&fname, &comment, &signature(&params), &total.name);
+    s.push_str(&decomp);
     s.push_str(&format!("{ind}{acc_ty} acc = {init};\n"));
-    s.push_str(&format!("{ind}for (long long p = 0; p < {}; ++p) {{\n", int_lit(m.k as i64)));
-    s.push_str(&format!("{ind}    const {t} x = {};\n", operand(&m.a, "row", "p")));
-    s.push_str(&format!("{ind}    const {t} y = {};\n", operand(&m.b, "p", "col")));
+    s.push_str(&format!("{ind}for (long long p = 0; p < {}; ++p) {{\n", depth.name));
+    s.push_str(&format!("{ind}    const {t} x = {x};\n"));
+    s.push_str(&format!("{ind}    const {t} y = {y};\n"));
     s.push_str(&format!("{ind}    {term}\n{ind}}}\n"));
     s.push_str(&format!("{ind}b{}[flat] = {fin};\n", m.out));
     s.push_str("    }\n}\n");
-    Ok(RenderedKernel { name: fname, source: s, launch: grid_for(n, ELEMENTWISE_BLOCK), params })
+    let launch = grid_for(total.value as usize, ELEMENTWISE_BLOCK);
+    Ok(RenderedKernel { name: fname, source: s, launch, params })
 }
