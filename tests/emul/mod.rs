@@ -8,6 +8,8 @@
 
 pub mod cases;
 pub mod group_cases;
+pub mod sized_cases;
+pub mod sized_graphs;
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -44,6 +46,9 @@ pub struct Case {
     /// code computes only the elements a slice keeps, so a division by zero in an element it
     /// drops is the interpreter's alone: the documented difference).
     pub dropped_errors: bool,
+    /// The program to run, when it is not the graph compiled (an instance of a symbolic
+    /// program, whose graph here is the bound one).
+    pub program: Option<Program>,
 }
 
 impl Case {
@@ -73,7 +78,7 @@ impl Case {
             (false, true) => Tol::Rel(1e-5),
             (false, false) => Tol::Rel(1e-12),
         };
-        Case { group, name: name.into(), graph, inputs, tol, dropped_errors: false }
+        Case { group, name: name.into(), graph, inputs, tol, dropped_errors: false, program: None }
     }
 }
 
@@ -90,8 +95,8 @@ struct Prepared {
     program: Program,
     module: CudaModule,
     plan: ExecPlan,
-    /// The position of the module's first kernel in the driver's kernel table.
-    first_kernel: usize,
+    /// The position of each of the module's kernels in the driver's kernel table.
+    entries: Vec<usize>,
 }
 
 /// Every case, compiled into one driver executable.
@@ -155,8 +160,12 @@ impl Emulator {
         let mut table = String::from("static const tj_kernel_entry tj_kernels[] = {\n");
         let mut prepared = Vec::with_capacity(cases.len());
         let mut count = 0;
+        // The table entry of each kernel text (with its case's name prefix `c{i}_` taken out),
+        // so a text rendered for several cases (instances of one structure at other sizes) is
+        // compiled once and that one function runs them all.
+        let mut by_text: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         for (i, case) in cases.iter().enumerate() {
-            let mut program = compile(&case.graph);
+            let mut program = case.program.clone().unwrap_or_else(|| compile(&case.graph));
             program.name = format!("c{i}");
             for step in &mut program.steps {
                 match step {
@@ -168,8 +177,15 @@ impl Emulator {
                 codegen::render_program(&program).unwrap_or_else(|e| panic!("{}: {e}\n{program}", case.name));
             let plan =
                 ExecPlan::new(&program, &module, false).unwrap_or_else(|e| panic!("{}: {e}", case.name));
-            let first_kernel = count;
+            let mut entries = Vec::new();
             for k in module.kernels() {
+                let text = k.source.replace(&format!("c{i}_"), "c@_");
+                if let Some(&entry) = by_text.get(&text) {
+                    entries.push(entry);
+                    continue;
+                }
+                by_text.insert(text, count);
+                entries.push(count);
                 writeln!(tu, "\n// case {i}: {}", case.name.replace('\n', " ")).unwrap();
                 tu.push_str(&k.source);
                 let args: Vec<String> = k
@@ -192,7 +208,7 @@ impl Emulator {
                 writeln!(table, "    {{\"{}\", tj_call_{count}}},", k.name).unwrap();
                 count += 1;
             }
-            prepared.push(Prepared { program, module, plan, first_kernel });
+            prepared.push(Prepared { program, module, plan, entries });
         }
         table.push_str("};\n");
         tu.push('\n');
@@ -201,6 +217,17 @@ impl Emulator {
 
         let (exe, dir) = compile_driver("kernels", &tu);
         Emulator { exe, dir, cases, prepared }
+    }
+
+    /// The cases, in the order they were given.
+    pub fn cases(&self) -> &[Case] {
+        &self.cases
+    }
+
+    /// The driver's kernel table entries that case `i`'s kernels run (one per kernel of its
+    /// module, in order): cases whose kernels render one text share their entries.
+    pub fn kernel_entries(&self, i: usize) -> &[usize] {
+        &self.prepared[i].entries
     }
 
     /// Runs the cases of `group` with the thread and block orders of `seed`, and returns one
@@ -283,9 +310,7 @@ impl Emulator {
             for index in launches {
                 let k = kernels[index];
                 let l = k.launch;
-                for v in
-                    [(p.first_kernel + index) as u32, l.grid, l.block, l.shared_bytes, k.params.len() as u32]
-                {
+                for v in [p.entries[index] as u32, l.grid, l.block, l.shared_bytes, k.params.len() as u32] {
                     job.extend(v.to_le_bytes());
                 }
                 for param in &k.params {
