@@ -13,6 +13,7 @@ use tenjit::backend::cuda::codegen::{self, CudaModule, CudaStep, Launch, ParamKi
 use tenjit::backend::cuda::nvrtc::{self, Arch, Nvrtc};
 use tenjit::ir::kernel::lower::lower;
 use tenjit::ir::sym::Bindings;
+use tenjit::ir::{DType, Graph, Op, Shape, TensorType};
 
 /// Every kernel's size parameter values, in order.
 fn size_values(m: &CudaModule) -> Vec<Vec<i64>> {
@@ -197,5 +198,106 @@ fn concrete_programs_of_one_structure_render_one_text() {
         let (a, b) = (render(&class[0]), render(&class[1]));
         assert_eq!(a.source, b.source, "{}: {} and {}", family.name, show(&class[0]), show(&class[1]));
         assert_ne!(size_values(&a), size_values(&b), "{}", family.name);
+    }
+}
+
+/// A graph of one library op over inputs of types `inputs`.
+fn one_op(op: Op, inputs: &[(DType, &[usize])]) -> Graph {
+    let mut g = Graph::new("lib");
+    let args: Vec<_> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, (d, s))| g.add_input(format!("x{i}"), TensorType::new(*d, Shape::new(s))))
+        .collect();
+    let y = g.add(op, &args).unwrap_or_else(|e| panic!("{e}"));
+    g.set_outputs(vec![y]);
+    g
+}
+
+#[test]
+fn library_steps_render_one_text_at_two_sizes() {
+    use tenjit::ir::ops::{ConvGeometry, ConvOp, ConvRole, PoolGeometry, PoolOp, PoolRole};
+    let f = DType::F32;
+    let i = DType::I64;
+    let sv = |v: &[usize]| smallvec::SmallVec::from_slice(v);
+    let conv = |role| {
+        Op::Conv(ConvOp {
+            role,
+            geometry: ConvGeometry { stride: [2, 1], padding: [1, 2], dilation: [1, 2], groups: 2 },
+        })
+    };
+    let pool = |role| {
+        Op::Pool(PoolOp { role, geometry: PoolGeometry { kernel: [3, 2], stride: [2, 1], padding: [1, 1] } })
+    };
+    type Inputs<'a> = Vec<(DType, &'a [usize])>;
+    let cases: Vec<(&str, Op, Inputs, Inputs)> = vec![
+        (
+            "gather",
+            Op::Gather { axis: 0 },
+            vec![(f, &[3, 4]), (i, &[2, 4])],
+            vec![(f, &[5, 7]), (i, &[6, 7])],
+        ),
+        (
+            "scatter_add",
+            Op::ScatterAdd { axis: 1 },
+            vec![(f, &[3, 4]), (i, &[3, 6]), (f, &[3, 6])],
+            vec![(f, &[5, 9]), (i, &[5, 3]), (f, &[5, 3])],
+        ),
+        (
+            "concat",
+            Op::Concat { axis: 0 },
+            vec![(f, &[3, 4]), (f, &[2, 4])],
+            vec![(f, &[7, 9]), (f, &[5, 9])],
+        ),
+        ("pad", Op::Pad { lo: sv(&[1, 0]), hi: sv(&[0, 2]) }, vec![(f, &[3, 4])], vec![(f, &[6, 9])]),
+        (
+            "conv2d",
+            conv(ConvRole::Forward),
+            vec![(f, &[2, 4, 7, 6]), (f, &[6, 2, 3, 2])],
+            vec![(f, &[3, 4, 9, 11]), (f, &[6, 2, 3, 2])],
+        ),
+        (
+            "conv2d_weight",
+            conv(ConvRole::Weight { kernel: [3, 2] }),
+            vec![(f, &[2, 4, 7, 6]), (f, &[2, 6, 4, 8])],
+            vec![(f, &[3, 4, 9, 6]), (f, &[3, 6, 5, 8])],
+        ),
+        (
+            "max_pool2d_select",
+            pool(PoolRole::Select),
+            vec![(f, &[2, 3, 7, 6]); 2],
+            vec![(f, &[3, 2, 9, 8]); 2],
+        ),
+        (
+            "max_pool2d_scatter",
+            pool(PoolRole::Scatter),
+            vec![(f, &[2, 3, 7, 6]), (f, &[2, 3, 4, 7])],
+            vec![(f, &[3, 2, 9, 8]), (f, &[3, 2, 5, 9])],
+        ),
+    ];
+    for (what, op, small, large) in cases {
+        let kernel = |inputs: &[(DType, &[usize])]| {
+            let m = codegen::render_program(&lower(&one_op(op.clone(), inputs)))
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            let k = m
+                .kernels()
+                .find(|k| k.name.ends_with(what))
+                .unwrap_or_else(|| panic!("{what}: no library kernel in\n{}", m.source))
+                .clone();
+            k
+        };
+        let (a, b) = (kernel(&small), kernel(&large));
+        assert_eq!(a.source, b.source, "{what}: two sizes render two texts");
+        let values = |k: &codegen::RenderedKernel| -> Vec<i64> {
+            k.params
+                .iter()
+                .filter_map(|p| match p.kind {
+                    ParamKind::Size { value } => Some(value),
+                    ParamKind::Buffer { .. } | ParamKind::ErrorFlag => None,
+                })
+                .collect()
+        };
+        assert_ne!(values(&a), values(&b), "{what}");
+        assert!(b.launch.grid >= a.launch.grid, "{what}");
     }
 }

@@ -22,10 +22,10 @@
 //!
 //! # Sizes are parameters
 //!
-//! The fused kernels, the row groups and the matmul kernel take their sizes at run time, so
-//! programs of one structure at different sizes (the instances of one symbolic program,
-//! `tenjit_ir::kernel::symbolic::instantiate`, or concrete programs lowered alike) render the
-//! same CUDA C text: one NVRTC compile and one module serve them all (`ptx_cache.rs` keys on
+//! Every generated kernel (fused kernels, row groups, the matmul kernel, library steps) takes
+//! its sizes at run time, so programs of one structure at different sizes (the instances of
+//! one symbolic program, `tenjit_ir::kernel::symbolic::instantiate`, or concrete programs
+//! lowered alike) render the same CUDA C text: one NVRTC compile and one module serve them all (`ptx_cache.rs` keys on
 //! the text). The size parameters are named `n0, n1, ...` (extents and counts: a loop's trip
 //! count, a dim a flat index is decomposed by, a row's length) and `st0, st1, ...` (the
 //! strides and offsets of index maps, byte offsets into dynamic shared memory), numbered in
@@ -38,7 +38,8 @@
 //! ([`why_separate`]). Each [`RenderedKernel::launch`] is computed from the values its size
 //! parameters carry (the grid follows the extent), and the bounds of every access are checked
 //! on those values when the instance is rendered. The library steps (gather, scatter_add,
-//! concat, pad, the convolutions, max pooling) still print their sizes as literals.
+//! concat, pad, the convolutions, max pooling) take their tensors' extents as parameters too;
+//! their attributes (an axis, pad widths, a window's geometry) are structure.
 //!
 //! # Kernel shapes
 //!
@@ -505,30 +506,6 @@ pub(crate) fn cast(from: DType, to: DType, x: &str) -> String {
     }
 }
 
-/// The affine index `offset + Σ strides[d] * names[d]` as a C expression of `long long`s.
-pub(crate) fn affine(offset: i64, strides: &[i64], names: &[String]) -> String {
-    let mut s = String::new();
-    for (&st, name) in strides.iter().zip(names) {
-        if st == 0 {
-            continue;
-        }
-        let term =
-            if st.unsigned_abs() == 1 { name.clone() } else { format!("{name} * {}", int_lit(st.abs())) };
-        match (s.is_empty(), st < 0) {
-            (true, false) => s = term,
-            (true, true) => s = format!("-{term}"),
-            (false, false) => s = format!("{s} + {term}"),
-            (false, true) => s = format!("{s} - {term}"),
-        }
-    }
-    match (s.is_empty(), offset) {
-        (true, _) => int_lit(offset),
-        (false, 0) => s,
-        (false, o) if o > 0 => format!("{} + {s}", int_lit(o)),
-        (false, o) => format!("{s} - {}", int_lit(o.unsigned_abs() as i64)),
-    }
-}
-
 /// Checks that an affine index stays inside `0..len` over the box `dims` (nothing to check
 /// when the box is empty).
 pub(crate) fn check_bounds(
@@ -561,33 +538,6 @@ pub(crate) fn check_bounds(
         return Err(invalid(step, format!("{what}: indices {lo}..={hi} leave a buffer of {len} elements")));
     }
     Ok(())
-}
-
-/// Lines that decompose the flat index `flat` into `names` over `dims` (row-major), as
-/// `const long long` declarations, each line prefixed by `indent`.
-pub(crate) fn decompose(flat: &str, dims: &[usize], names: &[String], indent: &str) -> String {
-    let mut out = String::new();
-    match dims.len() {
-        0 => {}
-        1 => out.push_str(&format!("{indent}const long long {} = {flat};\n", names[0])),
-        n => {
-            out.push_str(&format!("{indent}long long rest = {flat};\n"));
-            for d in (1..n).rev() {
-                if dims[d] == 1 {
-                    out.push_str(&format!("{indent}const long long {} = 0;\n", names[d]));
-                    continue;
-                }
-                out.push_str(&format!(
-                    "{indent}const long long {} = rest % {}; rest /= {};\n",
-                    names[d],
-                    int_lit(dims[d] as i64),
-                    int_lit(dims[d] as i64)
-                ));
-            }
-            out.push_str(&format!("{indent}const long long {} = rest;\n", names[0]));
-        }
-    }
-    out
 }
 
 /// `prefix0, prefix1, ...` for `n` loop indices.
