@@ -381,7 +381,10 @@ impl CudaExecutable {
     }
 
     /// Compiles `program` for device `device`: renders it, compiles the CUDA C with NVRTC for
-    /// the device's architecture, loads the module and looks up every kernel.
+    /// the device's architecture, loads the module and looks up every kernel. Programs of one
+    /// structure at other sizes (instances of one symbolic program) render the same source,
+    /// so they share the loaded module (and its one NVRTC compile); each keeps its own
+    /// launches and size arguments.
     pub fn compile_with(
         program: Program,
         device: usize,

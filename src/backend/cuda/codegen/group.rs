@@ -164,12 +164,16 @@ pub fn render_group(program: &Program, g: &Group, index: usize) -> Result<Render
     // Each shared row at a 16-byte aligned offset of the dynamic shared memory.
     let mut shared_decls = String::new();
     let mut shared_bytes = 0usize;
-    for &b in &shared {
+    for (j, &b) in shared.iter().enumerate() {
         let decl = super::buffer(&name, buffers, b)?;
         let row_bytes = decl.ty.shape.numel() / g.rows * decl.ty.dtype.size_bytes();
         let t = elem_type(decl.ty.dtype);
-        let at = sizes.value(shared_bytes as i64).name;
-        shared_decls.push_str(&format!("    {t}* const s{b} = ({t}*)(tj_dynamic_shared + {at});\n"));
+        // The first row starts the memory; the others' offsets are parameters.
+        let start = match j {
+            0 => "tj_dynamic_shared".to_string(),
+            _ => format!("tj_dynamic_shared + {}", sizes.value(shared_bytes as i64).name),
+        };
+        shared_decls.push_str(&format!("    {t}* const s{b} = ({t}*)({start});\n"));
         shared_bytes += row_bytes.div_ceil(16) * 16;
     }
 
