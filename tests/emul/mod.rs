@@ -1,10 +1,13 @@
 //! The Rust half of the CUDA emulation (`tests/emul/simt.h` is the other): each case's graph
 //! goes through the compiler's passes and lowering, `codegen::render_program` renders it with
 //! the real prelude, and every case's kernels go into one C++ translation unit, compiled once
-//! by the host `g++` with the SIMT header and the driver (`runner.h`). A run writes a job file
-//! (each case's buffers, the launches of its [`ExecPlan`] with the rendered grid, block,
-//! shared-memory size, parameter order and size values, its outputs), runs the driver with a seed for the
-//! thread and block orders, and compares what comes back with the interpreter's results.
+//! by the host `g++` with the SIMT header and the driver (`runner.h`); a kernel text rendered
+//! for several cases (the same structure at other sizes: the sizes are parameters) is
+//! compiled once, and its one function runs every one of them. A run writes a job file (each
+//! case's buffers, the launches of its [`ExecPlan`] with the rendered grid, block,
+//! shared-memory size, parameter order and size values, its outputs), runs the driver with a
+//! seed for the thread and block orders, and compares what comes back with the interpreter's
+//! results.
 
 pub mod cases;
 pub mod group_cases;
