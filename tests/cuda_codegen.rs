@@ -86,6 +86,7 @@ fn describe(module: &CudaModule) -> String {
                     };
                     format!("{} {dtype} {a}", p.name)
                 }
+                ParamKind::Size { value } => format!("{}={value}", p.name),
                 ParamKind::ErrorFlag => format!("{} error flag", p.name),
             })
             .collect();

@@ -54,6 +54,30 @@ fn argmax_and_argmin_with_ties_and_nan() {
     check("arg", 2);
 }
 
+/// Instances of symbolic programs (elementwise with broadcasts, row reductions below and above
+/// a warp, row softmax as a row group, a matrix product) at sizes that are no multiple of 32
+/// or 256 and at 0 and 1: each agrees with the interpreter, and the instances of one
+/// structure run the very same compiled kernels (one text, the sizes as parameters).
+#[test]
+fn symbolic_programs_at_many_sizes() {
+    check("sizes", 2);
+    let e = emulator();
+    let mut by_class: std::collections::BTreeMap<String, Vec<(String, Vec<usize>)>> = Default::default();
+    for (i, case) in e.cases().iter().enumerate() {
+        if case.group == "sizes" && !case.name.contains(" edge ") {
+            let class = case.name.split(" at ").next().unwrap().to_string();
+            by_class.entry(class).or_default().push((case.name.clone(), e.kernel_entries(i).to_vec()));
+        }
+    }
+    assert!(by_class.len() >= 6, "{:?}", by_class.keys());
+    for (class, cases) in &by_class {
+        assert!(cases.len() >= 3, "{class}: {} instances", cases.len());
+        for (name, entries) in cases {
+            assert_eq!(entries, &cases[0].1, "{name} runs other kernels than {}", cases[0].0);
+        }
+    }
+}
+
 #[test]
 fn softmax_and_linear_relu() {
     check("models", 1);

@@ -607,3 +607,50 @@ fn integer_matmuls_run_the_kernel_and_wrap_as_the_interpreter() {
         }
     }
 }
+
+#[path = "emul/sized_graphs.rs"]
+mod sized_graphs;
+
+/// The instances of symbolic programs (`sized_graphs.rs`) run on the GPU at every size of
+/// their classes and at 0 and 1, against the interpreter on the bound graph; instances of one
+/// class compile one CUDA C source (one module), the sizes passed as kernel arguments.
+#[test]
+#[ignore = "needs an NVIDIA GPU and driver; run with --ignored on a GPU machine"]
+fn symbolic_instances_run_one_module_at_every_size() {
+    let mut r = Rng(0x51ce_5eed);
+    for family in sized_graphs::families() {
+        let g = sized_graphs::graph(family.text);
+        let sym = sized_graphs::symbolic(&g);
+        let edges = std::iter::once(&family.edges);
+        for (c, bindings) in family.classes.iter().chain(edges).enumerate() {
+            let mut sources = Vec::new();
+            for values in bindings {
+                let what = format!("{} at {}", family.name, sized_graphs::show(values));
+                let bound = g.bind(values).unwrap_or_else(|e| panic!("{what}: {e:?}"));
+                let inputs: Vec<Buffer> =
+                    input_types(&bound).iter().map(|t| random_buffer(&mut r, t, (-3, 3))).collect();
+                let want = interp::eval(&bound, &inputs).unwrap_or_else(|e| panic!("{what}: {e}"));
+                let program = sized_graphs::instance(&sym, values);
+                let exe = CudaExecutable::compile_with(program, 0, CudaOptions { cublas: false })
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                let dev: Vec<Arc<DeviceBuffer>> =
+                    inputs.iter().map(|b| Arc::new(runtime::upload(b, 0).unwrap())).collect();
+                let got: Vec<Buffer> =
+                    exe.run(&dev).unwrap().iter().map(|b| runtime::download(b).unwrap()).collect();
+                for (k, (a, b)) in got.iter().zip(&want).enumerate() {
+                    if let Err(e) = matches(a, b, 1e-5) {
+                        panic!("{what}: output {k}: {e}");
+                    }
+                }
+                sources.push(exe.module().source.clone());
+            }
+            if c < family.classes.len() {
+                assert!(
+                    sources.windows(2).all(|w| w[0] == w[1]),
+                    "{} class {c}: several sources",
+                    family.name
+                );
+            }
+        }
+    }
+}

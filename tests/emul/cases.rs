@@ -29,6 +29,7 @@ pub fn all() -> Vec<Case> {
     random_cases(&mut cases);
     random_graph_cases(&mut cases);
     super::group_cases::group_cases(&mut cases);
+    super::sized_cases::sized_cases(&mut cases);
     cases
 }
 

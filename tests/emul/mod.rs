@@ -1,13 +1,18 @@
 //! The Rust half of the CUDA emulation (`tests/emul/simt.h` is the other): each case's graph
 //! goes through the compiler's passes and lowering, `codegen::render_program` renders it with
 //! the real prelude, and every case's kernels go into one C++ translation unit, compiled once
-//! by the host `g++` with the SIMT header and the driver (`runner.h`). A run writes a job file
-//! (each case's buffers, the launches of its [`ExecPlan`] with the rendered grid, block,
-//! shared-memory size and parameter order, its outputs), runs the driver with a seed for the
-//! thread and block orders, and compares what comes back with the interpreter's results.
+//! by the host `g++` with the SIMT header and the driver (`runner.h`); a kernel text rendered
+//! for several cases (the same structure at other sizes: the sizes are parameters) is
+//! compiled once, and its one function runs every one of them. A run writes a job file (each
+//! case's buffers, the launches of its [`ExecPlan`] with the rendered grid, block,
+//! shared-memory size, parameter order and size values, its outputs), runs the driver with a
+//! seed for the thread and block orders, and compares what comes back with the interpreter's
+//! results.
 
 pub mod cases;
 pub mod group_cases;
+pub mod sized_cases;
+pub mod sized_graphs;
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -44,6 +49,9 @@ pub struct Case {
     /// code computes only the elements a slice keeps, so a division by zero in an element it
     /// drops is the interpreter's alone: the documented difference).
     pub dropped_errors: bool,
+    /// The program to run, when it is not the graph compiled (an instance of a symbolic
+    /// program, whose graph here is the bound one).
+    pub program: Option<Program>,
 }
 
 impl Case {
@@ -73,7 +81,7 @@ impl Case {
             (false, true) => Tol::Rel(1e-5),
             (false, false) => Tol::Rel(1e-12),
         };
-        Case { group, name: name.into(), graph, inputs, tol, dropped_errors: false }
+        Case { group, name: name.into(), graph, inputs, tol, dropped_errors: false, program: None }
     }
 }
 
@@ -90,8 +98,8 @@ struct Prepared {
     program: Program,
     module: CudaModule,
     plan: ExecPlan,
-    /// The position of the module's first kernel in the driver's kernel table.
-    first_kernel: usize,
+    /// The position of each of the module's kernels in the driver's kernel table.
+    entries: Vec<usize>,
 }
 
 /// Every case, compiled into one driver executable.
@@ -155,8 +163,12 @@ impl Emulator {
         let mut table = String::from("static const tj_kernel_entry tj_kernels[] = {\n");
         let mut prepared = Vec::with_capacity(cases.len());
         let mut count = 0;
+        // The table entry of each kernel text (with its case's name prefix `c{i}_` taken out),
+        // so a text rendered for several cases (instances of one structure at other sizes) is
+        // compiled once and that one function runs them all.
+        let mut by_text: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         for (i, case) in cases.iter().enumerate() {
-            let mut program = compile(&case.graph);
+            let mut program = case.program.clone().unwrap_or_else(|| compile(&case.graph));
             program.name = format!("c{i}");
             for step in &mut program.steps {
                 match step {
@@ -168,8 +180,15 @@ impl Emulator {
                 codegen::render_program(&program).unwrap_or_else(|e| panic!("{}: {e}\n{program}", case.name));
             let plan =
                 ExecPlan::new(&program, &module, false).unwrap_or_else(|e| panic!("{}: {e}", case.name));
-            let first_kernel = count;
+            let mut entries = Vec::new();
             for k in module.kernels() {
+                let text = k.source.replace(&format!("c{i}_"), "c@_");
+                if let Some(&entry) = by_text.get(&text) {
+                    entries.push(entry);
+                    continue;
+                }
+                by_text.insert(text, count);
+                entries.push(count);
                 writeln!(tu, "\n// case {i}: {}", case.name.replace('\n', " ")).unwrap();
                 tu.push_str(&k.source);
                 let args: Vec<String> = k
@@ -183,6 +202,7 @@ impl Emulator {
                         ParamKind::Buffer { dtype, access: Access::Write | Access::ReadWrite, .. } => {
                             format!("({}*)a[{j}]", elem(dtype).0)
                         }
+                        ParamKind::Size { .. } => format!("*(const long long*)a[{j}]"),
                         ParamKind::ErrorFlag => format!("(int*)a[{j}]"),
                     })
                     .collect();
@@ -191,7 +211,7 @@ impl Emulator {
                 writeln!(table, "    {{\"{}\", tj_call_{count}}},", k.name).unwrap();
                 count += 1;
             }
-            prepared.push(Prepared { program, module, plan, first_kernel });
+            prepared.push(Prepared { program, module, plan, entries });
         }
         table.push_str("};\n");
         tu.push('\n');
@@ -200,6 +220,17 @@ impl Emulator {
 
         let (exe, dir) = compile_driver("kernels", &tu);
         Emulator { exe, dir, cases, prepared }
+    }
+
+    /// The cases, in the order they were given.
+    pub fn cases(&self) -> &[Case] {
+        &self.cases
+    }
+
+    /// The driver's kernel table entries that case `i`'s kernels run (one per kernel of its
+    /// module, in order): cases whose kernels render one text share their entries.
+    pub fn kernel_entries(&self, i: usize) -> &[usize] {
+        &self.prepared[i].entries
     }
 
     /// Runs the cases of `group` with the thread and block orders of `seed`, and returns one
@@ -282,17 +313,18 @@ impl Emulator {
             for index in launches {
                 let k = kernels[index];
                 let l = k.launch;
-                for v in
-                    [(p.first_kernel + index) as u32, l.grid, l.block, l.shared_bytes, k.params.len() as u32]
-                {
+                for v in [p.entries[index] as u32, l.grid, l.block, l.shared_bytes, k.params.len() as u32] {
                     job.extend(v.to_le_bytes());
                 }
                 for param in &k.params {
-                    let id = match param.kind {
-                        ParamKind::Buffer { buf, .. } => buf as i32,
-                        ParamKind::ErrorFlag => -1,
-                    };
-                    job.extend(id.to_le_bytes());
+                    match param.kind {
+                        ParamKind::Buffer { buf, .. } => job.extend((buf as i32).to_le_bytes()),
+                        ParamKind::Size { value } => {
+                            job.extend((-2i32).to_le_bytes());
+                            job.extend(value.to_le_bytes());
+                        }
+                        ParamKind::ErrorFlag => job.extend((-1i32).to_le_bytes()),
+                    }
                 }
             }
             job.extend((p.program.outputs.len() as u32).to_le_bytes());

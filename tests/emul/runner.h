@@ -6,7 +6,8 @@
 //
 // Usage: emul SEED JOB OUT. Job (little endian): u32 cases; per case: u32 buffers, per buffer
 // u64 bytes, u8 is_input and, for an input, its bytes; u32 launches, per launch u32 kernel,
-// grid, block, shared bytes, arguments, then per argument an i32 buffer (-1: the error word);
+// grid, block, shared bytes, arguments, then per argument an i32 buffer (-1: the error word;
+// -2: a size parameter, whose i64 value follows);
 // u32 outputs, per output a u32 buffer and its u64 bytes. Out: per case, the i32 error word, then each output's
 // bytes. Temps start poisoned (0xFF bytes, as uninitialized device memory might be).
 
@@ -53,10 +54,18 @@ int main(int argc, char** argv) {
         for (uint32_t l = 0; l < launches; ++l) {
             uint32_t k = tj_read_u32(), grid = tj_read_u32(), block = tj_read_u32(), shared = tj_read_u32(), nargs = tj_read_u32();
             std::vector<void*> args(nargs);
-            for (auto& a : args) {
+            // The size parameters' values, where their arguments point (sized up front, so
+            // the addresses stay put).
+            std::vector<long long> sizes(nargs);
+            for (uint32_t j = 0; j < nargs; ++j) {
                 int32_t id;
                 tj_read(&id, 4);
-                a = id < 0 ? (void*)&err : (void*)bufs.at((size_t)id).data();
+                if (id == -2) {
+                    tj_read(&sizes[j], 8);
+                    args[j] = (void*)&sizes[j];
+                } else {
+                    args[j] = id < 0 ? (void*)&err : (void*)bufs.at((size_t)id).data();
+                }
             }
             if (k >= count) {
                 fprintf(stderr, "emulation: no kernel %u\n", k);

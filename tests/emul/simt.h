@@ -14,16 +14,16 @@
 //   (a source lane outside the `width` segment yields the caller's own value); the mask must
 //   name exactly the warp's threads.
 // * `__shared__` variables live in one ELF section, `tj_shared`, filled with a poison byte
-//   (0xFF: NaN for floats, or 0xAB) before every block, so a read before a write shows.
+//   (0xFF: NaN for floats, or 0xAB) before every block, so a read before a write shows;
+//   dynamic shared memory is a buffer of the launch's size, poisoned the same way.
 // * Float intrinsics (`__fmul_rn`, `__fdiv_rn`, `__fsqrt_rn` and the `__d*` forms) are the
 //   host's IEEE arithmetic, never contracted into FMA; math functions are the host's libm
 //   (within the CUDA library's ulp bounds of the same results, not bit for bit).
 //
 // What it cannot model: races between blocks (blocks never overlap, so a kernel that needs
 // two blocks to communicate, or whose blocks race on global memory, is not caught); memory
-// ordering and atomics' contention (an atomic is a plain read-modify-write here); dynamic
-// shared memory (a launch asking for it fails); the hardware's flush-to-zero or fast-math
-// modes (the generator uses neither).
+// ordering and atomics' contention (an atomic is a plain read-modify-write here); the
+// hardware's flush-to-zero or fast-math modes (the generator uses neither).
 
 #pragma once
 
@@ -48,6 +48,11 @@
 // Every `__shared__` variable is a static in the poisoned section (blocks run one at a time,
 // so one copy serves every block).
 #define __shared__ __attribute__((section("tj_shared"))) static
+// Dynamic shared memory (`extern __shared__`, which the prelude's `TJ_DYNAMIC_SHARED` declares
+// on the device) is one host buffer of the launch's size, poisoned before every block as the
+// static shared memory is.
+static std::vector<unsigned char> tj_dynamic_storage;
+#define TJ_DYNAMIC_SHARED(name) unsigned char* const name = tj_dynamic_storage.data()
 
 struct tj_dim3 {
     unsigned int x, y, z;
@@ -280,7 +285,8 @@ static void tj_launch(const char* name, void (*entry)(void**), void** args, unsi
                       unsigned shared_bytes) {
     tj_kernel_name = name;
     if (block == 0 || block > TJ_MAX_BLOCK) tj_die("a block size outside 1..=1024");
-    if (shared_bytes != 0) tj_die("dynamic shared memory is not emulated");
+    // At least 16 bytes, so an empty one still has an address; 16-byte aligned (`new`).
+    tj_dynamic_storage.assign(std::max(shared_bytes, 16u), 0);
     tj_entry = entry;
     tj_entry_args = args;
     gridDim = {grid, 1, 1};
@@ -292,6 +298,7 @@ static void tj_launch(const char* name, void (*entry)(void**), void** args, unsi
         blockIdx = {b, 0, 0};
         if (__start_tj_shared && __stop_tj_shared)
             memset(__start_tj_shared, (tj_rng() & 1) ? 0xFF : 0xAB, (size_t)(__stop_tj_shared - __start_tj_shared));
+        memset(tj_dynamic_storage.data(), (tj_rng() & 1) ? 0xFF : 0xAB, tj_dynamic_storage.size());
         tj_run_block(block);
     }
 }

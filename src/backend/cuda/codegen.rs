@@ -13,26 +13,50 @@
 //!
 //! A kernel's parameters are, in order, the buffers it touches by increasing [`BufId`]
 //! (`const T* __restrict__` when only read, `T* __restrict__` when only written; buffers are
-//! dense and row-major, bool one byte 0 or 1), then `int* err` when the kernel can fail. The
-//! runtime passes distinct allocations (the restrict qualifiers promise no aliasing) and a
-//! zeroed error word; after the launch a nonzero word is an [`ErrorCode`], which
+//! dense and row-major, bool one byte 0 or 1), then its sizes ([`ParamKind::Size`], each a
+//! `long long` passed by value), then `int* err` when the kernel can fail. The runtime passes
+//! distinct allocations (the restrict qualifiers promise no aliasing), each size's `value` and
+//! a zeroed error word; after the launch a nonzero word is an [`ErrorCode`], which
 //! [`ErrorCode::describe`] turns into the CPU backend's error. A launch whose grid is 0 has no
 //! work (an empty space) and is skipped.
+//!
+//! # Sizes are parameters
+//!
+//! Every generated kernel (fused kernels, row groups, the matmul kernel, library steps) takes
+//! its sizes at run time, so programs of one structure at different sizes (the instances of
+//! one symbolic program, `tenjit_ir::kernel::symbolic::instantiate`, or concrete programs
+//! lowered alike) render the same CUDA C text: one NVRTC compile and one module serve them all (`ptx_cache.rs` keys on
+//! the text). The size parameters are named `n0, n1, ...` (extents and counts: a loop's trip
+//! count, a dim a flat index is decomposed by, a row's length) and `st0, st1, ...` (the
+//! strides and offsets of index maps, byte offsets into dynamic shared memory), numbered in
+//! the order the renderer meets them, which depends only on the structure. What stays in the
+//! text, and so may differ between sizes, is a size's *class*, as in the CPU backend's size
+//! table (`src/backend/cpu/codegen/sizes.rs`): a stride of 0 (the term is dropped), 1 (the
+//! index itself) or another value (a parameter); an offset of 0 or not; an extent of 1 (the
+//! index is 0); an empty reduction (its start value); a reduction's kernel shape (over at
+//! most [`SMALL_REDUCTION`] elements or more); and whether a row group fits in shared memory
+//! ([`why_separate`]). Each [`RenderedKernel::launch`] is computed from the values its size
+//! parameters carry (the grid follows the extent), and the bounds of every access are checked
+//! on those values when the instance is rendered. The library steps (gather, scatter_add,
+//! concat, pad, the convolutions, max pooling) take their tensors' extents as parameters too;
+//! their attributes (an axis, pad widths, a window's geometry) are structure.
 //!
 //! # Kernel shapes
 //!
 //! * **Elementwise**: a grid-stride loop over the flat iteration space; each thread decomposes
-//!   the flat index into the loop indices (the shape is a compile-time constant), runs the
+//!   the flat index into the loop indices (by the extents, size parameters), runs the
 //!   element program and stores.
 //! * **Block reduction** (reduced extent above [`SMALL_REDUCTION`]): one block per output
 //!   point (grid-stride over output points); the block's threads stride over the reduced
 //!   extent, each accumulating its share, then combine with `__shfl_down_sync` within warps
-//!   and through shared memory across warps; thread 0 runs the epilogue and the stores.
+//!   and through shared memory across warps; thread 0 runs the epilogue and the stores. The
+//!   block size is chosen from the reduced extent at launch (`blockDim.x` in the text, at
+//!   most [`MAX_REDUCTION_BLOCK`] threads).
 //! * **Thread reduction** (small reduced extent): one thread per output point visits the
 //!   reduced extent in row-major order, exactly as the interpreter does.
 //! * **Row group** ([`render_group`]): the steps of a [`Program::groups`] entry as one kernel, a
-//!   block per row running each step's shape on its row, the group's local buffers in shared
-//!   memory.
+//!   block per row running each step's shape on its row, the group's local buffers in dynamic
+//!   shared memory (sized by the row at launch: [`Launch::shared_bytes`]).
 //!
 //! # Semantics
 //!
@@ -61,9 +85,11 @@ mod group;
 mod maxpool;
 mod ops;
 mod prelude;
+mod sizes;
 
 pub use group::{render_group, why_separate, GROUP_SHARED_BYTES};
 pub use prelude::{half_prelude, prelude};
+pub(crate) use sizes::Sizes;
 
 use std::fmt;
 use tenjit_ir::kernel::{BufId, BufferDecl, Inst, Kernel, MatmulStep, OpStep, Program, Step};
@@ -75,6 +101,10 @@ pub const SMALL_REDUCTION: usize = 32;
 
 /// Threads per block of elementwise kernels and of one-thread-per-point reductions.
 pub const ELEMENTWISE_BLOCK: u32 = 256;
+
+/// Most threads of a block reduction's block (its partial results take one shared slot per
+/// warp of this many threads).
+pub const MAX_REDUCTION_BLOCK: u32 = 256;
 
 /// Most blocks of a grid-stride launch (more would only add scheduling work).
 pub const MAX_GRID: u32 = 65_535;
@@ -196,6 +226,12 @@ pub enum ParamKind {
         /// How the kernel uses it.
         access: Access,
     },
+    /// A size (an extent, a stride, an offset: see the module doc), a `long long` passed by
+    /// value; the same kernel text serves every instance, each with its own `value`.
+    Size {
+        /// The value of this instance.
+        value: i64,
+    },
     /// The `int*` error word (zeroed before the launch).
     ErrorFlag,
 }
@@ -203,7 +239,7 @@ pub enum ParamKind {
 /// One kernel parameter, in the order of the C signature.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Param {
-    /// The C name (`b3`, `err`).
+    /// The C name (`b3`, `n0`, `st2`, `err`).
     pub name: String,
     /// What to pass.
     pub kind: ParamKind,
@@ -216,8 +252,8 @@ pub struct Launch {
     pub grid: u32,
     /// Threads per block.
     pub block: u32,
-    /// Dynamic shared memory in bytes (generated kernels declare their shared memory
-    /// statically, so this is 0 today).
+    /// Dynamic shared memory in bytes (a row group's rows of its local buffers; 0 for every
+    /// other kernel, whose shared memory is static).
     pub shared_bytes: u32,
 }
 
@@ -470,30 +506,6 @@ pub(crate) fn cast(from: DType, to: DType, x: &str) -> String {
     }
 }
 
-/// The affine index `offset + Σ strides[d] * names[d]` as a C expression of `long long`s.
-pub(crate) fn affine(offset: i64, strides: &[i64], names: &[String]) -> String {
-    let mut s = String::new();
-    for (&st, name) in strides.iter().zip(names) {
-        if st == 0 {
-            continue;
-        }
-        let term =
-            if st.unsigned_abs() == 1 { name.clone() } else { format!("{name} * {}", int_lit(st.abs())) };
-        match (s.is_empty(), st < 0) {
-            (true, false) => s = term,
-            (true, true) => s = format!("-{term}"),
-            (false, false) => s = format!("{s} + {term}"),
-            (false, true) => s = format!("{s} - {term}"),
-        }
-    }
-    match (s.is_empty(), offset) {
-        (true, _) => int_lit(offset),
-        (false, 0) => s,
-        (false, o) if o > 0 => format!("{} + {s}", int_lit(o)),
-        (false, o) => format!("{s} - {}", int_lit(o.unsigned_abs() as i64)),
-    }
-}
-
 /// Checks that an affine index stays inside `0..len` over the box `dims` (nothing to check
 /// when the box is empty).
 pub(crate) fn check_bounds(
@@ -528,33 +540,6 @@ pub(crate) fn check_bounds(
     Ok(())
 }
 
-/// Lines that decompose the flat index `flat` into `names` over `dims` (row-major), as
-/// `const long long` declarations, each line prefixed by `indent`.
-pub(crate) fn decompose(flat: &str, dims: &[usize], names: &[String], indent: &str) -> String {
-    let mut out = String::new();
-    match dims.len() {
-        0 => {}
-        1 => out.push_str(&format!("{indent}const long long {} = {flat};\n", names[0])),
-        n => {
-            out.push_str(&format!("{indent}long long rest = {flat};\n"));
-            for d in (1..n).rev() {
-                if dims[d] == 1 {
-                    out.push_str(&format!("{indent}const long long {} = 0;\n", names[d]));
-                    continue;
-                }
-                out.push_str(&format!(
-                    "{indent}const long long {} = rest % {}; rest /= {};\n",
-                    names[d],
-                    int_lit(dims[d] as i64),
-                    int_lit(dims[d] as i64)
-                ));
-            }
-            out.push_str(&format!("{indent}const long long {} = rest;\n", names[0]));
-        }
-    }
-    out
-}
-
 /// `prefix0, prefix1, ...` for `n` loop indices.
 pub(crate) fn index_names(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|d| format!("{prefix}{d}")).collect()
@@ -569,11 +554,13 @@ pub(crate) fn buffer<'a>(
     buffers.get(buf).ok_or_else(|| invalid(step, format!("no buffer b{buf}")))
 }
 
-/// The parameter list of a kernel using `uses` (buffer, read, written), plus the error word.
+/// The parameter list of a kernel using `uses` (buffer, read, written), then the size
+/// parameters of `sizes`, then the error word.
 pub(crate) fn params(
     step: &str,
     buffers: &[BufferDecl],
     uses: &[(BufId, bool, bool)],
+    sizes: &Sizes,
     can_fail: bool,
 ) -> Result<Vec<Param>, CodegenError> {
     let mut merged: Vec<(BufId, bool, bool)> = Vec::new();
@@ -597,6 +584,7 @@ pub(crate) fn params(
         };
         out.push(Param { name: format!("b{buf}"), kind: ParamKind::Buffer { buf, dtype, access } });
     }
+    out.extend(sizes.params());
     if can_fail {
         out.push(Param { name: "err".into(), kind: ParamKind::ErrorFlag });
     }
@@ -617,6 +605,7 @@ pub(crate) fn signature(params: &[Param]) -> String {
             ParamKind::Buffer { dtype, access: Access::ReadWrite, .. } => {
                 format!("{}* {}", elem_type(dtype), p.name)
             }
+            ParamKind::Size { .. } => format!("long long {}", p.name),
             ParamKind::ErrorFlag => format!("int* {}", p.name),
         })
         .collect();

@@ -10,7 +10,10 @@
 //! one; outputs are moved out (an output that is an input, or that appears twice, is copied).
 //!
 //! Every step is issued on the device's one stream, in program order: kernels with their
-//! [`RenderedKernel::launch`] geometry (a grid of 0 is skipped), float matrix products through
+//! [`RenderedKernel::launch`] geometry (a grid of 0 is skipped) and their arguments in the
+//! order of their parameters ([`kernel_args`]: buffer addresses, then the values of the size
+//! parameters, by value, so instances of one structure share one module and differ only in
+//! these values and the launch; then the error word), float matrix products through
 //! cuBLAS where [`blas::plan`] maps their layout, and everything else (integer products,
 //! layouts cuBLAS cannot read) through the rendered kernel. Kernels that can fail share one
 //! zeroed error word per run, read back once at the end, when the stream is synchronized; a
@@ -284,25 +287,35 @@ pub fn check_inputs(
     Ok(())
 }
 
+/// One argument of a kernel launch, as its C parameter takes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelArg {
+    /// A device address (a buffer's `T*`, the error word's `int*`).
+    Ptr(u64),
+    /// A size parameter's `long long`, by value.
+    Size(i64),
+}
+
 /// The argument values of a kernel with `params`, in order: each buffer's device address from
-/// `ptrs` (by buffer id; 0 for a buffer that is not allocated, an error), then the error word's
-/// address `err`.
+/// `ptrs` (by buffer id; 0 for a buffer that is not allocated, an error), each size
+/// parameter's value, then the error word's address `err`.
 pub fn kernel_args(
     name: &str,
     params: &[Param],
     ptrs: &[u64],
     err: Option<u64>,
-) -> Result<Vec<u64>, CudaError> {
+) -> Result<Vec<KernelArg>, CudaError> {
     params
         .iter()
         .map(|p| match p.kind {
             ParamKind::Buffer { buf, .. } => match ptrs.get(buf) {
-                Some(&ptr) if ptr != 0 => Ok(ptr),
+                Some(&ptr) if ptr != 0 => Ok(KernelArg::Ptr(ptr)),
                 _ => Err(CudaError::Internal(format!("kernel {name}: buffer b{buf} is not allocated"))),
             },
-            ParamKind::ErrorFlag => {
-                err.ok_or_else(|| CudaError::Internal(format!("kernel {name}: no error word")))
-            }
+            ParamKind::Size { value } => Ok(KernelArg::Size(value)),
+            ParamKind::ErrorFlag => err
+                .map(KernelArg::Ptr)
+                .ok_or_else(|| CudaError::Internal(format!("kernel {name}: no error word"))),
         })
         .collect()
 }
@@ -368,7 +381,10 @@ impl CudaExecutable {
     }
 
     /// Compiles `program` for device `device`: renders it, compiles the CUDA C with NVRTC for
-    /// the device's architecture, loads the module and looks up every kernel.
+    /// the device's architecture, loads the module and looks up every kernel. Programs of one
+    /// structure at other sizes (instances of one symbolic program) render the same source,
+    /// so they share the loaded module (and its one NVRTC compile); each keeps its own
+    /// launches and size arguments.
     pub fn compile_with(
         program: Program,
         device: usize,
@@ -488,12 +504,18 @@ impl CudaExecutable {
                         shared_mem_bytes: l.shared_bytes,
                     };
                     let mut launch = stream.launch_builder(func);
+                    // `args` lives to the end of this arm, past the launch that reads it.
                     for a in &args {
-                        launch.arg(a);
+                        match a {
+                            KernelArg::Ptr(p) => launch.arg(p),
+                            KernelArg::Size(v) => launch.arg(v),
+                        };
                     }
                     // SAFETY: the arguments are, in the order of the kernel's C signature (its
                     // `params`), the device addresses of live allocations of each parameter's
-                    // element type and the buffer's full size (and the error word's `int`);
+                    // element type and the buffer's full size (and the error word's `int`),
+                    // and the size parameters' `long long` values (an `i64` each, the values
+                    // the code generator rendered and checked this instance's accesses with);
                     // the code generator checked that every access stays inside its buffer;
                     // the allocations outlive the launch in stream order (temps are freed on
                     // this stream after it, inputs are borrowed for the whole run).
@@ -684,7 +706,7 @@ mod tests {
         fn kind_buf(&self) -> Option<BufId> {
             match self.kind {
                 ParamKind::Buffer { buf, .. } => Some(buf),
-                ParamKind::ErrorFlag => None,
+                ParamKind::Size { .. } | ParamKind::ErrorFlag => None,
             }
         }
     }
@@ -717,8 +739,10 @@ mod tests {
         assert!(plan.error_flag, "{plan}");
         let k = m.kernels().next().unwrap();
         let args = kernel_args(&k.name, &k.params, &[0x1000, 0x2000, 0x3000], Some(0x4000)).unwrap();
-        assert_eq!(args.last(), Some(&0x4000));
+        assert_eq!(args.last(), Some(&KernelArg::Ptr(0x4000)));
         assert_eq!(args.len(), k.params.len());
+        // The buffers, then the size (the 5 points), then the error word.
+        assert_eq!(args[3], KernelArg::Size(5), "{:?}", k.params);
         let e = kernel_args(&k.name, &k.params, &[0x1000, 0x2000, 0x3000], None).unwrap_err();
         assert!(e.to_string().contains("no error word"), "{e}");
 
@@ -742,9 +766,15 @@ mod tests {
                 name: "b0".into(),
                 kind: ParamKind::Buffer { buf: 0, dtype: DType::F32, access: codegen::Access::Write },
             },
+            Param { name: "n0".into(), kind: ParamKind::Size { value: 17 } },
+            Param { name: "st0".into(), kind: ParamKind::Size { value: -3 } },
             Param { name: "err".into(), kind: ParamKind::ErrorFlag },
         ];
-        assert_eq!(kernel_args("k", &params, &[10, 20, 30], Some(99)).unwrap(), vec![30, 10, 99]);
+        use KernelArg::{Ptr, Size};
+        assert_eq!(
+            kernel_args("k", &params, &[10, 20, 30], Some(99)).unwrap(),
+            vec![Ptr(30), Ptr(10), Size(17), Size(-3), Ptr(99)]
+        );
         let e = kernel_args("k0", &params, &[10, 20, 0], Some(99)).unwrap_err();
         assert_eq!(e.to_string(), "CUDA runtime: kernel k0: buffer b2 is not allocated");
         assert!(kernel_args("k0", &params, &[10], Some(99)).is_err());

@@ -4,13 +4,17 @@
 //! weight gradient's thread walks the whole batch and output plane. cuDNN (or an implicit-GEMM
 //! kernel of our own) is the way to speed, once a GPU can measure it.
 
-use super::{ctype, decompose, int_lit, load_elem, store_elem};
+use super::sizes::{decompose, Sizes};
+use super::{ctype, int_lit, load_elem, store_elem};
 use tenjit_ir::ops::{ConvOp, ConvRole, ConvSizes};
 use tenjit_ir::DType;
 
 /// The loop body of the grid-stride kernel for `op` with sizes `s`: reads `b{a}` and `b{b}` (the
 /// step's operands, in the op's order), writes `b{out}[flat]`, whose dimensions are
-/// `out_dims`; `names` are the four output index names and `ind` the indentation.
+/// `out_dims`; `names` are the four output index names and `ind` the indentation. The tensors'
+/// extents are size parameters of `sizes`; the geometry (stride, dilation, padding, groups) is
+/// the op's and stays literal.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn body(
     op: &ConvOp,
     s: &ConvSizes,
@@ -19,12 +23,16 @@ pub(super) fn body(
     out_dims: &[usize],
     names: &[String],
     ind: &str,
+    sizes: &Sizes,
 ) -> String {
     let g = &op.geometry;
-    let [_, c, h, w] = s.input.map(|d| int_lit(d as i64));
-    let [o, cg, kh, kw] = s.weight.map(|d| int_lit(d as i64));
-    let [n, _, oh, ow] = s.output.map(|d| int_lit(d as i64));
-    let og = int_lit((s.weight[0] / g.groups) as i64);
+    let mut text = decompose(sizes, "flat", out_dims, names, ind);
+    // One list of extents for the three roles: a role passes some it does not read.
+    let ext = |d: usize| sizes.extent(d).name;
+    let [c, h, w] = [s.input[1], s.input[2], s.input[3]].map(ext);
+    let [o, cg, kh, kw] = s.weight.map(ext);
+    let [n, oh, ow] = [s.output[0], s.output[2], s.output[3]].map(ext);
+    let og = ext(s.weight[0] / g.groups);
     let [s0, s1] = g.stride.map(|d| int_lit(d as i64));
     let [d0, d1] = g.dilation.map(|d| int_lit(d as i64));
     let [p0, p1] = g.padding.map(|d| int_lit(d as i64));
@@ -32,7 +40,6 @@ pub(super) fn body(
     let (i0, i1, i2, i3) = (&names[0], &names[1], &names[2], &names[3]);
     let load = |buf: usize, at: &str| load_elem(dt, &format!("b{buf}[{at}]"));
     let inner = format!("{ind}        ");
-    let mut text = decompose("flat", out_dims, names, ind);
     text.push_str(&format!("{ind}{acc} acc = 0;\n"));
     match op.role {
         ConvRole::Forward => {

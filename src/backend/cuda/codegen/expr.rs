@@ -1,10 +1,11 @@
 //! Fused kernels: element programs as C statements, and the elementwise and reduction
 //! kernel shapes around them (see the parent module's doc).
 
+use super::sizes::{affine, decompose, Sizes};
 use super::{
-    affine, buffer, c_name, cast, check_bounds, ctype, decompose, grid_for, index_names, invalid, literal,
-    load_elem, loads, params, signature, store_elem, CodegenError, Launch, RenderedKernel, ELEMENTWISE_BLOCK,
-    MAX_GRID, SMALL_REDUCTION,
+    buffer, c_name, cast, check_bounds, ctype, grid_for, index_names, invalid, literal, load_elem, loads,
+    params, signature, store_elem, CodegenError, Launch, RenderedKernel, ELEMENTWISE_BLOCK, MAX_GRID,
+    MAX_REDUCTION_BLOCK, SMALL_REDUCTION,
 };
 use tenjit_ir::kernel::{BufId, BufferDecl, Combine, Inst, Instr, Kernel};
 use tenjit_ir::ops::BinaryKind;
@@ -18,14 +19,11 @@ use tenjit_ir::{ArgOp, BinaryOp, DType, ReduceOp, Scalar, UnaryOp};
 pub(super) enum Frame<'a> {
     /// A kernel of its own.
     Whole,
-    /// One step of a row group's kernel, run by a block of `block` threads on row `row` of
-    /// `rows`; the `local` buffers are one row each in shared memory (`s{buf}`), indexed
-    /// from the row's start.
+    /// One step of a row group's kernel, run by a block on row `row` of `rows`; the `local`
+    /// buffers are one row each in shared memory (`s{buf}`), indexed from the row's start.
     Row {
-        /// The group's leading extent.
+        /// The group's leading extent (this instance's: the text takes it as a parameter).
         rows: usize,
-        /// Threads per block (a multiple of 32).
-        block: u32,
         /// The buffers held one row at a time in shared memory (the group's local buffers
         /// and its staged input rows), sorted.
         local: &'a [BufId],
@@ -59,6 +57,8 @@ struct Prog<'a> {
     dims: &'a [usize],
     acc: Option<&'a AccNames>,
     frame: Frame<'a>,
+    /// The kernel's size parameters.
+    sizes: &'a Sizes,
 }
 
 impl Prog<'_> {
@@ -109,7 +109,7 @@ impl Prog<'_> {
                     }
                 };
                 check_bounds(step, &what, index.offset, &strides, self.dims, len)?;
-                let at = affine(index.offset, &strides, self.names);
+                let at = affine(self.sizes, index.offset, &strides, self.names);
                 let bd = decl.ty.dtype;
                 let x = if bd == DType::Bool {
                     format!("({name}[{at}] != 0)")
@@ -123,7 +123,7 @@ impl Prog<'_> {
                 if index.strides.len() != self.names.len() {
                     return Err(self.err(format!("%{i}: iota index of the wrong rank")));
                 }
-                let at = affine(index.offset, &index.strides, self.names);
+                let at = affine(self.sizes, index.offset, &index.strides, self.names);
                 (cast(DType::I64, d, &format!("(long long)({at})")), false)
             }
             Inst::Rand { seed, offset, counter } => {
@@ -146,7 +146,7 @@ impl Prog<'_> {
                     }
                 };
                 let (seed, offset) = (word(*seed)?, word(*offset)?);
-                let counter = counter_expr(counter.offset, &counter.strides, self.names);
+                let counter = counter_expr(self.sizes, counter.offset, &counter.strides, self.names);
                 (format!("{f}({seed}, {offset} + {counter})"), false)
             }
             Inst::Unary(op, a) => {
@@ -222,15 +222,25 @@ impl Prog<'_> {
     }
 }
 
-/// A rand counter: the index map evaluated in wrapping 64-bit unsigned arithmetic.
-fn counter_expr(offset: i64, strides: &[i64], names: &[String]) -> String {
-    let mut s = format!("{}ull", offset as u64);
+/// A rand counter: the index map evaluated in wrapping 64-bit unsigned arithmetic (its
+/// nonzero offset and strides other than 0 and 1 are size parameters, their bits as `tj_u64`).
+fn counter_expr(sizes: &Sizes, offset: i64, strides: &[i64], names: &[String]) -> String {
+    let mut terms = Vec::new();
+    if offset != 0 {
+        terms.push(format!("(tj_u64){}", sizes.value(offset).name));
+    }
     for (&st, n) in strides.iter().zip(names) {
-        if st != 0 {
-            s.push_str(&format!(" + (tj_u64){n} * {}ull", st as u64));
+        match st {
+            0 => {}
+            1 => terms.push(format!("(tj_u64){n}")),
+            _ => terms.push(format!("(tj_u64){n} * (tj_u64){}", sizes.value(st).name)),
         }
     }
-    s
+    if terms.is_empty() {
+        "0ull".into()
+    } else {
+        terms.join(" + ")
+    }
 }
 
 /// A store of value `v` (dtype `d`) into `target[at]` (a buffer of dtype `bd`), converted to
@@ -245,7 +255,8 @@ fn store(target: &str, bd: DType, v: &str, d: DType, at: &str) -> String {
 }
 
 /// The stores of a kernel at flat output index `at` (in a row frame: the index within the
-/// row), with values named `prefix{id}`.
+/// row, and the row's length a size parameter), with values named `prefix{id}`.
+#[allow(clippy::too_many_arguments)]
 fn stores(
     k: &Kernel,
     prog: &[Instr],
@@ -254,6 +265,7 @@ fn stores(
     at: &str,
     indent: &str,
     frame: Frame,
+    sizes: &Sizes,
 ) -> Result<String, CodegenError> {
     let out_n: usize = k.out_space().iter().product();
     let mut s = String::new();
@@ -275,10 +287,9 @@ fn stores(
             .ok_or_else(|| invalid(&k.name, format!("store of undefined %{}", st.value)))?;
         let (target, at) = match frame {
             Frame::Row { .. } if frame.is_local(st.buf) => (format!("s{}", st.buf), at.to_string()),
-            Frame::Row { rows, .. } => (
-                format!("b{}", st.buf),
-                format!("row * {} + {at}", super::int_lit((out_n / rows.max(1)) as i64)),
-            ),
+            Frame::Row { rows, .. } => {
+                (format!("b{}", st.buf), format!("row * {} + {at}", sizes.extent(out_n / rows.max(1)).name))
+            }
             Frame::Whole => (format!("b{}", st.buf), at.to_string()),
         };
         s.push_str(indent);
@@ -292,16 +303,25 @@ fn header(k: &Kernel, what: &str) -> String {
     format!("// kernel {}: {what}; {}\n", k.name, k.reason.replace('\n', " "))
 }
 
+/// A space's structure for a comment: its rank and its extents of 1 (the sizes themselves are
+/// parameters, so they stay out of the text).
 fn dims_text(dims: &[usize]) -> String {
-    format!("[{}]", dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
+    let ones: Vec<String> =
+        dims.iter().enumerate().filter(|(_, &d)| d == 1).map(|(i, _)| i.to_string()).collect();
+    if ones.is_empty() {
+        format!("a rank-{} space", dims.len())
+    } else {
+        format!("a rank-{} space (extent 1 at {})", dims.len(), ones.join(", "))
+    }
 }
 
 /// Renders a fused kernel.
 pub(super) fn render_kernel(k: &Kernel, buffers: &[BufferDecl]) -> Result<RenderedKernel, CodegenError> {
     // 16-bit values compute in `f32` (lowered kernels already do; a hand-built one may not).
     let k = &*tenjit_ir::kernel::half::widened(k);
-    let (text, launch, can_fail) = render_in(k, buffers, Frame::Whole)?;
-    let params = params(&k.name, buffers, &buffer_uses(k), can_fail)?;
+    let sizes = Sizes::default();
+    let (text, launch, can_fail) = render_in(k, buffers, Frame::Whole, &sizes)?;
+    let params = params(&k.name, buffers, &buffer_uses(k), &sizes, can_fail)?;
     let name = c_name(&k.name);
     let source = text.replace("@SIGNATURE@", &format!("{name}({})", signature(&params)));
     Ok(RenderedKernel { name, source, launch, params })
@@ -315,13 +335,15 @@ pub(super) fn buffer_uses(k: &Kernel) -> Vec<(BufId, bool, bool)> {
     uses
 }
 
-/// Renders kernel `k` (already widened) in `frame`: the text (a `__global__` function whose
-/// signature is `@SIGNATURE@`, or a `{ ... }` scope for a row group's kernel), its launch (for
-/// [`Frame::Whole`]) and whether it can fail.
+/// Renders kernel `k` (already widened) in `frame`, its size parameters added to `sizes`:
+/// the text (a `__global__` function whose signature is `@SIGNATURE@`, or a `{ ... }` scope
+/// for a row group's kernel), its launch (for [`Frame::Whole`], from the same values as the
+/// size parameters) and whether it can fail.
 pub(super) fn render_in(
     k: &Kernel,
     buffers: &[BufferDecl],
     frame: Frame,
+    sizes: &Sizes,
 ) -> Result<(String, Launch, bool), CodegenError> {
     if let Frame::Row { rows, .. } = frame {
         let reduces_row = k.reduce.as_ref().is_some_and(|r| r.axes.contains(&0));
@@ -330,8 +352,8 @@ pub(super) fn render_in(
         }
     }
     match &k.reduce {
-        None => elementwise(k, buffers, frame),
-        Some(r) => reduction(k, buffers, r.op, &r.axes, frame),
+        None => elementwise(k, buffers, frame, sizes),
+        Some(r) => reduction(k, buffers, r.op, &r.axes, frame, sizes),
     }
 }
 
@@ -339,42 +361,47 @@ fn elementwise(
     k: &Kernel,
     buffers: &[BufferDecl],
     frame: Frame,
+    sizes: &Sizes,
 ) -> Result<(String, Launch, bool), CodegenError> {
     if !k.epilogue.is_empty() {
         return Err(invalid(&k.name, "an epilogue without a reduction"));
     }
     let n: usize = k.space.iter().product();
     let names = index_names("i", k.space.len());
-    let p = Prog { kernel: k, buffers, prefix: "v", names: &names, dims: &k.space, acc: None, frame };
+    let p = Prog { kernel: k, buffers, prefix: "v", names: &names, dims: &k.space, acc: None, frame, sizes };
     let (body, can_fail) = p.render(&k.body, "        ")?;
     let block = ELEMENTWISE_BLOCK;
     let mut s;
+    let launch;
     match frame {
         Frame::Whole => {
-            s = header(k, &format!("elementwise over {} ({n} points), grid-stride", dims_text(&k.space)));
+            let total = sizes.extent(n);
+            s = header(k, &format!("elementwise over {}, grid-stride", dims_text(&k.space)));
             s.push_str(&format!("extern \"C\" __global__ void __launch_bounds__({block}) @SIGNATURE@ {{\n"));
             s.push_str(&format!(
                 "    for (long long flat = blockIdx.x * (long long)blockDim.x + threadIdx.x; flat < {}; flat += (long long)gridDim.x * blockDim.x) {{\n",
-                super::int_lit(n as i64)
+                total.name
             ));
-            s.push_str(&decompose("flat", &k.space, &names, "        "));
+            s.push_str(&decompose(sizes, "flat", &k.space, &names, "        "));
+            launch = grid_for(total.value as usize, block);
         }
         Frame::Row { rows, .. } => {
-            let per = n / rows;
-            s = header(k, &format!("elementwise over {}, {per} points of the row", dims_text(&k.space)));
+            let per = sizes.extent(n / rows);
+            s = header(k, &format!("elementwise over {}, the points of the row", dims_text(&k.space)));
             s.push_str("{\n");
             s.push_str(&format!(
                 "    for (long long flat = threadIdx.x; flat < {}; flat += blockDim.x) {{\n",
-                super::int_lit(per as i64)
+                per.name
             ));
-            s.push_str(&decompose("flat", &k.space[1..], &names[1..], "        "));
+            s.push_str(&decompose(sizes, "flat", &k.space[1..], &names[1..], "        "));
             s.push_str("        const long long i0 = row;\n");
+            launch = grid_for(n, block);
         }
     }
     s.push_str(&body);
-    s.push_str(&stores(k, &k.body, buffers, "v", "flat", "        ", frame)?);
+    s.push_str(&stores(k, &k.body, buffers, "v", "flat", "        ", frame, sizes)?);
     s.push_str("    }\n}\n");
-    Ok((s, grid_for(n, block), can_fail))
+    Ok((s, launch, can_fail))
 }
 
 /// How a reduction accumulates: the accumulator's C type, its start value, the conversion of
@@ -456,6 +483,7 @@ fn reduction(
     op: Combine,
     axes: &[usize],
     frame: Frame,
+    sizes: &Sizes,
 ) -> Result<(String, Launch, bool), CodegenError> {
     let step = &k.name;
     let rank = k.space.len();
@@ -483,7 +511,8 @@ fn reduction(
     let names = index_names("i", rank);
     let out_names = index_names("o", out_dims.len());
     let red_names: Vec<String> = axes.iter().map(|&d| names[d].clone()).collect();
-    let body_prog = Prog { kernel: k, buffers, prefix: "v", names: &names, dims: &k.space, acc: None, frame };
+    let body_prog =
+        Prog { kernel: k, buffers, prefix: "v", names: &names, dims: &k.space, acc: None, frame, sizes };
     let block_mode = red_n > SMALL_REDUCTION;
     // The body runs inside the output-point and reduction loops, in both shapes.
     let (body, body_fails) = body_prog.render(&k.body, "            ")?;
@@ -541,27 +570,35 @@ fn reduction(
         dims: &out_dims,
         acc: Some(&acc_names),
         frame,
+        sizes,
     };
     // The loop over output points: all of them (a kernel of its own), or the row's (a step
     // of a row group's kernel, whose row is `o0`), and how a block's threads share them.
+    // Its trip count is a size parameter (all output points, or the row's).
     let point_loop = |by_block: bool| -> String {
         let (open, decomp) = match frame {
             Frame::Whole if by_block => (
-                format!("for (long long point = blockIdx.x; point < {out_n}; point += gridDim.x) {{\n"),
-                decompose("point", &out_dims, &out_names, "        "),
+                format!(
+                    "for (long long point = blockIdx.x; point < {}; point += gridDim.x) {{\n",
+                    sizes.extent(out_n).name
+                ),
+                decompose(sizes, "point", &out_dims, &out_names, "        "),
             ),
             Frame::Whole => (
-                format!("for (long long point = blockIdx.x * (long long)blockDim.x + threadIdx.x; point < {out_n}; point += (long long)gridDim.x * blockDim.x) {{\n"),
-                decompose("point", &out_dims, &out_names, "        "),
+                format!(
+                    "for (long long point = blockIdx.x * (long long)blockDim.x + threadIdx.x; point < {}; point += (long long)gridDim.x * blockDim.x) {{\n",
+                    sizes.extent(out_n).name
+                ),
+                decompose(sizes, "point", &out_dims, &out_names, "        "),
             ),
             Frame::Row { rows, .. } => {
-                let per = out_n / rows;
+                let per = sizes.extent(out_n / rows).name;
                 let open = if by_block {
                     format!("for (long long point = 0; point < {per}; ++point) {{\n")
                 } else {
                     format!("for (long long point = threadIdx.x; point < {per}; point += blockDim.x) {{\n")
                 };
-                let decomp = decompose("point", &out_dims[1..], &out_names[1..], "        ");
+                let decomp = decompose(sizes, "point", &out_dims[1..], &out_names[1..], "        ");
                 (open, format!("{decomp}        const long long o0 = row;\n"))
             }
         };
@@ -572,40 +609,30 @@ fn reduction(
         Frame::Row { .. } => "{\n".to_string(),
     };
 
-    let what = format!(
-        "{} over axes {axes:?} of {} ({out_n} output points of {red_n} elements)",
-        op.name(),
-        dims_text(&k.space)
-    );
+    let what = format!("{} over axes {axes:?} of {}", op.name(), dims_text(&k.space));
     // The loop indices of the body at one reduced element: kept dims from the output point.
     let mut inner = String::new();
     let red_ind = "            ";
-    inner.push_str(&decompose("red", &red_dims, &red_names, red_ind));
+    inner.push_str(&decompose(sizes, "red", &red_dims, &red_names, red_ind));
     for (j, &d) in out_axes.iter().enumerate() {
         inner.push_str(&format!("{red_ind}const long long {} = {};\n", names[d], out_names[j]));
     }
     inner.push_str(&body);
     inner.push_str(&format!("{red_ind}{step_line}\n"));
 
+    let red_extent = sizes.extent(red_n);
     let mut s;
     let launch;
     let epi_fails;
     if block_mode {
-        let block = match frame {
-            Frame::Whole => (red_n.next_power_of_two() / 2).clamp(32, 256) as u32,
-            Frame::Row { block, .. } => block,
-        };
-        let warps = block / 32;
+        // The block's size is the launch's (`blockDim.x`, a power of two from 32 to
+        // `MAX_REDUCTION_BLOCK`), so `part` has a slot for each warp of the largest block.
+        let warps = MAX_REDUCTION_BLOCK / 32;
         let ind = "                ";
         let (epilogue, f) = epi_prog.render(&k.epilogue, ind)?;
         epi_fails = f;
-        s = header(
-            k,
-            &format!(
-                "{what}; one block of {block} threads per output point, warp shuffles then shared memory"
-            ),
-        );
-        s.push_str(&opening(block));
+        s = header(k, &format!("{what}; one block per output point, warp shuffles then shared memory"));
+        s.push_str(&opening(MAX_REDUCTION_BLOCK));
         match arg {
             Some(_) => s.push_str(&format!(
                 "    __shared__ {} part[{warps}];\n    __shared__ long long part_i[{warps}];\n    __shared__ bool part_nan[{warps}];\n",
@@ -615,7 +642,10 @@ fn reduction(
         }
         s.push_str(&point_loop(true));
         s.push_str(&format!("        {decl}\n"));
-        s.push_str(&format!("        for (long long red = threadIdx.x; red < {red_n}; red += {block}) {{\n"));
+        s.push_str(&format!(
+            "        for (long long red = threadIdx.x; red < {}; red += blockDim.x) {{\n",
+            red_extent.name
+        ));
         s.push_str(&inner);
         s.push_str("        }\n");
         s.push_str("        // Combine the threads' partial results: within each warp, then across warps.\n");
@@ -624,13 +654,16 @@ fn reduction(
             Some(_) => (
                 "part[threadIdx.x >> 5] = best; part_i[threadIdx.x >> 5] = best_i; part_nan[threadIdx.x >> 5] = best_nan;".to_string(),
                 format!(
-                    "if (threadIdx.x < {warps}) {{ best = part[threadIdx.x]; best_i = part_i[threadIdx.x]; best_nan = part_nan[threadIdx.x]; }} {}",
+                    "if (threadIdx.x < (blockDim.x >> 5)) {{ best = part[threadIdx.x]; best_i = part_i[threadIdx.x]; best_nan = part_nan[threadIdx.x]; }} {}",
                     arg_reset(vd, arg)
                 ),
             ),
             None => (
                 "part[threadIdx.x >> 5] = acc;".to_string(),
-                format!("acc = threadIdx.x < {warps} ? part[threadIdx.x] : {};", accum(op.extremum(), vd, red_n == 0, step)?.init),
+                format!(
+                    "acc = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : {};",
+                    accum(op.extremum(), vd, red_n == 0, step)?.init
+                ),
             ),
         };
         s.push_str(&format!("        if ((threadIdx.x & 31) == 0) {{ {save} }}\n"));
@@ -643,11 +676,15 @@ fn reduction(
             s.push_str(&format!("{ind}{final_lines}\n"));
         }
         s.push_str(&epilogue);
-        s.push_str(&stores(k, &k.epilogue, buffers, "e", "point", ind, frame)?);
+        s.push_str(&stores(k, &k.epilogue, buffers, "e", "point", ind, frame, sizes)?);
         s.push_str("            }\n        }\n");
         s.push_str("        __syncthreads();  // `part` is reused by the block's next output point\n");
         s.push_str("    }\n}\n");
-        launch = Launch { grid: out_n.min(MAX_GRID as usize) as u32, block, shared_bytes: 0 };
+        launch = Launch {
+            grid: out_n.min(MAX_GRID as usize) as u32,
+            block: reduction_block(red_extent.value as usize),
+            shared_bytes: 0,
+        };
     } else {
         let ind = "        ";
         let (epilogue, f) = epi_prog.render(&k.epilogue, ind)?;
@@ -657,18 +694,24 @@ fn reduction(
         s.push_str(&opening(block));
         s.push_str(&point_loop(false));
         s.push_str(&format!("{ind}{decl}\n"));
-        s.push_str(&format!("{ind}for (long long red = 0; red < {red_n}; ++red) {{\n"));
+        s.push_str(&format!("{ind}for (long long red = 0; red < {}; ++red) {{\n", red_extent.name));
         s.push_str(&inner);
         s.push_str(&format!("{ind}}}\n"));
         if !final_lines.is_empty() {
             s.push_str(&format!("{ind}{final_lines}\n"));
         }
         s.push_str(&epilogue);
-        s.push_str(&stores(k, &k.epilogue, buffers, "e", "point", ind, frame)?);
+        s.push_str(&stores(k, &k.epilogue, buffers, "e", "point", ind, frame, sizes)?);
         s.push_str("    }\n}\n");
         launch = grid_for(out_n, block);
     }
     Ok((s, launch, body_fails || epi_fails))
+}
+
+/// The threads of a block reduction's block over `red_n` elements per output point: half the
+/// extent rounded up to a power of two, from 32 to [`MAX_REDUCTION_BLOCK`].
+pub(super) fn reduction_block(red_n: usize) -> u32 {
+    (red_n.next_power_of_two() / 2).clamp(32, MAX_REDUCTION_BLOCK as usize) as u32
 }
 
 /// Resets an arg reduction's candidate to empty (lanes past the last warp's partial).

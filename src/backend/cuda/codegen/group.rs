@@ -7,7 +7,9 @@
 //! blocks over rows, and inside it each step's code in program order, restricted to the row,
 //! with a `__syncthreads()` after each step (what a step writes is then visible to every
 //! thread of the block for the next, and the last barrier lets the next row reuse shared
-//! memory). The group's local buffers are one row each in shared memory (`s{buf}`), so
+//! memory). The group's local buffers are one row each in shared memory (`s{buf}`, pointers
+//! into the kernel's dynamic shared memory at offsets that are size parameters, so the text
+//! does not depend on the row's length: [`Launch::shared_bytes`] is computed from it), so
 //! softmax's `exp(x - max)` and its row max and sum never go to global memory; an input row
 //! that several steps read is copied into shared memory once at the row's start (`staged`),
 //! so softmax and layer norm read their row from global memory once.
@@ -30,17 +32,19 @@
 //! global memory).
 
 use super::expr::{self, Frame};
+use super::sizes::Sizes;
 use super::{
     c_name, elem_type, invalid, params, signature, CodegenError, Launch, RenderedKernel, MAX_GRID,
-    SMALL_REDUCTION,
+    MAX_REDUCTION_BLOCK, SMALL_REDUCTION,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use tenjit_ir::kernel::schedule::row_local;
 use tenjit_ir::kernel::{BufId, BufferDecl, Group, Inst, Kernel, Program, Step};
 
 /// The most shared memory a row group's kernel gives its local buffers and staged input rows
-/// (one row of each); a kernel's static shared memory is at most 48 KiB, and the reductions'
-/// partial results take some of the rest.
+/// (one row of each, in dynamic shared memory, padded to 16 bytes each); a kernel's shared
+/// memory is at most 48 KiB without opting in, and the reductions' static partial results take
+/// some of the rest.
 pub const GROUP_SHARED_BYTES: usize = 32 << 10;
 
 /// Why group `g` of `program` runs as separate launches, or `None` when it renders as one
@@ -124,13 +128,13 @@ fn step_block(k: &Kernel, rows: usize) -> u32 {
         Some(r) => {
             let red_n: usize = r.axes.iter().filter_map(|&a| k.space.get(a)).product();
             if red_n > SMALL_REDUCTION {
-                red_n.next_power_of_two() / 2
+                expr::reduction_block(red_n) as usize
             } else {
                 n / red_n.max(1) / rows
             }
         }
     };
-    want.next_power_of_two().clamp(32, 256) as u32
+    want.next_power_of_two().clamp(32, MAX_REDUCTION_BLOCK as usize) as u32
 }
 
 /// Renders group `g` (the `index`-th of `program`) as one kernel named after the program and
@@ -154,11 +158,28 @@ pub fn render_group(program: &Program, g: &Group, index: usize) -> Result<Render
     let staged = staged(program, g, &kernels);
     let mut shared: Vec<BufId> = g.local.iter().chain(&staged).copied().collect();
     shared.sort_unstable();
-    let frame = Frame::Row { rows: g.rows, block, local: &shared };
+    let frame = Frame::Row { rows: g.rows, local: &shared };
+    let sizes = Sizes::default();
+    let rows = sizes.extent(g.rows);
+    // Each shared row at a 16-byte aligned offset of the dynamic shared memory.
+    let mut shared_decls = String::new();
+    let mut shared_bytes = 0usize;
+    for (j, &b) in shared.iter().enumerate() {
+        let decl = super::buffer(&name, buffers, b)?;
+        let row_bytes = decl.ty.shape.numel() / g.rows * decl.ty.dtype.size_bytes();
+        let t = elem_type(decl.ty.dtype);
+        // The first row starts the memory; the others' offsets are parameters.
+        let start = match j {
+            0 => "tj_dynamic_shared".to_string(),
+            _ => format!("tj_dynamic_shared + {}", sizes.value(shared_bytes as i64).name),
+        };
+        shared_decls.push_str(&format!("    {t}* const s{b} = ({t}*)({start});\n"));
+        shared_bytes += row_bytes.div_ceil(16) * 16;
+    }
 
     let mut body = String::new();
     for &b in &staged {
-        let row_len = buffers[b].ty.shape.numel() / g.rows;
+        let row_len = sizes.extent(buffers[b].ty.shape.numel() / g.rows).name;
         body.push_str(&format!(
             "        for (long long t = threadIdx.x; t < {row_len}; t += blockDim.x) s{b}[t] = b{b}[row * {row_len} + t];\n"
         ));
@@ -169,7 +190,7 @@ pub fn render_group(program: &Program, g: &Group, index: usize) -> Result<Render
     let mut uses = Vec::new();
     let mut can_fail = false;
     for k in &kernels {
-        let (text, _, fails) = expr::render_in(k, buffers, frame)?;
+        let (text, _, fails) = expr::render_in(k, buffers, frame, &sizes)?;
         can_fail |= fails;
         uses.extend(expr::buffer_uses(k).into_iter().filter(|u| g.local.binary_search(&u.0).is_err()));
         for line in text.lines() {
@@ -179,29 +200,31 @@ pub fn render_group(program: &Program, g: &Group, index: usize) -> Result<Render
         }
         body.push_str("        __syncthreads();\n");
     }
-    let params = params(&name, buffers, &uses, can_fail)?;
+    let params = params(&name, buffers, &uses, &sizes, can_fail)?;
 
     let names: Vec<&str> = kernels.iter().map(|k| k.name.as_str()).collect();
     let list = |v: &[BufId]| v.iter().map(|b| format!("b{b}")).collect::<Vec<_>>().join(" ");
     let mut s = format!(
-        "// group {name}: {} over {} rows as one kernel; one block of {block} threads per row runs the steps in order, a barrier after each; in shared memory, one row each: local {}; staged input {}\n",
+        "// group {name}: {} over the rows as one kernel; one block per row runs the steps in order, a barrier after each; in shared memory, one row each: local {}; staged input {}\n",
         names.join(", "),
-        g.rows,
         if g.local.is_empty() { "none".to_string() } else { list(&g.local) },
         if staged.is_empty() { "none".to_string() } else { list(&staged) },
     );
     s.push_str(&format!(
-        "extern \"C\" __global__ void __launch_bounds__({block}) {name}({}) {{\n",
+        "extern \"C\" __global__ void __launch_bounds__({MAX_REDUCTION_BLOCK}) {name}({}) {{\n",
         signature(&params)
     ));
-    for &b in &shared {
-        let decl = super::buffer(&name, buffers, b)?;
-        let row_len = decl.ty.shape.numel() / g.rows;
-        s.push_str(&format!("    __shared__ {} s{b}[{}];\n", elem_type(decl.ty.dtype), row_len.max(1)));
+    if !shared.is_empty() {
+        s.push_str("    TJ_DYNAMIC_SHARED(tj_dynamic_shared);\n");
+        s.push_str(&shared_decls);
     }
-    s.push_str(&format!("    for (long long row = blockIdx.x; row < {}; row += gridDim.x) {{\n", g.rows));
+    s.push_str(&format!("    for (long long row = blockIdx.x; row < {}; row += gridDim.x) {{\n", rows.name));
     s.push_str(&body);
     s.push_str("    }\n}\n");
-    let launch = Launch { grid: g.rows.min(MAX_GRID as usize) as u32, block, shared_bytes: 0 };
+    let launch = Launch {
+        grid: (rows.value as usize).min(MAX_GRID as usize) as u32,
+        block,
+        shared_bytes: shared_bytes as u32,
+    };
     Ok(RenderedKernel { name, source: s, launch, params })
 }

@@ -4,13 +4,16 @@
 //! the windows that cover it, adding the gradient of each window whose first maximum it is, in
 //! `double`, rounded once: no atomics, and the interpreter's result bit for bit.
 
-use super::{ctype, decompose, int_lit, load_elem, store_elem};
+use super::sizes::{decompose, Sizes};
+use super::{ctype, int_lit, load_elem, store_elem};
 use tenjit_ir::ops::{PoolOp, PoolRole};
 use tenjit_ir::DType;
 
 /// The loop body of the grid-stride kernel for `op` on input sizes `input` and output sizes
 /// `output`: reads `b{x}` and `b{other}`, writes `b{out}[flat]` (of dimensions `out_dims`,
-/// indices `names`), indented by `ind`.
+/// indices `names`), indented by `ind`. The tensors' extents are size parameters of `sizes`;
+/// the window's geometry is the op's and stays literal.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn body(
     op: &PoolOp,
     (input, output): ([usize; 4], [usize; 4]),
@@ -19,15 +22,16 @@ pub(super) fn body(
     out_dims: &[usize],
     names: &[String],
     ind: &str,
+    sizes: &Sizes,
 ) -> String {
-    let mut text = decompose("flat", out_dims, names, ind);
+    let mut text = decompose(sizes, "flat", out_dims, names, ind);
     let (n0, n1, n2, n3) = (&names[0], &names[1], &names[2], &names[3]);
-    let c = int_lit(input[1] as i64);
-    let [oh, ow] = [output[2], output[3]].map(|d| int_lit(d as i64));
+    let c = sizes.extent(input[1]).name;
+    let [oh, ow] = [output[2], output[3]].map(|d| sizes.extent(d).name);
     text.push_str(&format!("{ind}const long long plane = {n0} * {c} + {n1};\n"));
     match op.role {
         PoolRole::Select => {
-            text.push_str(&first_max(op, input, dt, x, n2, n3, ind));
+            text.push_str(&first_max(op, input, dt, x, n2, n3, ind, sizes));
             text.push_str(&format!("{ind}b{out}[flat] = b{other}[best];\n"));
         }
         PoolRole::Scatter => {
@@ -46,7 +50,7 @@ pub(super) fn body(
                  {ind}for (long long i = i_lo; i <= i_hi; ++i)\n\
                  {ind}for (long long j = j_lo; j <= j_hi; ++j) {{\n"
             ));
-            text.push_str(&first_max(op, input, dt, x, "i", "j", &inner));
+            text.push_str(&first_max(op, input, dt, x, "i", "j", &inner, sizes));
             text.push_str(&format!("{inner}if (best == flat) acc += (double){gv};\n{ind}}}\n"));
             let value = match dt {
                 DType::F64 => "acc".to_string(),
@@ -61,9 +65,19 @@ pub(super) fn body(
 /// Code that sets `best` to the flat index in `b{x}` of the first maximum of window
 /// `(i, j)` of plane `plane`: row-major over the taps, padding skipped, a NaN chosen over any
 /// number, `+0` over `-0` and otherwise the first of equal elements kept.
-fn first_max(op: &PoolOp, input: [usize; 4], dt: DType, x: usize, i: &str, j: &str, ind: &str) -> String {
+#[allow(clippy::too_many_arguments)]
+fn first_max(
+    op: &PoolOp,
+    input: [usize; 4],
+    dt: DType,
+    x: usize,
+    i: &str,
+    j: &str,
+    ind: &str,
+    sizes: &Sizes,
+) -> String {
     let g = &op.geometry;
-    let [h, w] = [input[2], input[3]].map(|d| int_lit(d as i64));
+    let [h, w] = [input[2], input[3]].map(|d| sizes.extent(d).name);
     let [k0, k1] = g.kernel.map(|d| int_lit(d as i64));
     let [s0, s1] = g.stride.map(|d| int_lit(d as i64));
     let [p0, p1] = g.padding.map(|d| int_lit(d as i64));

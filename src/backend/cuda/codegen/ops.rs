@@ -7,10 +7,17 @@
 //! thread for an output element walks the index along the axis and adds the matching source
 //! elements in row-major order. Its float results are therefore deterministic and equal to
 //! the interpreter's bit for bit; the cost is `base.numel() × index.shape[axis]` index reads.
+//!
+//! Every size is a parameter (see the parent module's "Sizes are parameters"): the output's
+//! count and extents, the operands' extents and dense strides, the matrix product's strides
+//! and offsets, a concat's boundaries. An op's attributes (the axis, a pad's widths, a
+//! convolution's or pool's stride, dilation, padding and window) are its structure and stay
+//! literals.
 
+use super::sizes::{affine, decompose, Sizes};
 use super::{
-    affine, buffer, c_name, cast, check_bounds, ctype, decompose, grid_for, index_names, int_lit, invalid,
-    literal, load_elem, params, signature, store_elem, CodegenError, RenderedKernel, ELEMENTWISE_BLOCK,
+    buffer, c_name, cast, check_bounds, ctype, grid_for, index_names, invalid, literal, load_elem, params,
+    signature, store_elem, CodegenError, RenderedKernel, ELEMENTWISE_BLOCK,
 };
 use tenjit_ir::kernel::{BufferDecl, MatmulStep, OpStep};
 use tenjit_ir::ops::{Library, OpKind};
@@ -28,13 +35,12 @@ fn strides(dims: &[usize]) -> Vec<i64> {
     s
 }
 
-/// The opening of a grid-stride kernel over `n` output elements named `flat`.
-fn open(name: &str, comment: &str, sig: &str, n: usize) -> String {
+/// The opening of a grid-stride kernel over `n` (a C expression) output elements named `flat`.
+fn open(name: &str, comment: &str, sig: &str, n: &str) -> String {
     let block = ELEMENTWISE_BLOCK;
     format!(
         "// {comment}\nextern \"C\" __global__ void __launch_bounds__({block}) {name}({sig}) {{\n    \
-         for (long long flat = blockIdx.x * (long long)blockDim.x + threadIdx.x; flat < {}; flat += (long long)gridDim.x * blockDim.x) {{\n",
-        int_lit(n as i64)
+         for (long long flat = blockIdx.x * (long long)blockDim.x + threadIdx.x; flat < {n}; flat += (long long)gridDim.x * blockDim.x) {{\n"
     )
 }
 
@@ -54,6 +60,9 @@ pub(super) fn render_op(
     let out_dims = out_shape.dims().to_vec();
     let n = out_shape.numel();
     let names = index_names("c", out_dims.len());
+    let sizes = Sizes::default();
+    let total = sizes.extent(n);
+    let ext = |v: usize| sizes.extent(v).name;
     let fname = c_name(name);
     let ind = "        ";
     let mut after = String::new();
@@ -76,13 +85,13 @@ pub(super) fn render_op(
             }
             let mut terms: Vec<String> = names.clone();
             terms[axis] = "k".into();
-            let at = affine(0, &strides(xdims), &terms);
+            let decomp = decompose(&sizes, "flat", &out_dims, &names, ind);
+            let bound = ext(xdims[axis]);
+            let at = affine(&sizes, 0, &strides(xdims), &terms);
             let body = format!(
-                "{}{ind}const long long k = b{idx}[flat];\n\
-                 {ind}if (k < 0 || k >= {}) {{ tj_fail(err, TJ_ERR_GATHER_INDEX); b{o}[flat] = 0; continue; }}\n\
+                "{decomp}{ind}const long long k = b{idx}[flat];\n\
+                 {ind}if (k < 0 || k >= {bound}) {{ tj_fail(err, TJ_ERR_GATHER_INDEX); b{o}[flat] = 0; continue; }}\n\
                  {ind}b{o}[flat] = b{x}[{at}];\n",
-                decompose("flat", &out_dims, &names, ind),
-                int_lit(xdims[axis] as i64),
                 o = step.out,
             );
             (
@@ -113,25 +122,25 @@ pub(super) fn render_op(
             };
             let mut terms = names.clone();
             terms[axis] = "t".into();
-            let at = affine(0, &strides(&idims), &terms);
+            let decomp = decompose(&sizes, "flat", &out_dims, &names, ind);
+            let at = affine(&sizes, 0, &strides(&idims), &terms);
             let fits: Vec<String> = (0..idims.len())
                 .filter(|&d| d != axis)
-                .map(|d| format!("{} < {}", names[d], int_lit(idims[d] as i64)))
+                .map(|d| format!("{} < {}", names[d], ext(idims[d])))
                 .collect();
+            let along = ext(idims[axis]);
             let fits = if fits.is_empty() { "true".to_string() } else { fits.join(" && ") };
             let t = ctype(dt);
             let (init, result) = (load_elem(dt, &format!("b{base}[flat]")), store_elem(dt, "acc"));
             let body = format!(
-                "{}{ind}{t} acc = {init};\n\
+                "{decomp}{ind}{t} acc = {init};\n\
                  {ind}if ({fits}) {{\n\
-                 {ind}    for (long long t = 0; t < {}; ++t) {{\n\
+                 {ind}    for (long long t = 0; t < {along}; ++t) {{\n\
                  {ind}        const long long p = {at};\n\
                  {ind}        if (b{idx}[p] == {}) acc = {add};\n\
                  {ind}    }}\n\
                  {ind}}}\n\
                  {ind}b{o}[flat] = {result};\n",
-                decompose("flat", &out_dims, &names, ind),
-                int_lit(idims[axis] as i64),
                 names[axis],
                 o = step.out,
             );
@@ -139,8 +148,8 @@ pub(super) fn render_op(
                 "    // Every index is checked, in a second grid-stride loop over the index.\n    \
                  for (long long q = blockIdx.x * (long long)blockDim.x + threadIdx.x; q < {}; q += (long long)gridDim.x * blockDim.x) {{\n\
                  {ind}if (b{idx}[q] < 0 || b{idx}[q] >= {}) tj_fail(err, TJ_ERR_SCATTER_INDEX);\n    }}\n",
-                int_lit(is.numel() as i64),
-                int_lit(out_dims[axis] as i64),
+                ext(is.numel()),
+                ext(out_dims[axis]),
             );
             (
                 vec![(base, true, false), (idx, true, false), (src, true, false), (step.out, false, true)],
@@ -155,7 +164,7 @@ pub(super) fn render_op(
             if axis >= out_dims.len() || step.args.is_empty() {
                 return Err(invalid(name, "concat operands do not fit"));
             }
-            let mut body = decompose("flat", &out_dims, &names, ind);
+            let mut body = decompose(&sizes, "flat", &out_dims, &names, ind);
             let mut start = 0usize;
             let mut uses = vec![(step.out, false, true)];
             for (j, &a) in step.args.iter().enumerate() {
@@ -166,22 +175,20 @@ pub(super) fn render_op(
                 }
                 let mut terms = names.clone();
                 if start > 0 {
-                    terms[axis] = format!("({} - {})", names[axis], int_lit(start as i64));
+                    terms[axis] = format!("({} - {})", names[axis], sizes.value(start as i64).name);
                 }
                 let end = start + dims[axis];
-                let cond = if j + 1 == step.args.len() {
+                let cond = if step.args.len() == 1 {
+                    ind.to_string()
+                } else if j + 1 == step.args.len() {
                     format!("{ind}else ")
                 } else if j == 0 {
-                    format!("{ind}if ({} < {}) ", names[axis], int_lit(end as i64))
+                    format!("{ind}if ({} < {}) ", names[axis], sizes.value(end as i64).name)
                 } else {
-                    format!("{ind}else if ({} < {}) ", names[axis], int_lit(end as i64))
+                    format!("{ind}else if ({} < {}) ", names[axis], sizes.value(end as i64).name)
                 };
-                let cond = if step.args.len() == 1 { ind.to_string() } else { cond };
-                body.push_str(&format!(
-                    "{cond}b{}[flat] = b{a}[{}];\n",
-                    step.out,
-                    affine(0, &strides(dims), &terms)
-                ));
+                let at = affine(&sizes, 0, &strides(dims), &terms);
+                body.push_str(&format!("{cond}b{}[flat] = b{a}[{at}];\n", step.out));
                 uses.push((a, true, false));
                 start = end;
             }
@@ -192,11 +199,12 @@ pub(super) fn render_op(
         }
         Library::Conv(c) => {
             let (a, b) = (arg(0)?, arg(1)?);
-            let sizes = c.sizes(&shape(a)?.1, &shape(b)?.1).map_err(|e| invalid(name, e.to_string()))?;
+            let conv_sizes = c.sizes(&shape(a)?.1, &shape(b)?.1).map_err(|e| invalid(name, e.to_string()))?;
             if out_dims.len() != 4 {
                 return Err(invalid(name, "a convolution's result is not 4-D"));
             }
-            let body = super::conv::body(c, &sizes, dt, (a, b, step.out), &out_dims, &names, ind);
+            let body =
+                super::conv::body(c, &conv_sizes, dt, (a, b, step.out), &out_dims, &names, ind, &sizes);
             let attrs: Vec<String> = c.attrs().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
             (
                 vec![(a, true, false), (b, true, false), (step.out, false, true)],
@@ -207,11 +215,13 @@ pub(super) fn render_op(
         }
         Library::Pool(p) => {
             let (x, other) = (arg(0)?, arg(1)?);
-            let sizes = p.sizes(&shape(x)?.1, &shape(other)?.1).map_err(|e| invalid(name, e.to_string()))?;
+            let pool_sizes =
+                p.sizes(&shape(x)?.1, &shape(other)?.1).map_err(|e| invalid(name, e.to_string()))?;
             if out_dims.len() != 4 {
                 return Err(invalid(name, "a max pool's result is not 4-D"));
             }
-            let body = super::maxpool::body(p, sizes, dt, (x, other, step.out), &out_dims, &names, ind);
+            let body =
+                super::maxpool::body(p, pool_sizes, dt, (x, other, step.out), &out_dims, &names, ind, &sizes);
             let attrs: Vec<String> = p.attrs().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
             (
                 vec![(x, true, false), (other, true, false), (step.out, false, true)],
@@ -227,10 +237,11 @@ pub(super) fn render_op(
             if lo.len() != xdims.len() || out_dims.len() != xdims.len() {
                 return Err(invalid(name, "pad operand does not fit"));
             }
+            let decomp = decompose(&sizes, "flat", &out_dims, &names, ind);
             let inside: Vec<String> = (0..xdims.len())
                 .map(|d| {
                     let c = if lo[d] == 0 { names[d].clone() } else { format!("({} - {})", names[d], lo[d]) };
-                    format!("{c} >= 0 && {c} < {}", int_lit(xdims[d] as i64))
+                    format!("{c} >= 0 && {c} < {}", ext(xdims[d]))
                 })
                 .collect();
             let inside = if inside.is_empty() { "true".to_string() } else { inside.join(" && ") };
@@ -243,18 +254,18 @@ pub(super) fn render_op(
                 DType::F16 | DType::BF16 => "0".to_string(),
                 DType::I32 | DType::I64 | DType::F32 | DType::F64 => literal(Scalar::Int(0), dt),
             };
-            let body = format!(
-                "{}{ind}b{o}[flat] = ({inside}) ? b{x}[{}] : {zero};\n",
-                decompose("flat", &out_dims, &names, ind),
-                affine(0, &strides(xdims), &terms),
-                o = step.out,
-            );
+            let at = affine(&sizes, 0, &strides(xdims), &terms);
+            let body = format!("{decomp}{ind}b{o}[flat] = ({inside}) ? b{x}[{at}] : {zero};\n", o = step.out);
             (vec![(x, true, false), (step.out, false, true)], false, format!("{name}: zero padding"), body)
         }
     };
-    let params = params(name, buffers, &uses, can_fail)?;
-    let mut source =
-        open(&fname, &format!("{comment}; {}", step.reason.replace('\n', " ")), &signature(&params), n);
+    let params = params(name, buffers, &uses, &sizes, can_fail)?;
+    let mut source = open(
+        &fname,
+        &format!("{comment}; {}", step.reason.replace('\n', " ")),
+        &signature(&params),
+        &total.name,
+    );
     source.push_str(&body);
     source.push_str("    }\n");
     source.push_str(&after);
@@ -263,9 +274,9 @@ pub(super) fn render_op(
         // The index check needs threads even when the output is empty.
         Op::ScatterAdd { .. } => {
             let idx_n = step.args.get(1).and_then(|&b| buffers.get(b)).map_or(0, |d| d.ty.shape.numel());
-            grid_for(n.max(idx_n), ELEMENTWISE_BLOCK)
+            grid_for((total.value as usize).max(idx_n), ELEMENTWISE_BLOCK)
         }
-        _ => grid_for(n, ELEMENTWISE_BLOCK),
+        _ => grid_for(total.value as usize, ELEMENTWISE_BLOCK),
     };
     Ok(RenderedKernel { name: fname, source, launch, params })
 }
@@ -319,30 +330,35 @@ pub(super) fn render_matmul(
     };
     let mut names = index_names("t", nb);
     names.extend(["row".to_string(), "col".to_string()]);
+    // Sizes in the order of the text: the output count, the decomposition's extents, the
+    // contraction's length, then each operand's offset and strides.
+    let sizes = Sizes::default();
+    let total = sizes.extent(n);
+    let decomp = decompose(&sizes, "flat", &out_dims, &names, "        ");
+    let depth = sizes.extent(m.k);
     let operand = |op: &tenjit_ir::kernel::MatOperand, first: &str, second: &str| {
         let mut nm: Vec<String> = names[..nb].to_vec();
         nm.extend([first.to_string(), second.to_string()]);
         let mut st = op.batch_strides.clone();
         st.extend([op.row_stride, op.col_stride]);
-        load_elem(m.dtype, &format!("b{}[{}]", op.buf, affine(op.offset, &st, &nm)))
+        load_elem(m.dtype, &format!("b{}[{}]", op.buf, affine(&sizes, op.offset, &st, &nm)))
     };
+    let (x, y) = (operand(&m.a, "row", "p"), operand(&m.b, "p", "col"));
     let uses = [(m.a.buf, true, false), (m.b.buf, true, false), (m.out, false, true)];
-    let params = params(name, buffers, &uses, false)?;
+    let params = params(name, buffers, &uses, &sizes, false)?;
     let fname = c_name(name);
     let t = ctype(m.dtype);
     let ind = "        ";
-    let comment = format!(
-        "{name}: matmul batch={:?} m={} k={} n={} ({}); one thread per output element",
-        m.batch, m.m, m.k, m.n, m.dtype
-    );
-    let mut s = open(&fname, &comment, &signature(&params), n);
-    s.push_str(&decompose("flat", &out_dims, &names, ind));
+    let comment = format!("{name}: matmul with {nb} batch dims ({}); one thread per output element", m.dtype);
+    let mut s = open(&fname, &comment, &signature(&params), &total.name);
+    s.push_str(&decomp);
     s.push_str(&format!("{ind}{acc_ty} acc = {init};\n"));
-    s.push_str(&format!("{ind}for (long long p = 0; p < {}; ++p) {{\n", int_lit(m.k as i64)));
-    s.push_str(&format!("{ind}    const {t} x = {};\n", operand(&m.a, "row", "p")));
-    s.push_str(&format!("{ind}    const {t} y = {};\n", operand(&m.b, "p", "col")));
+    s.push_str(&format!("{ind}for (long long p = 0; p < {}; ++p) {{\n", depth.name));
+    s.push_str(&format!("{ind}    const {t} x = {x};\n"));
+    s.push_str(&format!("{ind}    const {t} y = {y};\n"));
     s.push_str(&format!("{ind}    {term}\n{ind}}}\n"));
     s.push_str(&format!("{ind}b{}[flat] = {fin};\n", m.out));
     s.push_str("    }\n}\n");
-    Ok(RenderedKernel { name: fname, source: s, launch: grid_for(n, ELEMENTWISE_BLOCK), params })
+    let launch = grid_for(total.value as usize, ELEMENTWISE_BLOCK);
+    Ok(RenderedKernel { name: fname, source: s, launch, params })
 }

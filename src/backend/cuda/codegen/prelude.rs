@@ -45,6 +45,12 @@ const HEADER: &str = r#"// ---- tenjit CUDA prelude ----------------------------
 typedef unsigned int tj_u32;
 typedef unsigned long long tj_u64;
 
+// A kernel's dynamic shared memory (a row group's rows, sized at launch), 16-byte aligned. A
+// host emulation defines the macro before the prelude.
+#ifndef TJ_DYNAMIC_SHARED
+#define TJ_DYNAMIC_SHARED(name) extern __shared__ __align__(16) unsigned char name[]
+#endif
+
 "#;
 
 const BODY: &str = r#"
