@@ -319,6 +319,11 @@ pub(super) trait Float: Copy + Default + Send + Sync + std::ops::AddAssign + 'st
     const ONE: Self;
     /// The fastest kernel for this CPU (detected once, then cached by the crate).
     fn gemm_fn() -> GemmFn<Self>;
+    /// Computes `nt` (`x @ w.T` of rows contiguous along `k`) into `out` with a routine of
+    /// `skinny`, if that is faster here than `gemm` and this CPU has it; false otherwise.
+    fn skinny(_nt: &super::skinny::Nt, _x: &[Self], _w: &[Self], _out: &mut [Self]) -> bool {
+        false
+    }
 }
 
 impl Float for f32 {
@@ -326,6 +331,13 @@ impl Float for f32 {
     const ONE: f32 = 1.0;
     fn gemm_fn() -> GemmFn<f32> {
         gemm_f32::gemm::f32::get_gemm_fn()
+    }
+    fn skinny(nt: &super::skinny::Nt, x: &[f32], w: &[f32], out: &mut [f32]) -> bool {
+        if !nt.fits() {
+            return false;
+        }
+        nt.run(x, w, out);
+        true
     }
 }
 
@@ -507,6 +519,13 @@ fn one_float<T: Float>(
     let va = view(a, &step.a, batch_base(&step.a, &step.batch, bi), c.m, c.k, &mut sa);
     let vb = view(b, &step.b, batch_base(&step.b, &step.batch, bi), c.k, c.n, &mut sb);
     debug_assert_eq!(dst.len(), c.m * c.n);
+    // A block of rows by a matrix stored by rows (`x @ w.T`), on one thread: no packing.
+    if (threads == 1 || c.m * c.n * c.k < PARALLEL_MIN_WORK) && va.cs == 1 && vb.rs == 1 {
+        let nt = super::skinny::Nt { m: c.m, n: c.n, k: c.k, lda: va.rs as usize, ldw: vb.cs as usize };
+        if T::skinny(&nt, &va.data[va.base..], &vb.data[vb.base..], dst) {
+            return;
+        }
+    }
     // SAFETY: `validate` checked that, for every batch index, every offset
     // `base + r·row_stride + col·col_stride` (r < rows, col < cols) of each operand lies between
     // the operand's smallest and largest addressable offsets, which lie inside its slice;

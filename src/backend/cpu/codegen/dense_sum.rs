@@ -120,12 +120,11 @@ impl Routine {
 fn avx2() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| {
-        let wanted = std::env::var("TENJIT_CPU_ROUTINES").map_or(true, |v| v.trim() != "0");
         #[cfg(target_arch = "x86_64")]
         let has = std::is_x86_feature_detected!("avx2");
         #[cfg(not(target_arch = "x86_64"))]
         let has = false;
-        wanted && has
+        has && super::super::routines_enabled()
     })
 }
 

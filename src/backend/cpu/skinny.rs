@@ -1,0 +1,255 @@
+//! Products of a few rows by a matrix stored by rows, `x @ w.T` (every `nn::Linear`), as a
+//! hand-written AVX2/FMA routine instead of a call into `gemm`.
+//!
+//! A row group runs its products block of rows by block of rows (32 rows at most, often
+//! fewer), each on one thread. For such a block `gemm` first packs the transposed weight
+//! matrix into panels, a strided gather of every weight, then multiplies: on W10's products
+//! (`[m, 512] x [512, 128]` and `[m, 128] x [128, 384 | 512]`) the packing took ~135 µs of the
+//! ~180 µs of a 32-row block, and as much for a block of 3 rows. Here each output element is a
+//! dot product of two contiguous rows, `out[i, j] = Σ_p x[i, p] · w[j, p]`: tiles of 4 rows
+//! of `x` by 3 rows of `w` keep 12 vector accumulators (all 16 registers with the 3 loads of
+//! `w` and 1 of `x`), the rows of `w` are read from the cache as they are, and nothing is
+//! packed. The weight matrix must fit in L2 ([`MAX_WEIGHT_BYTES`]) since every 4 rows read all
+//! of it.
+//!
+//! The accumulators start at `-0.0`, so the sign of a zero result is the interpreter's (a sum
+//! of `-0` products is `-0`); each lane adds its products in order with fused multiply-adds,
+//! the 8 lanes and the tail of `k mod 8` products are added last: a reassociation of the sum,
+//! as `gemm`'s, within the tolerance of a float product. NaN and infinities propagate as in
+//! any order of IEEE operations. The routine runs when the CPU has AVX2 and FMA and
+//! `TENJIT_CPU_ROUTINES` is not `0` ([`super::routines_enabled`]).
+
+/// Products with more rows than this go to `gemm` (whose packing is then a small part).
+pub(super) const MAX_ROWS: usize = 256;
+/// The weight matrix (`n × k` elements) must be at most this large: each tile of 4 rows reads
+/// all of it, from L2.
+pub(super) const MAX_WEIGHT_BYTES: usize = 512 * 1024;
+
+/// `m × k` rows `x` (row stride `lda`, contiguous along `k`) by the `n × k` rows `w` (row
+/// stride `ldw`), transposed, into the dense `m × n` `out`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Nt {
+    /// Rows of `x` and of `out`.
+    pub m: usize,
+    /// Rows of `w`, columns of `out`.
+    pub n: usize,
+    /// The length of each dot product.
+    pub k: usize,
+    /// Row stride of `x`.
+    pub lda: usize,
+    /// Row stride of `w`.
+    pub ldw: usize,
+}
+
+impl Nt {
+    /// Whether a product of these sizes runs here on this CPU: at most [`MAX_ROWS`] rows, a
+    /// weight matrix of at most [`MAX_WEIGHT_BYTES`], at least one vector per dot product.
+    pub(super) fn fits(&self) -> bool {
+        self.m > 0
+            && self.m <= MAX_ROWS
+            && self.n > 0
+            && self.k >= 8
+            && self.n.saturating_mul(self.k).saturating_mul(4) <= MAX_WEIGHT_BYTES
+            && avx2_fma()
+    }
+
+    /// Computes the product into `out`. Panics unless [`Nt::fits`] and the slices hold the
+    /// operands: `x` at least `(m - 1)·lda + k` elements, `w` `(n - 1)·ldw + k`, `out` `m·n`.
+    pub(super) fn run(&self, x: &[f32], w: &[f32], out: &mut [f32]) {
+        let Nt { m, n, k, lda, ldw } = *self;
+        assert!(self.fits(), "skinny product run without fitting");
+        assert!(x.len() >= (m - 1) * lda + k && w.len() >= (n - 1) * ldw + k && out.len() == m * n);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `fits` checked that the CPU has AVX2 and FMA; the asserts above put every
+        // access of `nt` (rows `i < m` of `x` at `i·lda .. i·lda + k`, rows `j < n` of `w` at
+        // `j·ldw .. j·ldw + k`, `out[i·n + j]`) inside the slices.
+        unsafe {
+            x86::nt(self, x.as_ptr(), w.as_ptr(), out.as_mut_ptr())
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("avx2_fma is false off x86_64");
+    }
+}
+
+/// Whether the CPU has AVX2 and FMA and the routines are on (checked once).
+fn avx2_fma() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        let has = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+        #[cfg(not(target_arch = "x86_64"))]
+        let has = false;
+        has && super::routines_enabled()
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// See [`super::Nt::run`].
+    ///
+    /// # Safety
+    ///
+    /// AVX2 and FMA are available; rows `i < m` of `x` (`x + i·lda`, `k` elements), rows
+    /// `j < n` of `w` (`w + j·ldw`, `k` elements) and `out[0 .. m·n]` are valid.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn nt(p: &super::Nt, x: *const f32, w: *const f32, out: *mut f32) {
+        let (m, n) = (p.m, p.n);
+        let mut i = 0;
+        while i < m {
+            let rows = (m - i).min(4);
+            let mut j = 0;
+            while j < n {
+                let cols = (n - j).min(3);
+                // SAFETY: rows i..i + rows of x and j..j + cols of w are inside the operands
+                // (the caller's contract), and so are the outputs they make.
+                unsafe {
+                    match (rows, cols) {
+                        (4, 3) => tile::<4, 3>(p, i, j, x, w, out),
+                        (4, 2) => tile::<4, 2>(p, i, j, x, w, out),
+                        (4, _) => tile::<4, 1>(p, i, j, x, w, out),
+                        (3, 3) => tile::<3, 3>(p, i, j, x, w, out),
+                        (3, 2) => tile::<3, 2>(p, i, j, x, w, out),
+                        (3, _) => tile::<3, 1>(p, i, j, x, w, out),
+                        (2, 3) => tile::<2, 3>(p, i, j, x, w, out),
+                        (2, 2) => tile::<2, 2>(p, i, j, x, w, out),
+                        (2, _) => tile::<2, 1>(p, i, j, x, w, out),
+                        (_, 3) => tile::<1, 3>(p, i, j, x, w, out),
+                        (_, 2) => tile::<1, 2>(p, i, j, x, w, out),
+                        (_, _) => tile::<1, 1>(p, i, j, x, w, out),
+                    }
+                }
+                j += cols;
+            }
+            i += rows;
+        }
+    }
+
+    /// The `R × C` block of outputs at rows `i..`, columns `j..`: `R·C` vector accumulators
+    /// over the `k / 8` full vectors of each dot product, then the lanes and the tail.
+    ///
+    /// # Safety
+    ///
+    /// As [`nt`], for the rows and columns of this block.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn tile<const R: usize, const C: usize>(
+        p: &super::Nt,
+        i: usize,
+        j: usize,
+        x: *const f32,
+        w: *const f32,
+        out: *mut f32,
+    ) {
+        let super::Nt { n, k, lda, ldw, .. } = *p;
+        let zero = _mm256_set1_ps(-0.0);
+        let mut acc = [[zero; C]; R];
+        let full = k / 8 * 8;
+        let mut q = 0;
+        while q < full {
+            let mut wv = [zero; C];
+            for (c, v) in wv.iter_mut().enumerate() {
+                // SAFETY: row j + c of w has k elements, and q + 8 <= k.
+                *v = unsafe { _mm256_loadu_ps(w.add((j + c) * ldw + q)) };
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                // SAFETY: row i + r of x has k elements, and q + 8 <= k.
+                let xv = unsafe { _mm256_loadu_ps(x.add((i + r) * lda + q)) };
+                for (a, v) in row.iter_mut().zip(&wv) {
+                    *a = _mm256_fmadd_ps(xv, *v, *a);
+                }
+            }
+            q += 8;
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (c, a) in row.iter().enumerate() {
+                let mut s = lanes(*a);
+                for t in full..k {
+                    // SAFETY: t < k, inside rows i + r of x and j + c of w.
+                    s = unsafe { (*x.add((i + r) * lda + t)).mul_add(*w.add((j + c) * ldw + t), s) };
+                }
+                // SAFETY: i + r < m and j + c < n, so the output is inside out[0 .. m·n].
+                unsafe { *out.add((i + r) * n + j + c) = s };
+            }
+        }
+    }
+
+    /// The sum of the 8 lanes of `v` (pairwise).
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn lanes(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        _mm_cvtss_f32(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Nt;
+
+    /// A value of a small grid (products and sums of them are exact in `f64`), `-0.0` and
+    /// non-finite values where `special` picks them.
+    fn value(seed: usize) -> f32 {
+        ((seed * 7919 + 13) % 23) as f32 * 0.25 - 2.75
+    }
+
+    fn reference(nt: &Nt, x: &[f32], w: &[f32]) -> Vec<f32> {
+        let mut out = Vec::new();
+        for i in 0..nt.m {
+            for j in 0..nt.n {
+                let s: f64 = (0..nt.k).map(|p| x[i * nt.lda + p] as f64 * w[j * nt.ldw + p] as f64).sum();
+                out.push(s as f32);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn dot_products_of_rows_agree_with_f64_sums() {
+        if !(Nt { m: 1, n: 1, k: 8, lda: 8, ldw: 8 }).fits() {
+            eprintln!("skinny: this CPU has no AVX2/FMA (or TENJIT_CPU_ROUTINES=0): nothing to test");
+            return;
+        }
+        for m in 1..=9 {
+            for n in 1..=7 {
+                for k in [8, 9, 15, 16, 17, 31, 33, 128] {
+                    let (lda, ldw) = (k + m % 3, k + n % 2);
+                    let x: Vec<f32> = (0..m * lda).map(|i| value(i + 1)).collect();
+                    let w: Vec<f32> = (0..n * ldw).map(|i| value(i * 3 + 2)).collect();
+                    let nt = Nt { m, n, k, lda, ldw };
+                    let mut out = vec![f32::NAN; m * n];
+                    nt.run(&x, &w, &mut out);
+                    // The grid's values are multiples of 1/4 below 3 in size: every partial
+                    // sum is exact in f32 for these lengths, so any order gives the same bits.
+                    assert_eq!(out, reference(&nt, &x, &w), "m {m} n {n} k {k}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn signed_zeros_nan_and_infinities() {
+        if !(Nt { m: 1, n: 1, k: 8, lda: 8, ldw: 8 }).fits() {
+            return;
+        }
+        let k = 11;
+        // Row 0: every product -0 (the sum is -0); row 1: +0 and -0 products (+0); row 2: a NaN;
+        // row 3: an infinity.
+        let mut x = vec![0.0f32; 4 * k];
+        let w = vec![1.0f32; 2 * k];
+        x[..k].fill(-0.0);
+        x[k + 3] = -0.0;
+        x[2 * k + 9] = f32::NAN;
+        x[3 * k + 1] = f32::INFINITY;
+        let nt = Nt { m: 4, n: 2, k, lda: k, ldw: k };
+        let mut out = vec![1.0f32; 8];
+        nt.run(&x, &w, &mut out);
+        assert!(out[0] == 0.0 && out[0].is_sign_negative() && out[1].is_sign_negative(), "{out:?}");
+        assert!(out[2] == 0.0 && out[2].is_sign_positive(), "{out:?}");
+        assert!(out[4].is_nan() && out[5].is_nan(), "{out:?}");
+        assert_eq!(out[6], f32::INFINITY);
+    }
+}
