@@ -19,6 +19,13 @@
 //! any order of IEEE operations. The routine runs when the CPU has AVX2 and FMA and
 //! `TENJIT_CPU_ROUTINES` is not `0` ([`super::routines_enabled`]).
 
+/// Dot products shorter than this go to `gemm`: the 12 horizontal sums that end a tile cost
+/// more than `gemm`'s packing when there are few vectors to add before them (measured on W10's
+/// blocks of 32 rows, Zen 4: `k = 128` took 56 µs here against `gemm`'s 46 for `n = 384`, and
+/// 74 against 62 for `n = 512`; `k = 512, n = 128` took 58 µs against 169, where `gemm`'s
+/// packing reads the weights 2 KiB apart; `W4.attention`'s `k = 32` products were twice as
+/// slow here).
+pub(super) const MIN_K: usize = 256;
 /// Products with more rows than this go to `gemm` (whose packing is then a small part).
 pub(super) const MAX_ROWS: usize = 256;
 /// The weight matrix (`n × k` elements) must be at most this large: each tile of 4 rows reads
@@ -43,36 +50,37 @@ pub(super) struct Nt {
 
 impl Nt {
     /// Whether a product of these sizes runs here on this CPU: at most [`MAX_ROWS`] rows, a
-    /// weight matrix of at most [`MAX_WEIGHT_BYTES`], at least one vector per dot product.
+    /// weight matrix of at most [`MAX_WEIGHT_BYTES`], dot products of at least [`MIN_K`].
     pub(super) fn fits(&self) -> bool {
         self.m > 0
             && self.m <= MAX_ROWS
             && self.n > 0
-            && self.k >= 8
+            && self.k >= MIN_K
             && self.n.saturating_mul(self.k).saturating_mul(4) <= MAX_WEIGHT_BYTES
-            && avx2_fma()
+            && available()
     }
 
-    /// Computes the product into `out`. Panics unless [`Nt::fits`] and the slices hold the
+    /// Computes the product into `out` (for any sizes; [`Nt::fits`] says when that beats
+    /// `gemm`). Panics unless the CPU has the routine ([`available`]) and the slices hold the
     /// operands: `x` at least `(m - 1)·lda + k` elements, `w` `(n - 1)·ldw + k`, `out` `m·n`.
     pub(super) fn run(&self, x: &[f32], w: &[f32], out: &mut [f32]) {
         let Nt { m, n, k, lda, ldw } = *self;
-        assert!(self.fits(), "skinny product run without fitting");
+        assert!(available() && m > 0 && n > 0 && k > 0, "skinny product run where it cannot");
         assert!(x.len() >= (m - 1) * lda + k && w.len() >= (n - 1) * ldw + k && out.len() == m * n);
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `fits` checked that the CPU has AVX2 and FMA; the asserts above put every
+        // SAFETY: `available` says the CPU has AVX2 and FMA; the asserts above put every
         // access of `nt` (rows `i < m` of `x` at `i·lda .. i·lda + k`, rows `j < n` of `w` at
         // `j·ldw .. j·ldw + k`, `out[i·n + j]`) inside the slices.
         unsafe {
             x86::nt(self, x.as_ptr(), w.as_ptr(), out.as_mut_ptr())
         }
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("avx2_fma is false off x86_64");
+        unreachable!("available() is false off x86_64");
     }
 }
 
 /// Whether the CPU has AVX2 and FMA and the routines are on (checked once).
-fn avx2_fma() -> bool {
+pub(super) fn available() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
@@ -188,7 +196,7 @@ mod x86 {
 
 #[cfg(test)]
 mod tests {
-    use super::Nt;
+    use super::{available, Nt};
 
     /// A value of a small grid (products and sums of them are exact in `f64`), `-0.0` and
     /// non-finite values where `special` picks them.
@@ -209,13 +217,13 @@ mod tests {
 
     #[test]
     fn dot_products_of_rows_agree_with_f64_sums() {
-        if !(Nt { m: 1, n: 1, k: 8, lda: 8, ldw: 8 }).fits() {
+        if !available() {
             eprintln!("skinny: this CPU has no AVX2/FMA (or TENJIT_CPU_ROUTINES=0): nothing to test");
             return;
         }
         for m in 1..=9 {
             for n in 1..=7 {
-                for k in [8, 9, 15, 16, 17, 31, 33, 128] {
+                for k in [1, 7, 8, 9, 17, 33, 128, 256, 300] {
                     let (lda, ldw) = (k + m % 3, k + n % 2);
                     let x: Vec<f32> = (0..m * lda).map(|i| value(i + 1)).collect();
                     let w: Vec<f32> = (0..n * ldw).map(|i| value(i * 3 + 2)).collect();
@@ -232,7 +240,7 @@ mod tests {
 
     #[test]
     fn signed_zeros_nan_and_infinities() {
-        if !(Nt { m: 1, n: 1, k: 8, lda: 8, ldw: 8 }).fits() {
+        if !available() {
             return;
         }
         let k = 11;
