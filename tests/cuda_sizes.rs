@@ -148,14 +148,23 @@ fn launches_follow_the_sizes() {
     }
 }
 
+/// The modules of family `name`'s symbolic program instantiated at `B = b` and each `N` of
+/// `ns`.
+fn family_at(name: &str, b: u64, ns: [u64; 3]) -> Vec<(u64, CudaModule)> {
+    let g = graph(families().into_iter().find(|f| f.name == name).unwrap().text);
+    let sym = symbolic(&g);
+    ns.into_iter()
+        .map(|n| {
+            let values: Bindings = [("B".to_string(), b), ("N".to_string(), n)].into_iter().collect();
+            (n, codegen::render_program(&instance(&sym, &values)).unwrap())
+        })
+        .collect()
+}
+
 #[test]
 fn a_row_group_sizes_its_dynamic_shared_memory_by_the_row() {
-    let g = graph(families().into_iter().find(|f| f.name == "softmax").unwrap().text);
-    let sym = symbolic(&g);
     let mut shared = Vec::new();
-    for n in [33u64, 300, 1000] {
-        let values: Bindings = [("B".to_string(), 5), ("N".to_string(), n)].into_iter().collect();
-        let m = codegen::render_program(&instance(&sym, &values)).unwrap();
+    for (n, m) in family_at("softmax", 5, [33, 300, 1000]) {
         assert!(m.steps.iter().any(|s| matches!(s, CudaStep::InGroup { .. })), "N={n}: no row group");
         assert!(m.source.contains("TJ_DYNAMIC_SHARED(tj_dynamic_shared)"), "N={n}");
         assert!(!m.source.contains(&format!("[{n}]")), "N={n}: the row length is in the text");
@@ -171,12 +180,8 @@ fn a_row_group_sizes_its_dynamic_shared_memory_by_the_row() {
 
 #[test]
 fn block_reductions_choose_their_block_at_launch() {
-    let g = graph(families().into_iter().find(|f| f.name == "row reductions").unwrap().text);
-    let sym = symbolic(&g);
     let mut blocks = Vec::new();
-    for n in [33u64, 100, 1000] {
-        let values: Bindings = [("B".to_string(), 3), ("N".to_string(), n)].into_iter().collect();
-        let m = codegen::render_program(&instance(&sym, &values)).unwrap();
+    for (n, m) in family_at("row reductions", 3, [33, 100, 1000]) {
         assert!(m.source.contains("red += blockDim.x"), "N={n}");
         blocks.push(m.kernels().map(|k| k.launch.block).max().unwrap());
     }
