@@ -574,9 +574,22 @@ fn dense_row_sums_run_as_the_hand_written_routine() {
                 x[2 * stride + len - 1] = Scalar::Float(f64::INFINITY);
                 x[3 * stride] = Scalar::Float(f64::NEG_INFINITY);
                 x[3 * stride + len - 1] = Scalar::Float(f64::INFINITY);
+                // Row 4 is all -0.0: its sum is -0.0, as every IEEE sum of -0s (the tolerance
+                // compares zeros by value, so the sign is asserted apart).
+                for v in &mut x[4 * stride + pad.min(3)..][..len] {
+                    *v = Scalar::Float(-0.0);
+                }
                 let x = Buffer::from_scalars(dtype, vec![rows * stride].into(), x);
-                for d in check(&p, &[x], reduce_tol(ReduceOp::Sum, dtype)) {
+                for d in check(&p, std::slice::from_ref(&x), reduce_tol(ReduceOp::Sum, dtype)) {
                     failures.push(format!("{dtype} rows of {len} in rows of {stride}: {d}"));
+                }
+                let sums = run(&p, &[x]).expect("the sums run");
+                if let Scalar::Float(z) = sums[0].scalar(4) {
+                    if z != 0.0 || z.is_sign_positive() {
+                        failures.push(format!(
+                            "{dtype} rows of {len} in rows of {stride}: a row of -0.0 sums to {z:?}"
+                        ));
+                    }
                 }
             }
         }

@@ -16,7 +16,8 @@
 //! The order of the additions keeps what the generated code promises (`codegen`'s
 //! "Semantics"): an `f32` sum adds blocks in `f32` lanes, each lane adding at most
 //! [`SUM_CHAIN`] elements, and adds the blocks' sums in `f64`; an `f64` sum adds in lane
-//! order. NaN and infinities propagate as in any order of IEEE additions. The choice is made
+//! order. NaN and infinities propagate as in any order of IEEE additions, and accumulators
+//! start at `-0.0`, as the generated code's do, so a row of `-0.0` sums to `-0.0`. The choice is made
 //! from the kernel's structure alone (what `shared::Key` holds) and the CPU, at run time: a
 //! CPU without AVX2 (or another architecture) gets the generated code, and so does every
 //! kernel of a process started with `TENJIT_CPU_ROUTINES=0` (to compare the two, or to rule
@@ -258,13 +259,13 @@ mod avx2 {
         const STEP: usize = ACCS * 8;
         const BLOCK: usize = STEP * SUM_CHAIN;
         let (n, p) = (x.len(), x.as_ptr());
-        let mut f = [_mm256_setzero_pd(); 2];
+        let mut f = [_mm256_set1_pd(-0.0); 2];
         let mut j = 0;
         // SAFETY: every full load reads 8 elements at `j..j + 8` with `j + 8 <= n`; the
         // masked one reads only the lanes of `j..n`.
         unsafe {
             while n - j >= BLOCK {
-                let mut accs = [_mm256_setzero_ps(); ACCS];
+                let mut accs = [_mm256_set1_ps(-0.0); ACCS];
                 for _ in 0..SUM_CHAIN {
                     for (a, acc) in accs.iter_mut().enumerate() {
                         *acc = _mm256_add_ps(*acc, _mm256_loadu_ps(p.add(j + 8 * a)));
@@ -274,7 +275,7 @@ mod avx2 {
                 fold(accs, &mut f);
             }
             if j < n {
-                let mut accs = [_mm256_setzero_ps(); ACCS];
+                let mut accs = [_mm256_set1_ps(-0.0); ACCS];
                 while n - j >= STEP {
                     for (a, acc) in accs.iter_mut().enumerate() {
                         *acc = _mm256_add_ps(*acc, _mm256_loadu_ps(p.add(j + 8 * a)));
@@ -289,7 +290,10 @@ mod avx2 {
                 }
                 if j < n {
                     let mask = _mm256_loadu_si256(MASK32.as_ptr().add(8 - (n - j)).cast());
-                    accs[ACCS - 1] = _mm256_add_ps(accs[ACCS - 1], _mm256_maskload_ps(p.add(j), mask));
+                    // Only the loaded lanes add: a masked-off lane's +0 would turn a -0 sum +0.
+                    let acc = accs[ACCS - 1];
+                    let sum = _mm256_add_ps(acc, _mm256_maskload_ps(p.add(j), mask));
+                    accs[ACCS - 1] = _mm256_blendv_ps(acc, sum, _mm256_castsi256_ps(mask));
                 }
                 fold(accs, &mut f);
             }
@@ -307,7 +311,7 @@ mod avx2 {
     pub(super) unsafe fn sum_f64(x: &[f64]) -> f64 {
         const STEP: usize = ACCS * 4;
         let (n, p) = (x.len(), x.as_ptr());
-        let mut accs = [_mm256_setzero_pd(); ACCS];
+        let mut accs = [_mm256_set1_pd(-0.0); ACCS];
         let mut j = 0;
         // SAFETY: every full load reads 4 elements at `j..j + 4` with `j + 4 <= n`; the
         // masked one reads only the lanes of `j..n`.
@@ -326,7 +330,9 @@ mod avx2 {
             }
             if j < n {
                 let mask = _mm256_loadu_si256(MASK64.as_ptr().add(4 - (n - j)).cast());
-                accs[ACCS - 1] = _mm256_add_pd(accs[ACCS - 1], _mm256_maskload_pd(p.add(j), mask));
+                let acc = accs[ACCS - 1];
+                let sum = _mm256_add_pd(acc, _mm256_maskload_pd(p.add(j), mask));
+                accs[ACCS - 1] = _mm256_blendv_pd(acc, sum, _mm256_castsi256_pd(mask));
             }
             let mut m = ACCS;
             while m > 1 {
