@@ -17,17 +17,7 @@ use tenjit::ir::{DType, Graph, Op, Shape, TensorType};
 
 /// Every kernel's size parameter values, in order.
 fn size_values(m: &CudaModule) -> Vec<Vec<i64>> {
-    m.kernels()
-        .map(|k| {
-            k.params
-                .iter()
-                .filter_map(|p| match p.kind {
-                    ParamKind::Size { value } => Some(value),
-                    ParamKind::Buffer { .. } | ParamKind::ErrorFlag => None,
-                })
-                .collect()
-        })
-        .collect()
+    m.kernels().map(|k| k.size_values()).collect()
 }
 
 fn launches(m: &CudaModule) -> Vec<Launch> {
@@ -293,16 +283,7 @@ fn library_steps_render_one_text_at_two_sizes() {
         };
         let (a, b) = (kernel(&small), kernel(&large));
         assert_eq!(a.source, b.source, "{what}: two sizes render two texts");
-        let values = |k: &codegen::RenderedKernel| -> Vec<i64> {
-            k.params
-                .iter()
-                .filter_map(|p| match p.kind {
-                    ParamKind::Size { value } => Some(value),
-                    ParamKind::Buffer { .. } | ParamKind::ErrorFlag => None,
-                })
-                .collect()
-        };
-        assert_ne!(values(&a), values(&b), "{what}");
+        assert_ne!(a.size_values(), b.size_values(), "{what}");
         assert!(b.launch.grid >= a.launch.grid, "{what}");
     }
 }

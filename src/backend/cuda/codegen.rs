@@ -275,6 +275,17 @@ impl RenderedKernel {
     pub fn can_fail(&self) -> bool {
         self.params.iter().any(|p| p.kind == ParamKind::ErrorFlag)
     }
+
+    /// The values of its size parameters ([`ParamKind::Size`]), in parameter order.
+    pub fn size_values(&self) -> Vec<i64> {
+        self.params
+            .iter()
+            .filter_map(|p| match p.kind {
+                ParamKind::Size { value } => Some(value),
+                ParamKind::Buffer { .. } | ParamKind::ErrorFlag => None,
+            })
+            .collect()
+    }
 }
 
 /// A rendered step of a program.
