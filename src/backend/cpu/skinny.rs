@@ -241,6 +241,7 @@ mod tests {
     #[test]
     fn signed_zeros_nan_and_infinities() {
         if !available() {
+            eprintln!("skinny: this CPU has no AVX2/FMA (or TENJIT_CPU_ROUTINES=0): nothing to test");
             return;
         }
         let k = 11;
