@@ -79,6 +79,22 @@ fn new_batch_sizes_are_explained_as_symbolic_sizes() {
     a_named_bounded_mark_proves_a_slice_of_positions();
 }
 
+/// Greedy generation of `steps` tokens after the token `first`, the context marked dynamic
+/// when `mark`: the tokens.
+fn generate(model: &gpt::Gpt, first: i64, steps: usize, mark: bool) -> Vec<i64> {
+    let mut ids = vec![first];
+    tenjit::no_grad(|| {
+        for _ in 0..steps {
+            let x = Tensor::from_vec(ids.clone(), [1, ids.len()]);
+            if mark {
+                x.mark_dynamic(1);
+            }
+            ids.push(model.forward(&x).i(s![0, -1]).argmax().item() as i64);
+        }
+    });
+    ids
+}
+
 /// Generation with the context's length marked dynamic (`x.mark_dynamic(1)`, as
 /// `examples/char_gpt.rs` does): length 1 is its own structure, length 2 is compiled for every
 /// length at once, and every longer context is an instance.
@@ -88,15 +104,7 @@ fn marked_generation_compiles_twice() {
     // context?), and the guess that needs no guard is not found before the second length.
     let model = gpt::Gpt::new(gpt::Config { vocab: 11, block: 12, embd: 16, heads: 4, layers: 2 });
     let (first, first_instances) = (tenjit::compile_count(), tenjit::instance_count());
-    let mut ids = vec![1i64];
-    tenjit::no_grad(|| {
-        for _ in 0..12 {
-            let x = Tensor::from_vec(ids.clone(), [1, ids.len()]);
-            x.mark_dynamic(1);
-            let next = model.forward(&x).i(s![0, -1]).argmax().item() as i64;
-            ids.push(next);
-        }
-    });
+    generate(&model, 1, 12, true);
     assert_eq!(tenjit::compile_count() - first, 2);
     assert_eq!(tenjit::instance_count() - first_instances, 10);
     let reports = tenjit::compile_reports();
@@ -115,14 +123,7 @@ fn marked_generation_compiles_twice() {
 fn generation_is_one_symbolic_signature() {
     let model = gpt::Gpt::new(gpt::Config { vocab: 11, block: 12, embd: 16, heads: 2, layers: 1 });
     let (first, first_instances) = (tenjit::compile_count(), tenjit::instance_count());
-    let mut ids = vec![3i64];
-    tenjit::no_grad(|| {
-        for _ in 0..12 {
-            let x = Tensor::from_vec(ids.clone(), [1, ids.len()]);
-            let next = model.forward(&x).i(s![0, -1]).argmax().item() as i64;
-            ids.push(next);
-        }
-    });
+    let ids = generate(&model, 3, 12, false);
     // Three compilations: length 1 (its own structure), 2 (the first of the growing one), 3
     // (the symbolic program, `sink-slices` having moved the last position's slice, of start
     // `d0 - 1`, below the last block); every longer context an instance.
