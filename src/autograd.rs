@@ -162,7 +162,7 @@ fn grad_error(at: &'static Location<'static>, message: String) -> Error {
 
 impl Tensor {
     fn zeros_like_for_grad(t: &Tensor) -> Tensor {
-        let op = Op::Const { value: Scalar::Float(0.0), ty: t.ty().clone() };
+        let op = Op::Const { value: Scalar::Float(0.0), ty: t.ty_unrecorded().clone() };
         Tensor::from_op(op, &[]).expect("zeros of a float type")
     }
 
@@ -245,7 +245,7 @@ impl Tensor {
     #[track_caller]
     pub fn detach(&self) -> Tensor {
         let _off = NoGradGuard::new();
-        let op = Op::Reshape { shape: self.ir_shape().clone() };
+        let op = Op::Reshape { shape: self.ty_unrecorded().shape.clone() };
         Tensor::from_op_strided(op, &[self], Some(self.strides().clone()))
             .expect("a reshape to the same shape")
     }
@@ -399,7 +399,8 @@ impl GradTrace {
                 ));
             }
             match seeds {
-                Some(s) if s[i].ty() != out.ty() => {
+                // Types compared with their expressions: a seed of other dims is an error.
+                Some(s) if s[i].ty_unrecorded() != out.ty_unrecorded() => {
                     return Err(grad_error(
                         loc,
                         format!(
@@ -409,7 +410,8 @@ impl GradTrace {
                         ),
                     ));
                 }
-                None if out.numel() != 1 => {
+                // A symbolic dim is never 1 (symbols stand for sizes of 2 and more).
+                None if out.shape_unrecorded().iter().product::<usize>() != 1 => {
                     return Err(grad_error(
                         loc,
                         format!(
@@ -466,10 +468,11 @@ impl GradTrace {
     /// need (a cache miss).
     fn recipe(&self, wrt: &[u32]) -> std::result::Result<Recipe, String> {
         let mut g = Graph::new("grad");
+        crate::tensor::symbolic::declare_in(&mut g).map_err(|e| format!("tenjit bug: {e}"))?;
         let mut ids = Vec::with_capacity(self.flat.entries.len());
         for (k, e) in self.flat.entries.iter().enumerate() {
             ids.push(match &e.op {
-                None => g.add_input(format!("in{k}"), e.tensor.ty().clone()),
+                None => g.add_input(format!("in{k}"), e.tensor.ty_unrecorded().clone()),
                 Some((op, args)) => {
                     let args: Vec<NodeId> = args.iter().map(|&a| ids[a as usize]).collect();
                     g.add(op.clone(), &args)
@@ -484,7 +487,7 @@ impl GradTrace {
             seeds.push(match s {
                 Some(p) => ids[*p as usize],
                 None => {
-                    let ty = self.flat.entries[o as usize].tensor.ty().clone();
+                    let ty = self.flat.entries[o as usize].tensor.ty_unrecorded().clone();
                     g.add(Op::Const { value: Scalar::Float(1.0), ty }, &[]).map_err(|e| e.to_string())?
                 }
             });

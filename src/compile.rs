@@ -333,7 +333,23 @@ pub(crate) fn executable_marked(
     if let Some(exe) = cache::get(device, Key::Graph(fingerprint)) {
         return Ok(exe);
     }
-    compiled(device, graph, fingerprint, trace_time, marks)
+    compiled(device, graph, fingerprint, trace_time, marks, None)
+}
+
+/// [`executable`] of `graph`, an instance of `symbolic`, a graph a front end traced over
+/// size symbols: the first graph of its structure takes it as its symbolic signature (no
+/// guessing the symbols from one sample, as marks do).
+pub(crate) fn executable_traced(
+    device: Device,
+    graph: &Graph,
+    trace_time: Duration,
+    symbolic: &Graph,
+) -> Result<Arc<dyn Executable>> {
+    let fingerprint = graph.fingerprint();
+    if let Some(exe) = cache::get(device, Key::Graph(fingerprint)) {
+        return Ok(exe);
+    }
+    compiled(device, graph, fingerprint, trace_time, &[], Some(symbolic))
 }
 
 /// Compiles `graph` (of fingerprint `fingerprint`) for `device`, unless another thread just
@@ -344,6 +360,7 @@ fn compiled(
     fingerprint: u128,
     trace_time: Duration,
     marks: &[tenjit_ir::graph::Mark],
+    traced: Option<&Graph>,
 ) -> Result<Arc<dyn Executable>> {
     let _one_at_a_time = COMPILING.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(exe) = cache::get(device, Key::Graph(fingerprint)) {
@@ -352,7 +369,7 @@ fn compiled(
     let backend = crate::runtime::backend_for(device)?;
     let text = graph.to_string();
     let shapes = Instant::now();
-    let (miss, signature) = match crate::runtime::dynamic::observe(device, graph, marks) {
+    let (miss, signature) = match crate::runtime::dynamic::observe(device, graph, marks, traced) {
         Some((dynamic, signature)) => (MissReason::NewSizes(dynamic), signature),
         None => (cache::with_texts(device, |texts| miss_reason(texts.iter().copied(), &text)), None),
     };

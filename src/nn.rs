@@ -432,7 +432,7 @@ fn class_inputs(op: &'static str, scores: &Tensor, targets: &Tensor) -> Result<(
         ));
     }
     let (scores, targets) = match (scores.dim(), targets.dim()) {
-        (2, 1) if scores.shape()[0] == targets.shape()[0] => (scores.clone(), targets.clone()),
+        (2, 1) if scores.same_size(0, targets, 0) => (scores.clone(), targets.clone()),
         (1, 0) => (scores.try_unsqueeze(0)?, targets.try_unsqueeze(0)?),
         _ => {
             return Err(Error::op_of(

@@ -252,7 +252,7 @@ impl Flat {
     /// it is one: its type is already there, its value never is.
     fn structure_with(&self, f: &mut tenjit_ir::Fingerprint, lift: bool) {
         for e in &self.entries {
-            f.add(e.tensor.ty());
+            f.add(e.tensor.ty_unrecorded());
             match &e.op {
                 None => f.add(&0u8),
                 Some(_) if lift && lifted(e).is_some() => f.add(&2u8),
@@ -361,7 +361,19 @@ impl Flat {
     /// each lifted constant is an input too, named `s0`, `s1`, ..., of one element, expanded
     /// to the constant's shape.
     fn graph(&self, opts: TraceOptions, lift: bool) -> Graph {
-        let mut graph = Graph::new("main");
+        self.graph_in(Graph::new("main"), opts, lift).unwrap_or_else(|e| {
+            panic!("tenjit bug: a node typed at creation no longer types in the graph: {e}")
+        })
+    }
+
+    /// The graph of the entries added to `graph` (which may declare size symbols: a symbolic
+    /// trace's), or the first node that does not type in it.
+    fn graph_in(
+        &self,
+        mut graph: Graph,
+        opts: TraceOptions,
+        lift: bool,
+    ) -> std::result::Result<Graph, String> {
         let mut ids: Vec<NodeId> = Vec::with_capacity(self.entries.len());
         let (mut inputs, mut scalars) = (0, 0);
         for e in &self.entries {
@@ -373,28 +385,28 @@ impl Flat {
                     s
                 } else {
                     let loc = opts.locations.then(|| e.tensor.0.loc.to_string());
-                    graph.add_at(Op::Expand { shape: ty.shape.clone() }, &[s], loc).unwrap_or_else(|e| {
-                        panic!("tenjit bug: a lifted constant does not expand to its shape: {e}")
-                    })
+                    graph.add_at(Op::Expand { shape: ty.shape.clone() }, &[s], loc).map_err(|err| {
+                        format!("a lifted constant does not expand to its shape {}: {err}", ty.shape)
+                    })?
                 });
                 continue;
             }
             ids.push(match &e.op {
                 None => {
                     inputs += 1;
-                    graph.add_input(format!("in{}", inputs - 1), e.tensor.ty().clone())
+                    graph.add_input(format!("in{}", inputs - 1), e.tensor.ty_unrecorded().clone())
                 }
                 Some((op, args)) => {
                     let args: Vec<NodeId> = args.iter().map(|&a| ids[a as usize]).collect();
                     let loc = opts.locations.then(|| e.tensor.0.loc.to_string());
-                    graph.add_at(op.clone(), &args, loc).unwrap_or_else(|e| {
-                        panic!("tenjit bug: a node typed at creation no longer types in the graph: {e}")
-                    })
+                    graph
+                        .add_at(op.clone(), &args, loc)
+                        .map_err(|err| format!("{} built at {}: {err}", op.name(), e.tensor.0.loc))?
                 }
             });
         }
         graph.set_outputs(self.roots.iter().map(|&r| ids[r as usize]).collect());
-        graph
+        Ok(graph)
     }
 }
 
@@ -434,6 +446,20 @@ pub(crate) fn trace(roots: &[&Tensor], opts: TraceOptions) -> Traced {
     let graph = flat.graph(opts, false);
     let leaves = flat.entries.iter().filter(|e| e.op.is_none()).map(|e| e.tensor.clone()).collect();
     Traced { graph, leaves, calls: flat.calls() }
+}
+
+/// [`trace`] into `graph`, which declares the size symbols of a symbolic trace
+/// ([`crate::tensor::symbolic`]): every node typed again over them. Fails naming the first
+/// node that does not type there.
+pub(crate) fn trace_in(
+    roots: &[&Tensor],
+    opts: TraceOptions,
+    graph: Graph,
+) -> std::result::Result<Traced, String> {
+    let flat = Flat::new(roots);
+    let graph = flat.graph_in(graph, opts, false)?;
+    let leaves = flat.entries.iter().filter(|e| e.op.is_none()).map(|e| e.tensor.clone()).collect();
+    Ok(Traced { graph, leaves, calls: flat.calls() })
 }
 
 /// Computes the values of `tensors` together (one graph per device, shared work computed

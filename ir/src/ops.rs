@@ -864,6 +864,7 @@ pub fn broadcast_for(op: &'static str, a: &Shape, b: &Shape) -> Result<Shape, Op
     broadcast_shapes(a, b).ok_or_else(|| OpError {
         op,
         kind: OpErrorKind::Broadcast { lhs: a.dims().to_vec(), rhs: b.dims().to_vec() },
-        message: format!("shapes {a} and {b} cannot broadcast"),
+        // Sizes, not expressions: the sizes the caller has (a symbolic trace's hints).
+        message: format!("shapes {} and {} cannot broadcast", a.concrete(), b.concrete()),
     })
 }

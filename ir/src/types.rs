@@ -357,7 +357,14 @@ impl fmt::Display for TensorType {
 }
 
 /// Broadcasts two shapes with NumPy's rules, or returns `None` when they are incompatible.
+///
+/// Over symbolic shapes the result keeps the expressions: a dim broadcast against a constant 1
+/// is the other dim, two equal dims are that dim, and two different dims of equal sizes at
+/// the hints are the symbolic one (the type rules then add the guard that they are equal).
 pub fn broadcast_shapes(a: &Shape, b: &Shape) -> Option<Shape> {
+    if a.is_symbolic() || b.is_symbolic() {
+        return broadcast_symbolic(a, b);
+    }
     let rank = a.rank().max(b.rank());
     let mut out: SmallVec<[usize; 4]> = SmallVec::with_capacity(rank);
     for i in 0..rank {
@@ -372,6 +379,29 @@ pub fn broadcast_shapes(a: &Shape, b: &Shape) -> Option<Shape> {
         });
     }
     Some(Shape(out, None))
+}
+
+/// [`broadcast_shapes`] where a shape is symbolic.
+fn broadcast_symbolic(a: &Shape, b: &Shape) -> Option<Shape> {
+    let sizes = broadcast_shapes(&a.concrete(), &b.concrete())?;
+    let rank = sizes.rank();
+    let padded = |s: &Shape| -> Vec<Dim> {
+        let mut d = vec![Dim::from(1u64); rank - s.rank()];
+        d.extend(s.sym_dims());
+        d
+    };
+    let (da, db) = (padded(a), padded(b));
+    let dims: Vec<Dim> = da
+        .into_iter()
+        .zip(db)
+        .map(|(x, y)| match (x.as_const(), y.as_const()) {
+            (Some(1), _) => y,
+            (_, Some(1)) | (None, _) => x,
+            (Some(_), None) => y,
+            (Some(_), Some(_)) => x,
+        })
+        .collect();
+    Shape::symbolic(dims, sizes.dims()).ok()
 }
 
 /// PyTorch's `computeStride`: the strides a view of shape `new` would have over elements laid

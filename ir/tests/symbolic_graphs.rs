@@ -296,3 +296,51 @@ fn passes_keep_a_symbolic_graph_equal_at_every_size() {
     }
     assert!(compared > 600, "{compared} bindings compared");
 }
+
+#[test]
+fn broadcasting_keeps_the_expressions() {
+    use tenjit_ir::sym::{Dim, SymExpr};
+    use tenjit_ir::types::broadcast_shapes;
+    let b = Dim::from_expr(SymExpr::symbol("B").unwrap()).unwrap();
+    let sym = |dims: Vec<Dim>, hints: &[usize]| Shape::symbolic(dims, hints).unwrap();
+    let x = sym(vec![b.clone(), Dim::from(3)], &[8, 3]);
+    // Against a 1, a missing dim, the same dim: the expression.
+    let row = Shape::new(&[1, 3]);
+    assert_eq!(broadcast_shapes(&x, &row).unwrap().to_string(), "[B, 3]");
+    assert_eq!(broadcast_shapes(&Shape::new(&[3]), &x).unwrap().to_string(), "[B, 3]");
+    assert_eq!(broadcast_shapes(&x, &x).unwrap(), x);
+    // Against a constant of its size at the hints: the symbol (a type rule guards the rest).
+    assert_eq!(broadcast_shapes(&Shape::new(&[8, 3]), &x).unwrap().to_string(), "[B, 3]");
+    // Sizes that do not broadcast at the hints do not broadcast.
+    assert_eq!(broadcast_shapes(&x, &Shape::new(&[5, 3])), None);
+}
+
+#[test]
+fn a_reordered_graph_has_the_node_indices_of_its_bindings() {
+    let mut g = parsed(
+        "graph @f(%x: f32[B,3]) where B:2..=64 = 4 {
+           %0 = exp %x : f32[B,3]
+           %1 = sum %0, axes=[1] : f32[B]
+           return %1
+         }",
+    );
+    // An input added after the nodes that use it comes first in the reordered graph.
+    // (as `jit` gives a traced `rand` its seed: `set_op` on a node before the new input).
+    let x = g.inputs()[0].1;
+    let first = g.nodes().into_iter().find(|&n| matches!(g.op(n), tenjit_ir::Op::Unary(_))).unwrap();
+    let y = g.add_input("y", g.ty(x).clone());
+    g.set_op(first, tenjit_ir::Op::Binary(tenjit_ir::BinaryOp::Add), &[x, y]).unwrap();
+    let (r, map) = g.reordered().unwrap();
+    assert_eq!(r.symbols().iter().count(), 1);
+    assert_eq!(print(&r).lines().next(), print(&g).lines().next(), "the same signature");
+    let bound = g.bind(&bind(&[("B", 7)])).unwrap();
+    assert!(print(&bound).starts_with("graph @f(%x: f32[7,3], %y: f32[7,3])"), "{}", print(&bound));
+    let bound_r = r.bind(&bind(&[("B", 7)])).unwrap();
+    assert_eq!(print(&bound), print(&bound_r));
+    // Node by node, the reordered graph's types bind to the bound graph's.
+    for (old, new) in &map {
+        assert_eq!(g.ty(*old), r.ty(*new));
+    }
+    assert_eq!(r.instance_bindings_of_structure(&bound).unwrap(), bind(&[("B", 7)]));
+    assert!(g.instance_bindings_of_structure(&bound).is_err(), "the graph in its own order is not");
+}

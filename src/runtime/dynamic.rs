@@ -134,16 +134,32 @@ static TABLE: Mutex<Option<Table>> = Mutex::new(None);
 /// A new structure whose input dims `marks` are marked dynamic is made symbolic at
 /// once ([`tenjit_ir::graph::generalize_marked`]); where that fails, it is a new structure as
 /// any other.
+///
+/// A new structure that comes with its symbolic graph (`traced`: a front end traced it over
+/// size symbols, [`crate::jit`]) takes that graph as its signature, where it binds to `graph`.
 pub(crate) fn observe(
     device: Device,
     graph: &Graph,
     marks: &[tenjit_ir::graph::Mark],
+    traced: Option<&Graph>,
 ) -> Option<(Dynamic, Option<Signature>)> {
     let key = (device, graph.structure_fingerprint());
     let mut guard = TABLE.lock().unwrap_or_else(|p| p.into_inner());
     let table = guard.get_or_insert_with(Table::default);
     table.tick += 1;
     let used = table.tick;
+    let traced =
+        traced.and_then(|sym| sym.instance_bindings_of_structure(graph).ok().map(|values| (sym, values)));
+    if let (None, Some((sym, values))) = (table.entries.get(&key), traced) {
+        let sym = Arc::new(sym.clone());
+        table
+            .entries
+            .insert(key, Entry { last: Last::Graph(graph.clone()), symbolic: Some(sym.clone()), used });
+        evict(table);
+        let introduced = sym.symbols().iter().map(|s| format!("{s} traced as a symbol")).collect();
+        let dynamic = Dynamic::Marked { introduced, signature: header(&sym) };
+        return Some((dynamic, Some(Signature { graph: sym, values })));
+    }
     let Some(entry) = table.entries.get_mut(&key) else {
         let marked = (!marks.is_empty()).then(|| tenjit_ir::graph::generalize_marked(graph, marks));
         let symbolic = marked.as_ref().and_then(|m| m.as_ref().ok()).map(|gen| Arc::new(gen.graph.clone()));

@@ -15,6 +15,7 @@ use crate::error::{AtCaller, Error, OpErrorKind, OrPanic, Result};
 use std::ops;
 use std::panic::Location;
 use tenjit_ir::ops::Accepts;
+use tenjit_ir::sym::Dim;
 use tenjit_ir::types::{promote, promote_weak, promote_with_zero_dim};
 use tenjit_ir::{BinaryOp, DType, Op, Scalar, Shape, TensorType, UnaryOp};
 
@@ -79,7 +80,8 @@ impl Operand {
 
     fn shape(&self) -> Shape {
         match self {
-            Operand::Tensor(t) => t.ir_shape().clone(),
+            // Symbolic dims broadcast as expressions; the type rules check the result again.
+            Operand::Tensor(t) => t.ty_unrecorded().shape.clone(),
             Operand::Scalar(_) => Shape::scalar(),
         }
     }
@@ -115,22 +117,29 @@ impl Tensor {
     /// Broadcasts to `shape` (NumPy rules), recording an `expand` when sizes change.
     #[track_caller]
     pub(crate) fn expand_to(&self, op: &'static str, shape: &Shape) -> Result<Tensor> {
-        if self.ir_shape() == shape {
+        // Over symbolic dims, the shapes are expressions the type rules check again.
+        let own = &self.ty_unrecorded().shape;
+        if own == shape {
             return Ok(self.clone());
         }
-        let ok = tenjit_ir::types::broadcast_shapes(self.ir_shape(), shape).as_ref() == Some(shape);
+        let (from, to) = (own.concrete(), shape.concrete());
+        let ok = tenjit_ir::types::broadcast_shapes(&from, &to) == Some(to);
         if !ok {
             return Err(Error::op_of(
                 OpErrorKind::Shape,
                 op,
-                format!("shape {} cannot broadcast to {shape}", self.ir_shape()),
+                format!("shape {own} cannot broadcast to {shape}"),
             ));
         }
         let lead = shape.rank() - self.dim();
         let mut padded = vec![1usize; lead];
-        padded.extend_from_slice(self.shape());
+        padded.extend_from_slice(own.dims());
         let base = if lead > 0 {
-            Tensor::from_op(Op::Reshape { shape: Shape::new(&padded) }, &[self])?
+            let mut dims = vec![Dim::from(1u64); lead];
+            dims.extend(own.sym_dims());
+            let to =
+                Shape::symbolic(dims, &padded).map_err(|e| Error::internal(format!("expand_to: {e}")))?;
+            Tensor::from_op(Op::Reshape { shape: to }, &[self])?
         } else {
             self.clone()
         };
@@ -382,10 +391,11 @@ impl Tensor {
         let (a, b) = (a.into_operand(), b.into_operand());
         let dtype = a.dtype_with(&b);
         let (sa, sb) = (a.shape(), b.shape());
+        let sc = &cond.ty_unrecorded().shape;
         let shape = tenjit_ir::ops::broadcast_for("where", &sa, &sb)
-            .and_then(|s| tenjit_ir::ops::broadcast_for("where", cond.ir_shape(), &s))
+            .and_then(|s| tenjit_ir::ops::broadcast_for("where", sc, &s))
             .at_caller()?;
-        crate::broadcast_check::check("where", &[cond.ir_shape(), &sa, &sb], &shape, Location::caller())?;
+        crate::broadcast_check::check("where", &[sc, &sa, &sb], &shape, Location::caller())?;
         let c = cond.try_to_dtype(DType::Bool)?.expand_to("where", &shape)?;
         let a = a.materialize("where", dtype, &shape)?;
         let b = b.materialize("where", dtype, &shape)?;

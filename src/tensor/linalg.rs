@@ -6,8 +6,9 @@
 
 use super::Tensor;
 use crate::error::{Error, OpErrorKind, OrPanic, Result};
+use tenjit_ir::sym::{Dim, SymExpr};
 use tenjit_ir::types::{broadcast_shapes, promote};
-use tenjit_ir::{DType, Op, Shape};
+use tenjit_ir::{DType, Op};
 
 impl Tensor {
     /// Matrix product with `torch.matmul`'s rules: 1-D·1-D is a dot product, 2-D@1-D a
@@ -53,68 +54,77 @@ impl Tensor {
         // Promote vectors to matrices, remembering which dims to drop at the end.
         let a = if ra == 1 { a.try_unsqueeze(0)? } else { a };
         let b = if rb == 1 { b.try_unsqueeze(-1)? } else { b };
-        let (sa, sb) = (a.shape(), b.shape());
-        let (m, k) = (sa[sa.len() - 2], sa[sa.len() - 1]);
-        let (k2, n) = (sb[sb.len() - 2], sb[sb.len() - 1]);
-        if k != k2 {
+        // Sizes as expressions: over the symbols of a symbolic trace, the reshapes and
+        // expands below follow them (the type rules check them again).
+        let (sa, sb) = (a.ty_unrecorded().shape.sym_dims(), b.ty_unrecorded().shape.sym_dims());
+        let (ha, hb) = (a.shape_unrecorded(), b.shape_unrecorded());
+        let (m, k) = (sa[sa.len() - 2].clone(), sa[sa.len() - 1].clone());
+        let n = sb[sb.len() - 1].clone();
+        let (hk, hk2) = (ha[ha.len() - 1], hb[hb.len() - 2]);
+        if hk != hk2 {
             return Err(Error::op_of(
                 OpErrorKind::Shape,
                 "matmul",
                 format!(
-                    "shapes {} and {} cannot be multiplied (inner dimensions {k} and {k2} differ)",
-                    self.ir_shape(),
-                    other.ir_shape()
+                    "shapes {} and {} cannot be multiplied (inner dimensions {hk} and {hk2} differ)",
+                    self.ty_unrecorded().shape,
+                    other.ty_unrecorded().shape
                 ),
             ));
         }
+        let product = |dims: &[Dim]| -> Result<Dim> {
+            let mut p = SymExpr::from(1);
+            for d in dims {
+                let e = d.expr().ok_or_else(|| Error::op("matmul", format!("dim {d} is too large")))?;
+                p = p.mul(&e).map_err(|e| Error::op("matmul", e.to_string()))?;
+            }
+            Dim::from_expr(p).map_err(|e| Error::op("matmul", e.to_string()))
+        };
+        // The result's dims, less those the vector cases added.
+        let result = |batch: &[Dim]| -> Vec<Dim> {
+            let mut dims = batch.to_vec();
+            if ra > 1 {
+                dims.push(m.clone());
+            }
+            if rb > 1 {
+                dims.push(n.clone());
+            }
+            dims
+        };
         if sa.len() > 2 && sb.len() == 2 {
             // A stack of matrices times one matrix (`x @ w` in every linear layer): the batch
             // folds into the rows, as torch does, so the product is one `[B·m, k] x [k, n]`
             // matrix product rather than `B` small ones against an expanded `w`; its gradient
             // with respect to `w` is then one product contracting over all `B·m` rows too.
-            let rows = sa[..sa.len() - 1].iter().product::<usize>() as isize;
-            let flat = a.try_reshape([rows, k as isize])?;
+            let flat = a.reshape_dims(vec![product(&sa[..sa.len() - 1])?, k])?;
             let out = Tensor::from_op(Op::Matmul, &[&flat, &b])?;
-            let mut dims: Vec<isize> = sa[..sa.len() - 2].iter().map(|&d| d as isize).collect();
-            if ra > 1 {
-                dims.push(m as isize);
-            }
-            if rb > 1 {
-                dims.push(n as isize);
-            }
-            return out.try_reshape(dims);
+            return out.reshape_dims(result(&sa[..sa.len() - 2]));
         }
-        let batch_a = Shape::new(&sa[..sa.len() - 2]);
-        let batch_b = Shape::new(&sb[..sb.len() - 2]);
+        let shape =
+            |dims: &[Dim]| super::symbolic::shape_of(dims.to_vec()).map_err(|e| Error::op("matmul", e));
+        let batch_a = shape(&sa[..sa.len() - 2])?;
+        let batch_b = shape(&sb[..sb.len() - 2])?;
         let Some(batch) = broadcast_shapes(&batch_a, &batch_b) else {
             return Err(Error::op_of(
                 OpErrorKind::Shape,
                 "matmul",
                 format!(
                     "batch dimensions {batch_a} and {batch_b} of {} and {} cannot broadcast",
-                    self.ir_shape(),
-                    other.ir_shape()
+                    self.ty_unrecorded().shape,
+                    other.ty_unrecorded().shape
                 ),
             ));
         };
-        let full = |rows: usize, cols: usize| {
-            let mut d = batch.dims().to_vec();
-            d.extend([rows, cols]);
-            Shape::from(d)
+        let batch = batch.sym_dims();
+        let full = |rows: &Dim, cols: &Dim| {
+            let mut d = batch.clone();
+            d.extend([rows.clone(), cols.clone()]);
+            shape(&d)
         };
-        let a = a.expand_to("matmul", &full(m, k))?;
-        let b = b.expand_to("matmul", &full(k, n))?;
+        let a = a.expand_to("matmul", &full(&m, &k)?)?;
+        let b = b.expand_to("matmul", &full(&k, &n)?)?;
         let out = Tensor::from_op(Op::Matmul, &[&a, &b])?;
-        // Drop the dims that the vector cases added.
-        let mut dims: Vec<isize> = batch.dims().iter().map(|&d| d as isize).collect();
-        if ra > 1 {
-            dims.push(m as isize);
-        }
-        if rb > 1 {
-            dims.push(n as isize);
-        }
-        let out = out.try_reshape(dims)?;
-        Ok(out)
+        out.reshape_dims(result(&batch))
     }
 
     /// Dot product of two 1-D tensors of equal length.

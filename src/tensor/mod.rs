@@ -25,6 +25,7 @@ pub mod random;
 pub mod reduce;
 pub mod safetensors;
 pub mod shape;
+pub(crate) mod symbolic;
 
 use crate::device::Device;
 use crate::error::{Error, OpErrorKind, Result};
@@ -277,7 +278,10 @@ impl Tensor {
             ));
         }
         let tys: Vec<&TensorType> = inputs.iter().map(|t| &t.0.ty).collect();
-        let ty = op.infer(&tys).map_err(|e| Error::from_op_error(e, loc))?;
+        let ty = match symbolic::type_of(&op, &tys) {
+            Some(ty) => ty,
+            None => op.infer(&tys).map_err(|e| Error::from_op_error(e, loc))?,
+        };
         let strides = strides.unwrap_or_else(|| contiguous_strides(&ty.shape));
         let grad_state = state_of_result(&ty, inputs);
         crate::runtime::live::node_created();
@@ -302,22 +306,30 @@ impl Tensor {
     }
 
     /// The shape, as PyTorch's `x.shape`.
+    #[track_caller]
     pub fn shape(&self) -> &[usize] {
+        self.record_size_read("shape()");
         self.0.ty.shape.dims()
     }
 
     /// The shape, as PyTorch's `x.size()` (the same as [`Tensor::shape`]).
+    #[track_caller]
     pub fn size(&self) -> &[usize] {
-        self.shape()
+        self.record_size_read("size()");
+        self.0.ty.shape.dims()
     }
 
     /// The shape as an `ir` [`Shape`].
+    #[track_caller]
     pub fn ir_shape(&self) -> &Shape {
+        self.record_size_read("ir_shape()");
         &self.0.ty.shape
     }
 
     /// The static type (dtype and shape).
+    #[track_caller]
     pub fn ty(&self) -> &TensorType {
+        self.record_size_read("ty()");
         &self.0.ty
     }
 
@@ -327,8 +339,48 @@ impl Tensor {
     }
 
     /// The number of elements.
+    #[track_caller]
     pub fn numel(&self) -> usize {
+        self.record_size_read("numel()");
         self.0.ty.shape.numel()
+    }
+
+    /// The shape, for the library's reads that cannot change a graph at another size of a
+    /// symbolic dim (see [`symbolic`]): checks the symbolic type rules make again, choices
+    /// that depend only on whether a size is 1.
+    pub(crate) fn shape_unrecorded(&self) -> &[usize] {
+        self.0.ty.shape.dims()
+    }
+
+    /// The dims as expressions (constants where concrete), for the library's shape arithmetic
+    /// that follows symbolic dims.
+    pub(crate) fn sym_dims(&self) -> Vec<tenjit_ir::sym::Dim> {
+        self.0.ty.shape.sym_dims()
+    }
+
+    /// The type, read as [`Tensor::shape_unrecorded`] reads the shape.
+    pub(crate) fn ty_unrecorded(&self) -> &TensorType {
+        &self.0.ty
+    }
+
+    /// Whether dim `d` of this tensor and dim `od` of `other` have one size: without reading
+    /// sizes where both are the same expression (one symbol), else by their sizes, a read.
+    #[track_caller]
+    pub(crate) fn same_size(&self, d: usize, other: &Tensor, od: usize) -> bool {
+        let (a, b) = (&self.0.ty.shape, &other.0.ty.shape);
+        if (a.is_symbolic() || b.is_symbolic()) && a.sym_dims()[d] == b.sym_dims()[od] {
+            return true;
+        }
+        self.shape()[d] == other.shape()[od]
+    }
+
+    /// Records, in an active symbolic trace, that the caller read this tensor's sizes, if one
+    /// of them is symbolic.
+    #[track_caller]
+    fn record_size_read(&self, what: &str) {
+        if self.0.ty.shape.is_symbolic() {
+            symbolic::record_read(what, Location::caller());
+        }
     }
 
     /// The element type.

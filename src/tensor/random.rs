@@ -86,7 +86,7 @@ impl Tensor {
     #[track_caller]
     pub fn rand_like(&self) -> Tensor {
         let dtype = if self.dtype().is_float() { self.dtype() } else { DType::F32 };
-        Tensor::uniform(self.ir_shape().clone(), dtype)
+        Tensor::uniform(self.ty_unrecorded().shape.clone(), dtype)
     }
 
     /// Standard normal `f32` values, as `torch.randn`.
@@ -107,7 +107,7 @@ impl Tensor {
     #[track_caller]
     pub fn randn_like(&self) -> Tensor {
         let dtype = if self.dtype().is_float() { self.dtype() } else { DType::F32 };
-        Tensor::standard_normal(self.ir_shape().clone(), dtype)
+        Tensor::standard_normal(self.ty_unrecorded().shape.clone(), dtype)
     }
 
     #[track_caller]

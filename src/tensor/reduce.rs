@@ -10,7 +10,8 @@ use super::{wrap_dim, Tensor};
 use crate::error::{Error, OpErrorKind, OrPanic, Result};
 use smallvec::SmallVec;
 use tenjit_ir::ops::Dims as IrDims;
-use tenjit_ir::{ArgOp, DType, Op, ReduceOp, Shape};
+use tenjit_ir::sym::{Dim, SymExpr};
+use tenjit_ir::{ArgOp, DType, Op, ReduceOp, Shape, TensorType};
 
 /// The dims argument of a reduction: one dim (`0`, `-1`) or several (`[0, 1]`).
 #[derive(Clone, Debug)]
@@ -80,7 +81,8 @@ impl Tensor {
                 "bool tensors are not supported; convert with to_dtype first",
             ));
         }
-        if op.identity().is_none() && axes.iter().any(|&a| self.shape()[a] == 0) {
+        // A symbolic dim is never 0: whether a size is 0 holds at every size.
+        if op.identity().is_none() && axes.iter().any(|&a| self.shape_unrecorded()[a] == 0) {
             return Err(Error::op_of(
                 OpErrorKind::Shape,
                 name,
@@ -97,7 +99,7 @@ impl Tensor {
         let reduced =
             if axes.is_empty() { x } else { Tensor::from_op(Op::Reduce { op, axes: axes.clone() }, &[&x])? };
         if keepdim {
-            reduced.keep(&axes, self.ir_shape())
+            reduced.keep(&axes, &self.ty_unrecorded().shape)
         } else {
             Ok(reduced)
         }
@@ -106,9 +108,9 @@ impl Tensor {
     /// Reinserts reduced `axes` of `full` as size 1.
     #[track_caller]
     fn keep(&self, axes: &[usize], full: &Shape) -> Result<Tensor> {
-        let dims: Vec<isize> =
-            (0..full.rank()).map(|d| if axes.contains(&d) { 1 } else { full.dims()[d] as isize }).collect();
-        self.try_reshape(dims)
+        let full = full.sym_dims();
+        let dims = (0..full.len()).map(|d| if axes.contains(&d) { Dim::from(1u64) } else { full[d].clone() });
+        self.reshape_dims(dims.collect())
     }
 
     #[track_caller]
@@ -195,8 +197,22 @@ impl Tensor {
     pub fn try_mean_dim(&self, dims: impl Into<Dims>, keepdim: bool) -> Result<Tensor> {
         self.require_float("mean")?;
         let axes = self.axes("mean", dims.into())?;
-        let n: usize = axes.iter().map(|&a| self.shape()[a]).product();
-        self.reduce(ReduceOp::Sum, axes, keepdim)?.try_div(n as f64)
+        let shape = &self.ty_unrecorded().shape;
+        let sum = self.reduce(ReduceOp::Sum, axes.clone(), keepdim)?;
+        if shape.is_symbolic() {
+            // The count is a `size` of the reduced dims' expressions, so it follows them.
+            let dims = shape.sym_dims();
+            let count = axes.iter().try_fold(SymExpr::from(1), |n, &a| {
+                dims[a]
+                    .expr()
+                    .ok_or_else(|| Error::op("mean", format!("dim {} is too large", dims[a])))
+                    .and_then(|d| n.mul(&d).map_err(|e| Error::op("mean", e.to_string())))
+            })?;
+            let ty = TensorType::new(sum.dtype(), Shape::scalar());
+            return sum.try_div(&Tensor::from_op(Op::Size { expr: count, ty }, &[])?);
+        }
+        let n: usize = axes.iter().map(|&a| shape.dims()[a]).product();
+        sum.try_div(n as f64)
     }
 
     /// Variance of all elements with Bessel's correction (`correction = 1`), as `x.var()`.

@@ -9,6 +9,7 @@
 use super::{contiguous_strides, wrap_dim, Strides, Tensor};
 use crate::error::{Error, OpErrorKind, OrPanic, Result};
 use smallvec::SmallVec;
+use tenjit_ir::sym::{Dim, SymExpr};
 use tenjit_ir::{Op, Shape};
 
 /// Resolves a shape with at most one `-1` against `numel` elements.
@@ -66,10 +67,20 @@ fn view_strides(old: &[usize], old_strides: &[isize], new: &[usize]) -> Option<S
 impl Tensor {
     #[track_caller]
     fn reshape_to(&self, shape: Shape, strides: Strides) -> Result<Tensor> {
-        if *self.ir_shape() == shape && *self.strides() == strides {
+        if self.ty_unrecorded().shape == shape && *self.strides() == strides {
             return Ok(self.clone());
         }
         Tensor::from_op_strided(Op::Reshape { shape }, &[self], Some(strides))
+    }
+
+    /// The same elements in the shape `dims`, whose expressions may be over the symbols of a
+    /// symbolic trace (for the library's reshapes of symbolic dims: the type rules check the
+    /// element count again).
+    pub(crate) fn reshape_dims(&self, dims: Vec<Dim>) -> Result<Tensor> {
+        let shape = super::symbolic::shape_of(dims).map_err(|e| Error::op("reshape", e))?;
+        let strides = view_strides(self.shape_unrecorded(), self.strides(), shape.dims())
+            .unwrap_or_else(|| contiguous_strides(&shape));
+        self.reshape_to(shape, strides)
     }
 
     /// The same elements in a new shape; one dimension may be `-1` (inferred), as
@@ -150,16 +161,24 @@ impl Tensor {
         if s > e {
             return Err(Error::op_of(OpErrorKind::Axis, "flatten", "start_dim cannot come after end_dim"));
         }
-        let mut dims: Vec<isize> = self.shape()[..s].iter().map(|&d| d as isize).collect();
-        dims.push(self.shape()[s..=e].iter().product::<usize>() as isize);
-        dims.extend(self.shape()[e + 1..].iter().map(|&d| d as isize));
-        self.try_reshape(dims)
+        // Over expressions, so symbolic dims stay symbolic.
+        let own = self.sym_dims();
+        let mut merged = SymExpr::from(1);
+        for d in &own[s..=e] {
+            let x = d.expr().ok_or_else(|| Error::op("flatten", format!("dim {d} is too large")))?;
+            merged = merged.mul(&x).map_err(|err| Error::op("flatten", err.to_string()))?;
+        }
+        let mut dims: Vec<Dim> = own[..s].to_vec();
+        dims.push(Dim::from_expr(merged).map_err(|err| Error::op("flatten", err.to_string()))?);
+        dims.extend_from_slice(&own[e + 1..]);
+        self.reshape_dims(dims)
     }
 
     /// Removes every dimension of size 1.
     #[track_caller]
     pub fn squeeze(&self) -> Tensor {
-        let keep: Vec<usize> = (0..self.dim()).filter(|&d| self.shape()[d] != 1).collect();
+        // A symbolic dim is never 1: reading whether a size is 1 holds at every size.
+        let keep: Vec<usize> = (0..self.dim()).filter(|&d| self.shape_unrecorded()[d] != 1).collect();
         self.keep_dims(&keep).or_panic()
     }
 
@@ -176,7 +195,7 @@ impl Tensor {
             return Ok(self.clone());
         }
         let d = wrap_dim("squeeze", dim, self.dim())?;
-        if self.shape()[d] != 1 {
+        if self.shape_unrecorded()[d] != 1 {
             return Ok(self.clone());
         }
         let keep: Vec<usize> = (0..self.dim()).filter(|&i| i != d).collect();
@@ -185,9 +204,11 @@ impl Tensor {
 
     #[track_caller]
     fn keep_dims(&self, keep: &[usize]) -> Result<Tensor> {
-        let shape: Vec<usize> = keep.iter().map(|&d| self.shape()[d]).collect();
+        let own = self.sym_dims();
+        let shape = super::symbolic::shape_of(keep.iter().map(|&d| own[d].clone()).collect())
+            .map_err(|e| Error::op("squeeze", e))?;
         let strides: Strides = keep.iter().map(|&d| self.strides()[d]).collect();
-        self.reshape_to(Shape::from(shape), strides)
+        self.reshape_to(shape, strides)
     }
 
     /// Inserts a dimension of size 1 at `dim` (`-1` appends).
@@ -200,12 +221,14 @@ impl Tensor {
     #[track_caller]
     pub fn try_unsqueeze(&self, dim: isize) -> Result<Tensor> {
         let d = wrap_dim("unsqueeze", dim, self.dim() + 1)?;
-        let mut shape = self.shape().to_vec();
+        let mut dims = self.sym_dims();
         let mut strides = self.strides().clone();
-        let stride = if d < self.dim() { self.shape()[d] as isize * self.strides()[d] } else { 1 };
-        shape.insert(d, 1);
+        // Strides are layout metadata (a view's), not part of the graph.
+        let stride = if d < self.dim() { self.shape_unrecorded()[d] as isize * self.strides()[d] } else { 1 };
+        dims.insert(d, Dim::from(1u64));
         strides.insert(d, stride);
-        self.reshape_to(Shape::from(shape), strides)
+        let shape = super::symbolic::shape_of(dims).map_err(|e| Error::op("unsqueeze", e))?;
+        self.reshape_to(shape, strides)
     }
 
     /// Reorders dimensions: result dimension `i` is dimension `dims[i]`.
@@ -317,15 +340,17 @@ impl Tensor {
             ));
         }
         let lead = sizes.len() - self.dim();
+        let own = self.sym_dims();
         let mut shape = Vec::with_capacity(sizes.len());
         for (i, &s) in sizes.iter().enumerate() {
             shape.push(match s {
-                -1 if i >= lead => self.shape()[i - lead],
-                s if s >= 0 => s as usize,
+                -1 if i >= lead => own[i - lead].clone(),
+                s if s >= 0 => Dim::from(s as u64),
                 s => return Err(Error::op("expand", format!("invalid size {s} at dim {i}"))),
             });
         }
-        self.expand_to("expand", &Shape::from(shape))
+        let shape = super::symbolic::shape_of(shape).map_err(|e| Error::op("expand", e))?;
+        self.expand_to("expand", &shape)
     }
 
     /// Broadcasts to `shape` with NumPy's rules.
@@ -337,11 +362,12 @@ impl Tensor {
     /// A tensor with PyTorch's contiguous layout (the values are the same; `view` then works).
     #[track_caller]
     pub fn contiguous(&self) -> Tensor {
-        let strides = contiguous_strides(self.ir_shape());
-        self.reshape_to(self.ir_shape().clone(), strides).or_panic()
+        let shape = self.ty_unrecorded().shape.clone();
+        self.reshape_to(shape.clone(), contiguous_strides(&shape)).or_panic()
     }
 
     /// Whether PyTorch would consider this tensor's layout contiguous.
+    #[track_caller]
     pub fn is_contiguous(&self) -> bool {
         let c = contiguous_strides(self.ir_shape());
         self.shape().iter().zip(c.iter().zip(self.strides())).all(|(&n, (a, b))| n <= 1 || a == b)

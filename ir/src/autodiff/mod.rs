@@ -175,9 +175,16 @@ impl<'g> Emit<'g> {
     /// A value reduced over `axes` (shape without them) broadcast back to `shape`: reshape to
     /// keep the reduced axes as 1s, then expand.
     pub fn unreduce(&mut self, g: NodeId, axes: &[usize], shape: &Shape) -> Result<NodeId, GradError> {
-        let kept: SmallVec<[usize; 4]> =
+        // Over the dims' expressions, so a symbolic shape stays symbolic.
+        let dims = shape.sym_dims();
+        let one = || crate::sym::Dim::from(1u64);
+        let kept: Vec<_> =
+            (0..shape.rank()).map(|d| if axes.contains(&d) { one() } else { dims[d].clone() }).collect();
+        let sizes: SmallVec<[usize; 4]> =
             (0..shape.rank()).map(|d| if axes.contains(&d) { 1 } else { shape.0[d] }).collect();
-        let g = self.reshape(g, Shape::from(kept))?;
+        let kept =
+            Shape::symbolic(kept, &sizes).map_err(|m| GradError { message: format!("unreduce: {m}") })?;
+        let g = self.reshape(g, kept)?;
         if self.shape(g) == *shape {
             return Ok(g);
         }

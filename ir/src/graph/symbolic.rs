@@ -182,6 +182,28 @@ impl Graph {
         self.infer_with_guards(op, args).map(|(ty, _)| ty)
     }
 
+    /// The type of `op` on operands of types `tys` by the rules of [`Graph::add`] over this
+    /// graph's symbols, keeping the guards the symbolic rules add, without adding a node: a
+    /// front end that types its nodes as it builds them (a symbolic trace) holds its symbols
+    /// and guards in a graph of no nodes and types each node here.
+    ///
+    /// ```
+    /// use tenjit_ir::sym::{Dim, SymExpr, Symbol};
+    /// use tenjit_ir::{BinaryOp, DType, Graph, Op, Shape, TensorType};
+    /// let mut types = Graph::new("trace");
+    /// types.declare_symbol(Symbol::new("B", 2, None).unwrap(), 8).unwrap();
+    /// let b = Dim::from_expr(SymExpr::symbol("B").unwrap()).unwrap();
+    /// let x = TensorType::new(DType::F32, Shape::symbolic(vec![b, Dim::from(3)], &[8, 3]).unwrap());
+    /// let y = TensorType::new(DType::F32, Shape::new(&[8, 3]));
+    /// let sum = types.type_op(&Op::Binary(BinaryOp::Add), &[&x, &y]).unwrap();
+    /// // The add holds only where B is 8: a guard says so.
+    /// assert_eq!(types.guards().len(), 1);
+    /// assert_eq!(sum.shape.dims(), &[8, 3]);
+    /// ```
+    pub fn type_op(&mut self, op: &Op, tys: &[&TensorType]) -> Result<TensorType, OpError> {
+        self.sym.infer(op, tys)
+    }
+
     /// [`Graph::infer`], with the number of guards the graph would have after adding it: more
     /// than [`Graph::guards`] says when the op holds only under a new guard.
     pub fn infer_with_guards(&self, op: &Op, args: &[NodeId]) -> Result<(TensorType, usize), OpError> {
@@ -240,16 +262,39 @@ impl Graph {
                 });
             }
         }
+        self.rebuilt(Some(values))
+    }
+
+    /// A copy of this graph, symbols and all, with its nodes in the order [`Graph::bind`]
+    /// gives the concrete graphs it binds to (its inputs first where they are not), so that
+    /// the copy and each binding have their nodes at the same indices; with the node of the
+    /// copy each node became.
+    pub fn reordered(&self) -> Result<(Graph, HashMap<NodeId, NodeId>), BindError> {
+        self.rebuilt(None)
+    }
+
+    /// The graph rebuilt in [`Graph::rebuild_order`], bound to `values` if given, else with
+    /// its symbols.
+    fn rebuilt(&self, values: Option<&Bindings>) -> Result<(Graph, HashMap<NodeId, NodeId>), BindError> {
         let order = self.rebuild_order().ok_or(BindError::Cycle)?;
         let mut out = Graph::new(self.name.clone());
+        if values.is_none() {
+            out.sym = SymInfo { guards: Vec::new(), ..self.sym.clone() };
+        }
         let mut map: HashMap<NodeId, NodeId> = HashMap::new();
         for n in order {
             if let Op::Input { index, ty } = self.op(n) {
-                let ty = bind_type(ty, values)?;
+                let ty = match values {
+                    Some(values) => bind_type(ty, values)?,
+                    None => ty.clone(),
+                };
                 map.insert(n, out.add_input(self.inputs[*index].0.clone(), ty));
                 continue;
             }
-            let op = bind_op(self.op(n), values)?;
+            let op = match values {
+                Some(values) => bind_op(self.op(n), values)?,
+                None => self.op(n).clone(),
+            };
             let args: Vec<NodeId> = self.args(n).iter().map(|a| map[a]).collect();
             let id = out.add_at(op, &args, self.loc(n).map(str::to_string)).map_err(BindError::Op)?;
             map.insert(n, id);
