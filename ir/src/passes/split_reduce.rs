@@ -78,18 +78,48 @@ impl super::Pass for SplitReduce {
     }
 }
 
+/// How a reduction is split: at one of its axes, or with one axis cut into blocks first.
+#[derive(Clone, Copy)]
+enum Plan {
+    /// `reduce(reduce(x, axes \ {a}), {a})`.
+    At(usize),
+    /// Axis `.0` cut into `.1` blocks, then split at the blocks.
+    Cut(usize, usize),
+}
+
 impl SplitReduce {
+    /// The positions, in [`Graph::nodes`] order, of the reductions of `g` the pass splits. The
+    /// runtime compares them between a symbolic graph and its instance, whose splits may differ
+    /// in form (a symbolic axis is cut with a remainder) but not in which reductions they split.
+    pub fn splits(&self, g: &Graph) -> Vec<usize> {
+        let nodes = g.nodes();
+        (0..nodes.len()).filter(|&i| self.plan(g, nodes[i]).is_some()).collect()
+    }
+
     /// Splits node `n` if it is a reduction worth splitting.
     fn split(&self, g: &mut Graph, n: NodeId) -> bool {
         let Op::Reduce { op, axes } = g.op(n).clone() else {
             return false;
         };
         let x = g.args(n)[0];
-        let shape = g.ty(x).shape.clone();
+        match self.plan(g, n) {
+            None => false,
+            Some(Plan::At(a)) => split_at(g, n, op, x, &axes, a),
+            Some(Plan::Cut(a, t)) => split_axis(g, n, op, x, &axes, a, t),
+        }
+    }
+
+    /// How node `n` is split, if it is a reduction worth splitting.
+    fn plan(&self, g: &Graph, n: NodeId) -> Option<Plan> {
+        let Op::Reduce { axes, .. } = g.op(n) else {
+            return None;
+        };
+        let x = g.args(n)[0];
+        let shape = &g.ty(x).shape;
         // Sizes of a symbolic graph are read at its hints (see the module docs).
         let outputs = g.ty(n).shape.numel();
         if shape.numel() < self.min_elements {
-            return false;
+            return None;
         }
         let dims = shape.dims();
         // Whether axis `a` can be cut into `t` blocks: a constant axis when `t` divides it, a
@@ -101,28 +131,21 @@ impl SplitReduce {
         if outputs >= self.min_parallel {
             // A column reduction: its long first axis becomes blocks of rows.
             let t = ROW_BLOCKS;
-            if axes.contains(&0) && dims[0] / t >= MIN_BLOCK_ROWS && cuts(0, t) {
-                return split_axis(g, n, op, x, &axes, 0, t);
-            }
-            return false;
+            return (axes.contains(&0) && dims[0] / t >= MIN_BLOCK_ROWS && cuts(0, t))
+                .then_some(Plan::Cut(0, t));
         }
         // A reduced axis long enough to be the first stage's parallel dimension.
         let wide = axes.iter().copied().find(|&a| dims[a] >= self.min_parallel);
         match wide {
-            Some(a) if axes.len() > 1 => split_at(g, n, op, x, &axes, a),
+            Some(a) if axes.len() > 1 => Some(Plan::At(a)),
             _ => {
                 // One long reduced axis: reshape it into [t, m], t a power of two.
-                let Some(&a) = axes.iter().max_by_key(|&&a| dims[a]) else {
-                    return false;
-                };
+                let &a = axes.iter().max_by_key(|&&a| dims[a])?;
                 let len = dims[a];
-                let Some(t) = [1024usize, 512, 256, 128, 64]
+                [1024usize, 512, 256, 128, 64]
                     .into_iter()
                     .find(|&t| t >= self.min_parallel && len / t >= 1024 && cuts(a, t))
-                else {
-                    return false;
-                };
-                split_axis(g, n, op, x, &axes, a, t)
+                    .map(|t| Plan::Cut(a, t))
             }
         }
     }
