@@ -300,7 +300,8 @@ fn one_program_for_every_size(
 /// signature's one symbolic program: a full sum and a mean of `x: [n, 4096]` marked dynamic on
 /// dim 0 reduce the rows first (no size needed), and the sum of a signal of length `N` marked
 /// in `65..` cuts it into 64 blocks and a remainder, at lengths that are and are not multiples
-/// of the blocks. Before, the symbolic graph stayed whole, and every size was lowered again.
+/// of the blocks. Before, the symbolic graph stayed whole, and every size was lowered again. A
+/// signal marked in `2..` may be too short to cut: that signature has no symbolic program.
 fn split_reductions_are_one_symbolic_program() {
     let rows = |n: usize| vec![n, 4096];
     let mark0 = |x: &Tensor| {
@@ -319,4 +320,21 @@ fn split_reductions_are_one_symbolic_program() {
     let sizes = [300000, 70000, 300001, 262144, 4097, 100, 65];
     // Blocks, their sums, the remainder's sum (added in the last kernel's epilogue).
     one_program_for_every_size("sum of a signal", &sizes, &signal_len, &mark_long, &|x| x.sum(), &sum64, 3);
+
+    // Marked in `2..` (the default), the signal may be shorter than the blocks, so the symbolic
+    // graph keeps the reduction whole; where the graph of the sizes compiled splits it, the
+    // signature has no symbolic program, and says which pass decided that.
+    let before = tenjit::compile_count();
+    for n in [262144, 262145] {
+        let data = signal(n);
+        let x = Tensor::from_vec(data.clone(), [n]);
+        x.mark_dynamic(0);
+        let want = data.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        assert_eq!(x.max().item(), want as f64, "max at {n}");
+    }
+    assert_eq!(tenjit::compile_count() - before, 2);
+    let reports = tenjit::compile_reports();
+    let first = &reports[reports.len() - 2];
+    let tenjit::ProgramOrigin::NoSymbolicProgram(why) = &first.origin else { panic!("{first}") };
+    assert!(why.contains("pass split-reduce"), "{why}");
 }

@@ -25,9 +25,11 @@
 //! the kernels that read them), combined by the reduction's own binary op:
 //! `op(reduce(reduce(reshape(slice(x, 0, t*m), [t, m])), ...), reduce(slice(x, t*m, n - t*m)))`.
 //! A slice of symbolic bounds must not be empty at any size, so the axis is cut only when its
-//! range starts above `t`; otherwise the reduction stays whole, and the runtime, which compares
-//! the passes on the symbolic graph with the passes on the sizes it compiles, lowers a graph
-//! that would be split per size. A split reduction is correct at every size of its range, just
+//! range starts above `t` (then `m >= 1` too: no stage reduces an empty axis, whose `max` would
+//! be undefined); otherwise the reduction stays whole (a column reduction so kept is still
+//! parallel over its outputs). The runtime keeps a symbolic program only when it splits every
+//! reduction that the graph of the sizes being compiled splits ([`SplitReduce::splits`]), and
+//! lowers the others per size. A split reduction is correct at every size of its range, just
 //! slower than it need be at sizes too small to pay for the second stage.
 //!
 //! This is not part of the standard simplification pipeline: it changes rounding, and it only
