@@ -1096,6 +1096,14 @@ mod split_reduce {
     }
 
     #[test]
+    fn a_constant_axis_of_a_symbolic_graph_is_reshaped_keeping_the_symbolic_dims() {
+        let src = "graph @f(%x: f32[B,262144]) where B:1..=3 = 2 {\n  %0 = sum %x, axes=[1] : f32[B]\n  return %0\n}";
+        let out = split_agrees(src, "B", &[1, 2, 3]);
+        assert!(out.contains("reshape %x, shape=[B,256,1024] : f32[B,256,1024]"), "{out}");
+        assert!(!out.contains("slice"), "{out}");
+    }
+
+    #[test]
     fn a_cut_product_multiplies_the_remainder_in() {
         // Factors of +-1 and a last one of 2 (in the remainder): a product exact in any order,
         // so the two graphs agree bit for bit, and one without the remainder is off by 2.
