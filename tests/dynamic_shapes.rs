@@ -77,6 +77,7 @@ fn new_batch_sizes_are_explained_as_symbolic_sizes() {
     generation_is_one_symbolic_signature();
     marked_generation_compiles_twice();
     a_named_bounded_mark_proves_a_slice_of_positions();
+    split_reductions_are_one_symbolic_program();
 }
 
 /// Greedy generation of `steps` tokens after the token `first`, the context marked dynamic
@@ -255,4 +256,85 @@ fn a_named_bounded_mark_proves_a_slice_of_positions() {
     assert!(err.contains("dim 0 has size 70, outside the range T:1..=64"), "{err}");
     let err = x.try_mark_dynamic_as(0, "2T", 1..).unwrap_err().to_string();
     assert!(err.contains("mark_dynamic_as"), "{err}");
+}
+
+/// Values that a sum in f64 gets exactly, for the oracle, with a sign that varies.
+fn signal(n: usize) -> Vec<f32> {
+    (0..n).map(|i| ((i * 7919) % 509) as f32 / 4.0 - 60.0).collect()
+}
+
+/// Runs `reduce` on a tensor of `shape(n)` marked dynamic by `mark` at each of `sizes`, and
+/// asserts one compilation (the signature's symbolic program, of `steps` steps: the reduction
+/// split for the cores) and instances for the other sizes, with values within f32 rounding of
+/// `oracle` in f64 of the same data.
+fn one_program_for_every_size(
+    what: &str,
+    sizes: &[usize],
+    shape: &dyn Fn(usize) -> Vec<usize>,
+    mark: &dyn Fn(&Tensor),
+    reduce: &dyn Fn(&Tensor) -> Tensor,
+    oracle: &dyn Fn(&[f32]) -> f64,
+    steps: usize,
+) {
+    let (before, instances) = (tenjit::compile_count(), tenjit::instance_count());
+    for &n in sizes {
+        let dims = shape(n);
+        let data = signal(dims.iter().product());
+        let x = Tensor::from_vec(data.clone(), dims.as_slice());
+        mark(&x);
+        let got = reduce(&x).item();
+        let want = oracle(&data);
+        let scale: f64 = data.iter().map(|v| v.abs() as f64).sum::<f64>() + 1.0;
+        assert!((got - want).abs() <= 1e-6 * scale, "{what} at {n}: {got} vs {want}");
+        let report = tenjit::compile_reports().last().unwrap().clone();
+        let origin =
+            if n == sizes[0] { tenjit::ProgramOrigin::Symbolic } else { tenjit::ProgramOrigin::Instance };
+        assert_eq!(report.origin, origin, "{what} at {n}: {report}");
+        assert_eq!(report.steps, steps, "{what} at {n}: {report}");
+    }
+    assert_eq!(tenjit::compile_count() - before, 1, "{what}: one compilation for sizes {sizes:?}");
+    assert_eq!(tenjit::instance_count() - instances, sizes.len() - 1, "{what}: sizes {sizes:?}");
+}
+
+/// Large reductions over a dynamic dim are split for the cores (`split-reduce`) in the
+/// signature's one symbolic program: a full sum and a mean of `x: [n, 4096]` marked dynamic on
+/// dim 0 reduce the rows first (no size needed), and the sum of a signal of length `N` marked
+/// in `65..` cuts it into 64 blocks and a remainder, at lengths that are and are not multiples
+/// of the blocks. Before, the symbolic graph stayed whole, and every size was lowered again. A
+/// signal marked in `2..` may be too short to cut: that signature has no symbolic program.
+fn split_reductions_are_one_symbolic_program() {
+    let rows = |n: usize| vec![n, 4096];
+    let mark0 = |x: &Tensor| {
+        x.mark_dynamic(0);
+    };
+    let sum64 = |d: &[f32]| d.iter().map(|&v| v as f64).sum::<f64>();
+    let sizes = [300, 64, 37, 2, 1000, 129];
+    one_program_for_every_size("sum of [n, 4096]", &sizes, &rows, &mark0, &|x| x.sum(), &sum64, 2);
+    let mean64 = |d: &[f32]| sum64(d) / d.len() as f64;
+    let sizes = [257, 64, 3, 1000, 130];
+    one_program_for_every_size("mean of [n, 4096]", &sizes, &rows, &mark0, &|x| x.mean(), &mean64, 2);
+    let signal_len = |n: usize| vec![n];
+    let mark_long = |x: &Tensor| {
+        x.mark_dynamic_as(0, "N", 65..);
+    };
+    let sizes = [300000, 70000, 300001, 262144, 4097, 100, 65];
+    // Blocks, their sums, the remainder's sum (added in the last kernel's epilogue).
+    one_program_for_every_size("sum of a signal", &sizes, &signal_len, &mark_long, &|x| x.sum(), &sum64, 3);
+
+    // Marked in `2..` (the default), the signal may be shorter than the blocks, so the symbolic
+    // graph keeps the reduction whole; where the graph of the sizes compiled splits it, the
+    // signature has no symbolic program, and says which pass decided that.
+    let before = tenjit::compile_count();
+    for n in [262144, 262145] {
+        let data = signal(n);
+        let x = Tensor::from_vec(data.clone(), [n]);
+        x.mark_dynamic(0);
+        let want = data.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        assert_eq!(x.max().item(), want as f64, "max at {n}");
+    }
+    assert_eq!(tenjit::compile_count() - before, 2);
+    let reports = tenjit::compile_reports();
+    let first = &reports[reports.len() - 2];
+    let tenjit::ProgramOrigin::NoSymbolicProgram(why) = &first.origin else { panic!("{first}") };
+    assert!(why.contains("pass split-reduce"), "{why}");
 }

@@ -1024,6 +1024,158 @@ mod split_reduce {
             assert_eq!(a, b, "{src}");
         }
     }
+
+    /// Values that sum exactly in `f32` (multiples of 1/4 below 64) unless there are very many,
+    /// with a few large and small ones so that a max or min is at one place.
+    fn data(dtype: tenjit_ir::DType, dims: &[usize]) -> Buffer {
+        let n: usize = dims.iter().product();
+        let values = (0..n).map(|i| {
+            Scalar::Float(
+                ((i * 7919) % 509) as f64 / 4.0 - 60.0 + (i % 97 == 3) as u8 as f64 * (i % 13) as f64,
+            )
+        });
+        Buffer::from_scalars(dtype, Shape::new(dims), values)
+    }
+
+    /// Splits the symbolic graph `src` (asserting that it changed), then, at every binding of
+    /// `sizes` for its one symbol, evaluates the split and the unsplit graphs bound there with
+    /// the interpreter and compares: exactly for `max`/`min`, within `f32` rounding of a sum
+    /// (relative to the sum of magnitudes) otherwise. Returns the split graph's text.
+    fn split_agrees(src: &str, symbol: &str, sizes: &[u64]) -> String {
+        let g = text::parse(src).unwrap_or_else(|e| panic!("{e}\n{src}"));
+        let mut s = g.clone();
+        assert!(SplitReduce::default().run(&mut s), "{src} was not split");
+        tenjit_ir::verify(&s).unwrap();
+        assert!(s.guards().is_empty(), "the split adds no guard: {s}");
+        let exact = src.contains(" max ") || src.contains(" min ");
+        for &v in sizes {
+            let values = [(symbol.to_string(), v)].into_iter().collect();
+            let (bound, bound_split) = (g.bind(&values).unwrap(), s.bind(&values).unwrap());
+            let ty = bound.ty(bound.inputs()[0].1).clone();
+            let x = data(ty.dtype, ty.shape.dims());
+            let want = interp::eval(&bound, std::slice::from_ref(&x)).unwrap();
+            let got = interp::eval(&bound_split, std::slice::from_ref(&x)).unwrap();
+            assert_eq!(got[0].shape(), want[0].shape(), "{symbol} = {v}");
+            let scale: f64 = x.scalars().iter().map(|s| s.as_f64().abs()).sum::<f64>() + 1.0;
+            for (a, b) in got[0].scalars().iter().zip(want[0].scalars()) {
+                let (a, b) = (a.as_f64(), b.as_f64());
+                if exact {
+                    assert_eq!(a.to_bits(), b.to_bits(), "{symbol} = {v}: {a} != {b}");
+                } else {
+                    assert!((a - b).abs() <= 1e-6 * scale, "{symbol} = {v}: {a} vs {b}");
+                }
+            }
+        }
+        s.to_string()
+    }
+
+    #[test]
+    fn a_long_symbolic_axis_is_cut_into_blocks_and_a_remainder() {
+        let src = "graph @f(%x: f32[N]) where N:65..=400000 = 300000 {\n  %0 = sum %x, axes=[0] : f32[]\n  return %0\n}";
+        // The ends of the range, the hint, multiples of the 64 blocks and their neighbours.
+        let sizes = [65, 66, 127, 128, 129, 1000, 4096, 65536, 65537, 300000, 400000];
+        let out = split_agrees(src, "N", &sizes);
+        assert_eq!(
+            out,
+            "graph @f(%x: f32[N]) where N:65..=400000 = 300000 {\n  \
+             %0 = slice %x, start=[0], step=[1], size=[64*((N + 63)//64) - 64] : f32[64*((N + 63)//64) - 64]\n  \
+             %1 = reshape %0, shape=[64,(N + 63)//64 - 1] : f32[64,(N + 63)//64 - 1]\n  \
+             %2 = sum %1, axes=[1] : f32[64]\n  \
+             %3 = sum %2, axes=[0] : f32[]\n  \
+             %4 = slice %x, start=[64*((N + 63)//64) - 64], step=[1], size=[(N + 63)%64 + 1] : f32[(N + 63)%64 + 1]\n  \
+             %5 = sum %4, axes=[0] : f32[]\n  \
+             %6 = add %3, %5 : f32[]\n  \
+             return %6\n}\n"
+        );
+        for op in ["max", "min"] {
+            split_agrees(&src.replace("sum", op), "N", &[65, 129, 4096, 65537, 300000]);
+        }
+        // A 16-bit sum runs both stages and the remainder in f32 and rounds once.
+        let half = split_agrees(&src.replace("f32", "f16"), "N", &[65, 100, 4097]);
+        assert!(half.contains("cast %x : f32[N]") && half.contains("cast %7 : f16[]"), "{half}");
+    }
+
+    #[test]
+    fn a_constant_axis_of_a_symbolic_graph_is_reshaped_keeping_the_symbolic_dims() {
+        let src = "graph @f(%x: f32[B,262144]) where B:1..=3 = 2 {\n  %0 = sum %x, axes=[1] : f32[B]\n  return %0\n}";
+        let out = split_agrees(src, "B", &[1, 2, 3]);
+        assert!(out.contains("reshape %x, shape=[B,256,1024] : f32[B,256,1024]"), "{out}");
+        assert!(!out.contains("slice"), "{out}");
+    }
+
+    #[test]
+    fn a_cut_product_multiplies_the_remainder_in() {
+        // Factors of +-1 and a last one of 2 (in the remainder): a product exact in any order,
+        // so the two graphs agree bit for bit, and one without the remainder is off by 2.
+        let src = "graph @f(%x: f64[N]) where N:65..=400000 = 300000 {\n  %0 = prod %x, axes=[0] : f64[]\n  return %0\n}";
+        let g = text::parse(src).unwrap();
+        let mut s = g.clone();
+        assert!(SplitReduce::default().run(&mut s));
+        assert!(s.to_string().contains("mul %3, %5"), "{s}");
+        for n in [65u64, 66, 127, 129, 300000, 300001] {
+            let values = [("N".to_string(), n)].into_iter().collect();
+            let x = Buffer::from_scalars(
+                tenjit_ir::DType::F64,
+                Shape::new(&[n as usize]),
+                (0..n).map(|i| {
+                    Scalar::Float(if i == n - 1 {
+                        2.0
+                    } else if i % 7 == 3 {
+                        -1.0
+                    } else {
+                        1.0
+                    })
+                }),
+            );
+            let want = interp::eval(&g.bind(&values).unwrap(), std::slice::from_ref(&x)).unwrap();
+            let got = interp::eval(&s.bind(&values).unwrap(), std::slice::from_ref(&x)).unwrap();
+            assert_eq!(got, want, "N = {n}");
+        }
+    }
+
+    #[test]
+    fn a_symbolic_axis_beside_others_is_cut_with_them() {
+        // The long axis between two others: the remainder keeps them.
+        let src = "graph @f(%x: f32[2,N,3]) where N:65.. = 70000 {\n  %0 = sum %x, axes=[1] : f32[2,3]\n  return %0\n}";
+        let out = split_agrees(src, "N", &[65, 66, 127, 128, 129, 3000, 70000]);
+        assert!(out.contains("reshape %0, shape=[2,64,(N + 63)//64 - 1,3]"), "{out}");
+    }
+
+    #[test]
+    fn a_full_reduction_over_a_symbolic_batch_splits_at_its_rows_for_every_size() {
+        // Reduced over two axes: the first stage reduces the rows, no cut, so 0 and 1 are fine.
+        let src = "graph @f(%x: f32[B,4096]) where B:0..=256 = 64 {\n  %0 = sum %x, axes=[0,1] : f32[]\n  return %0\n}";
+        let out = split_agrees(src, "B", &[0, 1, 2, 3, 63, 64, 65, 256]);
+        assert_eq!(
+            out,
+            "graph @f(%x: f32[B,4096]) where B:0..=256 = 64 {\n  %0 = sum %x, axes=[1] : f32[B]\n  %1 = sum %0, axes=[0] : f32[]\n  return %1\n}\n"
+        );
+        split_agrees(&src.replace("sum", "max").replace("B:0..", "B:1.."), "B", &[1, 2, 7, 64, 256]);
+    }
+
+    #[test]
+    fn a_long_symbolic_column_reduction_is_cut_into_blocks_of_rows() {
+        let src = "graph @f(%x: f32[N,64]) where N:17.. = 4096 {\n  %0 = sum %x, axes=[0] : f32[64]\n  return %0\n}";
+        let out = split_agrees(src, "N", &[17, 18, 31, 32, 33, 1000, 4096, 4097, 4111]);
+        assert!(out.contains("reshape %0, shape=[16,(N + 15)//16 - 1,64]"), "{out}");
+        split_agrees(&src.replace("sum", "min"), "N", &[17, 33, 4096, 4100]);
+    }
+
+    #[test]
+    fn a_symbolic_axis_that_may_be_short_stays_whole() {
+        // A cut needs both slices nonempty at every size, so the range must start above the
+        // blocks (64 for the long axis, 16 rows for a column reduction).
+        for src in [
+            "graph @f(%x: f32[N]) where N:2.. = 300000 {\n  %0 = sum %x, axes=[0] : f32[]\n  return %0\n}",
+            "graph @f(%x: f32[N]) where N:64..=400000 = 300000 {\n  %0 = sum %x, axes=[0] : f32[]\n  return %0\n}",
+            "graph @f(%x: f32[N,256]) where N:16.. = 4096 {\n  %0 = sum %x, axes=[0] : f32[256]\n  return %0\n}",
+            // Small at the hint: whole, whatever the range.
+            "graph @f(%x: f32[N]) where N:65.. = 1000 {\n  %0 = sum %x, axes=[0] : f32[]\n  return %0\n}",
+        ] {
+            let g = text::parse(src).unwrap();
+            assert_eq!(split(src), g.to_string(), "{src}");
+        }
+    }
 }
 
 /// `is_structural` lists exactly the values the rules match: an op with an input and a constant

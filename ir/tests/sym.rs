@@ -220,6 +220,30 @@ fn bounds_contain_every_sample() {
     assert_eq!(e("T%4").max(&open), Some(3));
 }
 
+/// The bounds see through `d*(x//d) == x - x%d`, which the canonical form keeps apart: a
+/// remainder of blocks is below the block, a slice of whole blocks ends inside its axis, and
+/// the identity is a proven equality. What they give stays safe at every value.
+#[test]
+fn bounds_see_whole_divisions() {
+    let open = table(&[("N", 65, None)]);
+    let blocks = e("64*((N - 1)//64)");
+    let rest = e("N").sub(&blocks).unwrap();
+    assert_eq!((rest.min(&open), rest.max(&open)), (Some(1), Some(64)));
+    assert_eq!(blocks.min(&open), Some(64));
+    let end = blocks.add(&e("(N - 1)%64")).unwrap();
+    assert_eq!(end.equality(&e("N - 1"), &open), Equality::Proven);
+    let round_up = e("T - 4*((T + 3)//4)");
+    let t = table(&[("T", 0, None)]);
+    assert_eq!((round_up.min(&t), round_up.max(&t)), (Some(-3), Some(0)));
+    // Not a multiple of the divisor: nothing to write out, the plain bounds.
+    assert_eq!(e("T - 3*(T//4)").max(&t), None);
+    for n in 65..400u64 {
+        let b = bind(&[("N", n)]);
+        let v = i128::from(rest.eval(&b).unwrap());
+        assert!((1..=64).contains(&v), "N = {n}: {v}");
+    }
+}
+
 #[test]
 fn print_parse_round_trip() {
     let mut r = Rng::new(99);

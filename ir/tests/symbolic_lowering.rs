@@ -136,3 +136,61 @@ fn graphs_without_a_symbolic_program_say_why() {
     let small = parse(&GPT_STEP.replace("T:2..=64 = 8", "T:1..=64 = 1")).unwrap();
     assert!(lower_symbolic(&small).unwrap_err().contains("hint 1"));
 }
+
+/// `split-reduce` on symbolic graphs: the split graph has one symbolic program, whose slices
+/// of the cut axis are views read by the kernels (no copy step), and its instances compute what
+/// the unsplit graph bound at the same sizes computes, at sizes that are and are not multiples
+/// of the blocks and at the ends of the range.
+#[test]
+fn split_reductions_lower_once_for_every_size() {
+    use tenjit_ir::passes::{split_reduce::SplitReduce, Pass};
+    let cases: [(&str, usize, &[u64]); 4] = [
+        (
+            "graph @f(%x: f32[N]) where N:65..=400000 = 300000 {\n  %0 = sum %x, axes=[0] : f32[]\n  return %0\n}",
+            3,
+            &[65, 66, 128, 129, 5000, 300000, 400000],
+        ),
+        (
+            "graph @f(%x: f32[N]) where N:65..=400000 = 300000 {\n  %0 = max %x, axes=[0] : f32[]\n  return %0\n}",
+            3,
+            &[65, 127, 4097, 300000],
+        ),
+        (
+            "graph @f(%x: f32[N,64]) where N:17.. = 4096 {\n  %0 = sum %x, axes=[0] : f32[64]\n  return %0\n}",
+            3,
+            &[17, 31, 32, 33, 4096, 4111],
+        ),
+        (
+            "graph @f(%x: f32[B,4096]) where B:0..=256 = 64 {\n  %0 = sum %x, axes=[0,1] : f32[]\n  return %0\n}",
+            2,
+            &[0, 1, 2, 63, 64, 65, 256],
+        ),
+    ];
+    for (src, kernels, sizes) in cases {
+        let g = parse(src).unwrap_or_else(|e| panic!("{e}"));
+        let mut split = g.clone();
+        assert!(SplitReduce::default().run(&mut split), "{src}");
+        let sym = lower_symbolic(&split).unwrap_or_else(|e| panic!("{e}\n{split}"));
+        let steps = &sym.program.steps;
+        assert!(
+            steps.len() == kernels && steps.iter().all(|s| matches!(s, Step::Kernel(_))),
+            "{} steps, {kernels} kernels expected:\n{}",
+            steps.len(),
+            sym.program
+        );
+        let symbol = g.symbols().iter().next().unwrap().name.clone();
+        for &v in sizes {
+            let values = bind(&[(symbol.as_str(), v)]);
+            let bound = g.bind(&values).unwrap();
+            let p = instantiate(&sym, &values).unwrap_or_else(|e| panic!("{symbol} = {v}: {e}"));
+            let inputs = common::symbolic::inputs_for(&bound, |i| ((i * 7919) % 509) as f64 / 4.0 - 60.0);
+            let inputs: Vec<Buffer> = inputs.into_iter().map(|b| b.cast(tenjit_ir::DType::F32)).collect();
+            let want = interp::eval(&bound, &inputs).unwrap();
+            let got = eval::eval(&p, &inputs).unwrap_or_else(|e| panic!("{symbol} = {v}: {e}\n{p}"));
+            let scale = 64.0 * v as f64 * 64.0 + 1.0;
+            for (a, b) in f64s(&got[0]).iter().zip(f64s(&want[0])) {
+                assert!((a - b).abs() <= 1e-6 * scale, "{src}\n{symbol} = {v}: {a} vs {b}");
+            }
+        }
+    }
+}

@@ -17,12 +17,29 @@
 //! the first stage is split over `t` blocks of whole rows, contiguous in memory, and the second
 //! adds `t` rows.
 //!
+//! On a symbolic graph the decisions read the sizes at the graph's hints, as everywhere else
+//! (the reduction is large, or long in its first axis, at the hints), and the split holds for
+//! every size: a split that reduces over axes of their own needs no size, and a long axis that
+//! is symbolic, of length `n`, is cut into `t` blocks of `m = (n - 1) // t` and a remainder of
+//! the last `n - t*m` elements (`1..=t`, never empty), two slices of `x` (views: they fuse into
+//! the kernels that read them), combined by the reduction's own binary op:
+//! `op(reduce(reduce(reshape(slice(x, 0, t*m), [t, m])), ...), reduce(slice(x, t*m, n - t*m)))`.
+//! A slice of symbolic bounds must not be empty at any size, so the axis is cut only when its
+//! range starts above `t` (then `m >= 1` too: no stage reduces an empty axis, whose `max` would
+//! be undefined); otherwise the reduction stays whole (a column reduction so kept is still
+//! parallel over its outputs). The runtime keeps a symbolic program only when it splits every
+//! reduction that the graph of the sizes being compiled splits ([`SplitReduce::splits`]), and
+//! lowers the others per size. A split reduction is correct at every size of its range, just
+//! slower than it need be at sizes too small to pay for the second stage.
+//!
 //! This is not part of the standard simplification pipeline: it changes rounding, and it only
 //! pays on a parallel backend, which runs it after the standard passes.
 
 use crate::graph::{Graph, NodeId};
-use crate::ops::{Dims, Op, ReduceOp};
+use crate::ops::{BinaryOp, Dims, IDims, Op, ReduceOp, SliceBounds};
+use crate::sym::{Dim, SymExpr};
 use crate::types::{DType, Shape};
+use std::sync::Arc;
 
 /// The `split-reduce` pass; see the module docs.
 pub struct SplitReduce {
@@ -63,64 +80,115 @@ impl super::Pass for SplitReduce {
     }
 }
 
+/// How a reduction is split: at one of its axes, or with one axis cut into blocks first.
+#[derive(Clone, Copy)]
+enum Plan {
+    /// `reduce(reduce(x, axes \ {a}), {a})`.
+    At(usize),
+    /// Axis `.0` cut into `.1` blocks, then split at the blocks.
+    Cut(usize, usize),
+}
+
 impl SplitReduce {
+    /// The positions, in [`Graph::nodes`] order, of the reductions of `g` the pass splits. The
+    /// runtime compares them between a symbolic graph and its instance, whose splits may differ
+    /// in form (a symbolic axis is cut with a remainder) but not in which reductions they split.
+    pub fn splits(&self, g: &Graph) -> Vec<usize> {
+        let nodes = g.nodes();
+        (0..nodes.len()).filter(|&i| self.plan(g, nodes[i]).is_some()).collect()
+    }
+
     /// Splits node `n` if it is a reduction worth splitting.
     fn split(&self, g: &mut Graph, n: NodeId) -> bool {
         let Op::Reduce { op, axes } = g.op(n).clone() else {
             return false;
         };
         let x = g.args(n)[0];
-        let shape = g.ty(x).shape.clone();
-        // The split reads sizes: a reduction over symbolic sizes stays whole.
-        if shape.is_symbolic() {
-            return false;
+        match self.plan(g, n) {
+            None => false,
+            Some(Plan::At(a)) => split_at(g, n, op, x, &axes, a),
+            Some(Plan::Cut(a, t)) => split_axis(g, n, op, x, &axes, a, t),
         }
+    }
+
+    /// How node `n` is split, if it is a reduction worth splitting.
+    fn plan(&self, g: &Graph, n: NodeId) -> Option<Plan> {
+        let Op::Reduce { axes, .. } = g.op(n) else {
+            return None;
+        };
+        let x = g.args(n)[0];
+        let shape = &g.ty(x).shape;
+        // Sizes of a symbolic graph are read at its hints (see the module docs).
         let outputs = g.ty(n).shape.numel();
         if shape.numel() < self.min_elements {
-            return false;
+            return None;
         }
         let dims = shape.dims();
+        // Whether axis `a` can be cut into `t` blocks: a constant axis when `t` divides it, a
+        // symbolic one when it is longer than `t` at every size (blocks and a remainder).
+        let cuts = |a: usize, t: usize| match symbolic_len(g, x, a) {
+            None => dims[a].is_multiple_of(t),
+            Some(len) => len.min(g.symbols()).is_some_and(|lo| lo > t as i128),
+        };
         if outputs >= self.min_parallel {
             // A column reduction: its long first axis becomes blocks of rows.
             let t = ROW_BLOCKS;
-            if axes.contains(&0) && dims[0].is_multiple_of(t) && dims[0] / t >= MIN_BLOCK_ROWS {
-                return split_axis(g, n, op, x, &axes, 0, t);
-            }
-            return false;
+            return (axes.contains(&0) && dims[0] / t >= MIN_BLOCK_ROWS && cuts(0, t))
+                .then_some(Plan::Cut(0, t));
         }
         // A reduced axis long enough to be the first stage's parallel dimension.
         let wide = axes.iter().copied().find(|&a| dims[a] >= self.min_parallel);
         match wide {
-            Some(a) if axes.len() > 1 => split_at(g, n, op, x, &axes, a),
+            Some(a) if axes.len() > 1 => Some(Plan::At(a)),
             _ => {
                 // One long reduced axis: reshape it into [t, m], t a power of two.
-                let Some(&a) = axes.iter().max_by_key(|&&a| dims[a]) else {
-                    return false;
-                };
+                let &a = axes.iter().max_by_key(|&&a| dims[a])?;
                 let len = dims[a];
-                let Some(t) = [1024usize, 512, 256, 128, 64]
+                [1024usize, 512, 256, 128, 64]
                     .into_iter()
-                    .find(|&t| t >= self.min_parallel && len.is_multiple_of(t) && len / t >= 1024)
-                else {
-                    return false;
-                };
-                split_axis(g, n, op, x, &axes, a, t)
+                    .find(|&t| t >= self.min_parallel && len / t >= 1024 && cuts(a, t))
+                    .map(|t| Plan::Cut(a, t))
             }
         }
     }
 }
 
 /// Splits reduction `n` of `x` over `axes` into `reduce(reduce(reshape(x), ...), {a})`, with
-/// the reduced axis `a` reshaped into `[t, len / t]` and the `t` part reduced second.
+/// the reduced axis `a` reshaped into `[t, len / t]` and the `t` part reduced second; a
+/// symbolic axis into blocks and a remainder ([`split_remainder`]).
 fn split_axis(g: &mut Graph, n: NodeId, op: ReduceOp, x: NodeId, axes: &Dims, a: usize, t: usize) -> bool {
-    let dims = g.ty(x).shape.dims().to_vec();
-    let mut split: Vec<usize> = dims[..a].to_vec();
-    split.extend([t, dims[a] / t]);
-    split.extend_from_slice(&dims[a + 1..]);
-    let Ok(reshaped) = g.add(Op::Reshape { shape: Shape::from(split) }, &[x]) else {
+    if symbolic_len(g, x, a).is_some() {
+        return split_remainder(g, n, op, x, axes, a, t).is_some();
+    }
+    let m = g.ty(x).shape.dims()[a] / t;
+    let Some(reshaped) = reshape_blocks(g, x, a, t, Dim::from(m as u64)) else {
         return false;
     };
-    // Axes after `a` shift by one; `a` becomes the pair (a, a + 1).
+    split_at(g, n, op, reshaped, &block_axes(axes, a), a)
+}
+
+/// The length of axis `a` of `x` as an expression, when it is symbolic.
+fn symbolic_len(g: &Graph, x: NodeId, a: usize) -> Option<SymExpr> {
+    let dim = g.ty(x).shape.sym_dims_ref()?.get(a)?;
+    dim.as_const().is_none().then(|| dim.expr()).flatten()
+}
+
+/// `x` with axis `a` reshaped into `[t, m]` (the other dims kept, expressions included).
+fn reshape_blocks(g: &mut Graph, x: NodeId, a: usize, t: usize, m: Dim) -> Option<NodeId> {
+    let shape = &g.ty(x).shape;
+    let (mut dims, hints) = (shape.sym_dims(), shape.dims().to_vec());
+    let m_hint = m.eval(g.hints())? as usize;
+    dims.splice(a..=a, [Dim::from(t as u64), m]);
+    let mut split: Vec<usize> = hints[..a].to_vec();
+    split.extend([t, m_hint]);
+    split.extend_from_slice(&hints[a + 1..]);
+    let shape = Shape::symbolic(dims, &split).ok()?;
+    g.add(Op::Reshape { shape }, &[x]).ok()
+}
+
+/// The reduced axes once axis `a` is split in two: axes after `a` shift by one, and `a` becomes
+/// the pair `(a, a + 1)`.
+fn block_axes(axes: &Dims, a: usize) -> Dims {
     let mut shifted: Dims = Dims::new();
     for &b in axes {
         match b.cmp(&a) {
@@ -129,7 +197,74 @@ fn split_axis(g: &mut Graph, n: NodeId, op: ReduceOp, x: NodeId, axes: &Dims, a:
             std::cmp::Ordering::Greater => shifted.push(b + 1),
         }
     }
-    split_at(g, n, op, reshaped, &shifted, a)
+    shifted
+}
+
+/// Splits reduction `n` of `x` over `axes`, whose axis `a` has the symbolic length `len`
+/// (longer than `t` at every size), into `t` blocks of `m = (len - 1) // t` elements and a
+/// remainder of `len - t*m` (`1..=t`):
+/// `combine(reduce(reduce(reshape(slice(x, 0, t*m), [t, m]), ...), {a}), reduce(slice(x, t*m, rest)))`,
+/// where `combine` is the reduction's binary op (`add` for a sum). A sum or product of a
+/// 16-bit float runs in `f32` and rounds once at the end, as [`split_at`] does. `None` (the
+/// graph left as it was, but for dead nodes) when an op does not type.
+fn split_remainder(
+    g: &mut Graph,
+    n: NodeId,
+    op: ReduceOp,
+    x: NodeId,
+    axes: &Dims,
+    a: usize,
+    t: usize,
+) -> Option<()> {
+    let len = symbolic_len(g, x, a)?;
+    let one = SymExpr::from(1);
+    let m = len.sub(&one).ok()?.floor_div(t as u64).ok()?;
+    let head = m.scale(t as i64).ok()?;
+    let rest = len.sub(&one).ok()?.rem(t as u64).ok()?.add(&one).ok()?;
+    let dtype = g.ty(x).dtype;
+    let widen = dtype.is_half() && matches!(op, ReduceOp::Sum | ReduceOp::Prod);
+    let x = if widen { g.add(Op::Cast { dtype: DType::F32 }, &[x]).ok()? } else { x };
+    let blocks = slice_axis(g, x, a, &SymExpr::default(), &head)?;
+    let blocks = reshape_blocks(g, blocks, a, t, Dim::from_expr(m).ok()?)?;
+    let split = block_axes(axes, a);
+    let inner: Dims = split.iter().copied().filter(|&b| b != a).collect();
+    let first = g.add(Op::Reduce { op, axes: inner }, &[blocks]).ok()?;
+    let pos = a - split.iter().filter(|&&b| b < a).count();
+    let second = g.add(Op::Reduce { op, axes: Dims::from_slice(&[pos]) }, &[first]).ok()?;
+    let tail = slice_axis(g, x, a, &head, &rest)?;
+    let tail = g.add(Op::Reduce { op, axes: axes.clone() }, &[tail]).ok()?;
+    let combine = Op::Binary(combine_op(op));
+    if widen {
+        let total = g.add(combine, &[second, tail]).ok()?;
+        return g.set_op(n, Op::Cast { dtype }, &[total]).ok();
+    }
+    g.set_op(n, combine, &[second, tail]).ok()
+}
+
+/// The elements `start..start + size` of axis `a` of `x` (the other axes whole).
+fn slice_axis(g: &mut Graph, x: NodeId, a: usize, start: &SymExpr, size: &SymExpr) -> Option<NodeId> {
+    let shape = &g.ty(x).shape;
+    let rank = shape.rank();
+    let mut starts = vec![SymExpr::default(); rank];
+    let mut sizes = shape.sym_dims();
+    starts[a] = start.clone();
+    sizes[a] = Dim::from_expr(size.clone()).ok()?;
+    let hints = g.hints();
+    let start: IDims = starts.iter().map(|e| e.eval_i64(hints).map(|v| v as isize)).collect::<Option<_>>()?;
+    let size: Dims = sizes.iter().map(|d| d.eval(hints).map(|v| v as usize)).collect::<Option<_>>()?;
+    let step: IDims = std::iter::repeat_n(1, rank).collect();
+    let bounds = Some(Arc::new(SliceBounds { start: starts, size: sizes }));
+    g.add(Op::Slice { start, step, size, bounds }, &[x]).ok()
+}
+
+/// The binary op that combines two partial results of a reduction.
+fn combine_op(op: ReduceOp) -> BinaryOp {
+    match op {
+        ReduceOp::Sum => BinaryOp::Add,
+        ReduceOp::Prod => BinaryOp::Mul,
+        ReduceOp::Max => BinaryOp::Maximum,
+        ReduceOp::Min => BinaryOp::Minimum,
+    }
 }
 
 /// Splits reduction `n` of `x` over `axes` into `reduce(reduce(x, axes \ {a}), {a})`. A sum

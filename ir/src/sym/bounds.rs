@@ -87,6 +87,19 @@ impl Bounds {
         self.lo.is_some_and(|lo| lo >= 0) && self.hi.is_some_and(|hi| hi < i128::from(divisor))
     }
 
+    /// The values in both intervals (two safe bounds of one expression overlap).
+    fn intersect(self, other: Bounds) -> Bounds {
+        let lo = match (self.lo, other.lo) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let hi = match (self.hi, other.hi) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Bounds { lo, hi }
+    }
+
     fn add(self, other: Bounds) -> Bounds {
         let add = |a: End, b: End| a.zip(b).and_then(|(a, b)| a.checked_add(b));
         // An overflowing sum of two finite ends leaves that end unbounded, which is safe.
@@ -145,11 +158,47 @@ impl SymExpr {
 
     /// The bounds over the symbols' declared ranges (a symbol not in `symbols` ranges over every
     /// size): exact for monotone forms, conservative otherwise.
+    ///
+    /// The canonical form does not see `d*(x//d) == x - x%d`, so the bounds are also taken of
+    /// the expression with every term `k*d*(x//d)` written as `k*x - k*(x%d)`, where its `x`
+    /// may cancel against other terms, and the two intervals (both safe) are intersected:
+    /// `T - 4*((T + 3)//4)` is then known to lie in `-3..=0`, and a remainder of blocks,
+    /// `T - 64*(T//64)`, in `0..=63` (what a split of a symbolic axis into blocks needs).
     pub fn bounds(&self, symbols: &Symbols) -> Bounds {
-        self.bounds_with(&|name| match symbols.get(name) {
+        let range_of = |name: &str| match symbols.get(name) {
             Some(s) => Bounds { lo: Some(i128::from(s.lo)), hi: s.hi.map(i128::from) },
             None => Bounds { lo: Some(0), hi: None },
-        })
+        };
+        let direct = self.bounds_with(&range_of);
+        match self.whole_divisions_written_out() {
+            Some(e) => direct.intersect(e.bounds_with(&range_of)),
+            None => direct,
+        }
+    }
+
+    /// `self` with every term `k*d*(x//d)` (a division atom alone in its monomial, with a
+    /// coefficient that is a multiple of its divisor) written as `k*x - k*(x%d)`; `None` when
+    /// there is no such term or the arithmetic overflows.
+    fn whole_divisions_written_out(&self) -> Option<SymExpr> {
+        let mut out = self.clone();
+        let mut any = false;
+        for (m, &c) in &self.terms {
+            let [(Atom::Div(x, d), 1)] = m.0.as_slice() else { continue };
+            if c % d != 0 {
+                continue;
+            }
+            let k = c / d;
+            let term = SymExpr { terms: [(m.clone(), c)].into_iter().collect() };
+            out = out
+                .sub(&term)
+                .ok()?
+                .add(&x.scale(k).ok()?)
+                .ok()?
+                .sub(&x.rem(*d as u64).ok()?.scale(k).ok()?)
+                .ok()?;
+            any = true;
+        }
+        any.then_some(out)
     }
 
     /// The least value over the symbols' ranges, `None` if unbounded below.

@@ -6,8 +6,9 @@
 //! returns that form, so two expressions that are equal as polynomials over their atoms are
 //! equal as Rust values, hash alike and print alike. Floor division and remainder are brought
 //! to a normal form by the rules in [`SymExpr::floor_div`] and [`SymExpr::rem`]; identities
-//! between them that those rules do not reach (`T - 4*(T//4) == T%4`, say) are not recognized,
-//! which the decision helpers treat conservatively. Arithmetic is checked: an operation whose
+//! between them that those rules do not reach (`T - 4*(T//4) == T%4`, say) are not recognized
+//! by the form; the bounds ([`SymExpr::bounds`]) see `d*(x//d) == x - x%d`, and the decision
+//! helpers treat the rest conservatively. Arithmetic is checked: an operation whose
 //! coefficients would overflow `i64` returns [`SymError::Overflow`], never a wrapped value.
 
 use super::{Bindings, SymError};
