@@ -298,22 +298,27 @@ mod tests {
         {
             for m in [1, 3, 17, 32, 64, 128, 256] {
                 let x: Vec<f32> = (0..m * k).map(|i| value(i + 1)).collect();
-                let w: Vec<f32> = (0..n * k).map(|i| value(i * 3 + 2)).collect();
+                // As in a model, each product reads other weights than the last one: copies
+                // of 4 MiB in all (beyond L2), one after the other.
+                let copies = (1 << 20) / (n * k) + 1;
+                let ws: Vec<Vec<f32>> =
+                    (0..copies).map(|c| (0..n * k).map(|i| value(i * 3 + 2 + c)).collect()).collect();
                 let nt = Nt { m, n, k, lda: k, ldw: k };
                 let mut out = vec![0f32; m * n];
-                let iters = (4_000_000 / (m * n * k)).clamp(3, 2000);
+                let iters = (4_000_000 / (m * n * k)).clamp(copies, 2000);
                 let mut times = [Vec::new(), Vec::new(), Vec::new()];
                 for _ in 0..11 {
                     for (which, t) in times.iter_mut().enumerate() {
                         let start = Instant::now();
-                        for _ in 0..iters {
+                        for it in 0..iters {
+                            let w = &ws[it % copies];
                             match which {
-                                0 => run(&nt, &x, &w, &mut out),
-                                1 => nt.run_avx2(&x, &w, &mut out),
+                                0 => run(&nt, &x, w, &mut out),
+                                1 => nt.run_avx2(&x, w, &mut out),
                                 _ => gemm_into(
                                     (m, n, k),
                                     Mat { data: &x, rs: k, cs: 1 },
-                                    Mat { data: &w, rs: 1, cs: k },
+                                    Mat { data: w, rs: 1, cs: k },
                                     &mut out,
                                     false,
                                     1,
