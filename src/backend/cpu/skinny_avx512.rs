@@ -11,6 +11,11 @@
 //! products is one masked step (masked loads, and fused multiply-adds that leave the lanes
 //! past `k` as they were), so no product is added one at a time.
 //!
+//! The tiles are bound by their fused multiply-adds (one 16-lane FMA a cycle on Zen 4): the
+//! sums cost ~6% at `k = 128` (32 rows, `n = 384`: 30.5 µs, while as many products with
+//! `k = 512` take 28.7), and running the tiles by blocks of `x` by panels of `w` that stay
+//! together in L1 measured no faster, so the rows of `w` are read from L2 as they are.
+//!
 //! The accumulators start at `-0.0`, so a sum of `-0` products is `-0`, as in the
 //! interpreter; each lane adds its products in order, then the 16 lanes are added as a tree:
 //! a reassociation of the sum, as `gemm`'s, within the tolerance of a float product. NaN and
