@@ -13,6 +13,7 @@ mod loops;
 mod maxpool;
 mod pool;
 mod skinny;
+mod skinny_avx512;
 mod small_matmul;
 
 pub use group::set_block_rows;

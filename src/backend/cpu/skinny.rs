@@ -17,15 +17,29 @@
 //! the 8 lanes and the tail of `k mod 8` products are added last: a reassociation of the sum,
 //! as `gemm`'s, within the tolerance of a float product. NaN and infinities propagate as in
 //! any order of IEEE operations. The routine runs when the CPU has AVX2 and FMA and
-//! `TENJIT_CPU_ROUTINES` is not `0` ([`super::routines_enabled`]).
+//! `TENJIT_CPU_ROUTINES` is not `0` ([`super::routines_enabled`]). Where the CPU also has
+//! AVX-512F, [`Nt::run`] runs the 16-lane routine of `skinny_avx512` instead, whose batched
+//! horizontal sums make it faster than `gemm` from `k = 128` (64 for at most 64 rows) on.
 
-/// Dot products shorter than this go to `gemm`: the 12 horizontal sums that end a tile cost
+/// Dot products shorter than this go to `gemm` where the CPU has no AVX-512: the 12 horizontal sums that end a tile cost
 /// more than `gemm`'s packing when there are few vectors to add before them (measured on W10's
 /// blocks of 32 rows, Zen 4: `k = 128` took 56 µs here against `gemm`'s 46 for `n = 384`, and
 /// 74 against 62 for `n = 512`; `k = 512, n = 128` took 58 µs against 169, where `gemm`'s
 /// packing reads the weights 2 KiB apart; `W4.attention`'s `k = 32` products were twice as
 /// slow here).
 pub(super) const MIN_K: usize = 256;
+/// Where the CPU has AVX-512 (the routine of `skinny_avx512`), dot products shorter than this
+/// go to `gemm` (measured on one thread, Zen 4, µs of this routine against `gemm`'s: `k = 128`
+/// is faster here for every number of rows, `n = 384`: 3.7 against 21.6 for 3 rows, 32.8
+/// against 47.3 for 32, 67 against 76 for 64, 230 against 240 for 256; `n = 512`: 45.6
+/// against 63.2 for 32 rows; `k = 512, n = 128`: 36 against 175 for 32 rows).
+pub(super) const AVX512_MIN_K: usize = 128;
+/// With at most [`AVX512_FEW_ROWS`] rows, dot products from this length on run here with
+/// AVX-512 (`k = 64, n = 64`: 3.6 µs against `gemm`'s 4.1 for 32 rows, even for 64 and 128,
+/// 21.6 against 20.1 for 256 rows; `k = 32, n = 64`: 2.5 against 2.2 for 32 rows).
+pub(super) const AVX512_MIN_K_FEW_ROWS: usize = 64;
+/// See [`AVX512_MIN_K_FEW_ROWS`].
+pub(super) const AVX512_FEW_ROWS: usize = 64;
 /// Products with more rows than this go to `gemm` (whose packing is then a small part).
 pub(super) const MAX_ROWS: usize = 256;
 /// The weight matrix (`n × k` elements) must be at most this large: each tile of 4 rows reads
@@ -50,20 +64,41 @@ pub(super) struct Nt {
 
 impl Nt {
     /// Whether a product of these sizes runs here on this CPU: at most [`MAX_ROWS`] rows, a
-    /// weight matrix of at most [`MAX_WEIGHT_BYTES`], dot products of at least [`MIN_K`].
+    /// weight matrix of at most [`MAX_WEIGHT_BYTES`], dot products of at least [`MIN_K`]
+    /// (with AVX-512, [`AVX512_MIN_K`], or [`AVX512_MIN_K_FEW_ROWS`] for few rows).
     pub(super) fn fits(&self) -> bool {
         self.m > 0
             && self.m <= MAX_ROWS
             && self.n > 0
-            && self.k >= MIN_K
+            && self.k >= self.min_k()
             && self.n.saturating_mul(self.k).saturating_mul(4) <= MAX_WEIGHT_BYTES
             && available()
     }
 
-    /// Computes the product into `out` (for any sizes; [`Nt::fits`] says when that beats
-    /// `gemm`). Panics unless the CPU has the routine ([`available`]) and the slices hold the
-    /// operands: `x` at least `(m - 1)·lda + k` elements, `w` `(n - 1)·ldw + k`, `out` `m·n`.
+    /// The shortest dot products that run here rather than in `gemm`, for this CPU and
+    /// these rows.
+    fn min_k(&self) -> usize {
+        match super::skinny_avx512::available() {
+            true if self.m <= AVX512_FEW_ROWS => AVX512_MIN_K_FEW_ROWS,
+            true => AVX512_MIN_K,
+            false => MIN_K,
+        }
+    }
+
+    /// Computes the product into `out` with AVX-512 where the CPU has it, else AVX2 (for any
+    /// sizes; [`Nt::fits`] says when that beats `gemm`). Panics unless the CPU has the
+    /// routine ([`available`]) and the slices hold the operands: `x` at least
+    /// `(m - 1)·lda + k` elements, `w` `(n - 1)·ldw + k`, `out` `m·n`.
     pub(super) fn run(&self, x: &[f32], w: &[f32], out: &mut [f32]) {
+        if super::skinny_avx512::available() {
+            super::skinny_avx512::run(self, x, w, out);
+        } else {
+            self.run_avx2(x, w, out);
+        }
+    }
+
+    /// [`Nt::run`] with the AVX2 routine, also where the CPU has AVX-512.
+    pub(super) fn run_avx2(&self, x: &[f32], w: &[f32], out: &mut [f32]) {
         let Nt { m, n, k, lda, ldw } = *self;
         assert!(available() && m > 0 && n > 0 && k > 0, "skinny product run where it cannot");
         assert!(x.len() >= (m - 1) * lda + k && w.len() >= (n - 1) * ldw + k && out.len() == m * n);
@@ -196,7 +231,7 @@ mod x86 {
 
 #[cfg(test)]
 mod tests {
-    use super::{available, Nt};
+    use super::{available, Nt, MIN_K};
 
     /// A value of a small grid (products and sums of them are exact in `f64`), `-0.0` and
     /// non-finite values where `special` picks them.
@@ -229,12 +264,30 @@ mod tests {
                     let w: Vec<f32> = (0..n * ldw).map(|i| value(i * 3 + 2)).collect();
                     let nt = Nt { m, n, k, lda, ldw };
                     let mut out = vec![f32::NAN; m * n];
-                    nt.run(&x, &w, &mut out);
+                    nt.run_avx2(&x, &w, &mut out);
                     // The grid's values are multiples of 1/4 below 3 in size: every partial
                     // sum is exact in f32 for these lengths, so any order gives the same bits.
                     assert_eq!(out, reference(&nt, &x, &w), "m {m} n {n} k {k}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn the_dispatch_takes_the_thresholds_of_this_cpu() {
+        let nt = |m: usize, k: usize| Nt { m, n: 128, k, lda: k, ldw: k };
+        if !available() {
+            eprintln!("skinny: this CPU has no AVX2/FMA (or TENJIT_CPU_ROUTINES=0): all to gemm");
+            assert!(!nt(32, 512).fits() && !nt(32, 128).fits());
+            return;
+        }
+        assert!(nt(32, 512).fits() && !nt(257, 512).fits() && !nt(32, 1400).fits(), "rows or weight size");
+        if super::super::skinny_avx512::available() {
+            assert!(nt(1, 128).fits() && nt(256, 128).fits() && nt(64, 64).fits());
+            assert!(!nt(65, 64).fits() && !nt(64, 63).fits() && !nt(32, 32).fits());
+        } else {
+            eprintln!("skinny: this CPU has no AVX-512F: the AVX2 routine from k = {MIN_K}");
+            assert!(nt(32, MIN_K).fits() && !nt(32, MIN_K - 1).fits() && !nt(32, 128).fits());
         }
     }
 
@@ -255,7 +308,7 @@ mod tests {
         x[3 * k + 1] = f32::INFINITY;
         let nt = Nt { m: 4, n: 2, k, lda: k, ldw: k };
         let mut out = vec![1.0f32; 8];
-        nt.run(&x, &w, &mut out);
+        nt.run_avx2(&x, &w, &mut out);
         assert!(out[0] == 0.0 && out[0].is_sign_negative() && out[1].is_sign_negative(), "{out:?}");
         assert!(out[2] == 0.0 && out[2].is_sign_positive(), "{out:?}");
         assert!(out[4].is_nan() && out[5].is_nan(), "{out:?}");
