@@ -113,3 +113,40 @@ fn backward_from_many_threads_loses_no_gradient() {
     }
     assert_eq!(w.grad().expect("a gradient").to_vec::<f32>(), vec![6000.0, 6000.0]);
 }
+
+/// A program with several parallel steps (here a row group and a matrix product) runs on a
+/// worker of the pool (its steps then share
+/// their work without waking the caller), one with none on the caller; both compute what the
+/// interpreter does.
+#[test]
+fn programs_with_parallel_steps_run_on_the_workers() {
+    use std::sync::Arc;
+    use tenjit::backend::cpu::exec::{threads, CpuExecutable};
+    use tenjit::ir::kernel::lower::lower;
+    use tenjit::ir::{interp, text::parse, Buffer, DType, Scalar, Shape, TensorType};
+    let big = parse(
+        "graph @f(%a: f32[256,256], %b: f32[256,256]) {
+           %0 = matmul %a, %b : f32[256,256]
+           %1 = tanh %0 : f32[256,256]
+           %2 = permute %1, perm=[1,0] : f32[256,256]
+           %3 = matmul %2, %b : f32[256,256]
+           return %3
+         }",
+    )
+    .unwrap();
+    let small = parse("graph @g(%a: f32[8]) {\n  %0 = exp %a : f32[8]\n  return %0\n}").unwrap();
+    let exe = CpuExecutable::compile(lower(&big)).unwrap();
+    assert_eq!(exe.runs_on_workers(), threads() > 1);
+    assert!(!CpuExecutable::compile(lower(&small)).unwrap().runs_on_workers());
+    let ty = TensorType::new(DType::F32, Shape::new(&[256, 256]));
+    let values = |k: f64| (0..256 * 256).map(move |i| Scalar::Float(((i as f64) * k).sin() * 0.05));
+    let a = Buffer::from_scalars(DType::F32, ty.shape.clone(), values(0.37));
+    let b = Buffer::from_scalars(DType::F32, ty.shape.clone(), values(0.11));
+    let got = exe.run(&[Arc::new(a.clone()), Arc::new(b.clone())]).unwrap();
+    let want = interp::eval(&big, &[a, b]).unwrap();
+    let (g, w) = (got[0].as_slice::<f32>().unwrap(), want[0].as_slice::<f32>().unwrap());
+    assert!(
+        g.iter().zip(w).all(|(x, y)| (x - y).abs() <= 1e-4 * (1.0 + y.abs())),
+        "differs from the interpreter"
+    );
+}

@@ -46,7 +46,7 @@ pub fn set_block_rows(rows: Option<usize>) {
 
 /// Groups with less work than this (elements of kernel spaces plus multiply-adds) run on the
 /// calling thread.
-const PARALLEL_MIN_WORK: usize = 1 << 16;
+pub(super) const PARALLEL_MIN_WORK: usize = 1 << 16;
 
 /// A local buffer: its id, dtype and elements per row.
 #[derive(Clone, Copy)]
