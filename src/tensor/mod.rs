@@ -120,9 +120,18 @@ impl Drop for Node {
         crate::runtime::live::node_dropped();
         // The value itself is given back to its backend by the slot's own drop.
         let mut stack = std::mem::take(self.inputs.get_mut().unwrap_or_else(|p| p.into_inner()));
-        while let Some(t) = stack.pop() {
-            if let Some(mut node) = Arc::into_inner(t.0) {
-                stack.append(node.inputs.get_mut().unwrap_or_else(|p| p.into_inner()));
+        while let Some(mut t) = stack.pop() {
+            // The last handle of an input: take its inputs here, so that its own drop (at the
+            // end of this iteration, with no inputs left) does not recurse. `get_mut` leaves
+            // the node in place (moving it out of the `Arc` copies it: 2% of W10's time); a
+            // node a weak handle still sees is moved out.
+            match Arc::get_mut(&mut t.0) {
+                Some(node) => stack.append(node.inputs.get_mut().unwrap_or_else(|p| p.into_inner())),
+                None => {
+                    if let Some(mut node) = Arc::into_inner(t.0) {
+                        stack.append(node.inputs.get_mut().unwrap_or_else(|p| p.into_inner()));
+                    }
+                }
             }
         }
     }
