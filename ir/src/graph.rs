@@ -473,12 +473,12 @@ impl Graph {
     }
 }
 
-/// A 128-bit structural hash built from two independently keyed SipHash streams: what
+/// A 128-bit structural hash (XXH3's 128-bit variant, one pass over what is added): what
 /// [`Graph::fingerprint`] uses, and what front ends use to key caches of their own (traced
 /// gradients) without building a graph.
+#[derive(Clone)]
 pub struct Fingerprint {
-    lo: std::collections::hash_map::DefaultHasher,
-    hi: std::collections::hash_map::DefaultHasher,
+    state: xxhash_rust::xxh3::Xxh3Default,
 }
 
 impl Default for Fingerprint {
@@ -490,22 +490,16 @@ impl Default for Fingerprint {
 impl Fingerprint {
     /// An empty fingerprint.
     pub fn new() -> Fingerprint {
-        use std::hash::Hash;
-        let lo = std::collections::hash_map::DefaultHasher::new();
-        let mut hi = std::collections::hash_map::DefaultHasher::new();
-        0x5eed_u32.hash(&mut hi);
-        Fingerprint { lo, hi }
+        Fingerprint { state: xxhash_rust::xxh3::Xxh3Default::new() }
     }
 
     /// Mixes in `value`.
     pub fn add<T: std::hash::Hash + ?Sized>(&mut self, value: &T) {
-        value.hash(&mut self.lo);
-        value.hash(&mut self.hi);
+        value.hash(&mut self.state);
     }
 
     /// The 128-bit value.
     pub fn finish(&self) -> u128 {
-        use std::hash::Hasher;
-        ((self.hi.finish() as u128) << 64) | self.lo.finish() as u128
+        self.state.digest128()
     }
 }
