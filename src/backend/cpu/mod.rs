@@ -11,6 +11,7 @@ mod group;
 mod library;
 mod loops;
 mod maxpool;
+mod nt;
 mod pool;
 mod skinny;
 mod skinny_avx512;

@@ -46,21 +46,7 @@ pub(super) const MAX_ROWS: usize = 256;
 /// all of it, from L2.
 pub(super) const MAX_WEIGHT_BYTES: usize = 512 * 1024;
 
-/// `m × k` rows `x` (row stride `lda`, contiguous along `k`) by the `n × k` rows `w` (row
-/// stride `ldw`), transposed, into the dense `m × n` `out`.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Nt {
-    /// Rows of `x` and of `out`.
-    pub m: usize,
-    /// Rows of `w`, columns of `out`.
-    pub n: usize,
-    /// The length of each dot product.
-    pub k: usize,
-    /// Row stride of `x`.
-    pub lda: usize,
-    /// Row stride of `w`.
-    pub ldw: usize,
-}
+pub(super) use super::nt::Nt;
 
 impl Nt {
     /// Whether a product of these sizes runs here on this CPU: at most [`MAX_ROWS`] rows, a

@@ -1,4 +1,4 @@
-//! The skinny product `x @ w.T` of [`super::skinny`] with AVX-512: 16-lane dot products, tiles
+//! The skinny product `x @ w.T` (of `skinny.rs`) with AVX-512: 16-lane dot products, tiles
 //! of 4 rows of `x` by 4 rows of `w`, and the 16 sums of a tile reduced together.
 //!
 //! The AVX2 routine ends each of its 12 dot products with a horizontal sum of 8 lanes (4
@@ -36,8 +36,8 @@ pub(super) fn available() -> bool {
 /// Computes `nt` into `out` with AVX-512 (for any sizes). Panics unless the CPU has it
 /// ([`available`]) and the slices hold the operands: `x` at least `(m - 1)·lda + k` elements,
 /// `w` `(n - 1)·ldw + k`, `out` `m·n`.
-pub(super) fn run(nt: &super::skinny::Nt, x: &[f32], w: &[f32], out: &mut [f32]) {
-    let super::skinny::Nt { m, n, k, lda, ldw } = *nt;
+pub(super) fn run(nt: &super::nt::Nt, x: &[f32], w: &[f32], out: &mut [f32]) {
+    let super::nt::Nt { m, n, k, lda, ldw } = *nt;
     assert!(available() && m > 0 && n > 0 && k > 0, "AVX-512 skinny product run where it cannot");
     assert!(x.len() >= (m - 1) * lda + k && w.len() >= (n - 1) * ldw + k && out.len() == m * n);
     #[cfg(target_arch = "x86_64")]
@@ -53,7 +53,7 @@ pub(super) fn run(nt: &super::skinny::Nt, x: &[f32], w: &[f32], out: &mut [f32])
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::super::skinny::Nt;
+    use super::super::nt::Nt;
     use std::arch::x86_64::*;
 
     /// See [`super::run`].
@@ -210,7 +210,7 @@ mod x86 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::skinny::Nt;
+    use super::super::nt::Nt;
     use super::{available, run};
 
     /// A value of a small grid (products and sums of them are exact in `f64` and in `f32`).
