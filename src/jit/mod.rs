@@ -15,7 +15,7 @@
 //!
 //! Sizes vary without tracing again where the closure lets them. When an argument's dims are
 //! marked dynamic ([`Tensor::mark_dynamic`]), or a call brings a second size of a dim, the
-//! closure is traced once over size symbols ([`crate::tensor::symbolic`]): later calls whose
+//! closure is traced once over size symbols (placeholders whose shapes are expressions): later calls whose
 //! sizes satisfy the trace's guards bind that graph to their sizes and run its compiled
 //! program's instance, without running the closure. A closure that reads a dynamic size
 //! (`x.shape()[0]` to slice or to divide by) cannot be replayed, since the size it read may
