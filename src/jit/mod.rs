@@ -19,7 +19,8 @@
 //! sizes satisfy the trace's guards bind that graph to their sizes and run its compiled
 //! program's instance, without running the closure. A closure that reads a dynamic size
 //! (`x.shape()[0]` to slice or to divide by) cannot be replayed, since the size it read may
-//! have shaped the graph: it is traced at each new size, as [`Jit::why_traced_again`] says.
+//! have shaped the graph: it is traced at each new size, as [`Jit::why_traced_again`] says
+//! (at the size where that is found, the closure runs twice: over symbols, then at the sizes).
 //!
 //! ```
 //! use tenjit::prelude::*;

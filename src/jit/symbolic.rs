@@ -40,9 +40,7 @@ impl SymbolicTrace {
         bindings: &[Binding],
         args: &[&Tensor],
     ) -> Option<Bound> {
-        let same_kinds = signature.len() == args.len()
-            && signature.iter().zip(args).all(|(s, a)| s.dtype == a.dtype() && s.shape.rank() == a.dim());
-        if !same_kinds {
+        if !same_kinds(signature, args) {
             return None;
         }
         let mut given: Vec<&[usize]> = bindings
@@ -60,17 +58,19 @@ impl SymbolicTrace {
     }
 }
 
+/// Whether `args` have the dtypes and ranks of `signature`, one each.
+fn same_kinds(signature: &[TensorType], args: &[&Tensor]) -> bool {
+    signature.len() == args.len()
+        && signature.iter().zip(args).all(|(s, a)| s.dtype == a.dtype() && s.shape.rank() == a.dim())
+}
+
 /// The dims of `args` to trace over symbols: those marked dynamic, and those whose size
 /// differs from an earlier trace's of the same dtypes and ranks (torch's automatic dynamic);
 /// none when an earlier trace of those kinds read a dynamic size (the closure would read it
 /// again). Sizes 0 and 1 stay special.
 pub(super) fn dynamic_dims(args: &[&Tensor], traces: &[Arc<Compiled>]) -> Vec<Mark> {
-    let same_kinds = |sig: &[TensorType]| {
-        sig.len() == args.len()
-            && sig.iter().zip(args).all(|(s, a)| s.dtype == a.dtype() && s.shape.rank() == a.dim())
-    };
     let earlier: Vec<&Compiled> =
-        traces.iter().filter(|c| c.traced && same_kinds(&c.signature)).map(|c| &**c).collect();
+        traces.iter().filter(|c| c.traced && same_kinds(&c.signature, args)).map(|c| &**c).collect();
     if earlier.iter().any(|c| matches!(c.replay, Replay::Concrete(Some(_)))) {
         return Vec::new();
     }
