@@ -118,6 +118,12 @@ fn a_guard_that_fails_traces_again() {
         assert_close(&jitted.call(&[&x, &y]), &reference(&f, &[&x, &y]), &format!("{n} rows"));
     }
     assert_eq!(jitted.trace_count(), 2, "5 rows under a guard, then 7 rows over one symbol");
+    let reasons = jitted.trace_reasons();
+    assert_eq!(reasons[0], "the first call");
+    // The unmarked operand's rows are a constant of the first trace.
+    let second =
+        "not an instance of the symbolic trace: input 1 has shape [7, 2], which is not an instance of [5, 2]";
+    assert_eq!(reasons[1], second);
     // Rows that differ between the two operands broadcast nowhere: the same error as lazily.
     let (a, b) = (m(4, 0.1), m(6, 0.1));
     let panic =
@@ -165,4 +171,26 @@ fn random_draws_follow_the_bound_size() {
         }
     }
     assert_eq!(jitted.trace_count(), 1);
+}
+
+#[test]
+fn a_size_outside_a_marks_range_is_traced_apart_and_says_why() {
+    let _turn = lock();
+    tenjit::set_backend(tenjit::Backend::Cpu);
+    let f = |p: &[Tensor]| vec![p[0].exp().sum_dim(0, false)];
+    let jitted = tenjit::jit(f);
+    let x = |n: usize| Tensor::from_vec((0..3 * n).map(|i| i as f32 * 0.01).collect::<Vec<f32>>(), [n, 3]);
+    let first = x(5);
+    first.mark_dynamic_as(0, "T", 2..=8);
+    for n in [5usize, 8, 2, 9] {
+        let a = if n == 5 { first.clone() } else { x(n) };
+        assert_close(&jitted.call(&[&a]), &reference(&f, &[&a]), &format!("{n} rows"));
+    }
+    let reasons = jitted.trace_reasons();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons[1].starts_with("not an instance of the symbolic trace") && reasons[1].contains('9'),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].contains('T'), "{reasons:?}");
 }

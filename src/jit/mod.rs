@@ -82,8 +82,9 @@ struct Compiled {
     /// The values of the inputs after the draws': sizes a symbolic trace computes with.
     sizes: Vec<Arc<Buffer>>,
     exe: Option<Arc<dyn Executable>>,
-    /// Whether the closure ran for this entry (else it is a symbolic trace's instance).
-    traced: bool,
+    /// Why the closure ran for this entry (`None`: a symbolic trace's instance, bound
+    /// without running it).
+    traced: Option<String>,
     /// Whether this entry's trace holds at other sizes.
     replay: Replay,
 }
@@ -166,7 +167,15 @@ where
     /// How many times the closure has been traced (once per symbolic signature where the
     /// closure lets sizes vary, else once per signature).
     pub fn trace_count(&self) -> usize {
-        self.traces.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|c| c.traced).count()
+        self.traces.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|c| c.traced.is_some()).count()
+    }
+
+    /// Why the closure was traced, one line per trace in order: the first call, new dtypes or
+    /// ranks, or the guard or range a call's sizes failed (`not an instance of the symbolic
+    /// trace: guard d0 == 5 fails: 7 != 5`), torch's recompilation reasons.
+    pub fn trace_reasons(&self) -> Vec<String> {
+        let traces = self.traces.lock().unwrap_or_else(|p| p.into_inner());
+        traces.iter().filter_map(|c| c.traced.clone()).collect()
     }
 
     /// How many argument signatures have a compiled program: the traced ones and the sizes
@@ -193,7 +202,7 @@ where
     pub fn why_traced_again(&self) -> Option<String> {
         let traces = self.traces.lock().unwrap_or_else(|p| p.into_inner());
         traces.iter().rev().find_map(|c| match &c.replay {
-            Replay::Concrete(why) if c.traced => why.clone(),
+            Replay::Concrete(why) if c.traced.is_some() => why.clone(),
             Replay::Concrete(_) | Replay::Symbolic(_) => None,
         })
     }
@@ -206,33 +215,40 @@ where
 
     fn compiled_for(&self, args: &[&Tensor], loc: &'static Location<'static>) -> Result<Arc<Compiled>> {
         let start = std::time::Instant::now();
-        let dynamic = {
+        let (dynamic, reason) = {
             let traces = self.traces.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(c) = traces.iter().find(|c| matches_signature(&c.signature, args)) {
                 return Ok(c.clone());
             }
-            let replay = traces.iter().find_map(|c| match &c.replay {
-                Replay::Symbolic(sym) => {
-                    sym.bind(&c.signature, &c.bindings, args).map(|b| (c.clone(), sym.clone(), b))
+            // Why the closure runs, unless a symbolic trace serves these sizes.
+            let mut reason =
+                if traces.is_empty() { "the first call" } else { "new dtypes, ranks or sizes" }.to_string();
+            let mut replay = None;
+            for c in traces.iter() {
+                if let Replay::Symbolic(sym) = &c.replay {
+                    match sym.bind(&c.signature, &c.bindings, args) {
+                        Ok(bound) => {
+                            replay = Some((c.clone(), sym.clone(), bound));
+                            break;
+                        }
+                        Err(why) => reason = format!("not an instance of the symbolic trace: {why}"),
+                    }
                 }
-                Replay::Concrete(_) => None,
-            });
-            match replay {
-                Some((c, sym, bound)) => {
-                    drop(traces);
-                    let compiled = Arc::new(instance(&sym, bound, args, c.bindings.clone(), false, start)?);
-                    self.traces.lock().unwrap_or_else(|p| p.into_inner()).push(compiled.clone());
-                    return Ok(compiled);
-                }
-                None => symbolic::dynamic_dims(args, &traces),
             }
+            if let Some((c, sym, bound)) = replay {
+                drop(traces);
+                let compiled = Arc::new(instance(&sym, bound, args, c.bindings.clone(), None, start)?);
+                self.traces.lock().unwrap_or_else(|p| p.into_inner()).push(compiled.clone());
+                return Ok(compiled);
+            }
+            (symbolic::dynamic_dims(args, &traces), reason)
         };
         for a in args {
             a.device().check_available()?;
         }
         let mut why = None;
         if !dynamic.is_empty() {
-            match self.trace_symbolic(args, &dynamic, loc, start)? {
+            match self.trace_symbolic(args, &dynamic, loc, start, reason.clone())? {
                 Ok(compiled) => {
                     let compiled = Arc::new(compiled);
                     self.traces.lock().unwrap_or_else(|p| p.into_inner()).push(compiled.clone());
@@ -242,6 +258,7 @@ where
             }
         }
         let mut compiled = self.trace(args, loc, start)?;
+        compiled.traced = Some(reason);
         compiled.replay = Replay::Concrete(why);
         let compiled = Arc::new(compiled);
         self.traces.lock().unwrap_or_else(|p| p.into_inner()).push(compiled.clone());
@@ -272,7 +289,7 @@ where
             bindings,
             sizes: Vec::new(),
             exe,
-            traced: true,
+            traced: Some(String::new()),
             replay: Replay::Concrete(None),
         })
     }

@@ -33,15 +33,15 @@ pub(super) type Bound = (Graph, HashMap<NodeId, NodeId>, Bindings);
 impl SymbolicTrace {
     /// The graph at the sizes of `args`, if they are an instance of the trace (traced with
     /// arguments of types `signature`, its inputs bound as `bindings`): the same dtypes and
-    /// ranks, sizes in the symbols' ranges, and every guard holding.
+    /// ranks, sizes in the symbols' ranges, and every guard holding; else what fails.
     pub(super) fn bind(
         &self,
         signature: &[TensorType],
         bindings: &[Binding],
         args: &[&Tensor],
-    ) -> Option<Bound> {
+    ) -> std::result::Result<Bound, String> {
         if !same_kinds(signature, args) {
-            return None;
+            return Err("other dtypes or ranks".into());
         }
         let mut given: Vec<&[usize]> = bindings
             .iter()
@@ -52,9 +52,9 @@ impl SymbolicTrace {
             .collect();
         given.extend(self.draws.iter().flat_map(|_| [&[][..], &[][..]]));
         given.extend(self.sizes.iter().map(|(_, ty)| ty.shape.dims()));
-        let values = self.graph.bindings_for(&given).ok()?;
-        let (graph, map) = self.graph.bind_nodes(&values).ok()?;
-        Some((graph, map, values))
+        let values = self.graph.bindings_for(&given).map_err(|e| e.to_string())?;
+        let (graph, map) = self.graph.bind_nodes(&values).map_err(|e| e.to_string())?;
+        Ok((graph, map, values))
     }
 }
 
@@ -69,8 +69,11 @@ fn same_kinds(signature: &[TensorType], args: &[&Tensor]) -> bool {
 /// none when an earlier trace of those kinds read a dynamic size (the closure would read it
 /// again). Sizes 0 and 1 stay special.
 pub(super) fn dynamic_dims(args: &[&Tensor], traces: &[Arc<Compiled>]) -> Vec<Mark> {
-    let earlier: Vec<&Compiled> =
-        traces.iter().filter(|c| c.traced && same_kinds(&c.signature, args)).map(|c| &**c).collect();
+    let earlier: Vec<&Compiled> = traces
+        .iter()
+        .filter(|c| c.traced.is_some() && same_kinds(&c.signature, args))
+        .map(|c| &**c)
+        .collect();
     if earlier.iter().any(|c| matches!(c.replay, Replay::Concrete(Some(_)))) {
         return Vec::new();
     }
@@ -147,8 +150,8 @@ impl<F> Jit<F>
 where
     F: Fn(&[Tensor]) -> Vec<Tensor>,
 {
-    /// Traces the closure with the dims `marks` of `args` as size symbols and compiles the
-    /// graph at the arguments' sizes; `Ok(Err(why))` when the trace holds only at them (the
+    /// Traces the closure (for `reason`) with the dims `marks` of `args` as size symbols and
+    /// compiles the graph at the arguments' sizes; `Ok(Err(why))` when the trace holds only at them (the
     /// closure read a dynamic size, or an op has no symbolic type), for a concrete trace.
     pub(super) fn trace_symbolic(
         &self,
@@ -156,6 +159,7 @@ where
         marks: &[Mark],
         loc: &'static Location<'static>,
         start: Instant,
+        reason: String,
     ) -> Result<std::result::Result<Compiled, String>> {
         let (symbols, types) = match symbolic_types(args, marks) {
             Ok(st) => st,
@@ -196,7 +200,7 @@ where
             Ok((graph, map)) => (graph, map, hints),
             Err(e) => return Ok(Err(format!("the symbolic trace does not bind at its own sizes: {e}"))),
         };
-        let mut compiled = instance(&sym, bound, args, bindings, true, start)?;
+        let mut compiled = instance(&sym, bound, args, bindings, Some(reason), start)?;
         compiled.replay = Replay::Symbolic(sym);
         Ok(Ok(compiled))
     }
@@ -208,7 +212,7 @@ pub(super) fn instance(
     (graph, map, values): Bound,
     args: &[&Tensor],
     bindings: Vec<Binding>,
-    traced: bool,
+    traced: Option<String>,
     start: Instant,
 ) -> Result<Compiled> {
     let draws = sym.draws.iter().map(|n| graph.ty(map[n]).shape.numel()).collect();
