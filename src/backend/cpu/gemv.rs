@@ -50,9 +50,14 @@
 //! | `Xᵀ @ g` as 32-column halves, one per thread (W5.big's row group) | 267–279 (284–330) | 1111–1117 (1151–1158) |
 //!
 //! A plain read of `X` (a 64-lane sum compiled without AVX-512) took 379–382 µs on one thread
-//! and 197–199 on two. The row group that runs W5.big's gradient splits it by output rows
-//! (columns of `X`), so each thread reads half of every row of `X`: 270–280 µs, against 97
-//! for a split by rows of `X` into two partial sums, as [`atx`] splits it.
+//! and 197–199 on two. A row group split W5.big's gradient by its output rows (columns of
+//! `X`), so each thread read half of every row of `X`: 270–280 µs, against 97 for a split by
+//! rows of `X` into two partial sums, as [`atx`] splits it; so such a product no longer leads
+//! a row group (`tenjit_ir::kernel::schedule::leading_rows`).
+//!
+//! On one thread a quarter of `X` (4 MiB) takes 50–52 µs in [`ax`] and 43–44 in [`atx`].
+//! Tried and not kept: tiles of 16 rows reduced in 512-bit registers (53–54 µs) and software
+//! prefetch of the next tile (61 µs).
 //!
 //! W5.big, ms per 100 epochs, 9 alternating runs (old main binary, this one, this one with
 //! `TENJIT_CPU_ROUTINES=0`), min and median: `fori_loop` 76.0 / 87.6 (main), 42.8 / 48.7
@@ -575,8 +580,9 @@ mod tests {
             assert!(y[2].is_nan() && y[4].is_nan(), "{y:?}");
             assert_eq!(y[3], f32::INFINITY, "{y:?}");
         };
-        // ax over 5 rows (the 1-row path) and over the same rows repeated to 10 (the 8-row path).
-        for copies in [1, 2] {
+        // ax over 5 rows (the 1-row path) and over the same rows repeated to 10 and 20 (the
+        // 8-row path, twice).
+        for copies in [1, 2, 4] {
             let a: Vec<f32> = (0..copies).flat_map(|_| rows.concat()).collect();
             let mut y = vec![1.0; 5 * copies];
             ax(5 * copies, k, &a, k, &vec![1.0; k], &mut y, 1);
