@@ -1,4 +1,4 @@
-//! Matrix-vector products (`n = 1`) as hand-written AVX-512 routines instead of calls into
+//! Matrix-vector products (`n = 1`) as hand-written AVX-512 (or AVX2/FMA) routines instead of calls into
 //! `gemm`: `y = A·x` ([`ax`], the forward product of a linear model, `X @ w`) and
 //! `y = Aᵀ·x` ([`atx`], its gradient, `Xᵀ @ g`), for `A` stored by rows (row stride `lda`,
 //! contiguous along a row).
@@ -32,8 +32,11 @@
 //! tolerance of a float product (`tests/gemm.rs`). NaN and infinities propagate as in any order
 //! of IEEE operations.
 //!
-//! The routines run when the CPU has AVX-512F and `TENJIT_CPU_ROUTINES` is not `0`
-//! ([`available`]); `gemm.rs` sends `f32` products with `n = 1` here.
+//! Each routine has an AVX-512F form and an AVX2/FMA one (8 lanes: [`ax`]'s tail of
+//! `k mod 8` products added after the lanes by scalar fused multiply-adds, [`atx`]'s strips
+//! of up to 8 vectors with one set of accumulators beyond 4); the widest the CPU has runs, when
+//! `TENJIT_CPU_ROUTINES` is not `0` ([`available`]); `gemm.rs` sends `f32` products with
+//! `n = 1` here. The tests run every form the CPU has.
 //!
 //! # Measurements
 //!
@@ -55,7 +58,9 @@
 //! rows of `X` into two partial sums, as [`atx`] splits it; so such a product no longer leads
 //! a row group (`tenjit_ir::kernel::schedule::leading_rows`).
 //!
-//! On one thread a quarter of `X` (4 MiB) takes 50–52 µs in [`ax`] and 43–44 in [`atx`].
+//! On one thread a quarter of `X` (4 MiB) takes 50–52 µs in [`ax`] and 43–44 in [`atx`]
+//! (AVX2: 50–52 and 44–49; the whole of `X`, 329–361 and 313–315, against `gemm`'s 410 and
+//! 356).
 //! Tried and not kept: tiles of 16 rows reduced in 512-bit registers (53–54 µs) and software
 //! prefetch of the next tile (61 µs).
 //!
@@ -72,16 +77,40 @@ use rayon::prelude::*;
 /// costs a few µs, about what a core needs to stream 256 KiB.
 pub(super) const PARALLEL_MIN_WORK: usize = 1 << 17;
 
-/// Whether the CPU has AVX-512F and the routines are on (checked once).
+/// An instruction set the routines are written for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Isa {
+    /// AVX-512F: 16 lanes, masked tails.
+    Avx512,
+    /// AVX2 and FMA: 8 lanes, tails by masked loads (`ax`'s by scalar multiply-adds).
+    Avx2,
+}
+
+/// The instruction sets this CPU has, the widest first.
+fn detected() -> Vec<Isa> {
+    let mut isas = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            isas.push(Isa::Avx512);
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            isas.push(Isa::Avx2);
+        }
+    }
+    isas
+}
+
+/// The instruction set the routines run with: the widest this CPU has, none when it has
+/// neither or `TENJIT_CPU_ROUTINES` is `0` (checked once).
+fn isa() -> Option<Isa> {
+    static ISA: std::sync::OnceLock<Option<Isa>> = std::sync::OnceLock::new();
+    *ISA.get_or_init(|| detected().first().copied().filter(|_| super::routines_enabled()))
+}
+
+/// Whether the CPU has AVX-512F or AVX2 and FMA, and the routines are on.
 pub(super) fn available() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        let has = std::is_x86_feature_detected!("avx512f");
-        #[cfg(not(target_arch = "x86_64"))]
-        let has = false;
-        has && super::routines_enabled()
-    })
+    isa().is_some()
 }
 
 /// The number of parts a product of `rows` rows and `work` multiply-adds is split into on
@@ -100,7 +129,14 @@ pub(super) fn parts_for(rows: usize, work: usize, threads: usize) -> usize {
 /// Panics unless the CPU has the routine ([`available`]) and the slices hold the operands:
 /// `a` at least `(m - 1)·lda + k` elements when `m, k > 0`, `x` at least `k`, `y` exactly `m`.
 pub(super) fn ax(m: usize, k: usize, a: &[f32], lda: usize, x: &[f32], y: &mut [f32], threads: usize) {
-    assert!(available(), "gemv run where the CPU cannot");
+    let isa = isa().expect("gemv run where the CPU cannot");
+    ax_on(isa, m, k, a, lda, x, y, threads);
+}
+
+/// [`ax`] with the routine for `isa`, which the CPU must have.
+#[allow(clippy::too_many_arguments)]
+fn ax_on(isa: Isa, m: usize, k: usize, a: &[f32], lda: usize, x: &[f32], y: &mut [f32], threads: usize) {
+    assert!(detected().contains(&isa), "gemv run with {isa:?} where the CPU cannot");
     assert!(y.len() == m && x.len() >= k, "gemv: {m} outputs in {}, {k} inputs in {}", y.len(), x.len());
     if m == 0 {
         return;
@@ -115,14 +151,17 @@ pub(super) fn ax(m: usize, k: usize, a: &[f32], lda: usize, x: &[f32], y: &mut [
     let task = |(t, ys): (usize, &mut [f32])| {
         let a = &a[t * chunk * lda..];
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `available` says the CPU has AVX-512F; rows `i < ys.len()` of this part,
+        // SAFETY: the CPU has `isa` (the assert above); rows `i < ys.len()` of this part,
         // `a[i·lda .. i·lda + k]`, lie inside `a` (the assert above, for the part's rows
         // `t·chunk + i < m`), `x` holds `k` elements and `ys` its rows' outputs.
         unsafe {
-            x86::ax(ys.len(), k, a.as_ptr(), lda, x.as_ptr(), ys.as_mut_ptr())
+            match isa {
+                Isa::Avx512 => x86::ax(ys.len(), k, a.as_ptr(), lda, x.as_ptr(), ys.as_mut_ptr()),
+                Isa::Avx2 => avx2::ax(ys.len(), k, a.as_ptr(), lda, x.as_ptr(), ys.as_mut_ptr()),
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("available() is false off x86_64: {}", a.len() + ys.len());
+        unreachable!("no {isa:?} off x86_64: {}", a.len() + ys.len());
     };
     if parts <= 1 {
         task((0, y));
@@ -138,15 +177,18 @@ pub(super) fn ax(m: usize, k: usize, a: &[f32], lda: usize, x: &[f32], y: &mut [
 /// `a` at least `(rows - 1)·lda + cols` elements when `rows, cols > 0`, `x` at least `rows`,
 /// `y` exactly `cols`.
 pub(super) fn atx(rows: usize, cols: usize, a: &[f32], lda: usize, x: &[f32], y: &mut [f32], threads: usize) {
+    let isa = isa().expect("gemv run where the CPU cannot");
     let parts = parts_for(rows, rows.saturating_mul(cols), threads);
-    atx_parts(rows, cols, a, lda, x, y, parts, threads);
+    atx_parts(isa, rows, cols, a, lda, x, y, parts, threads);
 }
 
-/// [`atx`] with the rows split into `parts` contiguous ranges (the last may be shorter),
-/// each summed into its own partial vector, the partials added in order; the parts run on up
-/// to `threads` threads, which does not change the result.
+/// [`atx`] with the routine for `isa` (which the CPU must have) and the rows split into
+/// `parts` contiguous ranges (the last may be shorter), each summed into its own partial
+/// vector, the partials added in order; the parts run on up to `threads` threads, which does
+/// not change the result.
 #[allow(clippy::too_many_arguments)]
 fn atx_parts(
+    isa: Isa,
     rows: usize,
     cols: usize,
     a: &[f32],
@@ -156,7 +198,7 @@ fn atx_parts(
     parts: usize,
     threads: usize,
 ) {
-    assert!(available(), "gemv run where the CPU cannot");
+    assert!(detected().contains(&isa), "gemv run with {isa:?} where the CPU cannot");
     assert!(
         y.len() == cols && x.len() >= rows,
         "gemv: {cols} outputs in {}, {rows} inputs in {}",
@@ -186,14 +228,17 @@ fn atx_parts(
         let a = &a[r0 * lda..];
         let x = &x[r0..r1];
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `available` says the CPU has AVX-512F; rows `r0 + p` (`p < r1 - r0`) of `A`,
+        // SAFETY: the CPU has `isa` (the assert above); rows `r0 + p` (`p < r1 - r0`) of `A`,
         // `a[(r0 + p)·lda .. + cols]`, lie inside `a` (the assert above), `x[r0..r1]` holds
         // one element per row and `ys` has `cols` elements.
         unsafe {
-            x86::atx(r1 - r0, cols, a.as_ptr(), lda, x.as_ptr(), ys.as_mut_ptr())
+            match isa {
+                Isa::Avx512 => x86::atx(r1 - r0, cols, a.as_ptr(), lda, x.as_ptr(), ys.as_mut_ptr()),
+                Isa::Avx2 => avx2::atx(r1 - r0, cols, a.as_ptr(), lda, x.as_ptr(), ys.as_mut_ptr()),
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("available() is false off x86_64: {}", a.len() + x.len() + ys.len());
+        unreachable!("no {isa:?} off x86_64: {}", a.len() + x.len() + ys.len());
     };
     if parts == 1 {
         part(0, y);
@@ -415,9 +460,192 @@ mod x86 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    /// The integer mask of the first `n` of 8 lanes (`n ≤ 8`), for masked loads and stores.
+    #[target_feature(enable = "avx2,fma")]
+    fn lanes(n: usize) -> __m256i {
+        let n = n as i32;
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+    }
+
+    /// See [`super::ax`]: as the AVX-512 routine with 8-lane vectors; the tail of `k mod 8`
+    /// products is added after the lanes, one fused multiply-add each.
+    ///
+    /// # Safety
+    ///
+    /// AVX2 and FMA are available; `k > 0`; rows `i < m` of `a` (`a + i·lda`, `k` elements),
+    /// `x[0..k]` and `y[0..m]` are valid.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn ax(m: usize, k: usize, a: *const f32, lda: usize, x: *const f32, y: *mut f32) {
+        let full = k / 8 * 8;
+        let mut i = 0;
+        while i + 8 <= m {
+            let mut acc = [_mm256_set1_ps(-0.0); 8];
+            let mut q = 0;
+            while q < full {
+                // SAFETY: rows i..i + 8 are below m and q + 8 <= k.
+                unsafe {
+                    let xv = _mm256_loadu_ps(x.add(q));
+                    for (r, s) in acc.iter_mut().enumerate() {
+                        *s = _mm256_fmadd_ps(_mm256_loadu_ps(a.add((i + r) * lda + q)), xv, *s);
+                    }
+                }
+                q += 8;
+            }
+            let t0 = _mm256_hadd_ps(acc[0], acc[1]);
+            let t1 = _mm256_hadd_ps(acc[2], acc[3]);
+            let t2 = _mm256_hadd_ps(acc[4], acc[5]);
+            let t3 = _mm256_hadd_ps(acc[6], acc[7]);
+            let u0 = _mm256_hadd_ps(t0, t1);
+            let u1 = _mm256_hadd_ps(t2, t3);
+            let lo = _mm256_permute2f128_ps(u0, u1, 0x20);
+            let hi = _mm256_permute2f128_ps(u0, u1, 0x31);
+            let mut sums = [0f32; 8];
+            // SAFETY: `sums` holds 8 floats.
+            unsafe { _mm256_storeu_ps(sums.as_mut_ptr(), _mm256_add_ps(lo, hi)) };
+            for (r, s) in sums.iter_mut().enumerate() {
+                for t in full..k {
+                    // SAFETY: t < k, inside row i + r and x.
+                    *s = unsafe { (*a.add((i + r) * lda + t)).mul_add(*x.add(t), *s) };
+                }
+                // SAFETY: i + r < m.
+                unsafe { *y.add(i + r) = *s };
+            }
+            i += 8;
+        }
+        while i < m {
+            let mut acc = _mm256_set1_ps(-0.0);
+            let mut q = 0;
+            while q < full {
+                // SAFETY: row i is below m and q + 8 <= k.
+                unsafe {
+                    acc = _mm256_fmadd_ps(_mm256_loadu_ps(a.add(i * lda + q)), _mm256_loadu_ps(x.add(q)), acc)
+                };
+                q += 8;
+            }
+            let s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            let mut s = _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)));
+            for t in full..k {
+                // SAFETY: t < k, inside row i and x.
+                s = unsafe { (*a.add(i * lda + t)).mul_add(*x.add(t), s) };
+            }
+            // SAFETY: i < m.
+            unsafe { *y.add(i) = s };
+            i += 1;
+        }
+    }
+
+    /// See [`super::atx`], for one part of the rows: strips of at most 64 columns (8
+    /// vectors, so that a row of 64 floats is read in one pass; strips of 32 columns read it
+    /// in two and took 81 µs for a quarter of `X` against 44), the last vector of a strip
+    /// loaded and stored under a mask (its masked lanes compute garbage that is never stored).
+    ///
+    /// # Safety
+    ///
+    /// AVX2 and FMA are available; `rows, cols > 0`; rows `p < rows` of `a` (`a + p·lda`,
+    /// `cols` elements), `x[0..rows]` and `y[0..cols]` are valid.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn atx(
+        rows: usize,
+        cols: usize,
+        a: *const f32,
+        lda: usize,
+        x: *const f32,
+        y: *mut f32,
+    ) {
+        let mut c = 0;
+        while c < cols {
+            let w = (cols - c).min(64);
+            // SAFETY: columns c..c + w are below cols.
+            unsafe {
+                match w.div_ceil(8) {
+                    1 => strip::<1, 2>(rows, w, a.add(c), lda, x, y.add(c)),
+                    2 => strip::<2, 2>(rows, w, a.add(c), lda, x, y.add(c)),
+                    3 => strip::<3, 2>(rows, w, a.add(c), lda, x, y.add(c)),
+                    4 => strip::<4, 2>(rows, w, a.add(c), lda, x, y.add(c)),
+                    5 => strip::<5, 1>(rows, w, a.add(c), lda, x, y.add(c)),
+                    6 => strip::<6, 1>(rows, w, a.add(c), lda, x, y.add(c)),
+                    7 => strip::<7, 1>(rows, w, a.add(c), lda, x, y.add(c)),
+                    _ => strip::<8, 1>(rows, w, a.add(c), lda, x, y.add(c)),
+                }
+            }
+            c += w;
+        }
+    }
+
+    /// `y[0..w]` for the `w` columns (`8·(V − 1) < w ≤ 8·V`) starting at `a`: with `S = 2`
+    /// sets of accumulators, even rows into one and odd rows into the other (to hide the
+    /// multiply-add latency); with `S = 1` (wide strips, whose `V` accumulators already do),
+    /// every row into one. Only a partial last vector is loaded
+    /// under a mask: masked loads (`vmaskmovps`) are slow on AMD's cores (a quarter of `X`
+    /// took 77 µs with every load masked).
+    ///
+    /// # Safety
+    ///
+    /// As [`atx`], for these columns.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn strip<const V: usize, const S: usize>(
+        rows: usize,
+        w: usize,
+        a: *const f32,
+        lda: usize,
+        x: *const f32,
+        y: *mut f32,
+    ) {
+        let mut mask = [lanes(8); V];
+        mask[V - 1] = lanes(w - 8 * (V - 1));
+        let partial = w < 8 * V;
+        // SAFETY (for callers of `load`): a full vector `v` lies inside the strip, a partial
+        // one is read under its mask.
+        let load = |row: *const f32, v: usize| unsafe {
+            if partial && v + 1 == V {
+                _mm256_maskload_ps(row.add(8 * v), mask[v])
+            } else {
+                _mm256_loadu_ps(row.add(8 * v))
+            }
+        };
+        let zero = _mm256_set1_ps(-0.0);
+        let (mut even, mut odd) = ([zero; V], [zero; V]);
+        let mut p = 0;
+        while S == 2 && p + 2 <= rows {
+            // SAFETY: rows p and p + 1 are below rows; the masked lanes are columns below w.
+            unsafe {
+                let x0 = _mm256_set1_ps(*x.add(p));
+                let x1 = _mm256_set1_ps(*x.add(p + 1));
+                let (r0, r1) = (a.add(p * lda), a.add((p + 1) * lda));
+                for v in 0..V {
+                    even[v] = _mm256_fmadd_ps(load(r0, v), x0, even[v]);
+                    odd[v] = _mm256_fmadd_ps(load(r1, v), x1, odd[v]);
+                }
+            }
+            p += 2;
+        }
+        while p < rows {
+            // SAFETY: row p is below rows.
+            unsafe {
+                let x0 = _mm256_set1_ps(*x.add(p));
+                let r0 = a.add(p * lda);
+                for (v, e) in even.iter_mut().enumerate() {
+                    *e = _mm256_fmadd_ps(load(r0, v), x0, *e);
+                }
+            }
+            p += 1;
+        }
+        for v in 0..V {
+            // SAFETY: the masked lanes are y's columns below w.
+            unsafe { _mm256_maskstore_ps(y.add(8 * v), mask[v], _mm256_add_ps(even[v], odd[v])) };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{atx, atx_parts, available, ax};
+    use super::{atx, atx_parts, available, ax_on, detected, parts_for, Isa};
 
     /// A value of a small grid (multiples of 1/4 below 3 in size: products and their sums
     /// over these lengths are exact in `f32`, so any order of the sum gives the same bits).
@@ -438,21 +666,20 @@ mod tests {
         })
     }
 
-    fn skip() -> bool {
+    /// The instruction sets to test: every one the CPU has, none when the routines are off.
+    fn isas() -> Vec<Isa> {
         if !available() {
-            eprintln!("gemv: this CPU has no AVX-512F (or TENJIT_CPU_ROUTINES=0): nothing to test");
+            eprintln!("gemv: this CPU has no AVX-512F nor AVX2 (or TENJIT_CPU_ROUTINES=0): nothing to test");
+            return Vec::new();
         }
-        !available()
+        detected()
     }
 
     const SIZES: [usize; 14] = [1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 64, 65, 129, 300];
 
     #[test]
     fn ax_agrees_with_f64_sums_bit_for_bit_on_a_grid() {
-        if skip() {
-            return;
-        }
-        for m in SIZES {
+        for (isa, m) in isas().into_iter().flat_map(|isa| SIZES.map(|m| (isa, m))) {
             for k in SIZES {
                 let lda = k + m % 3;
                 let a: Vec<f32> = (0..(m - 1) * lda + k).map(|i| value(i + 1)).collect();
@@ -461,8 +688,8 @@ mod tests {
                     (0..m).map(|i| reference(k, |p| (a[i * lda + p], x[p])).0 as f32).collect();
                 for threads in [1, 2] {
                     let mut y = vec![f32::NAN; m];
-                    ax(m, k, &a, lda, &x, &mut y, threads);
-                    assert_eq!(y, want, "m {m} k {k} lda {lda} threads {threads}");
+                    ax_on(isa, m, k, &a, lda, &x, &mut y, threads);
+                    assert_eq!(y, want, "{isa:?} m {m} k {k} lda {lda} threads {threads}");
                 }
             }
         }
@@ -470,10 +697,7 @@ mod tests {
 
     #[test]
     fn atx_agrees_with_f64_sums_bit_for_bit_on_a_grid() {
-        if skip() {
-            return;
-        }
-        for rows in SIZES {
+        for (isa, rows) in isas().into_iter().flat_map(|isa| SIZES.map(|r| (isa, r))) {
             for cols in SIZES {
                 let lda = cols + rows % 3;
                 let a: Vec<f32> = (0..(rows - 1) * lda + cols).map(|i| value(i + 1)).collect();
@@ -482,8 +706,8 @@ mod tests {
                     (0..cols).map(|c| reference(rows, |p| (a[p * lda + c], x[p])).0 as f32).collect();
                 for parts in [1, 2, 3] {
                     let mut y = vec![f32::NAN; cols];
-                    atx_parts(rows, cols, &a, lda, &x, &mut y, parts, 2);
-                    assert_eq!(y, want, "rows {rows} cols {cols} lda {lda} parts {parts}");
+                    atx_parts(isa, rows, cols, &a, lda, &x, &mut y, parts, 2);
+                    assert_eq!(y, want, "{isa:?} rows {rows} cols {cols} lda {lda} parts {parts}");
                 }
             }
         }
@@ -494,9 +718,12 @@ mod tests {
     /// row group runs them), within the float tolerance of `tests/gemm.rs`.
     #[test]
     fn large_products_are_within_tolerance_of_f64() {
-        if skip() {
-            return;
+        for isa in isas() {
+            large_products_on(isa);
         }
+    }
+
+    fn large_products_on(isa: Isa) {
         let (m, k) = (65536, 64);
         let a: Vec<f32> = (0..m * k).map(rough).collect();
         let v: Vec<f32> = (0..m).map(|i| rough(7 * i + 1)).collect();
@@ -504,16 +731,16 @@ mod tests {
             (got as f64 - want).abs() <= 1e-5 * (len as f64).sqrt() * scale
         };
         let mut y = vec![f32::NAN; m];
-        ax(m, k, &a, k, &v[..k], &mut y, 2);
+        ax_on(isa, m, k, &a, k, &v[..k], &mut y, 2);
         for (i, &got) in y.iter().enumerate() {
-            assert!(close(got, reference(k, |p| (a[i * k + p], v[p])), k), "row {i}: {got}");
+            assert!(close(got, reference(k, |p| (a[i * k + p], v[p])), k), "{isa:?} row {i}: {got}");
         }
         for (c0, cols) in [(0, 64), (0, 32), (32, 32), (5, 50)] {
             let mut g = vec![f32::NAN; cols];
-            atx(m, cols, &a[c0..], k, &v, &mut g, 2);
+            atx_parts(isa, m, cols, &a[c0..], k, &v, &mut g, parts_for(m, m * cols, 2), 2);
             for (c, &got) in g.iter().enumerate() {
                 let want = reference(m, |p| (a[p * k + c0 + c], v[p]));
-                assert!(close(got, want, m), "column {}: {got} against {want:?}", c0 + c);
+                assert!(close(got, want, m), "{isa:?} column {}: {got} against {want:?}", c0 + c);
             }
         }
     }
@@ -522,36 +749,44 @@ mod tests {
     /// and the split [`atx`] picks for 2 threads is one of them.
     #[test]
     fn threads_do_not_change_the_bits() {
-        if skip() {
-            return;
+        for isa in isas() {
+            threads_do_not_change_the_bits_on(isa);
         }
+    }
+
+    fn threads_do_not_change_the_bits_on(isa: Isa) {
         let (rows, cols) = (20000, 70);
         let a: Vec<f32> = (0..rows * cols).map(rough).collect();
         let x: Vec<f32> = (0..rows).map(|i| rough(3 * i + 1)).collect();
         let run = |parts: usize, threads: usize| {
             let mut y = vec![f32::NAN; cols];
-            atx_parts(rows, cols, &a, cols, &x, &mut y, parts, threads);
+            atx_parts(isa, rows, cols, &a, cols, &x, &mut y, parts, threads);
             y
         };
         let bits = |y: Vec<f32>| y.into_iter().map(f32::to_bits).collect::<Vec<u32>>();
         for parts in [2, 3, 7] {
-            assert_eq!(bits(run(parts, 1)), bits(run(parts, 2)), "parts {parts}");
+            assert_eq!(bits(run(parts, 1)), bits(run(parts, 2)), "{isa:?} parts {parts}");
         }
-        let mut y = vec![f32::NAN; cols];
-        atx(rows, cols, &a, cols, &x, &mut y, 2);
-        assert_eq!(bits(y), bits(run(2, 1)));
+        if super::isa() == Some(isa) {
+            let mut y = vec![f32::NAN; cols];
+            atx(rows, cols, &a, cols, &x, &mut y, 2);
+            assert_eq!(bits(y), bits(run(2, 1)));
+        }
         // The forward product writes each row on one thread: the same bits for any count.
         let (mut y1, mut y2) = (vec![f32::NAN; rows], vec![f32::NAN; rows]);
-        ax(rows, cols, &a, cols, &x[..cols], &mut y1, 1);
-        ax(rows, cols, &a, cols, &x[..cols], &mut y2, 2);
+        ax_on(isa, rows, cols, &a, cols, &x[..cols], &mut y1, 1);
+        ax_on(isa, rows, cols, &a, cols, &x[..cols], &mut y2, 2);
         assert_eq!(bits(y1), bits(y2));
     }
 
     #[test]
     fn signed_zeros_nan_and_infinities() {
-        if skip() {
-            return;
+        for isa in isas() {
+            signed_zeros_nan_and_infinities_on(isa);
         }
+    }
+
+    fn signed_zeros_nan_and_infinities_on(isa: Isa) {
         // Rows of `A` (ax) or columns (atx): 0 every product -0 (the sum is -0); 1 a +0 among
         // -0 products (+0); 2 a NaN; 3 an infinity; 4 both infinities (NaN). k = 19 has a
         // masked tail of 3 lanes, and the special values sit in it and in the full vectors.
@@ -585,7 +820,7 @@ mod tests {
         for copies in [1, 2, 4] {
             let a: Vec<f32> = (0..copies).flat_map(|_| rows.concat()).collect();
             let mut y = vec![1.0; 5 * copies];
-            ax(5 * copies, k, &a, k, &vec![1.0; k], &mut y, 1);
+            ax_on(isa, 5 * copies, k, &a, k, &vec![1.0; k], &mut y, 1);
             check(&y);
             check(&y[5 * (copies - 1)..]);
         }
@@ -599,7 +834,7 @@ mod tests {
         }
         for parts in [1, 2] {
             let mut y = vec![1.0; 5];
-            atx_parts(k, 5, &a, lda, &vec![1.0; k], &mut y, parts, 1);
+            atx_parts(isa, k, 5, &a, lda, &vec![1.0; k], &mut y, parts, 1);
             check(&y);
         }
     }
@@ -613,7 +848,7 @@ mod tests {
         use crate::backend::cpu::gemm::matmul_f32;
         use tenjit_ir::kernel::{MatOperand, MatmulStep};
         use tenjit_ir::DType;
-        if skip() {
+        if !available() {
             return;
         }
         let op = |offset: i64, batch_strides: Vec<i64>, row_stride: i64, col_stride: i64| MatOperand {
