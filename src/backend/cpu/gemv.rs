@@ -64,12 +64,15 @@
 //! Tried and not kept: tiles of 16 rows reduced in 512-bit registers (53–54 µs) and software
 //! prefetch of the next tile (61 µs).
 //!
-//! W5.big, ms per 100 epochs, 9 alternating runs (old main binary, this one, this one with
-//! `TENJIT_CPU_ROUTINES=0`), min and median: `fori_loop` 76.0 / 87.6 (main), 42.8 / 48.7
-//! (here), 64.9 / 93.0 (off); `jit` 67.8 / 91.1, 46.1 / 53.5, 69.7 / 92.5; `lazy` 83.3 / 97.0,
-//! 49.2 / 59.7, 84.2 / 88.1. NumPy with hand-written gradients: 70.9 on this machine. W6 has
-//! no `n = 1` product and is unchanged (7 pairs, `jit` 0.635 / 0.646 ms against 0.644 / 0.680,
-//! within the machine's noise).
+//! W5.big, ms per 100 epochs, min / median of alternating runs (the main binary, these
+//! routines, and these with `TENJIT_CPU_ROUTINES=0`). With the gradient still in a row group,
+//! 9 runs each: `fori_loop` 76.0 / 87.6 (main), 42.8 / 48.7 (here), 64.9 / 93.0 (off); `jit`
+//! 67.8 / 91.1, 46.1 / 53.5, 69.7 / 92.5; `lazy` 83.3 / 97.0, 49.2 / 59.7, 84.2 / 88.1. With
+//! the gradient out of the group, 7 runs each: `fori_loop` 72.4 / 79.1 (main), 26.2 / 28.7
+//! (here), 70.4 / 95.4 (off); `jit` 74.6 / 82.1, 33.4 / 35.8, 68.6 / 91.4; `lazy`
+//! 85.0 / 90.5, 38.2 / 41.5, 75.2 / 102.1. NumPy with hand-written gradients: 70.9 on this
+//! machine. W6 has no `n = 1` product and is unchanged (6 pairs, `jit` 1.029 / 1.055 ms on
+//! main against 1.033 / 1.051).
 
 use rayon::prelude::*;
 
