@@ -70,8 +70,10 @@
 //! 67.8 / 91.1, 46.1 / 53.5, 69.7 / 92.5; `lazy` 83.3 / 97.0, 49.2 / 59.7, 84.2 / 88.1. With
 //! the gradient out of the group, 7 runs each: `fori_loop` 72.4 / 79.1 (main), 26.2 / 28.7
 //! (here), 70.4 / 95.4 (off); `jit` 74.6 / 82.1, 33.4 / 35.8, 68.6 / 91.4; `lazy`
-//! 85.0 / 90.5, 38.2 / 41.5, 75.2 / 102.1. NumPy with hand-written gradients: 70.9 on this
-//! machine. W6 has no `n = 1` product and is unchanged (6 pairs, `jit` 1.029 / 1.055 ms on
+//! 85.0 / 90.5, 38.2 / 41.5, 75.2 / 102.1. Merged into main at 42ea35a, on a quieter machine
+//! (load 1.6–1.8), 6 alternating runs: `fori_loop` 68.8 / 71.7 (main) and 22.4 / 23.2
+//! (merged); `jit` 72.4 / 78.1 and 27.2 / 28.2; `lazy` 77.0 / 82.3 and 33.2 / 34.2. NumPy
+//! with hand-written gradients: 70.9 on this machine. W6 has no `n = 1` product and is unchanged (6 pairs, `jit` 1.029 / 1.055 ms on
 //! main against 1.033 / 1.051).
 
 use rayon::prelude::*;
