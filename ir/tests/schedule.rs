@@ -104,6 +104,36 @@ fn a_matmul_takes_only_its_left_operand_from_a_group() {
 }
 
 #[test]
+fn a_matrix_vector_product_with_a_long_contraction_runs_alone() {
+    // x @ w (64 rows, k = 4) groups with its square; x^T @ g (4 rows, k = 64) does not, so
+    // a backend can split its long contraction rather than its 4 outputs.
+    let p = lowered(
+        "graph @linear(%x: f32[64,4], %w: f32[4,1], %g: f32[64,1]) {
+           %0 = matmul %x, %w : f32[64,1]
+           %1 = mul %0, %0 : f32[64,1]
+           %2 = permute %x, perm=[1,0] : f32[4,64]
+           %3 = matmul %2, %g : f32[4,1]
+           %4 = mul %3, %3 : f32[4,1]
+           return %1, %4
+         }",
+    );
+    let products: Vec<(usize, usize)> = p
+        .steps
+        .iter()
+        .enumerate()
+        .filter_map(|(s, step)| match step {
+            Step::Matmul(m) => Some((s, m.m)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(products.len(), 2, "{p}");
+    let grouped = |s: usize| p.groups.iter().any(|g| g.steps.contains(&s));
+    for (s, m) in products {
+        assert_eq!(grouped(s), m == 64, "product of {m} rows:\n{}", kernel_list(&p));
+    }
+}
+
+#[test]
 fn a_costly_value_shared_by_a_group_is_computed_once() {
     // tanh(x) feeds both a row sum and the elementwise output: one kernel computes it.
     let p = lowered(

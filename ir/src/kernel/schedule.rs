@@ -14,7 +14,10 @@
 //! # When steps group
 //!
 //! A step has a leading extent when it is a kernel whose space starts with a dimension that
-//! it does not reduce, a matrix product without batch dims (its `m`), or a library routine
+//! it does not reduce, a matrix product without batch dims (its `m`; not a matrix-vector
+//! product whose contraction is at least 8 times longer, `Xᵀ @ g`, which by its rows would be
+//! split across threads by output element, each thread reading a strided part of every row of
+//! `X`, instead of by the long contraction into partial sums), or a library routine
 //! that works image by image ([`image_operands`]: `conv2d`, `conv2d_input` and the max-pool
 //! ops, whose rows are their output's images). A run of steps with
 //! the same leading extent `rows` (at least 2) is a group when every step reads what earlier
@@ -111,7 +114,7 @@ pub fn leading_rows(p: &Program, step: &Step) -> Option<usize> {
             let reduces_rows = k.reduce.as_ref().is_some_and(|r| r.axes.contains(&0));
             (!reduces_rows).then_some(first)
         }
-        Step::Matmul(m) => m.batch.is_empty().then_some(m.m),
+        Step::Matmul(m) => (m.batch.is_empty() && !(m.n == 1 && m.k >= 8 * m.m)).then_some(m.m),
         Step::Op(op) => {
             image_operands(&op.op)?;
             p.buffers.get(op.out)?.ty.shape.dims().first().copied()

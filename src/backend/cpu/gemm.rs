@@ -324,6 +324,21 @@ pub(super) trait Float: Copy + Default + Send + Sync + std::ops::AddAssign + 'st
     fn skinny(_nt: &super::skinny::Nt, _x: &[Self], _w: &[Self], _out: &mut [Self]) -> bool {
         false
     }
+    /// Computes the matrix-vector product `y = A·x` ([`Gemv::Rows`]) or `y = Aᵀ·x`
+    /// ([`Gemv::Cols`]) of `super::gemv` for `A` stored by rows (row stride `lda`), if this
+    /// CPU has the routine; false otherwise (nothing written).
+    fn gemv(_g: Gemv, _a: &[Self], _x: &[Self], _y: &mut [Self], _threads: usize) -> bool {
+        false
+    }
+}
+
+/// A matrix-vector product for [`Float::gemv`] on `A`, stored by rows with row stride `lda`.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Gemv {
+    /// `y = A·x` for an `m × k` `A`.
+    Rows { m: usize, k: usize, lda: usize },
+    /// `y = Aᵀ·x` for a `rows × cols` `A`.
+    Cols { rows: usize, cols: usize, lda: usize },
 }
 
 impl Float for f32 {
@@ -337,6 +352,16 @@ impl Float for f32 {
             return false;
         }
         nt.run(x, w, out);
+        true
+    }
+    fn gemv(g: Gemv, a: &[f32], x: &[f32], y: &mut [f32], threads: usize) -> bool {
+        if !super::gemv::available() {
+            return false;
+        }
+        match g {
+            Gemv::Rows { m, k, lda } => super::gemv::ax(m, k, a, lda, x, y, threads),
+            Gemv::Cols { rows, cols, lda } => super::gemv::atx(rows, cols, a, lda, x, y, threads),
+        }
         true
     }
 }
@@ -481,6 +506,9 @@ fn float_matmul<T: Float>(
         out.fill(T::ZERO);
         return Ok(());
     }
+    if c.n == 1 && matrix_vector(step, &c, a, b, out, threads) {
+        return Ok(());
+    }
     let work = (c.m * c.n).saturating_mul(c.k);
     let threads = threads.max(1);
     let per_matrix_threads = if work < PARALLEL_MIN_WORK { 1 } else { threads };
@@ -503,6 +531,47 @@ fn float_matmul<T: Float>(
         }
     }
     Ok(())
+}
+
+/// Runs an `n = 1` product (every batch index) on the matrix-vector routines of
+/// `super::gemv` when `A` is contiguous along `k` (`y = A·x`) or along `m` (a transposed
+/// view, `y = Aᵀ·x` of the matrix stored by rows), with non-negative strides, and the CPU has
+/// them ([`Float::gemv`]); false, with nothing written, otherwise. The vector is read in place
+/// when contiguous, else gathered into a temporary (`k` elements against the product's `m·k`).
+/// Like the `gemm` path, the output is overwritten.
+fn matrix_vector<T: Float>(
+    step: &MatmulStep,
+    c: &Checked,
+    a: &[T],
+    b: &[T],
+    out: &mut [T],
+    threads: usize,
+) -> bool {
+    let (rs, cs) = (step.a.row_stride, step.a.col_stride);
+    let g = if cs == 1 && rs >= 0 {
+        Gemv::Rows { m: c.m, k: c.k, lda: rs as usize }
+    } else if rs == 1 && cs >= 0 {
+        Gemv::Cols { rows: c.k, cols: c.m, lda: cs as usize }
+    } else {
+        return false;
+    };
+    let mut x = Vec::new();
+    for (bi, dst) in out.chunks_mut(c.m).enumerate() {
+        let a0 = batch_base(&step.a, &step.batch, bi);
+        let b0 = batch_base(&step.b, &step.batch, bi);
+        let xs = if step.b.row_stride == 1 {
+            &b[b0..b0 + c.k]
+        } else {
+            // In bounds by `validate`: these are the elements the `gemm` path reads.
+            x.clear();
+            x.extend((0..c.k).map(|p| b[(b0 as i64 + step.b.row_stride * p as i64) as usize]));
+            &x[..]
+        };
+        if !T::gemv(g, &a[a0..], xs, dst, threads) {
+            return false;
+        }
+    }
+    true
 }
 
 /// The product for batch index `bi` into its dense `m × n` output `dst`, with `m, n, k > 0`.

@@ -7,6 +7,7 @@ pub mod codegen;
 mod conv;
 pub mod exec;
 pub mod gemm;
+mod gemv;
 mod group;
 mod library;
 mod loops;
