@@ -649,12 +649,12 @@ mod avx2 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::{atx, atx_parts, available, ax_on, detected, parts_for, Isa};
 
     /// A value of a small grid (multiples of 1/4 below 3 in size: products and their sums
     /// over these lengths are exact in `f32`, so any order of the sum gives the same bits).
-    fn value(seed: usize) -> f32 {
+    pub(in super::super) fn value(seed: usize) -> f32 {
         ((seed * 7919 + 13) % 23) as f32 * 0.25 - 2.75
     }
 
@@ -664,7 +664,7 @@ mod tests {
     }
 
     /// `Σ_p a(i, p)·x(p)` in `f64` and `Σ_p |a(i, p)·x(p)|`.
-    fn reference(len: usize, term: impl Fn(usize) -> (f32, f32)) -> (f64, f64) {
+    pub(in super::super) fn reference(len: usize, term: impl Fn(usize) -> (f32, f32)) -> (f64, f64) {
         (0..len).map(term).fold((0.0, 0.0), |(s, t), (a, x)| {
             let v = a as f64 * x as f64;
             (s + v, t + v.abs())
@@ -841,67 +841,6 @@ mod tests {
             let mut y = vec![1.0; 5];
             atx_parts(isa, k, 5, &a, lda, &vec![1.0; k], &mut y, parts, 1);
             check(&y);
-        }
-    }
-
-    /// `n = 1` steps through `gemm::matmul_f32` (the dispatch to these routines): batches,
-    /// offsets, a transposed left operand, a vector with a row stride of 3 or -2 (gathered)
-    /// and a broadcast batch dim; each against the `f64` sum of its own elements, bit for bit
-    /// on the grid.
-    #[test]
-    fn matrix_vector_steps_through_matmul() {
-        use crate::backend::cpu::gemm::matmul_f32;
-        use tenjit_ir::kernel::{MatOperand, MatmulStep};
-        use tenjit_ir::DType;
-        if !available() {
-            return;
-        }
-        let op = |offset: i64, batch_strides: Vec<i64>, row_stride: i64, col_stride: i64| MatOperand {
-            buf: 0,
-            offset,
-            batch_strides,
-            row_stride,
-            col_stride,
-        };
-        let (m, k) = (37, 300);
-        // (a, b) operands over a batch of 2: rows of a contiguous, a transposed (row stride 1),
-        // b strided, b reversed, a broadcast over the batch.
-        let cases = [
-            (op(5, vec![(m * k) as i64], k as i64, 1), op(0, vec![k as i64], 1, 1)),
-            (op(3, vec![(m * k) as i64], 1, m as i64), op(1, vec![3 * k as i64], 3, 1)),
-            (op(0, vec![0], 1, m as i64 + 2), op(4 * k as i64, vec![-(k as i64)], -2, 1)),
-            (op(0, vec![0], k as i64 + 1, 1), op(0, vec![0], 1, 7)),
-        ];
-        let (a, b): (Vec<f32>, Vec<f32>) =
-            ((0..3 * m * k).map(value).collect(), (0..6 * k).map(|i| value(5 * i + 1)).collect());
-        for (ca, cb) in cases {
-            let step = MatmulStep {
-                dtype: DType::F32,
-                batch: vec![2],
-                m,
-                k,
-                n: 1,
-                a: ca.clone(),
-                b: cb.clone(),
-                out: 0,
-            };
-            let at = |o: &MatOperand, bi: usize, r: usize, c: usize| {
-                (o.offset
-                    + o.batch_strides[0] * bi as i64
-                    + o.row_stride * r as i64
-                    + o.col_stride * c as i64) as usize
-            };
-            let want: Vec<f32> = (0..2 * m)
-                .map(|o| {
-                    let (bi, i) = (o / m, o % m);
-                    reference(k, |p| (a[at(&ca, bi, i, p)], b[at(&cb, bi, p, 0)])).0 as f32
-                })
-                .collect();
-            for threads in [1, 2] {
-                let mut out = vec![f32::NAN; 2 * m];
-                matmul_f32(&step, &a, &b, &mut out, threads).unwrap();
-                assert_eq!(out, want, "{ca:?} {cb:?} threads {threads}");
-            }
         }
     }
 }

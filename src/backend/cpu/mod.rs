@@ -8,6 +8,8 @@ mod conv;
 pub mod exec;
 pub mod gemm;
 mod gemv;
+#[cfg(test)]
+mod gemv_dispatch;
 mod group;
 mod library;
 mod loops;
