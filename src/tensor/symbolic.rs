@@ -13,7 +13,8 @@
 //! again at each, as it would without marks. The library's own reads go through unrecorded
 //! accessors only where the value read cannot change the graph at another size of 2 or more:
 //! a check that the symbolic rules make again, or a choice that depends only on whether a
-//! size is 1.
+//! size is 1. Two reads are not recorded: a size parsed out of a tensor's `Debug` text, and one
+//! read on another thread the closure starts (the trace is this thread's).
 
 use std::cell::RefCell;
 use std::panic::Location;
