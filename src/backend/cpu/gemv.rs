@@ -650,13 +650,8 @@ mod avx2 {
 
 #[cfg(test)]
 pub(super) mod tests {
+    use super::super::nt::grid;
     use super::{atx, atx_parts, available, ax_on, detected, parts_for, Isa};
-
-    /// A value of a small grid (multiples of 1/4 below 3 in size: products and their sums
-    /// over these lengths are exact in `f32`, so any order of the sum gives the same bits).
-    pub(in super::super) fn value(seed: usize) -> f32 {
-        ((seed * 7919 + 13) % 23) as f32 * 0.25 - 2.75
-    }
 
     /// A value off the grid, for the tolerance checks.
     fn rough(seed: usize) -> f32 {
@@ -687,8 +682,8 @@ pub(super) mod tests {
         for (isa, m) in isas().into_iter().flat_map(|isa| SIZES.map(|m| (isa, m))) {
             for k in SIZES {
                 let lda = k + m % 3;
-                let a: Vec<f32> = (0..(m - 1) * lda + k).map(|i| value(i + 1)).collect();
-                let x: Vec<f32> = (0..k).map(|i| value(3 * i + 2)).collect();
+                let a: Vec<f32> = (0..(m - 1) * lda + k).map(|i| grid(i + 1)).collect();
+                let x: Vec<f32> = (0..k).map(|i| grid(3 * i + 2)).collect();
                 let want: Vec<f32> =
                     (0..m).map(|i| reference(k, |p| (a[i * lda + p], x[p])).0 as f32).collect();
                 for threads in [1, 2] {
@@ -705,8 +700,8 @@ pub(super) mod tests {
         for (isa, rows) in isas().into_iter().flat_map(|isa| SIZES.map(|r| (isa, r))) {
             for cols in SIZES {
                 let lda = cols + rows % 3;
-                let a: Vec<f32> = (0..(rows - 1) * lda + cols).map(|i| value(i + 1)).collect();
-                let x: Vec<f32> = (0..rows).map(|i| value(3 * i + 2)).collect();
+                let a: Vec<f32> = (0..(rows - 1) * lda + cols).map(|i| grid(i + 1)).collect();
+                let x: Vec<f32> = (0..rows).map(|i| grid(3 * i + 2)).collect();
                 let want: Vec<f32> =
                     (0..cols).map(|c| reference(rows, |p| (a[p * lda + c], x[p])).0 as f32).collect();
                 for parts in [1, 2, 3] {

@@ -9,7 +9,8 @@
 #[test]
 fn matrix_vector_steps_through_matmul() {
     use super::gemm::matmul_f32;
-    use super::gemv::tests::{reference, value};
+    use super::gemv::tests::reference;
+    use super::nt::grid;
     use tenjit_ir::kernel::{MatOperand, MatmulStep};
     use tenjit_ir::DType;
     if !super::gemv::available() {
@@ -34,7 +35,7 @@ fn matrix_vector_steps_through_matmul() {
         (op(0, vec![0], k as i64 + 1, 1), op(0, vec![0], 1, 7)),
     ];
     let (a, b): (Vec<f32>, Vec<f32>) =
-        ((0..3 * m * k).map(value).collect(), (0..6 * k).map(|i| value(5 * i + 1)).collect());
+        ((0..3 * m * k).map(grid).collect(), (0..6 * k).map(|i| grid(5 * i + 1)).collect());
     for (ca, cb) in cases {
         let step = MatmulStep {
             dtype: DType::F32,

@@ -16,3 +16,27 @@ pub(super) struct Nt {
     /// Row stride of `w`.
     pub ldw: usize,
 }
+
+/// A value of a small grid (multiples of 1/4 below 3 in size: products and their sums over
+/// the routines' test lengths are exact in `f32`, so any order of a sum gives the same bits),
+/// for the tests of the product routines.
+#[cfg(test)]
+pub(super) fn grid(seed: usize) -> f32 {
+    ((seed * 7919 + 13) % 23) as f32 * 0.25 - 2.75
+}
+
+#[cfg(test)]
+impl Nt {
+    /// `x @ w.T` of this shape, each dot product summed in `f64` and rounded once.
+    pub(super) fn reference(&self, x: &[f32], w: &[f32]) -> Vec<f32> {
+        let mut out = Vec::new();
+        for i in 0..self.m {
+            for j in 0..self.n {
+                let s: f64 =
+                    (0..self.k).map(|p| x[i * self.lda + p] as f64 * w[j * self.ldw + p] as f64).sum();
+                out.push(s as f32);
+            }
+        }
+        out
+    }
+}

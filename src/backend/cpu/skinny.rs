@@ -217,24 +217,8 @@ mod x86 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::nt::grid;
     use super::{available, Nt, MIN_K};
-
-    /// A value of a small grid (products and sums of them are exact in `f64`), `-0.0` and
-    /// non-finite values where `special` picks them.
-    fn value(seed: usize) -> f32 {
-        ((seed * 7919 + 13) % 23) as f32 * 0.25 - 2.75
-    }
-
-    fn reference(nt: &Nt, x: &[f32], w: &[f32]) -> Vec<f32> {
-        let mut out = Vec::new();
-        for i in 0..nt.m {
-            for j in 0..nt.n {
-                let s: f64 = (0..nt.k).map(|p| x[i * nt.lda + p] as f64 * w[j * nt.ldw + p] as f64).sum();
-                out.push(s as f32);
-            }
-        }
-        out
-    }
 
     #[test]
     fn dot_products_of_rows_agree_with_f64_sums() {
@@ -246,14 +230,14 @@ mod tests {
             for n in 1..=7 {
                 for k in [1, 7, 8, 9, 17, 33, 128, 256, 300] {
                     let (lda, ldw) = (k + m % 3, k + n % 2);
-                    let x: Vec<f32> = (0..m * lda).map(|i| value(i + 1)).collect();
-                    let w: Vec<f32> = (0..n * ldw).map(|i| value(i * 3 + 2)).collect();
+                    let x: Vec<f32> = (0..m * lda).map(|i| grid(i + 1)).collect();
+                    let w: Vec<f32> = (0..n * ldw).map(|i| grid(i * 3 + 2)).collect();
                     let nt = Nt { m, n, k, lda, ldw };
                     let mut out = vec![f32::NAN; m * n];
                     nt.run_avx2(&x, &w, &mut out);
                     // The grid's values are multiples of 1/4 below 3 in size: every partial
                     // sum is exact in f32 for these lengths, so any order gives the same bits.
-                    assert_eq!(out, reference(&nt, &x, &w), "m {m} n {n} k {k}");
+                    assert_eq!(out, nt.reference(&x, &w), "m {m} n {n} k {k}");
                 }
             }
         }

@@ -210,24 +210,8 @@ mod x86 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::nt::Nt;
+    use super::super::nt::{grid, Nt};
     use super::{available, run};
-
-    /// A value of a small grid (products and sums of them are exact in `f64` and in `f32`).
-    fn value(seed: usize) -> f32 {
-        ((seed * 7919 + 13) % 23) as f32 * 0.25 - 2.75
-    }
-
-    fn reference(nt: &Nt, x: &[f32], w: &[f32]) -> Vec<f32> {
-        let mut out = Vec::new();
-        for i in 0..nt.m {
-            for j in 0..nt.n {
-                let s: f64 = (0..nt.k).map(|p| x[i * nt.lda + p] as f64 * w[j * nt.ldw + p] as f64).sum();
-                out.push(s as f32);
-            }
-        }
-        out
-    }
 
     #[test]
     fn dot_products_of_rows_agree_with_f64_sums() {
@@ -240,14 +224,14 @@ mod tests {
             for n in 1..=9 {
                 for k in [1, 7, 15, 16, 17, 31, 33, 64, 127, 128, 129, 256, 300] {
                     let (lda, ldw) = (k + m % 3, k + n % 2);
-                    let x: Vec<f32> = (0..m * lda).map(|i| value(i + 1)).collect();
-                    let w: Vec<f32> = (0..n * ldw).map(|i| value(i * 3 + 2)).collect();
+                    let x: Vec<f32> = (0..m * lda).map(|i| grid(i + 1)).collect();
+                    let w: Vec<f32> = (0..n * ldw).map(|i| grid(i * 3 + 2)).collect();
                     let nt = Nt { m, n, k, lda, ldw };
                     let mut out = vec![f32::NAN; m * n];
                     run(&nt, &x, &w, &mut out);
                     // The grid's values are multiples of 1/4 below 3 in size: every partial
                     // sum is exact in f32 for these lengths, so any order gives the same bits.
-                    assert_eq!(out, reference(&nt, &x, &w), "m {m} n {n} k {k}");
+                    assert_eq!(out, nt.reference(&x, &w), "m {m} n {n} k {k}");
                 }
             }
         }
