@@ -244,7 +244,7 @@ impl Linear {
     /// [`Linear::forward`] as a `Result`.
     #[track_caller]
     pub fn try_forward(&self, x: &Tensor) -> Result<Tensor> {
-        if x.dim() == 0 || x.shape()[x.dim() - 1] != self.in_features() {
+        if x.dim() == 0 || !x.trailing_dims_are(&[self.in_features()]) {
             return Err(Error::op_of(
                 OpErrorKind::Shape,
                 "Linear",

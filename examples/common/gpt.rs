@@ -78,20 +78,21 @@ impl Gpt {
 
     /// The logits `[B, T, vocab]` of token indices `[B, T]` (`T <= block`).
     pub fn forward(&self, idx: &Tensor) -> Tensor {
-        let (b, t) = (idx.shape()[0] as isize, idx.shape()[1] as isize);
-        let c = self.cfg.embd as isize;
-        let h = self.cfg.heads as isize;
-        let mut x = self.wte.forward(idx) + self.wpe.forward(&Tensor::arange(t as i64));
+        // Sizes as `SymSize`s (torch's SymInts): under `tenjit::jit` with a dynamic length,
+        // the forward is traced once for every length.
+        let (b, t) = (idx.sym_size(0), idx.sym_size(1));
+        let (c, h) = (self.cfg.embd, self.cfg.heads);
+        let mut x = self.wte.forward(idx) + self.wpe.forward(&Tensor::arange(&t));
         for blk in &self.blocks {
             let qkv = blk.qkv.forward(&blk.ln1.forward(&x));
             let heads: Vec<Tensor> = qkv
-                .split(c as usize, 2)
+                .split(c, 2)
                 .iter()
-                .map(|p| p.reshape([b, t, h, c / h]).transpose(1, 2))
+                .map(|p| p.reshape([b.clone(), t.clone(), h.into(), (c / h).into()]).transpose(1, 2))
                 .collect();
             let causal = Attention { is_causal: true, ..Default::default() };
             let y = nn::scaled_dot_product_attention(&heads[0], &heads[1], &heads[2], causal);
-            x = &x + blk.proj.forward(&y.transpose(1, 2).reshape([b, t, c]));
+            x = &x + blk.proj.forward(&y.transpose(1, 2).reshape([b.clone(), t.clone(), c.into()]));
             let hidden = nn::gelu(&blk.fc.forward(&blk.ln2.forward(&x)), Approximate::None);
             x = &x + blk.fc_proj.forward(&hidden);
         }

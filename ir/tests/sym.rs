@@ -398,3 +398,29 @@ fn symbols_and_dims() {
     assert_eq!(Dim::from(5).expr(), Some(k(5)));
     assert_eq!(Dim::parse(&d.to_string()).unwrap(), d);
 }
+
+#[test]
+fn exact_division_by_a_monomial() {
+    let cases = [
+        ("6*B*T", "3*T", Some("2*B")),
+        ("B*T*64", "64", Some("B*T")),
+        ("B*T*T + 2*T", "T", Some("B*T + 2")),
+        ("B*T", "B*T", Some("1")),
+        ("(T + 1)//2*B*4", "2*B", Some("2*((T + 1)//2)")),
+        ("T", "2", None),
+        ("T + 1", "T", None),
+        ("B*T", "T*T", None),
+        ("B*T", "B + T", None),
+        ("4*T + 3", "2", None),
+    ];
+    for (num, den, want) in cases {
+        let got = e(num).div_exact(&e(den));
+        assert_eq!(got, want.map(e), "({num}) / ({den})");
+    }
+    // The quotient times the divisor is the dividend, at every binding.
+    let q = e("6*B*T*T + 9*T").div_exact(&e("3*T")).unwrap();
+    for (b, t) in [(2, 3), (5, 7), (0, 4)] {
+        let at = bind(&[("B", b), ("T", t)]);
+        assert_eq!(q.eval(&at).unwrap() * 3 * t, e("6*B*T*T + 9*T").eval(&at).unwrap());
+    }
+}

@@ -55,9 +55,14 @@ pub fn try_scaled_dot_product_attention(
             ));
         }
     }
-    let (l, e) = (q.shape()[q.dim() - 2], q.shape()[q.dim() - 1]);
-    let s = k.shape()[k.dim() - 2];
-    let scale = opts.scale.unwrap_or(1.0 / (e as f64).sqrt());
+    // The sizes as expressions: inside a symbolic trace, lengths are symbols and the causal
+    // mask is built over them; only the default scale reads a size (the head dim, a constant
+    // in every model we know of, so no read is recorded for it).
+    let (l, s) = (q.sym_dims()[q.dim() - 2].clone(), k.sym_dims()[k.dim() - 2].clone());
+    let scale = match opts.scale {
+        Some(scale) => scale,
+        None => 1.0 / (q.sym_size(-1).get() as f64).sqrt(),
+    };
     let mut scores = q.try_matmul(&k.try_transpose(-2, -1)?)?.try_mul(scale)?;
     if opts.is_causal {
         let future = Tensor::triangle_mask(l, s, 1, false)?;

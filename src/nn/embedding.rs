@@ -40,8 +40,9 @@ pub fn try_embedding(indices: &Tensor, weight: &Tensor) -> Result<Tensor> {
         ));
     }
     let rows = weight.try_index_select(0, &indices.flatten())?;
-    let mut shape: Vec<isize> = indices.shape().iter().map(|&d| d as isize).collect();
-    shape.push(weight.shape()[1] as isize);
+    // Over sizes that may be symbolic (`SymSize`s): no size is read.
+    let mut shape = indices.sym_shape();
+    shape.push(weight.try_sym_size(1)?);
     rows.try_reshape(shape)
 }
 

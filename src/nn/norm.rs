@@ -40,7 +40,7 @@ pub fn try_layer_norm(
 ) -> Result<Tensor> {
     super::require_float("layer_norm", x)?;
     let k = normalized_shape.len();
-    if k == 0 || k > x.dim() || x.shape()[x.dim() - k..] != *normalized_shape {
+    if k == 0 || !x.trailing_dims_are(normalized_shape) {
         return Err(Error::op_of(
             OpErrorKind::Shape,
             "layer_norm",

@@ -5,9 +5,11 @@
 //! integer literals `i64` tensors (the default integer), as Python's `float` and `int` do;
 //! typed data (`from_vec` of `Vec<f64>`) keeps its type.
 
+use super::symsize::SymSize;
 use super::Tensor;
 use crate::device::Device;
 use crate::error::{Error, OrPanic, Result};
+use tenjit_ir::sym::Dim;
 use tenjit_ir::{BinaryOp, Buffer, DType, Element, Op, Scalar, Shape, TensorType};
 
 /// A Rust scalar usable as a tensor value: `f64`, `f32`, `i64`, `i32`, `usize`, `bool`.
@@ -54,6 +56,39 @@ impl IntoScalar for usize {
 impl IntoScalar for bool {
     fn scalar(self) -> Scalar {
         Scalar::Bool(self)
+    }
+}
+
+/// The end of [`Tensor::arange`]: a scalar or a [`SymSize`].
+pub trait ArangeEnd {
+    /// The end as it was given.
+    fn end(self) -> RangeEnd;
+}
+
+/// The end of a range, from [`ArangeEnd`].
+#[derive(Clone, Debug)]
+pub enum RangeEnd {
+    /// A number: the range's dtype follows it (`i64` for integers, `f32` for floats).
+    Scalar(Scalar),
+    /// A size, possibly symbolic: an `i64` range.
+    Size(SymSize),
+}
+
+impl<T: IntoScalar> ArangeEnd for T {
+    fn end(self) -> RangeEnd {
+        RangeEnd::Scalar(self.scalar())
+    }
+}
+
+impl ArangeEnd for SymSize {
+    fn end(self) -> RangeEnd {
+        RangeEnd::Size(self)
+    }
+}
+
+impl ArangeEnd for &SymSize {
+    fn end(self) -> RangeEnd {
+        RangeEnd::Size(self.clone())
     }
 }
 
@@ -243,17 +278,27 @@ impl Tensor {
     /// use tenjit::prelude::*;
     /// assert_eq!(Tensor::arange(4).to_string(), "tensor([0, 1, 2, 3])");
     /// ```
+    ///
+    /// The end may be a [`SymSize`] (`Tensor::arange(x.sym_size(1))`, positions of a symbolic
+    /// length), which reads no size: the range is as long as the size at every size.
     #[track_caller]
-    pub fn arange<S: IntoScalar>(end: S) -> Tensor {
-        let zero = match end.scalar() {
+    pub fn arange<S: ArangeEnd>(end: S) -> Tensor {
+        let end = match end.end() {
+            RangeEnd::Scalar(end) => end,
+            RangeEnd::Size(n) if n.is_symbolic() => {
+                return Tensor::iota(vec![n.dim().clone()], DType::I64).or_panic();
+            }
+            RangeEnd::Size(n) => Scalar::Int(n.get() as i64),
+        };
+        let zero = match end {
             Scalar::Float(_) => Scalar::Float(0.0),
             _ => Scalar::Int(0),
         };
-        let one = match end.scalar() {
+        let one = match end {
             Scalar::Float(_) => Scalar::Float(1.0),
             _ => Scalar::Int(1),
         };
-        Tensor::try_arange_scalars(zero, end.scalar(), one).or_panic()
+        Tensor::try_arange_scalars(zero, end, one).or_panic()
     }
 
     /// `start, start+step, ...` up to but excluding `end`, as `torch.arange(start, end, step)`.
@@ -302,6 +347,20 @@ impl Tensor {
             let v = i.mul(step.as_i64()).add(start.as_i64());
             Ok(v)
         }
+    }
+
+    /// `i` along the last of `dims` (expressions over a symbolic trace's symbols allowed), in
+    /// `dtype`: the `iota` op.
+    #[track_caller]
+    pub(crate) fn iota_along(dims: Vec<Dim>, axis: usize, dtype: DType) -> Result<Tensor> {
+        let shape = super::symbolic::shape_of(dims).map_err(|e| Error::op("arange", e))?;
+        Tensor::from_op(Op::Iota { ty: TensorType::new(dtype, shape), axis }, &[])
+    }
+
+    #[track_caller]
+    fn iota(dims: Vec<Dim>, dtype: DType) -> Result<Tensor> {
+        let axis = dims.len() - 1;
+        Tensor::iota_along(dims, axis, dtype)
     }
 
     /// `steps` evenly spaced `f32` values from `start` to `end` inclusive, computed as torch

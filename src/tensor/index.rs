@@ -7,6 +7,7 @@
 //! end) and are clamped as Python clamps them; a negative step walks backwards. (PyTorch
 //! rejects negative steps; NumPy's semantics are used.)
 
+use super::symsize::SymSize;
 use super::{wrap_dim, Strides, Tensor};
 use crate::device::Device;
 use crate::error::{AtCaller, Error, OpErrorKind, OrPanic, Result};
@@ -314,15 +315,14 @@ impl Tensor {
                 "cannot index a 0-D tensor along a dimension",
             ));
         }
-        let k = index.numel();
-        let mut view = vec![1isize; self.dim()];
-        view[d] = k as isize;
-        let mut target: Vec<usize> = self.shape().to_vec();
-        target[d] = k;
-        let idx = index
-            .try_to_dtype(DType::I64)?
-            .try_reshape(view)?
-            .expand_to("index_select", &Shape::from(target))?;
+        // Over the sizes' expressions, so a symbolic count of indices stays symbolic.
+        let k = index.sym_shape().into_iter().fold(SymSize::from(1), |n, d| n * d);
+        let mut view = vec![SymSize::from(1); self.dim()];
+        view[d] = k.clone();
+        let mut target = self.sym_dims();
+        target[d] = k.dim().clone();
+        let target = super::symbolic::shape_of(target).map_err(|e| Error::op("index_select", e))?;
+        let idx = index.try_to_dtype(DType::I64)?.try_reshape(view)?.expand_to("index_select", &target)?;
         Tensor::from_op_named(Op::Gather { axis: d }, &[self, &idx], "index_select")
     }
 

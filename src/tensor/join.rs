@@ -3,6 +3,9 @@
 use super::{wrap_dim, Tensor};
 use crate::error::{Error, OpErrorKind, OrPanic, Result};
 use smallvec::SmallVec;
+use std::sync::Arc;
+use tenjit_ir::ops::SliceBounds;
+use tenjit_ir::sym::{Dim, SymExpr};
 use tenjit_ir::types::promote;
 use tenjit_ir::Op;
 
@@ -111,7 +114,7 @@ impl Tensor {
         if size == 0 {
             return Err(Error::op("split", "split size must be positive"));
         }
-        let n = self.shape()[d];
+        let n = self.const_size(d);
         let mut pieces = Vec::new();
         let mut start = 0;
         while start < n || (n == 0 && pieces.is_empty()) {
@@ -139,17 +142,49 @@ impl Tensor {
             return Err(Error::op("chunk", "chunk expects `chunks` to be greater than 0"));
         }
         let d = wrap_dim("chunk", dim, self.dim())?;
-        let n = self.shape().get(d).copied().unwrap_or(1);
+        let n = if self.dim() == 0 { 1 } else { self.const_size(d) };
         self.try_split(n.div_ceil(chunks).max(1), dim)
+    }
+
+    /// Size `d` when it is constant (no read); else the size at the trace's hints, a read.
+    #[track_caller]
+    fn const_size(&self, d: usize) -> usize {
+        match self.sym_dims()[d].as_const() {
+            Some(n) => n as usize,
+            None => self.shape()[d],
+        }
     }
 
     /// Elements `start..start+len` along axis `d`.
     #[track_caller]
     pub(crate) fn narrow_dim(&self, d: usize, start: usize, len: usize) -> Result<Tensor> {
-        if start == 0 && len == self.shape()[d] {
+        if start == 0 && len == self.const_size(d) {
             return Ok(self.clone());
         }
         let r = self.dim();
+        if self.ty_unrecorded().shape.is_symbolic() {
+            // Other dims are symbolic (dim `d` is constant, or `const_size` recorded the read
+            // and `d` is taken at its hint): the slice keeps their expressions.
+            let mut size = self.sym_dims();
+            size[d] = Dim::from(len as u64);
+            let mut start_at = vec![SymExpr::from(0); r];
+            start_at[d] = SymExpr::constant(start as i64).map_err(|e| Error::op("narrow", e.to_string()))?;
+            let bounds = SliceBounds { start: start_at, size };
+            let mut st: SmallVec<[isize; 4]> = SmallVec::from_elem(0, r);
+            st[d] = start as isize;
+            let mut hint: SmallVec<[usize; 4]> = SmallVec::from_slice(self.shape_unrecorded());
+            hint[d] = len;
+            return Tensor::from_op_strided(
+                Op::Slice {
+                    start: st,
+                    step: SmallVec::from_elem(1, r),
+                    size: hint,
+                    bounds: Some(Arc::new(bounds)),
+                },
+                &[self],
+                Some(self.strides().clone()),
+            );
+        }
         let mut st: SmallVec<[isize; 4]> = SmallVec::from_elem(0, r);
         let step: SmallVec<[isize; 4]> = SmallVec::from_elem(1, r);
         let mut size: SmallVec<[usize; 4]> = SmallVec::from_slice(self.shape());

@@ -5,6 +5,7 @@
 use super::creation::IntoScalar;
 use super::Tensor;
 use crate::error::{Error, OpErrorKind, OrPanic, Result};
+use tenjit_ir::sym::Dim;
 use tenjit_ir::{DType, Shape};
 
 impl Tensor {
@@ -61,7 +62,9 @@ impl Tensor {
                 ),
             ));
         }
-        let keep = Tensor::triangle_mask(self.shape()[rank - 2], self.shape()[rank - 1], diagonal, lower)?;
+        // Over the dims' expressions: the mask is the same function of the positions at every size.
+        let dims = self.sym_dims();
+        let keep = Tensor::triangle_mask(dims[rank - 2].clone(), dims[rank - 1].clone(), diagonal, lower)?;
         let zero = Tensor::full_dtype(Shape::scalar(), 0, self.dtype());
         Tensor::try_where(&keep, self, &zero)
     }
@@ -69,10 +72,9 @@ impl Tensor {
     /// The `[rows, cols]` boolean mask of `col - row <= diagonal` (`lower`) or
     /// `col - row >= diagonal`.
     #[track_caller]
-    pub(crate) fn triangle_mask(rows: usize, cols: usize, diagonal: i64, lower: bool) -> Result<Tensor> {
-        let dims = [rows as isize, cols as isize];
-        let row = Tensor::arange(rows as i64).try_reshape([rows as isize, 1])?.try_expand(dims)?;
-        let col = Tensor::arange(cols as i64).try_reshape([1, cols as isize])?.try_expand(dims)?;
+    pub(crate) fn triangle_mask(rows: Dim, cols: Dim, diagonal: i64, lower: bool) -> Result<Tensor> {
+        let row = Tensor::iota_along(vec![rows.clone(), cols.clone()], 0, DType::I64)?;
+        let col = Tensor::iota_along(vec![rows, cols], 1, DType::I64)?;
         let offset = col.try_sub(&row)?;
         if lower {
             offset.try_le(diagonal)
@@ -106,7 +108,8 @@ impl Tensor {
                 format!("masked_fill only supports boolean masks, but got mask with dtype {}", mask.dtype()),
             ));
         }
-        let mask = mask.expand_to("masked_fill", self.ir_shape())?;
+        // The expand is typed by the symbolic rules again: no read.
+        let mask = mask.expand_to("masked_fill", &self.ty_unrecorded().shape)?;
         let value = Tensor::full_dtype(Shape::scalar(), value, self.dtype());
         Tensor::try_where(&mask, &value, self)
     }

@@ -26,6 +26,7 @@ pub mod reduce;
 pub mod safetensors;
 pub mod shape;
 pub(crate) mod symbolic;
+pub mod symsize;
 
 use crate::device::Device;
 use crate::error::{Error, OpErrorKind, Result};
@@ -381,6 +382,20 @@ impl Tensor {
             return true;
         }
         self.shape()[d] == other.shape()[od]
+    }
+
+    /// Whether the last `sizes.len()` dims are `sizes` (false when the rank is smaller): by
+    /// the dims' constants when they are, reading sizes only where a dim is symbolic.
+    #[track_caller]
+    pub(crate) fn trailing_dims_are(&self, sizes: &[usize]) -> bool {
+        let Some(first) = self.dim().checked_sub(sizes.len()) else { return false };
+        let dims = self.sym_dims();
+        let consts: Option<Vec<usize>> =
+            dims[first..].iter().map(|d| d.as_const().map(|c| c as usize)).collect();
+        match consts {
+            Some(c) => c == sizes,
+            None => self.shape()[first..] == *sizes,
+        }
     }
 
     /// Records, in an active symbolic trace, that the caller read this tensor's sizes, if one

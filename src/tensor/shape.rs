@@ -6,6 +6,7 @@
 //! records the strides PyTorch would give it (permutes and expands make them non-contiguous),
 //! and `view` fails where PyTorch's `view` fails, with the same advice to use `reshape`.
 
+use super::symsize::{DimList, IntoDims};
 use super::{contiguous_strides, wrap_dim, Strides, Tensor};
 use crate::error::{Error, OpErrorKind, OrPanic, Result};
 use smallvec::SmallVec;
@@ -92,17 +93,30 @@ impl Tensor {
     /// assert_eq!(x.shape(), &[2, 3]);
     /// ```
     #[track_caller]
-    pub fn reshape(&self, dims: impl AsRef<[isize]>) -> Tensor {
+    pub fn reshape(&self, dims: impl IntoDims) -> Tensor {
         self.try_reshape(dims).or_panic()
     }
 
     /// [`Tensor::reshape`] as a `Result`.
     #[track_caller]
-    pub fn try_reshape(&self, dims: impl AsRef<[isize]>) -> Result<Tensor> {
-        let shape = infer_shape("reshape", dims.as_ref(), self.numel(), self.ir_shape())?;
+    pub fn try_reshape(&self, dims: impl IntoDims) -> Result<Tensor> {
+        let dims = dims.into_dims();
+        if let Some(shape) = self.symbolic_target("reshape", &dims)? {
+            return self.reshape_dims(shape);
+        }
+        let shape = infer_shape("reshape", &dims.ints(), self.numel(), self.ir_shape())?;
         let strides = view_strides(self.shape(), self.strides(), shape.dims())
             .unwrap_or_else(|| contiguous_strides(&shape));
         self.reshape_to(shape, strides)
+    }
+
+    /// The target dims of a reshape of a symbolic tensor (or to symbolic sizes) over
+    /// expressions, when they can be decided without reading a size.
+    fn symbolic_target(&self, op: &'static str, dims: &DimList) -> Result<Option<Vec<Dim>>> {
+        if !self.ty_unrecorded().shape.is_symbolic() && !dims.is_symbolic() {
+            return Ok(None);
+        }
+        dims.over(op, &self.sym_dims())
     }
 
     /// A view with a new shape; fails, as PyTorch's `view` does, when the tensor's layout
@@ -115,15 +129,21 @@ impl Tensor {
     /// assert!(x.t().try_view([6]).is_err()); // use reshape instead
     /// ```
     #[track_caller]
-    pub fn view(&self, dims: impl AsRef<[isize]>) -> Tensor {
+    pub fn view(&self, dims: impl IntoDims) -> Tensor {
         self.try_view(dims).or_panic()
     }
 
     /// [`Tensor::view`] as a `Result`.
     #[track_caller]
-    pub fn try_view(&self, dims: impl AsRef<[isize]>) -> Result<Tensor> {
-        let shape = infer_shape("view", dims.as_ref(), self.numel(), self.ir_shape())?;
-        let Some(strides) = view_strides(self.shape(), self.strides(), shape.dims()) else {
+    pub fn try_view(&self, dims: impl IntoDims) -> Result<Tensor> {
+        let dims = dims.into_dims();
+        let shape = match self.symbolic_target("view", &dims)? {
+            Some(target) => super::symbolic::shape_of(target).map_err(|e| Error::op("view", e))?,
+            None => infer_shape("view", &dims.ints(), self.numel(), self.ir_shape())?,
+        };
+        // Whether a view exists is decided at the hints, where symbols are 2 or more: a dim
+        // that could be 1 (and so viewable at any stride) is never symbolic.
+        let Some(strides) = view_strides(self.shape_unrecorded(), self.strides(), shape.dims()) else {
             return Err(Error::op_of(
                 OpErrorKind::Shape,
                 "view",

@@ -123,3 +123,9 @@ pub(crate) fn declare_in(g: &mut Graph) -> Result<(), String> {
         Ok(())
     })
 }
+
+/// The size of `dim` at the active trace's hints (its constant outside one); an error names a
+/// dim over symbols no active trace binds.
+pub(crate) fn hint_of(dim: &Dim) -> Result<u64, String> {
+    shape_of(vec![dim.clone()]).map(|s| s.dims()[0] as u64)
+}

@@ -86,6 +86,21 @@ impl Monomial {
     }
 }
 
+impl Monomial {
+    /// `self / other` when every atom of `other` divides `self` with at most its power.
+    fn divided_by(&self, other: &Monomial) -> Option<Monomial> {
+        let mut out = self.0.clone();
+        for (atom, power) in &other.0 {
+            let at = out.iter().position(|(a, _)| a == atom)?;
+            out[at].1 = out[at].1.checked_sub(*power)?;
+            if out[at].1 == 0 {
+                out.remove(at);
+            }
+        }
+        Some(Monomial(out))
+    }
+}
+
 /// A symbolic integer expression over named size symbols, always in canonical form.
 ///
 /// Build one with [`SymExpr::constant`], [`SymExpr::symbol`] (or [`super::Symbol::expr`]) and
@@ -246,6 +261,22 @@ impl SymExpr {
             }
         }
         Ok(SymExpr { terms })
+    }
+
+    /// `self / divisor` when the division is exact as polynomials: `divisor` is one monomial
+    /// (a coefficient times a product of atoms) that divides every term of `self`
+    /// (`(6*B*T)/(3*T) = 2*B`); `None` otherwise (`T / 2`, `(T + 1) / T`, a sum as divisor).
+    /// A reshape's inferred `-1` is this quotient of the element count by the other dims.
+    pub fn div_exact(&self, divisor: &SymExpr) -> Option<SymExpr> {
+        let (dm, &dc) = divisor.terms.iter().next().filter(|_| divisor.terms.len() == 1)?;
+        let mut terms = BTreeMap::new();
+        for (m, &c) in &self.terms {
+            if c % dc != 0 {
+                return None;
+            }
+            terms.insert(m.divided_by(dm)?, c / dc);
+        }
+        Some(SymExpr { terms })
     }
 
     /// Splits `self` as `divisor * quotient + rest`, each coefficient of `rest` in `0..divisor`.
