@@ -129,17 +129,17 @@ fn w9(bench: &mut Bench) {
     println!("  W9: loss {first:.3} -> {last:.3}; {} compilations", tenjit::compile_count() - compiles);
 }
 
-/// Greedy generation of `n` tokens after `prompt`, the context cropped to `block`.
-fn generate(model: &Gpt, prompt: i64, n: usize) -> Vec<i64> {
+/// Greedy generation of `n` tokens after `prompt`, the context cropped to `block`, each next
+/// token computed by `next` from the context `[1, T]` (its length marked dynamic).
+fn generate_with(block: usize, prompt: i64, n: usize, next: &dyn Fn(&Tensor) -> i64) -> Vec<i64> {
     let mut ids = vec![prompt];
     tenjit::no_grad(|| {
         for _ in 0..n {
-            let context = &ids[ids.len().saturating_sub(model.cfg.block)..];
+            let context = &ids[ids.len().saturating_sub(block)..];
             let x = Tensor::from_vec(context.to_vec(), [1, context.len()]);
             // The context grows every step: one program for every length.
             x.mark_dynamic(1);
-            let next = model.forward(&x).i(s![0, -1]).argmax().item() as i64;
-            ids.push(next);
+            ids.push(next(&x));
         }
     });
     ids
@@ -150,17 +150,19 @@ fn w10(bench: &mut Bench) {
         return;
     }
     tenjit::manual_seed(10);
-    let model = Gpt::new(Config::shakespeare_char(VOCAB));
-    let tokens = 128;
+    let model = std::sync::Arc::new(Gpt::new(Config::shakespeare_char(VOCAB)));
+    let (tokens, block) = (128, model.cfg.block);
+    // Lazily: the forward is built and traced for every token, its program found by structure.
+    let lazy = |x: &Tensor| model.forward(x).i(s![0, -1]).argmax().item() as i64;
     let compiles = tenjit::compile_count();
     let functions = tenjit::backend::cpu::codegen::functions_compiled();
     let t = Instant::now();
-    let first = generate(&model, 0, tokens);
+    let first = generate_with(block, 0, tokens, &lazy);
     let first_call = t.elapsed().as_secs_f64();
     let first_compiles = tenjit::compile_count() - compiles;
     let first_functions = tenjit::backend::cpu::codegen::functions_compiled() - functions;
     let median = bench.time_as("W10.gpt_generate", "lazy", 3, None, None, || {
-        assert_eq!(generate(&model, 0, tokens), first, "greedy generation is deterministic");
+        assert_eq!(generate_with(block, 0, tokens, &lazy), first, "greedy generation is deterministic");
     });
     bench.record("W10.gpt_generate", "first call", first_call, first_call, first_call, 1);
     if let Some(m) = median {
@@ -169,6 +171,26 @@ fn w10(bench: &mut Bench) {
              {first_functions} kernel functions compiled)",
             tokens as f64 / m,
             tokens as f64 / first_call
+        );
+    }
+    // Under `tenjit::jit`: the forward is traced once over the length (twice: length 1 is a
+    // structure of its own) and later lengths bind that trace.
+    let m = model.clone();
+    let step = tenjit::jit(move |a: &[Tensor]| vec![m.forward(&a[0]).i(s![0, -1]).argmax()]);
+    let jitted = |x: &Tensor| step.call(&[x])[0].item() as i64;
+    let t = Instant::now();
+    assert_eq!(generate_with(block, 0, tokens, &jitted), first, "jit generates what the lazy forward does");
+    let first_call = t.elapsed().as_secs_f64();
+    let median = bench.time_as("W10.gpt_generate", "jit", 3, None, None, || {
+        assert_eq!(generate_with(block, 0, tokens, &jitted), first);
+    });
+    bench.record("W10.gpt_generate", "jit first call", first_call, first_call, first_call, 1);
+    if let Some(m) = median {
+        let why = step.why_traced_again().unwrap_or_else(|| "none read".into());
+        println!(
+            "  W10 jit: {:.0} tokens/s after the first call, {} traces (size reads: {why})",
+            tokens as f64 / m,
+            step.trace_count()
         );
     }
 }

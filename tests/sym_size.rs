@@ -125,3 +125,27 @@ fn a_sym_size_displays_its_expression_inside_a_trace() {
     assert!(*symbolic, "{text}");
     assert_eq!(text, "2*d0 + 1", "the jit's first size symbol is d0");
 }
+
+#[test]
+fn slices_of_a_symbolic_dim_are_traced_once() {
+    let _turn = lock();
+    // The last position, everything after the first, every second of the last two, and an
+    // index from the start: bounds over the length.
+    let f: Closure = |a| {
+        let x = &a[0];
+        vec![
+            x.i(s![.., -1]),
+            x.i(s![.., 1..]),
+            x.i(s![.., -2..;2]),
+            x.i(s![0, 1, ..]),
+            x.i(s![.., ..-1, 2..5]),
+        ]
+    };
+    let jitted = run(f, &[4, 7, 5, 9, 16]);
+    assert_eq!(jitted.why_traced_again(), None);
+    assert_eq!(jitted.trace_count(), 1, "{:?}", jitted.trace_reasons());
+    // An end past the smallest length clamps there in Python: not an expression, so a read.
+    let clamped: Closure = |a| vec![a[0].i(s![.., ..6])];
+    let jitted = run(clamped, &[4, 7, 9]);
+    assert!(jitted.why_traced_again().is_some(), "traced once over a bound that clamps");
+}

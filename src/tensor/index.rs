@@ -13,6 +13,9 @@ use crate::device::Device;
 use crate::error::{AtCaller, Error, OpErrorKind, OrPanic, Result};
 use smallvec::SmallVec;
 use std::ops::{Range, RangeFrom, RangeFull, RangeInclusive, RangeTo, RangeToInclusive};
+use std::sync::Arc;
+use tenjit_ir::ops::SliceBounds;
+use tenjit_ir::sym::{Dim, SymExpr};
 use tenjit_ir::{Buffer, DType, Op, Shape};
 
 /// One entry of an index expression.
@@ -156,6 +159,45 @@ fn resolve(start: Option<isize>, end: Option<isize>, step: isize, n: usize) -> (
     (s as isize, count as usize)
 }
 
+/// The start and size of `item` along a dim of size `n` as expressions over a symbolic trace's
+/// symbols, when they are expressions of `n` that equal `resolved` (the start and size at the
+/// trace's hints): an index, or a range of positive step whose ends are absent, counted from
+/// the start, or counted from the end (`x[:, -1]`, `x[:, 1:]`, `x[:, -64:]`). Python's
+/// clamping of an end past the dim is not an expression: where it applies at the hints the
+/// expressions disagree with `resolved` (`None`: the caller reads the size); where it would
+/// apply at other sizes, the symbolic type rule of the slice rejects the bounds (the trace is
+/// then not replayed).
+fn sym_bounds(item: &SliceItem, n: &Dim, resolved: (isize, usize)) -> Option<(SymExpr, Dim)> {
+    let n = n.expr()?;
+    let at = |v: isize| -> Option<SymExpr> {
+        let k = SymExpr::constant(v as i64).ok()?;
+        if v < 0 {
+            n.add(&k).ok()
+        } else {
+            Some(k)
+        }
+    };
+    let (start, count) = match *item {
+        SliceItem::Index(i) => (at(i)?, SymExpr::from(1)),
+        SliceItem::Range { start, end, step } if step > 0 => {
+            let s = start.map_or(Some(SymExpr::from(0)), at)?;
+            let e = end.map_or(Some(n.clone()), at)?;
+            let span = e.sub(&s).ok()?;
+            let count = if step == 1 {
+                span
+            } else {
+                span.add(&SymExpr::constant(step as i64 - 1).ok()?).ok()?.floor_div(step as u64).ok()?
+            };
+            (s, count)
+        }
+        _ => return None,
+    };
+    let agrees = super::symbolic::eval_at_hints(&start) == Some(resolved.0 as i64)
+        && super::symbolic::eval_at_hints(&count) == Some(resolved.1 as i64);
+    agrees.then_some(())?;
+    Some((start, Dim::from_expr(count).ok()?))
+}
+
 impl Tensor {
     /// Basic indexing with an index expression from [`s!`](crate::s); see the module docs.
     #[track_caller]
@@ -196,11 +238,35 @@ impl Tensor {
         }
         let (mut start, mut step, mut size) = (SmallVec::new(), SmallVec::new(), SmallVec::new());
         let (mut out_shape, mut out_strides) = (Vec::new(), Strides::new());
+        // Inside a symbolic trace, the bounds over the dims' expressions (see `sym_bounds`).
+        let dims = self.sym_dims();
+        let symbolic = self.ty_unrecorded().shape.is_symbolic();
+        let (mut sym_start, mut sym_size, mut sym_out) = (Vec::new(), Vec::new(), Vec::new());
         let mut d = 0;
         for it in &expanded {
+            if symbolic && !matches!(it, SliceItem::NewAxis) {
+                let hint = self.shape_unrecorded()[d];
+                let resolved = match *it {
+                    SliceItem::Index(i) => (if i < 0 { i + hint as isize } else { i }, 1),
+                    SliceItem::Range { start: s, end: e, step: st } if st != 0 => resolve(s, e, st, hint),
+                    _ => (0, 0),
+                };
+                let (s0, n0) = sym_bounds(it, &dims[d], resolved).unwrap_or_else(|| {
+                    // Not an expression of the dim that agrees with its size here: by the size.
+                    self.record_size_read("index");
+                    (SymExpr::from(resolved.0 as i32), Dim::from(resolved.1 as u64))
+                });
+                sym_start.push(s0);
+                if !matches!(it, SliceItem::Index(_)) {
+                    sym_out.push(n0.clone());
+                }
+                sym_size.push(n0);
+            } else if matches!(it, SliceItem::NewAxis) {
+                sym_out.push(Dim::from(1));
+            }
             match *it {
                 SliceItem::Index(i) => {
-                    let n = self.shape()[d];
+                    let n = self.shape_unrecorded()[d];
                     let j = if i < 0 { i + n as isize } else { i };
                     if j < 0 || j >= n as isize {
                         return Err(Error::op_of(
@@ -218,11 +284,13 @@ impl Tensor {
                     if st == 0 {
                         return Err(Error::op("index", "slice step cannot be zero"));
                     }
-                    let (s0, count) = resolve(s, e, st, self.shape()[d]);
+                    let (s0, count) = resolve(s, e, st, self.shape_unrecorded()[d]);
                     start.push(if count == 0 { 0 } else { s0 });
                     // With at most one element the step does not matter: 1 keeps huge steps
                     // (`isize::MIN`) out of the IR's index arithmetic.
-                    step.push(if count <= 1 { 1 } else { st });
+                    // (Not for a symbolic dim, whose count is one only at its hint.)
+                    let varies = symbolic && dims[d].as_const().is_none();
+                    step.push(if count <= 1 && !varies { 1 } else { st });
                     size.push(count);
                     out_shape.push(count);
                     // A step past the dimension's size keeps at most one element, whose stride
@@ -237,16 +305,26 @@ impl Tensor {
                 SliceItem::Ellipsis => unreachable!("expanded above"),
             }
         }
-        let identity = (0..self.dim()).all(|d| start[d] == 0 && step[d] == 1 && size[d] == self.shape()[d]);
+        let identity = if symbolic {
+            (0..self.dim())
+                .all(|d| sym_start[d].as_const() == Some(0) && step[d] == 1 && sym_size[d] == dims[d])
+        } else {
+            (0..self.dim()).all(|d| start[d] == 0 && step[d] == 1 && size[d] == self.shape_unrecorded()[d])
+        };
         let sliced = if identity {
             self.clone()
         } else {
             let strides: Strides =
                 (0..self.dim()).map(|d| self.strides()[d].saturating_mul(step[d])).collect();
-            Tensor::from_op_strided(Op::Slice { start, step, size, bounds: None }, &[self], Some(strides))?
+            let bounds = symbolic.then(|| Arc::new(SliceBounds { start: sym_start, size: sym_size }));
+            Tensor::from_op_strided(Op::Slice { start, step, size, bounds }, &[self], Some(strides))?
         };
-        let shape = Shape::from(out_shape);
-        if *sliced.ir_shape() == shape {
+        let shape = if symbolic {
+            super::symbolic::shape_of(sym_out).map_err(|e| Error::op("index", e))?
+        } else {
+            Shape::from(out_shape)
+        };
+        if sliced.ty_unrecorded().shape == shape {
             return Ok(sliced);
         }
         Tensor::from_op_strided(Op::Reshape { shape }, &[&sliced], Some(out_strides))

@@ -129,3 +129,12 @@ pub(crate) fn declare_in(g: &mut Graph) -> Result<(), String> {
 pub(crate) fn hint_of(dim: &Dim) -> Result<u64, String> {
     shape_of(vec![dim.clone()]).map(|s| s.dims()[0] as u64)
 }
+
+/// `expr`'s value at the active trace's hints; `None` outside a trace for a nonconstant
+/// expression.
+pub(crate) fn eval_at_hints(expr: &tenjit_ir::sym::SymExpr) -> Option<i64> {
+    if let Some(c) = expr.as_const() {
+        return Some(c);
+    }
+    TRACE.with(|t| expr.eval_i64(t.borrow().as_ref()?.types.hints()))
+}
