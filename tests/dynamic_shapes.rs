@@ -394,7 +394,8 @@ fn long_reductions_marked_in_the_default_range_compile_once_per_side_of_a_guard(
         .to_string()
         .contains("one program lowered for the sizes of the signature where d0 >= 262144"));
     let below = guard(&reports[1]).unwrap_or_else(|| panic!("{}", reports[1]));
-    let want = "d0 <= 262143 (the signature's other sizes have programs of their own: d0 >= 262144";
+    let want = "d0 <= 262143 (the signature's other sizes have programs of their own: d0 >= 262144, \
+                narrowed by pass split-reduce;";
     assert!(below.starts_with(want), "{below}");
     for (r, &n) in reports.iter().zip(&sizes).skip(2) {
         assert_eq!(r.origin, tenjit::ProgramOrigin::Instance, "sum of a vector at {n}: {r}");
@@ -423,7 +424,8 @@ fn long_reductions_marked_in_the_default_range_compile_once_per_side_of_a_guard(
     // report of the first size above says the cap.
     assert_eq!(reports[0].origin, tenjit::ProgramOrigin::Symbolic, "{}", reports[0]);
     let above = guard(&reports[1]).unwrap_or_else(|| panic!("{}", reports[1]));
-    let want = "d0 >= 4096 (the signature's other sizes have programs of their own: d0 <= 4095";
+    let want = "d0 >= 4096 (the signature's other sizes have programs of their own: d0 <= 4095, \
+                narrowed by pass split-reduce;";
     assert!(above.starts_with(want), "{above}");
     for (r, &n) in reports.iter().zip(&sizes) {
         assert_eq!(r.steps > 1, n >= 4096, "column sum at {n}: {r}");

@@ -36,6 +36,8 @@ struct Piece {
     /// The range guard that makes it hold for fewer sizes than the signature, with why, as the
     /// compile report says it (`d0 >= 262144 (...)`); `None` for the signature's whole range.
     guard: Option<String>,
+    /// The pass that narrowed its range, if one did.
+    narrowed_by: Option<&'static str>,
 }
 
 /// The pieces of each signature (by device and the signature's fingerprint), the ranges of
@@ -138,7 +140,9 @@ fn build(
     let restricted = restrict(&sig.graph, values, others);
     let g = match restricted {
         Ok(g) => g,
-        Err(why) => return Piece { symbols: point(values), program: Err(why), guard: None },
+        Err(why) => {
+            return Piece { symbols: point(values), program: Err(why), guard: None, narrowed_by: None }
+        }
     };
     let range = g.symbols().clone();
     let (lowered, narrowed_by) = lower_symbolic(concrete, g, record, times, stages);
@@ -147,7 +151,7 @@ fn build(
         Err(why) => (range.clone(), Err(why)),
     };
     let guard = guard_text(sig.graph.symbols(), &range, &symbols, narrowed_by, others);
-    Piece { symbols, program, guard }
+    Piece { symbols, program, guard, narrowed_by }
 }
 
 /// `g` with its hints at `values` (the sizes being compiled, which the passes then decide at)
@@ -192,7 +196,8 @@ fn point(values: &Bindings) -> Symbols {
 /// The range guard of a piece of ranges `piece` of a signature of ranges `signature`, with
 /// why, as the compile report says it: `d0 >= 262144 (pass split-reduce narrowed ...)` where
 /// the pass `narrowed_by` raised a lower end, `d0 <= 262143 (the signature's other sizes have
-/// programs of their own: d0 >= 262144 ...)` where pieces `others` came first. `None` for the
+/// programs of their own: d0 >= 262144, narrowed by pass split-reduce ...)` where pieces
+/// `others` came first. `None` for the
 /// signature's first piece unless a lower end was raised: one that a pass only capped from
 /// above (sizes no graph met yet, where it would decide otherwise) is the signature's program,
 /// and the report of a size above says the cap.
@@ -214,7 +219,16 @@ fn guard_text(
     let why = match narrowed_by {
         Some(pass) if raised => format!("pass {pass} narrowed the range to sizes where its decisions hold"),
         _ => {
-            let ranges: Vec<String> = others.iter().map(|p| conditions_of(signature, &p.symbols)).collect();
+            let ranges: Vec<String> = others
+                .iter()
+                .map(|p| {
+                    let range = conditions_of(signature, &p.symbols);
+                    match p.narrowed_by {
+                        Some(pass) => format!("{range}, narrowed by pass {pass}"),
+                        None => range,
+                    }
+                })
+                .collect();
             format!("the signature's other sizes have programs of their own: {}", ranges.join("; "))
         }
     };
