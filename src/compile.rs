@@ -104,13 +104,18 @@ pub enum ProgramOrigin {
     /// Lowered from the graph, for its sizes.
     Concrete,
     /// Lowered from the graph's symbolic signature, once for every size in its range, then
-    /// instantiated at the graph's sizes.
+    /// instantiated at the graph's sizes. (A pass may cap the range above the sizes met so far,
+    /// where it would decide otherwise: a graph above compiles apart, its report saying so.)
     Symbolic,
     /// Instantiated at the graph's sizes from its signature's symbolic program, lowered before:
     /// no pass and no lowering ran (a cache miss that is no compilation).
     Instance,
     /// The graph's signature has no symbolic program (why): lowered for its sizes.
     NoSymbolicProgram(String),
+    /// Lowered from the graph's symbolic signature once for the sizes a range guard admits
+    /// (the guard and why: `d0 >= 262144 (pass split-reduce narrowed the range ...)`), then
+    /// instantiated; the signature's other sizes compile apart.
+    SymbolicRange(String),
 }
 
 impl fmt::Display for ProgramOrigin {
@@ -121,6 +126,9 @@ impl fmt::Display for ProgramOrigin {
             ProgramOrigin::Instance => f.write_str("the signature's program instantiated, nothing lowered"),
             ProgramOrigin::NoSymbolicProgram(why) => {
                 write!(f, "lowered for these sizes: the signature has no symbolic program ({why})")
+            }
+            ProgramOrigin::SymbolicRange(guard) => {
+                write!(f, "one program lowered for the sizes of the signature where {guard}")
             }
         }
     }
@@ -378,7 +386,11 @@ fn compiled(
     let from_signature = signature.map(|sig| symbolic::instance(device, graph, &sig, record));
     let (program, stages, mut times, origin) = match from_signature {
         Some(Ok(instance)) => {
-            let origin = if instance.built { ProgramOrigin::Symbolic } else { ProgramOrigin::Instance };
+            let origin = match (instance.built, instance.guard) {
+                (false, _) => ProgramOrigin::Instance,
+                (true, None) => ProgramOrigin::Symbolic,
+                (true, Some(guard)) => ProgramOrigin::SymbolicRange(guard),
+            };
             (instance.program, instance.stages, instance.times, origin)
         }
         Some(Err(why)) => {

@@ -300,8 +300,7 @@ fn one_program_for_every_size(
 /// signature's one symbolic program: a full sum and a mean of `x: [n, 4096]` marked dynamic on
 /// dim 0 reduce the rows first (no size needed), and the sum of a signal of length `N` marked
 /// in `65..` cuts it into 64 blocks and a remainder, at lengths that are and are not multiples
-/// of the blocks. Before, the symbolic graph stayed whole, and every size was lowered again. A
-/// signal marked in `2..` may be too short to cut: that signature has no symbolic program.
+/// of the blocks. Before, the symbolic graph stayed whole, and every size was lowered again.
 fn split_reductions_are_one_symbolic_program() {
     let rows = |n: usize| vec![n, 4096];
     let mark0 = |x: &Tensor| {
@@ -321,20 +320,114 @@ fn split_reductions_are_one_symbolic_program() {
     // Blocks, their sums, the remainder's sum (added in the last kernel's epilogue).
     one_program_for_every_size("sum of a signal", &sizes, &signal_len, &mark_long, &|x| x.sum(), &sum64, 3);
 
-    // Marked in `2..` (the default), the signal may be shorter than the blocks, so the symbolic
-    // graph keeps the reduction whole; where the graph of the sizes compiled splits it, the
-    // signature has no symbolic program, and says which pass decided that.
-    let before = tenjit::compile_count();
-    for n in [262144, 262145] {
-        let data = signal(n);
-        let x = Tensor::from_vec(data.clone(), [n]);
+    long_reductions_marked_in_the_default_range_compile_once_per_side_of_a_guard();
+}
+
+/// The values of a reduction of data of the given dims, in f64.
+type Oracle = dyn Fn(&[f32], &[usize]) -> Vec<f64>;
+
+/// Runs `reduce` on a tensor of `shape(n)` (of f64 when `wide`, else f32) marked dynamic on
+/// dim 0 (the default range `2..`) at each of `sizes`, asserting values within f32 rounding of
+/// `oracle` (one f64 value per output) on the same data, and returns the compile report of each
+/// size.
+fn reports_per_size(
+    what: &str,
+    sizes: &[usize],
+    shape: &dyn Fn(usize) -> Vec<usize>,
+    wide: bool,
+    reduce: &dyn Fn(&Tensor) -> Tensor,
+    oracle: &Oracle,
+) -> Vec<tenjit::CompileReport> {
+    let mut reports = Vec::new();
+    for &n in sizes {
+        let dims = shape(n);
+        let data = signal(dims.iter().product());
+        let x = if wide {
+            Tensor::from_vec(data.iter().map(|&v| v as f64).collect::<Vec<f64>>(), dims.as_slice())
+        } else {
+            Tensor::from_vec(data.clone(), dims.as_slice())
+        };
         x.mark_dynamic(0);
-        let want = data.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        assert_eq!(x.max().item(), want as f64, "max at {n}");
+        let got: Vec<f64> = match wide {
+            true => reduce(&x).to_vec::<f64>(),
+            false => reduce(&x).to_vec::<f32>().into_iter().map(f64::from).collect(),
+        };
+        let want = oracle(&data, &dims);
+        assert_eq!(got.len(), want.len(), "{what} at {n}");
+        let scale: f64 = data.iter().map(|v| v.abs() as f64).sum::<f64>() + 1.0;
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-6 * scale, "{what} at {n}: {g} vs {w}");
+        }
+        reports.push(tenjit::compile_reports().last().unwrap().clone());
     }
-    assert_eq!(tenjit::compile_count() - before, 2);
-    let reports = tenjit::compile_reports();
-    let first = &reports[reports.len() - 2];
-    let tenjit::ProgramOrigin::NoSymbolicProgram(why) = &first.origin else { panic!("{first}") };
-    assert!(why.contains("pass split-reduce"), "{why}");
+    reports
+}
+
+/// The range guard a compilation's program holds under, if it was lowered for one.
+fn guard(report: &tenjit::CompileReport) -> Option<&str> {
+    match &report.origin {
+        tenjit::ProgramOrigin::SymbolicRange(guard) => Some(guard),
+        _ => None,
+    }
+}
+
+/// A long reduction over a dim marked dynamic in the default range `2..` (the sum of a vector,
+/// the column sum of `[n, 64]`): `split-reduce` cuts the axis into blocks only where its range
+/// starts above them, so the symbolic program of the sizes where the split pays holds under a
+/// range guard from below (`d0 >= 262144`, `d0 >= 4096`), and the sizes below compile apart,
+/// into one program of their own (`d0 <= 262143`): two compilations for every size from 2 to
+/// 300000, whichever side comes first, the compile report saying each guard. Before, each size
+/// where the graph was split was lowered again.
+fn long_reductions_marked_in_the_default_range_compile_once_per_side_of_a_guard() {
+    let sum = |d: &[f32], _: &[usize]| vec![d.iter().map(|&v| v as f64).sum::<f64>()];
+    let vector = |n: usize| vec![n];
+    // The threshold 262144 and its neighbours, a multiple of the blocks, others, sizes 2 and 3.
+    // (Of f64: the f32 vector's structure has the signature of the signal above.)
+    let sizes = [300000, 2, 100, 262144, 262143, 70000, 262145, 299999, 3, 262400, 131072];
+    let (before, instances) = (tenjit::compile_count(), tenjit::instance_count());
+    let reports = reports_per_size("sum of a vector", &sizes, &vector, true, &|x| x.sum(), &sum);
+    assert_eq!(tenjit::compile_count() - before, 2, "sum of a vector: sizes {sizes:?}");
+    assert_eq!(tenjit::instance_count() - instances, sizes.len() - 2);
+    let above = guard(&reports[0]).unwrap_or_else(|| panic!("{}", reports[0]));
+    assert!(above.starts_with("d0 >= 262144 (pass split-reduce narrowed the range"), "{above}");
+    assert!(reports[0]
+        .to_string()
+        .contains("one program lowered for the sizes of the signature where d0 >= 262144"));
+    let below = guard(&reports[1]).unwrap_or_else(|| panic!("{}", reports[1]));
+    let want = "d0 <= 262143 (the signature's other sizes have programs of their own: d0 >= 262144, \
+                narrowed by pass split-reduce;";
+    assert!(below.starts_with(want), "{below}");
+    for (r, &n) in reports.iter().zip(&sizes).skip(2) {
+        assert_eq!(r.origin, tenjit::ProgramOrigin::Instance, "sum of a vector at {n}: {r}");
+    }
+    // Above the guard: blocks, their sums and the remainder's; below: one reduction.
+    for (r, &n) in reports.iter().zip(&sizes) {
+        assert_eq!(r.steps > 1, n >= 262144, "sum of a vector at {n}: {r}");
+    }
+
+    // The column sum, small sizes first: the pass caps the first program's range below the split.
+    let columns = |d: &[f32], dims: &[usize]| {
+        let mut sums = vec![0.0f64; dims[1]];
+        for (i, &v) in d.iter().enumerate() {
+            sums[i % dims[1]] += v as f64;
+        }
+        sums
+    };
+    let rows = |n: usize| vec![n, 64];
+    let sizes = [2, 5000, 4095, 4096, 3, 4097, 300000, 64, 65536, 4111];
+    let (before, instances) = (tenjit::compile_count(), tenjit::instance_count());
+    let reports =
+        reports_per_size("column sum of [n, 64]", &sizes, &rows, false, &|x| x.sum_dim(0, false), &columns);
+    assert_eq!(tenjit::compile_count() - before, 2, "column sum: sizes {sizes:?}");
+    assert_eq!(tenjit::instance_count() - instances, sizes.len() - 2);
+    // The first program, capped from above (a size no graph has met), is the signature's; the
+    // report of the first size above says the cap.
+    assert_eq!(reports[0].origin, tenjit::ProgramOrigin::Symbolic, "{}", reports[0]);
+    let above = guard(&reports[1]).unwrap_or_else(|| panic!("{}", reports[1]));
+    let want = "d0 >= 4096 (the signature's other sizes have programs of their own: d0 <= 4095, \
+                narrowed by pass split-reduce;";
+    assert!(above.starts_with(want), "{above}");
+    for (r, &n) in reports.iter().zip(&sizes) {
+        assert_eq!(r.steps > 1, n >= 4096, "column sum at {n}: {r}");
+    }
 }

@@ -239,6 +239,17 @@ impl Symbols {
         Ok(())
     }
 
+    /// Raises the least value of the symbol `name` to `lo` (no change if it is at least `lo`
+    /// already); an unknown name or a range left empty is an error.
+    pub fn narrow_below(&mut self, name: &str, lo: u64) -> Result<(), SymError> {
+        let symbol = self.table.get_mut(name).ok_or_else(|| SymError::Unknown(name.to_string()))?;
+        if let Some(hi) = symbol.hi.filter(|&hi| hi < lo) {
+            return Err(SymError::EmptyRange { name: name.to_string(), lo, hi });
+        }
+        symbol.lo = symbol.lo.max(lo);
+        Ok(())
+    }
+
     /// The symbols in name order.
     pub fn iter(&self) -> impl Iterator<Item = &Symbol> {
         self.table.values()

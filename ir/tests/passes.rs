@@ -1162,19 +1162,101 @@ mod split_reduce {
     }
 
     #[test]
-    fn a_symbolic_axis_that_may_be_short_stays_whole() {
-        // A cut needs both slices nonempty at every size, so the range must start above the
-        // blocks (64 for the long axis, 16 rows for a column reduction).
+    fn a_symbolic_axis_that_may_be_short_is_cut_above_a_range_guard() {
+        // A cut needs both slices nonempty at every size, so where the range starts at or below
+        // the blocks (256 for this long axis, 16 rows for a column reduction) the pass raises
+        // it to the least size from which the reduction is split (2^18 elements), a range guard
+        // from below. The narrowed graph agrees with the unsplit one from that end on, at
+        // multiples of the blocks and between them.
+        let vector =
+            "graph @f(%x: f32[N]) where N:2.. = 300000 {\n  %0 = sum %x, axes=[0] : f32[]\n  return %0\n}";
+        let sizes = [262144, 262145, 262399, 262400, 262401, 300000, 300001, 1048577];
+        let out = split_agrees(vector, "N", &sizes);
+        assert!(out.starts_with("graph @f(%x: f32[N]) where N:262144.. = 300000"), "{out}");
+        assert!(out.contains("reshape %0, shape=[256,(N + 255)//256 - 1]"), "{out}");
+        let max = split_agrees(&vector.replace("sum", "max"), "N", &[262144, 262147, 300000]);
+        assert!(max.contains("N:262144.."), "{max}");
+        // A range bounded above keeps its bound.
+        let bounded = vector.replace("N:2..", "N:64..=400000");
+        let out = split_agrees(&bounded, "N", &[262144, 262145, 400000]);
+        assert!(out.contains("where N:262144..=400000 = 300000"), "{out}");
+        // Column sums: 2^18 elements from 1024 rows of 256, 4096 rows of 64.
+        let columns = "graph @f(%x: f32[N,256]) where N:16.. = 4096 {\n  %0 = sum %x, axes=[0] : f32[256]\n  return %0\n}";
+        let out = split_agrees(columns, "N", &[1024, 1025, 1039, 1040, 4096, 5001]);
+        assert!(out.contains("where N:1024.. = 4096"), "{out}");
+        assert!(out.contains("reshape %0, shape=[16,(N + 15)//16 - 1,256]"), "{out}");
+        let narrow =
+            "graph @f(%x: f32[N,64]) where N:2.. = 5000 {\n  %0 = sum %x, axes=[0] : f32[64]\n  return %0\n}";
+        let out = split_agrees(narrow, "N", &[4096, 4097, 4111, 4112, 5000, 8191]);
+        assert!(out.contains("where N:4096.. = 5000"), "{out}");
+        split_agrees(&narrow.replace("sum", "min"), "N", &[4096, 4100, 5000]);
+
+        // Below the guard, the narrowed graph does not bind: those sizes need a graph of their own.
+        let mut g = text::parse(narrow).unwrap();
+        assert!(SplitReduce::default().run(&mut g));
+        let err = g.bind(&[("N".to_string(), 4095)].into()).unwrap_err().to_string();
+        assert!(err.contains("4095") && err.contains("N:4096.."), "{err}");
+        assert!(g.bind(&[("N".to_string(), 4096)].into()).is_ok());
+    }
+
+    #[test]
+    fn a_symbolic_reduction_small_at_the_hint_caps_its_range_below_the_split() {
+        // Whole at the hint, split from 2^18 elements on: the range is lowered to below that
+        // size, so that larger sizes get a graph of their own, split.
+        for (src, range, capped) in [
+            (
+                "graph @f(%x: f32[N]) where N:65.. = 1000 {\n  %0 = sum %x, axes=[0] : f32[]\n  return %0\n}",
+                "N:65.. = 1000",
+                "N:65..=262143 = 1000",
+            ),
+            (
+                "graph @f(%x: f32[N,64]) where N:2.. = 100 {\n  %0 = sum %x, axes=[0] : f32[64]\n  return %0\n}",
+                "N:2.. = 100",
+                "N:2..=4095 = 100",
+            ),
+        ] {
+            let g = text::parse(src).unwrap();
+            let mut s = g.clone();
+            assert!(SplitReduce::default().run(&mut s), "{src}");
+            // The same nodes, the reduction whole; only the range changed.
+            assert_eq!(s.to_string(), g.to_string().replace(range, capped), "{src}");
+        }
+        // A range that stays below the split, and an index reduction (never split), are left
+        // as they are.
         for src in [
-            "graph @f(%x: f32[N]) where N:2.. = 300000 {\n  %0 = sum %x, axes=[0] : f32[]\n  return %0\n}",
-            "graph @f(%x: f32[N]) where N:64..=400000 = 300000 {\n  %0 = sum %x, axes=[0] : f32[]\n  return %0\n}",
-            "graph @f(%x: f32[N,256]) where N:16.. = 4096 {\n  %0 = sum %x, axes=[0] : f32[256]\n  return %0\n}",
-            // Small at the hint: whole, whatever the range.
-            "graph @f(%x: f32[N]) where N:65.. = 1000 {\n  %0 = sum %x, axes=[0] : f32[]\n  return %0\n}",
+            "graph @f(%x: f32[N]) where N:2..=262143 = 1000 {\n  %0 = sum %x, axes=[0] : f32[]\n  return %0\n}",
+            "graph @f(%x: f32[N]) where N:2.. = 1000 {\n  %0 = argmax %x, axis=0 : i64[]\n  return %0\n}",
         ] {
             let g = text::parse(src).unwrap();
             assert_eq!(split(src), g.to_string(), "{src}");
         }
+    }
+
+    #[test]
+    fn a_graph_moved_to_other_hints_splits_as_its_instance_there() {
+        // What the runtime does with sizes below a range guard: the graph at hints there, its
+        // range lowered below the guard, stays whole, and agrees with the graph it came from.
+        let src =
+            "graph @f(%x: f32[N]) where N:2.. = 300000 {\n  %0 = sum %x, axes=[0] : f32[]\n  return %0\n}";
+        let g = text::parse(src).unwrap();
+        let mut small = g.with_hints(&[("N".to_string(), 500)].into()).unwrap();
+        assert_eq!(small.ty(small.outputs()[0]).to_string(), "f32[]");
+        assert_eq!(small.ty(small.inputs()[0].1).shape.dims(), &[500]);
+        small.narrow_symbol("N", 262143).unwrap();
+        let before = small.to_string();
+        assert!(!SplitReduce::default().run(&mut small), "{small}");
+        assert_eq!(small.to_string(), before);
+        assert!(before.contains("where N:2..=262143 = 500"), "{before}");
+        // The hint must stay in the range narrowed from below, and in the symbol's range.
+        assert!(small.narrow_symbol_below("N", 501).is_err());
+        assert!(g.with_hints(&[("N".to_string(), 1)].into()).is_err());
+        let x = data(tenjit_ir::DType::F32, &[500]);
+        let values = [("N".to_string(), 500)].into();
+        let (a, b) = (g.bind(&values).unwrap(), small.bind(&values).unwrap());
+        assert_eq!(
+            interp::eval(&a, std::slice::from_ref(&x)).unwrap(),
+            interp::eval(&b, std::slice::from_ref(&x)).unwrap()
+        );
     }
 }
 

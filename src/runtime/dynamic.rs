@@ -11,7 +11,10 @@
 //!
 //! The signature is what the compiler lowers once for every size
 //! ([`tenjit_ir::kernel::lower::lower_symbolic`]); each graph of the structure that is an
-//! instance then only instantiates that program at its sizes. The table holds one entry per
+//! instance then only instantiates that program at its sizes. Where a pass narrows the range of
+//! the symbolic graph (`split-reduce` cuts a long axis into blocks only from the size where that
+//! pays), the signature gets one program per range instead, the first graph of each range
+//! lowering it ([`crate::ProgramOrigin::SymbolicRange`] says the range's guard). The table holds one entry per
 //! structure and is bounded like the executable cache ([`super::cache::cache_capacity`]).
 
 use crate::device::Device;

@@ -147,6 +147,39 @@ impl Graph {
         self.sym.symbols.narrow(name, hi)
     }
 
+    /// Raises the least value of the symbol `name` to `lo`, as a range guard from below: the
+    /// graph then holds for fewer sizes, so what its nodes were proven to hold still holds, and
+    /// a binding below `lo` is refused by [`Graph::bind`] (a pass that needs long axes, as
+    /// `split-reduce` does to cut one into blocks, leaves the short sizes to another graph).
+    /// Fails if that leaves the range empty or above the symbol's hint.
+    pub fn narrow_symbol_below(&mut self, name: &str, lo: u64) -> Result<(), SymError> {
+        let hint = self.sym.hints.get(name).copied().unwrap_or(0);
+        if hint < lo {
+            let symbol =
+                self.sym.symbols.get(name).cloned().ok_or_else(|| SymError::Unknown(name.to_string()))?;
+            return Err(SymError::Binding { symbol, value: Some(hint) });
+        }
+        self.sym.symbols.narrow_below(name, lo)
+    }
+
+    /// This graph with its hints moved to `values` (one value per symbol, in range, satisfying
+    /// the guards): the same symbols, expressions and nodes, every size at the hints evaluated
+    /// again, so that the decisions passes make at the hints are made at `values`.
+    ///
+    /// ```
+    /// use tenjit_ir::text;
+    /// let g = text::parse("graph @f(%x: f32[N,4]) where N:2.. = 8 {\n  %0 = exp %x : f32[N,4]\n  return %0\n}").unwrap();
+    /// let h = g.with_hints(&[("N".to_string(), 3)].into()).unwrap();
+    /// assert_eq!(h.hints()["N"], 3);
+    /// assert_eq!(h.ty(h.outputs()[0]).shape.dims(), &[3, 4]);
+    /// assert!(g.with_hints(&[("N".to_string(), 1)].into()).is_err());
+    /// ```
+    pub fn with_hints(&self, values: &Bindings) -> Result<Graph, BindError> {
+        self.check(values)?;
+        let hints = self.sym.symbols.iter().map(|s| (s.name.clone(), values[&s.name])).collect();
+        self.rebuilt(Rebuild::Rehint(&hints)).map(|(g, _)| g)
+    }
+
     /// The declared size symbols.
     pub fn symbols(&self) -> &Symbols {
         &self.sym.symbols
@@ -252,6 +285,12 @@ impl Graph {
 
     /// [`Graph::bind`], with the node of the concrete graph each node became.
     pub fn bind_nodes(&self, values: &Bindings) -> Result<(Graph, HashMap<NodeId, NodeId>), BindError> {
+        self.check(values)?;
+        self.rebuilt(Rebuild::Bind(values))
+    }
+
+    /// Checks that `values` are in the symbols' ranges and satisfy the guards.
+    fn check(&self, values: &Bindings) -> Result<(), BindError> {
         self.sym.symbols.check_bindings(values).map_err(BindError::Symbol)?;
         for guard in &self.sym.guards {
             let (l, r) = (guard.lhs.eval(values), guard.rhs.eval(values));
@@ -262,7 +301,7 @@ impl Graph {
                 });
             }
         }
-        self.rebuilt(Some(values))
+        Ok(())
     }
 
     /// A copy of this graph, symbols and all, with its nodes in the order [`Graph::bind`]
@@ -270,30 +309,37 @@ impl Graph {
     /// the copy and each binding have their nodes at the same indices; with the node of the
     /// copy each node became.
     pub fn reordered(&self) -> Result<(Graph, HashMap<NodeId, NodeId>), BindError> {
-        self.rebuilt(None)
+        self.rebuilt(Rebuild::Keep)
     }
 
-    /// The graph rebuilt in [`Graph::rebuild_order`], bound to `values` if given, else with
-    /// its symbols.
-    fn rebuilt(&self, values: Option<&Bindings>) -> Result<(Graph, HashMap<NodeId, NodeId>), BindError> {
+    /// The graph rebuilt in [`Graph::rebuild_order`], bound to sizes, or with its symbols (at
+    /// its hints or others).
+    fn rebuilt(&self, how: Rebuild<'_>) -> Result<(Graph, HashMap<NodeId, NodeId>), BindError> {
         let order = self.rebuild_order().ok_or(BindError::Cycle)?;
         let mut out = Graph::new(self.name.clone());
-        if values.is_none() {
-            out.sym = SymInfo { guards: Vec::new(), ..self.sym.clone() };
+        match how {
+            Rebuild::Bind(_) => {}
+            Rebuild::Keep => out.sym = SymInfo { guards: Vec::new(), ..self.sym.clone() },
+            Rebuild::Rehint(hints) => {
+                out.sym =
+                    SymInfo { symbols: self.sym.symbols.clone(), hints: hints.clone(), guards: Vec::new() }
+            }
         }
         let mut map: HashMap<NodeId, NodeId> = HashMap::new();
         for n in order {
             if let Op::Input { index, ty } = self.op(n) {
-                let ty = match values {
-                    Some(values) => bind_type(ty, values)?,
-                    None => ty.clone(),
+                let ty = match how {
+                    Rebuild::Bind(values) => bind_type(ty, values)?,
+                    Rebuild::Keep => ty.clone(),
+                    Rebuild::Rehint(hints) => rehint_type(ty, hints)?,
                 };
                 map.insert(n, out.add_input(self.inputs[*index].0.clone(), ty));
                 continue;
             }
-            let op = match values {
-                Some(values) => bind_op(self.op(n), values)?,
-                None => self.op(n).clone(),
+            let op = match how {
+                Rebuild::Bind(values) => bind_op(self.op(n), values)?,
+                Rebuild::Keep => self.op(n).clone(),
+                Rebuild::Rehint(hints) => rehint_op(self.op(n), hints)?,
             };
             let args: Vec<NodeId> = self.args(n).iter().map(|a| map[a]).collect();
             let id = out.add_at(op, &args, self.loc(n).map(str::to_string)).map_err(BindError::Op)?;
@@ -325,6 +371,52 @@ impl Graph {
         order.extend(self.topo_order()?.into_iter().filter(|&n| !matches!(self.op(n), Op::Input { .. })));
         Some(order)
     }
+}
+
+/// How [`Graph::rebuilt`] treats the symbols.
+#[derive(Clone, Copy)]
+enum Rebuild<'a> {
+    /// Bound to these sizes: a concrete graph.
+    Bind(&'a Bindings),
+    /// Kept, hints and all.
+    Keep,
+    /// Kept, with these hints.
+    Rehint(&'a Bindings),
+}
+
+/// `s`, its expressions kept, with its sizes at the hints `hints`.
+fn rehint_shape(s: &Shape, hints: &Bindings) -> Result<Shape, BindError> {
+    if !s.is_symbolic() {
+        return Ok(s.clone());
+    }
+    let sizes = bind_shape(s, hints)?;
+    Shape::symbolic(s.sym_dims(), sizes.dims()).map_err(|message| {
+        BindError::Op(OpError { op: "rehint", kind: crate::ops::OpErrorKind::Shape, message })
+    })
+}
+
+fn rehint_type(t: &TensorType, hints: &Bindings) -> Result<TensorType, BindError> {
+    Ok(TensorType { dtype: t.dtype, shape: rehint_shape(&t.shape, hints)? })
+}
+
+/// `op` with its own shapes' sizes at the hints `hints`, their expressions kept.
+fn rehint_op(op: &Op, hints: &Bindings) -> Result<Op, BindError> {
+    Ok(match op {
+        Op::Input { index, ty } => Op::Input { index: *index, ty: rehint_type(ty, hints)? },
+        Op::Const { value, ty } => Op::Const { value: *value, ty: rehint_type(ty, hints)? },
+        Op::Iota { ty, axis } => Op::Iota { ty: rehint_type(ty, hints)?, axis: *axis },
+        Op::Rand { ty } => Op::Rand { ty: rehint_type(ty, hints)? },
+        Op::Reshape { shape } => Op::Reshape { shape: rehint_shape(shape, hints)? },
+        Op::Expand { shape } => Op::Expand { shape: rehint_shape(shape, hints)? },
+        Op::Slice { step, bounds: Some(b), .. } => {
+            // The concrete start and size are the bounds at the hints.
+            let Op::Slice { start, size, .. } = bind_op(op, hints)? else {
+                return Err(BindError::Symbol(SymError::Unknown("a slice bound".into())));
+            };
+            Op::Slice { start, step: step.clone(), size, bounds: Some(b.clone()) }
+        }
+        _ => op.clone(),
+    })
 }
 
 fn bind_shape(s: &Shape, values: &Bindings) -> Result<Shape, BindError> {

@@ -26,11 +26,19 @@
 //! `op(reduce(reduce(reshape(slice(x, 0, t*m), [t, m])), ...), reduce(slice(x, t*m, n - t*m)))`.
 //! A slice of symbolic bounds must not be empty at any size, so the axis is cut only when its
 //! range starts above `t` (then `m >= 1` too: no stage reduces an empty axis, whose `max` would
-//! be undefined); otherwise the reduction stays whole (a column reduction so kept is still
-//! parallel over its outputs). The runtime keeps a symbolic program only when it splits every
-//! reduction that the graph of the sizes being compiled splits ([`SplitReduce::splits`]), and
-//! lowers the others per size. A split reduction is correct at every size of its range, just
-//! slower than it need be at sizes too small to pay for the second stage.
+//! be undefined). A split reduction is correct at every size of its range, just slower than it
+//! need be at sizes too small to pay for the second stage.
+//!
+//! Where the range starts too low (the default `2..` of a dim marked dynamic), the axis is of
+//! one symbol, and the reduction is worth splitting at the hint, the symbol's range is first
+//! raised to the least size from which the reduction is worth splitting and the axis is longer
+//! than `t`, a range guard from below ([`Graph::narrow_symbol_below`]): `N:2..` becomes
+//! `N:262144..` for the sum of a vector. Symmetrically, a reduction left whole at the hint
+//! that would be split at larger sizes of its range (its operand's sizes of one symbol) lowers
+//! the range to below the least of those sizes ([`Graph::narrow_symbol`]). So on a symbolic
+//! graph the pass's decisions hold for every size of the range it leaves: sizes outside it
+//! need a graph of their own, which the runtime compiles apart (one symbolic program per range,
+//! [`SplitReduce::splits`] telling it which reductions a range's program must split).
 //!
 //! This is not part of the standard simplification pipeline: it changes rounding, and it only
 //! pays on a parallel backend, which runs it after the standard passes.
@@ -81,12 +89,14 @@ impl super::Pass for SplitReduce {
 }
 
 /// How a reduction is split: at one of its axes, or with one axis cut into blocks first.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Plan {
     /// `reduce(reduce(x, axes \ {a}), {a})`.
     At(usize),
-    /// Axis `.0` cut into `.1` blocks, then split at the blocks.
-    Cut(usize, usize),
+    /// Axis `.0` cut into `.1` blocks, then split at the blocks; where the axis is symbolic and
+    /// its range starts too low for the cut, the symbol `.2.0` first has its range raised to
+    /// start at `.2.1` (see the module docs).
+    Cut(usize, usize, Option<(String, u64)>),
 }
 
 impl SplitReduce {
@@ -98,43 +108,66 @@ impl SplitReduce {
         (0..nodes.len()).filter(|&i| self.plan(g, nodes[i]).is_some()).collect()
     }
 
-    /// Splits node `n` if it is a reduction worth splitting.
+    /// Splits node `n` if it is a reduction worth splitting; on a symbolic graph, narrows the
+    /// range where the split needs it, or where a reduction left whole would be split at larger
+    /// sizes.
     fn split(&self, g: &mut Graph, n: NodeId) -> bool {
         let Op::Reduce { op, axes } = g.op(n).clone() else {
             return false;
         };
         let x = g.args(n)[0];
         match self.plan(g, n) {
-            None => false,
+            None => self.cap(g, n),
             Some(Plan::At(a)) => split_at(g, n, op, x, &axes, a),
-            Some(Plan::Cut(a, t)) => split_axis(g, n, op, x, &axes, a, t),
+            Some(Plan::Cut(a, t, floor)) => {
+                let narrowed = match floor {
+                    Some((name, lo)) => match g.narrow_symbol_below(&name, lo) {
+                        Ok(()) => true,
+                        Err(_) => return false,
+                    },
+                    None => false,
+                };
+                split_axis(g, n, op, x, &axes, a, t) || narrowed
+            }
         }
     }
 
-    /// How node `n` is split, if it is a reduction worth splitting.
+    /// How node `n` is split, if it is a reduction worth splitting at the hints.
     fn plan(&self, g: &Graph, n: NodeId) -> Option<Plan> {
         let Op::Reduce { axes, .. } = g.op(n) else {
             return None;
         };
         let x = g.args(n)[0];
-        let shape = &g.ty(x).shape;
         // Sizes of a symbolic graph are read at its hints (see the module docs).
+        let dims = g.ty(x).shape.dims();
         let outputs = g.ty(n).shape.numel();
-        if shape.numel() < self.min_elements {
-            return None;
-        }
-        let dims = shape.dims();
         // Whether axis `a` can be cut into `t` blocks: a constant axis when `t` divides it, a
         // symbolic one when it is longer than `t` at every size (blocks and a remainder).
         let cuts = |a: usize, t: usize| match symbolic_len(g, x, a) {
             None => dims[a].is_multiple_of(t),
             Some(len) => len.min(g.symbols()).is_some_and(|lo| lo > t as i128),
         };
+        self.decide(dims, outputs, axes, &cuts).or_else(|| self.plan_narrowed(g, n, x, axes))
+    }
+
+    /// The split of a reduction over `axes` of an operand of `dims` into `outputs` values, if
+    /// it is worth splitting, where `cuts(a, t)` says whether axis `a` can be cut into `t`
+    /// blocks.
+    fn decide(
+        &self,
+        dims: &[usize],
+        outputs: usize,
+        axes: &Dims,
+        cuts: &dyn Fn(usize, usize) -> bool,
+    ) -> Option<Plan> {
+        if dims.iter().fold(1usize, |a, &d| a.saturating_mul(d)) < self.min_elements {
+            return None;
+        }
         if outputs >= self.min_parallel {
             // A column reduction: its long first axis becomes blocks of rows.
             let t = ROW_BLOCKS;
             return (axes.contains(&0) && dims[0] / t >= MIN_BLOCK_ROWS && cuts(0, t))
-                .then_some(Plan::Cut(0, t));
+                .then_some(Plan::Cut(0, t, None));
         }
         // A reduced axis long enough to be the first stage's parallel dimension.
         let wide = axes.iter().copied().find(|&a| dims[a] >= self.min_parallel);
@@ -147,10 +180,111 @@ impl SplitReduce {
                 [1024usize, 512, 256, 128, 64]
                     .into_iter()
                     .find(|&t| t >= self.min_parallel && len / t >= 1024 && cuts(a, t))
-                    .map(|t| Plan::Cut(a, t))
+                    .map(|t| Plan::Cut(a, t, None))
             }
         }
     }
+
+    /// The cut of a symbolic axis, of one symbol, whose range starts too low for it: the
+    /// symbol's range raised to the least size from which the reduction is worth splitting (and
+    /// the axis longer than the blocks), when the hint is there.
+    fn plan_narrowed(&self, g: &Graph, n: NodeId, x: NodeId, axes: &Dims) -> Option<Plan> {
+        if !g.is_symbolic() {
+            return None;
+        }
+        let one_symbol = |a: usize| symbolic_len(g, x, a).is_some_and(|len| len.symbols().len() == 1);
+        let shape = &g.ty(x).shape;
+        let Plan::Cut(a, t, _) =
+            self.decide(shape.dims(), g.ty(n).shape.numel(), axes, &|a, _| one_symbol(a))?
+        else {
+            return None;
+        };
+        let len = symbolic_len(g, x, a)?;
+        let name = len.symbols().into_iter().next()?;
+        let (lo, hint) = (g.symbols().get(&name)?.lo, *g.hints().get(&name)?);
+        let pays = |v: u64| {
+            let at = at_size(g, &name, v);
+            len.eval(&at).is_some_and(|l| l > t as u64) && self.pays_at(g, n, &at)
+        };
+        if !pays(hint) {
+            return None;
+        }
+        let floor = least(lo, hint, &pays);
+        let mut narrowed = g.symbols().clone();
+        narrowed.narrow_below(&name, floor).ok()?;
+        len.min(&narrowed).is_some_and(|m| m > t as i128).then_some(Plan::Cut(a, t, Some((name, floor))))
+    }
+
+    /// Whether the reduction `n` would be split at the sizes `at` (a symbolic axis cut with a
+    /// remainder where it is longer than the blocks).
+    fn pays_at(&self, g: &Graph, n: NodeId, at: &crate::sym::Bindings) -> bool {
+        let Op::Reduce { axes, .. } = g.op(n) else {
+            return false;
+        };
+        let x = g.args(n)[0];
+        let eval = |shape: &Shape| -> Option<Vec<usize>> {
+            shape.sym_dims().iter().map(|d| d.eval(at).map(|v| v as usize)).collect()
+        };
+        let (Some(dims), Some(out)) = (eval(&g.ty(x).shape), eval(&g.ty(n).shape)) else {
+            return false;
+        };
+        let outputs = out.iter().fold(1usize, |a, &d| a.saturating_mul(d));
+        let cuts = |a: usize, t: usize| match symbolic_len(g, x, a) {
+            None => dims[a].is_multiple_of(t),
+            Some(_) => dims[a] > t,
+        };
+        self.decide(&dims, outputs, axes, &cuts).is_some()
+    }
+
+    /// Lowers the greatest value of the symbol of a reduction left whole at the hints to just
+    /// below the least size from which it would be split (when its operand's sizes are of one
+    /// symbol), so that those sizes get a graph of their own, split. Whether it narrowed.
+    fn cap(&self, g: &mut Graph, n: NodeId) -> bool {
+        if !matches!(g.op(n), Op::Reduce { .. }) {
+            return false;
+        }
+        let Some(dims) = g.ty(g.args(n)[0]).shape.sym_dims_ref() else {
+            return false;
+        };
+        let names: std::collections::BTreeSet<String> =
+            dims.iter().filter_map(|d| d.expr()).flat_map(|e| e.symbols()).collect();
+        let mut names = names.into_iter();
+        let (Some(name), None) = (names.next(), names.next()) else {
+            return false;
+        };
+        let (Some(symbol), Some(&hint)) = (g.symbols().get(&name), g.hints().get(&name)) else {
+            return false;
+        };
+        // Past this, sizes are out of reach of any tensor.
+        let top = symbol.hi.unwrap_or(1 << 40);
+        let pays = |v: u64| self.pays_at(g, n, &at_size(g, &name, v));
+        if top <= hint || pays(hint) || !pays(top) {
+            return false;
+        }
+        let first = least(hint + 1, top, &pays);
+        g.narrow_symbol(&name, first - 1).is_ok()
+    }
+}
+
+/// The hints of `g` with the symbol `name` at `v`.
+fn at_size(g: &Graph, name: &str, v: u64) -> crate::sym::Bindings {
+    let mut at = g.hints().clone();
+    at.insert(name.to_string(), v);
+    at
+}
+
+/// The least `v` in `lo..=hi` with `holds(v)`, for `holds` false then true as `v` grows and
+/// true at `hi`.
+fn least(mut lo: u64, mut hi: u64, holds: &dyn Fn(u64) -> bool) -> u64 {
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if holds(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    lo
 }
 
 /// Splits reduction `n` of `x` over `axes` into `reduce(reduce(reshape(x), ...), {a})`, with
