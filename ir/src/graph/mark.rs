@@ -20,9 +20,9 @@
 //! positions, with `T` at most 64). A size outside a mark's range is not an instance: it is
 //! compiled apart, as sizes 0 and 1 are.
 
-use super::generalize::{departure, Generalized, Introduced, NotGeneral};
+use super::generalize::{departure, loop_body, Generalized, Introduced, NotGeneral};
 use super::Graph;
-use crate::ops::{Op, SliceBounds};
+use crate::ops::{LoopOp, Op, SliceBounds};
 use crate::sym::{Dim, SymExpr, Symbol};
 use crate::types::{Shape, TensorType};
 use std::collections::HashMap;
@@ -87,7 +87,6 @@ pub fn generalize_marked(g: &Graph, marks: &[Mark]) -> Result<Generalized, NotGe
 /// [`generalize_marked`], guessing the dims of expands and source ops by their sizes when
 /// `by_size`.
 fn build(g: &Graph, marks: &[Mark], by_size: bool) -> Result<Generalized, NotGeneral> {
-    let none: [(SymExpr, usize); 0] = [];
     let mut out = Graph::new(g.name());
     let mut symbols: Vec<(SymExpr, usize)> = Vec::new();
     let mut introduced = Vec::new();
@@ -119,25 +118,49 @@ fn build(g: &Graph, marks: &[Mark], by_size: bool) -> Result<Generalized, NotGen
     if introduced.is_empty() {
         return Err(not("no dim marked dynamic has a size of 2 or more".into()));
     }
+    let mut input_types = Vec::new();
+    for (dims, (_, id)) in input_dims.into_iter().zip(g.inputs()) {
+        let ty = g.ty(*id);
+        input_types.push(TensorType::new(ty.dtype, Shape::symbolic(dims, ty.shape.dims()).map_err(not)?));
+    }
+    nodes(g, &mut out, input_types, &symbols, by_size)?;
+    let bound = out.bind(out.hints()).map_err(|e| not(format!("the symbolic graph does not bind: {e}")))?;
+    if bound.fingerprint() != g.fingerprint() {
+        return Err(not(format!(
+            "the symbolic graph found does not give the graph: {}",
+            departure(&bound, g)
+        )));
+    }
+    Ok(Generalized { graph: out, introduced })
+}
+
+/// Adds to `out` the nodes of `g`, its inputs typed `input_types`, the sizes of every other
+/// node written over `symbols` (guessed by size when `by_size`), and sets the outputs.
+fn nodes(
+    g: &Graph,
+    out: &mut Graph,
+    input_types: Vec<TensorType>,
+    symbols: &[(SymExpr, usize)],
+    by_size: bool,
+) -> Result<(), NotGeneral> {
+    let none: [(SymExpr, usize); 0] = [];
     let order = g.rebuild_order().ok_or_else(|| not("the graph has a cycle".into()))?;
     let mut map = HashMap::new();
     // Guesses that did not type, for the message if a marked size ends up fixed.
     let mut failed: Vec<String> = Vec::new();
     for y in order {
-        let ty = g.ty(y);
         if let Op::Input { index, .. } = g.op(y) {
-            let shape = Shape::symbolic(input_dims[*index].clone(), ty.shape.dims()).map_err(not)?;
-            map.insert(y, out.add_input(g.inputs()[*index].0.clone(), TensorType::new(ty.dtype, shape)));
+            map.insert(y, out.add_input(g.inputs()[*index].0.clone(), input_types[*index].clone()));
             continue;
         }
         let args: Vec<_> = g.args(y).iter().map(|a| map[a]).collect();
-        let guesses: &[(SymExpr, usize)] = if by_size { &symbols } else { &none };
+        let guesses: &[(SymExpr, usize)] = if by_size { symbols } else { &none };
         let at = format!("{y} ({})", g.op(y).name());
         let operand = |k: usize| out.ty(args[k]).shape.sym_dims();
         let op = match g.op(y) {
             Op::Reshape { shape } => {
                 let sizes = out.ty(args[0]).shape.dims().to_vec();
-                Op::Reshape { shape: reshaped(&operand(0), &sizes, shape.dims(), &symbols).map_err(not)? }
+                Op::Reshape { shape: reshaped(&operand(0), &sizes, shape.dims(), symbols).map_err(not)? }
             }
             Op::Expand { shape } => {
                 Op::Expand { shape: expanded(&operand(0), shape.dims(), guesses).map_err(not)? }
@@ -148,7 +171,7 @@ fn build(g: &Graph, marks: &[Mark], by_size: bool) -> Result<Generalized, NotGen
                 // A length guessed to be a symbol may need a bound the symbol lacks: an
                 // unbounded one gets it, a mark's own range is kept.
                 if !guesses.is_empty() {
-                    super::generalize::bound_for_slice(&mut out, &op, &args);
+                    super::generalize::bound_for_slice(out, &op, &args);
                 }
                 match out.infer(&op, &args) {
                     Err(e) if !guesses.is_empty() => {
@@ -161,6 +184,14 @@ fn build(g: &Graph, marks: &[Mark], by_size: bool) -> Result<Generalized, NotGen
             Op::Const { value, ty } => Op::Const { value: *value, ty: source(ty, guesses).map_err(not)? },
             Op::Iota { ty, axis } => Op::Iota { ty: source(ty, guesses).map_err(not)?, axis: *axis },
             Op::Rand { ty } => Op::Rand { ty: source(ty, guesses).map_err(not)? },
+            // A body whose operands have symbolic sizes is made symbolic over them.
+            Op::Loop(l) if args.iter().any(|&a| out.ty(a).shape.is_symbolic()) => {
+                let inner = l.body.graph();
+                let body = loop_body(out, &args, inner, &mut |body, types| {
+                    nodes(inner, body, types, symbols, by_size)
+                })?;
+                Op::Loop(LoopOp { body, trips: l.trips, result: l.result })
+            }
             other => other.clone(),
         };
         let id =
@@ -175,14 +206,7 @@ fn build(g: &Graph, marks: &[Mark], by_size: bool) -> Result<Generalized, NotGen
         map.insert(y, id);
     }
     out.set_outputs(g.outputs().iter().map(|o| map[o]).collect());
-    let bound = out.bind(out.hints()).map_err(|e| not(format!("the symbolic graph does not bind: {e}")))?;
-    if bound.fingerprint() != g.fingerprint() {
-        return Err(not(format!(
-            "the symbolic graph found does not give the graph: {}",
-            departure(&bound, g)
-        )));
-    }
-    Ok(Generalized { graph: out, introduced })
+    Ok(())
 }
 
 /// What a marked dim of size `n` became.

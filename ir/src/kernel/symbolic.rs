@@ -59,8 +59,13 @@ pub enum SymStep {
         /// The right operand's offset and strides.
         b: SymIndex,
     },
-    /// A step whose sizes are its buffers' (a library routine; a loop, whose body is concrete).
+    /// A step whose sizes are its buffers' (a library routine; a loop whose body is concrete).
     Buffers,
+    /// A loop whose body is symbolic: the body's program, instantiated with the graph's.
+    Loop {
+        /// The body's symbolic program (over the symbols of the graph holding the loop).
+        body: Box<SymProgram>,
+    },
 }
 
 /// Why a symbolic program does not instantiate at a binding.
@@ -152,6 +157,7 @@ pub fn instantiate(sym: &SymProgram, values: &Bindings) -> Result<Program, Insta
                 }
             }
             (Step::Op(_) | Step::Loop(_), SymStep::Buffers) => {}
+            (Step::Loop(l), SymStep::Loop { body }) => l.body = instantiate(body, values)?,
             (step, s) => {
                 let kind = match step {
                     Step::Kernel(_) => "kernel",

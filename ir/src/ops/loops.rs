@@ -148,7 +148,9 @@ pub struct LoopOp {
 
 impl LoopOp {
     /// The type rule: the operands are the carried values' initial values and the invariants,
-    /// typed as the body's inputs; the result is carried value `result`.
+    /// typed as the body's inputs; the result is carried value `result`. A symbolic body (its
+    /// sizes expressions over the symbols of the graph holding the loop) is typed here at its
+    /// hints, and by the symbolic rules over its expressions.
     pub fn infer(&self, args: &[&TensorType]) -> Result<TensorType, OpError> {
         let err = |kind: OpErrorKind, message: String| Err(OpError { op: "loop", kind, message });
         let body = &self.body;
@@ -166,7 +168,9 @@ impl LoopOp {
         }
         for (i, a) in args.iter().enumerate() {
             let want = body.input_type(i);
-            if *a != want {
+            // A symbolic body is compared at its hints here; the symbolic rule compares the
+            // dims' expressions (`crate::ops::symbolic`).
+            if a.dtype != want.dtype || a.shape.dims() != want.shape.dims() {
                 let what = if i < carried {
                     format!("carried value {i}")
                 } else {
@@ -184,6 +188,7 @@ impl LoopOp {
                 format!("result {} is out of range: the loop carries {carried} value(s)", self.result),
             );
         }
-        Ok(body.input_type(self.result).clone())
+        let ty = body.input_type(self.result);
+        Ok(TensorType { dtype: ty.dtype, shape: ty.shape.concrete() })
     }
 }

@@ -1,0 +1,207 @@
+//! `fori_loop` with symbolic sizes: a loop whose operands' dims vary (a training loop over a
+//! data set of `n` rows) compiles once per symbolic signature. The loop's body is made
+//! symbolic with the graph holding it (its inputs typed over the graph's symbols, its sizes
+//! expressions of them), lowered once with it, and instantiated per size like the rest of the
+//! program. Values are checked against the interpreter (the oracle) and against the same
+//! training loop computed in f64 here; compile counts through `compile_count` and
+//! `instance_count`, as tests/dynamic_shapes.rs does. The tests take turns: the backend and
+//! the counters are process-wide.
+
+use std::sync::Mutex;
+use tenjit::ir::graph::generalize;
+use tenjit::prelude::*;
+use tenjit::{Backend, ProgramOrigin};
+
+/// The turn of the test using the backend and the counters.
+static TURN: Mutex<()> = Mutex::new(());
+
+/// Rows of `f` features in `[-1, 1)`, and targets `x @ w_true + 0.5` with a little noise,
+/// from a counter-based formula (no random state).
+fn data(n: usize, f: usize) -> (Vec<f32>, Vec<f32>) {
+    let x: Vec<f32> = (0..n * f).map(|i| ((i * 7919 + 13) % 2003) as f32 / 1001.5 - 1.0).collect();
+    let y = (0..n)
+        .map(|r| {
+            let dot: f32 = (0..f).map(|c| x[r * f + c] * (c as f32 * 0.25 - 0.5)).sum();
+            dot + 0.5 + ((r * 31) % 7) as f32 * 0.01
+        })
+        .collect();
+    (x, y)
+}
+
+/// `steps` steps of SGD (rate `lr`) on the mean squared error of `x @ w + b` against `y`,
+/// in f64: the oracle's (w, b).
+fn sgd_f64(x: &[f32], y: &[f32], n: usize, f: usize, steps: usize, lr: f64) -> (Vec<f64>, f64) {
+    let (mut w, mut b) = (vec![0.0f64; f], 0.0f64);
+    for _ in 0..steps {
+        let r: Vec<f64> = (0..n)
+            .map(|i| (0..f).map(|c| x[i * f + c] as f64 * w[c]).sum::<f64>() + b - y[i] as f64)
+            .collect();
+        let gw: Vec<f64> = (0..f)
+            .map(|c| 2.0 / n as f64 * (0..n).map(|i| x[i * f + c] as f64 * r[i]).sum::<f64>())
+            .collect();
+        let gb = 2.0 / n as f64 * r.iter().sum::<f64>();
+        for c in 0..f {
+            w[c] -= lr * gw[c];
+        }
+        b -= lr * gb;
+    }
+    (w, b)
+}
+
+/// The loop: `steps` SGD steps of linear regression on `x: [n, f]`, `y: [n, 1]`, its loss the
+/// mean of the squared residuals (`mean_dim(0)` over the rows when `by_rows`: a mean over
+/// the symbolic dim, then the one column), its gradient by `tenjit::grad` inside the body.
+fn sgd(x: &Tensor, y: &Tensor, steps: usize, lr: f64, by_rows: bool) -> Vec<Tensor> {
+    let f = x.shape()[1];
+    let init = [Tensor::zeros([f, 1]), Tensor::zeros([1])];
+    tenjit::fori_loop(steps, &init, |p| {
+        let (w, b) = (p[0].requires_grad_(), p[1].requires_grad_());
+        let r = (x.matmul(&w) + &b - y).square();
+        let loss = if by_rows { r.mean_dim(0, false).sum() } else { r.mean() };
+        let g = tenjit::grad(&[&loss], &[&w, &b]);
+        vec![&w - &g[0] * lr, &b - &g[1] * lr]
+    })
+}
+
+/// The trained (w, b) as one vector, both realized together (one graph).
+fn trained(out: &[Tensor]) -> Vec<f32> {
+    tenjit::realize(&[&out[0], &out[1]]);
+    let mut v = out[0].to_vec::<f32>();
+    v.extend(out[1].to_vec::<f32>());
+    v
+}
+
+/// Asserts `got` is the f64 oracle's (w, b) within `tol` (relative to 1 + |value|).
+fn assert_oracle(got: &[f32], want: &(Vec<f64>, f64), tol: f64, what: &str) {
+    let mut all = want.0.clone();
+    all.push(want.1);
+    assert_eq!(got.len(), all.len(), "{what}");
+    for (a, b) in got.iter().zip(&all) {
+        assert!((*a as f64 - b).abs() <= tol * (1.0 + b.abs()), "{what}: {got:?} vs oracle {all:?}");
+    }
+}
+
+fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    for (a, b) in got.iter().zip(want) {
+        assert!((a - b).abs() <= tol * (1.0 + b.abs()), "{what}: {got:?} vs {want:?}");
+    }
+}
+
+/// Runs the loop at each size of `sizes` (marking the rows of `x` and `y` when `mark`), and
+/// returns the trained values per size with the compile report of each realization.
+fn run_sizes(
+    sizes: &[usize],
+    f: usize,
+    mark: bool,
+    by_rows: bool,
+) -> Vec<(Vec<f32>, Option<tenjit::CompileReport>)> {
+    sizes
+        .iter()
+        .map(|&n| {
+            let (xv, yv) = data(n, f);
+            let (x, y) = (Tensor::from_vec(xv, [n, f]), Tensor::from_vec(yv, [n, 1]));
+            if mark {
+                x.mark_dynamic_as(0, "N", 2..);
+                y.mark_dynamic_as(0, "N", 2..);
+            }
+            let reports = tenjit::compile_reports().len();
+            let got = trained(&sgd(&x, &y, 100, 0.05, by_rows));
+            let report = tenjit::compile_reports().get(reports).cloned();
+            (got, report)
+        })
+        .collect()
+}
+
+/// Checks every size's values against the f64 oracle and against the interpreter.
+fn check_values(sizes: &[usize], f: usize, by_rows: bool, got: &[(Vec<f32>, Option<tenjit::CompileReport>)]) {
+    tenjit::set_backend(Backend::Interp);
+    let interp = run_sizes(sizes, f, false, by_rows);
+    tenjit::set_backend(Backend::Cpu);
+    for ((&n, (cpu, _)), (want, _)) in sizes.iter().zip(got).zip(&interp) {
+        let (xv, yv) = data(n, f);
+        assert_oracle(cpu, &sgd_f64(&xv, &yv, n, f, 100, 0.05), 2e-4, &format!("n = {n}"));
+        assert_close(cpu, want, 1e-5, &format!("n = {n} against the interpreter"));
+    }
+}
+
+/// 100 SGD steps of linear regression on `X: [n, 8]`, `y: [n, 1]` realized lazily at
+/// n = 5, 9, 17, 33, 100: the first size compiles its graph, the second makes the rows
+/// symbolic (the loop's body with them) and compiles the symbolic program, and every later
+/// size is an instance of it: one compilation after the generalization. n = 1 (and 0) stay
+/// special, as they do for every graph, and n = 1 still computes the right values.
+#[test]
+fn an_sgd_loop_compiles_once_across_data_set_sizes() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    tenjit::set_backend(Backend::Cpu);
+    let sizes = [5, 9, 17, 33, 100];
+    let (compiles, instances) = (tenjit::compile_count(), tenjit::instance_count());
+    let got = run_sizes(&sizes, 8, false, false);
+    assert_eq!(tenjit::compile_count() - compiles, 2, "n = 5, then the symbolic program at n = 9");
+    assert_eq!(tenjit::instance_count() - instances, 3, "n = 17, 33, 100 are instances");
+    let origins: Vec<ProgramOrigin> =
+        got.iter().map(|(_, r)| r.clone().expect("a compile report").origin).collect();
+    assert_eq!(
+        origins[1..],
+        [ProgramOrigin::Symbolic, ProgramOrigin::Instance, ProgramOrigin::Instance, ProgramOrigin::Instance],
+        "{:#?}",
+        got.iter().map(|(_, r)| r.as_ref().map(|r| r.to_string())).collect::<Vec<_>>()
+    );
+    check_values(&sizes, 8, false, &got);
+
+    // n = 1 is no instance (sizes 0 and 1 are lowered for their value): it compiles, and is right.
+    let compiles = tenjit::compile_count();
+    let one = run_sizes(&[1], 8, false, false);
+    assert_eq!(tenjit::compile_count() - compiles, 1);
+    check_values(&[1], 8, false, &one);
+}
+
+/// The same loop with the rows of `X` and `y` marked dynamic (as one symbol, `N`) and its loss
+/// a mean over the rows (`mean_dim(0)`, whose divisor must follow `N`): the first size compiles
+/// the symbolic program, every later one (7 and 33 are no multiples of the vector width) is an
+/// instance. (Not 2: its mean divides by 2.0, a constant the simplifier knows, which is not
+/// lifted into a runtime operand as other sizes are, so its graph is another structure.)
+#[test]
+fn a_marked_loop_compiles_once_with_a_mean_over_the_symbolic_dim() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    tenjit::set_backend(Backend::Cpu);
+    let sizes = [12, 7, 33, 3, 64];
+    let (compiles, instances) = (tenjit::compile_count(), tenjit::instance_count());
+    let got = run_sizes(&sizes, 6, true, true);
+    let reports: Vec<String> =
+        got.iter().map(|(_, r)| r.as_ref().map(|r| r.to_string()).unwrap_or_default()).collect();
+    assert_eq!(tenjit::compile_count() - compiles, 1, "{reports:#?}");
+    assert_eq!(tenjit::instance_count() - instances, 4, "{reports:#?}");
+    let first = got[0].1.clone().expect("a compile report");
+    assert_eq!(first.origin, ProgramOrigin::Symbolic, "{first}");
+    check_values(&sizes, 6, true, &got);
+}
+
+/// The loop's graph at two sizes generalizes into one symbolic graph whose loop body is
+/// symbolic over the graph's symbol; it prints and parses back to itself, and binds to the
+/// graph of a third size.
+#[test]
+fn a_symbolic_loop_body_prints_parses_and_binds() {
+    let graph_at = |n: usize| {
+        let (xv, yv) = data(n, 3);
+        let (x, y) = (Tensor::from_vec(xv, [n, 3]), Tensor::from_vec(yv, [n, 1]));
+        let out = sgd(&x, &y, 4, 0.1, true);
+        tenjit::graph_with(&[&out[0], &out[1]], tenjit::TraceOptions { locations: false })
+    };
+    let (a, b, c) = (graph_at(4), graph_at(6), graph_at(11));
+    let sym = generalize(&a, &b, &|_, _| None).expect("the graphs generalize").graph;
+    let text = tenjit::ir::text::print(&sym);
+    // The body declares the graph's symbol, and its inputs' rows are it.
+    let body = text.split("graph @").nth(1).expect("the body prints first");
+    assert!(body.contains("where d0:2.. = 6"), "{text}");
+    assert!(body.contains("f32[d0,3]") && body.contains("f32[d0,1]"), "{text}");
+    let parsed = tenjit::ir::text::parse(&text).expect("the text parses");
+    assert_eq!(tenjit::ir::text::print(&parsed), text);
+    // Bound at n = 11, it is the graph traced at 11, the parsed one too.
+    let values = sym.instance_bindings(&c).expect("n = 11 is an instance");
+    assert_eq!(values.get("d0"), Some(&11));
+    assert_eq!(sym.bind(&values).unwrap().fingerprint(), c.fingerprint());
+    let bound = tenjit::ir::text::print(&parsed.bind(&values).unwrap());
+    assert_eq!(bound, tenjit::ir::text::print(&c));
+    assert!(!bound.contains("d0"), "{bound}");
+}
