@@ -52,7 +52,12 @@ fn sgd_f64(x: &[f32], y: &[f32], n: usize, f: usize, steps: usize, lr: f64) -> (
 /// mean of the squared residuals (`mean_dim(0)` over the rows when `by_rows`: a mean over
 /// the symbolic dim, then the one column), its gradient by `tenjit::grad` inside the body.
 fn sgd(x: &Tensor, y: &Tensor, steps: usize, lr: f64, by_rows: bool) -> Vec<Tensor> {
-    let f = x.shape()[1];
+    sgd_f(x, y, x.shape()[1], steps, lr, by_rows)
+}
+
+/// [`sgd`] for `f` features (a symbolic trace must not read `x`'s shape: that would tie it to
+/// its sizes).
+fn sgd_f(x: &Tensor, y: &Tensor, f: usize, steps: usize, lr: f64, by_rows: bool) -> Vec<Tensor> {
     let init = [Tensor::zeros([f, 1]), Tensor::zeros([1])];
     tenjit::fori_loop(steps, &init, |p| {
         let (w, b) = (p[0].requires_grad_(), p[1].requires_grad_());
@@ -204,4 +209,32 @@ fn a_symbolic_loop_body_prints_parses_and_binds() {
     let bound = tenjit::ir::text::print(&parsed.bind(&values).unwrap());
     assert_eq!(bound, tenjit::ir::text::print(&c));
     assert!(!bound.contains("d0"), "{bound}");
+}
+
+/// A jitted closure running the SGD loop on rows marked dynamic is traced once, over the
+/// rows' symbol, loop body included (the mean's divisor in the body is a `size` of it): every
+/// later size binds that trace, and the loop program is compiled once and instantiated for
+/// the others.
+#[test]
+fn a_jitted_loop_on_marked_rows_is_traced_once() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    tenjit::set_backend(Backend::Cpu);
+    let step = |p: &[Tensor]| sgd_f(&p[0], &p[1], 5, 100, 0.05, false);
+    let jitted = tenjit::jit(step);
+    let sizes = [6usize, 9, 17, 33, 100, 7];
+    let (compiles, instances) = (tenjit::compile_count(), tenjit::instance_count());
+    for (k, &n) in sizes.iter().enumerate() {
+        let (xv, yv) = data(n, 5);
+        let (x, y) = (Tensor::from_vec(xv.clone(), [n, 5]), Tensor::from_vec(yv.clone(), [n, 1]));
+        if k == 0 {
+            x.mark_dynamic(0);
+            y.mark_dynamic(0);
+        }
+        let got = trained(&jitted.call(&[&x, &y]));
+        assert_oracle(&got, &sgd_f64(&xv, &yv, n, 5, 100, 0.05), 2e-4, &format!("jit at n = {n}"));
+    }
+    assert_eq!(jitted.why_traced_again(), None, "{:?}", jitted.trace_reasons());
+    assert_eq!(jitted.trace_count(), 1, "the closure ran once");
+    assert_eq!(tenjit::compile_count() - compiles, 1, "one loop program for every size");
+    assert_eq!(tenjit::instance_count() - instances, sizes.len() - 1);
 }
