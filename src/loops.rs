@@ -35,11 +35,11 @@
 use crate::device::Device;
 use crate::error::{Error, OrPanic, Result};
 use crate::realize::Flat;
+use crate::runtime::Value;
 use crate::tensor::Tensor;
 use std::panic::Location;
-use tenjit_ir::ops::{counter_type, Body, LoopOp};
-use crate::runtime::Value;
 use std::sync::Arc;
+use tenjit_ir::ops::{counter_type, Body, LoopOp};
 use tenjit_ir::{Buffer, Graph, NodeId, Op, Scalar, TensorType};
 
 /// Runs `body` `trips` times on the carried values, starting from `init`: each trip's results
@@ -232,7 +232,8 @@ fn body_graph(
     let mut invariants = Vec::new();
     for (p, e) in flat.entries.iter().enumerate() {
         if invariant[p] {
-            ids[p] = Some(graph.add_input(format!("v{}", invariants.len()), e.tensor.ty_unrecorded().clone()));
+            ids[p] =
+                Some(graph.add_input(format!("v{}", invariants.len()), e.tensor.ty_unrecorded().clone()));
             invariants.push(e.tensor.clone());
         }
     }

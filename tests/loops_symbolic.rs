@@ -238,3 +238,51 @@ fn a_jitted_loop_on_marked_rows_is_traced_once() {
     assert_eq!(tenjit::compile_count() - compiles, 1, "one loop program for every size");
     assert_eq!(tenjit::instance_count() - instances, sizes.len() - 1);
 }
+
+/// A body that divides by the number of rows by hand (`/ n`, a constant of the body, which a
+/// loop does not lift into a runtime operand as a realization does outside one), on rows
+/// marked dynamic: the constant is taken for a `size` of the marked symbol, so the first size
+/// compiles the one symbolic program and the others are instances, and the divisor follows
+/// the size (values against f64 gradient descent and the interpreter).
+#[test]
+fn a_size_written_by_hand_in_a_marked_body_follows_the_symbol() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let run = |n: usize| {
+        let (xv, yv) = data(n, 4);
+        let (x, y) = (Tensor::from_vec(xv, [n, 4]), Tensor::from_vec(yv, [n, 1]));
+        x.mark_dynamic_as(0, "N", 2..);
+        y.mark_dynamic_as(0, "N", 2..);
+        let out = tenjit::fori_loop(10, &[Tensor::zeros([4, 1])], |p| {
+            let r = x.matmul(&p[0]) - &y;
+            vec![&p[0] - x.t().matmul(&r) / (n as f64)]
+        });
+        out[0].to_vec::<f32>()
+    };
+    let sizes = [12usize, 7, 33, 5];
+    tenjit::set_backend(Backend::Cpu);
+    let (compiles, instances) = (tenjit::compile_count(), tenjit::instance_count());
+    let got: Vec<Vec<f32>> = sizes.iter().map(|&n| run(n)).collect();
+    assert_eq!(tenjit::compile_count() - compiles, 1);
+    assert_eq!(tenjit::instance_count() - instances, 3);
+    tenjit::set_backend(Backend::Interp);
+    let interp: Vec<Vec<f32>> = sizes.iter().map(|&n| run(n)).collect();
+    tenjit::set_backend(Backend::Cpu);
+    for ((&n, cpu), want) in sizes.iter().zip(&got).zip(&interp) {
+        assert_close(cpu, want, 1e-5, &format!("n = {n} against the interpreter"));
+        // Gradient descent of rate 2 on the mean squared error: w -= X^T (X w - y) / n.
+        let (xv, yv) = data(n, 4);
+        let mut w = [0.0f64; 4];
+        for _ in 0..10 {
+            let r: Vec<f64> = (0..n)
+                .map(|i| (0..4).map(|c| xv[i * 4 + c] as f64 * w[c]).sum::<f64>() - yv[i] as f64)
+                .collect();
+            for c in 0..4 {
+                w[c] -= (0..n).map(|i| xv[i * 4 + c] as f64 * r[i]).sum::<f64>() / n as f64;
+            }
+        }
+        let got64: Vec<f64> = cpu.iter().map(|&v| v as f64).collect();
+        for (a, b) in got64.iter().zip(&w) {
+            assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "n = {n}: {cpu:?} vs {w:?}");
+        }
+    }
+}

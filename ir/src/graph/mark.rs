@@ -22,7 +22,7 @@
 
 use super::generalize::{departure, loop_body, Generalized, Introduced, NotGeneral};
 use super::Graph;
-use crate::ops::{LoopOp, Op, SliceBounds};
+use crate::ops::{LoopOp, Op, Scalar, SliceBounds};
 use crate::sym::{Dim, SymExpr, Symbol};
 use crate::types::{Shape, TensorType};
 use std::collections::HashMap;
@@ -123,7 +123,7 @@ fn build(g: &Graph, marks: &[Mark], by_size: bool) -> Result<Generalized, NotGen
         let ty = g.ty(*id);
         input_types.push(TensorType::new(ty.dtype, Shape::symbolic(dims, ty.shape.dims()).map_err(not)?));
     }
-    nodes(g, &mut out, input_types, &symbols, by_size)?;
+    nodes(g, &mut out, input_types, &symbols, by_size, false)?;
     let bound = out.bind(out.hints()).map_err(|e| not(format!("the symbolic graph does not bind: {e}")))?;
     if bound.fingerprint() != g.fingerprint() {
         return Err(not(format!(
@@ -135,13 +135,15 @@ fn build(g: &Graph, marks: &[Mark], by_size: bool) -> Result<Generalized, NotGen
 }
 
 /// Adds to `out` the nodes of `g`, its inputs typed `input_types`, the sizes of every other
-/// node written over `symbols` (guessed by size when `by_size`), and sets the outputs.
+/// node written over `symbols` (guessed by size when `by_size`), and sets the outputs. `g` is
+/// a loop's body when `in_body`: a constant there may be a size ([`size_in_body`]).
 fn nodes(
     g: &Graph,
     out: &mut Graph,
     input_types: Vec<TensorType>,
     symbols: &[(SymExpr, usize)],
     by_size: bool,
+    in_body: bool,
 ) -> Result<(), NotGeneral> {
     let none: [(SymExpr, usize); 0] = [];
     let order = g.rebuild_order().ok_or_else(|| not("the graph has a cycle".into()))?;
@@ -181,14 +183,20 @@ fn nodes(
                     Ok(_) | Err(_) => op,
                 }
             }
-            Op::Const { value, ty } => Op::Const { value: *value, ty: source(ty, guesses).map_err(not)? },
+            Op::Const { value, ty } => {
+                let ty = source(ty, guesses).map_err(not)?;
+                match size_in_body(*value, &ty, guesses).filter(|_| in_body) {
+                    Some(expr) => Op::Size { expr, ty },
+                    None => Op::Const { value: *value, ty },
+                }
+            }
             Op::Iota { ty, axis } => Op::Iota { ty: source(ty, guesses).map_err(not)?, axis: *axis },
             Op::Rand { ty } => Op::Rand { ty: source(ty, guesses).map_err(not)? },
             // A body whose operands have symbolic sizes is made symbolic over them.
             Op::Loop(l) if args.iter().any(|&a| out.ty(a).shape.is_symbolic()) => {
                 let inner = l.body.graph();
                 let body = loop_body(out, &args, inner, &mut |body, types| {
-                    nodes(inner, body, types, symbols, by_size)
+                    nodes(inner, body, types, symbols, by_size, true)
                 })?;
                 Op::Loop(LoopOp { body, trips: l.trips, result: l.result })
             }
@@ -360,6 +368,24 @@ fn by_size(n: usize, symbols: &[(SymExpr, usize)]) -> Option<SymExpr> {
         (Some((e, _)), None) => Some(e.clone()),
         _ => None,
     }
+}
+
+/// The symbol a constant `value` of type `ty` in a loop's body stands for, if it is one: a
+/// whole number of 2 or more that is the size of exactly one of `symbols`, and not structural
+/// ([`crate::passes::simplify::is_structural`]). Outside a loop, such a constant is lifted into
+/// a runtime operand by the front end (data, so it follows the size by itself); a body keeps
+/// it (`x / n` of a mean written by hand), so it becomes a `size` of the symbol (a guess, as
+/// every other here).
+fn size_in_body(value: Scalar, ty: &TensorType, symbols: &[(SymExpr, usize)]) -> Option<SymExpr> {
+    if crate::passes::simplify::is_structural(value, ty.dtype) {
+        return None;
+    }
+    let n = match value {
+        Scalar::Float(f) if f.fract() == 0.0 && (2.0..1e15).contains(&f) => f as usize,
+        Scalar::Int(i) if i >= 2 => usize::try_from(i).ok()?,
+        _ => return None,
+    };
+    (Scalar::of_size(n as u64, ty.dtype) == value).then(|| by_size(n, symbols)).flatten()
 }
 
 /// An expand of dims `from` to sizes `to`: a kept axis keeps its dim, a broadcast one takes
