@@ -286,3 +286,84 @@ fn a_size_written_by_hand_in_a_marked_body_follows_the_symbol() {
         }
     }
 }
+
+/// The gradients of a loss after a loop with respect to the loop's initial value and to a
+/// captured tensor with a symbolic dim (the reverse rule's history and backward loops, whose
+/// bodies are symbolic too), for a loop of `trips` trips.
+fn through_loop(x: &Tensor, y: &Tensor, trips: usize) -> Vec<Tensor> {
+    let w0 = Tensor::from_vec(vec![0.5f32, -0.25, 0.125], [3, 1]).requires_grad_();
+    let x = x.requires_grad_();
+    let out = tenjit::fori_loop(trips, &[w0.clone()], |p| {
+        let r = x.matmul(&p[0]) - y;
+        vec![&p[0] - x.t().matmul(&r) * 0.05]
+    });
+    let loss = out[0].square().sum();
+    tenjit::grad(&[&loss], &[&w0, &x])
+}
+
+fn gradients(g: &[Tensor]) -> Vec<f32> {
+    tenjit::realize(&[&g[0], &g[1]]);
+    let mut v = g[0].to_vec::<f32>();
+    v.extend(g[1].to_vec::<f32>());
+    v
+}
+
+/// Gradients through a loop, lazily at new sizes: the forward, history and backward loops
+/// become symbolic together (one compilation after the generalization), and the values are
+/// the interpreter's.
+#[test]
+fn gradients_through_a_loop_compile_once_across_sizes() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let sizes = [5usize, 9, 17, 33];
+    let run = |n: usize| {
+        let (xv, yv) = data(n, 3);
+        gradients(&through_loop(&Tensor::from_vec(xv, [n, 3]), &Tensor::from_vec(yv, [n, 1]), 5))
+    };
+    tenjit::set_backend(Backend::Cpu);
+    let (compiles, instances) = (tenjit::compile_count(), tenjit::instance_count());
+    let got: Vec<Vec<f32>> = sizes.iter().map(|&n| run(n)).collect();
+    let reports: Vec<String> =
+        tenjit::compile_reports().iter().rev().take(4).map(|r| r.to_string()).collect();
+    assert_eq!(tenjit::compile_count() - compiles, 2, "{reports:#?}");
+    assert_eq!(tenjit::instance_count() - instances, 2, "{reports:#?}");
+    tenjit::set_backend(Backend::Interp);
+    let want: Vec<Vec<f32>> = sizes.iter().map(|&n| run(n)).collect();
+    tenjit::set_backend(Backend::Cpu);
+    for ((&n, g), w) in sizes.iter().zip(&got).zip(&want) {
+        assert_eq!(g.len(), 3 + n * 3);
+        assert_close(g, w, 1e-4, &format!("gradients at n = {n}"));
+    }
+}
+
+/// The same gradients in a jitted closure on rows marked dynamic: traced once (the loop rule
+/// differentiates the symbolic body into symbolic history and backward bodies), compiled once.
+#[test]
+fn gradients_through_a_loop_in_jit_are_traced_once() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    tenjit::set_backend(Backend::Cpu);
+    // Six trips: not the structure the lazy test compiled.
+    let jitted = tenjit::jit(|p: &[Tensor]| through_loop(&p[0], &p[1], 6));
+    let sizes = [6usize, 10, 3, 40];
+    let (compiles, instances) = (tenjit::compile_count(), tenjit::instance_count());
+    let mut got = Vec::new();
+    for (k, &n) in sizes.iter().enumerate() {
+        let (xv, yv) = data(n, 3);
+        let (x, y) = (Tensor::from_vec(xv, [n, 3]), Tensor::from_vec(yv, [n, 1]));
+        if k == 0 {
+            x.mark_dynamic(0);
+            y.mark_dynamic(0);
+        }
+        got.push(gradients(&jitted.call(&[&x, &y])));
+    }
+    assert_eq!(jitted.why_traced_again(), None, "{:?}", jitted.trace_reasons());
+    assert_eq!(jitted.trace_count(), 1);
+    assert_eq!(tenjit::compile_count() - compiles, 1);
+    assert_eq!(tenjit::instance_count() - instances, sizes.len() - 1);
+    tenjit::set_backend(Backend::Interp);
+    for (&n, g) in sizes.iter().zip(&got) {
+        let (xv, yv) = data(n, 3);
+        let want = gradients(&through_loop(&Tensor::from_vec(xv, [n, 3]), &Tensor::from_vec(yv, [n, 1]), 6));
+        assert_close(g, &want, 1e-4, &format!("jit gradients at n = {n}"));
+    }
+    tenjit::set_backend(Backend::Cpu);
+}
