@@ -11,6 +11,14 @@
 //! compiles the whole loop into one program that runs the body `trips` times without
 //! returning to the front end.
 //!
+//! **Sizes that vary.** A loop over tensors whose sizes change from call to call (the rows of
+//! a data set) is compiled once per symbolic signature, as any other graph
+//! ([`crate::runtime::dynamic`]): at the second size, or at once for dims marked dynamic
+//! ([`Tensor::mark_dynamic`]), the body is made symbolic with the graph (its sizes expressions
+//! of the graph's size symbols), lowered once and instantiated for each size. Inside a symbolic
+//! trace ([`crate::jit()`] over marked dims), the body is traced over the trace's symbols
+//! directly, so a jitted closure running a loop is traced once across sizes.
+//!
 //! As with `jit`, the body must not read values (`item`, `to_vec`, printing): its placeholders
 //! hold no data. It may not draw random numbers yet (a clear error says so: draw them before
 //! the loop and pass them in). Gradients work inside the body (an SGD step's `tenjit::grad`)

@@ -9,6 +9,9 @@
 
 use std::sync::Mutex;
 use tenjit::ir::graph::generalize;
+use tenjit::ir::kernel::lower::lower_symbolic;
+use tenjit::ir::kernel::symbolic::{instantiate, SymStep};
+use tenjit::ir::Buffer;
 use tenjit::prelude::*;
 use tenjit::{Backend, ProgramOrigin};
 
@@ -209,6 +212,25 @@ fn a_symbolic_loop_body_prints_parses_and_binds() {
     let bound = tenjit::ir::text::print(&parsed.bind(&values).unwrap());
     assert_eq!(bound, tenjit::ir::text::print(&c));
     assert!(!bound.contains("d0"), "{bound}");
+
+    // Lowered once (the loop's body with it), instantiated at n = 11, the program computes
+    // what the interpreter computes on the graph traced at 11.
+    let lowered = lower_symbolic(&sym).expect("a symbolic program");
+    assert!(lowered.steps.iter().any(|s| matches!(s, SymStep::Loop { .. })), "{lowered:?}");
+    let program = instantiate(&lowered, &values).expect("it instantiates at n = 11");
+    let (xv, yv) = data(11, 3);
+    let inputs = [Buffer::from_vec(xv, [11, 3]).unwrap(), Buffer::from_vec(yv, [11, 1]).unwrap()];
+    let want = tenjit::ir::interp::eval(&c, &inputs).expect("the interpreter runs it");
+    let got = tenjit::ir::kernel::eval::eval(&program, &inputs).expect("the program runs");
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert_close(
+            g.as_slice::<f32>().unwrap(),
+            w.as_slice::<f32>().unwrap(),
+            1e-5,
+            "the program at n = 11",
+        );
+    }
 }
 
 /// A jitted closure running the SGD loop on rows marked dynamic is traced once, over the
@@ -293,7 +315,7 @@ fn a_size_written_by_hand_in_a_marked_body_follows_the_symbol() {
 fn through_loop(x: &Tensor, y: &Tensor, trips: usize) -> Vec<Tensor> {
     let w0 = Tensor::from_vec(vec![0.5f32, -0.25, 0.125], [3, 1]).requires_grad_();
     let x = x.requires_grad_();
-    let out = tenjit::fori_loop(trips, &[w0.clone()], |p| {
+    let out = tenjit::fori_loop(trips, std::slice::from_ref(&w0), |p| {
         let r = x.matmul(&p[0]) - y;
         vec![&p[0] - x.t().matmul(&r) * 0.05]
     });

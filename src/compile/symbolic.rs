@@ -3,8 +3,8 @@
 //! signature ([`tenjit_ir::kernel::lower::lower_symbolic`]), instantiated at each graph's
 //! sizes. Building it runs the passes on the symbolic graph and the symbolic lowering (a
 //! compilation); each later instance runs neither (an instantiation: sizes evaluated, unit axes
-//! squeezed, row groups formed). A signature that has no symbolic program (a loop in it, a
-//! hint below 2) is remembered with the reason, and its graphs are lowered for their sizes.
+//! squeezed, row groups formed). A signature that has no symbolic program (a hint below 2, a
+//! pass that takes the sizes further) is remembered with the reason, and its graphs are lowered for their sizes.
 //! `TENJIT_SYMBOLIC_PROGRAMS=0` turns symbolic programs off (a baseline for benchmarks).
 
 use super::{StageTimes, Stages};

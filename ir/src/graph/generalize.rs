@@ -10,6 +10,10 @@
 //! symbolic rules, which add the guards the graph needs. Sizes 0 and 1 stay special: an input
 //! dim that is 0 or 1 in either graph is not made symbolic, as in torch.
 //!
+//! A `loop`'s body is generalized with the graph: its inputs take its operands' symbolic
+//! types, its nodes are fitted as the graph's are, over the graph's symbols (a size inside a
+//! body that follows none of them is no instance), and the body declares those symbols.
+//!
 //! The expressions are found from two samples (`c*S + k`, `c*S*T + k`), so they are a guess;
 //! [`generalize`] checks that binding the result to either graph's sizes gives that graph, and
 //! [`Graph::instance_bindings`] checks every later graph the same way before it is treated as
@@ -321,6 +325,9 @@ fn skeleton(op: &Op, f: &mut super::Fingerprint) {
     }
 }
 
+/// Adds a body's nodes to a graph, given its inputs' types (see [`loop_body`]).
+pub(super) type AddNodes<'a> = dyn FnMut(&mut Graph, Vec<TensorType>) -> Result<(), NotGeneral> + 'a;
+
 /// The body of a loop on operands `args` of the symbolic graph `out`, from `body`, its
 /// concrete body: a graph declaring `out`'s symbols at their hints, with inputs typed as the
 /// operands (the counter last), whose nodes `nodes` adds (from the body's inputs' types). A
@@ -330,7 +337,7 @@ pub(super) fn loop_body(
     out: &Graph,
     args: &[NodeId],
     body: &Graph,
-    nodes: &mut dyn FnMut(&mut Graph, Vec<TensorType>) -> Result<(), NotGeneral>,
+    nodes: &mut AddNodes,
 ) -> Result<Body, NotGeneral> {
     let mut g = Graph::new(body.name());
     for symbol in out.symbols().iter() {

@@ -13,6 +13,10 @@
 //! of the structure is checked as an instance before it shares the program, so a wrong guess
 //! costs a compilation, never a wrong result.
 //!
+//! A `loop` whose operands have marked dims gets a body over the same symbols, its sizes
+//! guessed the same way; a constant of the body that is the size of one symbol (`x / n`, which
+//! outside a loop would be lifted into a runtime operand) is guessed to be a `size` of it.
+//!
 //! A [`Mark`] may name its symbol and bound it (torch's `mark_dynamic(t, d, min=, max=)`,
 //! tinygrad's `Variable("T", 1, 64)`): marks of one name are one symbol, so two inputs whose
 //! marked dims share a name are known equal (an add of the two needs no guard), and a bound

@@ -14,6 +14,10 @@
 //! unit axes a binding makes ([`squeeze`](super::squeeze)) and the row groups
 //! ([`schedule`](super::schedule)), both cheap walks over the steps.
 //!
+//! A loop whose body is symbolic (its sizes over the graph's symbols) has its body lowered
+//! symbolically too, into a [`SymStep::Loop`]; [`instantiate`] instantiates the body at the same
+//! binding, so the concrete program's loop step holds the body's program at these sizes.
+//!
 //! A `size` op is lowered as an `iota` whose index map is constant (all strides 0) with the
 //! size's expression as its offset: the integer value converted to the instruction's dtype,
 //! which is what the `size` op means. It stays an `iota` in every instance (where

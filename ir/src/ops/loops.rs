@@ -18,6 +18,15 @@
 //! buffers of the nodes still alive. DCE removes a result no one reads; the step still
 //! computes it, as the next trip needs it.
 //!
+//! **Symbolic bodies.** In a symbolic graph (see [`crate::graph`]'s symbolic graphs), a loop's
+//! operands may have symbolic dims (a data set of `n` rows a training loop captures); its body
+//! then declares the same symbols, at the same hints, and its inputs are typed over them, so
+//! the body's sizes are expressions of the graph's symbols. The symbolic type rule checks
+//! this, adds the body's guards to the graph's, and [`crate::Graph::bind`] binds the body with
+//! the graph. [`crate::graph::generalize`] and [`crate::graph::generalize_marked`] make a
+//! concrete loop's body symbolic with its operands, and the kernel lowering lowers it once,
+//! with the graph, for every size ([`crate::kernel::symbolic`]).
+//!
 //! A body is immutable once built and verified ([`Body::new`]): it compares and hashes by
 //! its structural fingerprint ([`Graph::fingerprint`], which sees every op, type, operand and
 //! output but no name or location), so CSE never merges loops with different bodies, and an
