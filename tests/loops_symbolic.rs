@@ -393,3 +393,36 @@ fn gradients_through_a_loop_in_jit_are_traced_once() {
     }
     tenjit::set_backend(Backend::Cpu);
 }
+
+/// A symbolic body in text IR: the graph holding the loop declares the body's symbols, binds
+/// it with itself, and the bound loop runs as the interpreter says; a graph that does not
+/// declare a symbol its loop's body uses is refused, naming it.
+#[test]
+fn a_symbolic_body_in_text_must_share_the_graph_symbols() {
+    // As the printer writes it: the body first, named after the graph.
+    let good = r#"graph @main.loop0(%c: f32[n], %v: f32[n], %i: i64[]) where n:2.. = 4 {
+  %0 = mul %c, %v : f32[n]
+  return %0
+}
+
+graph @main(%x: f32[n], %v: f32[n]) where n:2.. = 4 {
+  %0 = loop %x, %v, body=@main.loop0, trips=3, result=0 : f32[n]
+  return %0
+}
+"#;
+    let g = tenjit::ir::text::parse(good).expect("the symbolic loop parses");
+    assert_eq!(tenjit::ir::text::print(&g), good);
+    let bound = g.bind(&[("n".to_string(), 7)].into()).expect("it binds at n = 7");
+    let x: Vec<f32> = (0..7).map(|i| i as f32 * 0.5 - 1.0).collect();
+    let v: Vec<f32> = (0..7).map(|i| 1.0 + i as f32 * 0.25).collect();
+    let inputs = [Buffer::from_vec(x.clone(), [7]).unwrap(), Buffer::from_vec(v.clone(), [7]).unwrap()];
+    let got = tenjit::ir::interp::eval(&bound, &inputs).expect("the bound loop runs");
+    let want: Vec<f32> = x.iter().zip(&v).map(|(a, b)| a * b * b * b).collect();
+    assert_close(got[0].as_slice::<f32>().unwrap(), &want, 1e-6, "x * v^3 at n = 7");
+
+    let bad = good
+        .replace("graph @main(%x: f32[n], %v: f32[n]) where n:2.. = 4", "graph @main(%x: f32[4], %v: f32[4])")
+        .replace("result=0 : f32[n]", "result=0 : f32[4]");
+    let e = tenjit::ir::text::parse(&bad).unwrap_err().to_string();
+    assert!(e.contains("the body @main.loop0 has the size symbol n"), "{e}");
+}
