@@ -13,6 +13,7 @@ use tenjit::ir::kernel::lower::lower_symbolic;
 use tenjit::ir::kernel::symbolic::{instantiate, SymStep};
 use tenjit::ir::Buffer;
 use tenjit::prelude::*;
+use tenjit::runtime::dynamic::Dynamic;
 use tenjit::{Backend, ProgramOrigin};
 
 /// The turn of the test using the backend and the counters.
@@ -425,4 +426,33 @@ graph @main(%x: f32[n], %v: f32[n]) where n:2.. = 4 {
         .replace("result=0 : f32[n]", "result=0 : f32[4]");
     let e = tenjit::ir::text::parse(&bad).unwrap_err().to_string();
     assert!(e.contains("the body @main.loop0 has the size symbol n"), "{e}");
+}
+
+/// A size inside the body that follows none of the graph's symbols (a `[k]` of ones the
+/// carried value is multiplied by, `k` 3 then 4 while the rows are 5 then 9) leaves the loop concrete: the second graph is said not
+/// to be symbolic, and why, and compiles for its sizes with the right values.
+#[test]
+fn a_body_size_that_follows_no_symbol_is_explained() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    tenjit::set_backend(Backend::Cpu);
+    let run = |n: usize, k: usize| {
+        let (xv, _) = data(n, 2);
+        let total: f64 = xv.iter().map(|&v| v as f64).sum();
+        let x = Tensor::from_vec(xv, [n, 2]);
+        let out = tenjit::fori_loop(4, &[tensor!([0.25])], |p| {
+            vec![(&p[0] * Tensor::ones([k])).sum_dim(0, true) * 0.5 + x.sum() * 0.5]
+        });
+        let want = (0..4).fold(0.25, |p, _| p * k as f64 * 0.5 + 0.5 * total);
+        let got = out[0].to_vec::<f32>()[0] as f64;
+        assert!((got - want).abs() <= 1e-5 * (1.0 + want.abs()), "n = {n}: {got} vs {want}");
+        tenjit::compile_reports().last().cloned().expect("a compile report")
+    };
+    run(5, 3);
+    let second = run(9, 4);
+    let tenjit::MissReason::NewSizes(Dynamic::NotSymbolic { why }) = &second.miss else { panic!("{second}") };
+    // The broadcast of the carried value to `[k]` is met first.
+    assert!(
+        why.contains("(loop), in its body: ") && why.contains("sizes 3, then 4 are no expression"),
+        "{why}"
+    );
 }

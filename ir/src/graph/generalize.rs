@@ -394,7 +394,7 @@ impl Fitter {
             let at = format!("{y} ({})", b.op(y).name());
             let args: Vec<NodeId> = b.args(y).iter().map(|n| map[n]).collect();
             let op = match (a.op(x), b.op(y)) {
-                (Op::Loop(la), Op::Loop(lb)) => Op::Loop(self.loop_op(la, lb, out, &args)?),
+                (Op::Loop(la), Op::Loop(lb)) => Op::Loop(self.loop_op(la, lb, out, &args, &at)?),
                 (oa, ob) => self.op(oa, ob, out, &at).map_err(|why| not(format!("{at}: {why}")))?,
             };
             bound_for_slice(out, &op, &args);
@@ -414,24 +414,25 @@ impl Fitter {
         lb: &LoopOp,
         out: &Graph,
         args: &[NodeId],
+        at: &str,
     ) -> Result<LoopOp, NotGeneral> {
         if la == lb {
             // No size of the body changed, so neither did its operands'.
             return Ok(lb.clone());
         }
         let (ga, gb) = (la.body.graph(), lb.body.graph());
-        let name = gb.name();
         if la.trips != lb.trips || la.result != lb.result {
-            return Err(not(format!("loop @{name}: its trips or result changed")));
+            return Err(not(format!("{at}: its trips or result changed")));
         }
         if ga.structure_fingerprint() != gb.structure_fingerprint() {
-            return Err(not(format!("loop @{name}: its body's structure changed")));
+            return Err(not(format!("{at}: its body's structure changed")));
         }
         let known = self.symbols.len();
-        let body = loop_body(out, args, gb, &mut |body, types| self.nodes(ga, gb, body, types))?;
+        let body = loop_body(out, args, gb, &mut |body, types| self.nodes(ga, gb, body, types))
+            .map_err(|e| not(format!("{at}, in its body: {e}")))?;
         if self.symbols.len() != known {
             return Err(not(format!(
-                "loop @{name}: a size in its body (a source op's) follows none of the graph's symbols"
+                "{at}: a size in its body (of a source op) follows none of the graph's symbols"
             )));
         }
         Ok(LoopOp { body, trips: lb.trips, result: lb.result })
