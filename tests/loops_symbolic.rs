@@ -456,3 +456,36 @@ fn a_body_size_that_follows_no_symbol_is_explained() {
         "{why}"
     );
 }
+
+/// A loop inside a loop's body over the captured rows: both bodies become symbolic (the inner
+/// one over the outer body's symbols), compile once after the generalization, and compute six
+/// steps of gradient descent as f64 does.
+#[test]
+fn nested_loops_over_symbolic_rows() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    tenjit::set_backend(Backend::Cpu);
+    let sizes = [5usize, 9, 17, 30];
+    let (compiles, instances) = (tenjit::compile_count(), tenjit::instance_count());
+    for &n in &sizes {
+        let (xv, yv) = data(n, 4);
+        let (x, y) = (Tensor::from_vec(xv.clone(), [n, 4]), Tensor::from_vec(yv.clone(), [n, 1]));
+        let out = tenjit::fori_loop(3, &[Tensor::zeros([4, 1])], |p| {
+            tenjit::fori_loop(2, &p[..1], |q| vec![&q[0] - x.t().matmul(&(x.matmul(&q[0]) - &y)) * 0.02])
+        });
+        let got = out[0].to_vec::<f32>();
+        let mut w = [0.0f64; 4];
+        for _ in 0..6 {
+            let r: Vec<f64> = (0..n)
+                .map(|i| (0..4).map(|c| xv[i * 4 + c] as f64 * w[c]).sum::<f64>() - yv[i] as f64)
+                .collect();
+            for c in 0..4 {
+                w[c] -= 0.02 * (0..n).map(|i| xv[i * 4 + c] as f64 * r[i]).sum::<f64>();
+            }
+        }
+        for (a, b) in got.iter().zip(&w) {
+            assert!((*a as f64 - b).abs() <= 1e-4 * (1.0 + b.abs()), "n = {n}: {got:?} vs {w:?}");
+        }
+    }
+    assert_eq!(tenjit::compile_count() - compiles, 2);
+    assert_eq!(tenjit::instance_count() - instances, 2);
+}
