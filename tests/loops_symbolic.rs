@@ -489,3 +489,63 @@ fn nested_loops_over_symbolic_rows() {
     assert_eq!(tenjit::compile_count() - compiles, 2);
     assert_eq!(tenjit::instance_count() - instances, 2);
 }
+
+/// A carried value with the symbolic dim (a `[n, 1]` state updated from the rows each trip):
+/// lazily at new sizes and in a jitted closure on marked rows, one compilation each after the
+/// generalization (the jit: one trace), values as the interpreter computes them.
+#[test]
+fn a_carried_value_with_a_symbolic_dim() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let f = |p: &[Tensor]| {
+        let (x, h0) = (&p[0], &p[1]);
+        let w = Tensor::from_vec(vec![0.5f32, -0.25, 0.75], [3, 1]);
+        tenjit::fori_loop(5, &[h0.clone(), Tensor::zeros([1])], |c| {
+            let h = (x.matmul(&w) + &c[0] * 0.5).tanh();
+            vec![h.clone(), &c[1] + h.mean_dim(0, false)]
+        })
+    };
+    let inputs = |n: usize| {
+        let (xv, yv) = data(n, 3);
+        (Tensor::from_vec(xv, [n, 3]), Tensor::from_vec(yv, [n, 1]))
+    };
+    let values = |out: &[Tensor]| {
+        tenjit::realize(&[&out[0], &out[1]]);
+        let mut v = out[0].to_vec::<f32>();
+        v.extend(out[1].to_vec::<f32>());
+        v
+    };
+    let sizes = [5usize, 9, 17, 40];
+    tenjit::set_backend(Backend::Interp);
+    let want: Vec<Vec<f32>> = sizes
+        .iter()
+        .map(|&n| {
+            let (x, h) = inputs(n);
+            values(&f(&[x, h]))
+        })
+        .collect();
+    tenjit::set_backend(Backend::Cpu);
+    let (compiles, instances) = (tenjit::compile_count(), tenjit::instance_count());
+    for (&n, w) in sizes.iter().zip(&want) {
+        let (x, h) = inputs(n);
+        assert_close(&values(&f(&[x, h])), w, 1e-5, &format!("lazy at n = {n}"));
+    }
+    assert_eq!(tenjit::compile_count() - compiles, 2);
+    assert_eq!(tenjit::instance_count() - instances, 2);
+
+    let jitted = tenjit::jit(f);
+    let (compiles, instances) = (tenjit::compile_count(), tenjit::instance_count());
+    for (k, (&n, w)) in sizes.iter().zip(&want).enumerate() {
+        let (x, h) = inputs(n);
+        if k == 0 {
+            x.mark_dynamic(0);
+            h.mark_dynamic(0);
+        }
+        assert_close(&values(&jitted.call(&[&x, &h])), w, 1e-5, &format!("jit at n = {n}"));
+    }
+    assert_eq!(jitted.why_traced_again(), None, "{:?}", jitted.trace_reasons());
+    assert_eq!(jitted.trace_count(), 1);
+    // The jit's graph (its inputs the arguments, then the captured weights) is another
+    // structure than the lazy one: one compilation, instances for the other sizes.
+    assert_eq!(tenjit::compile_count() - compiles, 1);
+    assert_eq!(tenjit::instance_count() - instances, 3);
+}
