@@ -11,6 +11,14 @@
 //! compiles the whole loop into one program that runs the body `trips` times without
 //! returning to the front end.
 //!
+//! **Sizes that vary.** A loop over tensors whose sizes change from call to call (the rows of
+//! a data set) is compiled once per symbolic signature, as any other graph
+//! ([`crate::runtime::dynamic`]): at the second size, or at once for dims marked dynamic
+//! ([`Tensor::mark_dynamic`]), the body is made symbolic with the graph (its sizes expressions
+//! of the graph's size symbols), lowered once and instantiated for each size. Inside a symbolic
+//! trace ([`crate::jit()`] over marked dims), the body is traced over the trace's symbols
+//! directly, so a jitted closure running a loop is traced once across sizes.
+//!
 //! As with `jit`, the body must not read values (`item`, `to_vec`, printing): its placeholders
 //! hold no data. It may not draw random numbers yet (a clear error says so: draw them before
 //! the loop and pass them in). Gradients work inside the body (an SGD step's `tenjit::grad`)
@@ -35,10 +43,12 @@
 use crate::device::Device;
 use crate::error::{Error, OrPanic, Result};
 use crate::realize::Flat;
+use crate::runtime::Value;
 use crate::tensor::Tensor;
 use std::panic::Location;
+use std::sync::Arc;
 use tenjit_ir::ops::{counter_type, Body, LoopOp};
-use tenjit_ir::{Buffer, Graph, NodeId, Op, Scalar};
+use tenjit_ir::{Buffer, Graph, NodeId, Op, Scalar, TensorType};
 
 /// Runs `body` `trips` times on the carried values, starting from `init`: each trip's results
 /// are the next trip's carried values, and the last trip's are returned (with `trips == 0`,
@@ -97,10 +107,14 @@ fn build(
     if init.is_empty() {
         return Err(err("the loop carries no value: give it at least one initial value".into()));
     }
-    let placeholder = |ty: &tenjit_ir::TensorType| {
-        Tensor::from_buffer_at(Buffer::full(ty, Scalar::Int(0).cast(ty.dtype)), Device::Cpu, loc)
+    // A placeholder of a symbolic type (inside a symbolic trace, `crate::jit()`) holds zeros
+    // of its size at the hints and keeps the type.
+    let placeholder = |ty: &TensorType| {
+        let concrete = TensorType { dtype: ty.dtype, shape: ty.shape.concrete() };
+        let zeros = Buffer::full(&concrete, Scalar::Int(0).cast(ty.dtype));
+        Tensor::from_value(Value::Host(Arc::new(zeros)), ty.clone(), Device::Cpu, loc)
     };
-    let carried: Vec<Tensor> = init.iter().map(|t| placeholder(t.ty())).collect();
+    let carried: Vec<Tensor> = init.iter().map(|t| placeholder(t.ty_unrecorded())).collect();
     let counter = placeholder(&counter_type());
     let draws = crate::tensor::random::draws_on_this_thread();
     let results = {
@@ -123,18 +137,17 @@ fn build(
         )));
     }
     for (k, (before, after)) in init.iter().zip(&results).enumerate() {
-        if before.ty() != after.ty() {
+        let (before, after) = (before.ty_unrecorded(), after.ty_unrecorded());
+        if before != after {
             return Err(err(format!(
-                "carried value {k} is {} before the body and {} after it: a carried value keeps its type",
-                before.ty(),
-                after.ty()
+                "carried value {k} is {before} before the body and {after} after it: a carried value keeps its type"
             )));
         }
     }
     if trips == 0 {
         return Ok(init.to_vec());
     }
-    let (graph, invariants) = body_graph(&carried, &counter, &results);
+    let (graph, invariants) = body_graph(&carried, &counter, &results).map_err(err)?;
     let body = Body::new(graph).map_err(|e| Error::from_op_error(e, loc))?;
     let mut operands: Vec<&Tensor> = init.iter().collect();
     operands.extend(invariants.iter());
@@ -148,8 +161,13 @@ fn build(
 
 /// The body graph from the placeholders `carried` and `counter` to `results`, and the
 /// tensors of its invariant inputs, in order. A node the placeholders do not reach is an
-/// invariant: computed once, outside the loop.
-fn body_graph(carried: &[Tensor], counter: &Tensor, results: &[Tensor]) -> (Graph, Vec<Tensor>) {
+/// invariant: computed once, outside the loop. Inside a symbolic trace, the body declares the
+/// trace's size symbols, so its sizes are expressions of the graph's that holds the loop.
+fn body_graph(
+    carried: &[Tensor],
+    counter: &Tensor,
+    results: &[Tensor],
+) -> std::result::Result<(Graph, Vec<Tensor>), String> {
     let roots: Vec<&Tensor> = results.iter().collect();
     let flat = Flat::walk(&roots, |t, _| !t.is_realized());
     let is_placeholder = |t: &Tensor| t.same_node(counter) || carried.iter().any(|c| c.same_node(t));
@@ -211,9 +229,10 @@ fn body_graph(carried: &[Tensor], counter: &Tensor, results: &[Tensor]) -> (Grap
     }
     let invariant: Vec<bool> = (0..flat.entries.len()).map(|p| needed[p] && !inside[p]).collect();
     let mut graph = Graph::new("body");
+    crate::tensor::symbolic::declare_in(&mut graph)?;
     let mut ids: Vec<Option<NodeId>> = vec![None; flat.entries.len()];
     for (k, c) in carried.iter().enumerate() {
-        let id = graph.add_input(format!("c{k}"), c.ty().clone());
+        let id = graph.add_input(format!("c{k}"), c.ty_unrecorded().clone());
         if let Some(&p) = flat.index.get(&std::sync::Arc::as_ptr(&c.0)) {
             ids[p as usize] = Some(id);
         }
@@ -221,7 +240,8 @@ fn body_graph(carried: &[Tensor], counter: &Tensor, results: &[Tensor]) -> (Grap
     let mut invariants = Vec::new();
     for (p, e) in flat.entries.iter().enumerate() {
         if invariant[p] {
-            ids[p] = Some(graph.add_input(format!("v{}", invariants.len()), e.tensor.ty().clone()));
+            ids[p] =
+                Some(graph.add_input(format!("v{}", invariants.len()), e.tensor.ty_unrecorded().clone()));
             invariants.push(e.tensor.clone());
         }
     }
@@ -244,5 +264,5 @@ fn body_graph(carried: &[Tensor], counter: &Tensor, results: &[Tensor]) -> (Grap
     graph.set_outputs(
         flat.roots.iter().map(|&r| ids[r as usize].expect("every result is in the body")).collect(),
     );
-    (graph, invariants)
+    Ok((graph, invariants))
 }

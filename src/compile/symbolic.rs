@@ -3,8 +3,9 @@
 //! signature ([`tenjit_ir::kernel::lower::lower_symbolic`]), instantiated at each graph's
 //! sizes. Building it runs the passes on the symbolic graph and the symbolic lowering (a
 //! compilation); each later instance runs neither (an instantiation: sizes evaluated, unit axes
-//! squeezed, row groups formed). A signature that has no symbolic program (a loop in it, a
-//! hint below 2) is remembered with the reason, and its graphs are lowered for their sizes.
+//! squeezed, row groups formed). A signature that has no symbolic program (a hint below 2, a
+//! pass that takes the sizes further) is remembered with the reason, and its graphs are
+//! lowered for their sizes.
 //!
 //! A pass may narrow the range of the symbolic graph it runs on, a range guard (`split-reduce`
 //! cuts a long axis into blocks only from the size where that pays, `d0 >= 262144`): the

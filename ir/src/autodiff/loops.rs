@@ -18,11 +18,13 @@
 //!
 //! Both are ordinary loops, so they compile to one program each and differentiate again (a
 //! gradient of a gradient runs this rule on them). A loop carrying an integer value has no rule
-//! yet (a clear error).
+//! yet (a clear error). A symbolic body (its sizes over the symbols of the graph holding the
+//! loop) gives symbolic history and backward bodies, over the same symbols.
 
 use super::{error, grad, Emit, GradError};
 use crate::graph::{Graph, NodeId};
 use crate::ops::{counter_type, BinaryOp, Body, LoopOp, Op, Scalar};
+use crate::sym::Dim;
 use crate::types::{DType, Shape, TensorType};
 use smallvec::SmallVec;
 
@@ -58,7 +60,7 @@ pub fn vjp(
     let history = history_body(body, trips)?;
     let mut operands: Vec<NodeId> = args[..c].to_vec();
     for ty in &tys[..c] {
-        operands.push(e.full(0.0, history_type(ty, trips))?);
+        operands.push(e.full(0.0, history_type(ty, trips)?)?);
     }
     operands.extend_from_slice(&args[c..]);
     let mut hist = Vec::with_capacity(c);
@@ -87,10 +89,28 @@ pub fn vjp(
 }
 
 /// `[trips, ...ty]`: a history of values of type `ty`.
-fn history_type(ty: &TensorType, trips: usize) -> TensorType {
+fn history_type(ty: &TensorType, trips: usize) -> Result<TensorType, GradError> {
     let mut dims = vec![trips];
     dims.extend_from_slice(ty.shape.dims());
-    TensorType::new(ty.dtype, Shape::new(&dims))
+    let mut sym = vec![Dim::from(trips as u64)];
+    sym.extend(ty.shape.sym_dims());
+    Ok(TensorType::new(ty.dtype, shape(sym, &dims)?))
+}
+
+/// The shape of dims `sym`, of sizes `dims` at the hints.
+fn shape(sym: Vec<Dim>, dims: &[usize]) -> Result<Shape, GradError> {
+    Shape::symbolic(sym, dims).map_err(|e| error(format!("the loop rule built a bad shape: {e}")))
+}
+
+/// A new graph for a body built from `body`: it declares `body`'s size symbols, at its hints.
+fn graph_like(name: &str, body: &Body) -> Result<Graph, GradError> {
+    let mut g = Graph::new(name);
+    let from = body.graph();
+    for s in from.symbols().iter() {
+        let hint = from.hints().get(&s.name).copied().unwrap_or(0);
+        g.declare_symbol(s.clone(), hint).map_err(|e| error(format!("a loop body's symbol: {e}")))?;
+    }
+    Ok(g)
 }
 
 /// Adds `op` to `g`; a type error is a bug of this rule.
@@ -116,20 +136,29 @@ fn inline(dst: &mut Graph, src: &Graph, inputs: &[NodeId]) -> Result<Vec<NodeId>
     Ok(src.outputs().iter().map(|o| map[o]).collect())
 }
 
-/// `x` (an `i64[]`) broadcast to `dims`, through a reshape to all-ones.
-fn broadcast(g: &mut Graph, x: NodeId, dims: &[usize]) -> Result<NodeId, GradError> {
-    let ones = Shape::new(&vec![1; dims.len()]);
+/// `x` (an `i64[]`) broadcast to `to`, through a reshape to all-ones.
+fn broadcast(g: &mut Graph, x: NodeId, to: &Shape) -> Result<NodeId, GradError> {
+    let ones = Shape::new(&vec![1; to.rank()]);
     let r = add(g, Op::Reshape { shape: ones }, &[x])?;
-    add(g, Op::Expand { shape: Shape::new(dims) }, &[r])
+    add(g, Op::Expand { shape: to.clone() }, &[r])
+}
+
+/// `to` with its first dim 1.
+fn first_row(to: &Shape) -> Result<Shape, GradError> {
+    let (mut sym, mut dims) = (to.sym_dims(), to.dims().to_vec());
+    (sym[0], dims[0]) = (Dim::from(1), 1);
+    shape(sym, &dims)
 }
 
 /// The history body: `(c..., h..., v..., i) -> (body(c, v, i)..., h with row i set to c...)`.
 fn history_body(body: &Body, trips: usize) -> Result<Body, GradError> {
     let (c, v) = (body.carried(), body.invariants());
-    let mut g = Graph::new("history");
+    let mut g = graph_like("history", body)?;
     let cs: Vec<NodeId> = (0..c).map(|j| g.add_input(format!("c{j}"), body.input_type(j).clone())).collect();
-    let hs: Vec<NodeId> =
-        (0..c).map(|j| g.add_input(format!("h{j}"), history_type(body.input_type(j), trips))).collect();
+    let mut hs = Vec::with_capacity(c);
+    for j in 0..c {
+        hs.push(g.add_input(format!("h{j}"), history_type(body.input_type(j), trips)?));
+    }
     let vs: Vec<NodeId> =
         (0..v).map(|m| g.add_input(format!("v{m}"), body.input_type(c + m).clone())).collect();
     let i = g.add_input("i", counter_type());
@@ -138,15 +167,12 @@ fn history_body(body: &Body, trips: usize) -> Result<Body, GradError> {
     inputs.push(i);
     let mut outputs = inline(&mut g, body.graph(), &inputs)?;
     for (&cj, &hj) in cs.iter().zip(&hs) {
-        let dims = g.ty(hj).shape.dims().to_vec();
-        let rows =
-            add(&mut g, Op::Iota { ty: TensorType::new(DType::I64, Shape::new(&dims)), axis: 0 }, &[])?;
-        let at = broadcast(&mut g, i, &dims)?;
+        let all = g.ty(hj).shape.clone();
+        let rows = add(&mut g, Op::Iota { ty: TensorType::new(DType::I64, all.clone()), axis: 0 }, &[])?;
+        let at = broadcast(&mut g, i, &all)?;
         let mask = add(&mut g, Op::Binary(BinaryOp::Eq), &[rows, at])?;
-        let mut row = dims.clone();
-        row[0] = 1;
-        let one = add(&mut g, Op::Reshape { shape: Shape::new(&row) }, &[cj])?;
-        let spread = add(&mut g, Op::Expand { shape: Shape::new(&dims) }, &[one])?;
+        let one = add(&mut g, Op::Reshape { shape: first_row(&all)? }, &[cj])?;
+        let spread = add(&mut g, Op::Expand { shape: all }, &[one])?;
         outputs.push(add(&mut g, Op::Where, &[mask, spread, hj])?);
     }
     g.set_outputs(outputs);
@@ -157,13 +183,15 @@ fn history_body(body: &Body, trips: usize) -> Result<Body, GradError> {
 /// the float invariants...)` at trip `t = trips - 1 - j`; `floats` are the float invariants.
 fn backward_body(body: &Body, trips: usize, floats: &[usize]) -> Result<Body, GradError> {
     let (c, v) = (body.carried(), body.invariants());
-    let mut g = Graph::new("backward");
+    let mut g = graph_like("backward", body)?;
     let gcs: Vec<NodeId> =
         (0..c).map(|j| g.add_input(format!("gc{j}"), body.input_type(j).clone())).collect();
     let gvs: Vec<NodeId> =
         floats.iter().map(|&m| g.add_input(format!("gv{m}"), body.input_type(c + m).clone())).collect();
-    let hs: Vec<NodeId> =
-        (0..c).map(|j| g.add_input(format!("h{j}"), history_type(body.input_type(j), trips))).collect();
+    let mut hs = Vec::with_capacity(c);
+    for j in 0..c {
+        hs.push(g.add_input(format!("h{j}"), history_type(body.input_type(j), trips)?));
+    }
     let vs: Vec<NodeId> =
         (0..v).map(|m| g.add_input(format!("v{m}"), body.input_type(c + m).clone())).collect();
     let j = g.add_input("j", counter_type());
@@ -172,8 +200,7 @@ fn backward_body(body: &Body, trips: usize, floats: &[usize]) -> Result<Body, Gr
     // Row `t` of each history: a gather of one row, reshaped to the carried value's shape.
     let mut ct = Vec::with_capacity(c);
     for (k, &h) in hs.iter().enumerate() {
-        let mut row = g.ty(h).shape.dims().to_vec();
-        row[0] = 1;
+        let row = first_row(&g.ty(h).shape)?;
         let index = broadcast(&mut g, t, &row)?;
         let picked = add(&mut g, Op::Gather { axis: 0 }, &[h, index])?;
         ct.push(add(&mut g, Op::Reshape { shape: body.input_type(k).shape.clone() }, &[picked])?);

@@ -10,13 +10,17 @@
 //! symbolic rules, which add the guards the graph needs. Sizes 0 and 1 stay special: an input
 //! dim that is 0 or 1 in either graph is not made symbolic, as in torch.
 //!
+//! A `loop`'s body is generalized with the graph: its inputs take its operands' symbolic
+//! types, its nodes are fitted as the graph's are, over the graph's symbols (a size inside a
+//! body that follows none of them is no instance), and the body declares those symbols.
+//!
 //! The expressions are found from two samples (`c*S + k`, `c*S*T + k`), so they are a guess;
 //! [`generalize`] checks that binding the result to either graph's sizes gives that graph, and
 //! [`Graph::instance_bindings`] checks every later graph the same way before it is treated as
 //! an instance, so a wrong guess costs a recompilation, never a wrong result.
 
 use super::{Graph, NodeId};
-use crate::ops::{Op, Scalar};
+use crate::ops::{Body, LoopOp, Op, Scalar};
 use crate::sym::{Bindings, Dim, SymExpr, Symbol};
 use crate::types::{Shape, TensorType};
 use std::collections::HashMap;
@@ -89,7 +93,6 @@ pub fn generalize(
     if a.structure_fingerprint() != b.structure_fingerprint() {
         return Err(not("the graphs differ in structure, not only in sizes".into()));
     }
-    let (na, nb) = (a.nodes(), b.nodes());
     let mut out = Graph::new(b.name());
     let mut fit = Fitter { symbols: Vec::new(), introduced: Vec::new() };
     // Symbols for the input dims whose sizes differ.
@@ -113,25 +116,12 @@ pub fn generalize(
         }
         input_dims.push(dims);
     }
-    let mut map: HashMap<NodeId, NodeId> = HashMap::new();
-    let position: HashMap<NodeId, usize> = nb.iter().enumerate().map(|(i, &n)| (n, i)).collect();
-    let order = b.rebuild_order().ok_or_else(|| not("the graph has a cycle".into()))?;
-    for y in order {
-        let x = na[position[&y]];
-        if let Op::Input { index, .. } = b.op(y) {
-            let ty = b.ty(y);
-            let shape = Shape::symbolic(input_dims[*index].clone(), ty.shape.dims()).map_err(not)?;
-            map.insert(y, out.add_input(b.inputs()[*index].0.clone(), TensorType::new(ty.dtype, shape)));
-            continue;
-        }
-        let at = format!("{y} ({})", b.op(y).name());
-        let op = fit.op(a.op(x), b.op(y), &mut out, &at).map_err(|why| not(format!("{at}: {why}")))?;
-        let args: Vec<NodeId> = b.args(y).iter().map(|n| map[n]).collect();
-        bound_for_slice(&mut out, &op, &args);
-        let id = out.add_at(op, &args, b.loc(y).map(str::to_string)).map_err(|e| not(format!("{y}: {e}")))?;
-        map.insert(y, id);
+    let mut input_types = Vec::new();
+    for (dims, (_, ib)) in input_dims.into_iter().zip(b.inputs()) {
+        let ty = b.ty(*ib);
+        input_types.push(TensorType::new(ty.dtype, Shape::symbolic(dims, ty.shape.dims()).map_err(not)?));
     }
-    out.set_outputs(b.outputs().iter().map(|o| map[o]).collect());
+    fit.nodes(a, b, &mut out, input_types)?;
     if fit.introduced.is_empty() {
         return Err(not("no size differs".into()));
     }
@@ -327,8 +317,45 @@ fn skeleton(op: &Op, f: &mut super::Fingerprint) {
         Op::Concat { axis } | Op::Gather { axis } | Op::ScatterAdd { axis } => f.add(axis),
         Op::Conv(c) => f.add(c),
         Op::Pool(p) => f.add(p),
-        Op::Loop(l) => f.add(l),
+        // A body's sizes may follow the graph's, as its operands' do.
+        Op::Loop(l) => {
+            f.add(&(l.trips, l.result));
+            f.add(&l.body.graph().structure_fingerprint());
+        }
     }
+}
+
+/// Adds a body's nodes to a graph, given its inputs' types (see [`loop_body`]).
+pub(super) type AddNodes<'a> = dyn FnMut(&mut Graph, Vec<TensorType>) -> Result<(), NotGeneral> + 'a;
+
+/// The body of a loop on operands `args` of the symbolic graph `out`, from `body`, its
+/// concrete body: a graph declaring `out`'s symbols at their hints, with inputs typed as the
+/// operands (the counter last), whose nodes `nodes` adds (from the body's inputs' types). A
+/// body's sizes are so expressions over the symbols of the graph holding the loop, bound with
+/// it ([`Graph::bind`]).
+pub(super) fn loop_body(
+    out: &Graph,
+    args: &[NodeId],
+    body: &Graph,
+    nodes: &mut AddNodes,
+) -> Result<Body, NotGeneral> {
+    let mut g = Graph::new(body.name());
+    for symbol in out.symbols().iter() {
+        let hint = out.hints().get(&symbol.name).copied().unwrap_or(0);
+        g.declare_symbol(symbol.clone(), hint).map_err(|e| not(e.to_string()))?;
+    }
+    let mut types: Vec<TensorType> = args.iter().map(|&a| out.ty(a).clone()).collect();
+    types.push(crate::ops::counter_type());
+    if types.len() != body.inputs().len() {
+        return Err(not(format!(
+            "loop @{}: {} operands for {} body inputs",
+            body.name(),
+            args.len(),
+            body.inputs().len() - 1
+        )));
+    }
+    nodes(&mut g, types)?;
+    Body::new(g).map_err(|e| not(format!("loop @{}: {e}", body.name())))
 }
 
 /// A symbol and its sizes in the two graphs.
@@ -344,6 +371,73 @@ struct Fitter {
 }
 
 impl Fitter {
+    /// Adds to `out` the nodes of `b` (with `a`, of the same structure, the same graph at the
+    /// first sizes), its inputs typed `input_types`, every other node's sizes fitted, and sets
+    /// the outputs.
+    fn nodes(
+        &mut self,
+        a: &Graph,
+        b: &Graph,
+        out: &mut Graph,
+        input_types: Vec<TensorType>,
+    ) -> Result<(), NotGeneral> {
+        let (na, nb) = (a.nodes(), b.nodes());
+        let mut map: HashMap<NodeId, NodeId> = HashMap::new();
+        let position: HashMap<NodeId, usize> = nb.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+        let order = b.rebuild_order().ok_or_else(|| not("the graph has a cycle".into()))?;
+        for y in order {
+            let x = na[position[&y]];
+            if let Op::Input { index, .. } = b.op(y) {
+                map.insert(y, out.add_input(b.inputs()[*index].0.clone(), input_types[*index].clone()));
+                continue;
+            }
+            let at = format!("{y} ({})", b.op(y).name());
+            let args: Vec<NodeId> = b.args(y).iter().map(|n| map[n]).collect();
+            let op = match (a.op(x), b.op(y)) {
+                (Op::Loop(la), Op::Loop(lb)) => Op::Loop(self.loop_op(la, lb, out, &args, &at)?),
+                (oa, ob) => self.op(oa, ob, out, &at).map_err(|why| not(format!("{at}: {why}")))?,
+            };
+            bound_for_slice(out, &op, &args);
+            let id =
+                out.add_at(op, &args, b.loc(y).map(str::to_string)).map_err(|e| not(format!("{y}: {e}")))?;
+            map.insert(y, id);
+        }
+        out.set_outputs(b.outputs().iter().map(|o| map[o]).collect());
+        Ok(())
+    }
+
+    /// The loop `lb` (`la` at the first sizes) on operands `args` of `out`: its body made
+    /// symbolic over `out`'s symbols, its inputs typed as the operands (see [`loop_body`]).
+    fn loop_op(
+        &mut self,
+        la: &LoopOp,
+        lb: &LoopOp,
+        out: &Graph,
+        args: &[NodeId],
+        at: &str,
+    ) -> Result<LoopOp, NotGeneral> {
+        if la == lb {
+            // No size of the body changed, so neither did its operands'.
+            return Ok(lb.clone());
+        }
+        let (ga, gb) = (la.body.graph(), lb.body.graph());
+        if la.trips != lb.trips || la.result != lb.result {
+            return Err(not(format!("{at}: its trips or result changed")));
+        }
+        if ga.structure_fingerprint() != gb.structure_fingerprint() {
+            return Err(not(format!("{at}: its body's structure changed")));
+        }
+        let known = self.symbols.len();
+        let body = loop_body(out, args, gb, &mut |body, types| self.nodes(ga, gb, body, types))
+            .map_err(|e| not(format!("{at}, in its body: {e}")))?;
+        if self.symbols.len() != known {
+            return Err(not(format!(
+                "{at}: a size in its body (of a source op) follows none of the graph's symbols"
+            )));
+        }
+        Ok(LoopOp { body, trips: lb.trips, result: lb.result })
+    }
+
     /// Declares a new symbol in `out` for a size that is `sizes.0`, then `sizes.1` (neither 0
     /// nor 1), first met at `at`.
     fn introduce(

@@ -13,6 +13,10 @@
 //! of the structure is checked as an instance before it shares the program, so a wrong guess
 //! costs a compilation, never a wrong result.
 //!
+//! A `loop` whose operands have marked dims gets a body over the same symbols, its sizes
+//! guessed the same way; a constant of the body that is the size of one symbol (`x / n`, which
+//! outside a loop would be lifted into a runtime operand) is guessed to be a `size` of it.
+//!
 //! A [`Mark`] may name its symbol and bound it (torch's `mark_dynamic(t, d, min=, max=)`,
 //! tinygrad's `Variable("T", 1, 64)`): marks of one name are one symbol, so two inputs whose
 //! marked dims share a name are known equal (an add of the two needs no guard), and a bound
@@ -20,9 +24,9 @@
 //! positions, with `T` at most 64). A size outside a mark's range is not an instance: it is
 //! compiled apart, as sizes 0 and 1 are.
 
-use super::generalize::{departure, Generalized, Introduced, NotGeneral};
+use super::generalize::{departure, loop_body, Generalized, Introduced, NotGeneral};
 use super::Graph;
-use crate::ops::{Op, SliceBounds};
+use crate::ops::{LoopOp, Op, Scalar, SliceBounds};
 use crate::sym::{Dim, SymExpr, Symbol};
 use crate::types::{Shape, TensorType};
 use std::collections::HashMap;
@@ -87,7 +91,6 @@ pub fn generalize_marked(g: &Graph, marks: &[Mark]) -> Result<Generalized, NotGe
 /// [`generalize_marked`], guessing the dims of expands and source ops by their sizes when
 /// `by_size`.
 fn build(g: &Graph, marks: &[Mark], by_size: bool) -> Result<Generalized, NotGeneral> {
-    let none: [(SymExpr, usize); 0] = [];
     let mut out = Graph::new(g.name());
     let mut symbols: Vec<(SymExpr, usize)> = Vec::new();
     let mut introduced = Vec::new();
@@ -119,25 +122,51 @@ fn build(g: &Graph, marks: &[Mark], by_size: bool) -> Result<Generalized, NotGen
     if introduced.is_empty() {
         return Err(not("no dim marked dynamic has a size of 2 or more".into()));
     }
+    let mut input_types = Vec::new();
+    for (dims, (_, id)) in input_dims.into_iter().zip(g.inputs()) {
+        let ty = g.ty(*id);
+        input_types.push(TensorType::new(ty.dtype, Shape::symbolic(dims, ty.shape.dims()).map_err(not)?));
+    }
+    nodes(g, &mut out, input_types, &symbols, by_size, false)?;
+    let bound = out.bind(out.hints()).map_err(|e| not(format!("the symbolic graph does not bind: {e}")))?;
+    if bound.fingerprint() != g.fingerprint() {
+        return Err(not(format!(
+            "the symbolic graph found does not give the graph: {}",
+            departure(&bound, g)
+        )));
+    }
+    Ok(Generalized { graph: out, introduced })
+}
+
+/// Adds to `out` the nodes of `g`, its inputs typed `input_types`, the sizes of every other
+/// node written over `symbols` (guessed by size when `by_size`), and sets the outputs. `g` is
+/// a loop's body when `in_body`: a constant there may be a size ([`size_in_body`]).
+fn nodes(
+    g: &Graph,
+    out: &mut Graph,
+    input_types: Vec<TensorType>,
+    symbols: &[(SymExpr, usize)],
+    by_size: bool,
+    in_body: bool,
+) -> Result<(), NotGeneral> {
+    let none: [(SymExpr, usize); 0] = [];
     let order = g.rebuild_order().ok_or_else(|| not("the graph has a cycle".into()))?;
     let mut map = HashMap::new();
     // Guesses that did not type, for the message if a marked size ends up fixed.
     let mut failed: Vec<String> = Vec::new();
     for y in order {
-        let ty = g.ty(y);
         if let Op::Input { index, .. } = g.op(y) {
-            let shape = Shape::symbolic(input_dims[*index].clone(), ty.shape.dims()).map_err(not)?;
-            map.insert(y, out.add_input(g.inputs()[*index].0.clone(), TensorType::new(ty.dtype, shape)));
+            map.insert(y, out.add_input(g.inputs()[*index].0.clone(), input_types[*index].clone()));
             continue;
         }
         let args: Vec<_> = g.args(y).iter().map(|a| map[a]).collect();
-        let guesses: &[(SymExpr, usize)] = if by_size { &symbols } else { &none };
+        let guesses: &[(SymExpr, usize)] = if by_size { symbols } else { &none };
         let at = format!("{y} ({})", g.op(y).name());
         let operand = |k: usize| out.ty(args[k]).shape.sym_dims();
         let op = match g.op(y) {
             Op::Reshape { shape } => {
                 let sizes = out.ty(args[0]).shape.dims().to_vec();
-                Op::Reshape { shape: reshaped(&operand(0), &sizes, shape.dims(), &symbols).map_err(not)? }
+                Op::Reshape { shape: reshaped(&operand(0), &sizes, shape.dims(), symbols).map_err(not)? }
             }
             Op::Expand { shape } => {
                 Op::Expand { shape: expanded(&operand(0), shape.dims(), guesses).map_err(not)? }
@@ -148,7 +177,7 @@ fn build(g: &Graph, marks: &[Mark], by_size: bool) -> Result<Generalized, NotGen
                 // A length guessed to be a symbol may need a bound the symbol lacks: an
                 // unbounded one gets it, a mark's own range is kept.
                 if !guesses.is_empty() {
-                    super::generalize::bound_for_slice(&mut out, &op, &args);
+                    super::generalize::bound_for_slice(out, &op, &args);
                 }
                 match out.infer(&op, &args) {
                     Err(e) if !guesses.is_empty() => {
@@ -158,9 +187,23 @@ fn build(g: &Graph, marks: &[Mark], by_size: bool) -> Result<Generalized, NotGen
                     Ok(_) | Err(_) => op,
                 }
             }
-            Op::Const { value, ty } => Op::Const { value: *value, ty: source(ty, guesses).map_err(not)? },
+            Op::Const { value, ty } => {
+                let ty = source(ty, guesses).map_err(not)?;
+                match size_in_body(*value, &ty, guesses).filter(|_| in_body) {
+                    Some(expr) => Op::Size { expr, ty },
+                    None => Op::Const { value: *value, ty },
+                }
+            }
             Op::Iota { ty, axis } => Op::Iota { ty: source(ty, guesses).map_err(not)?, axis: *axis },
             Op::Rand { ty } => Op::Rand { ty: source(ty, guesses).map_err(not)? },
+            // A body whose operands have symbolic sizes is made symbolic over them.
+            Op::Loop(l) if args.iter().any(|&a| out.ty(a).shape.is_symbolic()) => {
+                let inner = l.body.graph();
+                let body = loop_body(out, &args, inner, &mut |body, types| {
+                    nodes(inner, body, types, symbols, by_size, true)
+                })?;
+                Op::Loop(LoopOp { body, trips: l.trips, result: l.result })
+            }
             other => other.clone(),
         };
         let id =
@@ -175,14 +218,7 @@ fn build(g: &Graph, marks: &[Mark], by_size: bool) -> Result<Generalized, NotGen
         map.insert(y, id);
     }
     out.set_outputs(g.outputs().iter().map(|o| map[o]).collect());
-    let bound = out.bind(out.hints()).map_err(|e| not(format!("the symbolic graph does not bind: {e}")))?;
-    if bound.fingerprint() != g.fingerprint() {
-        return Err(not(format!(
-            "the symbolic graph found does not give the graph: {}",
-            departure(&bound, g)
-        )));
-    }
-    Ok(Generalized { graph: out, introduced })
+    Ok(())
 }
 
 /// What a marked dim of size `n` became.
@@ -336,6 +372,24 @@ fn by_size(n: usize, symbols: &[(SymExpr, usize)]) -> Option<SymExpr> {
         (Some((e, _)), None) => Some(e.clone()),
         _ => None,
     }
+}
+
+/// The symbol a constant `value` of type `ty` in a loop's body stands for, if it is one: a
+/// whole number of 2 or more that is the size of exactly one of `symbols`, and not structural
+/// ([`crate::passes::simplify::is_structural`]). Outside a loop, such a constant is lifted into
+/// a runtime operand by the front end (data, so it follows the size by itself); a body keeps
+/// it (`x / n` of a mean written by hand), so it becomes a `size` of the symbol (a guess, as
+/// every other here).
+fn size_in_body(value: Scalar, ty: &TensorType, symbols: &[(SymExpr, usize)]) -> Option<SymExpr> {
+    if crate::passes::simplify::is_structural(value, ty.dtype) {
+        return None;
+    }
+    let n = match value {
+        Scalar::Float(f) if f.fract() == 0.0 && (2.0..1e15).contains(&f) => f as usize,
+        Scalar::Int(i) if i >= 2 => usize::try_from(i).ok()?,
+        _ => return None,
+    };
+    (Scalar::of_size(n as u64, ty.dtype) == value).then(|| by_size(n, symbols)).flatten()
 }
 
 /// An expand of dims `from` to sizes `to`: a kept axis keeps its dim, a broadcast one takes

@@ -467,6 +467,11 @@ pub(super) fn bind_op(op: &Op, values: &Bindings) -> Result<Op, BindError> {
             }
         }
         Op::Expand { shape } => Op::Expand { shape: bind_shape(shape, values)? },
+        // A symbolic body is bound with the graph holding it: its symbols are that graph's.
+        Op::Loop(l) if l.body.graph().is_symbolic() => {
+            let body = crate::ops::Body::new(l.body.graph().bind(values)?).map_err(BindError::Op)?;
+            Op::Loop(crate::ops::LoopOp { body, trips: l.trips, result: l.result })
+        }
         Op::Unary(_)
         | Op::Binary(_)
         | Op::Where

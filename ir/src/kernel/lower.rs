@@ -97,10 +97,10 @@ pub fn lower(g: &Graph) -> Program {
 
 /// Lowers a symbolic graph once for every binding of its symbols (see
 /// [`super::symbolic`]): the fusion decisions are [`lower`]'s, made on the dims' expressions,
-/// and every size keeps its expression. `Err` says why the graph has no symbolic program (a
-/// loop, whose body lowers on its own; a hint below 2, where a size-1 decision would hold
-/// for the hints only; an expression that overflows); [`lower`] of each bound graph is then
-/// the way to run it.
+/// and every size keeps its expression, in the bodies of its loops too (a body's sizes are
+/// expressions over the graph's symbols). `Err` says why the graph has no symbolic program (a
+/// hint below 2, where a size-1 decision would hold for the hints only; an expression that
+/// overflows); [`lower`] of each bound graph is then the way to run it.
 pub fn lower_symbolic(g: &Graph) -> Result<SymProgram, String> {
     if !g.is_symbolic() {
         return Err("the graph has no symbols".into());
@@ -108,10 +108,7 @@ pub fn lower_symbolic(g: &Graph) -> Result<SymProgram, String> {
     if let Some((name, v)) = g.hints().iter().find(|(_, &v)| v < 2) {
         return Err(format!("symbol {name} has hint {v}: sizes 0 and 1 are lowered for their value"));
     }
-    let order = g.live_order().ok_or("the graph has a cycle")?;
-    if let Some(&n) = order.iter().find(|&&n| matches!(g.op(n), Op::Loop(_))) {
-        return Err(format!("{n} is a loop, whose body takes no symbolic sizes"));
-    }
+    g.live_order().ok_or("the graph has a cycle")?;
     OVERFLOW.with(|o| o.borrow_mut().take());
     let (program, steps) = build(g, true)?;
     if let Some(e) = OVERFLOW.with(|o| o.borrow_mut().take()) {
@@ -127,6 +124,7 @@ pub fn lower_symbolic(g: &Graph) -> Result<SymProgram, String> {
 /// symbolic one, a reshape whose sizes are equal only under a guard.
 fn build(g: &Graph, symbolic: bool) -> Result<(Program, Vec<SymStep>), String> {
     let mut plan = Plan::new(g, symbolic);
+    plan.bodies = loop_bodies(g, symbolic)?;
     plan.structural();
     plan.epilogues();
     plan.pair();
@@ -144,6 +142,37 @@ fn build(g: &Graph, symbolic: bool) -> Result<(Program, Vec<SymStep>), String> {
             }
         }
     }
+}
+
+/// The body of each loop of `g` (by its key), simplified and lowered once for all the loop's
+/// nodes (and for every rebuild of the kernels): the program of its step, and the step's
+/// symbolic entry. In a symbolic lowering, a symbolic body is lowered symbolically (its
+/// program at the hints, unsqueezed, with its expressions in a [`SymStep::Loop`], which
+/// [`super::symbolic::instantiate`] instantiates with the graph); any other body is lowered
+/// for its sizes.
+fn loop_bodies(g: &Graph, symbolic: bool) -> Result<HashMap<u128, (Program, SymStep)>, String> {
+    let mut bodies = HashMap::default();
+    for n in g.live_order().ok_or("the graph has a cycle")? {
+        let Op::Loop(l) = g.op(n) else { continue };
+        if bodies.contains_key(&l.body.key()) {
+            continue;
+        }
+        let mut body = l.body.graph().clone();
+        let passes = crate::passes::pipeline();
+        let refs: Vec<&dyn crate::passes::Pass> = passes.iter().map(|p| p.as_ref()).collect();
+        // The passes keep a verified graph verified; should one not, the body runs unsimplified.
+        if crate::passes::run_passes(&mut body, &refs, &mut |_, _| {}).is_err() {
+            body = l.body.graph().clone();
+        }
+        let lowered = if symbolic && body.is_symbolic() {
+            let (program, steps) = build(&body, true).map_err(|e| format!("the body of loop {n}: {e}"))?;
+            (program.clone(), SymStep::Loop { body: Box::new(SymProgram { program, steps }) })
+        } else {
+            (lower(&body), SymStep::Buffers)
+        };
+        bodies.insert(l.body.key(), lowered);
+    }
+    Ok(bodies)
 }
 
 thread_local! {
@@ -415,6 +444,8 @@ struct Plan<'g> {
     values_of: BTreeMap<NodeId, NodeId>,
     /// The inverse of `values_of`.
     pair_of: BTreeMap<NodeId, NodeId>,
+    /// The lowered body of each loop, by the body's key ([`loop_bodies`]).
+    bodies: HashMap<u128, (Program, SymStep)>,
 }
 
 impl<'g> Plan<'g> {
@@ -441,6 +472,7 @@ impl<'g> Plan<'g> {
             chain_of: BTreeMap::new(),
             values_of: BTreeMap::new(),
             pair_of: BTreeMap::new(),
+            bodies: HashMap::default(),
         }
     }
 
@@ -964,7 +996,7 @@ impl<'p, 'g> Builder<'p, 'g> {
     /// The loop step of loop node `n` and of every other live node of the same loop (same body,
     /// trips and operands: one per carried value), each of which gets its result's buffer. A
     /// carried value no live node reads still gets one: the next trip needs it. The body is
-    /// simplified and lowered on its own, into the step's program.
+    /// simplified and lowered on its own, into the step's program ([`loop_bodies`]).
     fn loop_step(&mut self, n: NodeId) {
         let g = self.plan.g;
         let Op::Loop(l) = g.op(n) else { unreachable!("lower: {n} is not a loop") };
@@ -996,22 +1028,10 @@ impl<'p, 'g> Builder<'p, 'g> {
         for &(r, m) in &family {
             self.buf_of.entry(m).or_insert(outs[r]);
         }
-        let mut body = l.body.graph().clone();
-        let passes = crate::passes::pipeline();
-        let refs: Vec<&dyn crate::passes::Pass> = passes.iter().map(|p| p.as_ref()).collect();
-        // The passes keep a verified graph verified; should one not, the body runs unsimplified.
-        if crate::passes::run_passes(&mut body, &refs, &mut |_, _| {}).is_err() {
-            body = l.body.graph().clone();
-        }
-        let body = lower(&body);
+        let (body, sym) = self.plan.bodies[&l.body.key()].clone();
         let args = args.iter().map(|a| self.buf_of[a]).collect();
-        self.push_buffers_step(Step::Loop(Box::new(LoopStep {
-            body,
-            trips: l.trips,
-            args,
-            outs,
-            origin: Some(n),
-        })));
+        let step = Step::Loop(Box::new(LoopStep { body, trips: l.trips, args, outs, origin: Some(n) }));
+        self.push_step(step, sym);
     }
 
     /// The kernel of reduction `r` whose epilogue computes `end` (and, for a paired
@@ -1066,9 +1086,14 @@ impl<'p, 'g> Builder<'p, 'g> {
 
     /// Adds a step whose sizes are its buffers' (a library routine, a loop).
     fn push_buffers_step(&mut self, step: Step) {
+        self.push_step(step, SymStep::Buffers);
+    }
+
+    /// Adds a step that is no kernel or matrix product, with its symbolic entry `sym`.
+    fn push_step(&mut self, step: Step, sym: SymStep) {
         self.steps.push(step);
         if self.plan.symbolic {
-            self.sym_steps.push(SymStep::Buffers);
+            self.sym_steps.push(sym);
         }
     }
 

@@ -14,6 +14,10 @@
 //! unit axes a binding makes ([`squeeze`](super::squeeze)) and the row groups
 //! ([`schedule`](super::schedule)), both cheap walks over the steps.
 //!
+//! A loop whose body is symbolic (its sizes over the graph's symbols) has its body lowered
+//! symbolically too, into a [`SymStep::Loop`]; [`instantiate`] instantiates the body at the same
+//! binding, so the concrete program's loop step holds the body's program at these sizes.
+//!
 //! A `size` op is lowered as an `iota` whose index map is constant (all strides 0) with the
 //! size's expression as its offset: the integer value converted to the instruction's dtype,
 //! which is what the `size` op means. It stays an `iota` in every instance (where
@@ -59,8 +63,13 @@ pub enum SymStep {
         /// The right operand's offset and strides.
         b: SymIndex,
     },
-    /// A step whose sizes are its buffers' (a library routine; a loop, whose body is concrete).
+    /// A step whose sizes are its buffers' (a library routine; a loop whose body is concrete).
     Buffers,
+    /// A loop whose body is symbolic: the body's program, instantiated with the graph's.
+    Loop {
+        /// The body's symbolic program (over the symbols of the graph holding the loop).
+        body: Box<SymProgram>,
+    },
 }
 
 /// Why a symbolic program does not instantiate at a binding.
@@ -152,6 +161,7 @@ pub fn instantiate(sym: &SymProgram, values: &Bindings) -> Result<Program, Insta
                 }
             }
             (Step::Op(_) | Step::Loop(_), SymStep::Buffers) => {}
+            (Step::Loop(l), SymStep::Loop { body }) => l.body = instantiate(body, values)?,
             (step, s) => {
                 let kind = match step {
                     Step::Kernel(_) => "kernel",

@@ -18,6 +18,15 @@
 //! buffers of the nodes still alive. DCE removes a result no one reads; the step still
 //! computes it, as the next trip needs it.
 //!
+//! **Symbolic bodies.** In a symbolic graph (see [`crate::graph`]'s symbolic graphs), a loop's
+//! operands may have symbolic dims (a data set of `n` rows a training loop captures); its body
+//! then declares the same symbols, at the same hints, and its inputs are typed over them, so
+//! the body's sizes are expressions of the graph's symbols. The symbolic type rule checks
+//! this, adds the body's guards to the graph's, and [`crate::Graph::bind`] binds the body with
+//! the graph. [`crate::graph::generalize`] and [`crate::graph::generalize_marked`] make a
+//! concrete loop's body symbolic with its operands, and the kernel lowering lowers it once,
+//! with the graph, for every size ([`crate::kernel::symbolic`]).
+//!
 //! A body is immutable once built and verified ([`Body::new`]): it compares and hashes by
 //! its structural fingerprint ([`Graph::fingerprint`], which sees every op, type, operand and
 //! output but no name or location), so CSE never merges loops with different bodies, and an
@@ -148,7 +157,9 @@ pub struct LoopOp {
 
 impl LoopOp {
     /// The type rule: the operands are the carried values' initial values and the invariants,
-    /// typed as the body's inputs; the result is carried value `result`.
+    /// typed as the body's inputs; the result is carried value `result`. A symbolic body (its
+    /// sizes expressions over the symbols of the graph holding the loop) is typed here at its
+    /// hints, and by the symbolic rules over its expressions.
     pub fn infer(&self, args: &[&TensorType]) -> Result<TensorType, OpError> {
         let err = |kind: OpErrorKind, message: String| Err(OpError { op: "loop", kind, message });
         let body = &self.body;
@@ -166,7 +177,9 @@ impl LoopOp {
         }
         for (i, a) in args.iter().enumerate() {
             let want = body.input_type(i);
-            if *a != want {
+            // A symbolic body is compared at its hints here; the symbolic rule compares the
+            // dims' expressions (`crate::ops::symbolic`).
+            if a.dtype != want.dtype || a.shape.dims() != want.shape.dims() {
                 let what = if i < carried {
                     format!("carried value {i}")
                 } else {
@@ -184,6 +197,7 @@ impl LoopOp {
                 format!("result {} is out of range: the loop carries {carried} value(s)", self.result),
             );
         }
-        Ok(body.input_type(self.result).clone())
+        let ty = body.input_type(self.result);
+        Ok(TensorType { dtype: ty.dtype, shape: ty.shape.concrete() })
     }
 }

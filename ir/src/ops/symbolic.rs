@@ -53,6 +53,7 @@ pub(crate) fn has_symbolic_attr(op: &Op) -> bool {
         Op::Size { .. } => true,
         Op::Reshape { shape } | Op::Expand { shape } => shape.is_symbolic(),
         Op::Slice { bounds, .. } => bounds.is_some(),
+        Op::Loop(l) => l.body.graph().is_symbolic(),
         Op::Unary(_)
         | Op::Binary(_)
         | Op::Where
@@ -66,8 +67,7 @@ pub(crate) fn has_symbolic_attr(op: &Op) -> bool {
         | Op::Gather { .. }
         | Op::ScatterAdd { .. }
         | Op::Conv(_)
-        | Op::Pool(_)
-        | Op::Loop(_) => false,
+        | Op::Pool(_) => false,
     }
 }
 
@@ -171,17 +171,6 @@ impl Rule<'_, '_> {
         let b = b.ok_or_else(|| self.err(OpErrorKind::Size, "a size overflows".into()))?;
         let s = self.expr(a)?.add(&b).map_err(|e| self.err(OpErrorKind::Size, e.to_string()))?;
         self.dim(s)
-    }
-
-    /// Rejects symbolic operands of an op with no symbolic rule.
-    fn constant_operands(&self, args: &[&TensorType]) -> Result<(), OpError> {
-        match args.iter().find(|t| t.shape.is_symbolic()) {
-            Some(t) => Err(self.err(
-                OpErrorKind::Shape,
-                format!("operand {t} has symbolic dims, which {} does not take yet", self.op),
-            )),
-            None => Ok(()),
-        }
     }
 
     fn check_hints(&self, dims: &[Dim], out: &Shape) -> Result<(), OpError> {
@@ -390,9 +379,34 @@ impl Rule<'_, '_> {
                 }
                 dims
             }
-            Op::Loop(_) => {
-                self.constant_operands(args)?;
-                out.shape.sym_dims()
+            Op::Loop(l) => {
+                // A symbolic body's sizes are expressions over this graph's symbols: each one
+                // it declares must be one of them, at the same hint; its guards are this
+                // graph's too; each operand's dims equal the body input's.
+                let body = l.body.graph();
+                for s in body.symbols().iter() {
+                    let (ours, hint) = (self.env.symbols.get(&s.name), self.env.hints.get(&s.name));
+                    if ours.is_none() || hint != body.hints().get(&s.name) {
+                        return Err(self.err(
+                            OpErrorKind::Argument,
+                            format!(
+                                "the body @{} has the size symbol {s}, which the graph holding the loop \
+                                 does not declare at the same hint",
+                                body.name()
+                            ),
+                        ));
+                    }
+                }
+                for guard in body.guards() {
+                    if !self.env.guards.contains(guard) {
+                        self.env.guards.push(guard.clone());
+                    }
+                }
+                for (i, a) in args.iter().enumerate() {
+                    let what = format!("operand {i} and the body's input {i}");
+                    self.equal_shapes(&a.shape, &l.body.input_type(i).shape, &what)?;
+                }
+                l.body.input_type(l.result).shape.sym_dims()
             }
         })
     }
