@@ -51,7 +51,10 @@ fn shapes_computed_from_sym_sizes_are_traced_once() {
         // Positions 0..T as a float column, broadcast against the rows.
         let pos = Tensor::arange(&t).to_dtype(DType::F32).unsqueeze(-1);
         let split = x.unflatten(-1, [3, -1]).sum_dim(-1, false);
-        vec![merged.square(), &rows + &pos, split, x.tril(0)]
+        // A size broadcast to [B, T, 6] by SymSizes, and one kept by -1.
+        let col = x.i(s![.., .., 0..1]).expand(x.sym_shape());
+        let twice = x.unsqueeze(0).expand([2, -1, -1, -1]).sum_dim(0, false);
+        vec![merged.square(), &rows + &pos, split, x.tril(0), col, twice]
     };
     let jitted = run(f, &[4, 7, 2, 9, 16]);
     assert_eq!(jitted.why_traced_again(), None);
@@ -99,6 +102,8 @@ fn sym_sizes_outside_a_trace_are_constants() {
     assert_eq!(x.reshape([b, t, 2.into(), 2.into()]).shape(), &[2, 3, 2, 2]);
     assert_eq!(Tensor::arange(x.sym_size(2)).to_vec::<i64>(), [0, 1, 2, 3]);
     assert!(x.try_sym_size(3).is_err());
+    assert!(x.try_expand([-1, 2, 3, 4]).unwrap_err().to_string().contains("a new dim needs a size"));
+    assert!(x.try_expand([2, -2, 4]).unwrap_err().to_string().contains("invalid shape dimension -2"));
     let err = x.try_unflatten(1, [2, -1]).unwrap_err().to_string();
     assert!(err.contains("unflatten") && err.contains("[2, -1]"), "{err}");
 }

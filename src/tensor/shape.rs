@@ -337,16 +337,17 @@ impl Tensor {
         }
     }
 
-    /// Broadcasts to `sizes` (`-1` keeps a size), as `x.expand(3, -1)`.
+    /// Broadcasts to `sizes` (`-1` keeps a size), as `x.expand(3, -1)`; the sizes may be
+    /// [`SymSize`](super::symsize::SymSize)s.
     #[track_caller]
-    pub fn expand(&self, sizes: impl AsRef<[isize]>) -> Tensor {
+    pub fn expand(&self, sizes: impl IntoDims) -> Tensor {
         self.try_expand(sizes).or_panic()
     }
 
     /// [`Tensor::expand`] as a `Result`.
     #[track_caller]
-    pub fn try_expand(&self, sizes: impl AsRef<[isize]>) -> Result<Tensor> {
-        let sizes = sizes.as_ref();
+    pub fn try_expand(&self, sizes: impl IntoDims) -> Result<Tensor> {
+        let sizes = sizes.into_dims().entries("expand")?;
         if sizes.len() < self.dim() {
             return Err(Error::op_of(
                 OpErrorKind::Shape,
@@ -362,11 +363,16 @@ impl Tensor {
         let lead = sizes.len() - self.dim();
         let own = self.sym_dims();
         let mut shape = Vec::with_capacity(sizes.len());
-        for (i, &s) in sizes.iter().enumerate() {
+        for (i, s) in sizes.into_iter().enumerate() {
             shape.push(match s {
-                -1 if i >= lead => own[i - lead].clone(),
-                s if s >= 0 => Dim::from(s as u64),
-                s => return Err(Error::op("expand", format!("invalid size {s} at dim {i}"))),
+                Some(d) => d,
+                None if i >= lead => own[i - lead].clone(),
+                None => {
+                    return Err(Error::op(
+                        "expand",
+                        format!("invalid size -1 at dim {i}: a new dim needs a size"),
+                    ))
+                }
             });
         }
         let shape = super::symbolic::shape_of(shape).map_err(|e| Error::op("expand", e))?;

@@ -22,7 +22,8 @@
 //! Reading a symbolic size's value ([`SymSize::get`]) is a size read: the trace records it and
 //! is traced again at each size (see [`crate::Jit::why_traced_again`]). What takes a `SymSize`
 //! without reading it: arithmetic (`+`, `-`, `*`, floor `/` and `%` by constants),
-//! [`Tensor::reshape`] and [`Tensor::view`], [`Tensor::arange`], [`Tensor::unflatten`].
+//! [`Tensor::reshape`], [`Tensor::view`], [`Tensor::expand`], [`Tensor::arange`],
+//! [`Tensor::unflatten`].
 
 use super::symbolic;
 use super::{wrap_dim, Tensor};
@@ -161,8 +162,8 @@ impl Rem<usize> for SymSize {
     }
 }
 
-/// The dims [`Tensor::reshape`] and [`Tensor::view`] take: integers (one of them may be `-1`,
-/// inferred) or [`SymSize`]s.
+/// The dims [`Tensor::reshape`], [`Tensor::view`] and [`Tensor::expand`] take: integers (`-1`
+/// infers a size in a reshape, keeps one in an expand) or [`SymSize`]s.
 pub trait IntoDims {
     /// The dims as a [`DimList`].
     fn into_dims(self) -> DimList;
@@ -227,31 +228,29 @@ impl DimList {
         }
     }
 
+    /// Each entry as a dim, `None` for a `-1`; an error for another negative integer.
+    pub(crate) fn entries(&self, op: &'static str) -> Result<Vec<Option<Dim>>> {
+        match &self.0 {
+            Repr::Sizes(v) => Ok(v.iter().map(|s| Some(s.0.clone())).collect()),
+            Repr::Ints(v) => v
+                .iter()
+                .map(|&d| match d {
+                    -1 => Ok(None),
+                    d if d < 0 => {
+                        Err(Error::op_of(OpErrorKind::Shape, op, format!("invalid shape dimension {d}")))
+                    }
+                    d => Ok(Some(Dim::from(d as u64))),
+                })
+                .collect(),
+        }
+    }
+
     /// The dims over `own` (the input's dims) without reading a size: each entry's
     /// expression, `-1` as the element count divided exactly by the others. `None` when the
     /// entries cannot be decided over expressions (the caller takes the concrete rule, which
     /// reads the sizes); `Err` for what is wrong at every size (two `-1`s, a negative dim).
     pub(crate) fn over(&self, op: &'static str, own: &[Dim]) -> Result<Option<Vec<Dim>>> {
-        let entries: Vec<Option<Dim>> = match &self.0 {
-            Repr::Sizes(v) => v.iter().map(|s| Some(s.0.clone())).collect(),
-            Repr::Ints(v) => {
-                let mut out = Vec::with_capacity(v.len());
-                for &d in v {
-                    match d {
-                        -1 => out.push(None),
-                        d if d < 0 => {
-                            return Err(Error::op_of(
-                                OpErrorKind::Shape,
-                                op,
-                                format!("invalid shape dimension {d}"),
-                            ))
-                        }
-                        d => out.push(Some(Dim::from(d as u64))),
-                    }
-                }
-                out
-            }
-        };
+        let entries = self.entries(op)?;
         if entries.iter().filter(|e| e.is_none()).count() > 1 {
             return Err(Error::op(op, "only one dimension can be inferred"));
         }
