@@ -55,7 +55,8 @@ impl SymSize {
     }
 
     /// The size's value: its constant, or its value at the trace's hints, which the trace
-    /// records as a read of a dynamic size (the trace then holds only at these sizes).
+    /// records as a read of a dynamic size (the trace then holds only at these sizes). Panics
+    /// for a symbolic size kept past the end of its trace (its symbols have no value there).
     #[track_caller]
     pub fn get(&self) -> usize {
         if let Some(v) = self.as_const() {
