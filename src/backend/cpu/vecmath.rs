@@ -20,7 +20,7 @@
 //!
 //! | function | algorithm |
 //! |---|---|
-//! | `exp` | clamp to `[−746, 710]` (f32: `[−104, 89]`); `k = nearest(x·log2 e)`, `r = x − k·ln2` (two-part ln 2, FMA). f64: `expm1(r)` to `r^13`; result `(s1 + s1·p)·s2` with `2^k = s1·s2` split in halves, so overflow gives `inf`, and underflow gives subnormals (one rounding, or two in the subnormal range: ≤ 1 ulp there) and then `0`. f32: `exp r` by a degree-6 minimax polynomial (`1 + r + c2·r² + … + c6·r⁶`, relative error 3e-9); `2^k = 2^k1·2^k2` with `k2 = k >> 1` in integer lanes, applied by two multiplications (overflow `inf`, one rounding into the subnormals). `exp(nan) = nan`. |
+//! | `exp` | clamp to `[−1418, 710]` (f32: `[−176, 89]`: below −746 (f32 −104) the result is 0, and from the clamp on it is computed as `h·0·0` with no subnormal product, which is slow); `k = nearest(x·log2 e)`, `r = x − k·ln2` (two-part ln 2, FMA). f64: `expm1(r)` to `r^13`; result `(s1 + s1·p)·s2` with `2^k = s1·s2` split in halves, so overflow gives `inf`, and underflow gives subnormals (one rounding, or two in the subnormal range: ≤ 1 ulp there) and then `0`. f32: `exp r` by a degree-6 minimax polynomial (`1 + r + c2·r² + … + c6·r⁶`, relative error 3e-9); `2^k = 2^k1·2^k2` with `k2 = k >> 1` in integer lanes, applied by two multiplications (overflow `inf`, one rounding into the subnormals). `exp(nan) = nan`. |
 //! | `log` | subnormals scaled by `2^54` (f32: `2^24`); `x = 2^e·m`, `m ∈ [√½, √2)`; `log m = f − (f²/2 − s·(f²/2 + R(s²)))` with `f = m − 1`, `s = f/(2+f)`, `R` the `atanh` series (fdlibm's arrangement) to `s^20` (f32: `s^10`); `e·ln2` added by one FMA. `log(±0) = −inf`, `log(x < 0) = nan`, `log(inf) = inf`, `log(nan) = nan`. |
 //! | `sin`, `cos` | `k = nearest(x·2/π)`, Cody–Waite `r = x − k·π/2` with a three-part π/2 and FMA (exact first step). f64: Taylor polynomials for sine and cosine on `[−π/4, π/4]` (to `r^17`/`r^18`; the rounding error of `1 − r²/2` is kept). f32: minimax polynomials on `[−π/4, π/4]`, `r + r³·S(r²)` and `1 + r²·C(r²)` with four coefficients each (relative errors 5e-12 and 7e-11). Both are computed and one is picked and signed by `k mod 4`, so `sin x` and `cos x` of the same `x` share everything but the last selects once Cranelift's GVN merges them; `sin(±0) = ±0`. Lanes with `|x| > 1e8` (f32: `1e5`), `±inf` included, are recomputed in a cold block by Rust's `f64::sin`/`f64::cos` (libm, with Payne–Hanek reduction) through `call_indirect` to the function's address (the JIT runs in this process): correct for every argument, `sin/cos(±inf) = nan`. On x86-64 those functions use the Windows x64 convention on every OS, which preserves xmm6–xmm15, so the hot path need not spill its vectors around the cold call. Below the limits `k` is the nearest quadrant to within one, the first reduction step is exact and `r` is within about an ulp: the f32 check over every 7th input and the f64 sweeps up to `1e8` stay within 1 ulp. |
 //! | `tanh` | `tanh |x| = em/(em + 2)` with `em = expm1(2|x|) = 2^k·expm1(r) + (2^k − 1)` kept as a double (both terms exact), so there is no cancellation near 0; the sum `em + 2` and the quotient are corrected by their exact rounding errors; `|x|` clamped to 20 (f32: 10), where `tanh` rounds to ±1; sign copied from `x` (`tanh(−0) = −0`). |
@@ -494,9 +494,19 @@ fn exp_range(t: Format) -> (f64, f64) {
     (t.pick(-104.0, -746.0), t.pick(89.0, 710.0))
 }
 
+/// The lower clamp of [`exp`]: the result rounds to 0 from `exp_range`'s low end down, but a
+/// lane clamped there computes a subnormal product, which costs the CPU a slow path per lane
+/// (half the lanes of a causal softmax are masked to -inf: its `exp` kernel took 2.5× as long
+/// on Zen 4). Clamped here instead, `k` splits into halves of `2^-127` (f64: `2^-1023`),
+/// whose bits are 0: the product is `h·0·0 = 0`, computed on normal numbers and zeros only.
+/// (Any lower and a half's exponent would wrap.)
+fn exp_zero_floor(t: Format) -> f64 {
+    t.pick(-176.0, -1418.0)
+}
+
 fn exp(e: &mut Emitter, x: Value) -> Value {
-    let (lo, hi) = exp_range(e.t);
-    let x = e.clamp(x, lo, hi);
+    let (_, hi) = exp_range(e.t);
+    let x = e.clamp(x, exp_zero_floor(e.t), hi);
     if e.t.is_f64() {
         exp_clamped(e, x, None)
     } else {
@@ -530,10 +540,11 @@ fn pow2_i32(e: &mut Emitter, k: Value) -> Value {
     e.as_float(bits)
 }
 
-/// f32 `exp` for `x` clamped to `[−104, 89]`, all in f32 lanes: `k` and its integer bits from one
-/// FMA with [`MAGIC_F32`], a two-part `ln 2`, a degree-6 minimax polynomial by Horner's rule, and
-/// `2^k = 2^k1·2^k2` with `k2 = k >> 1` (both halves normal, so overflow gives `inf` and underflow
-/// rounds once into the subnormals).
+/// f32 `exp` for `x` clamped to `[−176, 89]` ([`exp_zero_floor`]), all in f32 lanes: `k` and
+/// its integer bits from one FMA with [`MAGIC_F32`], a two-part `ln 2`, a degree-6 minimax
+/// polynomial by Horner's rule, and `2^k = 2^k1·2^k2` with `k2 = k >> 1` (both halves normal
+/// above −104, so overflow gives `inf` and underflow rounds once into the subnormals; below,
+/// halves of `2^-127` are 0).
 fn exp_f32(e: &mut Emitter, x: Value) -> Value {
     let magic = e.c(MAGIC_F32);
     let t = e.fma_c(x, LOG2_E, magic);
@@ -1452,6 +1463,56 @@ mod tests {
         }
         assert!(emit_binary(&mut b, BinaryOp::Add, types::F32, f, f).is_none());
         assert!(emit_binary(&mut b, BinaryOp::Pow, types::I32, i, i).is_none());
+    }
+
+    /// Below the range where `exp` is subnormal, down to the clamp that computes it from
+    /// zero halves and past it: every result is what libm gives (0 there), both types.
+    #[test]
+    fn exp_underflows_to_zero_on_both_sides_of_the_zero_floor() {
+        let xs32: Vec<f32> = vec![
+            -87.0,
+            -100.0,
+            -103.9,
+            -104.0,
+            -104.5,
+            -110.0,
+            -150.0,
+            -175.9,
+            -176.0,
+            -176.4,
+            -177.0,
+            -300.0,
+            -1e30,
+            f32::NEG_INFINITY,
+            f32::MIN,
+        ];
+        let got = compile(Op::Unary(UnaryOp::Exp), types::F32, true).run(&xs32, &xs32);
+        for (&x, &y) in xs32.iter().zip(&got) {
+            let want = f32::reference(Op::Unary(UnaryOp::Exp), x, x);
+            assert!(y.ulps(want) <= 1, "exp({x}) = {y:e}, want {want:e}");
+            assert!(x > -104.0 || y.to_bits() == 0, "exp({x}) = {y:e}, not +0");
+        }
+        let xs64: Vec<f64> = vec![
+            -700.0,
+            -740.0,
+            -745.1,
+            -746.0,
+            -800.0,
+            -1000.0,
+            -1417.9,
+            -1418.0,
+            -1418.4,
+            -1419.0,
+            -5000.0,
+            f64::NEG_INFINITY,
+            f64::MIN,
+        ];
+        let got = compile(Op::Unary(UnaryOp::Exp), types::F64, true).run(&xs64, &xs64);
+        for (&x, &y) in xs64.iter().zip(&got) {
+            let want = f64::reference(Op::Unary(UnaryOp::Exp), x, x);
+            assert!(y.ulps(want) <= 1, "exp({x}) = {y:e}, want {want:e}");
+            assert!(x > -746.0 || y.to_bits() == 0, "exp({x}) = {y:e}, not +0");
+        }
     }
 
     /// A stride through all 2^32 f32 bit patterns: every 65,537th in the normal run (65,536
