@@ -244,27 +244,8 @@ impl Tensor {
         let (mut sym_start, mut sym_size, mut sym_out) = (Vec::new(), Vec::new(), Vec::new());
         let mut d = 0;
         for it in &expanded {
-            if symbolic && !matches!(it, SliceItem::NewAxis) {
-                let hint = self.shape_unrecorded()[d];
-                let resolved = match *it {
-                    SliceItem::Index(i) => (if i < 0 { i + hint as isize } else { i }, 1),
-                    SliceItem::Range { start: s, end: e, step: st } if st != 0 => resolve(s, e, st, hint),
-                    _ => (0, 0),
-                };
-                let (s0, n0) = sym_bounds(it, &dims[d], resolved).unwrap_or_else(|| {
-                    // Not an expression of the dim that agrees with its size here: by the size.
-                    self.record_size_read("index");
-                    (SymExpr::from(resolved.0 as i32), Dim::from(resolved.1 as u64))
-                });
-                sym_start.push(s0);
-                if !matches!(it, SliceItem::Index(_)) {
-                    sym_out.push(n0.clone());
-                }
-                sym_size.push(n0);
-            } else if matches!(it, SliceItem::NewAxis) {
-                sym_out.push(Dim::from(1));
-            }
-            match *it {
+            // The start and count of a consuming item at the hints; `None` for a new axis.
+            let resolved = match *it {
                 SliceItem::Index(i) => {
                     let n = self.shape_unrecorded()[d];
                     let j = if i < 0 { i + n as isize } else { i };
@@ -278,7 +259,7 @@ impl Tensor {
                     start.push(j);
                     step.push(1);
                     size.push(1);
-                    d += 1;
+                    Some((j, 1))
                 }
                 SliceItem::Range { start: s, end: e, step: st } => {
                     if st == 0 {
@@ -296,13 +277,38 @@ impl Tensor {
                     // A step past the dimension's size keeps at most one element, whose stride
                     // does not matter; saturating keeps the product from overflowing.
                     out_strides.push(self.strides()[d].saturating_mul(st));
-                    d += 1;
+                    Some((s0, count))
                 }
                 SliceItem::NewAxis => {
                     out_shape.push(1);
                     out_strides.push(1);
+                    None
                 }
                 SliceItem::Ellipsis => unreachable!("expanded above"),
+            };
+            match resolved {
+                Some(resolved) => {
+                    if symbolic {
+                        let (s0, n0) = match sym_bounds(it, &dims[d], resolved) {
+                            Some(bounds) => bounds,
+                            None => {
+                                // Not an expression of the dim that agrees with its size here:
+                                // by the size.
+                                self.record_size_read("index");
+                                let s0 = SymExpr::constant(resolved.0 as i64)
+                                    .map_err(|e| Error::op("index", e.to_string()))?;
+                                (s0, Dim::from(resolved.1 as u64))
+                            }
+                        };
+                        sym_start.push(s0);
+                        if !matches!(it, SliceItem::Index(_)) {
+                            sym_out.push(n0.clone());
+                        }
+                        sym_size.push(n0);
+                    }
+                    d += 1;
+                }
+                None => sym_out.push(Dim::from(1)),
             }
         }
         let identity = if symbolic {

@@ -162,36 +162,24 @@ impl Tensor {
             return Ok(self.clone());
         }
         let r = self.dim();
-        if self.ty_unrecorded().shape.is_symbolic() {
-            // Other dims are symbolic (dim `d` is constant, or `const_size` recorded the read
-            // and `d` is taken at its hint): the slice keeps their expressions.
-            let mut size = self.sym_dims();
-            size[d] = Dim::from(len as u64);
-            let mut start_at = vec![SymExpr::from(0); r];
-            start_at[d] = SymExpr::constant(start as i64).map_err(|e| Error::op("narrow", e.to_string()))?;
-            let bounds = SliceBounds { start: start_at, size };
-            let mut st: SmallVec<[isize; 4]> = SmallVec::from_elem(0, r);
-            st[d] = start as isize;
-            let mut hint: SmallVec<[usize; 4]> = SmallVec::from_slice(self.shape_unrecorded());
-            hint[d] = len;
-            return Tensor::from_op_strided(
-                Op::Slice {
-                    start: st,
-                    step: SmallVec::from_elem(1, r),
-                    size: hint,
-                    bounds: Some(Arc::new(bounds)),
-                },
-                &[self],
-                Some(self.strides().clone()),
-            );
-        }
+        let first = if len == 0 { 0 } else { start };
         let mut st: SmallVec<[isize; 4]> = SmallVec::from_elem(0, r);
-        let step: SmallVec<[isize; 4]> = SmallVec::from_elem(1, r);
-        let mut size: SmallVec<[usize; 4]> = SmallVec::from_slice(self.shape());
-        st[d] = if len == 0 { 0 } else { start as isize };
+        st[d] = first as isize;
+        let mut size: SmallVec<[usize; 4]> = SmallVec::from_slice(self.shape_unrecorded());
         size[d] = len;
+        // Inside a symbolic trace the other dims keep their expressions (dim `d` is constant,
+        // or `const_size` recorded the read and `d` is taken at its hint).
+        let bounds = if self.ty_unrecorded().shape.is_symbolic() {
+            let mut sym_size = self.sym_dims();
+            sym_size[d] = Dim::from(len as u64);
+            let mut sym_start = vec![SymExpr::from(0); r];
+            sym_start[d] = SymExpr::constant(first as i64).map_err(|e| Error::op("narrow", e.to_string()))?;
+            Some(Arc::new(SliceBounds { start: sym_start, size: sym_size }))
+        } else {
+            None
+        };
         Tensor::from_op_strided(
-            Op::Slice { start: st, step, size, bounds: None },
+            Op::Slice { start: st, step: SmallVec::from_elem(1, r), size, bounds },
             &[self],
             Some(self.strides().clone()),
         )

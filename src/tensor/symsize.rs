@@ -23,7 +23,8 @@
 //! is traced again at each size (see [`crate::Jit::why_traced_again`]). What takes a `SymSize`
 //! without reading it: arithmetic (`+`, `-`, `*`, floor `/` and `%` by constants),
 //! [`Tensor::reshape`], [`Tensor::view`], [`Tensor::expand`], [`Tensor::arange`],
-//! [`Tensor::unflatten`].
+//! [`Tensor::unflatten`]. As with `usize`, arithmetic whose result is a negative constant (or
+//! overflows, or divides by zero) panics, naming the operation.
 
 use super::symbolic;
 use super::{wrap_dim, Tensor};
@@ -67,7 +68,8 @@ impl SymSize {
         hint as usize
     }
 
-    /// `self op other` over expressions; a constant result below zero is an error.
+    /// `self op other` over expressions; panics, naming them, on a negative constant result,
+    /// an overflow or a zero divisor.
     fn combine(
         &self,
         other: &SymSize,

@@ -1466,53 +1466,45 @@ mod tests {
     }
 
     /// Below the range where `exp` is subnormal, down to the clamp that computes it from
-    /// zero halves and past it: every result is what libm gives (0 there), both types.
+    /// zero halves and past it: every result is what libm gives (+0 from `zero_from` down).
+    fn exp_underflows_to_zero<T: Elem>(xs: &[f64], zero_from: f64) {
+        let xs: Vec<T> = xs.iter().map(|&x| T::from_f64(x)).collect();
+        let got = compile(Op::Unary(UnaryOp::Exp), T::TYPE, true).run(&xs, &xs);
+        for (&x, &y) in xs.iter().zip(&got) {
+            let want = T::reference(Op::Unary(UnaryOp::Exp), x, x);
+            assert!(y.ulps(want) <= 1, "exp({x:?}) {}: {y:?}, want {want:?}", T::NAME);
+            assert!(x.to_f64() > zero_from || y.to_f64().to_bits() == 0, "exp({x:?}) = {y:?}, not +0");
+        }
+    }
+
     #[test]
     fn exp_underflows_to_zero_on_both_sides_of_the_zero_floor() {
-        let xs32: Vec<f32> = vec![
-            -87.0,
-            -100.0,
-            -103.9,
+        let (inf, min32) = (f64::NEG_INFINITY, f64::from(f32::MIN));
+        exp_underflows_to_zero::<f32>(
+            &[
+                -87.0, -100.0, -103.9, -104.0, -104.5, -110.0, -150.0, -175.9, -176.0, -176.4, -177.0,
+                -300.0, -1e30, inf, min32,
+            ],
             -104.0,
-            -104.5,
-            -110.0,
-            -150.0,
-            -175.9,
-            -176.0,
-            -176.4,
-            -177.0,
-            -300.0,
-            -1e30,
-            f32::NEG_INFINITY,
-            f32::MIN,
-        ];
-        let got = compile(Op::Unary(UnaryOp::Exp), types::F32, true).run(&xs32, &xs32);
-        for (&x, &y) in xs32.iter().zip(&got) {
-            let want = f32::reference(Op::Unary(UnaryOp::Exp), x, x);
-            assert!(y.ulps(want) <= 1, "exp({x}) = {y:e}, want {want:e}");
-            assert!(x > -104.0 || y.to_bits() == 0, "exp({x}) = {y:e}, not +0");
-        }
-        let xs64: Vec<f64> = vec![
-            -700.0,
-            -740.0,
-            -745.1,
+        );
+        exp_underflows_to_zero::<f64>(
+            &[
+                -700.0,
+                -740.0,
+                -745.1,
+                -746.0,
+                -800.0,
+                -1000.0,
+                -1417.9,
+                -1418.0,
+                -1418.4,
+                -1419.0,
+                -5000.0,
+                inf,
+                f64::MIN,
+            ],
             -746.0,
-            -800.0,
-            -1000.0,
-            -1417.9,
-            -1418.0,
-            -1418.4,
-            -1419.0,
-            -5000.0,
-            f64::NEG_INFINITY,
-            f64::MIN,
-        ];
-        let got = compile(Op::Unary(UnaryOp::Exp), types::F64, true).run(&xs64, &xs64);
-        for (&x, &y) in xs64.iter().zip(&got) {
-            let want = f64::reference(Op::Unary(UnaryOp::Exp), x, x);
-            assert!(y.ulps(want) <= 1, "exp({x}) = {y:e}, want {want:e}");
-            assert!(x > -746.0 || y.to_bits() == 0, "exp({x}) = {y:e}, not +0");
-        }
+        );
     }
 
     /// A stride through all 2^32 f32 bit patterns: every 65,537th in the normal run (65,536
