@@ -46,7 +46,7 @@ fn main() {
         let x = Tensor::randn([M2, M2]).realize().clone();
         let mb = 4.0 * (M2 * M2) as f64;
         if b.want("W2") {
-            b.reference = common::limits::measure(&mut b, &x.to_vec::<f32>());
+            b.reference = common::limits::measure(&mut b, "W2", &x.to_vec::<f32>());
         }
         b.time("W2.sum", 7, Some(mb), None, || {
             x.sum().realize();

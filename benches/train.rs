@@ -1,7 +1,8 @@
 //! tenjit's side of the training benchmarks of `../shared/BENCH.md`: W5 (the tutorial's linear
 //! regression, 100 epochs of SGD with lr 0.01, small and big), W6 (one step of a 784→256→10
 //! MLP with softmax cross-entropy, batch 128) and W7 (the first call of those steps in a fresh
-//! process: trace + autodiff + compile + run).
+//! process: trace + autodiff + compile + run). `W5.stream` (tenjit only) runs W5.big's step on
+//! 16 times its rows, from memory, against the machine's read sweep.
 //!
 //! Each training workload runs two ways: `lazy` (the PyTorch-style loop: build the step,
 //! `backward()`, update in `no_grad`, realize; each step finds its executable in the cache)
@@ -123,6 +124,34 @@ fn w5(bench: &mut Bench, small: bool) {
             println!("  {id} ({variant}): {:.2} µs per epoch", t / EPOCHS as f64 * 1e6);
         }
     }
+}
+
+/// Rows of `W5.stream`: W5.big's step on 16 times its rows (256 MiB of `X`, beyond any L3).
+const STREAM_N: usize = 16 * BIG_N;
+
+/// `W5.stream` (tenjit only, no peer runs it): one `tenjit::jit` step of W5.big's linear
+/// regression on [`STREAM_N`] rows, so `X` streams from memory: its GB/s (of `X`'s bytes per
+/// step) against the machine's read sweep of `X`. The step's reductions over the rows run in
+/// parts inside the forward product's row group (`tenjit_ir::kernel::parts`), so a step reads
+/// `X` once; reading it twice would halve the figure.
+fn w5_stream(bench: &mut Bench) {
+    if !bench.want("W5.stream") {
+        return;
+    }
+    tenjit::manual_seed(7);
+    let x = Tensor::randn([STREAM_N, BIG_D]);
+    let y = x.matmul(&Tensor::randn([BIG_D, 1])) + 0.5;
+    tenjit::realize(&[&x, &y]);
+    bench.reference = common::limits::measure(bench, "W5.stream", &x.to_vec::<f32>());
+    let step = w5_jit(x, y);
+    let (mut w, mut b) = (Tensor::zeros([BIG_D, 1]), Tensor::zeros([1]));
+    let bytes = (STREAM_N * BIG_D * 4) as f64;
+    bench.time_as("W5.stream", "jit", 11, Some(bytes), None, || {
+        let out = step.call(&[&w, &b]);
+        (w, b) = (out[0].clone(), out[1].clone());
+        let _ = out[2].item();
+    });
+    bench.reference = None;
 }
 
 /// The W6 inputs: `(x, labels, [W1, b1, W2, b2])`.
@@ -252,6 +281,7 @@ fn main() {
     println!("tenjit {} backend, {} threads", common::backend_name(), tenjit::backend::cpu::exec::threads());
     w5(&mut bench, true);
     w5(&mut bench, false);
+    w5_stream(&mut bench);
     w6(&mut bench);
     w7(&mut bench);
 }

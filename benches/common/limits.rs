@@ -107,26 +107,28 @@ fn part<T>(x: &[T], t: usize, n: usize) -> &[T] {
     &x[(t * len).min(x.len())..((t + 1) * len).min(x.len())]
 }
 
-/// Measures the read sweep and the copy of `x` (`W2.limit_*` lines) and returns the read
-/// bandwidth of the fastest run in GB/s, the reference the W2 lines are compared with.
-pub fn measure(b: &mut Bench, x: &[f32]) -> Option<f64> {
+/// Measures the read sweep and the copy of `x` (`{workload}.limit_*` lines, `W2.limit_read_128bit`)
+/// and returns the read bandwidth of the fastest run in GB/s, the reference the workload's
+/// lines are compared with.
+pub fn measure(b: &mut Bench, workload: &str, x: &[f32]) -> Option<f64> {
     let copy = huge_copy(x);
     let x: &[f32] = &copy;
     let bytes = std::mem::size_of_val(x) as f64;
     let reps = 15;
-    let read128 = time_parallel(b, "W2.limit_read_128bit", reps, bytes, &|t, n| {
+    let read128 = time_parallel(b, &format!("{workload}.limit_read_128bit"), reps, bytes, &|t, n| {
         black_box(sum_8x4::<false>(black_box(part(x, t, n))));
     });
-    let prefetched = time_parallel(b, "W2.limit_read_128bit_prefetch", reps, bytes, &|t, n| {
-        black_box(sum_8x4::<true>(black_box(part(x, t, n))));
-    });
+    let prefetched =
+        time_parallel(b, &format!("{workload}.limit_read_128bit_prefetch"), reps, bytes, &|t, n| {
+            black_box(sum_8x4::<true>(black_box(part(x, t, n))));
+        });
     let mut best = match (read128, prefetched) {
         (Some(a), Some(c)) => Some(a.min(c)),
         (a, c) => a.or(c),
     };
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
-        let read256 = time_parallel(b, "W2.limit_read_256bit", reps, bytes, &|t, n| {
+        let read256 = time_parallel(b, &format!("{workload}.limit_read_256bit"), reps, bytes, &|t, n| {
             // SAFETY: the CPU has AVX2 (checked just above).
             black_box(unsafe { sum_8x4_avx2(black_box(part(x, t, n))) });
         });
@@ -139,7 +141,7 @@ pub fn measure(b: &mut Bench, x: &[f32]) -> Option<f64> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         (0..threads).map(|t| std::sync::Mutex::new(part(x, t, threads).to_vec())).collect()
     };
-    time_parallel(b, "W2.limit_copy", reps, 2.0 * bytes, &|t, n| {
+    time_parallel(b, &format!("{workload}.limit_copy"), reps, 2.0 * bytes, &|t, n| {
         let mut d = dst[t].lock().unwrap_or_else(|e| e.into_inner());
         d.copy_from_slice(part(x, t, n));
         black_box(&mut *d);

@@ -807,3 +807,40 @@ fn failing_steps_keep_their_graph_nodes() {
     assert_eq!(sites, vec![divs[0], named("rem")[0], divs[1]], "{p}");
     assert!(kernels.iter().any(|k| k.failing_sites().iter().any(|s| s.epilogue)), "{p}");
 }
+
+#[test]
+fn reductions_over_a_groups_rows_split_into_parts_that_run_in_the_group() {
+    // An integer linear model over 8192 rows: `h = x @ w + 1`, then reductions over the rows
+    // of what the group produced (a sum, a max, and `xᵀ @ h`), each split into 8 parts of
+    // 1024 rows inside the group and combined after it. Integer sums and maxima are exact in
+    // any order, so the kernel interpreter (which runs the group one row at a time, each part
+    // once its last row has run, with poisoned local buffers) must give the graph
+    // interpreter's bits.
+    let g = tenjit_ir::text::parse(
+        "graph @f(%x: i64[8192,3], %w: i64[3,1], %one: i64[8192,1]) {
+  %0 = matmul %x, %w : i64[8192,1]
+  %h = add %0, %one : i64[8192,1]
+  %e = mul %h, %h : i64[8192,1]
+  %s = sum %e, axes=[0] : i64[1]
+  %m = max %h, axes=[0,1] : i64[]
+  %xt = permute %x, perm=[1,0] : i64[3,8192]
+  %g = matmul %xt, %h : i64[3,1]
+  return %s, %m, %g
+}",
+    )
+    .unwrap();
+    let p = lower_checked(&g);
+    let list = kernel_list(&p);
+    assert!(list.contains("group g0 rows=8192 parts=8x1024"), "{list}");
+    assert_eq!(list.matches("combined after the group").count(), 2, "{list}");
+    assert!(list.contains("sum of the 8 parts' products"), "{list}");
+    let reasons = reasons(&p);
+    assert_eq!(p.groups[0].steps.len(), 5, "{reasons:?}\n{list}");
+    // The same graph at 4099 rows (prime) has no part, and at 2048 rows is too small.
+    for rows in [4099, 2048] {
+        let text = g.to_string().replace("8192", &rows.to_string());
+        let small = tenjit_ir::text::parse(&text).unwrap();
+        let list = kernel_list(&lower_checked(&small));
+        assert!(!list.contains("parts="), "{rows}: {list}");
+    }
+}

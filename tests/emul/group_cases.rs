@@ -2,7 +2,7 @@
 //! norm forward and backward and the row steps of a causal attention, built with the front
 //! end and traced, with rows below and above one warp and one block, lengths that divide no
 //! block size, row counts above and below a block's threads, and rows too long for shared
-//! memory (separate launches). The interpreter is the oracle, on inputs made from each
+//! memory (separate launches), and sums over parts of many rows (separate launches too). The interpreter is the oracle, on inputs made from each
 //! graph's input types.
 
 use super::Case;
@@ -31,6 +31,11 @@ pub fn group_cases(out: &mut Vec<Case>) {
         let grads = tenjit::grad(&[&loss], &[&xg, &w, &b]);
         out.push(traced(&format!("layer_norm backward [{rows}, {n}]"), &grads.iter().collect::<Vec<_>>()));
     }
+    // Reductions over many rows split into parts inside a group (`kernel::parts`): the CUDA
+    // backend runs such a group's steps as launches of their own, the parts then combined.
+    let x = leaf(&[8192, 5]);
+    let r = (&x * &x).sum_dim(1, false);
+    out.push(traced("sum and max over parts [8192, 5]", &[&r.sum(), &r.amax(0, false)]));
     // Rows whose local buffers do not fit in shared memory: separate launches.
     let x = leaf(&[2, 9000]);
     out.push(traced("softmax [2, 9000]", &[&nn::softmax(&x, -1)]));

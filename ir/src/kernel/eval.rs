@@ -203,9 +203,20 @@ pub fn eval(p: &Program, inputs: &[Buffer]) -> Result<Vec<Buffer>, KernelError> 
             let poison = if m.dtype.is_float() { V::F(f64::NAN) } else { V::I(0x5a5a_5a5a) };
             m.data.iter_mut().for_each(|v| *v = poison);
         }
+        // A step over parts runs part `r / part` once the part's last row `r` has run.
+        let units: Vec<usize> = p.steps[g.steps.clone()]
+            .iter()
+            .map(|s| {
+                crate::kernel::schedule::step_unit(p, s, g.rows, g.part).ok_or_else(|| {
+                    malformed("group", format!("a step without {} rows in group {:?}", g.rows, g.steps))
+                })
+            })
+            .collect::<Result<_, _>>()?;
         for r in 0..g.rows {
-            for step in &p.steps[g.steps.clone()] {
-                run_step(p, step, &mut mem, Some(r))?;
+            for (step, &unit) in p.steps[g.steps.clone()].iter().zip(&units) {
+                if (r + 1) % unit == 0 {
+                    run_step(p, step, &mut mem, Some(r / unit))?;
+                }
             }
         }
         at = g.steps.end;
@@ -543,14 +554,20 @@ fn run_matmul(s: &MatmulStep, mem: &mut [Mem], row: Option<usize>) -> Result<(),
     if s.a.batch_strides.len() != s.batch.len() || s.b.batch_strides.len() != s.batch.len() {
         return Err(malformed(step, "batch strides do not match the batch dims".into()));
     }
-    let rows = match row {
-        None => 0..s.m,
-        Some(r) if s.batch.is_empty() && r < s.m => r..r + 1,
+    // In a group: row `r` of a product without batch dims, or batch `r` of a product over
+    // parts (one batch dim).
+    let (rows, batches) = match row {
+        None => (0..s.m, None),
+        Some(r) if s.batch.is_empty() && r < s.m => (r..r + 1, None),
+        Some(r) if s.batch.len() == 1 && r < s.batch[0] => (0..s.m, Some(r)),
         Some(r) => return Err(malformed(step, format!("row {r} of a matmul with m={} in a row group", s.m))),
     };
     let mut out = Vec::new();
     let mem_ref: &[Mem] = mem;
-    for_each_index(&s.batch, |batch| {
+    let batch_dims: &[usize] = if batches.is_some() { &[1] } else { &s.batch };
+    for_each_index(batch_dims, |batch| {
+        let at_batch = batches.map(|r| [r]);
+        let batch = at_batch.as_ref().map_or(batch, |b| &b[..]);
         for i in rows.clone() {
             for j in 0..s.n {
                 let mut a = Vec::with_capacity(s.k);
@@ -591,7 +608,7 @@ fn run_matmul(s: &MatmulStep, mem: &mut [Mem], row: Option<usize>) -> Result<(),
             format!("output b{} holds {} elements, not {expected}", s.out, m.data.len()),
         ));
     }
-    let first = rows.start * s.n;
+    let first = batches.map_or(rows.start * s.n, |r| r * s.m * s.n);
     m.data[first..first + out.len()].copy_from_slice(&out);
     Ok(())
 }

@@ -44,18 +44,28 @@ pub struct Program {
 /// row by row: the result is the same whether the steps run one after the other over all
 /// rows, or all of them on row block 0, then all on row block 1, and so on.
 ///
-/// Every step of a group has `rows` as its leading dimension: a kernel's space starts with it
+/// Every other step of a group has `rows` as its leading dimension: a kernel's space starts with it
 /// and does not reduce it (its stores for row `r` cover row `r` of their buffers); a matrix
 /// product has no batch dims and `m == rows`. A step reads a buffer written earlier in the
 /// group only within the row it computes (see [`schedule`]). The
 /// `local` buffers are written and read only by the group's steps and are no program output,
 /// so a backend may keep only the rows in flight of each.
+///
+/// A group may also hold *steps over parts* (see [`parts`]): steps whose leading extent is
+/// `rows / part`, each index of it covering `part` consecutive rows, that reduce their part
+/// to one row of a small output (the partial sums of `Xᵀ @ g`, or of a loss, over 1024 rows
+/// each). Such a step reads what the group wrote only within its part, and nothing in the
+/// group reads what it writes; a backend runs it on a block of rows once the block's other
+/// steps have, so blocks start and end at multiples of `part`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Group {
     /// Its steps, `steps.start..steps.end` of [`Program::steps`] (at least two).
     pub steps: std::ops::Range<usize>,
     /// The shared leading extent.
     pub rows: usize,
+    /// The rows an index of a step over parts covers (a divisor of `rows`), or 1 when the
+    /// group has no such step.
+    pub part: usize,
     /// Buffers used only inside the group, row by row, sorted.
     pub local: Vec<BufId>,
 }
@@ -492,6 +502,7 @@ impl LoopStep {
 pub mod eval;
 pub mod half;
 pub mod lower;
+pub mod parts;
 pub mod print;
 pub mod schedule;
 pub mod squeeze;

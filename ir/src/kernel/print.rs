@@ -215,11 +215,13 @@ impl fmt::Display for Program {
     }
 }
 
-/// A group's header line: `group g0 rows=4096 local=[b1, b2]  ; ...`.
+/// A group's header line: `group g0 rows=4096 local b1 b2  ; ...`, with `parts=4x1024` after
+/// the rows when it has steps over parts.
 fn group_text(n: usize, g: &Group) -> String {
     let local: String = g.local.iter().map(|b| format!(" b{b}")).collect();
     let local = if local.is_empty() { String::new() } else { format!(" local{local}") };
-    format!("group g{n} rows={}{local}  ; {} steps run row block by row block", g.rows, g.steps.len())
+    let parts = if g.part > 1 { format!(" parts={}x{}", g.rows / g.part, g.part) } else { String::new() };
+    format!("group g{n} rows={}{parts}{local}  ; {} steps run row block by row block", g.rows, g.steps.len())
 }
 
 /// The buffers a kernel reads, in order, each once.

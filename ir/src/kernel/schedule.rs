@@ -37,6 +37,21 @@
 //! kernel-IR interpreter ([`eval`](super::eval)) runs groups one row at a time with the
 //! group's local buffers poisoned beforehand, so the differential tests check the rule.
 //!
+//! # Reductions over a group's rows, in parts
+//!
+//! A reduction over the rows of what a group produced or read (the gradient's `Xᵀ @ err` of
+//! a linear model whose forward product `X @ w` and error form the group, its loss and bias
+//! gradient) cannot join the group as it is: its leading axis is the one it reduces. In a
+//! group of at least [`parts::MIN_SPLIT_ROWS`] rows, [`gather`] splits such a reduction into
+//! a *step over parts* ([`parts`]: its leading extent is `rows / part`, each index reducing
+//! `part` consecutive rows to one row of a small buffer), which joins the group, and a step
+//! after the group that combines the parts. A step over parts reads what earlier steps of
+//! the group wrote only within its part (the row rule with the part's rows as the row), and
+//! nothing in the group reads what it writes; the group's blocks then start and end at
+//! multiples of the part ([`Group::part`]), and each block runs its steps over parts on its
+//! whole parts after its other steps. So the data streams from memory once. Symbolic
+//! programs' instances do not split ([`schedule_with`]).
+//!
 //! # Moving reductions next to a group
 //!
 //! Steps come from the lowering in graph order, where two independent row reductions of one
@@ -54,8 +69,8 @@
 //! is the computed one, at its dtype.
 
 use super::{
-    BufId, BufferDecl, BufferKind, Group, IndexMap, Inst, InstId, InstOrigin, Instr, Kernel, Program, Site,
-    Step, Store,
+    parts, BufId, BufferDecl, BufferKind, Group, IndexMap, Inst, InstId, InstOrigin, Instr, Kernel, Program,
+    Site, Step, Store,
 };
 use crate::ops::{ConvRole, Op, PoolRole};
 use crate::types::{Shape, TensorType};
@@ -69,7 +84,14 @@ pub const SHARE_MIN_COST: u64 = 4;
 /// (replacing any it had), shares costly values inside them, and names the kernels `k0`,
 /// `k1`, ... in step order again.
 pub fn schedule(p: &mut Program) {
-    gather(p);
+    schedule_with(p, true);
+}
+
+/// [`schedule`], splitting reductions over a group's rows into parts ([`parts`]) only when
+/// `split` is set. A symbolic program's instances keep one structure for every size, so
+/// they do not split (the split depends on the rows' divisors).
+pub fn schedule_with(p: &mut Program, split: bool) {
+    gather(p, split);
     loop {
         p.groups = groups(p);
         if !share_one(p) {
@@ -198,26 +220,50 @@ pub fn row_local(offset: i64, row_stride: i64, rest: &[(i64, usize)], row_len: u
     row_stride as i128 == row_len as i128 && lo >= 0 && hi < row_len as i128
 }
 
+/// The leading extent a step has as a step over parts (see [`parts`]): a kernel's
+/// [`leading_rows`], or a product's one batch dim.
+fn parts_extent(p: &Program, step: &Step) -> Option<usize> {
+    match step {
+        Step::Matmul(m) if m.batch.len() == 1 => Some(m.batch[0]),
+        Step::Kernel(_) => leading_rows(p, step),
+        Step::Matmul(_) | Step::Op(_) | Step::Loop(_) => None,
+    }
+}
+
+/// The rows each index of `step` covers in a group of `rows` rows whose parts (if any yet)
+/// hold `part` rows: 1 for a step with the group's leading extent, the part's rows for a
+/// step over parts, `None` for a step that has neither.
+pub fn step_unit(p: &Program, step: &Step, rows: usize, part: usize) -> Option<usize> {
+    if leading_rows(p, step) == Some(rows) {
+        return Some(1);
+    }
+    let e = parts_extent(p, step).filter(|&e| e >= 2 && e < rows && rows.is_multiple_of(e))?;
+    let c = rows / e;
+    ((part == 1 || part == c) && parts::reduces_parts(step, c)).then_some(c)
+}
+
 /// What a group under construction has written and read.
 struct Open {
     rows: usize,
+    /// The rows of its parts, 1 while it has no step over parts.
+    part: usize,
     written: BTreeSet<BufId>,
     read: BTreeSet<BufId>,
+    /// What its steps over parts wrote: nothing in the group may read it.
+    partial: BTreeSet<BufId>,
 }
 
 impl Open {
-    /// The number of elements per row of buffer `b`.
-    fn row_len(&self, p: &Program, b: BufId) -> usize {
-        p.buffers[b].ty.shape.numel() / self.rows
-    }
-
     /// Whether `step` may join the group.
     fn admits(&self, p: &Program, step: &Step) -> bool {
-        if leading_rows(p, step) != Some(self.rows) {
-            return false;
-        }
-        let (_, writes) = step_buffers(step);
-        if writes.iter().any(|w| self.written.contains(w) || self.read.contains(w)) {
+        let Some(unit) = step_unit(p, step, self.rows, self.part) else { return false };
+        // The step's leading extent, and the elements of buffer `b` each of its indices owns.
+        let extent = self.rows / unit;
+        let row_len = |b: BufId| p.buffers[b].ty.shape.numel() / extent;
+        let (reads, writes) = step_buffers(step);
+        if writes.iter().any(|w| self.written.contains(w) || self.read.contains(w))
+            || reads.iter().any(|r| self.partial.contains(r))
+        {
             return false;
         }
         match step {
@@ -229,20 +275,25 @@ impl Open {
                     Inst::Load { buf, index } if self.written.contains(buf) => {
                         let rest: Vec<(i64, usize)> =
                             index.strides.iter().copied().zip(dims.iter().copied()).skip(1).collect();
-                        row_local(index.offset, index.strides[0], &rest, self.row_len(p, *buf))
+                        row_local(index.offset, index.strides[0], &rest, row_len(*buf))
                     }
                     _ => true,
                 })
             }
+            // A product over parts may read either operand from the group, within its part.
+            Step::Matmul(m) if unit > 1 => [(&m.a, m.m, m.k), (&m.b, m.k, m.n)].iter().all(|(op, r, c)| {
+                !self.written.contains(&op.buf)
+                    || row_local(
+                        op.offset,
+                        op.batch_strides[0],
+                        &[(op.row_stride, *r), (op.col_stride, *c)],
+                        row_len(op.buf),
+                    )
+            }),
             Step::Matmul(m) => {
                 !self.written.contains(&m.b.buf)
                     && (!self.written.contains(&m.a.buf)
-                        || row_local(
-                            m.a.offset,
-                            m.a.row_stride,
-                            &[(m.a.col_stride, m.k)],
-                            self.row_len(p, m.a.buf),
-                        ))
+                        || row_local(m.a.offset, m.a.row_stride, &[(m.a.col_stride, m.k)], row_len(m.a.buf)))
             }
             // Operands read image by image are dense with an image per row, so any is
             // row-local; the others are read whole and must not be written in the group.
@@ -253,8 +304,12 @@ impl Open {
         }
     }
 
-    fn add(&mut self, step: &Step) {
+    fn add(&mut self, p: &Program, step: &Step) {
         let (reads, writes) = step_buffers(step);
+        if let Some(unit) = step_unit(p, step, self.rows, self.part).filter(|&u| u > 1) {
+            self.part = unit;
+            self.partial.extend(writes.iter().copied());
+        }
         self.read.extend(reads);
         self.written.extend(writes);
     }
@@ -295,8 +350,10 @@ fn commutes_back(p: &Program, from: usize, l: usize) -> bool {
 /// [`GATHER_LOOKAHEAD`] steps that is a row reduction of a buffer the group reads, that the
 /// group admits, and that commutes with the steps it passes (reads nothing they write,
 /// writes nothing they use) moves up to join it. Only reductions move, so no group loses an
-/// elementwise step whose row-local output it would have kept in cache.
-pub fn gather(p: &mut Program) {
+/// elementwise step whose row-local output it would have kept in cache. With `split`, a
+/// reduction over the group's rows among those steps that reads what the group reads or
+/// writes is split into parts ([`parts`]) and its step over parts moves up the same way.
+pub fn gather(p: &mut Program, split: bool) {
     let mut i = 0;
     while i < p.steps.len() {
         let Some(mut open) = open_at(p, i) else {
@@ -306,28 +363,49 @@ pub fn gather(p: &mut Program) {
         let mut j = i + 1;
         loop {
             if j < p.steps.len() && open.admits(p, &p.steps[j]) {
-                open.add(&p.steps[j]);
+                open.add(p, &p.steps[j]);
                 j += 1;
                 continue;
             }
             let end = (j + 1 + GATHER_LOOKAHEAD).min(p.steps.len());
             let found =
                 (j + 1..end).find(|&l| joins_for_its_reads(p, &open, &p.steps[l]) && commutes_back(p, j, l));
-            let Some(l) = found else { break };
+            let l = match found {
+                Some(l) => l,
+                None if split => {
+                    let Some((l, s)) = split_into(p, &open, j, end) else { break };
+                    parts::apply(p, l, s);
+                    l
+                }
+                None => break,
+            };
             p.steps[j..=l].rotate_right(1);
-            open.add(&p.steps[j]);
+            open.add(p, &p.steps[j]);
             j += 1;
         }
         i = j;
     }
 }
 
+/// The first of steps `j..end` that, split into parts ([`parts`]), reads what the open group
+/// reads or writes, joins it, and commutes with the steps between `j` and it; with its split.
+fn split_into(p: &Program, open: &Open, j: usize, end: usize) -> Option<(usize, parts::Split)> {
+    let part = if open.part > 1 { open.part } else { parts::part_rows(open.rows)? };
+    (j..end).find_map(|l| {
+        let s = parts::split(p, l, open.rows, part)?;
+        let (reads, _) = step_buffers(&s.parts);
+        let shares = reads.iter().any(|b| open.read.contains(b) || open.written.contains(b));
+        (shares && open.admits(p, &s.parts) && commutes_back(p, j, l)).then_some((l, s))
+    })
+}
+
 /// The group that could start at step `i`, holding it: `None` when the step has no leading
 /// extent of at least 2 rows.
 fn open_at(p: &Program, i: usize) -> Option<Open> {
     let rows = leading_rows(p, &p.steps[i]).filter(|&r| r >= 2)?;
-    let mut open = Open { rows, written: BTreeSet::new(), read: BTreeSet::new() };
-    open.add(&p.steps[i]);
+    let mut open =
+        Open { rows, part: 1, written: BTreeSet::new(), read: BTreeSet::new(), partial: BTreeSet::new() };
+    open.add(p, &p.steps[i]);
     Some(open)
 }
 
@@ -342,7 +420,7 @@ fn groups(p: &Program) -> Vec<Group> {
         };
         let mut j = i + 1;
         while j < p.steps.len() && open.admits(p, &p.steps[j]) {
-            open.add(&p.steps[j]);
+            open.add(p, &p.steps[j]);
             j += 1;
         }
         if j - i >= 2 {
@@ -355,7 +433,7 @@ fn groups(p: &Program) -> Vec<Group> {
                     !later.contains(b) && !p.outputs.contains(b) && p.buffers[*b].kind == BufferKind::Temp
                 })
                 .collect();
-            out.push(Group { steps: i..j, rows: open.rows, local });
+            out.push(Group { steps: i..j, rows: open.rows, part: open.part, local });
         }
         i = j;
     }

@@ -174,7 +174,7 @@ pub fn instantiate(sym: &SymProgram, values: &Bindings) -> Result<Program, Insta
         }
     }
     super::squeeze::squeeze(&mut p);
-    super::schedule::schedule(&mut p);
+    super::schedule::schedule_with(&mut p, false);
     Ok(p)
 }
 

@@ -56,7 +56,9 @@
 //! and 197–199 on two. A row group split W5.big's gradient by its output rows (columns of
 //! `X`), so each thread read half of every row of `X`: 270–280 µs, against 97 for a split by
 //! rows of `X` into two partial sums, as [`atx`] splits it; so such a product no longer leads
-//! a row group (`tenjit_ir::kernel::schedule::leading_rows`).
+//! a row group (`tenjit_ir::kernel::schedule::leading_rows`). In a group of many rows it
+//! joins as a product over parts instead (`tenjit_ir::kernel::parts`): [`atx`] over each part
+//! of 1024 rows that the group's forward product has just read, one part per call.
 //!
 //! On one thread a quarter of `X` (4 MiB) takes 50–52 µs in [`ax`] and 43–44 in [`atx`]
 //! (AVX2: 50–52 and 44–49; the whole of `X`, 329–361 and 313–315, against `gemm`'s 410 and

@@ -15,6 +15,13 @@
 //! generator merges the leading dims a kernel walks densely into one outer dimension, of which
 //! the row is the most significant part). A matrix product runs rows `r0..r1` as a product of
 //! `r1 - r0` rows on the thread.
+//!
+//! A group with steps over parts (`tenjit_ir::kernel::parts`: reductions over the group's
+//! rows, `part` rows an index) gives each thread, and each block, whole parts: ranges and
+//! blocks start at multiples of the part. A step over parts runs, after the block's other
+//! steps, on the block's parts: a kernel over its outer range for those parts, a product over
+//! parts batch by batch (`matmul_parts`). Its output is a program buffer, combined after the
+//! group, so every part is reduced in the same order whatever the blocks and threads.
 
 use super::codegen::CompiledKernel;
 use super::gemm;
@@ -22,7 +29,7 @@ use super::memory;
 use super::pool::{data_ptr, on_workers, threads, ExecError, Ptrs};
 use crate::error::EvalErrorKind;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tenjit_ir::kernel::schedule::image_operands;
+use tenjit_ir::kernel::schedule::{image_operands, step_unit};
 use tenjit_ir::kernel::{BufId, Group, Inst, MatOperand, MatmulStep, OpStep, Program, Step};
 use tenjit_ir::Op;
 use tenjit_ir::{DType, Data};
@@ -72,27 +79,36 @@ pub(super) fn run(
         .iter()
         .map(|&buf| Local { buf, dtype: program.buffers[buf].ty.dtype, row_len: row_len(buf) })
         .collect();
-    // The kernels' outer indices per row.
+    // The rows each index of a step covers (1, or the group's part for a step over parts).
+    let units: Vec<usize> = steps
+        .iter()
+        .map(|step| {
+            step_unit(program, step, rows, g.part)
+                .ok_or_else(|| ExecError::internal(format!("a step without {rows} rows in its group")))
+        })
+        .collect::<Result<_, _>>()?;
+    // The kernels' outer indices per index of their leading extent.
     let mut per_row = Vec::with_capacity(steps.len());
     let mut work = 0usize;
     let mut row_bytes = 0usize;
     let mut has_matmul = false;
     // The program buffers the kernels' bodies read: a block's rows of them are in cache too.
     let mut read: Vec<BufId> = Vec::new();
-    for (s, step) in g.steps.clone().zip(steps) {
+    for ((s, step), &unit) in g.steps.clone().zip(steps).zip(&units) {
+        let extent = rows / unit;
         match step {
             Step::Kernel(k) => {
                 let ck = kernels[s]
                     .as_ref()
                     .ok_or_else(|| ExecError::internal(format!("kernel {} was not compiled", k.name)))?;
-                if ck.outer_len() % rows != 0 {
+                if ck.outer_len() % extent != 0 {
                     return Err(ExecError::internal(format!(
-                        "kernel {}: {} outer indices for {rows} rows of its group",
+                        "kernel {}: {} outer indices for a leading extent of {extent} in its group",
                         k.name,
                         ck.outer_len()
                     )));
                 }
-                per_row.push(ck.outer_len() / rows);
+                per_row.push(ck.outer_len() / extent);
                 work = work.saturating_add(k.space.iter().product());
                 for st in &k.stores {
                     row_bytes += row_len(st.buf) * program.buffers[st.buf].ty.dtype.size_bytes();
@@ -108,8 +124,12 @@ pub(super) fn run(
             Step::Matmul(m) => {
                 has_matmul = true;
                 per_row.push(0);
-                work = work.saturating_add(m.m.saturating_mul(m.n).saturating_mul(m.k));
-                row_bytes += m.n * m.dtype.size_bytes();
+                let batches = m.batch.iter().product::<usize>();
+                work =
+                    work.saturating_add(batches.saturating_mul(m.m).saturating_mul(m.n).saturating_mul(m.k));
+                if unit == 1 {
+                    row_bytes += m.n * m.dtype.size_bytes();
+                }
             }
             Step::Op(op) => {
                 let per_image = image_operands(&op.op)
@@ -137,7 +157,9 @@ pub(super) fn run(
     }
     let forced = FORCED_BLOCK_ROWS.load(Ordering::Relaxed);
     let n = if work < PARALLEL_MIN_WORK && forced == 0 { 1 } else { threads().min(rows) };
-    let chunk = rows.div_ceil(n.max(1));
+    // Threads and blocks start at multiples of the part, where a step over parts begins.
+    let part = g.part.max(1);
+    let chunk = rows.div_ceil(n.max(1)).next_multiple_of(part);
     let mut block = (BLOCK_BYTES / row_bytes.max(1)).max(1);
     if has_matmul {
         block = block.max(MATMUL_BLOCK_ROWS);
@@ -145,7 +167,7 @@ pub(super) fn run(
     if forced > 0 {
         block = forced;
     }
-    let block = block.min(chunk).max(1);
+    let block = block.next_multiple_of(part).min(chunk).max(1);
     let shared = Ptrs::new(ptrs);
     let thread = |t: usize| -> Result<(), ExecError> {
         let (lo, hi) = (t * chunk, ((t + 1) * chunk).min(rows));
@@ -167,18 +189,22 @@ pub(super) fn run(
                     let shift = r0 * l.row_len * l.dtype.size_bytes();
                     mine[l.buf] = data_ptr(data).wrapping_sub(shift);
                 }
-                for ((s, step), &q) in g.steps.clone().zip(steps).zip(&per_row) {
+                for (((s, step), &q), &u) in g.steps.clone().zip(steps).zip(&per_row).zip(&units) {
+                    // The step's indices for rows `r0..r1` (whole parts for a step over parts).
+                    let (i0, i1) = (r0 / u, r1.div_ceil(u));
                     match step {
                         Step::Kernel(k) => {
                             let ck = kernels[s].as_ref().expect("checked above");
                             // SAFETY: `mine` points every buffer the kernel uses at live storage
                             // of its declared type: program buffers in full, local ones at a
                             // scratch that holds rows `r0..r1`, the only rows the kernel touches
-                            // for outer indices `r0 * q..r1 * q` (the group's row rule). Other
-                            // threads touch other rows of the buffers written here.
-                            unsafe { ck.run(&mine, r0 * q, r1 * q) }
+                            // for outer indices `i0 * q..i1 * q` (the group's row rule; a step
+                            // over parts reads only its parts' rows, and `r0..r1` holds whole
+                            // parts). Other threads touch other rows of the buffers written here.
+                            unsafe { ck.run(&mine, i0 * q, i1 * q) }
                                 .map_err(|e| ExecError::of_kernel(k, e))?;
                         }
+                        Step::Matmul(m) if u > 1 => matmul_parts(program, m, &mine, i0, i1)?,
                         Step::Matmul(m) => matmul_rows(program, g, m, &mine, r0, r1)?,
                         Step::Op(op) => op_rows(program, g, op, &mine, r0, r1)?,
                         Step::Loop(_) => unreachable!("checked above"),
@@ -236,6 +262,78 @@ fn matmul_rows(
             // all of a buffer nobody writes during the group (the row rule keeps the right
             // operand out of the group); `out_ptr..+out_len` is rows `r0..r1` of the output,
             // this thread's alone. All are live allocations of `$t` of at least that length.
+            let (a, b, out) = unsafe {
+                (
+                    std::slice::from_raw_parts(a_ptr as *const $t, a_len),
+                    std::slice::from_raw_parts(b_ptr as *const $t, b_len),
+                    std::slice::from_raw_parts_mut(out_ptr as *mut $t, out_len),
+                )
+            };
+            $f(&sub, a, b, out, 1)
+        }};
+    }
+    match m.dtype {
+        DType::F32 => run!(f32, gemm::matmul_f32),
+        DType::F64 => run!(f64, gemm::matmul_f64),
+        DType::I32 => run!(i32, gemm::matmul_i32),
+        DType::I64 => run!(i64, gemm::matmul_i64),
+        DType::F16 => run!(half::f16, gemm::matmul_f16),
+        DType::BF16 => run!(half::bf16, gemm::matmul_bf16),
+        DType::Bool => return Err(ExecError::internal("matmul of bools")),
+    }
+    .map_err(|e| ExecError::internal(format!("matmul: {e}")))
+}
+
+/// Batches `i0..i1` of product `m` over parts (one batch dim: part `i` of the group's rows),
+/// on the calling thread. Each operand is passed as the span of elements those batches
+/// address, which for a buffer the group writes lies in the rows of the block (the group's
+/// part rule), where its pointer in `ptrs` (a local buffer's shifted scratch) is valid.
+fn matmul_parts(
+    program: &Program,
+    m: &MatmulStep,
+    ptrs: &[*mut u8],
+    i0: usize,
+    i1: usize,
+) -> Result<(), ExecError> {
+    let count = i1 - i0;
+    if m.batch.len() != 1 || i1 > m.batch[0] {
+        return Err(ExecError::internal(format!("batches {i0}..{i1} of a product over {:?}", m.batch)));
+    }
+    if count == 0 || m.m == 0 || m.n == 0 || m.k == 0 {
+        return Err(ExecError::internal("an empty product over parts"));
+    }
+    // The first and last elements an operand's batches `i0..i1` address, as offsets from the
+    // buffer's start, and the operand rebased to the first of them.
+    let span = |op: &MatOperand, rows: usize, cols: usize| -> Result<(usize, usize, MatOperand), ExecError> {
+        let start = op.offset as i128 + op.batch_strides[0] as i128 * i0 as i128;
+        let (mut lo, mut hi) = (start, start);
+        for (s, n) in [(op.batch_strides[0], count), (op.row_stride, rows), (op.col_stride, cols)] {
+            let reach = s as i128 * (n as i128 - 1);
+            lo += reach.min(0);
+            hi += reach.max(0);
+        }
+        let numel = program.buffers[op.buf].ty.shape.numel() as i128;
+        if lo < 0 || hi >= numel {
+            return Err(ExecError::internal(format!("a product over parts reads b{} outside it", op.buf)));
+        }
+        let rebased = MatOperand { offset: (start - lo) as i64, ..op.clone() };
+        Ok((lo as usize, (hi - lo + 1) as usize, rebased))
+    };
+    let (a_lo, a_len, a) = span(&m.a, m.m, m.k)?;
+    let (b_lo, b_len, b) = span(&m.b, m.k, m.n)?;
+    let sub = MatmulStep { batch: vec![count], a, b, ..m.clone() };
+    let size = m.dtype.size_bytes();
+    let (a_ptr, b_ptr) = (ptrs[m.a.buf].wrapping_add(a_lo * size), ptrs[m.b.buf].wrapping_add(b_lo * size));
+    let out_len = count * m.m * m.n;
+    let out_ptr = ptrs[m.out].wrapping_add(i0 * m.m * m.n * size);
+    macro_rules! run {
+        ($t:ty, $f:path) => {{
+            // SAFETY: the operand spans are the elements batches `i0..i1` address, checked to
+            // lie inside their buffers; a buffer the group writes is addressed only within
+            // the rows of the running block (the part rule), which its pointer (a local
+            // buffer's scratch, shifted) holds and this thread alone writes. The output holds
+            // batches `i0..i1` of a buffer no other step of the group touches, this thread's
+            // alone. All are live allocations of `$t`.
             let (a, b, out) = unsafe {
                 (
                     std::slice::from_raw_parts(a_ptr as *const $t, a_len),

@@ -53,6 +53,9 @@ pub fn why_separate(program: &Program, g: &Group) -> Option<String> {
     if g.rows == 0 || g.steps.end > program.steps.len() {
         return Some("an empty or malformed group".into());
     }
+    if g.part > 1 {
+        return Some("it has steps over parts of its rows, which need every row of a part first".into());
+    }
     if program.steps[g.steps.clone()].iter().any(|s| !matches!(s, Step::Kernel(_))) {
         return Some("it has a matrix product or a library routine, which run over all rows at once".into());
     }
