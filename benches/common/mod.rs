@@ -8,6 +8,13 @@ pub mod limits;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+/// The least time a measurement runs for (after its `reps` runs), as the peers' `timeit`
+/// with `min_total_s=0.3`.
+pub const MIN_TOTAL_S: f64 = 0.3;
+
+/// The most runs the time rule takes a measurement to (as the peers' `max_reps`).
+pub const MAX_REPS: usize = 200;
+
 pub struct Bench {
     pub only: Option<Vec<String>>,
     pub json: Option<std::fs::File>,
@@ -37,7 +44,10 @@ impl Bench {
         self.only.as_ref().is_none_or(|o| o.iter().any(|w| id == w || id.starts_with(&format!("{w}."))))
     }
 
-    /// Times `f` (which must realize its result) `reps` times after a warm-up and reports the median.
+    /// Times `f` (which must realize its result) after two warm-up runs, at least `reps` times and
+    /// then on until [`MIN_TOTAL_S`] have passed (at most [`MAX_REPS`] runs), and reports the
+    /// median: the protocol of the peers' `timeit` (`../shared/peers/common.py`), so a short
+    /// workload's median is taken over as many runs as theirs.
     pub fn time(&mut self, id: &str, reps: usize, bytes: Option<f64>, flops: Option<f64>, f: impl FnMut()) {
         self.time_as(id, "", reps, bytes, flops, f);
     }
@@ -57,13 +67,15 @@ impl Bench {
             return None;
         }
         f();
-        let mut ts: Vec<Duration> = (0..reps)
-            .map(|_| {
-                let t = Instant::now();
-                f();
-                t.elapsed()
-            })
-            .collect();
+        f();
+        let start = Instant::now();
+        let mut ts: Vec<Duration> = Vec::with_capacity(reps);
+        while ts.len() < reps || (start.elapsed().as_secs_f64() < MIN_TOTAL_S && ts.len() < MAX_REPS) {
+            let t = Instant::now();
+            f();
+            ts.push(t.elapsed());
+        }
+        let reps = ts.len();
         ts.sort();
         let med = ts[ts.len() / 2].as_secs_f64();
         let (min, max) = (ts[0].as_secs_f64(), ts[ts.len() - 1].as_secs_f64());
@@ -97,7 +109,12 @@ impl Bench {
         }
         self.last_min = Some(min);
         let label = if variant.is_empty() { id.to_string() } else { format!("{id} ({variant})") };
-        println!("{label:<28} {:>9.3} ms  (min {:.3}, max {:.3}){extra}", med * 1e3, min * 1e3, max * 1e3);
+        println!(
+            "{label:<28} {:>9.3} ms  (min {:.3}, max {:.3}, n={reps}){extra}",
+            med * 1e3,
+            min * 1e3,
+            max * 1e3
+        );
         if let Some(file) = &mut self.json {
             let mut rec = format!(
                 "{{\"peer\": \"tenjit\", \"variant\": \"tenjit {}{}\", \"workload\": \"{id}\", \"n\": {reps}, \
