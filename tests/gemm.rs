@@ -194,6 +194,20 @@ fn transposed_operands() {
 }
 
 #[test]
+fn few_rows_by_a_matrix_stored_by_rows_split_over_threads() {
+    // `x @ w.T` (b stored as [n, k]: row stride 1) with few rows and enough work to run in
+    // parallel: the skinny routine on blocks of the rows, one per worker (rows that divide
+    // into tiles of 4 and rows that do not), against the f64 reference.
+    for &(m, k, n, threads) in &[(64, 128, 512, 2), (100, 512, 128, 2), (37, 128, 512, 3), (256, 128, 384, 2)]
+    {
+        assert!(m * k * n >= tenjit::backend::cpu::gemm::PARALLEL_MIN_WORK);
+        let s = step(DType::F32, vec![], m, k, n, op(0, vec![], k as i64, 1), op(0, vec![], 1, k as i64));
+        check(&s, m * k, k * n, threads);
+        check(&s, m * k, k * n, 1);
+    }
+}
+
+#[test]
 fn broadcast_batch() {
     // a broadcast over batch (stride 0), b batched.
     let (m, k, n) = (6, 5, 4);

@@ -66,6 +66,10 @@ pub const PARALLEL_MIN_WORK: usize = 128 * 128 * 128;
 /// least this many multiply-adds.
 const BATCH_SPLIT_MIN_WORK: usize = 1 << 20;
 
+/// The fewest rows of a block when a skinny product (`x @ w.T`) splits its rows over the
+/// workers: its routine works in tiles of 4 rows.
+const SKINNY_SPLIT_MIN_ROWS: usize = 8;
+
 /// Runs a `f32` [`MatmulStep`] on host buffers.
 ///
 /// `a` and `b` are the operand buffers' full element slices (the operands' offsets and strides
@@ -324,6 +328,10 @@ pub(super) trait Float: Copy + Default + Send + Sync + std::ops::AddAssign + 'st
     fn skinny(_nt: &super::skinny::Nt, _x: &[Self], _w: &[Self], _out: &mut [Self]) -> bool {
         false
     }
+    /// Whether [`Float::skinny`] would run `nt` (and so would run any block of its rows).
+    fn skinny_fits(_nt: &super::skinny::Nt) -> bool {
+        false
+    }
     /// Computes the matrix-vector product `y = A·x` ([`Gemv::Rows`]) or `y = Aᵀ·x`
     /// ([`Gemv::Cols`]) of `super::gemv` for `A` stored by rows (row stride `lda`), if this
     /// CPU has the routine; false otherwise (nothing written).
@@ -346,6 +354,9 @@ impl Float for f32 {
     const ONE: f32 = 1.0;
     fn gemm_fn() -> GemmFn<f32> {
         gemm_f32::gemm::f32::get_gemm_fn()
+    }
+    fn skinny_fits(nt: &super::skinny::Nt) -> bool {
+        nt.fits()
     }
     fn skinny(nt: &super::skinny::Nt, x: &[f32], w: &[f32], out: &mut [f32]) -> bool {
         if !nt.fits() {
@@ -588,11 +599,28 @@ fn one_float<T: Float>(
     let va = view(a, &step.a, batch_base(&step.a, &step.batch, bi), c.m, c.k, &mut sa);
     let vb = view(b, &step.b, batch_base(&step.b, &step.batch, bi), c.k, c.n, &mut sb);
     debug_assert_eq!(dst.len(), c.m * c.n);
-    // A block of rows by a matrix stored by rows (`x @ w.T`), on one thread: no packing.
-    if (threads == 1 || c.m * c.n * c.k < PARALLEL_MIN_WORK) && va.cs == 1 && vb.rs == 1 {
+    // A few rows by a matrix stored by rows (`x @ w.T`): no packing. On one thread, or with
+    // the rows split over the workers, each block of rows by all of `w` (which fits in L2):
+    // `gemm`'s own split of such a product packs `w` on every thread, and took 223 µs for
+    // `[64,128] x [128,512]` on the two cores of Zen 4 where the split rows take 60-70 µs.
+    if va.cs == 1 && vb.rs == 1 {
         let nt = super::skinny::Nt { m: c.m, n: c.n, k: c.k, lda: va.rs as usize, ldw: vb.cs as usize };
-        if T::skinny(&nt, &va.data[va.base..], &vb.data[vb.base..], dst) {
-            return;
+        let (x, w) = (&va.data[va.base..], &vb.data[vb.base..]);
+        if threads == 1 || c.m * c.n * c.k < PARALLEL_MIN_WORK {
+            if T::skinny(&nt, x, w, dst) {
+                return;
+            }
+        } else if c.m >= 2 * SKINNY_SPLIT_MIN_ROWS && T::skinny_fits(&nt) {
+            let lda = nt.lda;
+            let split = super::pool::on_row_ranges(dst, c.m, usize::MAX, |rows, part| {
+                let block = super::skinny::Nt { m: rows.len(), ..nt };
+                // A block of `nt`'s rows fits where `nt` does (fewer rows never raise the
+                // shortest dot product that runs there).
+                T::skinny(&block, &x[rows.start * lda..], w, part).then_some(()).ok_or(())
+            });
+            if split.is_ok() {
+                return;
+            }
         }
     }
     // SAFETY: `validate` checked that, for every batch index, every offset
