@@ -254,14 +254,32 @@ fn matmul_rows(
     let out_ptr = ptrs[m.out].wrapping_add(r0 * m.n * size);
     let (b_ptr, b_len) = (ptrs[m.b.buf], numel(m.b.buf));
     let out_len = rows * m.n;
+    // SAFETY: `a_ptr..+a_len` is rows `r0..r1` of a buffer the group writes (this thread's
+    // rows, written by an earlier step of this block and not touched by other threads) or all
+    // of a buffer nobody writes during the group; `b_ptr..+b_len` is all of a buffer nobody
+    // writes during the group (the row rule keeps the right operand out of the group);
+    // `out_ptr..+out_len` is rows `r0..r1` of the output, this thread's alone. All are live
+    // allocations of `m.dtype`'s elements of at least that length.
+    unsafe { matmul_on(&sub, (a_ptr, a_len), (b_ptr, b_len), (out_ptr, out_len)) }
+}
+
+/// Runs `step` on one thread over the elements at `a`, `b` and `out` (pointer, length in
+/// elements of `step.dtype`).
+///
+/// # Safety
+///
+/// Each pointer must be valid for its length of `step.dtype`'s elements (reads for `a` and
+/// `b`, writes for `out`), `out` must not alias `a` or `b`, and no other thread may write
+/// them during the call.
+unsafe fn matmul_on(
+    step: &MatmulStep,
+    (a_ptr, a_len): (*mut u8, usize),
+    (b_ptr, b_len): (*mut u8, usize),
+    (out_ptr, out_len): (*mut u8, usize),
+) -> Result<(), ExecError> {
     macro_rules! run {
         ($t:ty, $f:path) => {{
-            // SAFETY: `a_ptr..+a_len` is rows `r0..r1` of a buffer the group writes (this
-            // thread's rows, written by an earlier step of this block and not touched by other
-            // threads) or all of a buffer nobody writes during the group; `b_ptr..+b_len` is
-            // all of a buffer nobody writes during the group (the row rule keeps the right
-            // operand out of the group); `out_ptr..+out_len` is rows `r0..r1` of the output,
-            // this thread's alone. All are live allocations of `$t` of at least that length.
+            // SAFETY: the caller's contract: valid, unaliased spans of `$t` (`step.dtype`).
             let (a, b, out) = unsafe {
                 (
                     std::slice::from_raw_parts(a_ptr as *const $t, a_len),
@@ -269,10 +287,10 @@ fn matmul_rows(
                     std::slice::from_raw_parts_mut(out_ptr as *mut $t, out_len),
                 )
             };
-            $f(&sub, a, b, out, 1)
+            $f(step, a, b, out, 1)
         }};
     }
-    match m.dtype {
+    match step.dtype {
         DType::F32 => run!(f32, gemm::matmul_f32),
         DType::F64 => run!(f64, gemm::matmul_f64),
         DType::I32 => run!(i32, gemm::matmul_i32),
@@ -326,34 +344,13 @@ fn matmul_parts(
     let (a_ptr, b_ptr) = (ptrs[m.a.buf].wrapping_add(a_lo * size), ptrs[m.b.buf].wrapping_add(b_lo * size));
     let out_len = count * m.m * m.n;
     let out_ptr = ptrs[m.out].wrapping_add(i0 * m.m * m.n * size);
-    macro_rules! run {
-        ($t:ty, $f:path) => {{
-            // SAFETY: the operand spans are the elements batches `i0..i1` address, checked to
-            // lie inside their buffers; a buffer the group writes is addressed only within
-            // the rows of the running block (the part rule), which its pointer (a local
-            // buffer's scratch, shifted) holds and this thread alone writes. The output holds
-            // batches `i0..i1` of a buffer no other step of the group touches, this thread's
-            // alone. All are live allocations of `$t`.
-            let (a, b, out) = unsafe {
-                (
-                    std::slice::from_raw_parts(a_ptr as *const $t, a_len),
-                    std::slice::from_raw_parts(b_ptr as *const $t, b_len),
-                    std::slice::from_raw_parts_mut(out_ptr as *mut $t, out_len),
-                )
-            };
-            $f(&sub, a, b, out, 1)
-        }};
-    }
-    match m.dtype {
-        DType::F32 => run!(f32, gemm::matmul_f32),
-        DType::F64 => run!(f64, gemm::matmul_f64),
-        DType::I32 => run!(i32, gemm::matmul_i32),
-        DType::I64 => run!(i64, gemm::matmul_i64),
-        DType::F16 => run!(half::f16, gemm::matmul_f16),
-        DType::BF16 => run!(half::bf16, gemm::matmul_bf16),
-        DType::Bool => return Err(ExecError::internal("matmul of bools")),
-    }
-    .map_err(|e| ExecError::internal(format!("matmul: {e}")))
+    // SAFETY: the operand spans are the elements batches `i0..i1` address, checked to lie
+    // inside their buffers; a buffer the group writes is addressed only within the rows of the
+    // running block (the part rule), which its pointer (a local buffer's shifted scratch)
+    // holds and this thread alone writes. The output holds batches `i0..i1` of a buffer no
+    // other step of the group touches, this thread's alone. All are live allocations of
+    // `m.dtype`'s elements.
+    unsafe { matmul_on(&sub, (a_ptr, a_len), (b_ptr, b_len), (out_ptr, out_len)) }
 }
 
 /// Images `r0..r1` of library step `op` (one that works image by image, see
