@@ -12,15 +12,13 @@ use tenjit::prelude::*;
 mod on_both;
 use on_both::on_both;
 
-/// A deterministic pseudo-random sequence in `[-1, 1)` (a 64-bit LCG's top bits).
+#[path = "common/rng.rs"]
+mod rng;
+
+/// `n` deterministic pseudo-random values in `[-1, 1)`.
 fn noise(n: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (s >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-        })
-        .collect()
+    let mut r = rng::Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    (0..n).map(|_| 2.0 * r.unit() - 1.0).collect()
 }
 
 /// `f32` values as a tensor of `dims`, and the same values (rounded to `f32`) in `f64`.
