@@ -89,7 +89,7 @@ fn passes_show_in_the_stages() {
     let y = (&x * 1.0 + &x * 1.0).exp();
     let stages = tenjit::inspect(&[&y]);
     let names: Vec<&str> = stages.passes().iter().map(|(n, _)| *n).collect();
-    assert_eq!(names, ["sink-slices", "simplify", "cse", "dce", "split-reduce"]);
+    assert_eq!(names, ["sink-slices", "transpose-products", "simplify", "cse", "dce", "split-reduce"]);
     // x * 1 is gone and the two products are one.
     assert!(!stages.optimized().contains("mul"), "{}", stages.optimized());
     assert!(stages.graph().contains("mul"));
@@ -194,5 +194,32 @@ fn temporaries_are_reused_once_dead() {
     for (c, g) in got.iter().enumerate() {
         let want: f64 = (0..16).map(|r| h3v[r * 16 + c]).sum();
         assert!((*g as f64 - want).abs() < 1e-4 * want.max(1.0), "column {c}: {g} vs {want}");
+    }
+}
+
+#[test]
+fn a_linear_weights_update_reads_its_gradient_in_the_weights_layout() {
+    // `x @ Wᵀ` with W of [out, in]: autodiff gives W's gradient as (xᵀ @ dy)ᵀ. The
+    // transpose-products pass computes it as dyᵀ @ x, so the SGD update reads the gradient
+    // row by row like W (a load map `i0*64 + i1`), not by columns (`i0 + i1*48`); the values
+    // match the interpreter's.
+    let x = leaf(&[32, 64]);
+    let w = leaf(&[48, 64]).requires_grad_();
+    let loss = x.matmul(&w.t()).square().sum();
+    let g = tenjit::grad(&[&loss], &[&w]);
+    let updated = &w.detach() - &g[0] * 0.1;
+    let stages = tenjit::inspect(&[&updated]);
+    let names: Vec<&str> = stages.passes().iter().map(|(n, _)| *n).collect();
+    assert!(names.contains(&"transpose-products"), "{names:?}");
+    let ir = stages.kernel_ir();
+    assert!(!ir.contains("i0 + i1*48]"), "{ir}");
+    assert!(ir.contains("[i0*64 + i1]"), "{ir}");
+    let got = updated.to_vec::<f32>();
+    tenjit::set_backend(tenjit::Backend::Interp);
+    let want =
+        (&w.detach() - &tenjit::grad(&[&x.matmul(&w.t()).square().sum()], &[&w])[0] * 0.1).to_vec::<f32>();
+    tenjit::set_backend(tenjit::Backend::Cpu);
+    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+        assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "element {i}: {a} against {b}");
     }
 }

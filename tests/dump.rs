@@ -21,10 +21,11 @@ fn tenjit_dump_writes_every_stage() {
         [
             "0-traced.tir",
             "1-after-sink-slices.tir",
-            "2-after-simplify.tir",
-            "3-after-cse.tir",
-            "4-after-dce.tir",
-            "5-after-split-reduce.tir",
+            "2-after-transpose-products.tir",
+            "3-after-simplify.tir",
+            "4-after-cse.tir",
+            "5-after-dce.tir",
+            "6-after-split-reduce.tir",
             "clif.txt",
             "cuda.cu",
             "kernel-ir.txt",
@@ -38,6 +39,6 @@ fn tenjit_dump_writes_every_stage() {
     assert!(read("clif.txt").contains("function %k0"));
     assert!(read("cuda.cu").contains("__global__ void"), "{}", read("cuda.cu"));
     // The dumped IR parses back.
-    tenjit::ir::text::parse(&read("4-after-dce.tir")).unwrap();
+    tenjit::ir::text::parse(&read("5-after-dce.tir")).unwrap();
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -1323,3 +1323,74 @@ mod structural {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// transpose-products.
+
+#[test]
+fn a_product_read_only_transposed_is_computed_transposed_with_the_same_bits() {
+    use tenjit_ir::passes::transpose_products::TransposeProducts;
+    // `(xᵀ @ dy)ᵀ`, the gradient of a Linear weight, in f32 and i64, unbatched and batched:
+    // after the pass the product is `dyᵀ @ x` (its operands views, `xᵀᵀ` folded), no transpose
+    // of a product is left, and the interpreter gives the same bits.
+    for (dtype, dims) in [("f32", (7usize, 5usize, 3usize)), ("i64", (9, 4, 6))] {
+        let (t, i, o) = dims;
+        for batch in [None, Some(2usize)] {
+            let (pre, b) = match batch {
+                Some(b) => (format!("{b},"), "0,".to_string()),
+                None => (String::new(), String::new()),
+            };
+            let (r, s) = if batch.is_some() { (1, 2) } else { (0, 1) };
+            let text = format!(
+                "graph @g(%x: {dtype}[{pre}{t},{i}], %dy: {dtype}[{pre}{t},{o}]) {{
+  %xt = permute %x, perm=[{b}{s},{r}] : {dtype}[{pre}{i},{t}]
+  %m = matmul %xt, %dy : {dtype}[{pre}{i},{o}]
+  %w = permute %m, perm=[{b}{s},{r}] : {dtype}[{pre}{o},{i}]
+  %y = add %w, %w : {dtype}[{pre}{o},{i}]
+  return %y
+}}"
+            );
+            let before = parse_ok(&text);
+            let mut g = before.clone();
+            assert!(TransposeProducts.run(&mut g), "{text}");
+            pipeline(&mut g);
+            let out = print(&g);
+            assert_eq!(out.matches("matmul").count(), 1, "{out}");
+            // The product's operands are dy transposed and x itself.
+            let m = g.nodes().into_iter().find(|&n| matches!(g.op(n), Op::Matmul)).unwrap();
+            let args = g.args(m);
+            assert!(matches!(g.op(args[0]), Op::Permute { .. }), "{out}");
+            assert_eq!(g.args(args[0])[0], g.inputs()[1].1, "{out}");
+            assert_eq!(args[1], g.inputs()[0].1, "{out}");
+            assert!(g.users(m).iter().all(|&u| !matches!(g.op(u), Op::Permute { .. })), "{out}");
+            for seed in 0..4 {
+                let inputs = random_inputs(&before, &mut Rng::new(seed));
+                let (want, got) = (eval(&before, &inputs).unwrap(), eval(&g, &inputs).unwrap());
+                assert!(same_bits(&want, &got), "{out}\n{inputs:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_product_with_other_uses_or_another_permutation_stays() {
+    use tenjit_ir::passes::transpose_products::TransposeProducts;
+    for text in [
+        // The product is used untransposed too.
+        "graph @g(%a: f32[3,4], %b: f32[4,5]) {
+  %m = matmul %a, %b : f32[3,5]
+  %t = permute %m, perm=[1,0] : f32[5,3]
+  return %t, %m
+}",
+        // A permutation that moves a batch axis.
+        "graph @g(%a: f32[2,3,4], %b: f32[2,4,5]) {
+  %m = matmul %a, %b : f32[2,3,5]
+  %t = permute %m, perm=[1,0,2] : f32[3,2,5]
+  return %t
+}",
+    ] {
+        let mut g = parse_ok(text);
+        assert!(!TransposeProducts.run(&mut g), "{text}");
+        assert_eq!(print(&g), print(&parse_ok(text)));
+    }
+}

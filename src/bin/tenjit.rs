@@ -35,7 +35,8 @@ usage:
   tenjit dot FILE                    print FILE as a Graphviz DOT digraph
   tenjit compile FILE [--emit STAGE] print a stage of compiling FILE:
                                      ir      the graph after the pass pipeline (sink-slices,
-                                             simplify, cse, dce, split-reduce)
+                                             transpose-products, simplify, cse, dce,
+                                             split-reduce)
                                      fused   the kernel list, with why each boundary exists
                                      kernels the kernel IR (the default)
                                      clif    the CLIF of each kernel (CPU)

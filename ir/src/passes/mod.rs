@@ -9,6 +9,7 @@ pub mod dce;
 pub mod simplify;
 pub mod sink_slices;
 pub mod split_reduce;
+pub mod transpose_products;
 
 use crate::graph::Graph;
 use crate::verify::{verify, VerifyErrors};
@@ -54,12 +55,14 @@ pub fn run_passes(
     Ok(())
 }
 
-/// The compiler's pass pipeline, in order: the sinking of slices toward the inputs, simplify
-/// (constant folding and algebraic identities), CSE, DCE, then the splitting of large reductions for the cores. Realization,
+/// The compiler's pass pipeline, in order: the sinking of slices toward the inputs, the
+/// transposing of products read only transposed, simplify (constant folding and algebraic
+/// identities), CSE, DCE, then the splitting of large reductions for the cores. Realization,
 /// `tenjit::inspect`, `TENJIT_DUMP` and `tenjit compile` all run this one list.
 pub fn pipeline() -> Vec<Box<dyn Pass>> {
     vec![
         Box::new(sink_slices::SinkSlices),
+        Box::new(transpose_products::TransposeProducts),
         Box::new(simplify::Simplify),
         Box::new(cse::Cse),
         Box::new(dce::Dce),
@@ -67,11 +70,12 @@ pub fn pipeline() -> Vec<Box<dyn Pass>> {
     ]
 }
 
-/// The graph clean-up passes alone: slice sinking, simplify, CSE, DCE (the [`pipeline`] without the
-/// reduction splitting that only pays off on large data).
+/// The graph clean-up passes alone: slice sinking, the transposing of products, simplify, CSE,
+/// DCE (the [`pipeline`] without the reduction splitting that only pays off on large data).
 pub fn standard() -> Vec<Box<dyn Pass>> {
     vec![
         Box::new(sink_slices::SinkSlices),
+        Box::new(transpose_products::TransposeProducts),
         Box::new(simplify::Simplify),
         Box::new(cse::Cse),
         Box::new(dce::Dce),
