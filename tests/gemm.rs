@@ -208,6 +208,18 @@ fn few_rows_by_a_matrix_stored_by_rows_split_over_threads() {
 }
 
 #[test]
+fn few_rows_by_a_long_matrix_stored_by_rows_in_chunks_of_k() {
+    // `x @ w.T` whose weight matrix is too large for the skinny routine at once: summed over
+    // chunks of `k`, split over the workers (the CNN's fc1 shape, and lengths that leave a
+    // short last chunk), against the f64 reference on one and several threads.
+    for &(m, k, n) in &[(64, 9216, 128), (5, 3000, 300), (100, 5003, 96)] {
+        let s = step(DType::F32, vec![], m, k, n, op(0, vec![], k as i64, 1), op(0, vec![], 1, k as i64));
+        check(&s, m * k, k * n, 2);
+        check(&s, m * k, k * n, 1);
+    }
+}
+
+#[test]
 fn broadcast_batch() {
     // a broadcast over batch (stride 0), b batched.
     let (m, k, n) = (6, 5, 4);

@@ -622,6 +622,9 @@ fn one_float<T: Float>(
                 return;
             }
         }
+        if skinny_split_k(&nt, x, w, dst, threads) {
+            return;
+        }
     }
     // SAFETY: `validate` checked that, for every batch index, every offset
     // `base + r·row_stride + col·col_stride` (r < rows, col < cols) of each operand lies between
@@ -643,6 +646,57 @@ fn one_float<T: Float>(
         )
         .run(threads)
     }
+}
+
+/// A skinny product (`x @ w.T`, at most `skinny::MAX_ROWS` rows) whose weight matrix is too
+/// large for L2 (`skinny::MAX_WEIGHT_BYTES`), as the sum of products over chunks of `k` whose
+/// part of `w` fits: the chunks are split over up to `threads` workers, each summing its
+/// chunks' products (from the skinny routine) into a partial `out`, and the partials are added
+/// in order, so a result depends on the sizes and the thread count only. `gemm` packs such a
+/// `w` (read by columns, `k` floats apart) on every call: the MNIST CNN's fc1,
+/// `[64, 9216] x [9216, 128]`, took 4.1 ms there (37 GFLOP/s on two cores of Zen 4). False,
+/// with nothing written, when the chunks would not run on the routine.
+fn skinny_split_k<T: Float>(nt: &super::skinny::Nt, x: &[T], w: &[T], dst: &mut [T], threads: usize) -> bool {
+    use super::skinny::{MAX_ROWS, MAX_WEIGHT_BYTES};
+    let chunk_max = MAX_WEIGHT_BYTES / (std::mem::size_of::<T>() * nt.n.max(1)) / 16 * 16;
+    if nt.m > MAX_ROWS || chunk_max == 0 || nt.k <= chunk_max {
+        return false;
+    }
+    // Chunks of equal length (a multiple of 16, the last shorter), each on the routine.
+    let count = nt.k.div_ceil(chunk_max);
+    let len = nt.k.div_ceil(count).next_multiple_of(16);
+    let chunks: Vec<(usize, usize)> = (0..nt.k).step_by(len).map(|k0| (k0, len.min(nt.k - k0))).collect();
+    if !chunks.iter().all(|&(_, l)| T::skinny_fits(&super::skinny::Nt { k: l, ..*nt })) {
+        return false;
+    }
+    let parts = threads.max(1).min(chunks.len());
+    let per = chunks.len().div_ceil(parts);
+    let partials: Vec<std::sync::Mutex<Vec<T>>> =
+        (0..parts).map(|_| std::sync::Mutex::new(vec![T::ZERO; dst.len()])).collect();
+    let ran = std::sync::atomic::AtomicBool::new(true);
+    let run_part = |t: usize| -> std::result::Result<(), ()> {
+        let mut acc = partials[t].lock().unwrap_or_else(|e| e.into_inner());
+        let mut tmp = vec![T::ZERO; acc.len()];
+        for &(k0, l) in chunks.iter().skip(t * per).take(per) {
+            let chunk = super::skinny::Nt { k: l, ..*nt };
+            if !T::skinny(&chunk, &x[k0..], &w[k0..], &mut tmp) {
+                ran.store(false, std::sync::atomic::Ordering::Relaxed);
+                return Err(());
+            }
+            acc.iter_mut().zip(&tmp).for_each(|(a, &v)| *a += v);
+        }
+        Ok(())
+    };
+    let done = if parts > 1 { super::pool::on_workers(parts, run_part) } else { run_part(0) };
+    if done.is_err() || !ran.load(std::sync::atomic::Ordering::Relaxed) {
+        return false;
+    }
+    dst.fill(T::ZERO);
+    for p in partials {
+        let p = p.into_inner().unwrap_or_else(|e| e.into_inner());
+        dst.iter_mut().zip(&p).for_each(|(d, &v)| *d += v);
+    }
+    true
 }
 
 /// A matrix inside a slice for [`gemm_into`]: element `(r, c)` is `data[r·rs + c·cs]`.
