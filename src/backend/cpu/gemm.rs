@@ -34,6 +34,11 @@
 //! dense temporary, so `gemm` only ever sees non-negative strides; the copy costs `O(rows·cols)`
 //! against the product's `O(m·n·k)`.
 //!
+//! Three shapes go elsewhere on `f32`: `n = 1` products to the matrix-vector routines of
+//! `gemv`; `x @ w.T` of at most 256 rows (`skinny`'s routine: dot products of contiguous rows,
+//! nothing packed), on one thread, with its rows split over the workers, or, when `w` is too
+//! large for L2, as a sum over chunks of `k` that fit (partials added in a fixed order).
+//!
 //! `gemm` accumulates in the element type with fused multiply-adds, in its own blocking order,
 //! whereas the reference interpreter (`tenjit_ir::interp`) accumulates float products in `f64`
 //! and rounds once. Compiled float matmuls therefore match the interpreter to a tolerance, not
