@@ -196,17 +196,11 @@ fn combine_kernel(
     epilogue: Vec<Instr>,
     stores: Vec<Store>,
 ) -> Kernel {
-    let mut strides = vec![0i64; dims.len()];
-    let mut s = 1i64;
-    for d in (0..dims.len()).rev() {
-        strides[d] = s;
-        s = s.wrapping_mul(dims[d] as i64);
-    }
     Kernel {
         name: String::new(),
         space: dims.to_vec(),
         reduce: Some(KernelReduce { op: Combine::Reduce(op), axes: vec![0] }),
-        body: vec![Instr { inst: Inst::Load { buf, index: IndexMap::new(0, strides) }, dtype }],
+        body: vec![Instr { inst: Inst::Load { buf, index: super::schedule::dense(dims) }, dtype }],
         value: Some(0),
         epilogue,
         stores,

@@ -557,7 +557,7 @@ fn hoist(p: &mut Program, i: usize, a: InstId, users: &[(usize, InstId)]) {
 }
 
 /// The row-major dense map of `dims`.
-fn dense(dims: &[usize]) -> IndexMap {
+pub(super) fn dense(dims: &[usize]) -> IndexMap {
     let mut strides = vec![0i64; dims.len()];
     let mut s = 1i64;
     for d in (0..dims.len()).rev() {

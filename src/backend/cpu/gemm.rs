@@ -662,9 +662,9 @@ fn one_float<T: Float>(
 /// `[64, 9216] x [9216, 128]`, took 4.1 ms there (37 GFLOP/s on two cores of Zen 4). False,
 /// with nothing written, when the chunks would not run on the routine.
 fn skinny_split_k<T: Float>(nt: &super::skinny::Nt, x: &[T], w: &[T], dst: &mut [T], threads: usize) -> bool {
-    use super::skinny::{MAX_ROWS, MAX_WEIGHT_BYTES};
+    use super::skinny::MAX_WEIGHT_BYTES;
     let chunk_max = MAX_WEIGHT_BYTES / (std::mem::size_of::<T>() * nt.n.max(1)) / 16 * 16;
-    if nt.m > MAX_ROWS || chunk_max == 0 || nt.k <= chunk_max {
+    if chunk_max == 0 || nt.k <= chunk_max {
         return false;
     }
     // Chunks of equal length (a multiple of 16, the last shorter), each on the routine.
@@ -678,28 +678,34 @@ fn skinny_split_k<T: Float>(nt: &super::skinny::Nt, x: &[T], w: &[T], dst: &mut 
     let per = chunks.len().div_ceil(parts);
     let partials: Vec<std::sync::Mutex<Vec<T>>> =
         (0..parts).map(|_| std::sync::Mutex::new(vec![T::ZERO; dst.len()])).collect();
-    let ran = std::sync::atomic::AtomicBool::new(true);
     let run_part = |t: usize| -> std::result::Result<(), ()> {
+        // The first chunk's product is the partial itself, not added to a zero, so a sum of
+        // `-0` products stays `-0` (the routine's accumulators start at `-0`).
         let mut acc = partials[t].lock().unwrap_or_else(|e| e.into_inner());
         let mut tmp = vec![T::ZERO; acc.len()];
-        for &(k0, l) in chunks.iter().skip(t * per).take(per) {
+        for (i, &(k0, l)) in chunks.iter().skip(t * per).take(per).enumerate() {
             let chunk = super::skinny::Nt { k: l, ..*nt };
-            if !T::skinny(&chunk, &x[k0..], &w[k0..], &mut tmp) {
-                ran.store(false, std::sync::atomic::Ordering::Relaxed);
+            let into = if i == 0 { &mut acc[..] } else { &mut tmp[..] };
+            if !T::skinny(&chunk, &x[k0..], &w[k0..], into) {
                 return Err(());
             }
-            acc.iter_mut().zip(&tmp).for_each(|(a, &v)| *a += v);
+            if i > 0 {
+                acc.iter_mut().zip(&tmp).for_each(|(a, &v)| *a += v);
+            }
         }
         Ok(())
     };
     let done = if parts > 1 { super::pool::on_workers(parts, run_part) } else { run_part(0) };
-    if done.is_err() || !ran.load(std::sync::atomic::Ordering::Relaxed) {
+    if done.is_err() {
         return false;
     }
-    dst.fill(T::ZERO);
-    for p in partials {
+    for (i, p) in partials.into_iter().enumerate() {
         let p = p.into_inner().unwrap_or_else(|e| e.into_inner());
-        dst.iter_mut().zip(&p).for_each(|(d, &v)| *d += v);
+        if i == 0 {
+            dst.copy_from_slice(&p);
+        } else {
+            dst.iter_mut().zip(&p).for_each(|(d, &v)| *d += v);
+        }
     }
     true
 }
